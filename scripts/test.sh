@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs kmigrate's whole test suite. As root on Debian it first installs what
+# the tests need: a registry (docker-registry), a static busybox for the base
+# image, and a Docker Engine (docker.io) for the engine tests. Tests start
+# their own servers on 127.0.0.1; nothing is left running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing: ${missing[*]}" >&2
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+  else
+    echo "not installed: ${missing[*]} (run as root to install); tests needing them fail under CI=true" >&2
+  fi
+fi
+
+cargo test --locked "$@"

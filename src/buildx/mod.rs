@@ -1,0 +1,7 @@
+//! `docker buildx build` as data: the shared [`BuildPlan`] and its argv form.
+
+pub mod argv;
+pub mod plan;
+
+pub use argv::{BuildxArgs, parse_build_args};
+pub use plan::{AttrList, BuildArg, BuildPlan};

@@ -1,0 +1,12 @@
+//! kmigrate: find and fix archived-Kaniko usage in CI configs.
+//!
+//! The pipeline reads left to right: `discover` finds files, `source` loads
+//! one file into a spanned tree, `platform` gives each CI system's view of it,
+//! `kaniko` parses executor calls against the flag table, `rules` turn those
+//! into findings with fixes, `report` prints findings and `rewrite` applies
+//! fixes. `buildx` holds the shared `BuildPlan`.
+
+pub mod buildx;
+pub mod cli;
+pub mod shell;
+pub mod source;
