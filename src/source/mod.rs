@@ -1,0 +1,317 @@
+//! One loaded CI file: its text, line index, line-ending style and spanned
+//! YAML tree. Cloud Build JSON files are YAML flow documents, so they load the
+//! same way. Edits to a source go through [`patch`].
+
+pub mod patch;
+pub mod scalar;
+pub mod tree;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use tree::{Entry, Item, Map, Node, Scalar, Seq, Span, Tree, Value};
+
+/// Files larger than this are refused: no CI config comes near it, and a
+/// stray multi-megabyte YAML file should not stall a lint run.
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Whether a file is YAML or JSON text (the tree is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Yaml,
+    Json,
+}
+
+/// The line terminator a file uses; new text is written with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnding {
+    Lf,
+    CrLf,
+}
+
+impl LineEnding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineEnding::Lf => "\n",
+            LineEnding::CrLf => "\r\n",
+        }
+    }
+}
+
+/// A loaded, parsed file.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as the user gave it (used in messages).
+    pub path: PathBuf,
+    pub text: String,
+    pub tree: Tree,
+    pub syntax: Syntax,
+    pub line_ending: LineEnding,
+    line_starts: Vec<usize>,
+}
+
+/// A problem with a file, located as precisely as known. Displayed as
+/// `path:line:col: message` followed by what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem has a place in the text.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl SourceError {
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            position: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl SourceFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, SourceError> {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+        if meta.is_dir() {
+            return Err(
+                SourceError::new(path, "is a directory, not a file").with_help(
+                    "name the CI file itself, or run `kmigrate check DIR` to scan a directory",
+                ),
+            );
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(SourceError::new(
+                path,
+                format!(
+                    "is {} bytes, larger than the {} byte limit for a CI config",
+                    meta.len(),
+                    MAX_FILE_BYTES
+                ),
+            )
+            .with_help(
+                "check that this is the CI file you meant; exclude it from the scan otherwise",
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Parses `bytes` read from `path` (or from stdin under that name).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SourceError> {
+        if let Some(nul) = bytes.iter().position(|b| *b == 0) {
+            let (line, col) = position_in(&bytes[..nul]);
+            return Err(SourceError {
+                path: path.to_path_buf(),
+                position: Some((line, col)),
+                message: "contains a NUL byte: this is a binary file, not YAML or JSON".into(),
+                help: Some("exclude it from the scan, or restore the text file".into()),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let (line, col) = position_in(&e.as_bytes()[..valid]);
+            SourceError {
+                path: path.to_path_buf(),
+                position: Some((line, col)),
+                message: "is not valid UTF-8".into(),
+                help: Some(
+                    "YAML and JSON files must be UTF-8; re-encode the file (e.g. `iconv -t UTF-8`)"
+                        .into(),
+                ),
+            }
+        })?;
+        Self::from_text(path, text)
+    }
+
+    /// Parses `text` as the content of `path`.
+    pub fn from_text(path: &Path, text: String) -> Result<Self, SourceError> {
+        let line_starts = line_starts(&text);
+        let syntax = if path.extension().is_some_and(|e| e == "json")
+            || text
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('{')
+        {
+            Syntax::Json
+        } else {
+            Syntax::Yaml
+        };
+        let line_ending = if text.contains("\r\n") {
+            LineEnding::CrLf
+        } else {
+            LineEnding::Lf
+        };
+        let tree = match tree::parse(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                let pos = position_with(&line_starts, &text, e.offset);
+                // libyaml-based yaml_serde explains most syntax errors better
+                // than "this is not valid YAML"; prefer its wording.
+                let message = match yaml_serde::from_str::<yaml_serde::Value>(&text) {
+                    Err(ye) => ye.to_string(),
+                    Ok(_) => e.message,
+                };
+                return Err(SourceError {
+                    path: path.to_path_buf(),
+                    position: Some(pos),
+                    message: format!("cannot be parsed: {message}"),
+                    help: Some(
+                        "fix the syntax error first; kmigrate leaves the file untouched".into(),
+                    ),
+                });
+            }
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+            tree,
+            syntax,
+            line_ending,
+            line_starts,
+        })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        position_with(&self.line_starts, &self.text, offset)
+    }
+
+    /// Byte offset where 1-based `line` starts.
+    pub fn line_start(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// Number of lines in the file.
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The first document's root node, if the file has one.
+    pub fn root(&self) -> Option<&Node> {
+        // A GitLab component file's first document is its `spec:` header.
+        self.tree.documents.last()
+    }
+
+    /// An error located at `offset` in this file.
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> SourceError {
+        SourceError {
+            path: self.path.clone(),
+            position: Some(self.position(offset)),
+            message: message.into(),
+            help: None,
+        }
+    }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> SourceError {
+    let help = match e.kind() {
+        std::io::ErrorKind::NotFound => "check the path",
+        std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+        _ => "check that the file is readable",
+    };
+    SourceError::new(path, format!("cannot be read: {e}")).with_help(help)
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect()
+}
+
+fn position_with(line_starts: &[usize], text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let line = line_starts.partition_point(|s| *s <= offset).max(1);
+    let start = line_starts[line - 1];
+    let col = text
+        .get(start..offset)
+        .map(|s| s.chars().count())
+        .unwrap_or(offset - start)
+        + 1;
+    (line, col)
+}
+
+fn position_in(bytes: &[u8]) -> (usize, usize) {
+    let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+    let col = bytes.len()
+        - bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let f = SourceFile::from_text(Path::new("x.yaml"), "a: é\nb: c\n".into()).unwrap();
+        assert_eq!(f.position(0), (1, 1));
+        assert_eq!(f.position(f.text.find('c').unwrap()), (2, 4));
+        assert_eq!(f.position(f.text.find('é').unwrap() + 2), (1, 5));
+    }
+
+    #[test]
+    fn detects_json_and_crlf() {
+        let f = SourceFile::from_text(
+            Path::new("cloudbuild.json"),
+            "{\r\n  \"steps\": []\r\n}\r\n".into(),
+        )
+        .unwrap();
+        assert_eq!(f.syntax, Syntax::Json);
+        assert_eq!(f.line_ending, LineEnding::CrLf);
+    }
+
+    #[test]
+    fn invalid_utf8_and_binary_are_located() {
+        let e =
+            SourceFile::from_bytes(Path::new("c.yaml"), b"a: b\nc: \xff\n".to_vec()).unwrap_err();
+        assert_eq!(e.position, Some((2, 4)));
+        let e = SourceFile::from_bytes(Path::new("c.yaml"), b"a\0".to_vec()).unwrap_err();
+        assert!(e.message.contains("binary"));
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = SourceFile::from_text(Path::new("c.yaml"), "steps:\n  - name: [a\n".into())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("c.yaml:"), "{e}");
+        assert!(e.position.is_some());
+    }
+}
