@@ -8,5 +8,6 @@
 
 pub mod buildx;
 pub mod cli;
+pub mod kaniko;
 pub mod shell;
 pub mod source;
