@@ -9,5 +9,6 @@
 pub mod buildx;
 pub mod cli;
 pub mod kaniko;
+pub mod rules;
 pub mod shell;
 pub mod source;
