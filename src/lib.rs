@@ -8,6 +8,9 @@
 
 pub mod buildx;
 pub mod cli;
+pub mod config;
+pub mod discover;
+pub mod ignores;
 pub mod kaniko;
 pub mod rules;
 pub mod shell;
