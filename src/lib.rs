@@ -12,6 +12,7 @@ pub mod config;
 pub mod discover;
 pub mod ignores;
 pub mod kaniko;
+pub mod report;
 pub mod rules;
 pub mod shell;
 pub mod source;
