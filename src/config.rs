@@ -280,6 +280,32 @@ impl Loaded {
         }
     }
 
+    /// The configuration with every default written out (what `kmigrate
+    /// config --show` prints).
+    pub fn effective(&self) -> Config {
+        let mut c = self.config.clone();
+        let defaults = crate::options::Options::default();
+        c.rewrite
+            .gitlab_target
+            .get_or_insert(defaults.gitlab_target);
+        c.rewrite
+            .docker_version
+            .get_or_insert(defaults.docker_version);
+        c
+    }
+
+    /// The rewrite options this configuration asks for.
+    pub fn options(&self) -> crate::options::Options {
+        let r = self.effective().rewrite;
+        crate::options::Options {
+            builder: r.builder,
+            cache_tag: r.cache_tag,
+            gitlab_target: r.gitlab_target.unwrap_or_default(),
+            docker_version: r.docker_version.unwrap_or_default(),
+            split: r.split,
+        }
+    }
+
     /// Whether a walked file is excluded by `paths.exclude`. Patterns are
     /// relative to the configuration file's directory.
     pub fn is_excluded(&self, path: &Path) -> bool {

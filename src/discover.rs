@@ -12,40 +12,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::Loaded;
+use crate::platform::Platform;
 use crate::source::SourceError;
-
-/// Which CI system a file belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    CloudBuild,
-    GitLab,
-}
-
-impl Kind {
-    /// The kind a file's name says, if it says one.
-    pub fn from_name(path: &Path) -> Option<Kind> {
-        let name = path.file_name()?.to_str()?;
-        if name == ".gitlab-ci.yml" || name == ".gitlab-ci.yaml" {
-            return Some(Kind::GitLab);
-        }
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("cloudbuild")
-            && [".yaml", ".yml", ".json"]
-                .iter()
-                .any(|ext| lower.ends_with(ext))
-        {
-            return Some(Kind::CloudBuild);
-        }
-        None
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::CloudBuild => "cloudbuild",
-            Kind::GitLab => "gitlab",
-        }
-    }
-}
 
 /// Directories never entered.
 pub const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target"];
@@ -57,7 +25,7 @@ pub struct Target {
     /// directory).
     pub path: PathBuf,
     /// The kind its name says (`None`: detect from content).
-    pub kind: Option<Kind>,
+    pub kind: Option<Platform>,
     /// Named on the command line rather than found by a walk.
     pub explicit: bool,
 }
@@ -97,7 +65,7 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
                 &mut seen,
                 Target {
                     path: path.clone(),
-                    kind: Kind::from_name(path),
+                    kind: Platform::from_path(path),
                     explicit: true,
                 },
             );
@@ -145,7 +113,7 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Dis
             continue;
         }
         let path = entry.path();
-        let Some(kind) = Kind::from_name(path) else {
+        let Some(kind) = Platform::from_path(path) else {
             continue;
         };
         if config.is_excluded(path) {
@@ -220,18 +188,18 @@ mod tests {
     }
 
     #[test]
-    fn names() {
+    fn names_that_are_ci_files() {
         for (name, kind) in [
-            ("cloudbuild.yaml", Some(Kind::CloudBuild)),
-            ("cloudbuild-prod.yml", Some(Kind::CloudBuild)),
-            ("cloudbuild.json", Some(Kind::CloudBuild)),
-            ("CloudBuild.YAML", Some(Kind::CloudBuild)),
-            (".gitlab-ci.yml", Some(Kind::GitLab)),
+            ("cloudbuild.yaml", Some(Platform::CloudBuild)),
+            ("cloudbuild-prod.yml", Some(Platform::CloudBuild)),
+            ("cloudbuild.json", Some(Platform::CloudBuild)),
+            ("CloudBuild.YAML", Some(Platform::CloudBuild)),
+            (".gitlab-ci.yml", Some(Platform::GitLab)),
             ("cloudbuild.txt", None),
             ("build.yaml", None),
             ("gitlab-ci.yml", None),
         ] {
-            assert_eq!(Kind::from_name(Path::new(name)), kind, "{name}");
+            assert_eq!(Platform::from_path(Path::new(name)), kind, "{name}");
         }
     }
 

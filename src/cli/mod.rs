@@ -3,6 +3,7 @@
 mod check;
 mod diagnostic;
 mod rewrite;
+mod rules;
 
 use std::process::ExitCode;
 
@@ -20,8 +21,15 @@ pub struct Cli {
 pub enum Command {
     /// Rewrite Kaniko steps to `docker buildx build` (in place, or --diff/--check/--stdout).
     Rewrite(rewrite::RewriteArgs),
-    /// Report archived-Kaniko usage with source spans. Exit 0 clean, 1 findings, 2 errors.
+    /// Lint files or directories for archived-Kaniko usage. Exit 0 clean, 1 findings at or
+    /// above --fail-on, 2 usage/read/parse errors.
     Check(check::CheckArgs),
+    /// List every rule: id, default severity, fixable, summary.
+    Rules,
+    /// Print a rule's documentation page.
+    Explain(rules::ExplainArgs),
+    /// Show the effective configuration (`kmigrate config --show`).
+    Config(rules::ConfigArgs),
 }
 
 /// Entry point used by `main`.
@@ -30,5 +38,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Rewrite(args) => rewrite::run(args),
         Command::Check(args) => check::run(args),
+        Command::Rules => rules::rules(),
+        Command::Explain(args) => rules::explain(args),
+        Command::Config(args) => rules::config(args),
     }
 }

@@ -111,8 +111,14 @@ pub fn render(run: &Run, color: bool) -> String {
             out.push('\n');
         }
     }
+    out
+}
+
+/// The paths and files that could not be checked, one `error:` block each.
+pub fn render_errors(run: &Run) -> String {
+    let mut out = String::new();
     for e in &run.errors {
-        let _ = writeln!(out, "error: {e}\n");
+        let _ = writeln!(out, "error: {e}");
     }
     out
 }
@@ -136,12 +142,19 @@ mod tests {
             "`kmigrate rewrite ci/cloudbuild.yaml` applies the fix",
             "KM005",
             "no automatic fix",
-            "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad",
         ] {
             assert!(out.contains(needle), "missing {needle:?} in\n{out}");
         }
         // Findings come in file order: KM001 (line 2) before KM005 (line 3).
         assert!(out.find("KM001").unwrap() < out.find("KM005").unwrap());
+    }
+
+    #[test]
+    fn errors_are_listed_with_position_and_help() {
+        assert_eq!(
+            render_errors(&testing::run()),
+            "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  help: fix it\n"
+        );
     }
 
     #[test]
