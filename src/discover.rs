@@ -112,7 +112,11 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Dis
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let path = entry.path();
+        // Walking `.` yields `./x`; show `x`.
+        let path = match entry.path().strip_prefix(".") {
+            Ok(rel) if root == Path::new(".") => rel,
+            _ => entry.path(),
+        };
         let Some(kind) = Platform::from_path(path) else {
             continue;
         };

@@ -62,8 +62,8 @@ impl Diagnostic for Diag<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let f = self.loc.finding;
         let label = match &f.fix {
-            Some(fix) => format!("fixable: {}", fix.description),
-            None => "no automatic fix".to_string(),
+            Some(fix) => format!("{}, fixable: {}", f.severity, fix.description),
+            None => format!("{}, no automatic fix", f.severity),
         };
         let span = f.span.start..f.span.end.max(f.span.start);
         Some(Box::new(std::iter::once(
@@ -137,11 +137,11 @@ mod tests {
             "Cloud Build step runs Kaniko",
             "[ci/cloudbuild.yaml:2:11]",
             "- name: gcr.io/kaniko-project/executor:latest",
-            "fixable: use the docker builder",
+            "error, fixable: use the docker builder",
             "rewrite the step to docker buildx build",
             "`kmigrate rewrite ci/cloudbuild.yaml` applies the fix",
             "KM005",
-            "no automatic fix",
+            "warning, no automatic fix",
         ] {
             assert!(out.contains(needle), "missing {needle:?} in\n{out}");
         }

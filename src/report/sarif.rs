@@ -87,9 +87,12 @@ pub fn to_value(run: &Run) -> Value {
                 result["ruleIndex"] = json!(i);
             }
             if let Some(fix) = &f.fix {
-                let replacements: Vec<Value> = fix
-                    .edits
-                    .iter()
+                // Non-overlapping, in ascending offset order, all relative to
+                // the original file.
+                let mut edits: Vec<_> = fix.edits.iter().collect();
+                edits.sort_by_key(|e| (e.range.start, e.range.end));
+                let replacements: Vec<Value> = edits
+                    .into_iter()
                     .map(|e| {
                         json!({
                             "deletedRegion": {
