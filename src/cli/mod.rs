@@ -2,6 +2,7 @@
 
 mod check;
 mod diagnostic;
+mod report;
 mod rewrite;
 mod rules;
 
@@ -24,6 +25,9 @@ pub enum Command {
     /// Lint files or directories for archived-Kaniko usage. Exit 0 clean, 1 findings at or
     /// above --fail-on, 2 usage/read/parse errors.
     Check(check::CheckArgs),
+    /// Migration audit: builds found, how many migrate automatically, partially or only by
+    /// hand, the manual tasks, the Kaniko flags seen and cache-TTL cleanup policies.
+    Report(report::ReportArgs),
     /// List every rule: id, default severity, fixable, summary.
     Rules,
     /// Print a rule's documentation page.
@@ -38,6 +42,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Rewrite(args) => rewrite::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(args) => report::run(args),
         Command::Rules => rules::rules(),
         Command::Explain(args) => rules::explain(args),
         Command::Config(args) => rules::config(args),

@@ -11,6 +11,7 @@ pub mod github;
 pub mod gitlab;
 pub mod human;
 pub mod json;
+pub mod migration;
 pub mod sarif;
 
 use std::path::{Path, PathBuf};
