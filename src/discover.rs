@@ -105,7 +105,9 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Dis
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                out.errors.push(walk_error(root, &e));
+                if let Some(err) = walk_error(root, &e) {
+                    out.errors.push(err);
+                }
                 continue;
             }
         };
@@ -135,7 +137,9 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Dis
     }
 }
 
-fn walk_error(root: &Path, e: &ignore::Error) -> SourceError {
+/// The error to report for a failed walk entry; `None` for a dangling
+/// symlink whose name is not a CI file's (nothing would have been checked).
+fn walk_error(root: &Path, e: &ignore::Error) -> Option<SourceError> {
     // Dig out the path and the underlying cause.
     let mut path = None;
     let mut cur = e;
@@ -152,12 +156,21 @@ fn walk_error(root: &Path, e: &ignore::Error) -> SourceError {
                 path.get_or_insert_with(|| child.clone());
                 break "is a symbolic link loop; it was skipped".to_string();
             }
+            ignore::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                let p = path.as_deref()?;
+                Platform::from_path(p)?;
+                break "is a broken symbolic link".to_string();
+            }
             ignore::Error::Io(io) => break describe_io(io),
             other => break other.to_string(),
         }
     };
-    SourceError::new(path.as_deref().unwrap_or(root), message)
-        .with_help("the rest of the directory was still checked")
+    let path = path.unwrap_or_else(|| root.to_path_buf());
+    let shown = match path.strip_prefix(".") {
+        Ok(rel) if root == Path::new(".") && !rel.as_os_str().is_empty() => rel,
+        _ => &path,
+    };
+    Some(SourceError::new(shown, message).with_help("the rest of the directory was still checked"))
 }
 
 fn describe_io(e: &std::io::Error) -> String {
@@ -263,7 +276,12 @@ mod tests {
         let root = tmp.path();
         write(root, "a/cloudbuild.yaml", "steps: []\n");
         #[cfg(unix)]
-        std::os::unix::fs::symlink(root.join("a"), root.join("a/loop")).unwrap();
+        {
+            std::os::unix::fs::symlink(root.join("a"), root.join("a/loop")).unwrap();
+            std::os::unix::fs::symlink(root.join("gone"), root.join("a/cloudbuild-x.yaml"))
+                .unwrap();
+            std::os::unix::fs::symlink(root.join("gone"), root.join("a/notes.txt")).unwrap();
+        }
         let d = discover(
             &[root.join("nope.yaml"), root.to_path_buf()],
             &Loaded::default(),
@@ -272,9 +290,19 @@ mod tests {
         let msgs: Vec<String> = d.errors.iter().map(|e| e.to_string()).collect();
         assert!(msgs[0].contains("nope.yaml: does not exist"), "{msgs:?}");
         #[cfg(unix)]
-        assert!(
-            msgs.iter().any(|m| m.contains("symbolic link loop")),
-            "{msgs:?}"
-        );
+        {
+            assert!(
+                msgs.iter().any(|m| m.contains("symbolic link loop")),
+                "{msgs:?}"
+            );
+            assert!(
+                msgs.iter()
+                    .any(|m| m.contains("cloudbuild-x.yaml: is a broken symbolic link")),
+                "{msgs:?}"
+            );
+            // A dangling link that is no CI file is nobody's business.
+            assert!(!msgs.iter().any(|m| m.contains("notes.txt")), "{msgs:?}");
+            assert_eq!(msgs.len(), 3, "{msgs:?}");
+        }
     }
 }

@@ -527,6 +527,8 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     fs::write(d.join("broken/cloudbuild.yaml"), "steps: [\n  - a: b\n").unwrap();
     fs::create_dir_all(d.join("loop")).unwrap();
     std::os::unix::fs::symlink(d.join("loop"), d.join("loop/again")).unwrap();
+    fs::create_dir_all(d.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling/cloudbuild.yaml")).unwrap();
     let locked = d.join("locked");
     fs::create_dir_all(&locked).unwrap();
     fs::write(locked.join("cloudbuild.yaml"), &good).unwrap();
@@ -572,6 +574,7 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     has("huge/cloudbuild.yaml", "byte limit");
     has("broken/cloudbuild.yaml", "cannot be parsed");
     has("loop/again", "symbolic link loop");
+    has("dangling/cloudbuild.yaml", "broken symbolic link");
     if unreadable {
         has("locked", "permission denied");
     }
