@@ -135,6 +135,18 @@ fn json_format() {
     );
     let v: Value = serde_json::from_str(&out(&o)).unwrap();
     assert_eq!(v["version"], 1);
+    let schema: Value = serde_json::from_str(
+        &fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/check-json-v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(
+        validator.is_valid(&v),
+        "output matches schemas/check-json-v1.schema.json"
+    );
     assert_eq!(
         rules_of(&v),
         [

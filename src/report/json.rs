@@ -18,7 +18,8 @@
 //!   "errors": [{"path", "line" | null, "column" | null, "message", "help" | null}]
 //! }
 //! ```
-//! Fields may be added within a version; none is removed or renamed.
+//! Fields may be added within a version; none is removed or renamed. The
+//! JSON Schema is `schemas/check-json-v1.schema.json`.
 
 use serde_json::{Value, json};
 
@@ -90,6 +91,22 @@ pub fn render(run: &Run) -> String {
 mod tests {
     use super::super::testing;
     use super::*;
+
+    #[test]
+    fn output_validates_against_the_shipped_schema() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/check-json-v1.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let doc = to_value(&testing::run());
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let mut bad = doc;
+        bad["findings"][0]["severity"] = json!("fatal");
+        assert!(!validator.is_valid(&bad));
+    }
 
     #[test]
     fn document_has_every_documented_field() {
