@@ -292,6 +292,11 @@ fn exit_codes_follow_fail_on_and_exit_zero() {
     let mut args = api.to_vec();
     args.extend(["--fail-on", "info"]);
     assert_eq!(kmigrate(d, &args).status.code(), Some(1));
+    // Nothing to check is not an error, but it is said.
+    let empty = tempfile::tempdir().unwrap();
+    let o = kmigrate(empty.path(), &["check"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(err(&o).contains("warning: no CI files"), "{}", err(&o));
     // Usage errors.
     assert_eq!(
         kmigrate(d, &["check", "--format", "xml"]).status.code(),

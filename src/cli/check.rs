@@ -233,10 +233,21 @@ pub fn run(args: CheckArgs) -> ExitCode {
         .cloned()
         .collect();
     let found = discover::discover(&file_paths, &settings.config);
+    let reads_stdin = paths.iter().any(|p| p == Path::new("-"));
+    if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin {
+        eprintln!(
+            "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
+            file_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let (mut files, mut errors) = check_targets(&found.targets, &settings);
     errors.extend(found.errors);
 
-    if paths.iter().any(|p| p == Path::new("-")) {
+    if reads_stdin {
         let name = args
             .stdin_filename
             .clone()
