@@ -3,17 +3,12 @@
 //! `severity`, `location.path`, `location.lines.begin`).
 //!
 //! The fingerprint is what GitLab uses to tell a new finding from one it saw
-//! on the target branch, so it must not change when lines move. It hashes the
-//! rule, the path, the finding's source text with whitespace collapsed, and
-//! the finding's rank among identical (rule, path, text) findings in the
-//! file; never a line number.
-
-use std::collections::HashMap;
+//! on the target branch, so it must not change when lines move: see
+//! [`Run::fingerprints`].
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use super::{Located, Run, display_path};
+use super::{Run, display_path};
 use crate::rules::Severity;
 
 fn severity(s: Severity) -> &'static str {
@@ -24,36 +19,11 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-fn fingerprint(l: &Located<'_>, rank: usize) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        l.finding.rule,
-        &display_path(l.path),
-        &l.normalised_snippet(),
-        &rank.to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 pub fn to_value(run: &Run) -> Value {
-    let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     let issues: Vec<Value> = run
         .located()
-        .map(|l| {
-            let key = (
-                l.finding.rule.to_string(),
-                display_path(l.path),
-                l.normalised_snippet(),
-            );
-            let rank = seen.entry(key).or_insert(0);
-            let fp = fingerprint(&l, *rank);
-            *rank += 1;
+        .zip(run.fingerprints())
+        .map(|(l, fp)| {
             let mut description = format!("{}: {}", l.finding.rule, l.finding.message);
             if l.finding.fix.is_some() {
                 description.push_str(" (fixable with `kmigrate rewrite`)");

@@ -138,6 +138,36 @@ impl Run {
         self.files.iter().flat_map(FileResult::located)
     }
 
+    /// A stable fingerprint per finding, in [`Run::located`] order: a hash of
+    /// the rule, the path, the finding's source text with whitespace
+    /// collapsed, and its rank among identical (rule, path, text) findings;
+    /// never a line number, so it survives lines moving and re-indentation.
+    pub fn fingerprints(&self) -> Vec<String> {
+        use sha2::{Digest, Sha256};
+        let mut seen: std::collections::HashMap<(String, String, String), usize> =
+            std::collections::HashMap::new();
+        self.located()
+            .map(|l| {
+                let key = (
+                    l.finding.rule.to_string(),
+                    display_path(l.path),
+                    l.normalised_snippet(),
+                );
+                let rank = seen.entry(key.clone()).or_insert(0);
+                let mut h = Sha256::new();
+                for part in [&key.0, &key.1, &key.2, &rank.to_string()] {
+                    h.update(part.as_bytes());
+                    h.update([0]);
+                }
+                *rank += 1;
+                h.finalize()[..16]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Number of files loaded and checked.
     pub fn files_scanned(&self) -> usize {
         self.files.iter().filter(|f| f.source.is_some()).count()

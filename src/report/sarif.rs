@@ -56,7 +56,8 @@ pub fn to_value(run: &Run) -> Value {
         .collect();
     let results: Vec<Value> = run
         .located()
-        .map(|l| {
+        .zip(run.fingerprints())
+        .map(|(l, fingerprint)| {
             let f = l.finding;
             let path = display_path(l.path);
             let artifact = json!({"uri": uri(&path), "uriBaseId": "%SRCROOT%"});
@@ -81,6 +82,7 @@ pub fn to_value(run: &Run) -> Value {
                         }
                     }
                 }],
+                "partialFingerprints": {"kmigrate/v1": fingerprint},
                 "properties": {"helpUri": l.help_url(), "fixable": f.fix.is_some()},
             });
             if let Some(i) = rules.iter().position(|r| r.id == f.rule) {
@@ -222,6 +224,13 @@ mod tests {
             "gcr.io/cloud-builders/docker"
         );
         assert_eq!(run["results"][1]["level"], "warning");
+        assert_eq!(
+            r0["partialFingerprints"]["kmigrate/v1"]
+                .as_str()
+                .unwrap()
+                .len(),
+            32
+        );
         assert!(run["results"][1].get("fixes").is_none());
         assert_eq!(run["invocations"][0]["executionSuccessful"], false);
     }
