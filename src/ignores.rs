@@ -209,6 +209,33 @@ mod tests {
     }
 
     #[test]
+    fn gitlab_comments_count_but_script_text_does_not() {
+        let text = "build:
+  # kmigrate: ignore[KM002] split by hand next sprint
+  image: gcr.io/kaniko-project/executor:debug
+  script:
+    - |
+      # kmigrate: ignore[KM001] inside a block scalar: shell text
+      /kaniko/executor --context . --destination x
+    - echo '# kmigrate: ignore[KM005]'
+";
+        let s = SourceFile::from_text(Path::new(".gitlab-ci.yml"), text.to_string()).unwrap();
+        let ig = parse(&s);
+        assert_eq!(
+            ig.iter()
+                .map(|i| (i.line, i.rule.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, "KM002")]
+        );
+        let f = finding_at(&s, "/kaniko/executor", "KM001");
+        let g = finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM002");
+        let (kept, unused) = apply(&s, vec![f, g], &|_| true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].rule, "KM001");
+        assert!(unused.is_empty());
+    }
+
+    #[test]
     fn multi_line_finding_is_silenced_from_inside_its_span() {
         let s = src("steps:\n  - name: a\n    # kmigrate: ignore[KM003]\n    args: [b]\n");
         let f = Finding::new("KM003", 9..s.text.len() - 1, "m");
