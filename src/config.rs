@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::rules::{Severity, meta};
@@ -211,7 +211,7 @@ impl Config {
             return Err(err("`rewrite.cache_tag` must not be empty".into()));
         }
         for g in &config.paths.exclude {
-            Glob::new(g).map_err(|e| err(format!("`paths.exclude`: bad glob `{g}`: {e}")))?;
+            glob(g).map_err(|e| err(format!("`paths.exclude`: bad glob `{g}`: {e}")))?;
         }
         Ok(config)
     }
@@ -251,11 +251,11 @@ impl Loaded {
         let mut builder = GlobSetBuilder::new();
         for g in &config.paths.exclude {
             // Already validated by `parse`.
-            if let Ok(glob) = Glob::new(g) {
-                builder.add(glob);
+            if let Ok(pattern) = glob(g) {
+                builder.add(pattern);
                 // `dir` also excludes everything below it.
-                if let Ok(glob) = Glob::new(&format!("{}/**", g.trim_end_matches('/'))) {
-                    builder.add(glob);
+                if let Ok(below) = glob(&format!("{}/**", g.trim_end_matches('/'))) {
+                    builder.add(below);
                 }
             }
         }
@@ -323,6 +323,12 @@ impl Loaded {
         }
         self.excludes.is_match(path)
     }
+}
+
+/// An exclude pattern: `*` and `?` stay within one path component, `**`
+/// crosses directories.
+fn glob(pattern: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
 }
 
 /// The nearest configuration file at or above `start`.
@@ -461,7 +467,20 @@ exclude = ["vendor/**"]
         assert_eq!(found, root.join("a/.kmigrate.toml"));
         let loaded = Loaded::discover(&root.join("a/b")).unwrap();
         assert!(loaded.is_excluded(&root.join("a/b/vendor/cloudbuild.yaml")));
+        assert!(loaded.is_excluded(&root.join("a/b/vendor/deep/cloudbuild.yaml")));
         assert!(!loaded.is_excluded(&root.join("a/b/cloudbuild.yaml")));
+        std::fs::write(
+            root.join("a/.kmigrate.toml"),
+            "[paths]\nexclude = [\"*.json\", \"**/old-*.yaml\"]\n",
+        )
+        .unwrap();
+        let loaded = Loaded::discover(&root.join("a/b")).unwrap();
+        assert!(loaded.is_excluded(&root.join("a/cloudbuild.json")));
+        assert!(
+            !loaded.is_excluded(&root.join("a/b/cloudbuild.json")),
+            "`*` stays in one directory"
+        );
+        assert!(loaded.is_excluded(&root.join("a/b/c/old-cloudbuild.yaml")));
         // kmigrate.toml wins over .kmigrate.toml in the same directory.
         std::fs::write(root.join("a/kmigrate.toml"), "").unwrap();
         assert_eq!(
