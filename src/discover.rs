@@ -75,10 +75,65 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
     out
 }
 
+/// Adds the files the GitLab pipelines among the targets include locally
+/// (`includes_of` lists them for one `.gitlab-ci.yml`), so a Kaniko job
+/// defined in `ci/build.yml` is checked even though its name says nothing.
+/// A file already found (named, walked, or included twice) is kept once;
+/// `paths.exclude` applies to included files as to walked ones.
+pub fn add_included(
+    out: &mut Discovered,
+    config: &Loaded,
+    includes_of: &dyn Fn(&Path) -> Vec<PathBuf>,
+) {
+    let mut seen: HashSet<PathBuf> = out.targets.iter().map(|t| canonical(&t.path)).collect();
+    let entries: Vec<PathBuf> = out
+        .targets
+        .iter()
+        .filter(|t| {
+            t.kind == Some(Platform::GitLab)
+                && t.path
+                    .file_name()
+                    .is_some_and(|n| n == ".gitlab-ci.yml" || n == ".gitlab-ci.yaml")
+        })
+        .map(|t| t.path.clone())
+        .collect();
+    for entry in entries {
+        for included in includes_of(&entry) {
+            if config.is_excluded(&included) {
+                continue;
+            }
+            let path = relative_to_cwd(&included);
+            push(
+                out,
+                &mut seen,
+                Target {
+                    path,
+                    kind: Some(Platform::GitLab),
+                    explicit: false,
+                },
+            );
+        }
+    }
+    out.targets.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// `path` relative to the current directory when it lies below it, else
+/// absolute; `.` and `..` resolved.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let abs = crate::config::absolute(path);
+    let cwd = crate::config::absolute(Path::new("."));
+    match abs.strip_prefix(&cwd) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+        _ => abs,
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| crate::config::absolute(path))
+}
+
 fn push(out: &mut Discovered, seen: &mut HashSet<PathBuf>, target: Target) {
-    let key = std::fs::canonicalize(&target.path)
-        .unwrap_or_else(|_| crate::config::absolute(&target.path));
-    if seen.insert(key) {
+    if seen.insert(canonical(&target.path)) {
         out.targets.push(target);
     }
 }
@@ -268,6 +323,55 @@ mod tests {
         );
         assert_eq!(rel(root, &d), ["ci/build.yaml", "ci/cloudbuild.yaml"]);
         assert!(d.targets[0].explicit && d.targets[0].kind.is_none());
+    }
+
+    #[test]
+    fn included_gitlab_files_are_added_once_and_excludes_apply() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, ".gitlab-ci.yml", "include: [ci/build.yml]\n");
+        write(root, "ci/build.yml", "b: {script: [x]}\n");
+        write(root, "ci/deploy.yml", "d: {script: [x]}\n");
+        write(root, "ci/old.yml", "o: {script: [x]}\n");
+        write(root, "cloudbuild.yaml", "steps: []\n");
+        write(
+            root,
+            "kmigrate.toml",
+            "[paths]\nexclude = [\"ci/old.yml\"]\n",
+        );
+        let config = Loaded::discover(root).unwrap();
+        let mut d = discover(&[root.to_path_buf()], &config);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let includes = |entry: &Path| {
+            asked.borrow_mut().push(entry.to_path_buf());
+            vec![
+                root.join("ci/build.yml"),
+                root.join("ci/./deploy.yml"),
+                root.join("ci/build.yml"),
+                root.join("ci/old.yml"),
+            ]
+        };
+        add_included(&mut d, &config, &includes);
+        assert_eq!(
+            *asked.borrow(),
+            [root.join(".gitlab-ci.yml")],
+            "only pipelines"
+        );
+        assert_eq!(
+            rel(root, &d),
+            [
+                ".gitlab-ci.yml",
+                "ci/build.yml",
+                "ci/deploy.yml",
+                "cloudbuild.yaml"
+            ]
+        );
+        assert!(
+            d.targets
+                .iter()
+                .filter(|t| t.path.starts_with(root.join("ci")))
+                .all(|t| t.kind == Some(Platform::GitLab) && !t.explicit)
+        );
     }
 
     #[test]
