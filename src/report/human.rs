@@ -107,7 +107,22 @@ pub fn render(run: &Run, color: bool) -> String {
                 source: &named,
                 help: (!help.is_empty()).then_some(help),
             };
-            let _ = handler.render_report(&mut out, &diag);
+            let mut rendered = String::new();
+            if handler.render_report(&mut rendered, &diag).is_ok() {
+                out.push_str(&rendered);
+            } else {
+                // A span miette cannot show: still report the finding.
+                let _ = writeln!(
+                    out,
+                    "{}:{}:{}: {} {}: {}",
+                    display_path(loc.path),
+                    loc.start.0,
+                    loc.start.1,
+                    f.severity,
+                    f.rule,
+                    f.message
+                );
+            }
             out.push('\n');
         }
     }
@@ -155,6 +170,16 @@ mod tests {
             render_errors(&testing::run()),
             "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  help: fix it\n"
         );
+    }
+
+    #[test]
+    fn a_span_past_the_end_still_reports_the_finding() {
+        let mut run = testing::run();
+        let len = testing::TEXT.len();
+        run.files[0].findings[1].span = len + 5..len + 9;
+        let out = render(&run, false);
+        assert!(out.contains("KM005"), "{out}");
+        assert!(out.contains("--cache-ttl has no equivalent"), "{out}");
     }
 
     #[test]
