@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn crlf_files() {
+        let s = src("steps:\r\n  # kmigrate: ignore[KM001] why\r\n  - name: x\r\n");
+        let ig = parse(&s);
+        assert_eq!(ig.len(), 1);
+        assert_eq!(ig[0].reason.as_deref(), Some("why"));
+        let f = finding_at(&s, "x", "KM001");
+        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        assert!(kept.is_empty() && unused.is_empty());
+    }
+
+    #[test]
     fn gitlab_comments_count_but_script_text_does_not() {
         let text = "build:
   # kmigrate: ignore[KM002] split by hand next sprint
