@@ -551,10 +551,31 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     fs::write(locked.join("cloudbuild.yaml"), &good).unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
-    // Root reads through permissions; then the directory is just checked.
-    let unreadable = fs::read_dir(&locked).is_err();
-
-    let o = kmigrate(d, &["check", "--format", "json"]);
+    // Root reads through permissions: run kmigrate as an unprivileged user
+    // in a user namespace (`unshare -U`, uid nobody) so the directory really
+    // is unreadable; without unshare the directory is simply checked.
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = fs::read_dir(&locked).is_ok()
+        && Command::new("unshare")
+            .args(["-U", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let unreadable = fs::read_dir(&locked).is_err() || as_nobody;
+    if !unreadable {
+        eprintln!("note: cannot make a directory unreadable here (root without unshare)");
+    }
+    let o = if as_nobody {
+        Command::new("unshare")
+            .arg("-U")
+            .arg(env!("CARGO_BIN_EXE_kmigrate"))
+            .args(["check", "--format", "json"])
+            .current_dir(d)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    } else {
+        kmigrate(d, &["check", "--format", "json"])
+    };
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     let v: Value = serde_json::from_str(&out(&o)).unwrap();
