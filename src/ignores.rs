@@ -2,7 +2,10 @@
 //!
 //! A comment on the offending line, or on the line above it, silences the
 //! named rules for findings that start there (a comment inside a finding's
-//! multi-line span silences it too). Only real YAML comments count: the
+//! multi-line span silences it too). A comment on the line above a block
+//! sequence item or mapping entry (a Cloud Build step, a GitLab job, a
+//! `script:` key) covers that whole item: `# kmigrate: ignore[KM001]` above
+//! `- id: legacy` silences the step's image finding three lines further down. Only real YAML comments count: the
 //! comment spans come from the parsed tree, so a `#` inside a quoted string
 //! or a block scalar (a shell script line) is never an ignore. An ignore that
 //! silences nothing is reported as KM020.
@@ -13,7 +16,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use crate::rules::{Finding, meta};
-use crate::source::SourceFile;
+use crate::source::{Node, SourceFile, Value};
 
 /// The rule an unused ignore is reported under.
 pub const UNUSED_IGNORE: &str = "KM020";
@@ -74,6 +77,57 @@ pub fn parse(source: &SourceFile) -> Vec<Ignore> {
     out
 }
 
+/// The outermost block sequence item or mapping entry that starts at byte
+/// `at`, if any.
+fn block_starting_at(node: &Node, at: usize) -> Option<Range<usize>> {
+    let mut best: Option<Range<usize>> = None;
+    let mut consider = |span: &Range<usize>| {
+        if span.start == at && best.as_ref().is_none_or(|b| span.end > b.end) {
+            best = Some(span.clone());
+        }
+    };
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if n.span.end < at || n.span.start > at && n.full_span.start > at {
+            continue;
+        }
+        match &n.value {
+            Value::Seq(seq) => {
+                for item in &seq.items {
+                    consider(&item.span);
+                    stack.push(&item.node);
+                }
+            }
+            Value::Map(map) => {
+                for entry in &map.entries {
+                    consider(&entry.span);
+                    stack.push(&entry.key);
+                    stack.push(&entry.value);
+                }
+            }
+            _ => {}
+        }
+    }
+    best
+}
+
+/// What an ignore on 1-based `line` covers besides its own line and the
+/// next: the block item or entry that begins on the next line.
+fn covered_block(source: &SourceFile, line: usize) -> Option<Range<usize>> {
+    let start = source.line_start(line + 1);
+    if start >= source.text.len() {
+        return None;
+    }
+    let rest = &source.text[start..];
+    let indent = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    let at = start + indent;
+    source
+        .tree
+        .documents
+        .iter()
+        .find_map(|doc| block_starting_at(doc, at))
+}
+
 /// Removes the findings that an ignore silences and returns KM020 findings
 /// for ignores that silenced nothing. `rule_enabled` says which rules ran: an
 /// ignore for a rule that is switched off is not "unused".
@@ -86,6 +140,10 @@ pub fn apply(
     if ignores.is_empty() {
         return (findings, Vec::new());
     }
+    let blocks: Vec<Option<Range<usize>>> = ignores
+        .iter()
+        .map(|ig| covered_block(source, ig.line))
+        .collect();
     let mut used = vec![false; ignores.len()];
     let mut kept = Vec::with_capacity(findings.len());
     for f in findings {
@@ -93,7 +151,11 @@ pub fn apply(
         let (end_line, _) = source.position(f.span.end.max(f.span.start));
         let mut silenced = false;
         for (i, ig) in ignores.iter().enumerate() {
-            let covers = ig.line + 1 == start_line || (start_line..=end_line).contains(&ig.line);
+            let covers = ig.line + 1 == start_line
+                || (start_line..=end_line).contains(&ig.line)
+                || blocks[i]
+                    .as_ref()
+                    .is_some_and(|b| b.contains(&f.span.start));
             if covers && ig.rule.eq_ignore_ascii_case(f.rule) {
                 used[i] = true;
                 silenced = true;
@@ -176,19 +238,28 @@ mod tests {
             finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM001"),
         ];
         let (kept, unused) = apply(&s, findings, &|_| true);
-        // KM001 on line 3 silenced by the comment above; KM005 on line 4 is
-        // two lines below its ignore and stays; the string that merely
-        // contains the ignore text silences nothing.
+        // KM001 on line 3 silenced by the comment above; KM005 on line 4
+        // too, as it is in the step the comment sits on; the string that
+        // merely contains the ignore text silences nothing.
         let kept: Vec<_> = kept
             .iter()
             .map(|f| (f.rule, s.position(f.span.start).0))
             .collect();
-        assert_eq!(kept, [("KM005", 4), ("KM001", 6)]);
+        assert_eq!(kept, [("KM001", 6)]);
         let unused: Vec<_> = unused
             .iter()
             .map(|f| (f.rule, &s.text[f.span.clone()]))
             .collect();
-        assert_eq!(unused, [("KM020", "KM005"), ("KM020", "KM010")]);
+        assert_eq!(unused, [("KM020", "KM010")]);
+    }
+
+    #[test]
+    fn a_blank_line_ends_the_reach_of_an_ignore() {
+        let s = src("steps:\n  # kmigrate: ignore[KM001]\n\n  - name: x\n");
+        let f = finding_at(&s, "x", "KM001");
+        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(unused.len(), 1);
     }
 
     #[test]
@@ -206,6 +277,44 @@ mod tests {
         let (_, unused) = apply(&s, vec![], &|r| r != "KM003");
         assert_eq!(unused.len(), 1);
         assert!(unused[0].message.contains("KM777"), "{}", unused[0].message);
+    }
+
+    #[test]
+    fn an_ignore_above_a_step_covers_the_whole_step() {
+        let text = "steps:
+  # kmigrate: ignore[KM001]
+  - id: legacy
+    name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=gcr.io/p/legacy']
+  - id: app
+    name: gcr.io/kaniko-project/executor:latest
+";
+        let s = src(text);
+        let legacy = finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001");
+        let app_at = s.text.rfind("gcr.io/kaniko").unwrap();
+        let app = Finding::new("KM001", app_at..app_at + 10, "m");
+        let (kept, unused) = apply(&s, vec![legacy, app], &|_| true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].span.start, app_at, "the next step is not covered");
+        assert!(unused.is_empty());
+    }
+
+    #[test]
+    fn an_ignore_above_a_gitlab_job_covers_the_job() {
+        let text = "# kmigrate: ignore[KM002]
+build:
+  image: gcr.io/kaniko-project/executor:debug
+  script:
+    - /kaniko/executor --destination a
+test:
+  script: [make]
+";
+        let s = SourceFile::from_text(Path::new(".gitlab-ci.yml"), text.to_string()).unwrap();
+        let inside = finding_at(&s, "/kaniko/executor", "KM002");
+        let outside = finding_at(&s, "make", "KM002");
+        let (kept, _) = apply(&s, vec![inside, outside], &|_| true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(&s.text[kept[0].span.clone()], "make");
     }
 
     #[test]

@@ -122,18 +122,41 @@ pub struct Settings {
     pub no_ignores: bool,
 }
 
-/// Checks one loaded file: engine findings, then rule selection, severity
-/// overrides and inline ignores; sorted by position.
+/// Checks one loaded file: engine findings, then [`select`].
 pub fn check_source(
     source: &SourceFile,
     platform: Option<Platform>,
     settings: &Settings,
 ) -> Result<Vec<Finding>, SourceError> {
-    let config = &settings.config.config;
     let platform = engine::platform_of(source, settings.platform.or(platform))?;
     let opts = settings.config.options();
     let findings = engine::analyze(source, platform, &opts)?;
+    Ok(select(source, findings, settings))
+}
+
+/// Findings whose fix marks a build for migration; silencing one of them
+/// silences the build: `rewrite` leaves it alone and the notes about
+/// rewriting it go too.
+const BUILD_RULES: &[&str] = &["KM001", "KM002", "KM003"];
+
+/// Rule selection, inline ignores (with KM020 for unused ones) and severity
+/// overrides applied to a file's engine findings; sorted by position. This is
+/// what both `check` reports and `rewrite` applies.
+///
+/// Silencing a build finding (an ignored or deselected KM001/KM002/KM003
+/// with a fix) withholds its edits from every other fix, except the edits a
+/// surviving build also needs (the shared builder setup), and drops the
+/// fixable notes tied to it (a "flag removed" note about a step that stays
+/// as it is). So `# kmigrate: ignore[KM001]` above a step keeps `rewrite`
+/// away from that step even though its flag notes carry the same rewrite.
+pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) -> Vec<Finding> {
+    use std::collections::HashSet;
+
+    use crate::source::patch::Edit;
+
+    let config = &settings.config.config;
     let enabled = |rule: &str| config.rule_enabled(rule);
+    let all = findings.clone();
     let findings: Vec<Finding> = findings.into_iter().filter(|f| enabled(f.rule)).collect();
     let mut findings = if settings.no_ignores {
         findings
@@ -144,13 +167,47 @@ pub fn check_source(
         }
         kept
     };
+
+    let key = |f: &Finding| (f.rule, f.span.clone(), f.message.clone());
+    let surviving: HashSet<_> = findings.iter().map(key).collect();
+    let is_build = |f: &Finding| BUILD_RULES.contains(&f.rule) && f.fix.is_some();
+    let needed: HashSet<&Edit> = findings
+        .iter()
+        .filter(|f| is_build(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
+        .collect();
+    let withheld: HashSet<Edit> = all
+        .iter()
+        .filter(|f| is_build(f) && !surviving.contains(&key(f)))
+        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
+        .filter(|e| !needed.contains(e))
+        .cloned()
+        .collect();
+    if !withheld.is_empty() {
+        findings.retain(|f| {
+            is_build(f)
+                || !f
+                    .fix
+                    .as_ref()
+                    .is_some_and(|x| x.edits.iter().any(|e| withheld.contains(e)))
+        });
+        for f in &mut findings {
+            if let Some(fix) = &mut f.fix {
+                fix.edits.retain(|e| !withheld.contains(e));
+                if fix.edits.is_empty() {
+                    f.fix = None;
+                }
+            }
+        }
+    }
+
     for f in &mut findings {
         f.severity = config.severity_of(f.rule, f.severity);
     }
     findings.sort_by(|a, b| {
         (a.span.start, a.span.end, a.rule).cmp(&(b.span.start, b.span.end, b.rule))
     });
-    Ok(findings)
+    findings
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {

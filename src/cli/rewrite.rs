@@ -46,6 +46,10 @@ pub struct RewriteArgs {
     /// Ignore any configuration file.
     #[arg(long)]
     pub no_config: bool,
+    /// Rewrite steps even where `# kmigrate: ignore[KM001]` (or KM002/KM003)
+    /// says to leave them.
+    #[arg(long)]
+    pub no_ignores: bool,
 }
 
 enum Outcome {
@@ -73,10 +77,15 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         cache_tag: args.cache_tag.clone().unwrap_or(defaults.cache_tag.clone()),
         ..defaults
     };
+    let settings = super::check::Settings {
+        config: loaded,
+        platform: args.platform,
+        no_ignores: args.no_ignores,
+    };
     let mut changed = false;
     let mut errored = false;
     for path in &args.files {
-        match rewrite_one(path, &args, &opts) {
+        match rewrite_one(path, &args, &opts, &settings) {
             Ok(Outcome::Changed) => changed = true,
             Ok(Outcome::Unchanged) => {}
             Err(msg) => {
@@ -94,10 +103,17 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     }
 }
 
-fn rewrite_one(path: &Path, args: &RewriteArgs, opts: &Options) -> Result<Outcome, String> {
+fn rewrite_one(
+    path: &Path,
+    args: &RewriteArgs,
+    opts: &Options,
+    settings: &super::check::Settings,
+) -> Result<Outcome, String> {
     let source = SourceFile::load(path).map_err(|e| e.to_string())?;
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
     let findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
+    // Rule selection and inline ignores keep rewrite away from silenced builds.
+    let findings = super::check::select(&source, findings, settings);
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 
