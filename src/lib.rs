@@ -8,5 +8,6 @@
 
 pub mod buildx;
 pub mod cli;
+pub mod platform;
 pub mod shell;
 pub mod source;

@@ -1,0 +1,3 @@
+//! Each CI platform's view of a source.
+
+pub mod gitlab;
