@@ -8,6 +8,8 @@
 
 pub mod buildx;
 pub mod cli;
+pub mod kaniko;
 pub mod platform;
+pub mod rules;
 pub mod shell;
 pub mod source;
