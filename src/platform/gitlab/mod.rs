@@ -15,12 +15,19 @@
 //! }
 //! ```
 
+pub mod analyze;
 pub mod detect;
+pub mod findings;
 pub mod glob;
 pub mod include;
 pub mod job;
 pub mod resolve;
+pub mod rewrite;
+pub mod script_text;
+pub mod split;
+pub mod target;
 pub mod value;
+pub mod yaml_edit;
 
 use std::path::{Path, PathBuf};
 
