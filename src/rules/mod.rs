@@ -3,6 +3,7 @@
 //! Detectors never edit text: a finding's fix is a list of [`Edit`]s on the
 //! original text that `rewrite` applies together.
 
+mod cloudbuild;
 pub mod meta;
 
 use std::fmt;
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use crate::source::patch::Edit;
 
+pub use cloudbuild::findings as cloudbuild_findings;
 pub use meta::RuleMeta;
 
 /// How serious a finding is. Ordered: `Info < Warning < Error`.

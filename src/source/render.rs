@@ -101,6 +101,7 @@ pub fn plain_safe(s: &str, flow: bool) -> bool {
     // Anything that starts like a number might be read as one.
     let digits = s.trim_start_matches(['-', '+']);
     !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || !digits.chars().any(|c| c.is_ascii_digit())
         || !digits
             .chars()
             .all(|c| c.is_ascii_hexdigit() || "._xXoOeE+-:".contains(c))
