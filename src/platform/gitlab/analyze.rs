@@ -87,7 +87,7 @@ impl KanikoJob<'_> {
 pub fn convert_options<'a>(p: &'a Pipeline, cache_tag: &'a str) -> ConvertOptions<'a> {
     ConvertOptions {
         cache_tag,
-        workdir: "$CI_PROJECT_DIR",
+        workdir: PROJECT_DIR,
         default_context: "/workspace/",
         local_workdir: Some(p.root_dir.as_path()),
     }
@@ -131,7 +131,7 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         .enumerate()
         .zip(&arg_spans)
         .map(|((i, w), s)| Arg {
-            text: w.dq.clone(),
+            text: mark_project_dir(&w.dq),
             span: Some(s.clone()),
             // `--context $CI_PROJECT_DIR`: a variable in a value position is
             // one value (GitLab's variables hold paths and references, and
@@ -140,7 +140,17 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         })
         .collect();
     let call = kaniko::call::parse(args);
-    let conversion = convert(&call, opts);
+    let mut conversion = convert(&call, opts);
+    unmark_plan(&mut conversion.plan);
+    for n in &mut conversion.notes {
+        unmark(&mut n.message);
+        if let Some(h) = &mut n.help {
+            unmark(h);
+        }
+    }
+    if let Some(r) = &mut conversion.cache_ref {
+        unmark(r);
+    }
     CallInfo {
         file: line.origin.file,
         span: line.source_range(exec.command.span.clone()),
@@ -148,6 +158,59 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         exec,
         call,
         conversion,
+    }
+}
+
+/// Stands for `$CI_PROJECT_DIR` (the job's working directory) while a call
+/// is converted, so paths under it read as absolute paths in the working
+/// directory: `--context $CI_PROJECT_DIR/app` becomes the context `app`.
+const PROJECT_DIR: &str = "/kmigrate-ci-project-dir";
+
+/// Replaces a leading `$CI_PROJECT_DIR` / `${CI_PROJECT_DIR}` of a value
+/// (`--flag=VALUE` or a whole word) with [`PROJECT_DIR`].
+fn mark_project_dir(text: &str) -> String {
+    let (head, value) = match text.split_once('=') {
+        Some((h, v)) if h.starts_with('-') => (format!("{h}="), v),
+        _ => (String::new(), text),
+    };
+    for var in ["${CI_PROJECT_DIR}", "$CI_PROJECT_DIR"] {
+        if let Some(rest) = value.strip_prefix(var)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{head}{PROJECT_DIR}{rest}");
+        }
+    }
+    text.to_string()
+}
+
+/// Puts `$CI_PROJECT_DIR` back where the marker survived conversion.
+fn unmark(s: &mut String) {
+    if s.contains(PROJECT_DIR) {
+        *s = s.replace(PROJECT_DIR, "$CI_PROJECT_DIR");
+    }
+}
+
+fn unmark_plan(plan: &mut crate::buildx::BuildPlan) {
+    unmark(&mut plan.context);
+    if let Some(d) = &mut plan.dockerfile {
+        unmark(d);
+    }
+    plan.tags.iter_mut().for_each(unmark);
+    for a in &mut plan.build_args {
+        if let Some(v) = &mut a.value {
+            unmark(v);
+        }
+    }
+    for list in [&mut plan.cache_from, &mut plan.cache_to, &mut plan.outputs] {
+        for attrs in list.iter_mut() {
+            for (_, v) in attrs.attrs.iter_mut() {
+                unmark(v);
+            }
+        }
+    }
+    plan.secrets.iter_mut().for_each(unmark);
+    if let Some(m) = &mut plan.metadata_file {
+        unmark(m);
     }
 }
 

@@ -59,11 +59,16 @@ pub struct Loaded {
     pub includes: Vec<Include>,
 }
 
-/// The repository root for `entry`: the nearest directory holding `.git`,
-/// else the entry's own directory.
+/// The directory local includes of `entry` are relative to: the entry's
+/// own directory for a `.gitlab-ci.yml` (GitLab reads it from the
+/// repository root), else the nearest directory holding `.git`, else the
+/// entry's directory.
 pub fn repo_root(entry: &Path) -> PathBuf {
     let abs = std::path::absolute(entry).unwrap_or_else(|_| entry.to_path_buf());
     let start = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    if is_pipeline_name(entry) {
+        return start;
+    }
     let mut dir = start.as_path();
     loop {
         if dir.join(".git").exists() {
@@ -73,6 +78,33 @@ pub fn repo_root(entry: &Path) -> PathBuf {
             Some(p) => dir = p,
             None => return start,
         }
+    }
+}
+
+/// `.gitlab-ci.yml` (or `.yaml`).
+pub fn is_pipeline_name(path: &Path) -> bool {
+    matches!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some(".gitlab-ci.yml" | ".gitlab-ci.yaml")
+    )
+}
+
+/// The `.gitlab-ci.yml` of the pipeline `file` may belong to: the nearest
+/// one in the file's directory or above it, up to the repository root.
+pub fn pipeline_entry_for(file: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(file).ok()?;
+    let mut dir = abs.parent()?;
+    loop {
+        for name in [".gitlab-ci.yml", ".gitlab-ci.yaml"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() && candidate != abs {
+                return Some(candidate);
+            }
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+        dir = dir.parent()?;
     }
 }
 
@@ -229,10 +261,7 @@ impl Loader {
             not_followed: None,
         };
         if kind != IncludeKind::Local {
-            inc.not_followed = Some(format!(
-                "`include: {}` is not read by kmigrate (only local files are)",
-                kind.keyword()
-            ));
+            inc.not_followed = Some("kmigrate reads local files only".into());
             self.out.includes.push(inc);
             return Ok(());
         }

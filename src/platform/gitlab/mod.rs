@@ -190,3 +190,71 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests;
+
+/// The GitLab options of an engine [`crate::options::Options`].
+pub fn options_from(
+    path: &Path,
+    o: &crate::options::Options,
+) -> Result<target::Options, SourceError> {
+    let Some(t) = target::Target::parse(&o.gitlab_target) else {
+        return Err(
+            SourceError::new(path, format!("unknown GitLab target `{}`", o.gitlab_target))
+                .with_help("use --gitlab-target buildx, buildkit or split"),
+        );
+    };
+    Ok(target::Options {
+        target: t,
+        split: o.split || t == target::Target::Split,
+        docker_version: o.docker_version.clone(),
+        builder: o.builder.clone(),
+        cache_tag: o.cache_tag.clone(),
+        ..target::Options::default()
+    })
+}
+
+/// Findings (with fixes) for one GitLab file, as the per-file engine asks.
+///
+/// The file is seen as part of its pipeline: when it is the repository's
+/// `.gitlab-ci.yml`, or a file that pipeline includes, the whole pipeline
+/// is resolved and this file's share of the findings returned (so a
+/// template edited for a job in another file is edited the same way when
+/// that file is checked on its own). Any other file is read as a pipeline
+/// of its own.
+pub fn file_findings(
+    source: &SourceFile,
+    opts: &crate::options::Options,
+) -> Result<Vec<crate::rules::Finding>, SourceError> {
+    let gopts = options_from(&source.path, opts)?;
+    let alone = || -> Result<(Pipeline, usize), SourceError> {
+        let root = include::repo_root(&source.path);
+        Ok((
+            Pipeline::from_text(&root, &source.path, source.text.clone())?,
+            0,
+        ))
+    };
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let me = canonical(&source.path);
+    let (pipeline, index) = match include::pipeline_entry_for(&source.path) {
+        Some(entry) if me.is_some() && !include::is_pipeline_name(&source.path) => {
+            let root = include::repo_root(&entry);
+            match Pipeline::load_in(&root, &entry) {
+                Ok(p) => match p
+                    .files
+                    .iter()
+                    .position(|f| canonical(&f.path) == me && f.text == source.text)
+                {
+                    Some(i) => (p, i),
+                    None => alone()?,
+                },
+                // The whole pipeline does not load: judge this file alone.
+                Err(_) => alone()?,
+            }
+        }
+        _ => alone()?,
+    };
+    Ok(findings::check(&pipeline, &gopts)
+        .into_iter()
+        .find(|f| f.file == index)
+        .map(|f| f.findings)
+        .unwrap_or_default())
+}

@@ -180,22 +180,29 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         }
     }
     if !setup.is_empty() {
-        let own_before = h_entry("before_script");
-        let inherited = !job.before_script.is_empty() && own_before.is_none();
-        match own_before {
-            Some(e) if matches!(e.value.value, Value::Seq(_)) => {
-                let flow = e.value.as_seq().is_some_and(|s| s.flow);
+        // The job's `before_script` is edited where it is written, unless
+        // it comes from `default:` (shared by every job).
+        let before = job.config.get("before_script");
+        let before_seq = before.and_then(|b| {
+            let file = &p.files[b.origin.file];
+            yaml_edit::node_at(file, &b.origin.span)
+                .filter(|n| matches!(n.value, Value::Seq(_)))
+                .map(|n| (b.origin.file, n))
+        });
+        match (before, before_seq) {
+            (Some(_), Some((bfile, node))) => {
+                let flow = node.as_seq().is_some_and(|s| s.flow);
                 let items: Vec<String> = setup
                     .iter()
                     .map(|s| scalar(s, Quote::Plain, flow))
                     .collect();
-                if let Some(x) = add_items(f, &e.value, &items, false) {
-                    out.edits.push((hfile, x));
+                if let Some(x) = add_items(&p.files[bfile], node, &items, false) {
+                    out.edits.push((bfile, x));
                 }
             }
-            Some(_) => out.script_prefix = setup,
-            None if inherited => out.script_prefix = setup,
-            None => {
+            (Some(_), None) => out.script_prefix = setup,
+            (None, _) if !job.before_script.is_empty() => out.script_prefix = setup,
+            (None, _) => {
                 let pad = " ".repeat(indent.seq);
                 let mut block = String::from("before_script:");
                 for s in &setup {

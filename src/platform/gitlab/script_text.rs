@@ -34,7 +34,9 @@ pub fn replace_command(
             if !multi_line_source && one_line.len() <= ONE_LINE_MAX {
                 one_line
             } else {
-                let pad = " ".repeat(scalar.block_indent + 2);
+                // Continuation lines one step past the command itself.
+                let pad =
+                    " ".repeat(column(&file.text, src_range.start).max(scalar.block_indent) + 2);
                 join_flags(words, &format!(" \\{nl}{pad}"))
             }
         }

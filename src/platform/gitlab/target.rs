@@ -93,7 +93,9 @@ fn word(dq: &str) -> String {
         out.push(c);
         prev = c;
     }
-    render_word(&out)
+    // GitLab's `$[[ inputs.x ]]` must stay as written to be interpolated;
+    // inside double quotes the shell never sees it anyway.
+    render_word(&out).replace("\\$[[", "$[[")
 }
 
 /// The `docker buildx build` words for `plan` (shell text, one word each).
