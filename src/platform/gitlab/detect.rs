@@ -7,29 +7,13 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use serde::Deserialize;
-
 use super::job::{Job, ScriptLine, Section};
 use crate::shell::{self, Command};
 
-/// The image patterns of `rules/images.yaml`.
-#[derive(Debug)]
-pub struct ImageMatcher {
-    patterns: Vec<(String, String, regex::Regex)>,
-}
-
-#[derive(Deserialize)]
-struct ImagesFile {
-    tag: String,
-    images: Vec<ImageEntry>,
-}
-
-#[derive(Deserialize)]
-struct ImageEntry {
-    id: String,
-    kind: String,
-    repository: String,
-}
+/// Which images are Kaniko: the table in `rules/images.yaml`, as the
+/// `kaniko` module reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageMatcher;
 
 /// A matched image pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,40 +25,21 @@ pub struct ImageMatch {
 }
 
 impl ImageMatcher {
-    /// Parses an images table (the format of `rules/images.yaml`).
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
-        let f: ImagesFile = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
-        let patterns = f
-            .images
-            .into_iter()
-            .map(|i| {
-                let re = regex::Regex::new(&format!("^(?:{})(?:{})$", i.repository, f.tag))
-                    .map_err(|e| format!("{}: {e}", i.id))?;
-                Ok((i.id, i.kind, re))
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Self { patterns })
-    }
-
     /// The table shipped in `rules/images.yaml`.
     pub fn builtin() -> &'static ImageMatcher {
-        static M: OnceLock<ImageMatcher> = OnceLock::new();
-        M.get_or_init(|| {
-            ImageMatcher::from_yaml(include_str!("../../../rules/images.yaml"))
-                .expect("rules/images.yaml is checked by the test suite")
-        })
+        static M: ImageMatcher = ImageMatcher;
+        &M
     }
 
     /// The pattern `image` matches, if any.
     pub fn matches(&self, image: &str) -> Option<ImageMatch> {
-        let image = image.trim();
-        self.patterns
-            .iter()
-            .find(|(_, _, re)| re.is_match(image))
-            .map(|(id, kind, _)| ImageMatch {
-                id: id.clone(),
-                kind: kind.clone(),
-            })
+        crate::kaniko::match_image(image).map(|m| ImageMatch {
+            id: m.id.to_string(),
+            kind: match m.kind {
+                crate::kaniko::ImageKind::Executor => "executor".into(),
+                crate::kaniko::ImageKind::Warmer => "warmer".into(),
+            },
+        })
     }
 }
 
@@ -276,32 +241,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_table_matches_its_own_examples() {
-        #[derive(Deserialize)]
-        struct Ex {
-            images: Vec<E>,
-        }
-        #[derive(Deserialize)]
-        struct E {
-            id: String,
-            examples: Examples,
-        }
-        #[derive(Deserialize)]
-        struct Examples {
-            #[serde(rename = "match")]
-            yes: Vec<String>,
-            no_match: Vec<String>,
-        }
+    fn images_come_from_the_rules_table() {
         let m = ImageMatcher::builtin();
-        let ex: Ex = yaml_serde::from_str(include_str!("../../../rules/images.yaml")).unwrap();
-        for e in ex.images {
-            for y in &e.examples.yes {
-                assert!(m.matches(y).is_some(), "{}: {y} should match", e.id);
-            }
-            for n in &e.examples.no_match {
-                assert!(m.matches(n).is_none(), "{}: {n} should not match", e.id);
-            }
-        }
+        assert_eq!(
+            m.matches("gcr.io/kaniko-project/executor:debug")
+                .unwrap()
+                .kind,
+            "executor"
+        );
+        assert_eq!(
+            m.matches("gcr.io/kaniko-project/warmer:latest")
+                .unwrap()
+                .kind,
+            "warmer"
+        );
+        assert!(m.matches("docker:28.5-cli").is_none());
     }
 
     #[test]

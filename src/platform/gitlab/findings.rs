@@ -100,7 +100,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
                 "KM014",
                 inc.span.clone(),
                 format!(
-                    "`include: {}` `{}` is not read, and a Kaniko job may be defined there: {why}",
+                    "`include: {}` `{}` is not read ({why}); a Kaniko job may be defined there",
                     inc.kind.keyword(),
                     inc.location
                 ),
@@ -137,6 +137,36 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             note_findings(&mut c, call);
         }
         job_findings(&mut c, p, k, opts);
+    }
+    for job in &p.jobs {
+        // Templates are judged through the jobs that use them.
+        if job.hidden
+            && p.jobs
+                .iter()
+                .any(|j| !j.hidden && j.ancestors.contains(&job.name))
+        {
+            continue;
+        }
+        for d in super::docker_cache::problems(p, job, &opts.builder) {
+            let mut f = Finding::new(
+                "KM003",
+                d.span.clone(),
+                format!(
+                    "job `{}` exports build cache with the default docker driver, which fails with \"Cache export is not supported for the docker driver\"",
+                    job.name
+                ),
+            )
+            .with_help("create a docker-container builder before the build: `docker buildx create --use --driver docker-container`");
+            if let Some((file, edit)) = d.fix
+                && file == d.file
+            {
+                f = f.with_fix(Fix {
+                    description: "create a docker-container builder before the build".into(),
+                    edits: vec![edit],
+                });
+            }
+            c.add(d.file, f);
+        }
     }
     c.by_file
         .into_iter()
@@ -442,5 +472,29 @@ mod tests {
         assert!(text.contains("  before_script: [echo shared]\n"), "{text}");
         assert!(text.contains("  script:\n    - docker buildx create --use --driver docker-container --name kmigrate\n    - docker buildx build"), "{text}");
         assert!(!text.contains("docker login"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod workaround_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn kaniko_only_workarounds_are_removed() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - export container=docker\n    - /kaniko/executor --context . --destination r.example.com/a\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(!text.contains("container=docker"), "{text}");
+        assert!(
+            text.contains("  script:\n    - docker buildx build"),
+            "{text}"
+        );
     }
 }

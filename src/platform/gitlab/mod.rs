@@ -17,6 +17,7 @@
 
 pub mod analyze;
 pub mod detect;
+pub mod docker_cache;
 pub mod findings;
 pub mod glob;
 pub mod include;

@@ -250,9 +250,36 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         _ => "/root",
     };
     for line in job.lines() {
+        if let Some(e) = workaround_deletion(p, line) {
+            out.edits.push(e);
+            continue;
+        }
         out.edits.extend(config_path_edits(p, line, home_dir));
     }
     Ok(out)
+}
+
+/// Script lines that only made Kaniko work and mean nothing (or harm) in
+/// the new job.
+const KANIKO_WORKAROUNDS: &[&str] = &["export container=docker", "mv /var /var-orig"];
+
+/// Deletes a script item that is exactly a Kaniko-only workaround, when
+/// it is a whole item of a block list.
+fn workaround_deletion(p: &Pipeline, line: &ScriptLine) -> Option<FileEdit> {
+    let text = line.text.trim();
+    if !KANIKO_WORKAROUNDS.contains(&text) {
+        return None;
+    }
+    let file = &p.files[line.origin.file];
+    let (seq, idx) = yaml_edit::seq_of(file, &line.origin.span)?;
+    let items = seq.as_seq()?;
+    if items.flow || items.items.len() < 2 {
+        return None;
+    }
+    Some((
+        line.origin.file,
+        yaml_edit::delete_lines(file, &items.items[idx].span),
+    ))
 }
 
 /// The mapping new keys go into: the job or template that writes the
