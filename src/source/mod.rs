@@ -181,7 +181,10 @@ impl SourceFile {
                     // Lenient readers accept some layouts the span-keeping
                     // grammar does not; say so rather than call it invalid.
                     Ok(_) => (
-                        format!("kmigrate cannot map this file's layout to source positions ({})", e.message),
+                        format!(
+                            "kmigrate cannot map this file's layout to source positions ({})",
+                            e.message
+                        ),
                         "most often a flow list `[...]` or quoted string continues on lines indented no deeper than its key; indent the continuation lines past the key and run again (the file is untouched)",
                     ),
                 };

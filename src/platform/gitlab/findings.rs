@@ -123,6 +123,19 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     }
 
     let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
+    // An image definition shared with a job that must stay (manual) cannot
+    // change for the others either.
+    let mut blocked: Vec<((usize, Span), String)> = Vec::new();
+    if opts.target != Target::Split {
+        for k in &kjobs {
+            if let (Some(img), Err(_)) = (&k.job.image, rewrite_job(p, k, opts)) {
+                blocked.push((
+                    (img.origin.file, img.origin.span.clone()),
+                    k.job.name.clone(),
+                ));
+            }
+        }
+    }
     for k in &kjobs {
         let job = k.job;
         // A template is migrated through the jobs that use it.
@@ -136,7 +149,15 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         for call in &k.calls {
             note_findings(&mut c, call);
         }
-        job_findings(&mut c, p, k, opts);
+        let shared_with = k.job.image.as_ref().and_then(|img| {
+            blocked
+                .iter()
+                .find(|((f, s), name)| {
+                    *f == img.origin.file && *s == img.origin.span && *name != k.job.name
+                })
+                .map(|(_, name)| name.as_str())
+        });
+        job_findings(&mut c, p, k, opts, shared_with);
     }
     for job in &p.jobs {
         // Templates are judged through the jobs that use them.
@@ -204,7 +225,13 @@ fn primary(k: &KanikoJob) -> (usize, Span) {
     }
 }
 
-fn job_findings(c: &mut Collector, p: &Pipeline, k: &KanikoJob, opts: &Options) {
+fn job_findings(
+    c: &mut Collector,
+    p: &Pipeline,
+    k: &KanikoJob,
+    opts: &Options,
+    shared_with: Option<&str>,
+) {
     let job = k.job;
     let (file, span) = primary(k);
     let what = match &k.image {
@@ -259,7 +286,13 @@ fn job_findings(c: &mut Collector, p: &Pipeline, k: &KanikoJob, opts: &Options) 
         }
         return;
     }
-    let rewrite = match rewrite_job(p, k, opts) {
+    let rewrite = match shared_with {
+        Some(other) => Err(format!(
+            "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
+        )),
+        None => rewrite_job(p, k, opts),
+    };
+    let rewrite = match rewrite {
         Ok(r) => r,
         Err(why) => {
             c.add(
@@ -454,6 +487,17 @@ mod tests {
         assert!(
             text.contains("buildctl-daemonless.sh build --frontend dockerfile.v0"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_template_shared_with_a_manual_job_is_left_alone() {
+        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`a`")),
+            "{rules:?}"
         );
     }
 
