@@ -127,7 +127,10 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     // change for the others either.
     let mut blocked: Vec<((usize, Span), String)> = Vec::new();
     if opts.target != Target::Split {
-        for k in &kjobs {
+        for k in kjobs
+            .iter()
+            .filter(|k| !(k.job.hidden && k.calls.is_empty()))
+        {
             if let (Some(img), Err(_)) = (&k.job.image, rewrite_job(p, k, opts)) {
                 blocked.push((
                     (img.origin.file, img.origin.span.clone()),
