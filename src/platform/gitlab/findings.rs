@@ -545,3 +545,26 @@ mod workaround_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod default_image_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_default_kaniko_image_is_overridden_in_the_job_not_edited() {
+        let src = "default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  script:\n    - /kaniko/executor --context . --destination r.example.com/a\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(
+            text.starts_with("default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  image: docker:28.5-cli\n  services:\n    - docker:28.5-dind\n  variables:\n    DOCKER_TLS_CERTDIR: \"/certs\"\n  before_script:\n"),
+            "{text}"
+        );
+    }
+}

@@ -79,8 +79,10 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
                     .map(|x| (hfile, x)),
             );
         }
+        // From `default:` (shared by every job): the job gets its own image.
+        (Some(img), _) if img.from_default => new_keys.push(new_image_block(opts, &indent)),
         (Some(img), _) => {
-            // Written elsewhere (an anchor, `default:`): edit it there.
+            // Written elsewhere (an anchor, another template): edit it there.
             let file = &p.files[img.origin.file];
             let Some((_, e)) = entry_of(file, &img.origin.span) else {
                 return Err("the job's image is written in a form kmigrate cannot edit".into());
@@ -218,10 +220,16 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         }
     }
     if !new_keys.is_empty() {
-        let after = h_entry("image");
-        let e = insert_entries(f, hmap, after, &new_keys.join("\n"))
-            .ok_or("the job's mapping is empty")?;
-        out.edits.push((hfile, e));
+        let text = new_keys.join("\n");
+        let e = match (h_entry("image"), hm.entries.first()) {
+            (Some(img), _) => insert_entries(f, hmap, Some(img), &text),
+            // No image in the job: the new keys open its mapping, ahead of
+            // a `before_script:` inserted at the same place.
+            (None, Some(first)) if !hm.flow => Some(insert_entries_before(f, first, &text)),
+            _ => insert_entries(f, hmap, None, &text),
+        }
+        .ok_or("the job's mapping is empty")?;
+        out.edits.insert(0, (hfile, e));
     }
     if !out.script_prefix.is_empty() {
         let Some(script) = job.config.get("script") else {

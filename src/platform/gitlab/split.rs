@@ -13,6 +13,7 @@ use crate::shell::Nesting;
 use crate::source::patch::{Edit, apply};
 use crate::source::render::{Quote, plain_safe, scalar};
 use crate::source::tree::Value;
+use crate::source::{SourceFile, Span};
 
 /// Names for a split: the template and one job per call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,38 +275,79 @@ pub fn split_job(
                 continue;
             }
             let rf = &p.files[r.origin.file];
-            let Some((seq_node, idx)) = yaml_edit::seq_of(rf, &r.origin.span) else {
-                return Err(format!(
-                    "job `{}` needs it in a form kmigrate cannot update (`needs: [{{job: …}}]`)",
-                    other.name
-                ));
-            };
-            let Value::Seq(s) = &seq_node.value else {
-                unreachable!()
-            };
-            let item = &s.items[idx];
-            if s.flow {
-                out.push((
-                    r.origin.file,
-                    Edit::replace(item.node.full_span.clone(), names.jobs.join(", ")),
-                ));
-            } else {
-                let pad = " ".repeat(yaml_edit::column(&rf.text, item.span.start));
-                let rnl = rf.line_ending.as_str();
-                let mut t = names.jobs[0].clone();
-                for n in &names.jobs[1..] {
-                    t.push_str(&format!("{rnl}{pad}- {n}"));
-                }
-                out.push((r.origin.file, Edit::replace(item.node.full_span.clone(), t)));
-            }
+            out.push((
+                r.origin.file,
+                retarget(rf, &r.origin.span, &names.jobs).ok_or_else(|| {
+                    format!(
+                        "job `{}` names it in a form kmigrate cannot update",
+                        other.name
+                    )
+                })?,
+            ));
         }
     }
     Ok(out)
 }
 
+/// The edit that makes the `needs:`/`dependencies:` entry whose job name
+/// is written at `name_span` name every job of `jobs` instead: `- a` becomes
+/// one item per job, `{job: a, artifacts: true}` one copy per job.
+fn retarget(f: &SourceFile, name_span: &Span, jobs: &[String]) -> Option<Edit> {
+    let src = &f.text;
+    let nl = f.line_ending.as_str();
+    // The item is the name itself, or a mapping holding `job: name`.
+    let (seq, idx) = yaml_edit::seq_of(f, name_span).or_else(|| {
+        let (map, _) = yaml_edit::entry_of(f, name_span)?;
+        yaml_edit::seq_of(f, &map.span)
+    })?;
+    let Value::Seq(s) = &seq.value else {
+        return None;
+    };
+    let item = &s.items[idx];
+    let (range, text) = if s.flow {
+        (
+            item.node.full_span.clone(),
+            &src[item.node.full_span.clone()],
+        )
+    } else {
+        let r = line_start(src, item.span.start)..line_end(src, item.span.end);
+        (r.clone(), &src[r])
+    };
+    let local = name_span.start - range.start..name_span.end - range.start;
+    let copies: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let mut t = text.to_string();
+            t.replace_range(local.clone(), j);
+            t
+        })
+        .collect();
+    let sep = if s.flow {
+        ", ".to_string()
+    } else {
+        nl.to_string()
+    };
+    Some(Edit::replace(range, copies.join(&sep)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_in_every_form_name_the_new_jobs() {
+        let src = "a:\n  needs:\n    - build\n    - job: build\n      artifacts: false\n  dependencies: [build, x]\n";
+        let f = SourceFile::from_text(std::path::Path::new("t.yml"), src.into()).unwrap();
+        let jobs = ["build-a".to_string(), "build-b".to_string()];
+        let mut edits = Vec::new();
+        for (at, _) in src.match_indices("build") {
+            edits.push(retarget(&f, &(at..at + 5), &jobs).unwrap());
+        }
+        assert_eq!(
+            apply(src, &edits).unwrap(),
+            "a:\n  needs:\n    - build-a\n    - build-b\n    - job: build-a\n      artifacts: false\n    - job: build-b\n      artifacts: false\n  dependencies: [build-a, build-b, x]\n"
+        );
+    }
 
     #[test]
     fn names_follow_the_destinations() {
