@@ -349,6 +349,7 @@ fn job_findings(
         &format!("migrate job `{}` to {target}", job.name),
         edits,
     );
+    credential_findings(c, k);
     if opts.target == Target::Buildx {
         c.add(
             job.file,
@@ -359,6 +360,62 @@ fn job_findings(
             )
             .with_help("tag the job for a privileged runner, or use `--gitlab-target buildkit` (rootless)"),
         );
+    }
+}
+
+/// Registries a migrated job pushes to (or reads cache from) with no
+/// credentials the new builder can see: Kaniko found them through its
+/// built-in helpers (GitLab, GCR, ECR, ACR); docker and buildctl read only
+/// the Docker config.
+fn credential_findings(c: &mut Collector, k: &KanikoJob) {
+    let job = k.job;
+    let configured = job.lines().any(|l| {
+        l.text.contains(".docker/config.json")
+            || l.text.contains("docker login")
+            || l.text.contains("DOCKER_AUTH_CONFIG")
+    }) || job.variable("DOCKER_AUTH_CONFIG").is_some();
+    if configured {
+        return;
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for call in &k.calls {
+        let refs = call
+            .conversion
+            .plan
+            .tags
+            .iter()
+            .chain(call.conversion.cache_ref.iter());
+        for r in refs {
+            let r = r.trim_matches('"');
+            if r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY") {
+                continue;
+            }
+            let host = crate::buildx::registry_config::registry_host(r);
+            if seen.contains(&host) {
+                continue;
+            }
+            seen.push(host.clone());
+            let span = call
+                .call
+                .all("destination")
+                .next()
+                .map(|u| call.args_span(&u.args))
+                .unwrap_or_else(|| call.span.clone());
+            c.add(
+                call.file,
+                Finding::new(
+                    "KM011",
+                    span,
+                    format!(
+                        "job `{}` pushes to `{host}` without writing Docker credentials: Kaniko may have found them through its built-in helpers (GCR, ECR, ACR), the new builder reads only the Docker config",
+                        job.name
+                    ),
+                )
+                .with_help(format!(
+                    "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
+                )),
+            );
+        }
     }
 }
 
@@ -502,6 +559,18 @@ mod tests {
             rules.iter().any(|(r, m)| r == "KM001" && m.contains("`a`")),
             "{rules:?}"
         );
+    }
+
+    #[test]
+    fn other_registries_without_docker_credentials_are_reported() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . --destination europe-docker.pkg.dev/p/r/app:1 --destination $CI_REGISTRY_IMAGE:1\n";
+        let (rules, _) = run(src, Target::Buildx);
+        let km011: Vec<_> = rules.iter().filter(|(r, _)| r == "KM011").collect();
+        assert_eq!(km011.len(), 1, "{rules:?}");
+        assert!(km011[0].1.contains("`europe-docker.pkg.dev`"), "{rules:?}");
+        let with_login = src.replace("  script:", "  before_script:\n    - echo \"$K\" | docker login europe-docker.pkg.dev -u _json_key --password-stdin\n  script:");
+        let (rules, _) = run(&with_login, Target::Buildx);
+        assert!(!rules.iter().any(|(r, _)| r == "KM011"), "{rules:?}");
     }
 
     #[test]
