@@ -253,9 +253,41 @@ pub fn file_findings(
         }
         _ => alone()?,
     };
-    Ok(findings::check(&pipeline, &gopts)
-        .into_iter()
+    let all = findings::check(&pipeline, &gopts);
+    let mut mine: Vec<crate::rules::Finding> = all
+        .iter()
         .find(|f| f.file == index)
-        .map(|f| f.findings)
-        .unwrap_or_default())
+        .map(|f| f.findings.clone())
+        .unwrap_or_default();
+    // Fixes that land in a file this one includes are written only when
+    // that file is rewritten too: say so where it is included.
+    for other in all.iter().filter(|f| f.file != index) {
+        if !other.findings.iter().any(|f| f.fix.is_some()) {
+            continue;
+        }
+        let Some(inc) = pipeline
+            .includes
+            .iter()
+            .find(|i| i.in_file == index && i.files.contains(&other.file))
+        else {
+            continue;
+        };
+        let path = pipeline.files[other.file]
+            .path
+            .strip_prefix(&pipeline.root_dir)
+            .unwrap_or(&pipeline.files[other.file].path)
+            .display()
+            .to_string();
+        mine.push(
+            crate::rules::Finding::new(
+                "KM014",
+                inc.span.clone(),
+                format!("`{path}` (included here) holds part of this pipeline's Kaniko migration"),
+            )
+            .with_help(format!(
+                "pass `{path}` to `kmigrate rewrite` as well, so its share of the fix is written"
+            )),
+        );
+    }
+    Ok(mine)
 }
