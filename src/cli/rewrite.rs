@@ -37,6 +37,15 @@ pub struct RewriteArgs {
     /// Tag of the registry cache (`<cache repo>:<tag>`).
     #[arg(long, default_value = "buildcache")]
     pub cache_tag: String,
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split (keep Kaniko, split multi-build jobs).
+    #[arg(long, default_value = "buildx", value_parser = ["buildx", "buildkit", "split"])]
+    pub gitlab_target: String,
+    /// GitLab: do not split jobs that build several images (buildx/buildkit targets).
+    #[arg(long)]
+    pub no_split: bool,
+    /// GitLab: Docker version of the `docker:<ver>-cli` / `docker:<ver>-dind` images.
+    #[arg(long, default_value = crate::platform::gitlab::target::DEFAULT_DOCKER_VERSION)]
+    pub docker_version: String,
 }
 
 enum Outcome {
@@ -50,7 +59,9 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     let opts = Options {
         builder: args.builder.clone(),
         cache_tag: args.cache_tag.clone(),
-        ..Options::default()
+        gitlab_target: args.gitlab_target.clone(),
+        split: !args.no_split,
+        docker_version: args.docker_version.clone(),
     };
     let mut changed = false;
     let mut errored = false;
