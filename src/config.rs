@@ -15,7 +15,7 @@
 //! [rewrite]
 //! builder = "kmigrate"
 //! cache_tag = "buildcache"
-//! gitlab_target = "dind"
+//! gitlab_target = "buildkit"
 //! docker_version = "27"
 //! split = true
 //!
@@ -35,6 +35,9 @@ use crate::rules::{Severity, meta};
 /// The names a configuration file may have, in the order they are looked for
 /// in each directory.
 pub const FILE_NAMES: &[&str] = &["kmigrate.toml", ".kmigrate.toml"];
+
+/// The GitLab rewrite targets `rewrite.gitlab_target` may name.
+pub const GITLAB_TARGETS: &[&str] = &["buildx", "buildkit", "split"];
 
 /// A configuration problem, always naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +209,14 @@ impl Config {
         }
         if config.rewrite.builder.trim().is_empty() {
             return Err(err("`rewrite.builder` must not be empty".into()));
+        }
+        if let Some(t) = &config.rewrite.gitlab_target
+            && !GITLAB_TARGETS.contains(&t.as_str())
+        {
+            return Err(err(format!(
+                "`rewrite.gitlab_target` is `{t}`; it must be one of {}",
+                GITLAB_TARGETS.join(", ")
+            )));
         }
         if config.rewrite.cache_tag.trim().is_empty() {
             return Err(err("`rewrite.cache_tag` must not be empty".into()));
@@ -405,7 +416,7 @@ KM005 = "error"
 [rewrite]
 builder = "ci"
 cache_tag = "cache"
-gitlab_target = "dind"
+gitlab_target = "buildkit"
 docker_version = "27"
 split = false
 
@@ -449,6 +460,8 @@ exclude = ["vendor/**"]
         assert!(e.message.contains("fatal"), "{e}");
         assert!(parse("[paths]\nexclude = [\"a/[\"]").is_err());
         assert!(parse("[rewrite]\nbuilder = \"\"").is_err());
+        let e = parse("[rewrite]\ngitlab_target = \"kaniko\"").unwrap_err();
+        assert!(e.message.contains("buildkit"), "{e}");
         let e = parse("[rules]\nignore = 3").unwrap_err();
         assert!(e.message.starts_with("line 2:"), "{e}");
     }

@@ -117,6 +117,22 @@ pub fn add_included(
     out.targets.sort_by(|a, b| a.path.cmp(&b.path));
 }
 
+/// The files a GitLab pipeline includes locally (its own file excluded), as
+/// the GitLab platform loads them; none when the pipeline does not load (the
+/// entry's own check reports why).
+pub fn gitlab_local_includes(entry: &Path) -> Vec<PathBuf> {
+    use crate::platform::gitlab::include;
+    match include::load(&include::repo_root(entry), entry) {
+        Ok(loaded) => loaded
+            .files
+            .iter()
+            .skip(1)
+            .map(|f| f.path.clone())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `path` relative to the current directory when it lies below it, else
 /// absolute; `.` and `..` resolved.
 fn relative_to_cwd(path: &Path) -> PathBuf {

@@ -20,13 +20,7 @@ pub fn analyze(
             let migration = migrate::plan(&build, opts);
             rules::cloudbuild_findings(&build, &migration)
         }
-        Platform::GitLab => {
-            return Err(SourceError::new(
-                &source.path,
-                "GitLab CI files are not supported by this build yet",
-            )
-            .with_help("pass `--platform cloudbuild` if this is a Cloud Build config"));
-        }
+        Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
     };
     findings.sort_by(|a, b| (a.span.start, a.rule).cmp(&(b.span.start, b.rule)));
     Ok(findings)

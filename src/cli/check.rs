@@ -289,7 +289,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         .filter(|p| *p != Path::new("-"))
         .cloned()
         .collect();
-    let found = discover::discover(&file_paths, &settings.config);
+    let mut found = discover::discover(&file_paths, &settings.config);
+    discover::add_included(
+        &mut found,
+        &settings.config,
+        &discover::gitlab_local_includes,
+    );
     let reads_stdin = paths.iter().any(|p| p == Path::new("-"));
     if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin {
         eprintln!(

@@ -67,7 +67,12 @@ pub fn run(args: ReportArgs) -> ExitCode {
         // An audit counts every build, including those silenced inline.
         no_ignores: true,
     };
-    let found = discover::discover(&paths, &settings.config);
+    let mut found = discover::discover(&paths, &settings.config);
+    discover::add_included(
+        &mut found,
+        &settings.config,
+        &discover::gitlab_local_includes,
+    );
     let kinds: std::collections::HashMap<PathBuf, Option<Platform>> = found
         .targets
         .iter()

@@ -39,6 +39,18 @@ pub struct RewriteArgs {
     /// [default: `rewrite.cache_tag` in kmigrate.toml, else buildcache].
     #[arg(long)]
     pub cache_tag: Option<String>,
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split (keep Kaniko, split
+    /// multi-build jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
+    #[arg(long, value_parser = ["buildx", "buildkit", "split"])]
+    pub gitlab_target: Option<String>,
+    /// GitLab: do not split jobs that build several images (buildx/buildkit targets)
+    /// [default: `rewrite.split` in kmigrate.toml, else split].
+    #[arg(long)]
+    pub no_split: bool,
+    /// GitLab: Docker version of the `docker:<ver>-cli` / `docker:<ver>-dind` images
+    /// [default: `rewrite.docker_version` in kmigrate.toml, else 28.5].
+    #[arg(long)]
+    pub docker_version: Option<String>,
     /// Configuration file (default: kmigrate.toml or .kmigrate.toml found
     /// upward from the first file).
     #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
@@ -75,7 +87,15 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     let opts = Options {
         builder: args.builder.clone().unwrap_or(defaults.builder.clone()),
         cache_tag: args.cache_tag.clone().unwrap_or(defaults.cache_tag.clone()),
-        ..defaults
+        gitlab_target: args
+            .gitlab_target
+            .clone()
+            .unwrap_or(defaults.gitlab_target.clone()),
+        docker_version: args
+            .docker_version
+            .clone()
+            .unwrap_or(defaults.docker_version.clone()),
+        split: defaults.split && !args.no_split,
     };
     let settings = super::check::Settings {
         config: loaded,

@@ -1,6 +1,7 @@
 //! Each CI system's view of a source file.
 
 pub mod cloudbuild;
+pub mod gitlab;
 pub mod script_edit;
 
 use std::path::Path;

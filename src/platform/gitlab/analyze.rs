@@ -1,0 +1,242 @@
+//! Each Kaniko job's executor calls parsed against the flag table and
+//! converted into `BuildPlan`s, with every reason a call cannot be
+//! rewritten exactly.
+
+use std::ops::Range;
+
+use super::detect::{ExecutorCall, ImageMatch, kaniko_use};
+use super::job::{Job, Section};
+use super::{ImageMatcher, Pipeline};
+use crate::buildx::from_kaniko::{Conversion, ConvertOptions, convert};
+use crate::kaniko::{self, Arg};
+use crate::shell::Nesting;
+use crate::source::Span;
+
+/// One executor call, parsed and converted.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub exec: ExecutorCall,
+    /// File the call's line is written in.
+    pub file: usize,
+    /// Source span of the whole command.
+    pub span: Span,
+    /// Source span of each argument (after the program word).
+    pub arg_spans: Vec<Span>,
+    pub call: kaniko::Call,
+    pub conversion: Conversion,
+}
+
+impl CallInfo {
+    /// Source span covering args `r` (the command when `r` is empty).
+    pub fn args_span(&self, r: &Range<usize>) -> Span {
+        match (
+            self.arg_spans.get(r.start),
+            r.end.checked_sub(1).and_then(|e| self.arg_spans.get(e)),
+        ) {
+            (Some(a), Some(b)) if r.end > r.start => a.start..b.end.max(a.end),
+            _ => self.span.clone(),
+        }
+    }
+
+    /// Whether the cache is on for this call.
+    pub fn caches(&self) -> bool {
+        self.call.enabled("cache")
+    }
+
+    /// Why this call cannot be rewritten to another builder exactly.
+    pub fn blocker(&self) -> Option<String> {
+        if self.conversion.is_blocked() {
+            let why = self
+                .conversion
+                .notes
+                .iter()
+                .find(|n| n.kind == crate::buildx::from_kaniko::NoteKind::Manual)
+                .map(|n| n.message.clone())
+                .unwrap_or_default();
+            return Some(format!("the executor call needs a manual migration: {why}"));
+        }
+        None
+    }
+}
+
+/// A Kaniko job with its calls.
+#[derive(Debug, Clone)]
+pub struct KanikoJob<'p> {
+    pub job: &'p Job,
+    pub image: Option<ImageMatch>,
+    pub calls: Vec<CallInfo>,
+}
+
+impl KanikoJob<'_> {
+    /// Calls that share one container with another call and the cache on.
+    pub fn is_multi_build(&self) -> bool {
+        self.calls.len() >= 2 && self.calls.iter().any(CallInfo::caches)
+    }
+
+    /// Whether any call sits in a loop (one written call, many builds).
+    pub fn loops(&self) -> bool {
+        self.calls
+            .iter()
+            .any(|c| c.exec.command.nesting == Nesting::Loop)
+    }
+}
+
+/// Options for converting calls, fixed for GitLab: the job runs in the
+/// project directory (`$CI_PROJECT_DIR`), Kaniko's default context is
+/// `/workspace/`.
+pub fn convert_options<'a>(p: &'a Pipeline, cache_tag: &'a str) -> ConvertOptions<'a> {
+    ConvertOptions {
+        cache_tag,
+        workdir: PROJECT_DIR,
+        default_context: "/workspace/",
+        local_workdir: Some(p.root_dir.as_path()),
+    }
+}
+
+/// Every Kaniko job and template of the pipeline.
+pub fn kaniko_jobs<'p>(
+    p: &'p Pipeline,
+    images: &ImageMatcher,
+    cache_tag: &str,
+) -> Vec<KanikoJob<'p>> {
+    let opts = convert_options(p, cache_tag);
+    p.jobs
+        .iter()
+        .filter_map(|job| {
+            let k = kaniko_use(job, images)?;
+            let calls = k
+                .calls
+                .into_iter()
+                .map(|exec| call_info(job, exec, &opts))
+                .collect();
+            Some(KanikoJob {
+                job,
+                image: k.image,
+                calls,
+            })
+        })
+        .collect()
+}
+
+fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
+    let line = exec.script_line(job);
+    let arg_spans: Vec<Span> = exec
+        .args()
+        .iter()
+        .map(|w| line.source_range(w.span.clone()))
+        .collect();
+    let words = exec.args();
+    let args: Vec<Arg> = words
+        .iter()
+        .enumerate()
+        .zip(&arg_spans)
+        .map(|((i, w), s)| Arg {
+            text: mark_project_dir(&w.dq),
+            span: Some(s.clone()),
+            // `--context $CI_PROJECT_DIR`: a variable in a value position is
+            // one value (GitLab's variables hold paths and references, and
+            // Kaniko reads the split words the same way), not a flag list.
+            dynamic: w.is_bare_expansion() && !(i > 0 && takes_separate_value(&words[i - 1].dq)),
+        })
+        .collect();
+    let call = kaniko::call::parse(args);
+    let mut conversion = convert(&call, opts);
+    unmark_plan(&mut conversion.plan);
+    for n in &mut conversion.notes {
+        unmark(&mut n.message);
+        if let Some(h) = &mut n.help {
+            unmark(h);
+        }
+    }
+    if let Some(r) = &mut conversion.cache_ref {
+        unmark(r);
+    }
+    CallInfo {
+        file: line.origin.file,
+        span: line.source_range(exec.command.span.clone()),
+        arg_spans,
+        exec,
+        call,
+        conversion,
+    }
+}
+
+/// Stands for `$CI_PROJECT_DIR` (the job's working directory) while a call
+/// is converted, so paths under it read as absolute paths in the working
+/// directory: `--context $CI_PROJECT_DIR/app` becomes the context `app`.
+const PROJECT_DIR: &str = "/kmigrate-ci-project-dir";
+
+/// Replaces a leading `$CI_PROJECT_DIR` / `${CI_PROJECT_DIR}` of a value
+/// (`--flag=VALUE` or a whole word) with [`PROJECT_DIR`].
+fn mark_project_dir(text: &str) -> String {
+    let (head, value) = match text.split_once('=') {
+        Some((h, v)) if h.starts_with('-') => (format!("{h}="), v),
+        _ => (String::new(), text),
+    };
+    for var in ["${CI_PROJECT_DIR}", "$CI_PROJECT_DIR"] {
+        if let Some(rest) = value.strip_prefix(var)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{head}{PROJECT_DIR}{rest}");
+        }
+    }
+    text.to_string()
+}
+
+/// Puts `$CI_PROJECT_DIR` back where the marker survived conversion.
+fn unmark(s: &mut String) {
+    if s.contains(PROJECT_DIR) {
+        *s = s.replace(PROJECT_DIR, "$CI_PROJECT_DIR");
+    }
+}
+
+fn unmark_plan(plan: &mut crate::buildx::BuildPlan) {
+    unmark(&mut plan.context);
+    if let Some(d) = &mut plan.dockerfile {
+        unmark(d);
+    }
+    plan.tags.iter_mut().for_each(unmark);
+    for a in &mut plan.build_args {
+        if let Some(v) = &mut a.value {
+            unmark(v);
+        }
+    }
+    for list in [&mut plan.cache_from, &mut plan.cache_to, &mut plan.outputs] {
+        for attrs in list.iter_mut() {
+            for (_, v) in attrs.attrs.iter_mut() {
+                unmark(v);
+            }
+        }
+    }
+    plan.secrets.iter_mut().for_each(unmark);
+    if let Some(m) = &mut plan.metadata_file {
+        unmark(m);
+    }
+}
+
+/// Whether `word` is a Kaniko flag whose value is the next word.
+fn takes_separate_value(word: &str) -> bool {
+    let table = kaniko::FlagTable::get();
+    let spec = if let Some(long) = word.strip_prefix("--") {
+        if long.contains('=') {
+            return false;
+        }
+        table.long(long)
+    } else if let Some(short) = word.strip_prefix('-') {
+        let mut chars = short.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => table.short(c),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    spec.is_some_and(|s| s.arity != kaniko::Arity::Bool)
+}
+
+/// Where a section's lines are written, when all in one sequence of one
+/// mapping: the file and the sequence's span.
+pub fn section_home(job: &Job, section: Section) -> Option<(usize, Span)> {
+    let node = job.config.get(section.key())?;
+    Some((node.origin.file, node.origin.span.clone()))
+}

@@ -1,0 +1,639 @@
+//! GitLab findings and their fixes: KM001 (Kaniko job), KM002 (several
+//! builds in one job), KM004 (runner privileges), KM014 (includes and
+//! templates not read) and the per-flag notes of each call.
+
+use std::collections::BTreeMap;
+
+use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::rewrite::{FileEdit, rewrite_job};
+use super::split::split_job;
+use super::target::{Options, Target};
+use super::{ImageMatcher, Pipeline};
+use crate::buildx::from_kaniko::NoteKind;
+use crate::rules::{Finding, Fix};
+use crate::source::Span;
+use crate::source::patch::{Conflict, Edit, apply};
+
+/// Findings of one file of the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct FileFindings {
+    /// Index into [`Pipeline::files`].
+    pub file: usize,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Default)]
+struct Collector {
+    by_file: BTreeMap<usize, Vec<Finding>>,
+}
+
+impl Collector {
+    /// Adds `f` to `file`; a finding with the same rule and span merges
+    /// into the existing one (a template shared by several jobs).
+    fn add(&mut self, file: usize, f: Finding) {
+        let list = self.by_file.entry(file).or_default();
+        if let Some(existing) = list
+            .iter_mut()
+            .find(|x| x.rule == f.rule && x.span == f.span)
+        {
+            if let Some(fix) = f.fix {
+                match &mut existing.fix {
+                    Some(e) => {
+                        for edit in fix.edits {
+                            if !e.edits.contains(&edit) {
+                                e.edits.push(edit);
+                            }
+                        }
+                    }
+                    None => existing.fix = Some(fix),
+                }
+            }
+            return;
+        }
+        list.push(f);
+    }
+
+    /// Adds `f` in `file` with the edits of that file, and a companion
+    /// finding in every other file the edits touch.
+    fn add_with_edits(&mut self, file: usize, f: Finding, description: &str, edits: Vec<FileEdit>) {
+        let mut by_file: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
+        for (i, e) in edits {
+            let list = by_file.entry(i).or_default();
+            if !list.contains(&e) {
+                list.push(e);
+            }
+        }
+        let own = by_file.remove(&file).unwrap_or_default();
+        for (other, edits) in by_file {
+            let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
+            let companion = Finding::new(
+                f.rule,
+                at..at,
+                format!("{} (the part written in this file)", f.message),
+            )
+            .with_fix(Fix {
+                description: description.to_string(),
+                edits,
+            });
+            self.add(other, companion);
+        }
+        let f = if own.is_empty() {
+            f
+        } else {
+            f.with_fix(Fix {
+                description: description.to_string(),
+                edits: own,
+            })
+        };
+        self.add(file, f);
+    }
+}
+
+/// Checks the pipeline: every finding, with fixes for `opts.target`.
+pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
+    let mut c = Collector::default();
+    for inc in p.unfollowed_includes() {
+        let why = inc.not_followed.clone().unwrap_or_default();
+        c.add(
+            inc.in_file,
+            Finding::new(
+                "KM014",
+                inc.span.clone(),
+                format!(
+                    "`include: {}` `{}` is not read ({why}); a Kaniko job may be defined there",
+                    inc.kind.keyword(),
+                    inc.location
+                ),
+            )
+            .with_help("run `kmigrate check` where that file lives"),
+        );
+    }
+    for job in &p.jobs {
+        for e in &job.unresolved_extends {
+            c.add(
+                e.origin.file,
+                Finding::new(
+                    "KM014",
+                    e.origin.span.clone(),
+                    format!("job `{}` extends `{}`, which is defined in a file kmigrate did not read; a Kaniko job may be defined there", job.name, e.value),
+                )
+                .with_help("run `kmigrate check` on the whole pipeline (its `.gitlab-ci.yml`) or where the template lives"),
+            );
+        }
+    }
+
+    let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
+    // An image definition shared with a job that must stay (manual) cannot
+    // change for the others either.
+    let mut blocked: Vec<((usize, Span), String)> = Vec::new();
+    if opts.target != Target::Split {
+        for k in kjobs
+            .iter()
+            .filter(|k| !(k.job.hidden && k.calls.is_empty()))
+        {
+            if let (Some(img), Err(_)) = (&k.job.image, rewrite_job(p, k, opts)) {
+                blocked.push((
+                    (img.origin.file, img.origin.span.clone()),
+                    k.job.name.clone(),
+                ));
+            }
+        }
+    }
+    for k in &kjobs {
+        let job = k.job;
+        // A template is migrated through the jobs that use it.
+        if job.hidden
+            && kjobs
+                .iter()
+                .any(|o| !o.job.hidden && o.job.ancestors.contains(&job.name))
+        {
+            continue;
+        }
+        for call in &k.calls {
+            note_findings(&mut c, call);
+        }
+        let shared_with = k.job.image.as_ref().and_then(|img| {
+            blocked
+                .iter()
+                .find(|((f, s), name)| {
+                    *f == img.origin.file && *s == img.origin.span && *name != k.job.name
+                })
+                .map(|(_, name)| name.as_str())
+        });
+        job_findings(&mut c, p, k, opts, shared_with);
+    }
+    for job in &p.jobs {
+        // Templates are judged through the jobs that use them.
+        if job.hidden
+            && p.jobs
+                .iter()
+                .any(|j| !j.hidden && j.ancestors.contains(&job.name))
+        {
+            continue;
+        }
+        for d in super::docker_cache::problems(p, job, &opts.builder) {
+            let mut f = Finding::new(
+                "KM003",
+                d.span.clone(),
+                format!(
+                    "job `{}` exports build cache with the default docker driver, which fails with \"Cache export is not supported for the docker driver\"",
+                    job.name
+                ),
+            )
+            .with_help("create a docker-container builder before the build: `docker buildx create --use --driver docker-container`");
+            if let Some((file, edit)) = d.fix
+                && file == d.file
+            {
+                f = f.with_fix(Fix {
+                    description: "create a docker-container builder before the build".into(),
+                    edits: vec![edit],
+                });
+            }
+            c.add(d.file, f);
+        }
+    }
+    c.by_file
+        .into_iter()
+        .map(|(file, mut findings)| {
+            findings.sort_by_key(|f| (f.span.start, f.rule));
+            FileFindings { file, findings }
+        })
+        .collect()
+}
+
+fn note_findings(c: &mut Collector, call: &CallInfo) {
+    for n in &call.conversion.notes {
+        let rule = match n.kind {
+            NoteKind::Dropped => "KM010",
+            NoteKind::Changed => "KM011",
+            NoteKind::Manual => "KM012",
+            NoteKind::Malformed => "KM013",
+            NoteKind::CacheTtl => "KM005",
+        };
+        let mut f = Finding::new(rule, call.args_span(&n.args), n.message.clone());
+        if let Some(h) = &n.help {
+            f = f.with_help(h.clone());
+        }
+        c.add(call.file, f);
+    }
+}
+
+/// Where a job's KM001 points: its Kaniko image, else its first call.
+fn primary(k: &KanikoJob) -> (usize, Span) {
+    match (&k.image, &k.job.image, k.calls.first()) {
+        (Some(_), Some(img), _) => (img.name.origin.file, img.name.origin.span.clone()),
+        (_, _, Some(call)) => (call.file, call.span.clone()),
+        (_, Some(img), None) => (img.name.origin.file, img.name.origin.span.clone()),
+        (_, None, None) => (k.job.file, k.job.key_span.clone()),
+    }
+}
+
+fn job_findings(
+    c: &mut Collector,
+    p: &Pipeline,
+    k: &KanikoJob,
+    opts: &Options,
+    shared_with: Option<&str>,
+) {
+    let job = k.job;
+    let (file, span) = primary(k);
+    let what = match &k.image {
+        Some(m) => format!(
+            "job `{}` runs the archived Kaniko image ({})",
+            job.name, m.id
+        ),
+        None => format!("job `{}` runs the archived Kaniko executor", job.name),
+    };
+    let multi = k.is_multi_build();
+    let km002 = || {
+        let (f2, s2) = k
+            .calls
+            .get(1)
+            .map(|c| (c.file, c.span.clone()))
+            .unwrap_or((file, span.clone()));
+        (
+            f2,
+            Finding::new(
+                "KM002",
+                s2,
+                format!(
+                    "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
+                    job.name,
+                    k.calls.len()
+                ),
+            ),
+        )
+    };
+    if opts.target == Target::Split {
+        c.add(
+            file,
+            Finding::new("KM001", span.clone(), what)
+                .with_help("`--gitlab-target split` keeps Kaniko; use `--gitlab-target buildx` or `buildkit` to migrate"),
+        );
+        if multi {
+            let (f2, finding) = km002();
+            match split_job(p, k, &[], &[]) {
+                Ok(edits) => c.add_with_edits(
+                    f2,
+                    finding.with_help("split into one job per image"),
+                    "split the job into one job per image",
+                    edits,
+                ),
+                Err(why) => c.add(
+                    f2,
+                    finding.with_help(format!(
+                        "not split automatically: {why}; split it by hand, one job per image"
+                    )),
+                ),
+            }
+        }
+        return;
+    }
+    let rewrite = match shared_with {
+        Some(other) => Err(format!(
+            "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
+        )),
+        None => rewrite_job(p, k, opts),
+    };
+    let rewrite = match rewrite {
+        Ok(r) => r,
+        Err(why) => {
+            c.add(
+                file,
+                Finding::new("KM001", span.clone(), what)
+                    .with_help(format!("left unchanged: {why}")),
+            );
+            if multi {
+                let (f2, finding) = km002();
+                c.add(
+                    f2,
+                    finding.with_help("split the job by hand, one job per image"),
+                );
+            }
+            return;
+        }
+    };
+    let target = match opts.target {
+        Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
+        _ => "docker buildx with a docker-container builder",
+    };
+    let mut edits = rewrite.edits.clone();
+    let mut split_done = false;
+    if multi {
+        let (f2, finding) = km002();
+        if opts.split {
+            match split_job(p, k, &rewrite.calls, &rewrite.script_prefix) {
+                Ok(split) => {
+                    edits.extend(split);
+                    split_done = true;
+                    c.add(f2, finding.with_help("split into one job per image (with the KM001 fix)"));
+                }
+                Err(why) => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
+            }
+        } else {
+            c.add(
+                f2,
+                finding.with_help(
+                    "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
+                ),
+            );
+        }
+    }
+    if !split_done {
+        edits.extend(rewrite.calls.iter().cloned());
+        edits.extend(rewrite.prefix_edit.iter().cloned());
+    }
+    c.add_with_edits(
+        file,
+        Finding::new("KM001", span.clone(), what).with_help(format!("rewrite it to {target}")),
+        &format!("migrate job `{}` to {target}", job.name),
+        edits,
+    );
+    credential_findings(c, k);
+    if opts.target == Target::Buildx {
+        c.add(
+            job.file,
+            Finding::new(
+                "KM004",
+                job.key_span.clone(),
+                format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
+            )
+            .with_help("tag the job for a privileged runner, or use `--gitlab-target buildkit` (rootless)"),
+        );
+    }
+}
+
+/// Registries a migrated job pushes to (or reads cache from) with no
+/// credentials the new builder can see: Kaniko found them through its
+/// built-in helpers (GitLab, GCR, ECR, ACR); docker and buildctl read only
+/// the Docker config.
+fn credential_findings(c: &mut Collector, k: &KanikoJob) {
+    let job = k.job;
+    let configured = job.lines().any(|l| {
+        l.text.contains(".docker/config.json")
+            || l.text.contains("docker login")
+            || l.text.contains("DOCKER_AUTH_CONFIG")
+    }) || job.variable("DOCKER_AUTH_CONFIG").is_some();
+    if configured {
+        return;
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for call in &k.calls {
+        let refs = call
+            .conversion
+            .plan
+            .tags
+            .iter()
+            .chain(call.conversion.cache_ref.iter());
+        for r in refs {
+            let r = r.trim_matches('"');
+            if r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY") {
+                continue;
+            }
+            let host = crate::buildx::registry_config::registry_host(r);
+            if seen.contains(&host) {
+                continue;
+            }
+            seen.push(host.clone());
+            let span = call
+                .call
+                .all("destination")
+                .next()
+                .map(|u| call.args_span(&u.args))
+                .unwrap_or_else(|| call.span.clone());
+            c.add(
+                call.file,
+                Finding::new(
+                    "KM011",
+                    span,
+                    format!(
+                        "job `{}` pushes to `{host}` without writing Docker credentials: Kaniko may have found them through its built-in helpers (GCR, ECR, ACR), the new builder reads only the Docker config",
+                        job.name
+                    ),
+                )
+                .with_help(format!(
+                    "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
+                )),
+            );
+        }
+    }
+}
+
+/// The text of every file after applying every fix; unchanged files are
+/// left out.
+pub fn fixed_texts(
+    p: &Pipeline,
+    findings: &[FileFindings],
+) -> Result<Vec<(usize, String)>, (usize, Conflict)> {
+    let mut out = Vec::new();
+    for ff in findings {
+        let edits: Vec<Edit> = ff
+            .findings
+            .iter()
+            .filter_map(|f| f.fix.as_ref())
+            .flat_map(|f| f.edits.iter().cloned())
+            .collect();
+        if edits.is_empty() {
+            continue;
+        }
+        let text = &p.files[ff.file].text;
+        let new = apply(text, &edits).map_err(|e| (ff.file, e))?;
+        if new != *text {
+            out.push((ff.file, new));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn run(src: &str, target: Target) -> (Vec<(String, String)>, Option<String>) {
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let opts = Options {
+            target,
+            ..Options::default()
+        };
+        let ff = check(&p, &opts);
+        let rules = ff
+            .iter()
+            .flat_map(|f| {
+                f.findings
+                    .iter()
+                    .map(|x| (x.rule.to_string(), x.message.clone()))
+            })
+            .collect();
+        let text = fixed_texts(&p, &ff)
+            .unwrap()
+            .into_iter()
+            .next()
+            .map(|(_, t)| t);
+        (rules, text)
+    }
+
+    fn ids(r: &[(String, String)]) -> Vec<&str> {
+        r.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_shared_template_is_rewritten_once() {
+        let src = ".kaniko:\n  image:\n    name: gcr.io/kaniko-project/executor:v1.23.2-debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE/$APP:$CI_COMMIT_SHA\napi:\n  extends: .kaniko\n  variables: {APP: api}\nweb:\n  extends: .kaniko\n  variables: {APP: web}\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert_eq!(
+            ids(&rules).iter().filter(|r| **r == "KM001").count(),
+            1,
+            "{rules:?}"
+        );
+        let text = text.unwrap();
+        assert_eq!(text.matches("docker buildx build").count(), 1, "{text}");
+        assert_eq!(text.matches("docker:28.5-dind").count(), 1, "{text}");
+        // The jobs are untouched: they still extend the template.
+        assert!(
+            text.contains("api:\n  extends: .kaniko\n  variables: {APP: api}\n"),
+            "{text}"
+        );
+        let (again, fixed) = run(&text, Target::Buildx);
+        assert!(fixed.is_none(), "not idempotent");
+        assert!(!ids(&again).contains(&"KM001"), "{again:?}");
+    }
+
+    #[test]
+    fn flags_from_variables_leave_the_job_unchanged_with_reasons() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . $KANIKO_ARGS\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none());
+        assert_eq!(ids(&rules), ["KM001", "KM012"]);
+        assert!(rules[1].1.contains("$KANIKO_ARGS"), "{rules:?}");
+    }
+
+    #[test]
+    fn calls_in_loops_are_rewritten_in_place_but_not_split() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - |\n      for app in api web; do\n        /kaniko/executor --cache=true --context $app --destination $CI_REGISTRY_IMAGE/$app\n      done\n    - /kaniko/executor --cache=true --context . --destination $CI_REGISTRY_IMAGE/all\n";
+        let (rules, text) = run(src, Target::Buildx);
+        let km002 = rules.iter().find(|(r, _)| r == "KM002").unwrap();
+        assert!(km002.1.contains("2 times"));
+        let text = text.unwrap();
+        assert!(
+            text.contains("for app in api web; do\n        docker buildx build"),
+            "{text}"
+        );
+        assert!(!text.contains("extends:"), "{text}");
+        let (_, split) = run(src, Target::Split);
+        assert!(split.is_none());
+    }
+
+    #[test]
+    fn relying_on_the_gitlab_helper_adds_a_login() {
+        let src = "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  before_script:\n    - echo start\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        assert!(
+            text.contains("  before_script:\n    - echo start\n    - echo \"$CI_REGISTRY_PASSWORD\" | docker login \"$CI_REGISTRY\" -u \"$CI_REGISTRY_USER\" --password-stdin\n    - docker buildx create --use --driver docker-container --name kmigrate\n"),
+            "{text}"
+        );
+        let text = run(src, Target::Buildkit).1.unwrap();
+        assert!(text.contains("name: moby/buildkit:rootless"), "{text}");
+        assert!(
+            text.contains("BUILDKITD_FLAGS: --oci-worker-no-process-sandbox"),
+            "{text}"
+        );
+        assert!(text.contains("> /home/user/.docker/config.json"), "{text}");
+        assert!(
+            text.contains("buildctl-daemonless.sh build --frontend dockerfile.v0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_template_shared_with_a_manual_job_is_left_alone() {
+        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`a`")),
+            "{rules:?}"
+        );
+    }
+
+    #[test]
+    fn other_registries_without_docker_credentials_are_reported() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . --destination europe-docker.pkg.dev/p/r/app:1 --destination $CI_REGISTRY_IMAGE:1\n";
+        let (rules, _) = run(src, Target::Buildx);
+        let km011: Vec<_> = rules.iter().filter(|(r, _)| r == "KM011").collect();
+        assert_eq!(km011.len(), 1, "{rules:?}");
+        assert!(km011[0].1.contains("`europe-docker.pkg.dev`"), "{rules:?}");
+        let with_login = src.replace("  script:", "  before_script:\n    - echo \"$K\" | docker login europe-docker.pkg.dev -u _json_key --password-stdin\n  script:");
+        let (rules, _) = run(&with_login, Target::Buildx);
+        assert!(!rules.iter().any(|(r, _)| r == "KM011"), "{rules:?}");
+    }
+
+    #[test]
+    fn files_without_kaniko_have_no_findings() {
+        let src =
+            "build:\n  image: docker:27-cli\n  script:\n    - echo \"/kaniko/executor is gone\"\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(rules.is_empty() && text.is_none(), "{rules:?}");
+    }
+
+    #[test]
+    fn inherited_before_script_gets_setup_in_the_script() {
+        let src = "default:\n  before_script: [echo shared]\nbuild:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . --destination registry.example.com/app\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        assert!(text.contains("  before_script: [echo shared]\n"), "{text}");
+        assert!(text.contains("  script:\n    - docker buildx create --use --driver docker-container --name kmigrate\n    - docker buildx build"), "{text}");
+        assert!(!text.contains("docker login"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod workaround_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn kaniko_only_workarounds_are_removed() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - export container=docker\n    - /kaniko/executor --context . --destination r.example.com/a\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(!text.contains("container=docker"), "{text}");
+        assert!(
+            text.contains("  script:\n    - docker buildx build"),
+            "{text}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod default_image_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_default_kaniko_image_is_overridden_in_the_job_not_edited() {
+        let src = "default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  script:\n    - /kaniko/executor --context . --destination r.example.com/a\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(
+            text.starts_with("default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  image: docker:28.5-cli\n  services:\n    - docker:28.5-dind\n  variables:\n    DOCKER_TLS_CERTDIR: \"/certs\"\n  before_script:\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! Loading a pipeline's files: the entry file plus every `include:` of type
+//! local (string or `local:` form, wildcards, relative to the repository
+//! root, recursively). Includes of other kinds are recorded, not followed.
+
+use std::path::{Path, PathBuf};
+
+use super::glob;
+use super::value::{RNode, RValue, convert_file};
+use crate::source::{SourceError, SourceFile, Span};
+
+/// GitLab stops at 150 nested includes; so does kmigrate.
+pub const MAX_INCLUDE_DEPTH: usize = 150;
+
+/// The kind of an `include:` item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeKind {
+    Local,
+    Project,
+    Remote,
+    Template,
+    Component,
+}
+
+impl IncludeKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            IncludeKind::Local => "local",
+            IncludeKind::Project => "project",
+            IncludeKind::Remote => "remote",
+            IncludeKind::Template => "template",
+            IncludeKind::Component => "component",
+        }
+    }
+}
+
+/// One `include:` item.
+#[derive(Debug, Clone)]
+pub struct Include {
+    pub kind: IncludeKind,
+    /// The path, URL, template or component as written (for `project:`,
+    /// `group/project:file[@ref]`).
+    pub location: String,
+    /// The file the item is written in, and where.
+    pub in_file: usize,
+    pub span: Span,
+    /// Files this item loaded (local includes).
+    pub files: Vec<usize>,
+    /// Why the item was not followed, when it was not.
+    pub not_followed: Option<String>,
+}
+
+/// Every file of a pipeline, each converted, with its includes.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub root_dir: PathBuf,
+    pub files: Vec<SourceFile>,
+    /// `configs[i]` is file `i` resolved (aliases, merge keys), `include:` kept.
+    pub configs: Vec<RNode>,
+    pub includes: Vec<Include>,
+}
+
+/// The directory local includes of `entry` are relative to: the entry's
+/// own directory for a `.gitlab-ci.yml` (GitLab reads it from the
+/// repository root), else the nearest directory holding `.git`, else the
+/// entry's directory.
+pub fn repo_root(entry: &Path) -> PathBuf {
+    let abs = std::path::absolute(entry).unwrap_or_else(|_| entry.to_path_buf());
+    let start = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    if is_pipeline_name(entry) {
+        return start;
+    }
+    let mut dir = start.as_path();
+    loop {
+        if dir.join(".git").exists() {
+            return dir.to_path_buf();
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return start,
+        }
+    }
+}
+
+/// `.gitlab-ci.yml` (or `.yaml`).
+pub fn is_pipeline_name(path: &Path) -> bool {
+    matches!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some(".gitlab-ci.yml" | ".gitlab-ci.yaml")
+    )
+}
+
+/// The `.gitlab-ci.yml` of the pipeline `file` may belong to: the nearest
+/// one in the file's directory or above it, up to the repository root.
+pub fn pipeline_entry_for(file: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(file).ok()?;
+    let mut dir = abs.parent()?;
+    loop {
+        for name in [".gitlab-ci.yml", ".gitlab-ci.yaml"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() && candidate != abs {
+                return Some(candidate);
+            }
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+        dir = dir.parent()?;
+    }
+}
+
+/// Loads `entry` and its local includes; `root` is the directory local
+/// include paths are relative to.
+pub fn load(root: &Path, entry: &Path) -> Result<Loaded, SourceError> {
+    let mut l = Loader {
+        root: root.to_path_buf(),
+        out: Loaded {
+            root_dir: root.to_path_buf(),
+            files: Vec::new(),
+            configs: Vec::new(),
+            includes: Vec::new(),
+        },
+        keys: Vec::new(),
+        stack: Vec::new(),
+    };
+    let file = SourceFile::load(entry)?;
+    l.add(file, identity(entry))?;
+    Ok(l.out)
+}
+
+/// Loads a pipeline whose entry text is given (stdin, tests); includes are
+/// still read from `root`.
+pub fn load_text(root: &Path, entry: &Path, text: String) -> Result<Loaded, SourceError> {
+    let mut l = Loader {
+        root: root.to_path_buf(),
+        out: Loaded {
+            root_dir: root.to_path_buf(),
+            files: Vec::new(),
+            configs: Vec::new(),
+            includes: Vec::new(),
+        },
+        keys: Vec::new(),
+        stack: Vec::new(),
+    };
+    let file = SourceFile::from_text(entry, text)?;
+    l.add(file, identity(entry))?;
+    Ok(l.out)
+}
+
+fn identity(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()))
+}
+
+struct Loader {
+    root: PathBuf,
+    out: Loaded,
+    /// Canonical path of each loaded file.
+    keys: Vec<PathBuf>,
+    /// Files being loaded (for cycle detection).
+    stack: Vec<usize>,
+}
+
+impl Loader {
+    fn add(&mut self, file: SourceFile, key: PathBuf) -> Result<usize, SourceError> {
+        let index = self.out.files.len();
+        let config = convert_file(&file, index)?;
+        if !matches!(config.value, RValue::Map(_) | RValue::Null) {
+            return Err(file
+                .error_at(config.origin.span.start, format!("the top level is a {}, not a mapping of jobs", config.kind_name()))
+                .with_help("a GitLab CI file maps job names and keywords (`stages`, `include`, …) to their settings"));
+        }
+        self.out.files.push(file);
+        self.out.configs.push(config.clone());
+        self.keys.push(key);
+        self.stack.push(index);
+        if self.stack.len() > MAX_INCLUDE_DEPTH {
+            return Err(SourceError::new(
+                &self.out.files[index].path,
+                format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files"),
+            ));
+        }
+        if let Some(inc) = config.get("include") {
+            let items: Vec<&RNode> = match &inc.value {
+                RValue::Seq(items) => items.iter().collect(),
+                RValue::Null => Vec::new(),
+                _ => vec![inc],
+            };
+            for item in items {
+                self.include(index, item)?;
+            }
+        }
+        self.stack.pop();
+        Ok(index)
+    }
+
+    fn err(&self, file: usize, at: usize, msg: String, help: &str) -> SourceError {
+        self.out.files[file].error_at(at, msg).with_help(help)
+    }
+
+    fn include(&mut self, file: usize, item: &RNode) -> Result<(), SourceError> {
+        let at = item.origin.span.start;
+        let (kind, location) = match &item.value {
+            RValue::Scalar(s) => {
+                let t = s.text.trim();
+                if t.starts_with("https://") || t.starts_with("http://") {
+                    (IncludeKind::Remote, t.to_string())
+                } else {
+                    (IncludeKind::Local, t.to_string())
+                }
+            }
+            RValue::Map(_) => {
+                let pick = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                if let Some(p) = pick("local") {
+                    (IncludeKind::Local, p)
+                } else if let Some(p) = item.get("project").and_then(|v| v.as_str()) {
+                    let files = match item.get("file") {
+                        Some(f) => match f.as_seq() {
+                            Some(s) => s
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            None => f.as_str().unwrap_or("").to_string(),
+                        },
+                        None => String::new(),
+                    };
+                    let r = pick("ref").map(|r| format!("@{r}")).unwrap_or_default();
+                    (IncludeKind::Project, format!("{p}:{files}{r}"))
+                } else if let Some(p) = pick("remote") {
+                    (IncludeKind::Remote, p)
+                } else if let Some(p) = pick("template") {
+                    (IncludeKind::Template, p)
+                } else if let Some(p) = pick("component") {
+                    (IncludeKind::Component, p)
+                } else {
+                    return Err(self.err(
+                        file,
+                        at,
+                        "this `include:` item names no `local`, `project`, `remote`, `template` or `component`".into(),
+                        "write e.g. `- local: ci/build.yml`",
+                    ));
+                }
+            }
+            _ => {
+                return Err(self.err(
+                    file,
+                    at,
+                    format!(
+                        "an `include:` item must be a string or a mapping, this is a {}",
+                        item.kind_name()
+                    ),
+                    "write e.g. `- local: ci/build.yml` or `- ci/build.yml`",
+                ));
+            }
+        };
+        let mut inc = Include {
+            kind,
+            location: location.clone(),
+            in_file: file,
+            span: item.origin.span.clone(),
+            files: Vec::new(),
+            not_followed: None,
+        };
+        if kind != IncludeKind::Local {
+            inc.not_followed = Some("kmigrate reads local files only".into());
+            self.out.includes.push(inc);
+            return Ok(());
+        }
+        if location.contains('$') {
+            inc.not_followed =
+                Some("the path uses a variable, known only when the pipeline runs".into());
+            self.out.includes.push(inc);
+            return Ok(());
+        }
+        let rel = location.trim_start_matches('/');
+        let paths = if glob::is_glob(rel) {
+            let found = glob::expand(&self.root, rel)
+                .map_err(|m| self.err(file, at, m, "fix the wildcard pattern"))?;
+            if found.is_empty() {
+                inc.not_followed = Some(format!(
+                    "no file under {} matches the wildcard",
+                    self.root.display()
+                ));
+            }
+            found
+        } else {
+            let p = self.root.join(rel);
+            if !p.is_file() {
+                return Err(self.err(
+                    file,
+                    at,
+                    format!("local include `{location}` does not exist (looked for {})", p.display()),
+                    "local includes are relative to the repository root; fix the path, or run kmigrate from the repository that holds the file",
+                ));
+            }
+            vec![p]
+        };
+        for p in paths {
+            let key = identity(&p);
+            if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
+                let chain: Vec<String> = self.stack[pos..]
+                    .iter()
+                    .map(|i| self.out.files[*i].path.display().to_string())
+                    .chain(std::iter::once(p.display().to_string()))
+                    .collect();
+                return Err(self.err(
+                    file,
+                    at,
+                    format!("include cycle: {}", chain.join(" → ")),
+                    "remove one of the includes so the files no longer include each other",
+                ));
+            }
+            // A file included again (not in a cycle) is read once.
+            if let Some(existing) = self.keys.iter().position(|k| *k == key) {
+                inc.files.push(existing);
+                continue;
+            }
+            let src = SourceFile::load(&p)?;
+            let idx = self.add(src, key)?;
+            inc.files.push(idx);
+        }
+        self.out.includes.push(inc);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, t) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn follows_local_includes_recursively_in_every_form() {
+        let d = repo(&[
+            (
+                ".gitlab-ci.yml",
+                "include:\n  - ci/a.yml\n  - local: /ci/b.yml\n  - local: 'ci/more/*.yml'\n  - project: g/p\n    file: [x.yml, y.yml]\n    ref: main\n  - remote: https://e.com/c.yml\n  - template: Auto-DevOps.gitlab-ci.yml\n  - component: gitlab.com/g/c/kaniko@1.0\n",
+            ),
+            ("ci/a.yml", "include: ci/nested.yml\na: {script: [x]}\n"),
+            ("ci/nested.yml", "n: {script: [x]}\n"),
+            ("ci/b.yml", "b: {script: [x]}\n"),
+            ("ci/more/m1.yml", "m1: {script: [x]}\n"),
+            ("ci/more/m2.yml", "m2: {script: [x]}\n"),
+        ]);
+        let l = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap();
+        assert_eq!(l.files.len(), 6);
+        let external: Vec<_> = l
+            .includes
+            .iter()
+            .filter(|i| i.not_followed.is_some())
+            .map(|i| (i.kind, i.location.as_str()))
+            .collect();
+        assert_eq!(
+            external,
+            [
+                (IncludeKind::Project, "g/p:x.yml, y.yml@main"),
+                (IncludeKind::Remote, "https://e.com/c.yml"),
+                (IncludeKind::Template, "Auto-DevOps.gitlab-ci.yml"),
+                (IncludeKind::Component, "gitlab.com/g/c/kaniko@1.0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_include_and_cycles_are_located_errors() {
+        let d = repo(&[(
+            ".gitlab-ci.yml",
+            "stages: [a]\ninclude:\n  - local: ci/none.yml\n",
+        )]);
+        let e = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap_err();
+        assert!(e.to_string().contains(".gitlab-ci.yml:3:"), "{e}");
+        assert!(e.message.contains("ci/none.yml"), "{e}");
+
+        let d = repo(&[
+            (".gitlab-ci.yml", "include: a.yml\n"),
+            ("a.yml", "include: b.yml\n"),
+            ("b.yml", "include:\n  - local: a.yml\n"),
+        ]);
+        let e = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap_err();
+        assert!(e.message.contains("include cycle"), "{e}");
+        assert!(e.to_string().contains("b.yml:2:"), "{e}");
+    }
+
+    #[test]
+    fn diamonds_load_once_and_variables_are_not_followed() {
+        let d = repo(&[
+            (
+                ".gitlab-ci.yml",
+                "include: [a.yml, b.yml, '$CI_DIR/x.yml']\n",
+            ),
+            ("a.yml", "include: c.yml\n"),
+            ("b.yml", "include: c.yml\n"),
+            ("c.yml", "c: {script: [x]}\n"),
+        ]);
+        let l = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap();
+        assert_eq!(l.files.len(), 4);
+        assert!(
+            l.includes
+                .iter()
+                .any(|i| i.location.contains("$CI_DIR") && i.not_followed.is_some())
+        );
+    }
+
+    #[test]
+    fn top_level_must_be_a_mapping() {
+        let d = repo(&[(".gitlab-ci.yml", "- a\n- b\n")]);
+        let e = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap_err();
+        assert!(e.message.contains("not a mapping"), "{e}");
+    }
+}

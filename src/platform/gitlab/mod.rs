@@ -1,0 +1,293 @@
+//! GitLab CI: what each job really runs, and where each piece is written.
+//!
+//! Loading goes left to right, one module per step:
+//! [`include`] reads `.gitlab-ci.yml` and its local includes,
+//! [`value`] resolves anchors, aliases and `<<:` merge keys per file,
+//! [`resolve`] merges included files, applies `extends` and `!reference`,
+//! [`job`] applies `default:` and builds each job's view, and [`detect`]
+//! finds Kaniko jobs and executor calls.
+//!
+//! ```no_run
+//! use kmigrate::platform::gitlab::{Pipeline, detect};
+//! let p = Pipeline::load(std::path::Path::new(".gitlab-ci.yml")).unwrap();
+//! for (job, kaniko) in p.kaniko_jobs(detect::ImageMatcher::builtin()) {
+//!     println!("{}: {} executor call(s)", job.name, kaniko.calls.len());
+//! }
+//! ```
+
+pub mod analyze;
+pub mod detect;
+pub mod docker_cache;
+pub mod findings;
+pub mod glob;
+pub mod include;
+pub mod job;
+pub mod resolve;
+pub mod rewrite;
+pub mod script_text;
+pub mod split;
+pub mod target;
+pub mod value;
+pub mod yaml_edit;
+
+use std::path::{Path, PathBuf};
+
+pub use detect::{ExecutorCall, ImageMatcher, KanikoUse};
+pub use include::{Include, IncludeKind};
+pub use job::{Image, Job, Located, ScriptLine, Section, Variable};
+pub use value::{Origin, REntry, RNode, RValue};
+
+use crate::source::{SourceError, SourceFile};
+
+/// A loaded and resolved GitLab pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The directory local includes are relative to.
+    pub root_dir: PathBuf,
+    /// The entry file first, then every included file in load order.
+    /// [`Origin::file`] indexes this list.
+    pub files: Vec<SourceFile>,
+    /// Every `include:` item of every file, followed or not.
+    pub includes: Vec<Include>,
+    /// Every job and hidden template, in the order they are defined.
+    pub jobs: Vec<Job>,
+    /// `stages:` (GitLab's default list when the pipeline names none).
+    pub stages: Vec<String>,
+    /// `default:` and the legacy top-level keywords.
+    pub defaults: job::Defaults,
+}
+
+impl Pipeline {
+    /// Loads `entry`; local includes are relative to the repository root
+    /// (the nearest directory with `.git`, else the entry's directory).
+    pub fn load(entry: &Path) -> Result<Self, SourceError> {
+        let root = include::repo_root(entry);
+        Self::load_in(&root, entry)
+    }
+
+    /// Loads `entry` with local includes relative to `root`.
+    pub fn load_in(root: &Path, entry: &Path) -> Result<Self, SourceError> {
+        Self::resolve(include::load(root, entry)?)
+    }
+
+    /// Loads a pipeline whose entry text is given; includes come from `root`.
+    pub fn from_text(root: &Path, entry: &Path, text: String) -> Result<Self, SourceError> {
+        Self::resolve(include::load_text(root, entry, text)?)
+    }
+
+    fn resolve(loaded: include::Loaded) -> Result<Self, SourceError> {
+        let files = &loaded.files;
+        let top = resolve::assemble(&loaded);
+        // A pipeline read in part (includes not followed, or a fragment
+        // given on its own) may extend templates kmigrate cannot see.
+        let partial = loaded.includes.iter().any(|i| i.not_followed.is_some())
+            || files[0].path.file_name().and_then(|n| n.to_str()) != Some(".gitlab-ci.yml");
+        let extended = resolve::apply_extends(files, &top, partial)?;
+        // Reserved keywords may hold references too (`default: before_script`).
+        let mut resolved_top = Vec::with_capacity(top.len());
+        for e in &top {
+            let base = extended.get(&e.key).map(|x| &x.value).unwrap_or(&e.value);
+            let value = resolve::resolve_references(files, &top, &extended, base)?;
+            resolved_top.push(REntry { value, ..e.clone() });
+        }
+        let default = resolved_top
+            .iter()
+            .find(|e| e.key == "default")
+            .map(|e| &e.value);
+        if let Some(d) = default
+            && !d.is_null()
+            && d.as_map().is_none()
+        {
+            return Err(files[d.origin.file]
+                .error_at(d.origin.span.start, "`default:` must be a mapping")
+                .with_help("write `default:` followed by `image:`, `before_script:`, …"));
+        }
+        let defaults = job::Defaults::read(default, &resolved_top);
+        let mut jobs = Vec::new();
+        for e in &resolved_top {
+            if resolve::RESERVED.contains(&e.key.as_str()) {
+                continue;
+            }
+            if e.value.as_map().is_none() {
+                if e.key.starts_with('.') {
+                    // A hidden key holding a list or string for anchors.
+                    continue;
+                }
+                return Err(files[e.key_origin.file]
+                    .error_at(
+                        e.key_origin.span.start,
+                        format!("job `{}` must be a mapping, this is a {}", e.key, e.value.kind_name()),
+                    )
+                    .with_help("give the job a `script:`; prefix the name with `.` for a hidden helper value"));
+            }
+            let (ancestors, missing) = extended
+                .get(&e.key)
+                .map(|x| (x.ancestors.clone(), x.missing.clone()))
+                .unwrap_or_default();
+            let mut job = job::build(job::JobInput {
+                files,
+                name: &e.key,
+                entry: e,
+                config: e.value.clone(),
+                ancestors,
+                defaults: &defaults,
+            })?;
+            job.unresolved_extends = missing
+                .into_iter()
+                .map(|(value, origin)| Located { value, origin })
+                .collect();
+            jobs.push(job);
+        }
+        let stages = match resolved_top
+            .iter()
+            .find(|e| e.key == "stages" || e.key == "types")
+        {
+            Some(s) => s
+                .value
+                .as_seq()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            None => ["build", "test", "deploy"].map(String::from).to_vec(),
+        };
+        Ok(Pipeline {
+            root_dir: loaded.root_dir,
+            files: loaded.files,
+            includes: loaded.includes,
+            jobs,
+            stages,
+            defaults,
+        })
+    }
+
+    /// The job or template called `name`.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// Jobs and templates that run Kaniko, with the evidence.
+    pub fn kaniko_jobs<'p>(&'p self, images: &ImageMatcher) -> Vec<(&'p Job, KanikoUse)> {
+        self.jobs
+            .iter()
+            .filter_map(|j| detect::kaniko_use(j, images).map(|k| (j, k)))
+            .collect()
+    }
+
+    /// Includes that were not followed (project, remote, template,
+    /// component, or a path with a variable), for an info finding.
+    pub fn unfollowed_includes(&self) -> impl Iterator<Item = &Include> {
+        self.includes.iter().filter(|i| i.not_followed.is_some())
+    }
+
+    /// The visible jobs that inherit from template `name` (directly or
+    /// through other templates).
+    pub fn users_of<'p>(&'p self, name: &'p str) -> impl Iterator<Item = &'p Job> + 'p {
+        self.jobs
+            .iter()
+            .filter(move |j| j.ancestors.iter().any(|a| a == name))
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The GitLab options of an engine [`crate::options::Options`].
+pub fn options_from(
+    path: &Path,
+    o: &crate::options::Options,
+) -> Result<target::Options, SourceError> {
+    let Some(t) = target::Target::parse(&o.gitlab_target) else {
+        return Err(
+            SourceError::new(path, format!("unknown GitLab target `{}`", o.gitlab_target))
+                .with_help("use --gitlab-target buildx, buildkit or split"),
+        );
+    };
+    Ok(target::Options {
+        target: t,
+        split: o.split || t == target::Target::Split,
+        docker_version: o.docker_version.clone(),
+        builder: o.builder.clone(),
+        cache_tag: o.cache_tag.clone(),
+        ..target::Options::default()
+    })
+}
+
+/// Findings (with fixes) for one GitLab file, as the per-file engine asks.
+///
+/// The file is seen as part of its pipeline: when it is the repository's
+/// `.gitlab-ci.yml`, or a file that pipeline includes, the whole pipeline
+/// is resolved and this file's share of the findings returned (so a
+/// template edited for a job in another file is edited the same way when
+/// that file is checked on its own). Any other file is read as a pipeline
+/// of its own.
+pub fn file_findings(
+    source: &SourceFile,
+    opts: &crate::options::Options,
+) -> Result<Vec<crate::rules::Finding>, SourceError> {
+    let gopts = options_from(&source.path, opts)?;
+    let alone = || -> Result<(Pipeline, usize), SourceError> {
+        let root = include::repo_root(&source.path);
+        Ok((
+            Pipeline::from_text(&root, &source.path, source.text.clone())?,
+            0,
+        ))
+    };
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let me = canonical(&source.path);
+    let (pipeline, index) = match include::pipeline_entry_for(&source.path) {
+        Some(entry) if me.is_some() && !include::is_pipeline_name(&source.path) => {
+            let root = include::repo_root(&entry);
+            match Pipeline::load_in(&root, &entry) {
+                Ok(p) => match p
+                    .files
+                    .iter()
+                    .position(|f| canonical(&f.path) == me && f.text == source.text)
+                {
+                    Some(i) => (p, i),
+                    None => alone()?,
+                },
+                // The whole pipeline does not load: judge this file alone.
+                Err(_) => alone()?,
+            }
+        }
+        _ => alone()?,
+    };
+    let all = findings::check(&pipeline, &gopts);
+    let mut mine: Vec<crate::rules::Finding> = all
+        .iter()
+        .find(|f| f.file == index)
+        .map(|f| f.findings.clone())
+        .unwrap_or_default();
+    // Fixes that land in a file this one includes are written only when
+    // that file is rewritten too: say so where it is included.
+    for other in all.iter().filter(|f| f.file != index) {
+        if !other.findings.iter().any(|f| f.fix.is_some()) {
+            continue;
+        }
+        let Some(inc) = pipeline
+            .includes
+            .iter()
+            .find(|i| i.in_file == index && i.files.contains(&other.file))
+        else {
+            continue;
+        };
+        let path = pipeline.files[other.file]
+            .path
+            .strip_prefix(&pipeline.root_dir)
+            .unwrap_or(&pipeline.files[other.file].path)
+            .display()
+            .to_string();
+        mine.push(
+            crate::rules::Finding::new(
+                "KM014",
+                inc.span.clone(),
+                format!("`{path}` (included here) holds part of this pipeline's Kaniko migration"),
+            )
+            .with_help(format!(
+                "pass `{path}` to `kmigrate rewrite` as well, so its share of the fix is written"
+            )),
+        );
+    }
+    Ok(mine)
+}

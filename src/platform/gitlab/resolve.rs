@@ -1,0 +1,348 @@
+//! From loaded files to one resolved configuration: included files merged
+//! into the including one, `extends` applied with GitLab's deep merge, then
+//! `!reference` tags replaced (GitLab resolves them after `extends`).
+
+use std::collections::HashMap;
+
+use super::include::Loaded;
+use super::value::{Origin, REntry, RNode, RValue};
+use crate::source::{SourceError, SourceFile};
+
+/// GitLab allows 11 levels of `extends`.
+pub const MAX_EXTENDS_DEPTH: usize = 11;
+/// GitLab allows 10 levels of nested `!reference`.
+pub const MAX_REFERENCE_DEPTH: usize = 10;
+
+/// Top-level keywords that are not jobs.
+pub const RESERVED: &[&str] = &[
+    "image",
+    "services",
+    "stages",
+    "types",
+    "before_script",
+    "after_script",
+    "variables",
+    "cache",
+    "include",
+    "default",
+    "workflow",
+    "spec",
+];
+
+/// GitLab's deep merge: mappings merge key by key (recursively), anything
+/// else is replaced by `over`.
+pub fn deep_merge(base: &RNode, over: &RNode) -> RNode {
+    match (&base.value, &over.value) {
+        (RValue::Map(b), RValue::Map(o)) => {
+            let mut entries = b.clone();
+            merge_entries(&mut entries, o);
+            RNode {
+                origin: over.origin.clone(),
+                value: RValue::Map(entries),
+            }
+        }
+        _ => over.clone(),
+    }
+}
+
+/// Merges `over` into `entries` in place (deep merge per key; keys new to
+/// `entries` are appended).
+pub fn merge_entries(entries: &mut Vec<REntry>, over: &[REntry]) {
+    for o in over {
+        match entries.iter_mut().find(|e| e.key == o.key) {
+            Some(e) => {
+                e.value = deep_merge(&e.value, &o.value);
+                e.key_origin = o.key_origin.clone();
+                e.entry_span = o.entry_span.clone();
+            }
+            None => entries.push(o.clone()),
+        }
+    }
+}
+
+fn error(files: &[SourceFile], o: &Origin, msg: String, help: &str) -> SourceError {
+    files[o.file].error_at(o.span.start, msg).with_help(help)
+}
+
+/// The merged top-level entries of the whole pipeline: each included file
+/// (in include order, each once) under the file that includes it, which
+/// wins on conflicts.
+pub fn assemble(loaded: &Loaded) -> Vec<REntry> {
+    let mut seen = vec![false; loaded.files.len()];
+    seen[0] = true;
+    let mut out = Vec::new();
+    assemble_file(loaded, 0, &mut seen, &mut out);
+    out
+}
+
+fn assemble_file(loaded: &Loaded, file: usize, seen: &mut [bool], out: &mut Vec<REntry>) {
+    for inc in loaded.includes.iter().filter(|i| i.in_file == file) {
+        for f in &inc.files {
+            if !seen[*f] {
+                seen[*f] = true;
+                assemble_file(loaded, *f, seen, out);
+            }
+        }
+    }
+    if let Some(entries) = loaded.configs[file].as_map() {
+        let own: Vec<REntry> = entries
+            .iter()
+            .filter(|e| e.key != "include")
+            .cloned()
+            .collect();
+        merge_entries(out, &own);
+    }
+}
+
+/// The result of resolving `extends` for one top-level entry.
+#[derive(Debug, Clone)]
+pub struct Extended {
+    pub value: RNode,
+    /// Every template merged in, nearest first.
+    pub ancestors: Vec<String>,
+    /// `extends` names not defined in the files read (lenient mode only).
+    pub missing: Vec<(String, Origin)>,
+}
+
+/// Applies `extends` to every top-level mapping that is not a reserved
+/// keyword. Errors: cycle, too deep, wrong type, and an unknown target
+/// unless `lenient` (the pipeline is partial: includes that were not read,
+/// or a fragment file given on its own), where it is recorded instead.
+pub fn apply_extends(
+    files: &[SourceFile],
+    top: &[REntry],
+    lenient: bool,
+) -> Result<HashMap<String, Extended>, SourceError> {
+    let cx = ExtendCx {
+        files,
+        top,
+        lenient,
+    };
+    let mut done: HashMap<String, Extended> = HashMap::new();
+    for e in top {
+        if RESERVED.contains(&e.key.as_str()) {
+            continue;
+        }
+        let mut stack = Vec::new();
+        extend(&cx, &e.key, &mut stack, &mut done)?;
+    }
+    Ok(done)
+}
+
+fn extends_names(files: &[SourceFile], node: &RNode) -> Result<Vec<(String, Origin)>, SourceError> {
+    let Some(ext) = node.get("extends") else {
+        return Ok(Vec::new());
+    };
+    let bad = |o: &Origin| {
+        error(
+            files,
+            o,
+            "`extends` must name a job or template, or list several".into(),
+            "write `extends: .template` or `extends: [.a, .b]`",
+        )
+    };
+    match &ext.value {
+        RValue::Scalar(s) if !s.is_null() => Ok(vec![(s.text.clone(), ext.origin.clone())]),
+        RValue::Seq(items) => items
+            .iter()
+            .map(|i| match i.as_str() {
+                Some(s) => Ok((s.to_string(), i.origin.clone())),
+                None => Err(bad(&i.origin)),
+            })
+            .collect(),
+        _ => Err(bad(&ext.origin)),
+    }
+}
+
+struct ExtendCx<'a> {
+    files: &'a [SourceFile],
+    top: &'a [REntry],
+    lenient: bool,
+}
+
+fn extend(
+    cx: &ExtendCx<'_>,
+    key: &str,
+    stack: &mut Vec<String>,
+    done: &mut HashMap<String, Extended>,
+) -> Result<Extended, SourceError> {
+    let (files, top) = (cx.files, cx.top);
+    if let Some(d) = done.get(key) {
+        return Ok(d.clone());
+    }
+    let entry = top
+        .iter()
+        .find(|e| e.key == key)
+        .expect("caller checked the key exists");
+    let names = extends_names(files, &entry.value)?;
+    if names.is_empty() {
+        let r = Extended {
+            value: entry.value.clone(),
+            ancestors: Vec::new(),
+            missing: Vec::new(),
+        };
+        done.insert(key.to_string(), r.clone());
+        return Ok(r);
+    }
+    stack.push(key.to_string());
+    let mut base: Option<RNode> = None;
+    let mut ancestors = Vec::new();
+    let mut missing = Vec::new();
+    for (name, origin) in names {
+        if stack.contains(&name) {
+            let mut chain = stack.clone();
+            chain.push(name.clone());
+            return Err(error(
+                files,
+                &origin,
+                format!("`extends` cycle: {}", chain.join(" → ")),
+                "break the cycle: a template cannot extend a job that extends it",
+            ));
+        }
+        if stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(error(
+                files,
+                &origin,
+                format!("`extends` nests deeper than {MAX_EXTENDS_DEPTH} levels (GitLab's limit)"),
+                "flatten the template chain",
+            ));
+        }
+        let Some(target) = top.iter().find(|e| e.key == name) else {
+            if cx.lenient {
+                missing.push((name, origin));
+                continue;
+            }
+            return Err(error(
+                files,
+                &origin,
+                format!("`extends` names `{name}`, which is not defined in this pipeline"),
+                "define it, fix the name, or check that the file defining it is included (templates from project/remote includes are not read)",
+            ));
+        };
+        if target.value.as_map().is_none() {
+            return Err(error(
+                files,
+                &origin,
+                format!(
+                    "`extends` names `{name}`, which is a {}, not a job or template",
+                    target.value.kind_name()
+                ),
+                "extend a mapping (a job or a hidden `.template`)",
+            ));
+        }
+        let parent = extend(cx, &name, stack, done)?;
+        ancestors.push(name.clone());
+        ancestors.extend(parent.ancestors.iter().cloned());
+        missing.extend(parent.missing.iter().cloned());
+        base = Some(match base {
+            None => parent.value,
+            Some(b) => deep_merge(&b, &parent.value),
+        });
+    }
+    stack.pop();
+    let mut value = match base {
+        Some(b) => deep_merge(&b, &entry.value),
+        None => entry.value.clone(),
+    };
+    // The job's own `extends` is kept (it is what the user wrote).
+    if let (RValue::Map(m), Some(own)) = (&mut value.value, entry.value.entry("extends"))
+        && let Some(e) = m.iter_mut().find(|e| e.key == "extends")
+    {
+        *e = own.clone();
+    }
+    let r = Extended {
+        value,
+        ancestors,
+        missing,
+    };
+    done.insert(key.to_string(), r.clone());
+    Ok(r)
+}
+
+/// Replaces every `!reference` in `node` with the value it names in the
+/// extended configuration.
+pub fn resolve_references(
+    files: &[SourceFile],
+    top: &[REntry],
+    extended: &HashMap<String, Extended>,
+    node: &RNode,
+) -> Result<RNode, SourceError> {
+    let mut stack = Vec::new();
+    resolve_in(files, top, extended, node, &mut stack)
+}
+
+fn resolve_in(
+    files: &[SourceFile],
+    top: &[REntry],
+    extended: &HashMap<String, Extended>,
+    node: &RNode,
+    stack: &mut Vec<Vec<String>>,
+) -> Result<RNode, SourceError> {
+    match &node.value {
+        RValue::Reference(path) => {
+            let shown = format!("!reference [{}]", path.join(", "));
+            if stack.contains(path) {
+                return Err(error(
+                    files,
+                    &node.origin,
+                    format!("{shown} refers back to itself"),
+                    "a referenced value cannot contain a reference to itself",
+                ));
+            }
+            if stack.len() >= MAX_REFERENCE_DEPTH {
+                return Err(error(
+                    files,
+                    &node.origin,
+                    format!(
+                        "{shown}: references nest deeper than {MAX_REFERENCE_DEPTH} levels (GitLab's limit)"
+                    ),
+                    "reference the value directly",
+                ));
+            }
+            let start = extended
+                .get(&path[0])
+                .map(|e| &e.value)
+                .or_else(|| top.iter().find(|e| e.key == path[0]).map(|e| &e.value));
+            let mut cur = start;
+            for k in &path[1..] {
+                cur = cur.and_then(|c| c.get(k));
+            }
+            let Some(target) = cur else {
+                return Err(error(
+                    files,
+                    &node.origin,
+                    format!("{shown} names a value that is not defined in this pipeline"),
+                    "check the job and key names (references into project/remote includes cannot be read)",
+                ));
+            };
+            stack.push(path.clone());
+            let r = resolve_in(files, top, extended, target, stack);
+            stack.pop();
+            r
+        }
+        RValue::Seq(items) => Ok(RNode {
+            origin: node.origin.clone(),
+            value: RValue::Seq(
+                items
+                    .iter()
+                    .map(|i| resolve_in(files, top, extended, i, stack))
+                    .collect::<Result<_, _>>()?,
+            ),
+        }),
+        RValue::Map(entries) => Ok(RNode {
+            origin: node.origin.clone(),
+            value: RValue::Map(
+                entries
+                    .iter()
+                    .map(|e| {
+                        Ok(REntry {
+                            value: resolve_in(files, top, extended, &e.value, stack)?,
+                            ..e.clone()
+                        })
+                    })
+                    .collect::<Result<_, SourceError>>()?,
+            ),
+        }),
+        _ => Ok(node.clone()),
+    }
+}

@@ -1,0 +1,456 @@
+//! The edits that move one Kaniko job to the buildx or rootless BuildKit
+//! target. Edits land where each value is written (a template shared by
+//! several jobs is edited once: identical edits count once).
+
+use super::Pipeline;
+use super::analyze::KanikoJob;
+use super::job::{Job, ScriptLine, Section};
+use super::script_text::{replace_command, replace_text};
+use super::target::{Options, Target, buildctl_words, buildx_words};
+use super::yaml_edit::{self, Indent, add_items, entry_of, insert_entries, insert_entries_before};
+use crate::source::patch::Edit;
+use crate::source::render::{Quote, scalar};
+use crate::source::tree::{Entry, Node, Value};
+use crate::source::{SourceFile, Span};
+
+/// One edit in one file of the pipeline.
+pub type FileEdit = (usize, Edit);
+
+/// The edits of one job's rewrite.
+#[derive(Debug, Clone, Default)]
+pub struct JobEdits {
+    /// Everything but the calls themselves.
+    pub edits: Vec<FileEdit>,
+    /// One replacement per executor call, in call order.
+    pub calls: Vec<FileEdit>,
+    /// Setup lines (shell text) that must run before the calls but could
+    /// not go into a `before_script` (the job inherits one from elsewhere).
+    pub script_prefix: Vec<String>,
+    /// The edit that puts `script_prefix` at the start of the job's script
+    /// (left out when the job is split: each new job gets the lines).
+    pub prefix_edit: Option<FileEdit>,
+}
+
+/// The BuildKit rootless image runs as this user.
+const BUILDKIT_HOME: &str = "/home/user";
+
+/// Computes the edits, or says why the job must be migrated by hand.
+pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdits, String> {
+    let job = k.job;
+    if k.calls.is_empty() {
+        return Err("no executor call is visible in the job's script (it may run one from a script file); migrate it by hand".into());
+    }
+    let mut out = JobEdits::default();
+    for c in &k.calls {
+        if let Some(why) = c.blocker() {
+            return Err(why);
+        }
+        let words = match opts.target {
+            Target::Buildkit => buildctl_words(&c.conversion.plan)?,
+            _ => buildx_words(&c.conversion.plan),
+        };
+        let line = c.exec.script_line(job);
+        let edit = replace_command(&p.files[c.file], line, c.exec.command.span.clone(), &words).ok_or_else(|| {
+            "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
+        })?;
+        out.calls.push((c.file, edit));
+    }
+
+    let home = home_of(p, job).ok_or("the job's mapping was not found in the source")?;
+    let (hfile, hmap) = home;
+    let f = &p.files[hfile];
+    let indent = Indent::of(f);
+    let Value::Map(hm) = &hmap.value else {
+        return Err("the job is not a block or flow mapping".into());
+    };
+    let h_entry = |k: &str| hm.entries.iter().find(|e| e.key.as_str() == Some(k));
+
+    // 1. The image.
+    let mut new_keys: Vec<String> = Vec::new();
+    match (&job.image, opts.target) {
+        (Some(img), _)
+            if img.origin.file == hfile
+                && h_entry("image").is_some_and(|e| e.value.span == img.origin.span) =>
+        {
+            let e = h_entry("image").expect("checked");
+            out.edits.extend(
+                image_edits(f, e, opts, &indent)
+                    .into_iter()
+                    .map(|x| (hfile, x)),
+            );
+        }
+        // From `default:` (shared by every job): the job gets its own image.
+        (Some(img), _) if img.from_default => new_keys.push(new_image_block(opts, &indent)),
+        (Some(img), _) => {
+            // Written elsewhere (an anchor, another template): edit it there.
+            let file = &p.files[img.origin.file];
+            let Some((_, e)) = entry_of(file, &img.origin.span) else {
+                return Err("the job's image is written in a form kmigrate cannot edit".into());
+            };
+            let ind = Indent::of(file);
+            out.edits.extend(
+                image_edits(file, e, opts, &ind)
+                    .into_iter()
+                    .map(|x| (img.origin.file, x)),
+            );
+        }
+        (None, _) => new_keys.push(new_image_block(opts, &indent)),
+    }
+
+    // 2. Services and variables.
+    let nl = "\n";
+    match opts.target {
+        Target::Buildx => {
+            let dind = opts.dind_image();
+            match h_entry("services") {
+                Some(s) if matches!(s.value.value, Value::Seq(_)) => {
+                    let present = s.value.as_seq().is_some_and(|q| {
+                        q.items
+                            .iter()
+                            .any(|i| i.node.as_str() == Some(dind.as_str()))
+                    });
+                    if !present
+                        && let Some(e) = add_items(f, &s.value, std::slice::from_ref(&dind), false)
+                    {
+                        out.edits.push((hfile, e));
+                    }
+                }
+                Some(_) => return Err("the job's `services:` is not a list".into()),
+                None => new_keys.push(format!("services:{nl}{}- {dind}", " ".repeat(indent.seq))),
+            }
+            add_variable(
+                &mut out,
+                &mut new_keys,
+                f,
+                hfile,
+                h_entry("variables"),
+                "DOCKER_TLS_CERTDIR",
+                "\"/certs\"",
+                &indent,
+                job,
+            )?;
+        }
+        Target::Buildkit => {
+            add_variable(
+                &mut out,
+                &mut new_keys,
+                f,
+                hfile,
+                h_entry("variables"),
+                "BUILDKITD_FLAGS",
+                "--oci-worker-no-process-sandbox",
+                &indent,
+                job,
+            )?;
+        }
+        Target::Split => unreachable!("the split target keeps Kaniko"),
+    }
+
+    // 3. Registry login and builder setup.
+    let config_written = job
+        .lines()
+        .any(|l| l.text.contains("/kaniko/.docker/config.json"));
+    let ci_registry = k.calls.iter().any(|c| {
+        c.conversion
+            .plan
+            .tags
+            .iter()
+            .chain(c.conversion.cache_ref.iter())
+            .any(|r| {
+                let r = r.trim_start_matches('"');
+                r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY")
+            })
+    });
+    let mut setup: Vec<String> = Vec::new();
+    match opts.target {
+        Target::Buildx => {
+            if ci_registry && !config_written {
+                setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin"#.into());
+            }
+            setup.push(format!(
+                "docker buildx create --use --driver docker-container --name {}",
+                opts.builder
+            ));
+        }
+        _ => {
+            if ci_registry && !config_written {
+                setup.push(format!("mkdir -p {BUILDKIT_HOME}/.docker"));
+                setup.push(format!(
+                    r#"echo "{{\"auths\":{{\"$CI_REGISTRY\":{{\"auth\":\"$(printf '%s:%s' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d '\n')\"}}}}}}" > {BUILDKIT_HOME}/.docker/config.json"#
+                ));
+            }
+        }
+    }
+    if !setup.is_empty() {
+        // The job's `before_script` is edited where it is written, unless
+        // it comes from `default:` (shared by every job).
+        let before = job.config.get("before_script");
+        let before_seq = before.and_then(|b| {
+            let file = &p.files[b.origin.file];
+            yaml_edit::node_at(file, &b.origin.span)
+                .filter(|n| matches!(n.value, Value::Seq(_)))
+                .map(|n| (b.origin.file, n))
+        });
+        match (before, before_seq) {
+            (Some(_), Some((bfile, node))) => {
+                let flow = node.as_seq().is_some_and(|s| s.flow);
+                let items: Vec<String> = setup
+                    .iter()
+                    .map(|s| scalar(s, Quote::Plain, flow))
+                    .collect();
+                if let Some(x) = add_items(&p.files[bfile], node, &items, false) {
+                    out.edits.push((bfile, x));
+                }
+            }
+            (Some(_), None) => out.script_prefix = setup,
+            (None, _) if !job.before_script.is_empty() => out.script_prefix = setup,
+            (None, _) => {
+                let pad = " ".repeat(indent.seq);
+                let mut block = String::from("before_script:");
+                for s in &setup {
+                    block.push_str(&format!("{nl}{pad}- {}", scalar(s, Quote::Plain, false)));
+                }
+                match h_entry("script") {
+                    Some(script) if !hm.flow => out
+                        .edits
+                        .push((hfile, insert_entries_before(f, script, &block))),
+                    _ => new_keys.push(block),
+                }
+            }
+        }
+    }
+    if !new_keys.is_empty() {
+        let text = new_keys.join("\n");
+        let e = match (h_entry("image"), hm.entries.first()) {
+            (Some(img), _) => insert_entries(f, hmap, Some(img), &text),
+            // No image in the job: the new keys open its mapping, ahead of
+            // a `before_script:` inserted at the same place.
+            (None, Some(first)) if !hm.flow => Some(insert_entries_before(f, first, &text)),
+            _ => insert_entries(f, hmap, None, &text),
+        }
+        .ok_or("the job's mapping is empty")?;
+        out.edits.insert(0, (hfile, e));
+    }
+    if !out.script_prefix.is_empty() {
+        let Some(script) = job.config.get("script") else {
+            return Err("the job has no `script:` to hold the builder setup".into());
+        };
+        let file = &p.files[script.origin.file];
+        let node = yaml_edit::node_at(file, &script.origin.span)
+            .filter(|n| matches!(n.value, Value::Seq(_)));
+        let Some(node) = node else {
+            return Err(
+                "the job's `script:` is not a list, so the builder setup has no place".into(),
+            );
+        };
+        let flow = node.as_seq().is_some_and(|s| s.flow);
+        let items: Vec<String> = out
+            .script_prefix
+            .iter()
+            .map(|s| scalar(s, Quote::Plain, flow))
+            .collect();
+        out.prefix_edit = add_items(file, node, &items, true).map(|x| (script.origin.file, x));
+    }
+
+    // 4. Kaniko's Docker config path becomes the Docker CLI's.
+    let home_dir = match opts.target {
+        Target::Buildkit => BUILDKIT_HOME,
+        _ => "/root",
+    };
+    for line in job.lines() {
+        if let Some(e) = workaround_deletion(p, line) {
+            out.edits.push(e);
+            continue;
+        }
+        out.edits.extend(config_path_edits(p, line, home_dir));
+    }
+    Ok(out)
+}
+
+/// Script lines that only made Kaniko work and mean nothing (or harm) in
+/// the new job.
+const KANIKO_WORKAROUNDS: &[&str] = &["export container=docker", "mv /var /var-orig"];
+
+/// Deletes a script item that is exactly a Kaniko-only workaround, when
+/// it is a whole item of a block list.
+fn workaround_deletion(p: &Pipeline, line: &ScriptLine) -> Option<FileEdit> {
+    let text = line.text.trim();
+    if !KANIKO_WORKAROUNDS.contains(&text) {
+        return None;
+    }
+    let file = &p.files[line.origin.file];
+    let (seq, idx) = yaml_edit::seq_of(file, &line.origin.span)?;
+    let items = seq.as_seq()?;
+    if items.flow || items.items.len() < 2 {
+        return None;
+    }
+    Some((
+        line.origin.file,
+        yaml_edit::delete_lines(file, &items.items[idx].span),
+    ))
+}
+
+/// The mapping new keys go into: the job or template that writes the
+/// job's image, else the job itself.
+fn home_of<'p>(p: &'p Pipeline, job: &Job) -> Option<(usize, &'p Node)> {
+    if let Some(img) = &job.image
+        && !img.from_default
+        && img.origin.owner.as_deref().is_some_and(|o| o != "default")
+    {
+        let owner = img.origin.owner.as_deref()?;
+        if let Some(n) = top_level(&p.files[img.origin.file], owner) {
+            return Some((img.origin.file, n));
+        }
+    }
+    Some((job.file, top_level(&p.files[job.file], &job.name)?))
+}
+
+fn top_level<'f>(file: &'f SourceFile, key: &str) -> Option<&'f Node> {
+    file.root()?
+        .get(key)
+        .filter(|n| matches!(n.value, Value::Map(_)))
+}
+
+fn new_image_block(opts: &Options, indent: &Indent) -> String {
+    match opts.target {
+        Target::Buildkit => format!(
+            "image:\n{pad}name: {}\n{pad}entrypoint: [\"\"]",
+            opts.buildkit_image,
+            pad = " ".repeat(indent.step)
+        ),
+        _ => format!("image: {}", opts.cli_image()),
+    }
+}
+
+/// Replaces the `image:` entry `e` for the target.
+fn image_edits(f: &SourceFile, e: &Entry, opts: &Options, indent: &Indent) -> Vec<Edit> {
+    let src = &f.text;
+    let key_text = &src[e.key.span.clone()];
+    let col = yaml_edit::column(src, e.key.span.start);
+    match (&e.value.value, opts.target) {
+        (Value::Map(m), Target::Buildkit) => {
+            let mut out = Vec::new();
+            if let Some(name) = m.entries.iter().find(|x| x.key.as_str() == Some("name")) {
+                out.push(Edit::replace(
+                    name.value.full_span.clone(),
+                    opts.buildkit_image.clone(),
+                ));
+            }
+            match m
+                .entries
+                .iter()
+                .find(|x| x.key.as_str() == Some("entrypoint"))
+            {
+                Some(ep) => {
+                    let empty = ep.value.as_seq().is_some_and(|s| {
+                        s.items.len() == 1 && s.items[0].node.as_str() == Some("")
+                    });
+                    if !empty {
+                        out.push(Edit::replace(ep.value.full_span.clone(), "[\"\"]"));
+                    }
+                }
+                None => {
+                    if let Some(x) = insert_entries(f, &e.value, None, "entrypoint: [\"\"]") {
+                        out.push(x);
+                    }
+                }
+            }
+            out
+        }
+        (_, Target::Buildkit) => {
+            let pad = " ".repeat(col + indent.step);
+            let nl = f.line_ending.as_str();
+            vec![Edit::replace(
+                e.key.span.start..e.value.full_span.end,
+                format!(
+                    "{key_text}:{nl}{pad}name: {}{nl}{pad}entrypoint: [\"\"]",
+                    opts.buildkit_image
+                ),
+            )]
+        }
+        (Value::Scalar(_), _) => vec![Edit::replace(e.value.full_span.clone(), opts.cli_image())],
+        _ => vec![Edit::replace(
+            e.key.span.start..e.value.full_span.end.max(e.key.span.end),
+            format!("{key_text}: {}", opts.cli_image()),
+        )],
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_variable(
+    out: &mut JobEdits,
+    new_keys: &mut Vec<String>,
+    f: &SourceFile,
+    hfile: usize,
+    vars: Option<&Entry>,
+    name: &str,
+    value: &str,
+    indent: &Indent,
+    job: &Job,
+) -> Result<(), String> {
+    if job
+        .variable(name)
+        .is_some_and(|v| v == value.trim_matches('"'))
+    {
+        return Ok(());
+    }
+    match vars {
+        Some(e) if matches!(e.value.value, Value::Map(_)) => {
+            if e.value.get(name).is_some() {
+                return Err(format!(
+                    "the job sets `{name}` already; check its value by hand"
+                ));
+            }
+            let x = insert_entries(f, &e.value, None, &format!("{name}: {value}"))
+                .ok_or("empty `variables:`")?;
+            out.edits.push((hfile, x));
+        }
+        Some(e) if e.value.is_null() => {
+            let pad = " ".repeat(yaml_edit::column(&f.text, e.key.span.start) + indent.step);
+            out.edits.push((
+                hfile,
+                Edit::replace(e.span.clone(), format!("variables:\n{pad}{name}: {value}")),
+            ));
+        }
+        Some(_) => return Err("the job's `variables:` is not a mapping".into()),
+        None => new_keys.push(format!(
+            "variables:\n{}{name}: {value}",
+            " ".repeat(indent.step)
+        )),
+    }
+    Ok(())
+}
+
+/// `/kaniko/.docker` → the Docker CLI's config directory, in one line.
+fn config_path_edits(p: &Pipeline, line: &ScriptLine, home: &str) -> Vec<FileEdit> {
+    let mut out = Vec::new();
+    let file = &p.files[line.origin.file];
+    for (at, _) in line.text.match_indices("/kaniko/.docker") {
+        let in_single = line.text[..at].matches('\'').count() % 2 == 1;
+        let with = if in_single {
+            format!("{home}/.docker")
+        } else {
+            "$HOME/.docker".to_string()
+        };
+        if let Some(e) = replace_text(file, line, at..at + "/kaniko/.docker".len(), &with) {
+            out.push((line.origin.file, e));
+        }
+    }
+    out
+}
+
+/// Where section `s` of `job` is written as a block or flow sequence.
+pub fn section_seq<'p>(p: &'p Pipeline, job: &Job, s: Section) -> Option<(usize, &'p Node)> {
+    let n = job.config.get(s.key())?;
+    let node = yaml_edit::node_at(&p.files[n.origin.file], &n.origin.span)?;
+    matches!(node.value, Value::Seq(_)).then_some((n.origin.file, node))
+}
+
+/// The span of a job's script item that holds source offset `at`.
+pub fn item_span_at(seq: &Node, at: usize) -> Option<Span> {
+    seq.as_seq()?
+        .items
+        .iter()
+        .find(|i| i.span.start <= at && at <= i.span.end)
+        .map(|i| i.span.clone())
+}

@@ -1,0 +1,383 @@
+//! Splitting a job that runs the executor several times (KM002) into a
+//! hidden template with the job's shared keys and one job per build.
+
+use std::collections::HashSet;
+
+use super::Pipeline;
+use super::analyze::KanikoJob;
+use super::job::Section;
+use super::rewrite::FileEdit;
+use super::yaml_edit::{self, line_end, line_start, whole_lines};
+use crate::buildx::from_kaniko::repository_of;
+use crate::shell::Nesting;
+use crate::source::patch::{Edit, apply};
+use crate::source::render::{Quote, plain_safe, scalar};
+use crate::source::tree::Value;
+use crate::source::{SourceFile, Span};
+
+/// Names for a split: the template and one job per call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitNames {
+    pub template: String,
+    pub jobs: Vec<String>,
+}
+
+/// Plural last words a job name may end in (`build-images`).
+const PLURALS: &[(&str, &str)] = &[
+    ("images", "image"),
+    ("containers", "container"),
+    ("builds", "build"),
+    ("dockers", "docker"),
+];
+
+/// The job name without a plural last word (`build-images` → `build-image`).
+pub fn singular(job: &str) -> String {
+    for (plural, one) in PLURALS {
+        if let Some(stem) = job.strip_suffix(plural)
+            && (stem.is_empty() || stem.ends_with(['-', '_', ':', '.']))
+        {
+            return format!("{stem}{one}");
+        }
+    }
+    job.to_string()
+}
+
+/// A job-name-safe form of the last path segment of a destination's
+/// repository (`${CI_REGISTRY_IMAGE}/image-a:1` → `image-a`); `None` when
+/// the segment is only a variable.
+pub fn image_part(destination: &str) -> Option<String> {
+    let repo = repository_of(destination.trim_matches('"'));
+    let last = repo.rsplit('/').next()?;
+    if last.contains('$') {
+        return None;
+    }
+    let clean: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let clean = clean.trim_matches('-').to_string();
+    (!clean.is_empty()).then_some(clean)
+}
+
+/// `stem` + `-` + `part`, sharing a word where the stem ends the way the
+/// part starts (`build-image` + `image-a` → `build-image-a`).
+pub fn join_name(stem: &str, part: &str) -> String {
+    let stem_words: Vec<&str> = stem.split('-').collect();
+    let part_words: Vec<&str> = part.split('-').collect();
+    for n in (1..=stem_words.len().min(part_words.len().saturating_sub(1))).rev() {
+        if stem_words[stem_words.len() - n..] == part_words[..n] {
+            return format!("{stem}-{}", part_words[n..].join("-"));
+        }
+    }
+    format!("{stem}-{part}")
+}
+
+/// Names for splitting `job` by `destinations` (the first destination of
+/// each call), avoiding every name in `taken`.
+pub fn names(job: &str, destinations: &[Option<String>], taken: &HashSet<String>) -> SplitNames {
+    let stem = singular(job);
+    let mut used: HashSet<String> = taken.iter().filter(|t| *t != job).cloned().collect();
+    let unique = |base: String, used: &mut HashSet<String>| {
+        let mut name = base.clone();
+        let mut n = 2;
+        while used.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        used.insert(name.clone());
+        name
+    };
+    let template = unique(format!(".{}", stem.trim_start_matches('.')), &mut used);
+    let jobs = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let base = match d.as_deref().and_then(image_part) {
+                Some(part) => join_name(&stem, &part),
+                None => format!("{stem}-{}", i + 1),
+            };
+            unique(base, &mut used)
+        })
+        .collect();
+    SplitNames { template, jobs }
+}
+
+/// The edits that split `k` into a template plus one job per call;
+/// `call_edits` (one per call, may be empty) are applied to each call's
+/// line in the new jobs, and `prefix` lines start every new script.
+pub fn split_job(
+    p: &Pipeline,
+    k: &KanikoJob,
+    call_edits: &[FileEdit],
+    prefix: &[String],
+) -> Result<Vec<FileEdit>, String> {
+    let job = k.job;
+    if job.hidden {
+        return Err("it is a hidden template; split the jobs that use it".into());
+    }
+    if let Some(c) = k
+        .calls
+        .iter()
+        .find(|c| c.exec.command.nesting != Nesting::TopLevel)
+    {
+        let what = if c.exec.command.nesting == Nesting::Loop {
+            "a loop"
+        } else {
+            "a conditional"
+        };
+        return Err(format!(
+            "a call sits inside {what}, so the builds cannot be separated automatically"
+        ));
+    }
+    if k.calls.iter().any(|c| c.exec.section != Section::Script) {
+        return Err("a call is in `before_script`/`after_script`".into());
+    }
+    if let Some(user) = p
+        .jobs
+        .iter()
+        .find(|j| j.extends.iter().any(|e| e.value == job.name))
+    {
+        return Err(format!(
+            "job `{}` extends it, and would lose its script",
+            user.name
+        ));
+    }
+    let Some((file, seq)) = super::rewrite::section_seq(p, job, Section::Script) else {
+        return Err("its `script:` is not a list written in the job".into());
+    };
+    let f = &p.files[file];
+    let Value::Seq(items) = &seq.value else {
+        unreachable!("section_seq returns sequences")
+    };
+    let script = job.config.get("script").expect("section_seq found it");
+    if file != job.file || script.origin.owner.as_deref() != Some(job.name.as_str()) {
+        return Err("its `script:` is written in another job or template".into());
+    }
+    if job
+        .script
+        .iter()
+        .any(|l| l.origin.owner.as_deref() != Some(job.name.as_str()) || l.origin.file != file)
+    {
+        return Err("its script splices lines from an anchor or `!reference`".into());
+    }
+    // Which item holds each call.
+    let mut call_items = Vec::new();
+    for c in &k.calls {
+        let item = items
+            .items
+            .iter()
+            .position(|i| i.span.start <= c.span.start && c.span.end <= i.span.end)
+            .ok_or("a call is not inside one script item")?;
+        if call_items.contains(&item) {
+            return Err("two calls share one script line".into());
+        }
+        call_items.push(item);
+    }
+    let taken: HashSet<String> = p.jobs.iter().map(|j| j.name.clone()).collect();
+    let dests: Vec<Option<String>> = k
+        .calls
+        .iter()
+        .map(|c| c.call.values("destination").first().map(|s| s.to_string()))
+        .collect();
+    let names = names(&job.name, &dests, &taken);
+
+    let src = &f.text;
+    let nl = f.line_ending.as_str();
+    let mut out: Vec<FileEdit> = Vec::new();
+    // The job becomes the template, without its script.
+    let key_text = if plain_safe(&names.template, false) {
+        names.template.clone()
+    } else {
+        scalar(&names.template, Quote::Double, false)
+    };
+    out.push((file, Edit::replace(job.key_span.clone(), key_text)));
+    let script_entry = yaml_edit::entry_of(f, &seq.span)
+        .ok_or("script entry not found")?
+        .1;
+    if seq.as_seq().is_some_and(|s| s.flow)
+        || !items.items.iter().all(|i| {
+            src[line_start(src, i.span.start)..i.span.start]
+                .trim()
+                .is_empty()
+        })
+    {
+        return Err("its script is not a block list with one item per line".into());
+    }
+    out.push((file, yaml_edit::delete_lines(f, &script_entry.span)));
+
+    // New jobs after the template.
+    let key_col = yaml_edit::column(src, job.key_span.start);
+    let body_col = yaml_edit::column(src, script_entry.key.span.start);
+    let item_pad = " ".repeat(yaml_edit::column(src, items.items[0].span.start));
+    let (kpad, bpad) = (" ".repeat(key_col), " ".repeat(body_col));
+    let mut text = String::new();
+    for (ci, name) in names.jobs.iter().enumerate() {
+        let name_text = if plain_safe(name, false) {
+            name.clone()
+        } else {
+            scalar(name, Quote::Double, false)
+        };
+        text.push_str(&format!(
+            "{nl}{kpad}{name_text}:{nl}{bpad}extends: {}{nl}{bpad}script:",
+            scalar(&names.template, Quote::Plain, false)
+        ));
+        for line in prefix {
+            text.push_str(&format!(
+                "{nl}{item_pad}- {}",
+                scalar(line, Quote::Plain, false)
+            ));
+        }
+        for (ii, item) in items.items.iter().enumerate() {
+            if let Some(owner) = call_items.iter().position(|x| *x == ii)
+                && owner != ci
+            {
+                continue;
+            }
+            let start = line_start(src, item.span.start);
+            let end = line_end(src, item.span.end);
+            let mut piece = whole_lines(f, &item.span).to_string();
+            if let Some(owner) = call_items.iter().position(|x| *x == ii)
+                && let Some((_, e)) = call_edits.get(owner)
+            {
+                let local =
+                    Edit::replace(e.range.start - start..e.range.end - start, e.text.clone());
+                if e.range.start < start || e.range.end > end {
+                    return Err("a call's rewrite reaches outside its script item".into());
+                }
+                piece =
+                    apply(&piece, &[local]).map_err(|_| "conflicting edits in a script item")?;
+            }
+            text.push_str(nl);
+            text.push_str(&piece);
+        }
+        text.push_str(nl);
+    }
+    // Insert after the job's last line (and its line break).
+    let end = line_end(src, job.entry_span.end);
+    let (at, text) = if src[end..].starts_with(nl) || src[end..].starts_with('\n') {
+        let brk = if src[end..].starts_with("\r\n") { 2 } else { 1 };
+        (end + brk, text.trim_end_matches(nl).to_string() + nl)
+    } else {
+        (end, text.trim_end_matches(nl).to_string())
+    };
+    out.push((file, Edit::insert(at, text)));
+
+    // Keep the job graph valid: `needs:`/`dependencies:` naming the job.
+    for other in &p.jobs {
+        for r in other.needs.iter().chain(&other.dependencies) {
+            if r.value != job.name {
+                continue;
+            }
+            let rf = &p.files[r.origin.file];
+            out.push((
+                r.origin.file,
+                retarget(rf, &r.origin.span, &names.jobs).ok_or_else(|| {
+                    format!(
+                        "job `{}` names it in a form kmigrate cannot update",
+                        other.name
+                    )
+                })?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The edit that makes the `needs:`/`dependencies:` entry whose job name
+/// is written at `name_span` name every job of `jobs` instead: `- a` becomes
+/// one item per job, `{job: a, artifacts: true}` one copy per job.
+fn retarget(f: &SourceFile, name_span: &Span, jobs: &[String]) -> Option<Edit> {
+    let src = &f.text;
+    let nl = f.line_ending.as_str();
+    // The item is the name itself, or a mapping holding `job: name`.
+    let (seq, idx) = yaml_edit::seq_of(f, name_span).or_else(|| {
+        let (map, _) = yaml_edit::entry_of(f, name_span)?;
+        yaml_edit::seq_of(f, &map.span)
+    })?;
+    let Value::Seq(s) = &seq.value else {
+        return None;
+    };
+    let item = &s.items[idx];
+    let (range, text) = if s.flow {
+        (
+            item.node.full_span.clone(),
+            &src[item.node.full_span.clone()],
+        )
+    } else {
+        let r = line_start(src, item.span.start)..line_end(src, item.span.end);
+        (r.clone(), &src[r])
+    };
+    let local = name_span.start - range.start..name_span.end - range.start;
+    let copies: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let mut t = text.to_string();
+            t.replace_range(local.clone(), j);
+            t
+        })
+        .collect();
+    let sep = if s.flow {
+        ", ".to_string()
+    } else {
+        nl.to_string()
+    };
+    Some(Edit::replace(range, copies.join(&sep)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_in_every_form_name_the_new_jobs() {
+        let src = "a:\n  needs:\n    - build\n    - job: build\n      artifacts: false\n  dependencies: [build, x]\n";
+        let f = SourceFile::from_text(std::path::Path::new("t.yml"), src.into()).unwrap();
+        let jobs = ["build-a".to_string(), "build-b".to_string()];
+        let mut edits = Vec::new();
+        for (at, _) in src.match_indices("build") {
+            edits.push(retarget(&f, &(at..at + 5), &jobs).unwrap());
+        }
+        assert_eq!(
+            apply(src, &edits).unwrap(),
+            "a:\n  needs:\n    - build-a\n    - build-b\n    - job: build-a\n      artifacts: false\n    - job: build-b\n      artifacts: false\n  dependencies: [build-a, build-b, x]\n"
+        );
+    }
+
+    #[test]
+    fn names_follow_the_destinations() {
+        let taken: HashSet<String> = ["build-images", "build-image-b"].map(String::from).into();
+        let n = names(
+            "build-images",
+            &[
+                Some("${CI_REGISTRY_IMAGE}/image-a:${CI_COMMIT_SHORT_SHA}".into()),
+                Some("${CI_REGISTRY_IMAGE}/image-b:latest".into()),
+                Some("$CI_REGISTRY_IMAGE:$TAG".into()),
+                None,
+            ],
+            &taken,
+        );
+        assert_eq!(n.template, ".build-image");
+        assert_eq!(
+            n.jobs,
+            [
+                "build-image-a",
+                "build-image-b-2",
+                "build-image-3",
+                "build-image-4"
+            ]
+        );
+        assert_eq!(join_name("build", "api"), "build-api");
+        assert_eq!(singular("docker:builds"), "docker:build");
+        assert_eq!(singular("kaniko-tests"), "kaniko-tests");
+        assert_eq!(
+            image_part("registry.example.com:5000/team/web@sha256:abc"),
+            Some("web".into())
+        );
+    }
+}

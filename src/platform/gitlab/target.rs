@@ -1,0 +1,263 @@
+//! What a migrated GitLab job runs: the rewrite targets, their options,
+//! and the shell commands each target emits for a `BuildPlan`.
+
+use crate::buildx::BuildPlan;
+use crate::shell::render_word;
+
+/// Where `kmigrate rewrite` takes a GitLab Kaniko job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// `docker buildx build` with a docker-container builder on
+    /// docker-in-docker (GitLab's documented "Docker Buildx" method).
+    #[default]
+    Buildx,
+    /// Rootless BuildKit (`buildctl-daemonless.sh`), no privileged runner.
+    Buildkit,
+    /// Keep Kaniko; only split jobs that build several images.
+    Split,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Option<Target> {
+        match s {
+            "buildx" => Some(Target::Buildx),
+            "buildkit" | "buildkit-rootless" => Some(Target::Buildkit),
+            "split" => Some(Target::Split),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Buildx => "buildx",
+            Target::Buildkit => "buildkit",
+            Target::Split => "split",
+        }
+    }
+}
+
+/// Options of the GitLab rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub target: Target,
+    /// Split multi-build jobs (always with `split`; default on with the
+    /// other targets, off with `--no-split`).
+    pub split: bool,
+    /// Docker version of the `docker:<ver>-cli` / `docker:<ver>-dind` pair.
+    pub docker_version: String,
+    /// Image of the rootless BuildKit target.
+    pub buildkit_image: String,
+    /// Name of the docker-container builder.
+    pub builder: String,
+    /// Tag given to the registry cache (`<cache repo>:<tag>`).
+    pub cache_tag: String,
+}
+
+/// Docker release the buildx target pins by default (major.minor; GitLab's
+/// docs pin a version the same way).
+pub const DEFAULT_DOCKER_VERSION: &str = "28.5";
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            target: Target::Buildx,
+            split: true,
+            docker_version: DEFAULT_DOCKER_VERSION.into(),
+            buildkit_image: "moby/buildkit:rootless".into(),
+            builder: "kmigrate".into(),
+            cache_tag: "buildcache".into(),
+        }
+    }
+}
+
+impl Options {
+    pub fn cli_image(&self) -> String {
+        format!("docker:{}-cli", self.docker_version)
+    }
+
+    pub fn dind_image(&self) -> String {
+        format!("docker:{}-dind", self.docker_version)
+    }
+}
+
+/// Shell text for one double-quote-ready value. Attribute lists quote
+/// values that hold commas (`"name=a,b"`); those quotes are literal and
+/// get a backslash inside the double-quoted word.
+fn word(dq: &str) -> String {
+    let mut out = String::with_capacity(dq.len());
+    let mut prev = '\0';
+    for c in dq.chars() {
+        if c == '"' && prev != '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+        prev = c;
+    }
+    // GitLab's `$[[ inputs.x ]]` must stay as written to be interpolated;
+    // inside double quotes the shell never sees it anyway.
+    render_word(&out).replace("\\$[[", "$[[")
+}
+
+/// The `docker buildx build` words for `plan` (shell text, one word each).
+pub fn buildx_words(plan: &BuildPlan) -> Vec<String> {
+    ["docker", "buildx", "build"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(plan.to_args().iter().map(|a| word(a)))
+        .collect()
+}
+
+/// The `buildctl-daemonless.sh build` words for `plan`, or why the plan
+/// needs something buildctl has no flag for.
+pub fn buildctl_words(plan: &BuildPlan) -> Result<Vec<String>, String> {
+    if !plan.annotations.is_empty() {
+        return Err(
+            "`--annotation` has no buildctl-daemonless.sh equivalent kmigrate writes".into(),
+        );
+    }
+    if plan.context.contains("://") {
+        return Err(format!(
+            "the remote context `{}` needs a local checkout for buildctl",
+            plan.context
+        ));
+    }
+    let mut w: Vec<String> = vec![
+        "buildctl-daemonless.sh".into(),
+        "build".into(),
+        "--frontend".into(),
+        "dockerfile.v0".into(),
+    ];
+    let mut pair = |flag: &str, value: String| {
+        w.push(flag.to_string());
+        w.push(word(&value));
+    };
+    pair("--local", format!("context={}", plan.context));
+    match &plan.dockerfile {
+        None => pair("--local", format!("dockerfile={}", plan.context)),
+        Some(f) => {
+            let (dir, name) = match f.rfind('/') {
+                Some(i) => (if i == 0 { "/" } else { &f[..i] }, &f[i + 1..]),
+                None => (".", f.as_str()),
+            };
+            pair("--local", format!("dockerfile={dir}"));
+            if name != "Dockerfile" {
+                pair("--opt", format!("filename={name}"));
+            }
+        }
+    }
+    if let Some(t) = &plan.target {
+        pair("--opt", format!("target={t}"));
+    }
+    for a in &plan.build_args {
+        pair("--opt", format!("build-arg:{a}"));
+    }
+    for (k, v) in &plan.labels {
+        pair("--opt", format!("label:{k}={v}"));
+    }
+    if !plan.platforms.is_empty() {
+        pair("--opt", format!("platform={}", plan.platforms.join(",")));
+    }
+    for s in &plan.secrets {
+        pair("--secret", s.clone());
+    }
+    if plan.push || (!plan.tags.is_empty() && plan.outputs.is_empty()) {
+        pair(
+            "--output",
+            image_output(&plan.tags, &[("push", &plan.push.to_string())]),
+        );
+    }
+    for o in &plan.outputs {
+        if o.get("type") == Some("image") && o.get("name").is_none() {
+            let rest: Vec<(&str, &str)> = o
+                .attrs
+                .iter()
+                .filter(|(k, _)| k != "type")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            pair("--output", image_output(&plan.tags, &rest));
+        } else {
+            pair("--output", o.to_string());
+        }
+    }
+    for c in &plan.cache_to {
+        pair("--export-cache", c.to_string());
+    }
+    for c in &plan.cache_from {
+        pair("--import-cache", c.to_string());
+    }
+    if let Some(m) = &plan.metadata_file {
+        pair("--metadata-file", m.clone());
+    }
+    Ok(w)
+}
+
+/// `type=image,"name=a,b",push=true`: BuildKit reads the output as CSV,
+/// so a name list is quoted as a whole field.
+fn image_output(tags: &[String], attrs: &[(&str, &str)]) -> String {
+    let mut fields = vec!["type=image".to_string()];
+    match tags {
+        [] => {}
+        [one] => fields.push(format!("name={one}")),
+        many => fields.push(format!("\"name={}\"", many.join(","))),
+    }
+    fields.extend(attrs.iter().map(|(k, v)| format!("{k}={v}")));
+    fields.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> BuildPlan {
+        crate::buildx::parse_build_args(
+            &[
+                "--tag",
+                "$CI_REGISTRY_IMAGE/a:1",
+                "--tag",
+                "$CI_REGISTRY_IMAGE/a:latest",
+                "--file",
+                "docker/Dockerfile.prod",
+                "--cache-from",
+                "type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache",
+                "--cache-to",
+                "type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache,mode=max",
+                "--build-arg",
+                "V=1",
+                "--push",
+                "--provenance=false",
+                ".",
+            ]
+            .map(String::from),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn buildx_words_quote_expansions() {
+        let w = buildx_words(&plan()).join(" ");
+        assert!(
+            w.starts_with(
+                "docker buildx build --file docker/Dockerfile.prod --tag \"$CI_REGISTRY_IMAGE/a:1\""
+            ),
+            "{w}"
+        );
+        assert!(
+            w.contains(
+                "--cache-to \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache,mode=max\""
+            ),
+            "{w}"
+        );
+        assert!(w.ends_with("--push --provenance=false ."), "{w}");
+    }
+
+    #[test]
+    fn buildctl_words_map_every_part() {
+        let w = buildctl_words(&plan()).unwrap().join(" ");
+        assert_eq!(
+            w,
+            "buildctl-daemonless.sh build --frontend dockerfile.v0 --local context=. --local dockerfile=docker --opt filename=Dockerfile.prod --opt build-arg:V=1 --output \"type=image,\\\"name=$CI_REGISTRY_IMAGE/a:1,$CI_REGISTRY_IMAGE/a:latest\\\",push=true\" --export-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache,mode=max\" --import-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache\""
+        );
+        assert_eq!(Target::parse("buildkit"), Some(Target::Buildkit));
+        assert_eq!(Target::parse("kaniko"), None);
+    }
+}
