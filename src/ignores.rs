@@ -5,7 +5,9 @@
 //! multi-line span silences it too). A comment on the line above a block
 //! sequence item or mapping entry (a Cloud Build step, a GitLab job, a
 //! `script:` key) covers that whole item: `# kmigrate: ignore[KM001]` above
-//! `- id: legacy` silences the step's image finding three lines further down. Only real YAML comments count: the
+//! `- id: legacy` silences the step's image finding three lines further down.
+//! Ignoring a build rule (KM001, KM002, KM003) there also silences the notes
+//! about migrating that step or job (KM004, KM005, KM010–KM013). Only real YAML comments count: the
 //! comment spans come from the parsed tree, so a `#` inside a quoted string
 //! or a block scalar (a shell script line) is never an ignore. An ignore that
 //! silences nothing is reported as KM020.
@@ -20,6 +22,14 @@ use crate::source::{Node, SourceFile, Value};
 
 /// The rule an unused ignore is reported under.
 pub const UNUSED_IGNORE: &str = "KM020";
+
+/// Rules whose finding marks a build (a step or job) to migrate.
+pub const BUILD_RULES: &[&str] = &["KM001", "KM002", "KM003"];
+
+/// Rules about how one build migrates (runner, cache TTL, flags). Ignoring a
+/// build rule above a step or job silences these in that step or job too:
+/// they are moot for a build that stays as it is.
+pub const MIGRATION_NOTES: &[&str] = &["KM004", "KM005", "KM010", "KM011", "KM012", "KM013"];
 
 /// One rule id inside one ignore comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +161,16 @@ pub fn apply(
         let (end_line, _) = source.position(f.span.end.max(f.span.start));
         let mut silenced = false;
         for (i, ig) in ignores.iter().enumerate() {
-            let covers = ig.line + 1 == start_line
-                || (start_line..=end_line).contains(&ig.line)
-                || blocks[i]
-                    .as_ref()
-                    .is_some_and(|b| b.contains(&f.span.start));
-            if covers && ig.rule.eq_ignore_ascii_case(f.rule) {
+            let in_block = blocks[i]
+                .as_ref()
+                .is_some_and(|b| b.contains(&f.span.start));
+            let covers =
+                ig.line + 1 == start_line || (start_line..=end_line).contains(&ig.line) || in_block;
+            let named = ig.rule.eq_ignore_ascii_case(f.rule);
+            let whole_build = in_block
+                && MIGRATION_NOTES.contains(&f.rule)
+                && BUILD_RULES.iter().any(|b| ig.rule.eq_ignore_ascii_case(b));
+            if (covers && named) || whole_build {
                 used[i] = true;
                 silenced = true;
             }
@@ -268,7 +282,10 @@ mod tests {
         let f = finding_at(&s, "--cache-ttl=6h", "KM010");
         let (kept, unused) = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty());
-        assert_eq!(unused.len(), 2, "the two ids on line 2 are unused");
+        // KM001 on line 2 covers the step's migration notes, so only
+        // KM005 there is unused.
+        assert_eq!(unused.len(), 1);
+        assert_eq!(&s.text[unused[0].span.clone()], "KM005");
     }
 
     #[test]
@@ -315,6 +332,39 @@ test:
         let (kept, _) = apply(&s, vec![inside, outside], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(&s.text[kept[0].span.clone()], "make");
+    }
+
+    #[test]
+    fn ignoring_a_build_above_it_silences_its_migration_notes() {
+        let text = "steps:
+  # kmigrate: ignore[KM001]
+  - name: gcr.io/kaniko-project/executor:latest
+    args: ['--cache-ttl=6h', '--snapshot-mode=redo']
+  - name: gcr.io/kaniko-project/executor:latest
+    args: ['--cache-ttl=1h']
+";
+        let s = src(text);
+        let ttl_at = |n: usize| s.text.match_indices("--cache-ttl").nth(n).unwrap().0;
+        let findings = vec![
+            finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001"),
+            Finding::new("KM005", ttl_at(0)..ttl_at(0) + 5, "m"),
+            finding_at(&s, "--snapshot-mode=redo", "KM010"),
+            Finding::new("KM005", ttl_at(1)..ttl_at(1) + 5, "m"),
+        ];
+        let (kept, unused) = apply(&s, findings, &|_| true);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            kept[0].span.start,
+            ttl_at(1),
+            "the next step keeps its note"
+        );
+        assert!(unused.is_empty());
+        // A note rule named alone does not reach other notes.
+        let s =
+            src("steps:\n  # kmigrate: ignore[KM010]\n  - name: x\n    args: ['--cache-ttl=6h']\n");
+        let f = finding_at(&s, "--cache-ttl=6h", "KM005");
+        let (kept, _) = apply(&s, vec![f], &|_| true);
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

@@ -641,3 +641,49 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     assert!(e.contains("files not checked"), "{e}");
     assert!(out(&o).contains("good/cloudbuild.yaml"));
 }
+
+#[test]
+fn gitlab_pipeline_walk_follows_local_includes_and_honours_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("gitlab"), dir.path());
+    let d = dir.path();
+    let o = kmigrate(d, &["check", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    // ci/build.yml is found through `include: local`, not by its name; the
+    // ignore above `deploy-image` silences its KM001 and its runner note.
+    assert_eq!(
+        rules_of(&v),
+        [
+            (".gitlab-ci.yml".into(), "KM014".into()),
+            ("ci/build.yml".into(), "KM004".into()),
+            ("ci/build.yml".into(), "KM001".into()),
+            ("ci/build.yml".into(), "KM002".into()),
+        ]
+    );
+    assert_eq!(v["summary"]["files_scanned"], 2);
+    // Naming the included file and walking too reports it once.
+    let o = kmigrate(d, &["check", "ci/build.yml", ".", "--format", "json"]);
+    let again: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(rules_of(&again), rules_of(&v));
+    // The inline ignore works in GitLab YAML comments: without it the
+    // deploy job is reported too.
+    let o = kmigrate(d, &["check", "--no-ignores", "--format", "json"]);
+    let all: Value = serde_json::from_str(&out(&o)).unwrap();
+    let gitlab_ci: Vec<String> = rules_of(&all)
+        .into_iter()
+        .filter(|(p, _)| p == ".gitlab-ci.yml")
+        .map(|(_, r)| r)
+        .collect();
+    assert!(gitlab_ci.contains(&"KM001".to_string()), "{gitlab_ci:?}");
+    // And rewrite leaves the ignored job as it is.
+    let o = kmigrate(d, &["rewrite", ".gitlab-ci.yml", "ci/build.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let main = fs::read_to_string(d.join(".gitlab-ci.yml")).unwrap();
+    assert_eq!(
+        main,
+        fs::read_to_string(fixture("gitlab/.gitlab-ci.yml")).unwrap()
+    );
+    let build = fs::read_to_string(d.join("ci/build.yml")).unwrap();
+    assert!(!build.contains("kaniko"), "{build}");
+}

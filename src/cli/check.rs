@@ -134,11 +134,6 @@ pub fn check_source(
     Ok(select(source, findings, settings))
 }
 
-/// Findings whose fix marks a build for migration; silencing one of them
-/// silences the build: `rewrite` leaves it alone and the notes about
-/// rewriting it go too.
-const BUILD_RULES: &[&str] = &["KM001", "KM002", "KM003"];
-
 /// Rule selection, inline ignores (with KM020 for unused ones) and severity
 /// overrides applied to a file's engine findings; sorted by position. This is
 /// what both `check` reports and `rewrite` applies.
@@ -170,7 +165,7 @@ pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) 
 
     let key = |f: &Finding| (f.rule, f.span.clone(), f.message.clone());
     let surviving: HashSet<_> = findings.iter().map(key).collect();
-    let is_build = |f: &Finding| BUILD_RULES.contains(&f.rule) && f.fix.is_some();
+    let is_build = |f: &Finding| ignores::BUILD_RULES.contains(&f.rule) && f.fix.is_some();
     let needed: HashSet<&Edit> = findings
         .iter()
         .filter(|f| is_build(f))
