@@ -85,3 +85,27 @@ fn unreadable_files_are_listed_and_exit_2() {
         "{md}"
     );
 }
+
+#[test]
+fn gitlab_pipeline_report() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint/gitlab");
+    let o = kmigrate(&dir, &["report"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = String::from_utf8(o.stdout).unwrap();
+    for needle in [
+        "| `.gitlab-ci.yml` | GitLab CI | 1 |",
+        "| `ci/build.yml` | GitLab CI | 1 |",
+        // The two written calls of the multi-build job and the deploy call.
+        "| `--destination` | 3 |",
+        // The split KM002 is done by the rewrite: no manual task.
+    ] {
+        assert!(md.contains(needle), "{needle} not in\n{md}");
+    }
+    assert!(!md.contains("**KM002**"), "{md}");
+    snapshot!("lint_report_gitlab", md);
+}

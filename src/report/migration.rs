@@ -22,14 +22,19 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::display_path;
-use crate::kaniko::flags::Action;
+use crate::kaniko::flags::{Action, FlagSpec};
 use crate::platform::Platform;
 use crate::platform::cloudbuild::{Build, kaniko_steps};
+use crate::platform::gitlab;
 use crate::rules::{Finding, Severity, meta};
 use crate::source::{SourceError, SourceFile};
 
 /// Rules whose finding marks a build to migrate.
 const BUILD_RULES: &[&str] = &["KM001", "KM003"];
+
+/// Rules about a build as a whole, the multi-build split (KM002) included:
+/// resolved by the build's own fix, never a note to review.
+const ALL_BUILD_RULES: &[&str] = crate::ignores::BUILD_RULES;
 
 /// How far a build migrates on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,12 +157,22 @@ fn flag_outcome(action: Action, buildx: Option<&str>, reason: Option<&str>) -> S
 }
 
 /// Byte regions (one per build finding) whose findings belong to it.
-fn regions(input: &Input<'_>, builds: &[&Finding]) -> Vec<Range<usize>> {
+fn regions(
+    input: &Input<'_>,
+    pipeline: Option<&gitlab::Pipeline>,
+    builds: &[&Finding],
+) -> Vec<Range<usize>> {
     let steps: Vec<Range<usize>> = match input.platform {
         Platform::CloudBuild => Build::parse(input.source)
             .map(|b| b.steps.iter().map(|s| s.item.span.clone()).collect())
             .unwrap_or_default(),
-        _ => Vec::new(),
+        Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
+            p.jobs
+                .iter()
+                .filter(|j| j.file == 0)
+                .map(|j| j.entry_span.clone())
+                .collect()
+        }),
     };
     let end = input.source.text.len();
     builds
@@ -173,36 +188,55 @@ fn regions(input: &Input<'_>, builds: &[&Finding]) -> Vec<Range<usize>> {
         .collect()
 }
 
-fn count_units(input: &Input<'_>) -> usize {
+/// The GitLab pipeline `input` is the entry of (or, for an included file
+/// checked on its own, the fragment it forms), resolved by the GitLab
+/// platform; the file itself is `files[0]`.
+fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
+    let root = gitlab::include::repo_root(input.path);
+    gitlab::Pipeline::from_text(&root, input.path, input.source.text.clone()).ok()
+}
+
+/// Steps (Cloud Build) or jobs defined in this file (GitLab, templates
+/// excluded).
+fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
     match input.platform {
         Platform::CloudBuild => Build::parse(input.source).map_or(0, |b| b.steps.len()),
+        Platform::GitLab => pipeline.map_or(0, |p| {
+            p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count()
+        }),
+    }
+}
+
+/// Every flag use of every Kaniko call written in this file.
+fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'static FlagSpec> {
+    let mut out = Vec::new();
+    match input.platform {
+        Platform::CloudBuild => {
+            if let Ok(build) = Build::parse(input.source) {
+                for step in kaniko_steps::find(&build) {
+                    for call in &step.calls {
+                        out.extend(call.call.uses.iter().map(|u| u.spec));
+                    }
+                }
+            }
+        }
         Platform::GitLab => {
-            const KEYWORDS: &[&str] = &[
-                "stages",
-                "variables",
-                "default",
-                "include",
-                "workflow",
-                "image",
-                "services",
-                "cache",
-                "before_script",
-                "after_script",
-                "spec",
-            ];
-            input.source.root().and_then(|r| r.as_map()).map_or(0, |m| {
-                m.entries
-                    .iter()
-                    .filter(|e| {
-                        let key = e.key.as_str().unwrap_or("");
-                        !key.starts_with('.')
-                            && !KEYWORDS.contains(&key)
-                            && e.value.as_map().is_some()
-                    })
-                    .count()
-            })
+            let Some(p) = pipeline else { return out };
+            // A template's calls appear again in every job extending it:
+            // count each written call once.
+            let mut seen = std::collections::HashSet::new();
+            let jobs =
+                gitlab::analyze::kaniko_jobs(p, gitlab::ImageMatcher::builtin(), "buildcache");
+            for job in &jobs {
+                for call in &job.calls {
+                    if call.file == 0 && seen.insert(call.span.clone()) {
+                        out.extend(call.call.uses.iter().map(|u| u.spec));
+                    }
+                }
+            }
         }
     }
+    out
 }
 
 fn todo_for(f: &Finding) -> String {
@@ -232,25 +266,35 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .iter()
             .filter(|f| BUILD_RULES.contains(&f.rule))
             .collect();
-        let regions = regions(input, &builds);
+        let pipeline = match input.platform {
+            Platform::GitLab => gitlab_pipeline(input),
+            Platform::CloudBuild => None,
+        };
+        let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];
+        // Regions of builds the rewrite handles: the build rules' findings
+        // there (a KM002 split done by the KM001 fix) are no manual task.
+        let mut handled: Vec<Range<usize>> = Vec::new();
         for (b, region) in builds.iter().zip(&regions) {
             let around: Vec<&Finding> = input
                 .findings
                 .iter()
                 .filter(|f| !std::ptr::eq(*f, *b) && region.contains(&f.span.start))
                 .collect();
-            let manual = b.fix.is_none()
-                || around.iter().any(|f| {
-                    f.rule == "KM012" || (f.severity == Severity::Error && f.fix.is_none())
-                });
+            let manual = b.fix.is_none() || around.iter().any(|f| f.rule == "KM012");
             let outcome = if manual {
                 Outcome::Manual
-            } else if around.iter().any(|f| f.severity >= Severity::Warning) {
+            } else if around
+                .iter()
+                .any(|f| !ALL_BUILD_RULES.contains(&f.rule) && f.severity >= Severity::Warning)
+            {
                 Outcome::Partial
             } else {
                 Outcome::Automatic
             };
+            if outcome != Outcome::Manual {
+                handled.push(region.clone());
+            }
             counts[outcome as usize] += 1;
             report.builds.push(BuildRow {
                 path: path.clone(),
@@ -260,7 +304,8 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             });
         }
         for f in input.findings {
-            let fixed_build = BUILD_RULES.contains(&f.rule) && f.fix.is_some();
+            let fixed_build = ALL_BUILD_RULES.contains(&f.rule)
+                && (f.fix.is_some() || handled.iter().any(|r| r.contains(&f.span.start)));
             let fixed_note = f.fix.is_some() && f.severity == Severity::Info;
             if !fixed_build && !fixed_note {
                 report.tasks.push(Task {
@@ -276,32 +321,24 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                 report.cache_ttl.push((path.clone(), line(f), todo_for(f)));
             }
         }
-        if input.platform == Platform::CloudBuild
-            && let Ok(build) = Build::parse(input.source)
-        {
-            for step in kaniko_steps::find(&build) {
-                for call in &step.calls {
-                    for u in &call.call.uses {
-                        let row = report
-                            .flags
-                            .entry(format!("--{}", u.spec.name))
-                            .or_insert_with(|| FlagRow {
-                                uses: 0,
-                                outcome: flag_outcome(
-                                    u.spec.action,
-                                    u.spec.buildx.as_deref(),
-                                    u.spec.reason.as_deref(),
-                                ),
-                            });
-                        row.uses += 1;
-                    }
-                }
-            }
+        for spec in flag_uses(input, pipeline.as_ref()) {
+            let row = report
+                .flags
+                .entry(format!("--{}", spec.name))
+                .or_insert_with(|| FlagRow {
+                    uses: 0,
+                    outcome: flag_outcome(
+                        spec.action,
+                        spec.buildx.as_deref(),
+                        spec.reason.as_deref(),
+                    ),
+                });
+            row.uses += 1;
         }
         report.files.push(FileRow {
             path,
             platform: input.platform,
-            units: count_units(input),
+            units: count_units(input, pipeline.as_ref()),
             builds: counts,
         });
     }
