@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
+
 /// Find and fix archived-Kaniko usage in Cloud Build and GitLab CI.
 #[derive(Debug, Parser)]
 #[command(name = "kmigrate", version, about)]
@@ -19,6 +21,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         argv: Vec<String>,
     },
+    /// Build an image daemonless from `docker buildx build` flags.
+    Build(build::BuildCmd),
 }
 
 /// Entry point used by `main`.
@@ -35,5 +39,6 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Build(cmd) => build::run(cmd),
     }
 }

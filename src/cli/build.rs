@@ -1,0 +1,63 @@
+//! `kmigrate build`: the embedded builder behind `docker buildx build` flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::builder::{self, BuildOptions, Progress};
+use crate::buildx::BuildxArgs;
+
+#[derive(Debug, Args)]
+pub struct BuildCmd {
+    #[command(flatten)]
+    pub buildx: Box<BuildxArgs>,
+    /// Local state (content store and cache records); default
+    /// $XDG_CACHE_HOME/kmigrate/builder or ~/.cache/kmigrate/builder.
+    #[arg(long = "state-dir", env = "KMIGRATE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A registry reached over plain HTTP (loopback ones always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("kmigrate/builder");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/kmigrate/builder"),
+        None => std::env::temp_dir().join("kmigrate-builder"),
+    }
+}
+
+pub fn run(cmd: BuildCmd) -> ExitCode {
+    let plan = cmd.buildx.into_plan();
+    let progress = match Progress::parse(plan.progress.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kmigrate build: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = BuildOptions::new(cmd.state_dir.unwrap_or_else(default_state_dir));
+    opts.progress = progress;
+    opts.registry.insecure = cmd.insecure;
+    match builder::build(&plan, &opts) {
+        Ok(report) => {
+            if progress == Progress::Quiet {
+                println!("{}", report.manifest_digest);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let usage = matches!(e, builder::BuildError::Usage(_));
+            eprintln!("{:?}", miette::Report::new(e));
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
