@@ -52,12 +52,29 @@ pub fn run(cmd: BuildCmd) -> ExitCode {
         }
         Err(e) => {
             let usage = matches!(e, builder::BuildError::Usage(_));
-            eprintln!("{:?}", miette::Report::new(e));
+            eprintln!("{}", render(&e));
             if usage {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Renders an error with its Dockerfile excerpt; lines are not wrapped so
+/// messages stay greppable in CI logs.
+fn render(e: &builder::BuildError) -> String {
+    use std::io::IsTerminal;
+    let theme = if std::io::stderr().is_terminal() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
+    let mut out = String::new();
+    match handler.render_report(&mut out, e) {
+        Ok(()) => out,
+        Err(_) => format!("error: {e}"),
     }
 }

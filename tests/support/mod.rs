@@ -339,3 +339,115 @@ impl Drop for Dockerd {
 pub fn tmp_path(d: &tempfile::TempDir, p: &str) -> PathBuf {
     d.path().join(p)
 }
+
+/// Like [`kmigrate_build`] with extra environment variables.
+pub fn kmigrate_build_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .arg("build")
+        .arg("--progress=plain")
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
+}
+
+/// Pushes an image whose layers are the busybox tree plus raw (uncompressed)
+/// tar files given as bytes, as they are: for crafted, hostile layers.
+pub fn push_busybox_plus_raw_layers(reference: &str, raw_layers: &[Vec<u8>]) {
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    busybox_rootfs(&rootfs);
+    let lpath = work.path().join("base");
+    let base = layer::write_tree(&rootfs, &lpath, TarOptions { epoch: Some(0) }).unwrap();
+    let mut layers = vec![(lpath, base.digest.clone(), base.diff_id.clone(), base.size)];
+    for (i, raw) in raw_layers.iter().enumerate() {
+        let p = work.path().join(format!("raw{i}"));
+        std::fs::write(&p, raw).unwrap();
+        let d = digest::sha256_digest(raw);
+        layers.push((p, d.clone(), d, raw.len() as u64));
+    }
+    let cfg = ImageConfig {
+        created: Some(image::rfc3339(0)),
+        architecture: image::host_platform().architecture,
+        os: "linux".into(),
+        config: RunConfig {
+            env: vec!["PATH=/bin:/usr/bin:/sbin:/usr/sbin".into()],
+            ..Default::default()
+        },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.2.clone()).collect(),
+        },
+        history: vec![],
+    };
+    let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
+    let m = Manifest {
+        schema_version: 2,
+        media_type: Some(image::MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor::new(
+            image::CONFIG,
+            &digest::sha256_digest(&cfg_bytes),
+            cfg_bytes.len() as u64,
+        ),
+        layers: layers
+            .iter()
+            .map(|l| Descriptor::new("application/vnd.oci.image.layer.v1.tar", &l.1, l.3))
+            .collect(),
+        annotations: Default::default(),
+    };
+    let r = Reference::parse(reference).unwrap();
+    let mut c = Client::new(RegistryConfig::default());
+    for l in &layers {
+        c.push_blob(&r.registry, &r.repository, &l.1, &l.0).unwrap();
+    }
+    c.push_blob_bytes(&r.registry, &r.repository, &m.config.digest, &cfg_bytes)
+        .unwrap();
+    c.put_manifest(
+        &r,
+        r.tag.as_deref().unwrap(),
+        image::MANIFEST,
+        &serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A raw tar whose entry names are written byte for byte (no sanitising).
+pub fn raw_tar(entries: &[(&str, char, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        match kind {
+            'l' => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_link_name(data).unwrap();
+                h.set_size(0);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            'h' => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_link_name(data).unwrap();
+                h.set_size(0);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            _ => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                h.set_cksum();
+                b.append(&h, data.as_bytes()).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
