@@ -294,3 +294,191 @@ fn cache_mode_min_exports_final_image_layers_and_max_every_stage() {
     let bad = kmigrate_build(s3.path(), &["--cache-to", &closed, c]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn copy_flags_add_archives_users_and_oci_layout_base() {
+    let Some((_reg, base)) = setup() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    // A gzip tar for ADD to extract.
+    let mut tb = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tb.append_data(&mut h, "inner/file.txt", &b"inside"[..])
+        .unwrap();
+    let gz = tb.into_inner().unwrap().finish().unwrap();
+    std::fs::write(ctx.path().join("files.tar.gz"), gz).unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "ARG BASE={base}\nFROM $BASE\nADD files.tar.gz /unpacked/\nCOPY --chown=nobody:nogroup --chmod=600 secret.txt /s/secret.txt\n\
+             COPY a.txt b.txt /multi/\nCOPY dir /dirdest\nUSER nobody\nRUN id -u > /tmp/uid && echo $HOME > /tmp/home\n\
+             LABEL org.example.k=v\nEXPOSE 8080\nENTRYPOINT [\"/bin/sh\"]\n"
+                ),
+            ),
+            ("secret.txt", "s"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("dir/x/y.txt", "y"),
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    build(
+        state.path(),
+        &[
+            "-t",
+            "example/app:v1",
+            "--label",
+            "from.flag=yes",
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+            "--output",
+            &format!("type=oci,dest={},tar=false", layout.path().display()),
+            c,
+        ],
+    );
+    use std::os::unix::fs::MetadataExt;
+    let d = dest.path();
+    assert_eq!(
+        std::fs::read_to_string(d.join("unpacked/inner/file.txt")).unwrap(),
+        "inside"
+    );
+    let m = std::fs::metadata(d.join("s/secret.txt")).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid(), m.gid()), (0o600, 65534, 65534));
+    assert!(d.join("multi/a.txt").is_file() && d.join("multi/b.txt").is_file());
+    assert_eq!(
+        std::fs::read_to_string(d.join("dirdest/x/y.txt")).unwrap(),
+        "y"
+    );
+    assert!(!d.join("dirdest/dir").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.join("tmp/uid")).unwrap(),
+        "65534\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("tmp/home")).unwrap(),
+        "/nonexistent\n"
+    );
+    // Config carries the metadata instructions and --label.
+    let (man, _) = read_layout(layout.path());
+    let cfg: kmigrate::builder::image::ImageConfig = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .path()
+                .join("blobs/sha256")
+                .join(man.config.digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg.config.user.as_deref(), Some("nobody"));
+    assert_eq!(cfg.config.labels["org.example.k"], "v");
+    assert_eq!(cfg.config.labels["from.flag"], "yes");
+    assert!(cfg.config.exposed_ports.contains_key("8080/tcp"));
+    assert_eq!(
+        cfg.config.entrypoint.as_deref(),
+        Some(&["/bin/sh".to_string()][..])
+    );
+    assert_eq!(cfg.rootfs.diff_ids.len(), man.layers.len());
+
+    // The layout is usable as a base image without any registry.
+    let ctx2 = tempfile::tempdir().unwrap();
+    write_files(
+        ctx2.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM oci-layout://{}:v1\nRUN cat /unpacked/inner/file.txt > /tmp/again\n",
+                layout.path().display()
+            ),
+        )],
+    );
+    let dest2 = tempfile::tempdir().unwrap();
+    let s2 = tempfile::tempdir().unwrap();
+    build(
+        s2.path(),
+        &[
+            "--output",
+            &format!("type=local,dest={}", dest2.path().display()),
+            ctx2.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest2.path().join("tmp/again")).unwrap(),
+        "inside"
+    );
+}
+
+#[test]
+fn usage_errors_are_clear() {
+    let Some((_reg, base)) = setup() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {base} AS a\nRUN true\n"))],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let text = |o: std::process::Output| {
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    assert!(
+        text(kmigrate_build(
+            state.path(),
+            &["--platform", "linux/s390x", c]
+        ))
+        .contains("host platform")
+    );
+    assert!(
+        text(kmigrate_build(state.path(), &["--target", "nope", c]))
+            .contains("\"nope\" could not be found")
+    );
+    assert!(
+        text(kmigrate_build(
+            state.path(),
+            &["--output", "type=tarball", c]
+        ))
+        .contains("unknown --output type")
+    );
+    assert!(text(kmigrate_build(state.path(), &["--frobnicate", c])).contains("--frobnicate"));
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN <<EOF\necho\nEOF\n"),
+        )],
+    );
+    let t = text(kmigrate_build(state.path(), &[c]));
+    assert!(t.contains("Dockerfile:2") && t.contains("heredoc"), "{t}");
+    // Accepted and ignored: --builder, --provenance=false; the host platform.
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {base}\nRUN true\n"))],
+    );
+    let p = format!(
+        "linux/{}",
+        kmigrate::builder::image::host_platform().architecture
+    );
+    ok(&kmigrate_build(
+        state.path(),
+        &[
+            "--builder",
+            "kmigrate",
+            "--provenance=false",
+            "--platform",
+            &p,
+            c,
+        ],
+    ));
+}

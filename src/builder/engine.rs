@@ -110,8 +110,18 @@ impl<'a> Engine<'a> {
             }
             Some(BlobSource::Dir(dir)) => {
                 let hex = digest.trim_start_matches("sha256:");
-                fs::copy(dir.join("blobs/sha256").join(hex), &path)
-                    .map_err(io_err(format!("cache blob {digest}")))?;
+                let tmp = self.store.temp_file_path("blob");
+                fs::copy(dir.join("blobs/sha256").join(hex), &tmp)
+                    .map_err(io_err(format!("blob {digest} in {}", dir.display())))?;
+                let (got, _) = super::digest::sha256_file(&tmp).map_err(io_err("blob"))?;
+                if got != digest {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(BuildError::Io(format!(
+                        "blob {digest} in {} has digest {got}",
+                        dir.display()
+                    )));
+                }
+                fs::rename(&tmp, &path).map_err(io_err("blob"))?;
             }
             None => {
                 return Err(BuildError::Io(format!(
@@ -127,40 +137,12 @@ impl<'a> Engine<'a> {
         if let Some(s) = self.images.get(raw) {
             return Ok(s.clone());
         }
-        let r = Reference::parse(raw).map_err(BuildError::Usage)?;
-        let mut fetched = self
-            .client
-            .get_manifest(&r, r.reference())
-            .map_err(|e| BuildError::Io(format!("pulling {raw}: {e}")))?;
-        if fetched.media_type == image::INDEX || fetched.media_type == image::DOCKER_LIST {
-            let idx: image::Index = serde_json::from_slice(&fetched.bytes)
-                .map_err(|e| BuildError::Io(format!("{raw}: bad index: {e}")))?;
-            let host = image::host_platform();
-            let d = idx
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
-                })
-                .ok_or_else(|| {
-                    BuildError::Io(format!("{raw} has no manifest for {}", self.platform))
-                })?
-                .digest
-                .clone();
-            fetched = self.client.get_manifest(&r, &d).map_err(BuildError::Io)?;
-        }
-        let m: Manifest = serde_json::from_slice(&fetched.bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        let (m, manifest_digest, source) = match raw.strip_prefix("oci-layout://") {
+            Some(rest) => self.resolve_layout(raw, rest)?,
+            None => self.resolve_registry(raw)?,
+        };
         for d in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
-            self.blob_sources.insert(
-                d.clone(),
-                BlobSource::Registry {
-                    registry: r.registry.clone(),
-                    repo: r.repository.clone(),
-                },
-            );
+            self.blob_sources.insert(d.clone(), source.clone());
         }
         let cfg_path = self.ensure_blob(&m.config.digest)?;
         let cfg_bytes = fs::read(cfg_path).map_err(io_err("image config"))?;
@@ -189,12 +171,95 @@ impl<'a> Engine<'a> {
             last_created: config.created.clone().unwrap_or_else(|| image::rfc3339(0)),
             config,
             layers,
-            key: cache::root_key(&self.platform, &format!("image@{}", fetched.digest)),
+            key: cache::root_key(&self.platform, &format!("image@{manifest_digest}")),
             rootfs: None,
             chain: Vec::new(),
         };
         self.images.insert(raw.to_string(), st.clone());
         Ok(st)
+    }
+
+    /// Fetches an image manifest from a registry, following an index to the
+    /// host platform.
+    fn resolve_registry(&mut self, raw: &str) -> R<(Manifest, String, BlobSource)> {
+        let r = Reference::parse(raw).map_err(BuildError::Usage)?;
+        let mut fetched = self
+            .client
+            .get_manifest(&r, r.reference())
+            .map_err(|e| BuildError::Io(format!("pulling {raw}: {e}")))?;
+        if fetched.media_type == image::INDEX || fetched.media_type == image::DOCKER_LIST {
+            let idx: image::Index = serde_json::from_slice(&fetched.bytes)
+                .map_err(|e| BuildError::Io(format!("{raw}: bad index: {e}")))?;
+            let d = self.pick_platform(raw, &idx)?;
+            fetched = self.client.get_manifest(&r, &d).map_err(BuildError::Io)?;
+        }
+        let m: Manifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        let src = BlobSource::Registry {
+            registry: r.registry.clone(),
+            repo: r.repository.clone(),
+        };
+        Ok((m, fetched.digest, src))
+    }
+
+    fn pick_platform(&self, raw: &str, idx: &image::Index) -> R<String> {
+        let host = image::host_platform();
+        idx.manifests
+            .iter()
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
+            })
+            .map(|m| m.digest.clone())
+            .ok_or_else(|| BuildError::Io(format!("{raw} has no manifest for {}", self.platform)))
+    }
+
+    /// Reads an image from an OCI layout directory:
+    /// `oci-layout://DIR[:TAG]` or `oci-layout://DIR@sha256:...`.
+    fn resolve_layout(&mut self, raw: &str, rest: &str) -> R<(Manifest, String, BlobSource)> {
+        let (dir, sel) = match rest.split_once('@') {
+            Some((d, dg)) => (d.to_string(), Some(dg.to_string())),
+            None => match rest.rsplit_once(':') {
+                Some((d, t)) if !t.contains('/') => (d.to_string(), Some(t.to_string())),
+                _ => (rest.to_string(), None),
+            },
+        };
+        let dir = PathBuf::from(dir);
+        let read = |d: &str| -> R<Vec<u8>> {
+            let hex = super::digest::validate(d).map_err(BuildError::Io)?;
+            fs::read(dir.join("blobs/sha256").join(hex)).map_err(io_err(format!("{raw}: blob {d}")))
+        };
+        let idx: image::Index = serde_json::from_slice(
+            &fs::read(dir.join("index.json")).map_err(io_err(format!("{raw}: index.json")))?,
+        )
+        .map_err(|e| BuildError::Io(format!("{raw}: bad index.json: {e}")))?;
+        let desc = idx
+            .manifests
+            .iter()
+            .find(|m| match &sel {
+                None => true,
+                Some(s) if s.starts_with("sha256:") => &m.digest == s,
+                Some(t) => m.annotations.get("org.opencontainers.image.ref.name") == Some(t),
+            })
+            .ok_or_else(|| BuildError::Io(format!("{raw}: no matching image in the layout")))?
+            .clone();
+        let mut digest = desc.digest.clone();
+        let mut bytes = read(&digest)?;
+        if desc.media_type == image::INDEX {
+            let inner: image::Index = serde_json::from_slice(&bytes)
+                .map_err(|e| BuildError::Io(format!("{raw}: {e}")))?;
+            digest = self.pick_platform(raw, &inner)?;
+            bytes = read(&digest)?;
+        }
+        if super::digest::sha256_digest(&bytes) != digest {
+            return Err(BuildError::Io(format!(
+                "{raw}: manifest does not match its digest"
+            )));
+        }
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        Ok((m, digest, BlobSource::Dir(dir)))
     }
 
     fn lookup(&self, key: &str) -> Option<CacheRecord> {

@@ -196,7 +196,7 @@ pub fn extract(layer: &Path, root: &Path) -> io::Result<()> {
         {
             remove_any(&target)?;
         }
-        let mode = h.mode()? & 0o7777;
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
         match kind {
             tar::EntryType::Directory => {
                 if !target.exists() {
@@ -241,8 +241,8 @@ pub fn extract(layer: &Path, root: &Path) -> io::Result<()> {
             }
             _ => continue, // devices, fifos: not materialised
         }
-        let uid = h.uid()? as u32;
-        let gid = h.gid()? as u32;
+        let uid = h.uid().unwrap_or(0) as u32;
+        let gid = h.gid().unwrap_or(0) as u32;
         let _ = std::os::unix::fs::lchown(&target, Some(uid), Some(gid));
         if kind.is_symlink() {
             continue;
