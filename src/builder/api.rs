@@ -14,9 +14,14 @@ use super::registry::RegistryConfig;
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Progress {
-    /// Plain lines (the live TTY view is not implemented; same as plain).
+    /// The caller's choice of a live view or plain lines; the library treats
+    /// it as [`Progress::Plain`] (the CLI picks [`Progress::Tty`] when stderr
+    /// is a terminal).
     #[default]
     Auto,
+    /// A live spinner per step on stderr (indicatif): step, running/cached/
+    /// done, elapsed time, layer size.
+    Tty,
     /// One line per event, BuildKit style (`#3 [2/4] RUN ...`, `#3 CACHED`).
     Plain,
     /// Only errors.
@@ -26,7 +31,8 @@ pub enum Progress {
 impl Progress {
     pub fn parse(s: Option<&str>) -> Result<Self, String> {
         match s {
-            None | Some("auto") | Some("tty") => Ok(Self::Auto),
+            None | Some("auto") => Ok(Self::Auto),
+            Some("tty") => Ok(Self::Tty),
             Some("plain") | Some("rawjson") => Ok(Self::Plain),
             Some("quiet") | Some("none") => Ok(Self::Quiet),
             Some(o) => Err(format!(

@@ -60,6 +60,8 @@ pub(crate) struct Engine<'a> {
     pub images: HashMap<String, StageState>,
     pub work_dirs: Vec<PathBuf>,
     pub platform: String,
+    /// The live TTY spinner of the running step and its title.
+    pub bar: Option<(indicatif::ProgressBar, String)>,
 }
 
 struct Stage {
@@ -74,8 +76,51 @@ impl<'a> Engine<'a> {
         if self.opts.progress == Progress::Quiet {
             return;
         }
+        if let Some((pb, _)) = &self.bar {
+            pb.println(line);
+            return;
+        }
         if let Ok(mut w) = self.opts.log.lock() {
             let _ = writeln!(w, "{line}");
+        }
+    }
+
+    /// Starts a step: a spinner on a TTY, a line otherwise.
+    fn begin(&mut self, n: usize, title: &str) {
+        let line = format!("#{n} {title}");
+        if self.opts.progress == Progress::Tty {
+            let pb = indicatif::ProgressBar::new_spinner();
+            if let Ok(st) =
+                indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
+            {
+                pb.set_style(st);
+            }
+            pb.set_message(format!("{line} running"));
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            self.bar = Some((pb, line));
+        } else {
+            self.log(&line);
+        }
+    }
+
+    /// Ends the current step with a status (`CACHED`, `DONE 1.2s (layer 3 MB)`).
+    fn end(&mut self, n: usize, status: &str) {
+        match self.bar.take() {
+            Some((pb, line)) => {
+                if let Ok(st) = indicatif::ProgressStyle::with_template("{msg}") {
+                    pb.set_style(st);
+                }
+                pb.finish_with_message(format!("{line} {status}"));
+            }
+            None => self.log(&format!("#{n} {status}")),
+        }
+    }
+
+    /// A step that has nothing to run (metadata instructions).
+    fn line_step(&mut self, n: usize, title: &str) {
+        self.begin(n, title);
+        if self.bar.is_some() {
+            self.end(n, "");
         }
     }
 
@@ -495,14 +540,14 @@ impl<'a> Engine<'a> {
                 let t0 = Instant::now();
                 self.step_no += 1;
                 let n = self.step_no;
-                self.log(&format!("#{n} [{label}] FROM {from}"));
+                self.begin(n, &format!("[{label}] FROM {from}"));
                 let s = self.pull(&from).map_err(|e| match e {
                     BuildError::Io(m) | BuildError::Usage(m) => {
                         Box::new(df.error_at(&stage.from, m)).into()
                     }
                     o => o,
                 })?;
-                self.log(&format!("#{n} DONE {:.1}s", t0.elapsed().as_secs_f64()));
+                self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
                 s
             };
             st.name = label.clone();
@@ -692,7 +737,12 @@ impl<'a> Engine<'a> {
         }
         self.step_no += 1;
         let n = self.step_no;
-        self.log(&format!("#{n} [{} {pos}/{total}] {}", st.name, text));
+        let title = format!("[{} {pos}/{total}] {}", st.name, text);
+        if !matches!(kw, "RUN" | "COPY" | "ADD") {
+            self.line_step(n, &title);
+        } else {
+            self.begin(n, &title);
+        }
         if !matches!(kw, "RUN" | "COPY" | "ADD") {
             st.key = cache::next_key(&st.key, kw, &text, "");
             st.config.history.push(History {
@@ -758,13 +808,18 @@ impl<'a> Engine<'a> {
                     layer::extract(&p, &root)
                         .map_err(io_err(format!("applying cached layer {}", l.digest)))?;
                 }
-                self.log(&format!("#{n} CACHED"));
+                self.end(n, "CACHED");
                 (rec, false)
             }
             None => {
                 let rec = self.execute(df, ctx, ins, st, done, &action, &env, &key, n, &text)?;
                 self.save_record(&rec)?;
-                self.log(&format!("#{n} DONE {:.1}s", t0.elapsed().as_secs_f64()));
+                let size = rec
+                    .layer
+                    .as_ref()
+                    .map(|l| format!(" (layer {})", human(l.size)))
+                    .unwrap_or_default();
+                self.end(n, &format!("DONE {:.1}s{size}", t0.elapsed().as_secs_f64()));
                 (rec, true)
             }
         };
@@ -925,6 +980,17 @@ impl<'a> Engine<'a> {
         for d in self.work_dirs.drain(..) {
             let _ = fs::remove_dir_all(d);
         }
+    }
+}
+
+/// Bytes for humans.
+fn human(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / (1 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} kB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
     }
 }
 

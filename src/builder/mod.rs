@@ -75,6 +75,7 @@ pub fn build(
         images: HashMap::new(),
         work_dirs: Vec::new(),
         platform,
+        bar: None,
     };
     let res = (|| -> Result<(), BuildError> {
         eng.import_caches()?;

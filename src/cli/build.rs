@@ -40,6 +40,11 @@ pub fn run(cmd: BuildCmd) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let progress = match progress {
+        Progress::Auto if std::io::IsTerminal::is_terminal(&std::io::stderr()) => Progress::Tty,
+        Progress::Auto => Progress::Plain,
+        p => p,
+    };
     let mut opts = BuildOptions::new(cmd.state_dir.unwrap_or_else(default_state_dir));
     opts.progress = progress;
     opts.registry.insecure = cmd.insecure;
