@@ -79,3 +79,100 @@ fn cold_then_warm_from_registry_cache_is_fully_cached_with_same_digest() {
         "only config/manifest blobs expected, found {blobs}"
     );
 }
+
+/// The library API `verify` uses: report fields, captured logs, and
+/// reproducible cold builds under `SOURCE_DATE_EPOCH` (as a build arg).
+#[test]
+fn library_api_reports_steps_and_cold_builds_reproduce_with_source_date_epoch() {
+    use kmigrate::builder::{BuildOptions, Progress, build};
+    use std::sync::{Arc, Mutex};
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base}\nARG V\nRUN echo $V > /v && mkdir -p /d && touch /d/stamp\nCOPY f /f\nENV X=1\n"
+                ),
+            ),
+            ("f", "file"),
+        ],
+    );
+    let image = format!("{}/lib/app:1", reg.addr);
+    let cache = format!("{}/lib/cache:c", reg.addr);
+    let argv = |extra: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "-t".into(),
+            image.clone(),
+            "--push".into(),
+            "--build-arg".into(),
+            "V=one".into(),
+            "--build-arg".into(),
+            "SOURCE_DATE_EPOCH=1700000000".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(ctx.path().to_str().unwrap().into());
+        kmigrate::buildx::parse_build_args(&a).unwrap()
+    };
+    let run = |plan: &kmigrate::buildx::BuildPlan| {
+        let state = tempfile::tempdir().unwrap();
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let mut opts = BuildOptions::new(state.path());
+        opts.progress = Progress::Plain;
+        opts.log = buf.clone();
+        let r = build(plan, &opts).unwrap();
+        let log = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        (r, log)
+    };
+    let (r1, log1) = run(&argv(&[
+        "--cache-to",
+        &format!("type=registry,ref={cache},mode=max"),
+    ]));
+    assert_eq!((r1.executed, r1.cached), (2, 0));
+    assert!(r1.cache_bytes_exported > 0);
+    assert_eq!(
+        r1.pushed,
+        [format!("{}/lib/app@{}", reg.addr, r1.manifest_digest)]
+    );
+    let layer_steps: Vec<_> = r1.steps.iter().filter(|s| s.layer.is_some()).collect();
+    assert_eq!(layer_steps.len(), 2);
+    assert!(
+        r1.steps
+            .iter()
+            .any(|s| s.instruction == "ENV X=1" && !s.cached && !s.executed && s.line == 5)
+    );
+    assert!(log1.contains("kmigrate build: 2 layer steps: 2 executed, 0 cached"));
+
+    // A second cold build (new store, no cache) reproduces the digest although
+    // RUN created files with fresh mtimes: they are clamped to the epoch.
+    let (r2, _) = run(&argv(&[]));
+    assert_eq!(r2.executed, 2);
+    assert_eq!(r2.manifest_digest, r1.manifest_digest);
+
+    // Warm from the registry cache: nothing executed, same digest, 0 new bytes.
+    let (r3, _) = run(&argv(&[
+        "--cache-from",
+        &format!("type=registry,ref={cache}"),
+    ]));
+    assert_eq!((r3.executed, r3.cached), (0, 2));
+    assert!(
+        r3.steps
+            .iter()
+            .filter(|s| s.layer.is_some())
+            .all(|s| s.cached)
+    );
+    assert_eq!(r3.manifest_digest, r1.manifest_digest);
+
+    // A changed build arg misses the RUN (and the COPY after it).
+    let mut plan = argv(&["--cache-from", &format!("type=registry,ref={cache}")]);
+    plan.build_args[0] = kmigrate::buildx::BuildArg::parse("V=two");
+    let (r4, _) = run(&plan);
+    assert_eq!((r4.executed, r4.cached), (2, 0));
+    assert_ne!(r4.manifest_digest, r1.manifest_digest);
+}
