@@ -151,7 +151,8 @@ fn run_sees_only_the_image_filesystem() {
             "FROM {base}\nRUN if [ -e {m} ]; then echo HOST-VISIBLE; exit 3; fi; \
              test ! -e /work && test ! -e /usr/lib/os-release && \
              [ \"$(cat /proc/1/cmdline | tr '\\0' ' ')\" = \"/bin/sh -c $(cat /proc/1/cmdline | tr '\\0' ' ' | cut -d' ' -f3-)\" ] && \
-             [ \"$(hostname)\" = buildkitsandbox ] && ls /proc | grep -E '^[0-9]+$' | wc -l > /pids\n"
+             [ \"$(hostname)\" = buildkitsandbox ] && mkdir -p /mnt/m && ! mount -t tmpfs none /mnt/m 2>/dev/null && \
+             ! mount -t proc proc /mnt/m 2>/dev/null && ls /proc | grep -E '^[0-9]+$' | wc -l > /pids\n"
         ),
     )
     .unwrap();

@@ -3,6 +3,9 @@
 //! with `pivot_root`, `/proc` and a minimal `/dev` mounted, then the image's
 //! user, working directory and environment.
 //!
+//! Capabilities outside Docker's default set are dropped from the bounding
+//! set, so even a root RUN cannot mount or use raw devices.
+//!
 //! The setup runs in the forked child before `exec` (only syscalls, no
 //! allocation), with one more fork so the command is PID 1 of its namespace.
 
@@ -19,6 +22,26 @@ use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root, setgid, setgrou
 
 /// Device nodes bound from the host into the sandbox's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Capabilities a RUN keeps (Docker's default set); all others are dropped
+/// from the bounding set before `exec`, so a RUN cannot mount, load modules,
+/// or reach the host through raw devices even as root.
+const KEEP_CAPS: &[i32] = &[
+    0,  // CHOWN
+    1,  // DAC_OVERRIDE
+    3,  // FOWNER
+    4,  // FSETID
+    5,  // KILL
+    6,  // SETGID
+    7,  // SETUID
+    8,  // SETPCAP
+    10, // NET_BIND_SERVICE
+    13, // NET_RAW
+    18, // SYS_CHROOT
+    27, // MKNOD
+    29, // AUDIT_WRITE
+    31, // SETFCAP
+];
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -209,6 +232,20 @@ pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
         chdir(c_slash.as_c_str())?;
         let _ = nix::unistd::sethostname("buildkitsandbox");
         chdir(c_cwd.as_c_str())?;
+        for cap in 0..64 {
+            if !KEEP_CAPS.contains(&cap) {
+                // EINVAL past the kernel's last capability is expected.
+                unsafe {
+                    nix::libc::prctl(
+                        nix::libc::PR_CAPBSET_DROP,
+                        cap as nix::libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    )
+                };
+            }
+        }
         if !rootless {
             setgroups(&groups)?;
         }
