@@ -482,3 +482,64 @@ fn usage_errors_are_clear() {
         ],
     ));
 }
+
+#[test]
+fn local_cache_export_and_import_serve_a_cold_store() {
+    let Some((_reg, base)) = setup() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {base}\nRUN echo a > /a\nCOPY f /f\nRUN cat /f /a > /both\n"),
+            ),
+            ("f", "f"),
+        ],
+    );
+    let c = ctx.path().to_str().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cd = cache_dir.path().join("cache");
+    let s1 = tempfile::tempdir().unwrap();
+    let o1 = build(
+        s1.path(),
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", cd.display()),
+            c,
+        ],
+    );
+    assert_eq!(counts(&o1), (3, 0));
+    assert!(cd.join("index.json").is_file() && cd.join("oci-layout").is_file());
+    let s2 = tempfile::tempdir().unwrap();
+    let o2 = build(
+        s2.path(),
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", cd.display()),
+            c,
+        ],
+    );
+    assert_eq!(counts(&o2), (0, 3), "{o2}");
+    assert_eq!(image_digest(&o2), image_digest(&o1));
+    // A tampered blob in the local cache is detected when it is needed.
+    let (man, layers) = read_layout(&cd);
+    assert_eq!(man.layers.len(), 3);
+    for p in layers {
+        std::fs::write(&p, b"tampered").unwrap();
+    }
+    let s3 = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let bad = kmigrate_build(
+        s3.path(),
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", cd.display()),
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+            c,
+        ],
+    );
+    let t = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && t.contains("has digest"), "{t}");
+}

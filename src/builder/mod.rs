@@ -78,6 +78,18 @@ pub fn build(
         bar: None,
     };
     let res = (|| -> Result<(), BuildError> {
+        if !plan.annotations.is_empty() {
+            eng.warn("--annotation is not supported by the embedded builder; ignored".into());
+        }
+        if !plan.secrets.is_empty() {
+            eng.warn("--secret is not supported by the embedded builder (RUN --mount is refused); ignored".into());
+        }
+        if plan.sbom.as_deref().is_some_and(|s| s != "false") {
+            eng.warn("--sbom: no SBOM attestation is produced".into());
+        }
+        if plan.provenance.as_deref().is_some_and(|s| s != "false") {
+            eng.log("note: no provenance attestation is produced (as with --provenance=false)");
+        }
         eng.import_caches()?;
         let fin = eng.run()?;
         let (cfg, man) = eng.assemble(&fin)?;
