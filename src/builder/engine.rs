@@ -922,8 +922,16 @@ impl<'a> Engine<'a> {
             None
         } else {
             let tmp = self.store.temp_file_path("layer");
-            let w = layer::write_diff(&root, &diff, &tmp, TarOptions { epoch: self.epoch })
-                .map_err(io_err("writing layer"))?;
+            let w = layer::write_diff(
+                &root,
+                &diff,
+                &tmp,
+                TarOptions {
+                    epoch: self.epoch,
+                    map_to_root: rootless_ids(),
+                },
+            )
+            .map_err(io_err("writing layer"))?;
             self.store
                 .adopt(&tmp, &w.digest)
                 .map_err(io_err("storing layer"))?;
@@ -981,6 +989,12 @@ impl<'a> Engine<'a> {
             let _ = fs::remove_dir_all(d);
         }
     }
+}
+
+/// The host ids that are root inside a rootless sandbox, when not root.
+fn rootless_ids() -> Option<(u32, u32)> {
+    let uid = nix::unistd::Uid::effective();
+    (!uid.is_root()).then(|| (uid.as_raw(), nix::unistd::Gid::effective().as_raw()))
 }
 
 /// Bytes for humans.

@@ -36,6 +36,9 @@ pub struct WrittenLayer {
 pub struct TarOptions {
     /// Clamp mtimes to this epoch (`SOURCE_DATE_EPOCH`).
     pub epoch: Option<u64>,
+    /// Rootless builds: the host uid/gid that stands for root inside the
+    /// user namespace; entries owned by them are written as 0:0.
+    pub map_to_root: Option<(u32, u32)>,
 }
 
 /// Writes the paths of `diff` (relative to `root`) as a gzip layer at `out`.
@@ -99,8 +102,15 @@ fn write_entries(
         let path = root.join(rel);
         let m = fs::symlink_metadata(&path)?;
         h.set_mode(m.mode() & 0o7777);
-        h.set_uid(m.uid() as u64);
-        h.set_gid(m.gid() as u64);
+        let (uid, gid) = match opts.map_to_root {
+            Some((hu, hg)) => (
+                if m.uid() == hu { 0 } else { m.uid() },
+                if m.gid() == hg { 0 } else { m.gid() },
+            ),
+            None => (m.uid(), m.gid()),
+        };
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
         let mtime = m.mtime().max(0) as u64;
         h.set_mtime(opts.epoch.map_or(mtime, |e| mtime.min(e)));
         let ft = m.file_type();
@@ -309,7 +319,10 @@ mod tests {
         tree(a.path());
         tree(b.path());
         let out = tempfile::tempdir().unwrap();
-        let opts = TarOptions { epoch: Some(1000) };
+        let opts = TarOptions {
+            epoch: Some(1000),
+            map_to_root: None,
+        };
         let la = write_tree(a.path(), &out.path().join("a"), opts).unwrap();
         let lb = write_tree(b.path(), &out.path().join("b"), opts).unwrap();
         assert_eq!(la.digest, lb.digest);

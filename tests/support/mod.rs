@@ -152,7 +152,15 @@ pub fn busybox_rootfs(dir: &Path) {
 pub fn push_image_from_dir(rootfs: &Path, reference: &str) -> String {
     let work = tempfile::tempdir().unwrap();
     let lpath = work.path().join("layer");
-    let l = layer::write_tree(rootfs, &lpath, TarOptions { epoch: Some(0) }).unwrap();
+    let l = layer::write_tree(
+        rootfs,
+        &lpath,
+        TarOptions {
+            epoch: Some(0),
+            map_to_root: None,
+        },
+    )
+    .unwrap();
     let cfg = ImageConfig {
         created: Some(image::rfc3339(0)),
         architecture: image::host_platform().architecture,
@@ -361,7 +369,15 @@ pub fn push_busybox_plus_raw_layers(reference: &str, raw_layers: &[Vec<u8>]) {
     let rootfs = work.path().join("rootfs");
     busybox_rootfs(&rootfs);
     let lpath = work.path().join("base");
-    let base = layer::write_tree(&rootfs, &lpath, TarOptions { epoch: Some(0) }).unwrap();
+    let base = layer::write_tree(
+        &rootfs,
+        &lpath,
+        TarOptions {
+            epoch: Some(0),
+            map_to_root: None,
+        },
+    )
+    .unwrap();
     let mut layers = vec![(lpath, base.digest.clone(), base.diff_id.clone(), base.size)];
     for (i, raw) in raw_layers.iter().enumerate() {
         let p = work.path().join(format!("raw{i}"));
