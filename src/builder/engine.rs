@@ -7,13 +7,15 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::api::{BuildError, BuildOptions, BuildReport, Progress, StepRecord};
+use super::api::{BuildError, BuildOptions, BuildReport, StepRecord};
 use super::cache::{self, CacheRecord, LayerRef};
 use super::context::Context;
 use super::dockerfile::{self, Args, Dockerfile, Instruction};
 use super::image::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
+use super::instructions::{healthcheck, parse_arg, run_env};
 use super::layer::{self, TarOptions};
-use super::registry::{Client, Reference};
+use super::progress::human;
+use super::registry::Client;
 use super::sandbox;
 use super::snapshot;
 use super::store::Store;
@@ -72,65 +74,6 @@ struct Stage {
 }
 
 impl<'a> Engine<'a> {
-    pub fn log(&self, line: &str) {
-        if self.opts.progress == Progress::Quiet {
-            return;
-        }
-        if let Some((pb, _)) = &self.bar {
-            pb.println(line);
-            return;
-        }
-        if let Ok(mut w) = self.opts.log.lock() {
-            let _ = writeln!(w, "{line}");
-        }
-    }
-
-    /// Starts a step: a spinner on a TTY, a line otherwise.
-    fn begin(&mut self, n: usize, title: &str) {
-        let line = format!("#{n} {title}");
-        if self.opts.progress == Progress::Tty {
-            let pb = indicatif::ProgressBar::new_spinner();
-            if let Ok(st) =
-                indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
-            {
-                pb.set_style(st);
-            }
-            pb.set_message(format!("{line} running"));
-            pb.enable_steady_tick(std::time::Duration::from_millis(120));
-            self.bar = Some((pb, line));
-        } else {
-            self.log(&line);
-        }
-    }
-
-    /// Ends the current step with a status (`CACHED`, `DONE 1.2s (layer 3 MB)`).
-    fn end(&mut self, n: usize, status: &str) {
-        match self.bar.take() {
-            Some((pb, line)) => {
-                if let Ok(st) = indicatif::ProgressStyle::with_template("{msg}") {
-                    pb.set_style(st);
-                }
-                pb.finish_with_message(format!("{line} {status}"));
-            }
-            None => self.log(&format!("#{n} {status}")),
-        }
-    }
-
-    /// A step that has nothing to run (metadata instructions).
-    fn line_step(&mut self, n: usize, title: &str) {
-        self.begin(n, title);
-        if self.bar.is_some() {
-            self.end(n, "");
-        }
-    }
-
-    pub fn warn(&mut self, msg: String) {
-        if let Ok(mut w) = self.opts.log.lock() {
-            let _ = writeln!(w, "WARNING: {msg}");
-        }
-        self.report.warnings.push(msg);
-    }
-
     fn now_created(&self) -> String {
         let secs = self.epoch.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -139,172 +82,6 @@ impl<'a> Engine<'a> {
                 .unwrap_or(0)
         });
         image::rfc3339(secs)
-    }
-
-    /// Makes sure a blob is in the local store.
-    pub fn ensure_blob(&mut self, digest: &str) -> R<PathBuf> {
-        let path = self.store.blob_path(digest).map_err(io_err("blob"))?;
-        if path.is_file() {
-            return Ok(path);
-        }
-        match self.blob_sources.get(digest).cloned() {
-            Some(BlobSource::Registry { registry, repo }) => {
-                self.client
-                    .get_blob(&registry, &repo, digest, &path)
-                    .map_err(BuildError::Io)?;
-            }
-            Some(BlobSource::Dir(dir)) => {
-                let hex = digest.trim_start_matches("sha256:");
-                let tmp = self.store.temp_file_path("blob");
-                fs::copy(dir.join("blobs/sha256").join(hex), &tmp)
-                    .map_err(io_err(format!("blob {digest} in {}", dir.display())))?;
-                let (got, _) = super::digest::sha256_file(&tmp).map_err(io_err("blob"))?;
-                if got != digest {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(BuildError::Io(format!(
-                        "blob {digest} in {} has digest {got}",
-                        dir.display()
-                    )));
-                }
-                fs::rename(&tmp, &path).map_err(io_err("blob"))?;
-            }
-            None => {
-                return Err(BuildError::Io(format!(
-                    "blob {digest} is neither in the local store nor in a known cache"
-                )));
-            }
-        }
-        Ok(path)
-    }
-
-    /// Resolves an image reference to a stage state (config + layers), lazily.
-    pub(crate) fn pull(&mut self, raw: &str) -> R<StageState> {
-        if let Some(s) = self.images.get(raw) {
-            return Ok(s.clone());
-        }
-        let (m, manifest_digest, source) = match raw.strip_prefix("oci-layout://") {
-            Some(rest) => self.resolve_layout(raw, rest)?,
-            None => self.resolve_registry(raw)?,
-        };
-        for d in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
-            self.blob_sources.insert(d.clone(), source.clone());
-        }
-        let cfg_path = self.ensure_blob(&m.config.digest)?;
-        let cfg_bytes = fs::read(cfg_path).map_err(io_err("image config"))?;
-        let config: ImageConfig = serde_json::from_slice(&cfg_bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad image config: {e}")))?;
-        if config.rootfs.diff_ids.len() != m.layers.len() {
-            return Err(BuildError::Io(format!(
-                "{raw}: config lists {} diff_ids for {} layers",
-                config.rootfs.diff_ids.len(),
-                m.layers.len()
-            )));
-        }
-        let layers = m
-            .layers
-            .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(l, d)| LayerRef {
-                digest: l.digest.clone(),
-                diff_id: d.clone(),
-                size: l.size,
-                media_type: layer::GZIP_LAYER.into(),
-            })
-            .collect();
-        let st = StageState {
-            name: raw.to_string(),
-            last_created: config.created.clone().unwrap_or_else(|| image::rfc3339(0)),
-            config,
-            layers,
-            key: cache::root_key(&self.platform, &format!("image@{manifest_digest}")),
-            rootfs: None,
-            chain: Vec::new(),
-        };
-        self.images.insert(raw.to_string(), st.clone());
-        Ok(st)
-    }
-
-    /// Fetches an image manifest from a registry, following an index to the
-    /// host platform.
-    fn resolve_registry(&mut self, raw: &str) -> R<(Manifest, String, BlobSource)> {
-        let r = Reference::parse(raw).map_err(BuildError::Usage)?;
-        let mut fetched = self
-            .client
-            .get_manifest(&r, r.reference())
-            .map_err(|e| BuildError::Io(format!("pulling {raw}: {e}")))?;
-        if fetched.media_type == image::INDEX || fetched.media_type == image::DOCKER_LIST {
-            let idx: image::Index = serde_json::from_slice(&fetched.bytes)
-                .map_err(|e| BuildError::Io(format!("{raw}: bad index: {e}")))?;
-            let d = self.pick_platform(raw, &idx)?;
-            fetched = self.client.get_manifest(&r, &d).map_err(BuildError::Io)?;
-        }
-        let m: Manifest = serde_json::from_slice(&fetched.bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
-        let src = BlobSource::Registry {
-            registry: r.registry.clone(),
-            repo: r.repository.clone(),
-        };
-        Ok((m, fetched.digest, src))
-    }
-
-    fn pick_platform(&self, raw: &str, idx: &image::Index) -> R<String> {
-        let host = image::host_platform();
-        idx.manifests
-            .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
-            })
-            .map(|m| m.digest.clone())
-            .ok_or_else(|| BuildError::Io(format!("{raw} has no manifest for {}", self.platform)))
-    }
-
-    /// Reads an image from an OCI layout directory:
-    /// `oci-layout://DIR[:TAG]` or `oci-layout://DIR@sha256:...`.
-    fn resolve_layout(&mut self, raw: &str, rest: &str) -> R<(Manifest, String, BlobSource)> {
-        let (dir, sel) = match rest.split_once('@') {
-            Some((d, dg)) => (d.to_string(), Some(dg.to_string())),
-            None => match rest.rsplit_once(':') {
-                Some((d, t)) if !t.contains('/') => (d.to_string(), Some(t.to_string())),
-                _ => (rest.to_string(), None),
-            },
-        };
-        let dir = PathBuf::from(dir);
-        let read = |d: &str| -> R<Vec<u8>> {
-            let hex = super::digest::validate(d).map_err(BuildError::Io)?;
-            fs::read(dir.join("blobs/sha256").join(hex)).map_err(io_err(format!("{raw}: blob {d}")))
-        };
-        let idx: image::Index = serde_json::from_slice(
-            &fs::read(dir.join("index.json")).map_err(io_err(format!("{raw}: index.json")))?,
-        )
-        .map_err(|e| BuildError::Io(format!("{raw}: bad index.json: {e}")))?;
-        let desc = idx
-            .manifests
-            .iter()
-            .find(|m| match &sel {
-                None => true,
-                Some(s) if s.starts_with("sha256:") => &m.digest == s,
-                Some(t) => m.annotations.get("org.opencontainers.image.ref.name") == Some(t),
-            })
-            .ok_or_else(|| BuildError::Io(format!("{raw}: no matching image in the layout")))?
-            .clone();
-        let mut digest = desc.digest.clone();
-        let mut bytes = read(&digest)?;
-        if desc.media_type == image::INDEX {
-            let inner: image::Index = serde_json::from_slice(&bytes)
-                .map_err(|e| BuildError::Io(format!("{raw}: {e}")))?;
-            digest = self.pick_platform(raw, &inner)?;
-            bytes = read(&digest)?;
-        }
-        if super::digest::sha256_digest(&bytes) != digest {
-            return Err(BuildError::Io(format!(
-                "{raw}: manifest does not match its digest"
-            )));
-        }
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
-        Ok((m, digest, BlobSource::Dir(dir)))
     }
 
     fn lookup(&self, key: &str) -> Option<CacheRecord> {
@@ -997,17 +774,6 @@ fn rootless_ids() -> Option<(u32, u32)> {
     (!uid.is_root()).then(|| (uid.as_raw(), nix::unistd::Gid::effective().as_raw()))
 }
 
-/// Bytes for humans.
-fn human(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MB", n as f64 / (1 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} kB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
 fn stages_names(stages: &[Stage]) -> Vec<Option<String>> {
     stages.iter().map(|s| s.name.clone()).collect()
 }
@@ -1015,126 +781,4 @@ fn stages_names(stages: &[Stage]) -> Vec<Option<String>> {
 pub(crate) enum Action {
     Run(Vec<String>),
     Copy(super::copy::CopyPlan),
-}
-
-/// The environment of a RUN: image env plus build args in scope (env wins),
-/// with Docker's default PATH.
-fn run_env(cfg: &RunConfig, args: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for e in &cfg.env {
-        if let Some((k, v)) = e.split_once('=') {
-            out.push((k.into(), v.into()));
-        }
-    }
-    for (k, v) in args {
-        if !out.iter().any(|(n, _)| n == k) {
-            out.push((k.clone(), v.clone()));
-        }
-    }
-    if !out.iter().any(|(k, _)| k == "PATH") {
-        out.push((
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        ));
-    }
-    out
-}
-
-fn parse_arg(
-    df: &Dockerfile,
-    ins: &Instruction,
-    vars: &BTreeMap<String, String>,
-) -> R<Vec<(String, Option<String>)>> {
-    let mut out = Vec::new();
-    for w in words::split_words(&ins.rest) {
-        match w.split_once('=') {
-            Some((k, v)) => {
-                let v = words::expand(v, vars).map_err(|e| Box::new(df.error_at(ins, e)))?;
-                out.push((k.to_string(), Some(v)));
-            }
-            None => out.push((w, None)),
-        }
-    }
-    if out.is_empty() {
-        return Err(Box::new(df.error_at(ins, "ARG requires a name")).into());
-    }
-    Ok(out)
-}
-
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1_000_000u64)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1_000_000_000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000_000_000)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3_600_000_000_000)
-    } else {
-        return Err(format!("invalid duration {s:?}"));
-    };
-    let v: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    Ok((v * mult as f64) as u64)
-}
-
-fn healthcheck(ins: &Instruction, shell: &[String]) -> Result<serde_json::Value, String> {
-    let rest = ins.rest.trim();
-    if rest.eq_ignore_ascii_case("NONE") {
-        return Ok(serde_json::json!({"Test": ["NONE"]}));
-    }
-    let body = rest
-        .strip_prefix("CMD")
-        .or_else(|| rest.strip_prefix("cmd"))
-        .ok_or("HEALTHCHECK needs CMD or NONE")?
-        .trim();
-    let test: Vec<String> = match serde_json::from_str::<Vec<String>>(body) {
-        Ok(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
-        Err(_) => {
-            let _ = shell;
-            vec!["CMD-SHELL".into(), body.into()]
-        }
-    };
-    let mut hc = serde_json::json!({ "Test": test });
-    for (k, v) in &ins.flags {
-        let v = v.clone().unwrap_or_default();
-        let key = match k.as_str() {
-            "interval" => "Interval",
-            "timeout" => "Timeout",
-            "start-period" => "StartPeriod",
-            "start-interval" => "StartInterval",
-            "retries" => {
-                hc["Retries"] = serde_json::json!(
-                    v.parse::<u64>()
-                        .map_err(|_| format!("invalid --retries {v:?}"))?
-                );
-                continue;
-            }
-            o => return Err(format!("unknown HEALTHCHECK flag --{o}")),
-        };
-        hc[key] = serde_json::json!(parse_duration(&v)?);
-    }
-    Ok(hc)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_env() {
-        assert_eq!(parse_duration("30s").unwrap(), 30_000_000_000);
-        assert_eq!(parse_duration("1m").unwrap(), 60_000_000_000);
-        assert!(parse_duration("3").is_err());
-        let mut cfg = RunConfig::default();
-        cfg.env_set("A", "env");
-        let args: BTreeMap<String, String> = [
-            ("A".to_string(), "arg".to_string()),
-            ("B".into(), "b".into()),
-        ]
-        .into();
-        let env = run_env(&cfg, &args);
-        assert!(env.contains(&("A".into(), "env".into())));
-        assert!(env.contains(&("B".into(), "b".into())));
-        assert!(env.iter().any(|(k, _)| k == "PATH"));
-    }
 }

@@ -1,17 +1,32 @@
 //! The embedded, daemonless image builder behind `kmigrate build`.
+//!
+//! Module map: [`dockerfile`] and [`words`] parse; [`context`], [`ignore`]
+//! and [`glob`] resolve COPY sources; `engine` runs stages and steps
+//! (`instructions` for per-instruction helpers, [`copy`] for COPY/ADD,
+//! `pull` for base images, `progress` for the step view); [`sandbox`]
+//! executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
+//! diffs into deterministic tars and extract layers safely ([`fsutil`]);
+//! [`cache`] holds the key scheme and cache records, `cache_io` moves them
+//! to and from registries and directories; [`image`] is the OCI data model,
+//! [`registry`] the distribution client, [`store`] the local content store,
+//! `output` writes images out; [`api`] holds the public types.
 pub mod api;
 pub mod cache;
+mod cache_io;
 pub mod context;
 pub mod copy;
 pub mod digest;
 pub mod dockerfile;
 mod engine;
-mod exchange;
 pub mod fsutil;
 pub mod glob;
 pub mod ignore;
 pub mod image;
+mod instructions;
 pub mod layer;
+mod output;
+mod progress;
+mod pull;
 pub mod registry;
 pub mod sandbox;
 pub mod snapshot;
