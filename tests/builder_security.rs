@@ -194,33 +194,51 @@ fn run_sees_only_the_image_filesystem() {
 }
 
 #[test]
-fn registry_credentials_never_appear_in_output_or_image() {
-    let Some((reg, base)) = setup() else { return };
+fn registry_credentials_are_used_but_never_appear_in_output_or_image() {
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
     let password = "S3cretPassw0rd-kmigrate";
+    let reg = Registry::start_with_auth("builduser", password);
     let b64 = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(format!("builduser:{password}"))
     };
     let closed = format!("127.0.0.1:{}", free_port());
     let cfg = tempfile::tempdir().unwrap();
+    let cfg_file = cfg.path().join("config.json");
     std::fs::write(
-        cfg.path().join("config.json"),
+        &cfg_file,
         format!(
             r#"{{"auths":{{"{}":{{"auth":"{b64}"}},"{closed}":{{"auth":"{b64}"}}}}}}"#,
             reg.addr
         ),
     )
     .unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    busybox_rootfs(rootfs.path());
+    let base = format!("{}/base/busybox:auth", reg.addr);
+    push_image_from_dir_with(
+        rootfs.path(),
+        &base,
+        kmigrate::builder::registry::RegistryConfig {
+            docker_config: Some(cfg_file.clone()),
+            ..Default::default()
+        },
+    );
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {base}\nRUN env > /env.txt\n"),
     )
     .unwrap();
+    let c = ctx.path().to_str().unwrap();
     let env = [("DOCKER_CONFIG", cfg.path().to_str().unwrap())];
     let state = tempfile::tempdir().unwrap();
     let oci = tempfile::tempdir().unwrap();
     let image = format!("{}/cred/app:1", reg.addr);
+    let cache = format!("type=registry,ref={}/cred/cache:c,mode=max", reg.addr);
+    // With credentials: pull, push and cache export against the auth registry.
     let out = kmigrate_build_env(
         state.path(),
         &[
@@ -228,27 +246,32 @@ fn registry_credentials_never_appear_in_output_or_image() {
             &image,
             "--push",
             "--cache-to",
-            &format!("type=registry,ref={}/cred/cache:c,mode=max", reg.addr),
+            &cache,
             "--output",
             &format!("type=oci,dest={},tar=false", oci.path().display()),
-            ctx.path().to_str().unwrap(),
+            c,
         ],
         &env,
     );
     let text = ok(&out);
+    // Without credentials: a clear error, no leak.
+    let empty = tempfile::tempdir().unwrap();
+    let s2 = tempfile::tempdir().unwrap();
+    let no_creds = kmigrate_build_env(
+        s2.path(),
+        &[c],
+        &[("DOCKER_CONFIG", empty.path().to_str().unwrap())],
+    );
+    let no_creds_text = fail_text(&no_creds);
+    assert!(no_creds_text.contains("docker login"), "{no_creds_text}");
     // A failing push to a host with credentials configured.
     let bad = kmigrate_build_env(
         state.path(),
-        &[
-            "-t",
-            &format!("{closed}/x/y:1"),
-            "--push",
-            ctx.path().to_str().unwrap(),
-        ],
+        &["-t", &format!("{closed}/x/y:1"), "--push", c],
         &env,
     );
     let bad_text = fail_text(&bad);
-    for t in [&text, &bad_text] {
+    for t in [&text, &no_creds_text, &bad_text] {
         assert!(
             !t.contains(password) && !t.contains(&b64),
             "credential leaked:\n{t}"

@@ -66,14 +66,37 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A registry that requires `user`/`password` (htpasswd, Basic auth).
+    pub fn start_with_auth(user: &str, password: &str) -> Self {
+        let hash = bcrypt::hash(password, 4).unwrap();
+        Self::start_with_files(
+            "auth:\n  htpasswd:\n    realm: test\n    path: {dir}/htpasswd\n",
+            &[("htpasswd", format!("{user}:{hash}\n"))],
+        )
+    }
+
+    fn start_with(extra: &str) -> Self {
+        Self::start_with_files(extra, &[])
+    }
+
+    /// Starts with extra config (`{dir}` stands for the registry's temp dir)
+    /// and extra files written into that dir.
+    fn start_with_files(extra: &str, files: &[(&str, String)]) -> Self {
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
             let cfg = dir.path().join("config.yml");
+            for (name, content) in files {
+                std::fs::write(dir.path().join(name), content).unwrap();
+            }
+            let extra = extra.replace("{dir}", &dir.path().display().to_string());
             std::fs::write(
                 &cfg,
                 format!(
-                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                     dir.path().join("data").display()
                 ),
             )
@@ -92,10 +115,10 @@ impl Registry {
             };
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_secs(10) {
-                if let Ok(r) = ureq::get(&format!("http://{}/v2/", reg.addr)).call()
-                    && r.status() == 200
-                {
-                    return reg;
+                // 200, or 401 when auth is configured: the server is up.
+                match ureq::get(&format!("http://{}/v2/", reg.addr)).call() {
+                    Ok(_) | Err(ureq::Error::StatusCode(401)) => return reg,
+                    Err(_) => {}
                 }
                 if let Ok(Some(_)) = reg.child.try_wait() {
                     break;
@@ -150,6 +173,11 @@ pub fn busybox_rootfs(dir: &Path) {
 /// Writes a one-layer image from `rootfs` and pushes it as `reference`.
 /// Returns the manifest digest.
 pub fn push_image_from_dir(rootfs: &Path, reference: &str) -> String {
+    push_image_from_dir_with(rootfs, reference, RegistryConfig::default())
+}
+
+/// [`push_image_from_dir`] with registry settings (e.g. a Docker config).
+pub fn push_image_from_dir_with(rootfs: &Path, reference: &str, reg_cfg: RegistryConfig) -> String {
     let work = tempfile::tempdir().unwrap();
     let lpath = work.path().join("layer");
     let l = layer::write_tree(
@@ -191,7 +219,7 @@ pub fn push_image_from_dir(rootfs: &Path, reference: &str) -> String {
     };
     let mb = serde_json::to_vec(&m).unwrap();
     let r = Reference::parse(reference).unwrap();
-    let mut c = Client::new(RegistryConfig::default());
+    let mut c = Client::new(reg_cfg);
     c.push_blob(&r.registry, &r.repository, &l.digest, &lpath)
         .unwrap();
     c.push_blob_bytes(&r.registry, &r.repository, &m.config.digest, &cfg_bytes)
