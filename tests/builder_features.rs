@@ -461,6 +461,20 @@ fn usage_errors_are_clear() {
     );
     let t = text(kmigrate_build(state.path(), &[c]));
     assert!(t.contains("Dockerfile:2") && t.contains("heredoc"), "{t}");
+    std::fs::write(
+        ctx.path().join("a.tar.xz"),
+        [0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2],
+    )
+    .unwrap();
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {base}\nADD a.tar.xz /x/\n"))],
+    );
+    let t = text(kmigrate_build(state.path(), &[c]));
+    assert!(
+        t.contains("Dockerfile:2") && t.contains("xz archive"),
+        "{t}"
+    );
     // Accepted and ignored: --builder, --provenance=false; the host platform.
     write_files(
         ctx.path(),

@@ -276,6 +276,12 @@ impl Engine<'_> {
                 for (p, rel) in entries {
                     put(root, p, &format!("{d}/{rel}"), &opts)?;
                 }
+            } else if plan.is_add
+                && let Some(kind) = unsupported_archive(path)
+            {
+                return Err(err(format!(
+                    "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz"
+                )));
             } else if plan.is_add && is_archive(path) {
                 let d = plan.dest.trim_end_matches('/');
                 ensure_dir(root, d, &opts, None)?;
@@ -333,6 +339,22 @@ fn is_archive(p: &Path) -> bool {
     };
     let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
     (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// Archive formats Docker's ADD extracts but this builder does not.
+fn unsupported_archive(p: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 6];
+    let mut f = fs::File::open(p).ok()?;
+    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+    if n >= 6 && head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        Some("xz")
+    } else if n >= 3 && &head[..3] == b"BZh" {
+        Some("bzip2")
+    } else if n >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
+        Some("zstd")
+    } else {
+        None
+    }
 }
 
 fn ensure_dir(root: &Path, d: &str, o: &Put, src: Option<&fs::Metadata>) -> R<()> {

@@ -328,6 +328,16 @@ impl<'a> Engine<'a> {
                 s
             };
             st.name = label.clone();
+            if !st.config.config.on_build.is_empty()
+                && !from.eq_ignore_ascii_case("scratch")
+                && find_stage(&from, si).is_none()
+            {
+                self.warn(format!(
+                    "{from} has ONBUILD triggers ({}), which the embedded builder does not run",
+                    st.config.config.on_build.join("; ")
+                ));
+                st.config.config.on_build.clear();
+            }
             // Stage-local args start empty; declared ARGs pull in globals.
             let mut args: BTreeMap<String, String> = BTreeMap::new();
             let total = stage.body.len();
