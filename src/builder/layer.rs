@@ -20,6 +20,19 @@ use super::snapshot::Diff;
 /// OCI media type of the layers kmigrate writes.
 pub const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
+/// The OCI media type for a layer descriptor's type (Docker's names mapped).
+pub fn oci_media_type(t: &str) -> String {
+    match t {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => GZIP_LAYER.into(),
+        "application/vnd.docker.image.rootfs.diff.tar" => {
+            "application/vnd.oci.image.layer.v1.tar".into()
+        }
+        "" => GZIP_LAYER.into(),
+        other => other.into(),
+    }
+}
+
 /// A layer written to disk.
 #[derive(Debug, Clone)]
 pub struct WrittenLayer {
@@ -164,11 +177,16 @@ fn bad(msg: String) -> io::Error {
 /// (including ones the same layer created) resolve inside it.
 pub fn extract(layer: &Path, root: &Path) -> io::Result<()> {
     let mut f = File::open(layer)?;
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let n = f.read(&mut magic)?;
     drop(f);
+    if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(bad(
+            "zstd-compressed layers are not supported; use gzip layers".into(),
+        ));
+    }
     let f = File::open(layer)?;
-    let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+    let reader: Box<dyn Read> = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(GzDecoder::new(f))
     } else {
         Box::new(f)

@@ -80,7 +80,7 @@ impl Engine<'_> {
                 digest: l.digest.clone(),
                 diff_id: d.clone(),
                 size: l.size,
-                media_type: layer::GZIP_LAYER.into(),
+                media_type: layer::oci_media_type(&l.media_type),
             })
             .collect();
         let st = StageState {
