@@ -96,11 +96,14 @@ for r in $(seq 1 "$RUNS"); do
   rm -rf "$W/s-cold" "$W/s-warm"
   t0=$(now)
   "$K" build --progress=quiet --state-dir "$W/s-cold" -t "$REG/bench/app:k$r" --push \
-    --cache-to "type=registry,ref=$CACHE,mode=max" --provenance=false "$CTX" >/dev/null
+    --cache-to "type=registry,ref=$CACHE,mode=max" --provenance=false \
+    --metadata-file "$W/meta-cold.json" "$CTX" >/dev/null
   t1=$(now); k_cold+=("$(elapsed "$t0" "$t1")")
   digest=$("$K" build --progress=quiet --state-dir "$W/s-warm" -t "$REG/bench/app:k$r" --push \
     --cache-from "type=registry,ref=$CACHE" "$CTX")
   t2=$(now); k_warm+=("$(elapsed "$t1" "$t2")")
+  grep -q "\"containerimage.digest\": \"$digest\"" "$W/meta-cold.json" \
+    || { echo "warm build produced another digest than the cold one" >&2; exit 1; }
   # The warm run must have executed nothing.
   "$K" build --progress=plain --state-dir "$W/s-warm2-$r" --cache-from "type=registry,ref=$CACHE" "$CTX" 2>&1 \
     | grep -q '0 executed, 3 cached\|0 executed, 5 cached' || { echo "warm build executed steps" >&2; exit 1; }
