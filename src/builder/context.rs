@@ -103,14 +103,18 @@ impl Context {
 
     /// Entries under a source directory that are not ignored.
     pub fn walk(&self, src: &Source) -> Result<Vec<(PathBuf, String)>, String> {
-        walk_tree(&src.path, |rel| {
-            let full = if src.rel.is_empty() {
-                rel.to_string()
-            } else {
-                format!("{}/{rel}", src.rel)
-            };
-            self.ignore.excluded(&full)
-        })
+        walk_tree_with(
+            &src.path,
+            |rel| {
+                let full = if src.rel.is_empty() {
+                    rel.to_string()
+                } else {
+                    format!("{}/{rel}", src.rel)
+                };
+                self.ignore.excluded(&full)
+            },
+            self.ignore.has_exceptions(),
+        )
     }
 }
 
@@ -127,6 +131,16 @@ pub fn walk_tree(
     root: &Path,
     skip: impl Fn(&str) -> bool,
 ) -> Result<Vec<(PathBuf, String)>, String> {
+    walk_tree_with(root, skip, false)
+}
+
+/// [`walk_tree`]; with `descend_skipped`, skipped directories are still
+/// searched (an ignore exception may re-include something below them).
+pub fn walk_tree_with(
+    root: &Path,
+    skip: impl Fn(&str) -> bool,
+    descend_skipped: bool,
+) -> Result<Vec<(PathBuf, String)>, String> {
     let mut out = Vec::new();
     let mut it = walkdir::WalkDir::new(root)
         .min_depth(1)
@@ -136,7 +150,7 @@ pub fn walk_tree(
         let e = e.map_err(|e| e.to_string())?;
         let rel = rel_of(root, e.path());
         if skip(&rel) {
-            if e.file_type().is_dir() {
+            if e.file_type().is_dir() && !descend_skipped {
                 it.skip_current_dir();
             }
             continue;
@@ -216,6 +230,16 @@ mod tests {
             items.iter().map(|i| i.1.as_str()).collect::<Vec<_>>(),
             ["a.txt"]
         );
+    }
+
+    #[test]
+    fn exceptions_reach_into_excluded_directories() {
+        let (_d, c) = ctx("src\n!src/sub/b.txt\n");
+        let root = &c.resolve(".").unwrap()[0];
+        let items = c.walk(root).unwrap();
+        let names: Vec<_> = items.iter().map(|i| i.1.as_str()).collect();
+        assert!(names.contains(&"src/sub/b.txt"), "{names:?}");
+        assert!(!names.contains(&"src/a.txt"));
     }
 
     #[test]
