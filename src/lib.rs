@@ -9,5 +9,11 @@
 pub mod builder;
 pub mod buildx;
 pub mod cli;
+pub mod engine;
+pub mod kaniko;
+pub mod options;
+pub mod platform;
+pub mod rules;
 pub mod shell;
 pub mod source;
+pub mod write;

@@ -1,10 +1,13 @@
 //! Command-line surface: argument handling and exit codes only.
 
+mod build;
+mod check;
+mod diagnostic;
+mod rewrite;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod build;
 
 /// Find and fix archived-Kaniko usage in Cloud Build and GitLab CI.
 #[derive(Debug, Parser)]
@@ -16,11 +19,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the `docker buildx build` argv a set of flags parses to.
-    BuildxArgs {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        argv: Vec<String>,
-    },
+    /// Rewrite Kaniko steps to `docker buildx build` (in place, or --diff/--check/--stdout).
+    Rewrite(rewrite::RewriteArgs),
+    /// Report archived-Kaniko usage with source spans. Exit 0 clean, 1 findings, 2 errors.
+    Check(check::CheckArgs),
     /// Build an image daemonless from `docker buildx build` flags.
     Build(build::BuildCmd),
 }
@@ -29,16 +31,8 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::BuildxArgs { argv } => match crate::buildx::parse_build_args(&argv) {
-            Ok(plan) => {
-                println!("{}", plan.to_args().join(" "));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("kmigrate: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Rewrite(args) => rewrite::run(args),
+        Command::Check(args) => check::run(args),
         Command::Build(cmd) => build::run(cmd),
     }
 }

@@ -3,6 +3,7 @@
 //! same way. Edits to a source go through [`patch`].
 
 pub mod patch;
+pub mod render;
 pub mod scalar;
 pub mod tree;
 
@@ -172,17 +173,26 @@ impl SourceFile {
                 let pos = position_with(&line_starts, &text, e.offset);
                 // libyaml-based yaml_serde explains most syntax errors better
                 // than "this is not valid YAML"; prefer its wording.
-                let message = match yaml_serde::from_str::<yaml_serde::Value>(&text) {
-                    Err(ye) => ye.to_string(),
-                    Ok(_) => e.message,
+                let (message, help) = match yaml_serde::from_str::<yaml_serde::Value>(&text) {
+                    Err(ye) => (
+                        format!("cannot be parsed: {ye}"),
+                        "fix the syntax error first; kmigrate leaves the file untouched",
+                    ),
+                    // Lenient readers accept some layouts the span-keeping
+                    // grammar does not; say so rather than call it invalid.
+                    Ok(_) => (
+                        format!(
+                            "kmigrate cannot map this file's layout to source positions ({})",
+                            e.message
+                        ),
+                        "most often a flow list `[...]` or quoted string continues on lines indented no deeper than its key; indent the continuation lines past the key and run again (the file is untouched)",
+                    ),
                 };
                 return Err(SourceError {
                     path: path.to_path_buf(),
                     position: Some(pos),
-                    message: format!("cannot be parsed: {message}"),
-                    help: Some(
-                        "fix the syntax error first; kmigrate leaves the file untouched".into(),
-                    ),
+                    message,
+                    help: Some(help.into()),
                 });
             }
         };

@@ -1,0 +1,98 @@
+//! Human diagnostics: a finding rendered by miette with its source span.
+
+use std::fmt;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+
+use crate::rules::{Finding, Severity, meta};
+use crate::source::SourceFile;
+
+struct FindingDiagnostic<'a> {
+    finding: &'a Finding,
+    fix_hint: bool,
+    source: NamedSource<String>,
+}
+
+impl fmt::Debug for FindingDiagnostic<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.finding.message)
+    }
+}
+
+impl fmt::Display for FindingDiagnostic<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.finding.message)
+    }
+}
+
+impl std::error::Error for FindingDiagnostic<'_> {}
+
+impl Diagnostic for FindingDiagnostic<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.finding.rule))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.finding.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Info => miette::Severity::Advice,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        let mut help = self.finding.help.clone().unwrap_or_default();
+        if self.fix_hint && self.finding.fix.is_some() {
+            if !help.is_empty() {
+                help.push('\n');
+            }
+            help.push_str("fixable: run `kmigrate rewrite` on this file");
+        }
+        (!help.is_empty()).then(|| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        meta::get(self.finding.rule).map(|m| Box::new(m.help_url()) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.finding.span.clone();
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.finding.severity.to_string()),
+            span,
+        ))))
+    }
+}
+
+/// Renders findings of one file as miette reports. `color` picks the
+/// theme; without it the output is plain text (NO_COLOR, pipes).
+/// `fix_hint` adds "fixable: run `kmigrate rewrite`" where a fix exists.
+pub fn render(source: &SourceFile, findings: &[Finding], color: bool, fix_hint: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_links(false);
+    let mut out = String::new();
+    for finding in findings {
+        let d = FindingDiagnostic {
+            finding,
+            fix_hint,
+            source: NamedSource::new(source.path.display().to_string(), source.text.clone()),
+        };
+        if handler.render_report(&mut out, &d).is_err() {
+            out.push_str(&format!("{}: {}\n", finding.rule, finding.message));
+        }
+    }
+    out
+}
+
+/// Whether stderr/stdout should be coloured.
+pub fn use_color(is_tty: bool) -> bool {
+    is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

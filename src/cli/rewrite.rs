@@ -1,0 +1,190 @@
+//! `kmigrate rewrite FILE…`: apply every fix, in place or as a diff.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::diagnostic;
+use crate::engine;
+use crate::options::Options;
+use crate::platform::Platform;
+use crate::rules::{Finding, Severity};
+use crate::source::SourceFile;
+
+/// Rewrite Kaniko steps to docker buildx.
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Files to rewrite.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print a unified diff instead of writing.
+    #[arg(long, conflicts_with_all = ["check", "stdout"])]
+    pub diff: bool,
+    /// Write nothing; exit 1 if a rewrite would change a file.
+    #[arg(long, conflicts_with = "stdout")]
+    pub check: bool,
+    /// Print the rewritten text to stdout instead of writing.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Treat every file as this platform instead of detecting it.
+    #[arg(long, value_enum)]
+    pub platform: Option<Platform>,
+    /// Name of the docker-container builder to create and use.
+    #[arg(long, default_value = "kmigrate")]
+    pub builder: String,
+    /// Tag of the registry cache (`<cache repo>:<tag>`).
+    #[arg(long, default_value = "buildcache")]
+    pub cache_tag: String,
+}
+
+enum Outcome {
+    Unchanged,
+    Changed,
+}
+
+/// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
+/// would change, 2 when a file could not be read, parsed or written.
+pub fn run(args: RewriteArgs) -> ExitCode {
+    let opts = Options {
+        builder: args.builder.clone(),
+        cache_tag: args.cache_tag.clone(),
+        ..Options::default()
+    };
+    let mut changed = false;
+    let mut errored = false;
+    for path in &args.files {
+        match rewrite_one(path, &args, &opts) {
+            Ok(Outcome::Changed) => changed = true,
+            Ok(Outcome::Unchanged) => {}
+            Err(msg) => {
+                errored = true;
+                eprintln!("error: {msg}");
+            }
+        }
+    }
+    if errored {
+        ExitCode::from(2)
+    } else if args.check && changed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn rewrite_one(path: &Path, args: &RewriteArgs, opts: &Options) -> Result<Outcome, String> {
+    let source = SourceFile::load(path).map_err(|e| e.to_string())?;
+    let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
+    let findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
+    let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
+    let display = path.display();
+
+    if args.stdout {
+        print!("{}", new_text.as_deref().unwrap_or(&source.text));
+    } else if args.diff {
+        if let Some(text) = &new_text {
+            print!("{}", unified_diff(&source.text, text, &display.to_string()));
+        }
+    } else if !args.check
+        && let Some(text) = &new_text
+    {
+        crate::write::replace_file(path, text)
+            .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
+    }
+    report(&source, &findings, new_text.is_some(), args);
+    Ok(if new_text.is_some() {
+        Outcome::Changed
+    } else {
+        Outcome::Unchanged
+    })
+}
+
+/// The per-file summary and every finding the rewrite did not resolve, or
+/// that the user must know about, on stderr.
+fn report(source: &SourceFile, findings: &[Finding], changed: bool, args: &RewriteArgs) {
+    let display = source.path.display();
+    let fixed = findings
+        .iter()
+        .filter(|f| f.rule == "KM001" && f.fix.is_some())
+        .count();
+    let driver = findings.iter().filter(|f| f.rule == "KM003").count();
+    let verb = if args.check || args.diff || args.stdout {
+        "would rewrite"
+    } else {
+        "rewrote"
+    };
+    let mut parts = Vec::new();
+    if fixed > 0 {
+        parts.push(format!(
+            "{verb} {fixed} Kaniko step{}",
+            if fixed == 1 { "" } else { "s" }
+        ));
+    }
+    if driver > 0 {
+        parts.push(format!(
+            "moved {driver} cache export{} to a docker-container builder",
+            if driver == 1 { "" } else { "s" }
+        ));
+    }
+    let notes: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule != "KM001" || f.fix.is_none())
+        .filter(|f| f.rule != "KM003")
+        .collect();
+    let warnings = notes
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .count();
+    if !changed && parts.is_empty() {
+        parts.push("nothing to rewrite".into());
+    }
+    if !notes.is_empty() {
+        parts.push(format!(
+            "{warnings} warning{}, {} note{}",
+            if warnings == 1 { "" } else { "s" },
+            notes.len() - warnings,
+            if notes.len() - warnings == 1 { "" } else { "s" }
+        ));
+    }
+    eprintln!("{display}: {}", parts.join("; "));
+    if !notes.is_empty() {
+        let owned: Vec<Finding> = notes.into_iter().cloned().collect();
+        eprint!(
+            "{}",
+            diagnostic::render(
+                source,
+                &owned,
+                diagnostic::use_color(std::io::stderr().is_terminal()),
+                false
+            )
+        );
+    }
+}
+
+fn unified_diff(old: &str, new: &str, name: &str) -> String {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string();
+    if !diagnostic::use_color(std::io::stdout().is_terminal()) {
+        return text;
+    }
+    text.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                format!("\x1b[1m{l}\x1b[0m\n")
+            } else if l.starts_with('+') {
+                format!("\x1b[32m{l}\x1b[0m\n")
+            } else if l.starts_with('-') {
+                format!("\x1b[31m{l}\x1b[0m\n")
+            } else if l.starts_with("@@") {
+                format!("\x1b[36m{l}\x1b[0m\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}

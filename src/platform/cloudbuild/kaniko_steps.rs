@@ -1,0 +1,257 @@
+//! Which Cloud Build steps run Kaniko, and the executor calls in them.
+
+use std::ops::Range;
+
+use super::{Build, Step};
+use crate::kaniko::call::{Arg, Call, parse};
+use crate::kaniko::{ImageKind, ImageMatch, match_image};
+use crate::shell::{self, Nesting};
+use crate::source::{Node, Value};
+
+/// How the executor is invoked in a step.
+#[derive(Debug)]
+pub enum Invocation<'a> {
+    /// The step's image is the executor and `args` are its flags.
+    Args,
+    /// A shell script calls the executor; `node` is the script scalar and
+    /// `command` the call's range in the decoded script.
+    Script {
+        node: &'a Node,
+        command: Range<usize>,
+        nesting: Nesting,
+        /// Words of the whole call (program included) as shell text.
+        program_words: usize,
+    },
+}
+
+/// One executor call.
+#[derive(Debug)]
+pub struct KanikoCall<'a> {
+    pub call: Call,
+    pub invocation: Invocation<'a>,
+}
+
+/// A step that uses Kaniko.
+#[derive(Debug)]
+pub struct KanikoStep<'a> {
+    pub step: &'a Step<'a>,
+    /// The image as matched (after substitutions), when the name is Kaniko.
+    pub image: Option<ImageMatch>,
+    pub calls: Vec<KanikoCall<'a>>,
+    /// Why the step cannot be read exactly, if it cannot.
+    pub unreadable: Option<String>,
+}
+
+impl KanikoStep<'_> {
+    pub fn is_warmer(&self) -> bool {
+        self.image
+            .as_ref()
+            .is_some_and(|m| m.kind == ImageKind::Warmer)
+    }
+}
+
+const SHELLS: &[&str] = &[
+    "sh",
+    "bash",
+    "ash",
+    "/bin/sh",
+    "/bin/bash",
+    "/busybox/sh",
+    "/bin/ash",
+    "/usr/bin/env",
+];
+
+fn is_shell(entrypoint: &str) -> bool {
+    SHELLS.contains(&entrypoint) || entrypoint.ends_with("/sh") || entrypoint.ends_with("/bash")
+}
+
+/// A Cloud Build arg that is one substitution (`${_EXTRA_ARGS}`): its value
+/// could be any flag.
+fn is_whole_substitution(text: &str) -> bool {
+    let inner = text
+        .strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .or_else(|| text.strip_prefix('$'));
+    inner.is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// Finds every Kaniko step of the build.
+pub fn find<'a>(build: &'a Build<'a>) -> Vec<KanikoStep<'a>> {
+    build
+        .steps
+        .iter()
+        .filter_map(|s| inspect(build, s))
+        .collect()
+}
+
+fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a>> {
+    let name = step
+        .name
+        .and_then(|e| e.value.as_str())
+        .map(|n| build.substitute(n));
+    let image = name.as_deref().and_then(match_image);
+    let entrypoint = step.entrypoint.and_then(|e| e.value.as_str());
+    let mut found = KanikoStep {
+        step,
+        image: image.clone(),
+        calls: Vec::new(),
+        unreadable: None,
+    };
+    if found.is_warmer() {
+        return Some(found);
+    }
+    let runs_executor_directly = match entrypoint {
+        None => image.is_some(),
+        Some(e) => e.ends_with("/kaniko/executor") || (image.is_some() && e == "executor"),
+    };
+    if runs_executor_directly {
+        match step.arg_nodes(build.source) {
+            Some(items) => {
+                let mut args = Vec::new();
+                for item in items {
+                    match &item.node.value {
+                        Value::Scalar(s) => args.push(Arg {
+                            text: s.text.clone(),
+                            span: Some(item.node.span.clone()),
+                            dynamic: is_whole_substitution(&s.text),
+                        }),
+                        _ => {
+                            found.unreadable = Some(format!(
+                                "an `args` item is a {}, not a string",
+                                item.node.kind_name()
+                            ));
+                        }
+                    }
+                }
+                found.calls.push(KanikoCall {
+                    call: parse(args),
+                    invocation: Invocation::Args,
+                });
+            }
+            None if step.args.is_some() => {
+                found.unreadable = Some("`args` is not a list".into());
+            }
+            None => found.calls.push(KanikoCall {
+                call: parse(Vec::new()),
+                invocation: Invocation::Args,
+            }),
+        }
+        return Some(found);
+    }
+    // A script: `entrypoint: sh` with `args: [-c, SCRIPT]`, or `script:`.
+    let script_node = if let Some(script) = step.script {
+        Some(&script.value)
+    } else if entrypoint.is_some_and(is_shell) {
+        step.arg_nodes(build.source).and_then(|items| {
+            let c = items.iter().position(|i| i.node.as_str() == Some("-c"))?;
+            items.get(c + 1).map(|i| &i.node)
+        })
+    } else {
+        None
+    };
+    if let Some(node) = script_node
+        && let Value::Scalar(s) = &node.value
+    {
+        let script = shell::parse(&s.text);
+        for cmd in &script.commands {
+            let Some((p, program)) = cmd.program() else {
+                continue;
+            };
+            let is_executor = match program.literal().as_deref() {
+                Some("/kaniko/executor") => true,
+                Some("executor") => image.is_some(),
+                _ => false,
+            };
+            if !is_executor {
+                continue;
+            }
+            let args = cmd.words[p + 1..]
+                .iter()
+                .map(|w| Arg {
+                    text: w.dq.clone(),
+                    span: Some(s.source_range(&node.span, w.span.clone())),
+                    dynamic: w.is_bare_expansion(),
+                })
+                .collect();
+            found.calls.push(KanikoCall {
+                call: parse(args),
+                invocation: Invocation::Script {
+                    node,
+                    command: cmd.span.clone(),
+                    nesting: cmd.nesting,
+                    program_words: p + 1,
+                },
+            });
+        }
+        if let Some((at, why)) = script.problems.first()
+            && !found.calls.is_empty()
+        {
+            found.unreadable = Some(format!("the script cannot be read past offset {at}: {why}"));
+        }
+    }
+    if found.calls.is_empty() && image.is_none() {
+        return None;
+    }
+    Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use std::path::Path;
+
+    fn steps(text: &str) -> Vec<(bool, usize, Vec<String>)> {
+        let s = SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap();
+        let b = Build::parse(&s).unwrap();
+        find(&b)
+            .iter()
+            .map(|k| {
+                (
+                    k.is_warmer(),
+                    k.calls.len(),
+                    k.calls
+                        .iter()
+                        .flat_map(|c| c.call.args.iter().map(|a| a.text.clone()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_direct_substituted_and_scripted_calls() {
+        let found = steps(concat!(
+            "steps:\n",
+            "- name: gcr.io/cloud-builders/docker\n  args: [build, .]\n",
+            "- name: gcr.io/kaniko-project/executor:latest\n  args: ['--destination=x', --cache]\n",
+            "- name: ${_K}\n  args: [-d, y]\n",
+            "- name: gcr.io/kaniko-project/executor:debug\n  entrypoint: /busybox/sh\n  args:\n  - -c\n  - |\n    echo start\n    /kaniko/executor --context . \\\n      --destination \"$$IMAGE\"\n",
+            "- name: gcr.io/kaniko-project/warmer\n  args: [--image=x]\n",
+            "# - name: gcr.io/kaniko-project/executor\n",
+            "substitutions:\n  _K: gcr.io/kaniko-project/executor:v1.23.2\n",
+        ));
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(
+            found[0],
+            (false, 1, vec!["--destination=x".into(), "--cache".into()])
+        );
+        assert_eq!(found[1].2, ["-d", "y"]);
+        assert_eq!(found[2].2, ["--context", ".", "--destination", "$$IMAGE"]);
+        assert!(found[3].0, "warmer");
+    }
+
+    #[test]
+    fn whole_substitution_args_are_dynamic() {
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            "steps:\n- name: gcr.io/kaniko-project/executor\n  args: ['${_EXTRA_ARGS}', '--destination=${_IMAGE}']\n".into(),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
+        assert!(k[0].calls[0].call.args[0].dynamic);
+        assert!(!k[0].calls[0].call.args[1].dynamic);
+        assert!(k[0].calls[0].call.is_unknowable());
+    }
+}

@@ -1,0 +1,713 @@
+//! The edits that migrate a Cloud Build file: each Kaniko step rewritten in
+//! place, one `setup-buildx` step inserted before the first step that needs
+//! the builder, and `waitFor` lists adjusted so every build waits for it.
+
+use std::path::Path;
+
+use super::docker_steps::{self, DockerBuild};
+use super::kaniko_steps::{self, Invocation, KanikoStep};
+use super::{Build, Step};
+use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
+use crate::buildx::registry_config::RegistryConfig;
+use crate::options::Options;
+use crate::platform::script_edit;
+use crate::shell;
+use crate::source::patch::Edit;
+use crate::source::render::{self, Quote, SeqLayout};
+use crate::source::{Entry, Item, Node, SourceFile, Syntax, Value};
+
+/// The image every migrated step runs.
+pub const DOCKER_BUILDER: &str = "gcr.io/cloud-builders/docker";
+/// The id of the inserted setup step.
+pub const SETUP_ID: &str = "setup-buildx";
+
+/// What happens to one Kaniko step.
+#[derive(Debug)]
+pub struct StepMigration<'a> {
+    pub kaniko: KanikoStep<'a>,
+    /// One conversion per executor call.
+    pub conversions: Vec<Conversion>,
+    /// Extra notes about the step (not tied to one flag).
+    pub notes: Vec<Note>,
+    /// The step's own edits; `None` when it must be migrated by hand.
+    pub edits: Option<Vec<Edit>>,
+    /// Why the step is left unchanged.
+    pub blocked: Option<String>,
+}
+
+/// A docker build that exports cache on the default driver.
+#[derive(Debug)]
+pub struct DriverFix {
+    pub step: usize,
+    pub cache_exports: Vec<String>,
+    pub edits: Vec<Edit>,
+}
+
+/// The whole file's plan.
+#[derive(Debug)]
+pub struct Migration<'a> {
+    pub steps: Vec<StepMigration<'a>>,
+    pub driver_fixes: Vec<DriverFix>,
+    /// Edits every fix needs: the setup step and `waitFor` changes.
+    pub shared: Vec<Edit>,
+    pub builder: String,
+}
+
+/// Plans the migration of `build`.
+pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
+    let source = build.source;
+    let existing = docker_steps::setups(build)
+        .into_iter()
+        .find(|s| s.container_driver);
+    let builder = existing
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_else(|| opts.builder.clone());
+
+    let mut steps = Vec::new();
+    for k in kaniko_steps::find(build) {
+        steps.push(migrate_step(build, k, &builder, opts));
+    }
+
+    let mut driver_fixes = Vec::new();
+    for d in docker_steps::builds(build) {
+        if d.cache_exports.is_empty() {
+            continue;
+        }
+        let served = existing.as_ref().is_some_and(|s| {
+            s.step < d.step
+                && match (&d.builder, &s.name) {
+                    (Some(b), Some(n)) => b == n,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+        });
+        if !served {
+            driver_fixes.push(DriverFix {
+                step: d.step,
+                cache_exports: d.cache_exports.clone(),
+                edits: builder_flag_edits(source, &d, &builder),
+            });
+        }
+    }
+
+    let needs_builder: Vec<usize> = steps
+        .iter()
+        .filter(|s| s.edits.is_some())
+        .map(|s| s.kaniko.step.index)
+        .chain(driver_fixes.iter().map(|d| d.step))
+        .collect();
+    let mut shared = Vec::new();
+    if let Some(&first) = needs_builder.iter().min() {
+        let mut registry = RegistryConfig::default();
+        for s in steps.iter().filter(|s| s.edits.is_some()) {
+            for c in &s.conversions {
+                registry.merge(&c.registry);
+            }
+        }
+        let setup_at = match &existing {
+            Some(e) if e.step < first => e.step,
+            _ => {
+                shared.push(insert_setup(build, first, &builder, &registry, &steps));
+                first
+            }
+        };
+        let inserted = existing.as_ref().is_none_or(|e| e.step >= first);
+        for &i in &needs_builder {
+            if let Some(e) = wait_for_edit(build, &build.steps[i], setup_at, inserted) {
+                shared.push(e);
+            }
+        }
+    }
+    let nl = source.line_ending.as_str();
+    if nl != "\n" {
+        let fix = |e: &mut Edit| e.text = e.text.replace('\n', nl);
+        shared.iter_mut().for_each(fix);
+        for s in &mut steps {
+            s.edits.iter_mut().flatten().for_each(fix);
+        }
+        for d in &mut driver_fixes {
+            d.edits.iter_mut().for_each(fix);
+        }
+    }
+    Migration {
+        steps,
+        driver_fixes,
+        shared,
+        builder,
+    }
+}
+
+fn migrate_step<'a>(
+    build: &'a Build<'a>,
+    kaniko: KanikoStep<'a>,
+    builder: &str,
+    opts: &Options,
+) -> StepMigration<'a> {
+    let source = build.source;
+    let step = kaniko.step;
+    let mut notes = Vec::new();
+    let workdir = match step.dir.as_deref() {
+        Some(d) if d.starts_with('/') => d.to_string(),
+        Some(d) => format!("/workspace/{d}"),
+        None => "/workspace".to_string(),
+    };
+    let config_dir = source.path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    let local = config_dir.map(|d| match step.dir.as_deref() {
+        Some(sub) if !sub.starts_with('/') => d.join(sub),
+        _ => d.to_path_buf(),
+    });
+    let convert_opts = ConvertOptions {
+        cache_tag: &opts.cache_tag,
+        workdir: &workdir,
+        default_context: &workdir,
+        local_workdir: local.as_deref().filter(|p| p.is_dir()),
+    };
+    let conversions: Vec<Conversion> = kaniko
+        .calls
+        .iter()
+        .map(|c| from_kaniko::convert(&c.call, &convert_opts))
+        .collect();
+
+    let mut blocked = None;
+    if kaniko.is_warmer() {
+        blocked = Some("the step runs Kaniko's base-image warmer, which buildx does not need: remove the step (BuildKit pulls base images itself and caches them in the builder)".to_string());
+    } else if let Some(why) = &kaniko.unreadable {
+        blocked = Some(format!("{why}; migrate the step by hand"));
+    } else if conversions.iter().any(Conversion::is_blocked) {
+        blocked = Some("a flag cannot be translated exactly (see the KM012 findings); the step is left unchanged".into());
+    } else if kaniko.calls.iter().any(|c| matches!(c.invocation, Invocation::Script { nesting, .. } if nesting != shell::Nesting::TopLevel)) {
+        blocked = Some("the executor runs inside a loop or conditional, where a rewrite could change which images are built; migrate the script by hand".into());
+    } else if matches!(step.args.map(|a| &a.value.value), Some(Value::Alias(_))) {
+        blocked = Some("`args` is an alias of an anchor used elsewhere; edit the anchor by hand".into());
+    }
+    if let Some(n) = step.name.and_then(|e| e.value.as_str())
+        && n.contains('$')
+        && blocked.is_none()
+    {
+        notes.push(Note {
+            kind: NoteKind::Changed,
+            args: 0..0,
+            message: format!("the image substitution in `{n}` is no longer used by this step"),
+            help: Some("remove the substitution if nothing else uses it: Cloud Build rejects unused substitutions unless `options.substitutionOption: ALLOW_LOOSE` is set".into()),
+        });
+    }
+
+    let edits = if blocked.is_some() {
+        None
+    } else {
+        step_edits(source, step, &kaniko, &conversions, builder)
+    };
+    if edits.is_none() && blocked.is_none() {
+        blocked = Some(
+            "the script's quoting style cannot hold the rewritten call; migrate it by hand".into(),
+        );
+    }
+    StepMigration {
+        kaniko,
+        conversions,
+        notes,
+        edits,
+        blocked,
+    }
+}
+
+/// `buildx build --builder NAME <plan args>`.
+fn build_argv(conversion: &Conversion, builder: &str) -> Vec<String> {
+    let mut plan = conversion.plan.clone();
+    plan.builder = None;
+    let mut argv = vec![
+        "buildx".to_string(),
+        "build".into(),
+        "--builder".into(),
+        builder.to_string(),
+    ];
+    argv.extend(plan.to_args());
+    argv
+}
+
+fn step_edits(
+    source: &SourceFile,
+    step: &Step,
+    kaniko: &KanikoStep,
+    conversions: &[Conversion],
+    builder: &str,
+) -> Option<Vec<Edit>> {
+    let mut edits = Vec::new();
+    if let Some(name) = step.name {
+        edits.push(replace_scalar(source, &name.value, DOCKER_BUILDER));
+    }
+    for (call, conversion) in kaniko.calls.iter().zip(conversions) {
+        let argv = build_argv(conversion, builder);
+        match &call.invocation {
+            Invocation::Args => {
+                let args = step.args?;
+                edits.push(replace_args(source, &args.value, &argv)?);
+                if let Some(ep) = step.entrypoint {
+                    let map = step.node.as_map()?;
+                    edits.push(remove_entry(
+                        source,
+                        &map.entries,
+                        ep,
+                        map.flow || source.syntax == Syntax::Json,
+                    ));
+                }
+            }
+            Invocation::Script { node, command, .. } => {
+                let mut words = vec!["docker".to_string()];
+                words.extend(argv.iter().map(|a| shell::render_word(a)));
+                edits.push(script_edit::replace_command(
+                    source,
+                    node,
+                    command.clone(),
+                    &words,
+                )?);
+                if let Some(ep) = step.entrypoint
+                    && ep
+                        .value
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("/busybox/"))
+                {
+                    edits.push(replace_scalar(source, &ep.value, "sh"));
+                }
+            }
+        }
+    }
+    Some(edits)
+}
+
+/// Replaces a scalar keeping its quoting.
+fn replace_scalar(source: &SourceFile, node: &Node, text: &str) -> Edit {
+    let quote = Quote::of_node(node, source.syntax);
+    Edit::replace(
+        node.span.clone(),
+        render::scalar(text, quote, is_in_flow(source, node)),
+    )
+}
+
+/// Whether a node sits inside a flow collection (JSON counts).
+fn is_in_flow(source: &SourceFile, node: &Node) -> bool {
+    if source.syntax == Syntax::Json {
+        return true;
+    }
+    let before = &source.text[..node.span.start];
+    let opens = before.matches(['[', '{']).count();
+    let closes = before.matches([']', '}']).count();
+    opens > closes && before.rfind(['[', '{']) > before.rfind('\n')
+}
+
+/// Column of `offset` in its line.
+fn column(text: &str, offset: usize) -> usize {
+    offset - text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0)
+}
+
+fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0)
+}
+
+/// Renders argv items in the quoting the list uses; values with commas are
+/// always quoted so a flow list cannot split them.
+fn format_items(argv: &[String], quote: Quote, flow: bool) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            if a.contains(',') {
+                render::quoted(a, quote)
+            } else {
+                render::scalar(a, quote, flow)
+            }
+        })
+        .collect()
+}
+
+fn replace_args(source: &SourceFile, node: &Node, argv: &[String]) -> Option<Edit> {
+    let text = &source.text;
+    let nl = "\n";
+    match &node.value {
+        Value::Seq(seq) if !seq.flow && source.syntax != Syntax::Json => {
+            let quote = Quote::of_seq(seq, source.syntax);
+            let first = seq.items.first()?;
+            let pad = " ".repeat(column(text, first.span.start));
+            let items = format_items(argv, quote, false);
+            let body = items
+                .iter()
+                .map(|i| format!("- {i}"))
+                .collect::<Vec<_>>()
+                .join(&format!("{nl}{pad}"));
+            Some(Edit::replace(node.span.clone(), body))
+        }
+        Value::Seq(seq) => {
+            let quote = Quote::of_seq(seq, source.syntax);
+            let items = format_items(argv, quote, true);
+            let layout = flow_layout(source, node, seq.items.first());
+            Some(Edit::replace(
+                node.span.clone(),
+                render::sequence(&items, &layout, nl),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn flow_layout(source: &SourceFile, node: &Node, first: Option<&Item>) -> SeqLayout {
+    let text = &source.text;
+    let written = &text[node.span.clone()];
+    match first {
+        Some(first)
+            if written.contains('\n')
+                && text[node.span.start + 1..first.span.start].contains('\n') =>
+        {
+            SeqLayout::FlowLines {
+                column: column(text, first.span.start),
+                close_column: column(text, node.span.end - 1),
+            }
+        }
+        _ => SeqLayout::FlowInline,
+    }
+}
+
+/// Removes a mapping entry: its whole lines in block style, the entry and
+/// one separating comma in flow style.
+fn remove_entry(source: &SourceFile, entries: &[Entry], entry: &Entry, flow: bool) -> Edit {
+    let text = &source.text;
+    if !flow {
+        let start = line_start(text, entry.span.start);
+        let end = text[entry.span.end..]
+            .find('\n')
+            .map(|i| entry.span.end + i + 1)
+            .unwrap_or(text.len());
+        return Edit::replace(start..end, "");
+    }
+    let pos = entries
+        .iter()
+        .position(|e| e.span == entry.span)
+        .unwrap_or(0);
+    if let Some(next) = entries.get(pos + 1) {
+        Edit::replace(entry.span.start..next.span.start, "")
+    } else if pos > 0 {
+        Edit::replace(entries[pos - 1].span.end..entry.span.end, "")
+    } else {
+        Edit::replace(entry.span.clone(), "")
+    }
+}
+
+/// `--builder NAME` for a docker build that exports cache (KM003);
+/// `docker build` becomes `docker buildx build`.
+fn builder_flag_edits(source: &SourceFile, d: &DockerBuild, builder: &str) -> Vec<Edit> {
+    let text = &source.text;
+    let build_node = &d.items[d.build_item].node;
+    let flow = is_in_flow(source, build_node);
+    let quote = if source.syntax == Syntax::Json {
+        Quote::Json
+    } else {
+        Quote::Plain
+    };
+    let mut new_items: Vec<String> = Vec::new();
+    let mut edits = Vec::new();
+    if d.classic {
+        edits.push(replace_scalar(source, build_node, "buildx"));
+        new_items.push("build".into());
+    }
+    if d.builder.is_none() {
+        new_items.push("--builder".into());
+        new_items.push(builder.into());
+    }
+    if new_items.is_empty() {
+        return edits;
+    }
+    let rendered = format_items(&new_items, quote, flow);
+    let at = build_node.span.end;
+    let insert = if flow {
+        rendered
+            .iter()
+            .map(|i| format!(", {i}"))
+            .collect::<String>()
+    } else {
+        let item = &d.items[d.build_item];
+        let pad = " ".repeat(column(text, item.span.start));
+        rendered.iter().map(|i| format!("\n{pad}- {i}")).collect()
+    };
+    edits.push(Edit::insert(at, insert));
+    edits
+}
+
+/// The setup step's argv.
+fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>, Vec<String>) {
+    let mut create = vec![
+        "buildx".to_string(),
+        "create".into(),
+        "--name".into(),
+        builder.to_string(),
+        "--driver".into(),
+        "docker-container".into(),
+        "--driver-opt".into(),
+        "network=cloudbuild".into(),
+    ];
+    if registry.is_empty() {
+        create.push("--use".into());
+        return (None, create);
+    }
+    // Registry settings live in buildkitd.toml; write it, then create.
+    create.push("--buildkitd-config".into());
+    create.push("buildkitd.toml".into());
+    create.push("--use".into());
+    let lines: Vec<String> = registry
+        .to_toml_lines()
+        .iter()
+        .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
+        .collect();
+    let script = format!(
+        "printf '%s\\n' {} > buildkitd.toml && docker {}",
+        lines.join(" "),
+        create.join(" ")
+    );
+    (Some("sh"), vec!["-c".into(), script])
+}
+
+/// Inserts the setup step before step `before` (and the comments above it).
+fn insert_setup(
+    build: &Build,
+    before: usize,
+    builder: &str,
+    registry: &RegistryConfig,
+    steps: &[StepMigration],
+) -> Edit {
+    let source = build.source;
+    let text = &source.text;
+    let item = build.steps[before].item;
+    let (entrypoint, argv) = setup_argv(builder, registry);
+    let wait_quote = build
+        .steps
+        .iter()
+        .find_map(|s| s.wait_for.and_then(|w| w.value.as_seq()))
+        .map(|seq| Quote::of_seq(seq, source.syntax))
+        .filter(|q| *q != Quote::Plain)
+        .unwrap_or(if source.syntax == Syntax::Json {
+            Quote::Json
+        } else {
+            Quote::Single
+        });
+    // The args style of the first migrated step's list, for consistency.
+    let template_args = steps
+        .iter()
+        .filter(|s| s.edits.is_some())
+        .find_map(|s| s.kaniko.step.args)
+        .or(build.steps[before].args);
+    let steps_flow =
+        build.steps_entry.value.as_seq().is_some_and(|s| s.flow) || source.syntax == Syntax::Json;
+
+    if steps_flow {
+        let json = source.syntax == Syntax::Json;
+        let q = if json { Quote::Json } else { Quote::Plain };
+        let key = |k: &str| {
+            if json {
+                format!("\"{k}\"")
+            } else {
+                k.to_string()
+            }
+        };
+        let arg_items = format_items(&argv, if json { Quote::Json } else { Quote::Single }, true);
+        let mut fields = vec![
+            format!("{}: {}", key("id"), render::scalar(SETUP_ID, q, true)),
+            format!(
+                "{}: {}",
+                key("name"),
+                render::scalar(DOCKER_BUILDER, q, true)
+            ),
+        ];
+        if let Some(ep) = entrypoint {
+            fields.push(format!(
+                "{}: {}",
+                key("entrypoint"),
+                render::scalar(ep, q, true)
+            ));
+        }
+        fields.push(format!("{}: [{}]", key("args"), arg_items.join(", ")));
+        fields.push(format!(
+            "{}: [{}]",
+            key("waitFor"),
+            render::quoted("-", wait_quote)
+        ));
+        let node_start = item.node.span.start;
+        let on_own_line = text[line_start(text, node_start)..node_start]
+            .trim()
+            .is_empty();
+        let first_key = item
+            .node
+            .as_map()
+            .and_then(|m| m.entries.first())
+            .map(|e| e.span.start);
+        return match first_key {
+            Some(k) if on_own_line && text[node_start..k].contains('\n') => {
+                let brace_pad = " ".repeat(column(text, node_start));
+                let key_pad = " ".repeat(column(text, k));
+                let body = fields
+                    .iter()
+                    .map(|f| format!("{key_pad}{f}"))
+                    .collect::<Vec<_>>()
+                    .join(",\n");
+                Edit::insert(
+                    line_start(text, node_start),
+                    format!("{brace_pad}{{\n{body}\n{brace_pad}}},\n"),
+                )
+            }
+            _ => Edit::insert(node_start, format!("{{{}}}, ", fields.join(", "))),
+        };
+    }
+
+    // Block steps: `- id: …` lines at the file's own columns.
+    let dash_col = column(text, item.span.start);
+    let key_col = column(text, item.node.span.start);
+    let first = format!(
+        "{}-{}",
+        " ".repeat(dash_col),
+        " ".repeat(key_col.saturating_sub(dash_col + 1).max(1))
+    );
+    let pad = " ".repeat(key_col);
+    let args_text = match template_args.map(|a| (&a.value, a)) {
+        Some((node, entry)) if matches!(&node.value, Value::Seq(s) if !s.flow) => {
+            let seq = node.as_seq().expect("checked above");
+            let offset = seq
+                .items
+                .first()
+                .map(|i| {
+                    column(text, i.span.start) as isize - column(text, entry.span.start) as isize
+                })
+                .unwrap_or(2)
+                .max(0) as usize;
+            let items = format_items(&argv, Quote::of_seq(seq, source.syntax), false);
+            render::sequence(
+                &items,
+                &SeqLayout::Block {
+                    column: key_col + offset,
+                },
+                "\n",
+            )
+        }
+        Some((node, _)) => {
+            let quote = node
+                .as_seq()
+                .map(|s| Quote::of_seq(s, source.syntax))
+                .unwrap_or(Quote::Plain);
+            format!(
+                " {}",
+                render::sequence(
+                    &format_items(&argv, quote, true),
+                    &SeqLayout::FlowInline,
+                    "\n"
+                )
+            )
+        }
+        None => format!(
+            " {}",
+            render::sequence(
+                &format_items(&argv, Quote::Plain, true),
+                &SeqLayout::FlowInline,
+                "\n"
+            )
+        ),
+    };
+    let mut out = format!("{first}id: {SETUP_ID}\n{pad}name: {DOCKER_BUILDER}\n");
+    if let Some(ep) = entrypoint {
+        out.push_str(&format!("{pad}entrypoint: {ep}\n"));
+    }
+    out.push_str(&format!("{pad}args:{args_text}\n"));
+    out.push_str(&format!(
+        "{pad}waitFor: [{}]\n",
+        render::quoted("-", wait_quote)
+    ));
+    let at = attached_comments_start(text, item.span.start);
+    // Steps separated by blank lines keep that rhythm.
+    if text[..at].ends_with("\n\n") || text[..at].ends_with("\n\r\n") {
+        out.push('\n');
+    }
+    Edit::insert(at, out)
+}
+
+/// The start of the comment lines directly above `offset`'s line (no blank
+/// line between), which belong to the step.
+fn attached_comments_start(text: &str, offset: usize) -> usize {
+    let mut start = line_start(text, offset);
+    while start > 0 {
+        let prev = line_start(text, start - 1);
+        if text[prev..start].trim_start().starts_with('#') {
+            start = prev;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// Makes step `step` wait for the setup step when it could otherwise start
+/// before it.
+fn wait_for_edit(build: &Build, step: &Step, setup_at: usize, inserted: bool) -> Option<Edit> {
+    let source = build.source;
+    let entry = step.wait_for?;
+    let seq = entry.value.as_seq()?;
+    let ids = step.wait_for_ids()?;
+    if ids == ["-"] {
+        let node = &seq.items[0].node;
+        return Some(replace_scalar(source, node, SETUP_ID));
+    }
+    if depends_on_setup(build, &ids, setup_at, inserted, 0) {
+        return None;
+    }
+    let quote = Quote::of_seq(seq, source.syntax);
+    let last = seq.items.last()?;
+    if seq.flow || source.syntax == Syntax::Json {
+        Some(Edit::insert(
+            last.node.span.end,
+            format!(", {}", render::scalar(SETUP_ID, quote, true)),
+        ))
+    } else {
+        let pad = " ".repeat(column(&source.text, last.span.start));
+        Some(Edit::insert(
+            last.span.end,
+            format!("\n{pad}- {}", render::scalar(SETUP_ID, quote, false)),
+        ))
+    }
+}
+
+/// Whether waiting for `ids` implies the setup step has finished.
+fn depends_on_setup(
+    build: &Build,
+    ids: &[String],
+    setup_at: usize,
+    inserted: bool,
+    depth: usize,
+) -> bool {
+    if depth > build.steps.len() {
+        return false; // a waitFor cycle; Cloud Build rejects those anyway
+    }
+    ids.iter().any(|id| {
+        if id == SETUP_ID {
+            return true;
+        }
+        let Some(t) = build
+            .steps
+            .iter()
+            .find(|s| s.id.as_deref() == Some(id.as_str()))
+        else {
+            return false;
+        };
+        if !inserted && t.index == setup_at {
+            return true;
+        }
+        let after = if inserted {
+            t.index >= setup_at
+        } else {
+            t.index > setup_at
+        };
+        match t.wait_for_ids() {
+            None => after,
+            Some(w) if w == ["-"] => false,
+            Some(w) => depends_on_setup(build, &w, setup_at, inserted, depth + 1),
+        }
+    })
+}

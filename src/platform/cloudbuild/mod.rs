@@ -1,0 +1,184 @@
+//! Google Cloud Build: the build's steps, which of them run Kaniko, and the
+//! edits that migrate them.
+
+pub mod docker_steps;
+pub mod kaniko_steps;
+pub mod migrate;
+
+use std::collections::HashMap;
+
+use crate::source::{Entry, Item, Node, SourceError, SourceFile, Value};
+
+/// One build step with the entries kmigrate reads.
+#[derive(Debug)]
+pub struct Step<'a> {
+    pub index: usize,
+    pub item: &'a Item,
+    pub node: &'a Node,
+    pub name: Option<&'a Entry>,
+    pub args: Option<&'a Entry>,
+    pub entrypoint: Option<&'a Entry>,
+    pub script: Option<&'a Entry>,
+    pub id: Option<String>,
+    pub wait_for: Option<&'a Entry>,
+    pub dir: Option<String>,
+}
+
+impl<'a> Step<'a> {
+    /// The `waitFor` ids, `None` when absent.
+    pub fn wait_for_ids(&self) -> Option<Vec<String>> {
+        let seq = self.wait_for?.value.as_seq()?;
+        Some(
+            seq.items
+                .iter()
+                .filter_map(|i| i.node.as_str().map(String::from))
+                .collect(),
+        )
+    }
+
+    /// `args` as strings, resolving an alias if the list is one.
+    pub fn arg_nodes(&self, source: &'a SourceFile) -> Option<&'a [Item]> {
+        let node = &self.args?.value;
+        let node = match &node.value {
+            Value::Alias(name) => source.tree.anchored(name, node.span.start)?,
+            _ => node,
+        };
+        node.as_seq().map(|s| s.items.as_slice())
+    }
+}
+
+/// A Cloud Build config.
+#[derive(Debug)]
+pub struct Build<'a> {
+    pub source: &'a SourceFile,
+    pub steps_entry: &'a Entry,
+    pub steps: Vec<Step<'a>>,
+    /// `substitutions:` defaults.
+    pub substitutions: HashMap<String, String>,
+}
+
+impl<'a> Build<'a> {
+    /// Reads the build; a file without the shape of one is an error that
+    /// names the place.
+    pub fn parse(source: &'a SourceFile) -> Result<Build<'a>, SourceError> {
+        let Some(root) = source.root() else {
+            return Err(SourceError::new(&source.path, "the file is empty")
+                .with_help("a Cloud Build config needs a top-level `steps:` list"));
+        };
+        let Some(map) = root.as_map() else {
+            return Err(source
+                .error_at(
+                    root.span.start,
+                    format!("the top level is a {}, not a mapping", root.kind_name()),
+                )
+                .with_help("a Cloud Build config is a mapping with a `steps:` list"));
+        };
+        let Some(steps_entry) = map.entries.iter().find(|e| e.key.as_str() == Some("steps")) else {
+            return Err(source
+                .error_at(root.span.start, "no `steps:` key")
+                .with_help("a Cloud Build config needs a top-level `steps:` list"));
+        };
+        let Some(seq) = steps_entry.value.as_seq() else {
+            return Err(source
+                .error_at(
+                    steps_entry.value.span.start,
+                    format!("`steps` is a {}, not a list", steps_entry.value.kind_name()),
+                )
+                .with_help("write each step as a list item: `- name: …`"));
+        };
+        let mut steps = Vec::new();
+        for (index, item) in seq.items.iter().enumerate() {
+            let node = &item.node;
+            let Some(m) = node.as_map() else {
+                return Err(source
+                    .error_at(
+                        node.span.start,
+                        format!(
+                            "step {} is a {}, not a mapping",
+                            index + 1,
+                            node.kind_name()
+                        ),
+                    )
+                    .with_help("each step is a mapping with at least `name:`"));
+            };
+            let entry = |k: &str| m.entries.iter().find(|e| e.key.as_str() == Some(k));
+            steps.push(Step {
+                index,
+                item,
+                node,
+                name: entry("name"),
+                args: entry("args"),
+                entrypoint: entry("entrypoint"),
+                script: entry("script"),
+                id: entry("id").and_then(|e| e.value.as_str()).map(String::from),
+                wait_for: entry("waitFor"),
+                dir: entry("dir")
+                    .and_then(|e| e.value.as_str())
+                    .map(String::from),
+            });
+        }
+        let substitutions = root
+            .get("substitutions")
+            .and_then(|s| s.as_map())
+            .map(|m| {
+                m.entries
+                    .iter()
+                    .filter_map(|e| {
+                        Some((e.key.as_str()?.to_string(), e.value.as_str()?.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Build {
+            source,
+            steps_entry,
+            steps,
+            substitutions,
+        })
+    }
+
+    /// Expands `$_X` / `${_X}` user substitutions with their defaults.
+    pub fn substitute(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (k, v) in &self.substitutions {
+            out = out.replace(&format!("${{{k}}}"), v);
+            if k.starts_with('_') {
+                out = out.replace(&format!("${k}"), v);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> SourceFile {
+        SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn reads_steps_and_substitutions() {
+        let s = load(
+            "steps:\n- id: a\n  name: ${_IMG}\n  waitFor: ['-']\n  dir: svc\nsubstitutions:\n  _IMG: gcr.io/kaniko-project/executor:v1\n",
+        );
+        let b = Build::parse(&s).unwrap();
+        assert_eq!(b.steps.len(), 1);
+        assert_eq!(b.steps[0].id.as_deref(), Some("a"));
+        assert_eq!(b.steps[0].dir.as_deref(), Some("svc"));
+        assert_eq!(b.steps[0].wait_for_ids().unwrap(), ["-"]);
+        assert_eq!(b.substitute("${_IMG}"), "gcr.io/kaniko-project/executor:v1");
+    }
+
+    #[test]
+    fn shape_errors_name_the_line() {
+        let e = Build::parse(&load("- a\n- b\n")).unwrap_err();
+        assert!(e.to_string().contains("cloudbuild.yaml:1:1"), "{e}");
+        let e = Build::parse(&load("images: []\nsteps: x\n")).unwrap_err();
+        assert!(e.to_string().contains(":2:8: `steps` is a string"), "{e}");
+        let e = Build::parse(&load("steps:\n- x\n")).unwrap_err();
+        assert!(e.to_string().contains("step 1 is a"), "{e}");
+    }
+}

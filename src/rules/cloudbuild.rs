@@ -1,0 +1,174 @@
+//! Cloud Build findings, one detector per rule, all reading one shared
+//! migration plan.
+
+use std::ops::Range;
+
+use crate::buildx::from_kaniko::{Note, NoteKind};
+use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
+use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
+use crate::platform::cloudbuild::{Build, Step};
+use crate::rules::{Finding, Fix};
+use crate::source::patch::Edit;
+
+/// Every Cloud Build finding.
+pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in &migration.steps {
+        out.push(km001_archived_image(build, migration, s));
+        out.extend(flag_notes(build, migration, s));
+    }
+    out.extend(km003_docker_driver_cache(build, migration));
+    out
+}
+
+fn step_label(step: &Step) -> String {
+    match &step.id {
+        Some(id) => format!("step {} (`{id}`)", step.index + 1),
+        None => format!("step {}", step.index + 1),
+    }
+}
+
+fn fix_for(migration: &Migration, edits: &[Edit], description: String) -> Fix {
+    let mut all = edits.to_vec();
+    all.extend(migration.shared.iter().cloned());
+    Fix {
+        description,
+        edits: all,
+    }
+}
+
+/// Where a step's finding points: its image name, else its first call.
+fn step_span(s: &StepMigration) -> Range<usize> {
+    let step = s.kaniko.step;
+    if s.kaniko.image.is_some()
+        && let Some(name) = step.name
+    {
+        return name.value.span.clone();
+    }
+    s.kaniko
+        .calls
+        .iter()
+        .find_map(|c| match &c.invocation {
+            Invocation::Script { node, .. } => Some(node.span.clone()),
+            Invocation::Args => None,
+        })
+        .or_else(|| step.name.map(|n| n.value.span.clone()))
+        .unwrap_or_else(|| step.item.span.clone())
+}
+
+/// KM001: the step runs Kaniko.
+fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration) -> Finding {
+    let step = s.kaniko.step;
+    let what = match (&s.kaniko.image, step.name.and_then(|n| n.value.as_str())) {
+        (Some(m), Some(name)) => format!(
+            "runs the archived Kaniko image `{}` ({})",
+            build.substitute(name),
+            m.description
+        ),
+        _ => "calls /kaniko/executor, the archived Kaniko builder".to_string(),
+    };
+    let mut f = Finding::new(
+        "KM001",
+        step_span(s),
+        format!("{} {what}", step_label(step)),
+    );
+    match (&s.edits, &s.blocked) {
+        (Some(edits), _) => {
+            f = f
+                .with_help(format!(
+                    "`kmigrate rewrite` turns it into `docker buildx build` on the `{}` docker-container builder with a registry cache",
+                    migration.builder
+                ))
+                .with_fix(fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step))));
+        }
+        (None, Some(why)) => f = f.with_help(format!("not rewritten automatically: {why}")),
+        (None, None) => {}
+    }
+    f
+}
+
+/// The span a note covers: its args, else the step.
+fn note_span(s: &StepMigration, call: Option<&KanikoCall>, note: &Note) -> Range<usize> {
+    let spans: Vec<Range<usize>> = call
+        .map(|c| {
+            c.call.args
+                [note.args.start.min(c.call.args.len())..note.args.end.min(c.call.args.len())]
+                .iter()
+                .filter_map(|a| a.span.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    match (spans.first(), spans.last()) {
+        (Some(a), Some(b)) => a.start..b.end,
+        _ => step_span(s),
+    }
+}
+
+/// KM005, KM010–KM013: what happened to each flag.
+fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Finding> {
+    let _ = build;
+    let mut out = Vec::new();
+    let notes = s
+        .conversions
+        .iter()
+        .zip(s.kaniko.calls.iter().map(Some))
+        .flat_map(|(c, call)| c.notes.iter().map(move |n| (call, n)))
+        .chain(s.notes.iter().map(|n| (None, n)));
+    for (call, note) in notes {
+        let rule = match note.kind {
+            NoteKind::Dropped => "KM010",
+            NoteKind::Changed => "KM011",
+            NoteKind::Manual => "KM012",
+            NoteKind::Malformed => "KM013",
+            NoteKind::CacheTtl => "KM005",
+        };
+        let mut f = Finding::new(rule, note_span(s, call, note), note.message.clone());
+        if let Some(h) = &note.help {
+            f = f.with_help(h.clone());
+        }
+        // Applying the step's rewrite is what resolves a dropped or changed flag.
+        if let Some(edits) = &s.edits
+            && matches!(
+                note.kind,
+                NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
+            )
+        {
+            f = f.with_fix(fix_for(
+                migration,
+                edits,
+                format!(
+                    "rewrite {} to docker buildx build",
+                    step_label(s.kaniko.step)
+                ),
+            ));
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// KM003: a cache export on the default docker driver.
+fn km003_docker_driver_cache(build: &Build, migration: &Migration) -> Vec<Finding> {
+    migration
+        .driver_fixes
+        .iter()
+        .map(|d| {
+            let step = &build.steps[d.step];
+            let span = step.args.map(|a| a.value.span.clone()).unwrap_or_else(|| step.item.span.clone());
+            Finding::new(
+                "KM003",
+                span,
+                format!(
+                    "{} exports cache (`--cache-to {}`) but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
+                    step_label(step),
+                    d.cache_exports[0]
+                ),
+            )
+            .with_help(format!(
+                "create a builder first (`docker buildx create --name {b} --driver docker-container --use`) and pass `--builder {b}`; `kmigrate rewrite` does both",
+                b = migration.builder
+            ))
+            .with_fix(fix_for(migration, &d.edits, format!("run {} on the `{}` docker-container builder", step_label(step), migration.builder)))
+        })
+        .collect()
+}
