@@ -301,3 +301,49 @@ fn registry_credentials_are_used_but_never_appear_in_output_or_image() {
         }
     }
 }
+
+#[test]
+fn run_gets_private_etc_files_that_reach_neither_host_nor_layer() {
+    let Some((_reg, base)) = setup() else { return };
+    let host_resolv = std::fs::read("/etc/resolv.conf").ok();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {base}\nRUN grep -q localhost /etc/hosts && test \"$(cat /etc/hostname)\" = buildkitsandbox && \
+             echo 'nameserver 192.0.2.1' > /etc/resolv.conf && echo '192.0.2.2 evil' >> /etc/hosts && echo kept > /etc/kept\n"
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    ok(&kmigrate_build(
+        state.path(),
+        &[
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+            ctx.path().to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read("/etc/resolv.conf").ok(),
+        host_resolv,
+        "host resolv.conf changed"
+    );
+    assert!(
+        !std::fs::read_to_string("/etc/hosts")
+            .unwrap_or_default()
+            .contains("192.0.2.2")
+    );
+    let d = dest.path();
+    assert_eq!(
+        std::fs::read_to_string(d.join("etc/kept")).unwrap(),
+        "kept\n"
+    );
+    assert!(
+        !d.join("etc/resolv.conf").exists(),
+        "placeholder leaked into the image"
+    );
+    assert!(!d.join("etc/hosts").exists());
+    assert!(!d.join("etc/hostname").exists());
+}

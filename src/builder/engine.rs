@@ -673,6 +673,10 @@ impl<'a> Engine<'a> {
                     env.push(("HOME".into(), super::user::home(&root, uid)));
                 }
                 let log_path = self.store.temp_file_path("run-log");
+                let scratch = self.store.temp_dir("etc").map_err(io_err("work dir"))?;
+                self.work_dirs.push(scratch.clone());
+                let etc = sandbox::EtcFiles::prepare(&root, &scratch)
+                    .map_err(io_err("preparing /etc files for RUN"))?;
                 let spec = sandbox::RunSpec {
                     rootfs: root.clone(),
                     argv: argv.clone(),
@@ -681,8 +685,11 @@ impl<'a> Engine<'a> {
                     uid,
                     gid,
                     groups,
+                    binds: etc.binds.clone(),
                 };
-                let out = sandbox::run(&spec, &log_path).map_err(|e| {
+                let res = sandbox::run(&spec, &log_path);
+                etc.cleanup();
+                let out = res.map_err(|e| {
                     BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line))
                 })?;
                 let _ = fs::remove_file(&log_path);

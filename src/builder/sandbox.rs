@@ -53,6 +53,59 @@ pub struct RunSpec {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// Files bind-mounted over paths inside the root (host file, target);
+    /// see [`EtcFiles`].
+    pub binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` for a RUN, as Docker
+/// provides them: private copies bind-mounted over the image's files (or
+/// over placeholders created for the run and removed after it), so a RUN
+/// can resolve names and nothing it writes there reaches a layer or the host.
+#[derive(Debug, Default)]
+pub struct EtcFiles {
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    placeholders: Vec<PathBuf>,
+}
+
+impl EtcFiles {
+    /// Prepares the files under `scratch` for the root `root`. A target that
+    /// is a symlink or a directory in the image is left alone.
+    pub fn prepare(root: &Path, scratch: &Path) -> io::Result<Self> {
+        let mut me = Self::default();
+        let etc = super::fsutil::secure_join(root, "/etc", true)?;
+        if !etc.starts_with(root) || !fs::symlink_metadata(&etc).is_ok_and(|m| m.is_dir()) {
+            return Ok(me);
+        }
+        let resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
+        let files: [(&str, Vec<u8>); 3] = [
+            ("resolv.conf", resolv),
+            ("hosts", b"127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_vec()),
+            ("hostname", b"buildkitsandbox\n".to_vec()),
+        ];
+        for (name, content) in files {
+            let target = etc.join(name);
+            match fs::symlink_metadata(&target) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => continue,
+                Err(_) => {
+                    fs::File::create(&target)?;
+                    me.placeholders.push(target.clone());
+                }
+            }
+            let src = scratch.join(name);
+            fs::write(&src, content)?;
+            me.binds.push((src, target));
+        }
+        Ok(me)
+    }
+
+    /// Removes the placeholders created by [`EtcFiles::prepare`].
+    pub fn cleanup(&self) {
+        for p in &self.placeholders {
+            let _ = fs::remove_file(p);
+        }
+    }
 }
 
 /// Outcome of a run: exit code (128+signal when killed) and combined output.
@@ -131,6 +184,11 @@ pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
         ))
     })
     .collect::<io::Result<_>>()?;
+    let binds: Vec<(CString, CString)> = spec
+        .binds
+        .iter()
+        .map(|(a, b)| Ok((cpath(a)?, cpath(b)?)))
+        .collect::<io::Result<_>>()?;
     let uid_map = format!("0 {host_uid} 1\n");
     let gid_map = format!("0 {host_gid} 1\n");
     let groups: Vec<Gid> = spec.groups.iter().map(|g| Gid::from_raw(*g)).collect();
@@ -215,6 +273,15 @@ pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
                 return Err(io::Error::last_os_error());
             }
             unsafe { nix::libc::close(fd) };
+            mount(
+                Some(src.as_c_str()),
+                dst.as_c_str(),
+                None::<&std::ffi::CStr>,
+                MsFlags::MS_BIND,
+                None::<&std::ffi::CStr>,
+            )?;
+        }
+        for (src, dst) in &binds {
             mount(
                 Some(src.as_c_str()),
                 dst.as_c_str(),
