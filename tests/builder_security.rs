@@ -264,6 +264,42 @@ fn registry_credentials_are_used_but_never_appear_in_output_or_image() {
     );
     let no_creds_text = fail_text(&no_creds);
     assert!(no_creds_text.contains("docker login"), "{no_creds_text}");
+    // The same registry through a credential helper (credHelpers).
+    let helper_dir = tempfile::tempdir().unwrap();
+    let helper = helper_dir.path().join("docker-credential-ktest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n[ \"$server\" = \"{}\" ] || exit 1\n\
+             echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"builduser\",\"Secret\":\"{password}\"}}'\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let hcfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        hcfg.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"ktest"}}}}"#, reg.addr),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        helper_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let s3 = tempfile::tempdir().unwrap();
+    let helper_text = ok(&kmigrate_build_env(
+        s3.path(),
+        &["-t", &format!("{}/cred/helper:1", reg.addr), "--push", c],
+        &[
+            ("DOCKER_CONFIG", hcfg.path().to_str().unwrap()),
+            ("PATH", &path),
+        ],
+    ));
     // A failing push to a host with credentials configured.
     let bad = kmigrate_build_env(
         state.path(),
@@ -271,7 +307,7 @@ fn registry_credentials_are_used_but_never_appear_in_output_or_image() {
         &env,
     );
     let bad_text = fail_text(&bad);
-    for t in [&text, &no_creds_text, &bad_text] {
+    for t in [&text, &no_creds_text, &bad_text, &helper_text] {
         assert!(
             !t.contains(password) && !t.contains(&b64),
             "credential leaked:\n{t}"

@@ -113,6 +113,9 @@ pub struct Client {
     agent: ureq::Agent,
     cfg: RegistryConfig,
     auths: HashMap<String, String>,
+    /// `credHelpers` (registry -> helper suffix) and `credsStore`.
+    helpers: HashMap<String, String>,
+    store: Option<String>,
     tokens: HashMap<(String, String), String>,
 }
 
@@ -135,11 +138,17 @@ impl Client {
             .timeout_connect(Some(std::time::Duration::from_secs(10)))
             .build()
             .into();
-        let auths = load_auths(cfg.docker_config.as_deref());
+        let DockerAuth {
+            auths,
+            helpers,
+            store,
+        } = load_auths(cfg.docker_config.as_deref());
         Self {
             agent,
             cfg,
             auths,
+            helpers,
+            store,
             tokens: HashMap::new(),
         }
     }
@@ -305,7 +314,16 @@ impl Client {
                 String::new()
             },
         ];
-        keys.iter().find_map(|k| self.auths.get(k).cloned())
+        if let Some(b) = keys.iter().find_map(|k| self.auths.get(k).cloned()) {
+            return Some(b);
+        }
+        let helper = self.helpers.get(registry).or(self.store.as_ref())?;
+        let server = if registry == "docker.io" {
+            "https://index.docker.io/v1/"
+        } else {
+            registry
+        };
+        credential_helper(helper, server)
     }
 
     /// Fetches a manifest (or index) by tag or digest.
@@ -556,23 +574,64 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Reads `auths` from the Docker config: registry -> base64 `user:pass`.
-fn load_auths(path: Option<&Path>) -> HashMap<String, String> {
+/// Credentials configured in a Docker `config.json`.
+#[derive(Debug, Default)]
+struct DockerAuth {
+    /// registry -> base64 `user:pass`.
+    auths: HashMap<String, String>,
+    helpers: HashMap<String, String>,
+    store: Option<String>,
+}
+
+/// Asks `docker-credential-<helper> get` for a server's credentials and
+/// returns them as base64 `user:secret`. Failures mean "no credentials".
+fn credential_helper(helper: &str, server: &str) -> Option<String> {
+    use std::process::{Command, Stdio};
+    if !helper
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return None;
+    }
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let user = v.get("Username")?.as_str()?;
+    let secret = v.get("Secret")?.as_str()?;
+    if user == "<token>" {
+        // Identity tokens need an OAuth2 refresh flow, which is not implemented.
+        return None;
+    }
+    Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
+}
+
+/// Reads `auths`, `credHelpers` and `credsStore` from the Docker config.
+fn load_auths(path: Option<&Path>) -> DockerAuth {
     let path = match path {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("DOCKER_CONFIG") {
             Some(d) => Path::new(&d).join("config.json"),
             None => match std::env::var_os("HOME") {
                 Some(h) => Path::new(&h).join(".docker/config.json"),
-                None => return HashMap::new(),
+                None => return DockerAuth::default(),
             },
         },
     };
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return HashMap::new();
+        return DockerAuth::default();
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return HashMap::new();
+        return DockerAuth::default();
     };
     let mut out = HashMap::new();
     if let Some(auths) = v.get("auths").and_then(|a| a.as_object()) {
@@ -596,7 +655,25 @@ fn load_auths(path: Option<&Path>) -> HashMap<String, String> {
             }
         }
     }
-    out
+    let helpers = v
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let store = v
+        .get("credsStore")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    DockerAuth {
+        auths: out,
+        helpers,
+        store,
+    }
 }
 
 #[cfg(test)]
@@ -639,7 +716,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("config.json");
         std::fs::write(&p, r#"{"auths":{"https://reg.example:5000":{"auth":"dTpw"},"o.example":{"username":"u","password":"p"}}}"#).unwrap();
-        let a = load_auths(Some(&p));
+        let a = load_auths(Some(&p)).auths;
         assert_eq!(a["reg.example:5000"], "dTpw");
         assert_eq!(a["o.example"], "dTpw");
     }
