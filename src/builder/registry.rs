@@ -425,19 +425,38 @@ impl Client {
         if self.has_blob(registry, repo, d)? {
             return Ok(0);
         }
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        self.push_blob_bytes(registry, repo, d, &data)?;
-        Ok(data.len() as u64)
+        let put = self.start_upload(registry, repo, d)?;
+        let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len();
+        // The POST above answered any auth challenge for this repository's
+        // push scope; the streamed PUT reuses that authorization.
+        let auth = self.auth_header(registry, &format!("repository:{repo}:pull,push"));
+        let mut req = ureq::http::Request::builder()
+            .method("PUT")
+            .uri(&put)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", len.to_string());
+        if let Some(a) = &auth {
+            req = req.header("Authorization", a.as_str());
+        }
+        let req = req
+            .body(ureq::SendBody::from_reader(&mut f))
+            .map_err(|e| format!("PUT {}: {e}", redact(&put)))?;
+        let resp = self
+            .agent
+            .run(req)
+            .map_err(|e| format!("PUT {}: {e}", redact(&put)))?;
+        let status = resp.status().as_u16();
+        if status != 201 {
+            return Err(format!(
+                "{registry}/{repo}: uploading blob {d}: HTTP {status}"
+            ));
+        }
+        Ok(len)
     }
 
-    /// Monolithic upload: POST then PUT with the digest.
-    pub fn push_blob_bytes(
-        &mut self,
-        registry: &str,
-        repo: &str,
-        d: &str,
-        data: &[u8],
-    ) -> Result<()> {
+    /// Starts an upload session; returns the PUT URL carrying the digest.
+    fn start_upload(&mut self, registry: &str, repo: &str, d: &str) -> Result<String> {
         let base = self.base(registry);
         let url = format!("{base}/v2/{repo}/blobs/uploads/");
         let resp = self.send(
@@ -466,7 +485,18 @@ impl Client {
             loc
         };
         let sep = if loc.contains('?') { '&' } else { '?' };
-        let put = format!("{loc}{sep}digest={d}");
+        Ok(format!("{loc}{sep}digest={d}"))
+    }
+
+    /// Monolithic upload of bytes: POST then PUT with the digest.
+    pub fn push_blob_bytes(
+        &mut self,
+        registry: &str,
+        repo: &str,
+        d: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        let put = self.start_upload(registry, repo, d)?;
         let len = data.len().to_string();
         let resp = self.send(
             "PUT",
