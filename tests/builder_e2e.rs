@@ -78,6 +78,35 @@ fn cold_then_warm_from_registry_cache_is_fully_cached_with_same_digest() {
         blobs <= 3,
         "only config/manifest blobs expected, found {blobs}"
     );
+
+    // Fresh state pushing to a new repository: layers are mounted across
+    // repositories (base and cache repos), still without downloading them.
+    let copy = format!("{}/app/e2e-copy:1", reg.addr);
+    let s3 = tempfile::tempdir().unwrap();
+    let out3 = ok(&kmigrate_build(
+        s3.path(),
+        &["-t", &copy, "--push", "--cache-from", &cache_from, ctxs],
+    ));
+    assert_eq!(counts(&out3), (0, 3), "{out3}");
+    assert_eq!(image_digest(&out3), d1);
+    let blobs = std::fs::read_dir(s3.path().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert!(
+        blobs <= 3,
+        "layers were downloaded instead of mounted: {blobs} blobs"
+    );
+    let mut c = reg.client();
+    let rc = kmigrate::builder::registry::Reference::parse(&copy).unwrap();
+    let m: kmigrate::builder::image::Manifest =
+        serde_json::from_slice(&c.get_manifest(&rc, "1").unwrap().bytes).unwrap();
+    for l in m.layers.iter().chain([&m.config]) {
+        assert!(
+            c.has_blob(&rc.registry, &rc.repository, &l.digest).unwrap(),
+            "{} missing",
+            l.digest
+        );
+    }
 }
 
 /// The library API `verify` uses: report fields, captured logs, and

@@ -158,15 +158,7 @@ impl Engine<'_> {
                 let r = Reference::parse(raw)?;
                 let mut n = 0;
                 for l in &man.layers {
-                    if !self
-                        .client
-                        .has_blob(&r.registry, &r.repository, &l.digest)?
-                    {
-                        let p = self.ensure_blob(&l.digest).map_err(|e| e.to_string())?;
-                        n += self
-                            .client
-                            .push_blob(&r.registry, &r.repository, &l.digest, &p)?;
-                    }
+                    n += self.copy_blob_to(&r.registry, &r.repository, &l.digest)?;
                 }
                 self.client.push_blob_bytes(
                     &r.registry,

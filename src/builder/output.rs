@@ -113,16 +113,8 @@ impl Engine<'_> {
         let r = Reference::parse(name).map_err(BuildError::Usage)?;
         let e = |m: String| BuildError::Io(format!("pushing {name}: {m}"));
         for l in &fin.layers {
-            if !self
-                .client
-                .has_blob(&r.registry, &r.repository, &l.digest)
-                .map_err(e)?
-            {
-                let p = self.ensure_blob(&l.digest)?;
-                self.client
-                    .push_blob(&r.registry, &r.repository, &l.digest, &p)
-                    .map_err(e)?;
-            }
+            self.copy_blob_to(&r.registry, &r.repository, &l.digest)
+                .map_err(e)?;
         }
         let cd = digest::sha256_digest(cfg_bytes);
         if !self

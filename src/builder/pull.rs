@@ -182,4 +182,31 @@ impl Engine<'_> {
             .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
         Ok((m, digest, BlobSource::Dir(dir)))
     }
+
+    /// Makes `digest` present in `registry/repo`: nothing if it is there, a
+    /// cross-repository mount when the blob is known in another repository
+    /// of the same registry, else an upload (fetching it first if needed).
+    /// Returns the bytes uploaded.
+    pub(crate) fn copy_blob_to(
+        &mut self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+    ) -> Result<u64, String> {
+        if self.client.has_blob(registry, repo, digest)? {
+            return Ok(0);
+        }
+        if let Some(BlobSource::Registry {
+            registry: from_reg,
+            repo: from,
+        }) = self.blob_sources.get(digest).cloned()
+            && from_reg == registry
+            && from != repo
+            && self.client.mount_blob(registry, repo, digest, &from)?
+        {
+            return Ok(0);
+        }
+        let p = self.ensure_blob(digest).map_err(|e| e.to_string())?;
+        self.client.push_blob(registry, repo, digest, &p)
+    }
 }

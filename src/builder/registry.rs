@@ -455,6 +455,26 @@ impl Client {
         Ok(len)
     }
 
+    /// Cross-repository mount within one registry; true when the registry
+    /// linked the blob (HTTP 201) so nothing needs uploading.
+    pub fn mount_blob(&mut self, registry: &str, repo: &str, d: &str, from: &str) -> Result<bool> {
+        digest::validate(d)?;
+        let url = format!(
+            "{}/v2/{repo}/blobs/uploads/?mount={d}&from={}",
+            self.base(registry),
+            urlencode(from)
+        );
+        let resp = self.send(
+            "POST",
+            registry,
+            repo,
+            &url,
+            &[("Content-Length", "0")],
+            Some(&[]),
+        )?;
+        Ok(resp.status().as_u16() == 201)
+    }
+
     /// Starts an upload session; returns the PUT URL carrying the digest.
     fn start_upload(&mut self, registry: &str, repo: &str, d: &str) -> Result<String> {
         let base = self.base(registry);
