@@ -319,7 +319,7 @@ fn copy_flags_add_archives_users_and_oci_layout_base() {
                 "Dockerfile",
                 &format!(
                     "ARG BASE={base}\nFROM $BASE\nADD files.tar.gz /unpacked/\nCOPY --chown=nobody:nogroup --chmod=600 secret.txt /s/secret.txt\n\
-             COPY a.txt b.txt /multi/\nCOPY dir /dirdest\nUSER nobody\nRUN id -u > /tmp/uid && echo $HOME > /tmp/home\n\
+             COPY a.txt b.txt /multi/\nCOPY dir /dirdest\nCOPY --from=$BASE /etc/passwd /from-image/\nUSER nobody\nRUN id -u > /tmp/uid && echo $HOME > /tmp/home\n\
              LABEL org.example.k=v\nEXPOSE 8080\nENTRYPOINT [\"/bin/sh\"]\n"
                 ),
             ),
@@ -361,6 +361,11 @@ fn copy_flags_add_archives_users_and_oci_layout_base() {
         "y"
     );
     assert!(!d.join("dirdest/dir").exists());
+    assert!(
+        std::fs::read_to_string(d.join("from-image/passwd"))
+            .unwrap()
+            .contains("nobody")
+    );
     assert_eq!(
         std::fs::read_to_string(d.join("tmp/uid")).unwrap(),
         "65534\n"

@@ -45,6 +45,7 @@ impl Engine<'_> {
         si: usize,
         ins: &Instruction,
         vars: &std::collections::BTreeMap<String, String>,
+        from_flag: Option<&str>,
     ) -> R<CopyPlan> {
         let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
         let is_add = ins.keyword == "ADD";
@@ -101,7 +102,7 @@ impl Engine<'_> {
                 })?),
                 None => None,
             };
-        let from = match ins.flag("from") {
+        let from = match from_flag {
             None => From::Context,
             Some(f) => {
                 let lower = f.to_ascii_lowercase();

@@ -267,7 +267,7 @@ impl<'a> Engine<'a> {
             for ins in &stages[i].body {
                 if let Some(f) = ins.flag("from")
                     && matches!(ins.keyword.as_str(), "COPY" | "ADD")
-                    && let Some(j) = find_stage(f, i)
+                    && let Some(j) = find_stage(&words::expand(f, &globals).unwrap_or_default(), i)
                 {
                     todo.push(j);
                 }
@@ -580,7 +580,14 @@ impl<'a> Engine<'a> {
             );
             (extras, Action::Run(as_cmd(&ins.args)))
         } else {
-            let plan = self.plan_copy(df, ctx, st, done, names, si, ins, &vars)?;
+            // `--from` may name an image through an ARG, global ones included.
+            let mut from_vars = globals.clone();
+            from_vars.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let from = match ins.flag("from") {
+                Some(f) => Some(words::expand(f, &from_vars).map_err(err)?),
+                None => None,
+            };
+            let plan = self.plan_copy(df, ctx, st, done, names, si, ins, &vars, from.as_deref())?;
             (plan.key_extras.clone(), Action::Copy(plan))
         };
         let key = cache::next_key(&st.key, kw, &text, &extras);
