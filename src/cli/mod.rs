@@ -1,5 +1,6 @@
 //! Command-line surface: argument handling and exit codes only.
 
+mod build;
 mod check;
 mod diagnostic;
 mod report;
@@ -34,6 +35,8 @@ pub enum Command {
     Explain(rules::ExplainArgs),
     /// Show the effective configuration (`kmigrate config --show`).
     Config(rules::ConfigArgs),
+    /// Build an image daemonless from `docker buildx build` flags.
+    Build(build::BuildCmd),
 }
 
 /// Entry point used by `main`.
@@ -46,5 +49,6 @@ pub fn main() -> ExitCode {
         Command::Rules => rules::rules(),
         Command::Explain(args) => rules::explain(args),
         Command::Config(args) => rules::config(args),
+        Command::Build(cmd) => build::run(cmd),
     }
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Benchmark (figures, not a test): a reference Dockerfile (busybox base, 3 RUN,
+# 2 COPY of a ~20 MB context) built cold and warm by `kmigrate build` and by
+# the Docker Engine classic builder (DOCKER_BUILDKIT=0) in the same run.
+#
+#   cold kmigrate: empty state dir, exports a mode=max registry cache
+#   warm kmigrate: empty state dir again, --cache-from that registry cache
+#   cold docker:   no images, no build cache (base pulled from the registry)
+#   warm docker:   rebuild with the engine's local cache
+#
+# Needs root, docker-registry, busybox-static and docker.io (see scripts/test.sh).
+# Usage: scripts/bench-build.sh [RUNS]   (default 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+for c in docker-registry dockerd docker; do
+  command -v "$c" >/dev/null || { echo "missing $c (apt-get install docker-registry busybox-static docker.io)" >&2; exit 1; }
+done
+[ -x /bin/busybox ] || { echo "missing /bin/busybox (busybox-static)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "run as root (RUN needs namespaces; dockerd needs root)" >&2; exit 1; }
+
+cargo build --release --locked -q
+K=$PWD/target/release/kmigrate
+W=$(mktemp -d /tmp/kmigrate-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+PORT=$(free_port)
+REG=127.0.0.1:$PORT
+cat > "$W/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $W/registry
+http:
+  addr: $REG
+YML
+docker-registry serve "$W/registry.yml" >"$W/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+SOCK=unix://$W/docker.sock
+dockerd --data-root "$W/docker-data" --exec-root "$W/docker-exec" -H "$SOCK" --pidfile "$W/docker.pid" \
+  --bridge=none --iptables=false >"$W/dockerd.log" 2>&1 &
+pids+=($!)
+D() { docker -H "$SOCK" "$@"; }
+for _ in $(seq 300); do D version >/dev/null 2>&1 && break; sleep 0.2; done
+D version >/dev/null || { echo "dockerd did not start; see $W/dockerd.log" >&2; cat "$W/dockerd.log" >&2; exit 1; }
+
+# Base image: built by kmigrate itself from the static busybox.
+mkdir -p "$W/base"
+cp /bin/busybox "$W/base/busybox"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$W/base/passwd"
+cat > "$W/base/Dockerfile" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+COPY passwd /etc/passwd
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CMD ["sh"]
+DF
+"$K" build --progress=quiet --state-dir "$W/base-state" -t "$REG/bench/busybox:1" --push "$W/base" >/dev/null
+
+# Reference context: ~20 MB in two COPY sources.
+CTX=$W/ctx
+mkdir -p "$CTX/assets"
+for i in $(seq 1 8); do head -c 2500000 /dev/urandom > "$CTX/assets/blob$i.bin"; done
+seq 1 20000 > "$CTX/app.txt"
+cat > "$CTX/Dockerfile" <<DF
+FROM $REG/bench/busybox:1
+RUN mkdir -p /opt/app && echo prepared > /opt/app/stage
+COPY assets/ /opt/app/assets/
+RUN sha256sum /opt/app/assets/* > /opt/app/assets.sha256
+COPY app.txt /opt/app/app.txt
+RUN wc -l /opt/app/app.txt > /opt/app/lines && rm /opt/app/stage
+CMD ["cat", "/opt/app/lines"]
+DF
+du -sh "$CTX" | awk '{print "context size: "$1}'
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+k_cold=(); k_warm=(); d_cold=(); d_warm=()
+CACHE="$REG/bench/cache:buildcache"
+for r in $(seq 1 "$RUNS"); do
+  rm -rf "$W/s-cold" "$W/s-warm"
+  t0=$(now)
+  "$K" build --progress=quiet --state-dir "$W/s-cold" -t "$REG/bench/app:k$r" --push \
+    --cache-to "type=registry,ref=$CACHE,mode=max" --provenance=false \
+    --metadata-file "$W/meta-cold.json" "$CTX" >/dev/null
+  t1=$(now); k_cold+=("$(elapsed "$t0" "$t1")")
+  digest=$("$K" build --progress=quiet --state-dir "$W/s-warm" -t "$REG/bench/app:k$r" --push \
+    --cache-from "type=registry,ref=$CACHE" "$CTX")
+  t2=$(now); k_warm+=("$(elapsed "$t1" "$t2")")
+  grep -q "\"containerimage.digest\": \"$digest\"" "$W/meta-cold.json" \
+    || { echo "warm build produced another digest than the cold one" >&2; exit 1; }
+  # The warm run must have executed nothing.
+  "$K" build --progress=plain --state-dir "$W/s-warm2-$r" --cache-from "type=registry,ref=$CACHE" "$CTX" 2>&1 \
+    | grep -q '0 executed, 3 cached\|0 executed, 5 cached' || { echo "warm build executed steps" >&2; exit 1; }
+  rm -rf "$W/s-warm2-$r"
+
+  D rmi -f bench-docker:1 "$REG/bench/busybox:1" >/dev/null 2>&1 || true
+  D builder prune -af >/dev/null 2>&1 || true
+  D image prune -af >/dev/null 2>&1 || true
+  t0=$(now)
+  DOCKER_BUILDKIT=0 D build -q --network none -t bench-docker:1 "$CTX" >/dev/null 2>"$W/docker-build.err" || { cat "$W/docker-build.err" >&2; exit 1; }
+  t1=$(now); d_cold+=("$(elapsed "$t0" "$t1")")
+  DOCKER_BUILDKIT=0 D build -q --network none -t bench-docker:1 "$CTX" >/dev/null 2>"$W/docker-build.err" || { cat "$W/docker-build.err" >&2; exit 1; }
+  t2=$(now); d_warm+=("$(elapsed "$t1" "$t2")")
+  echo "run $r: kmigrate cold ${k_cold[-1]}s warm ${k_warm[-1]}s | docker classic cold ${d_cold[-1]}s warm ${d_warm[-1]}s (image $digest)"
+done
+
+kc=$(printf '%s\n' "${k_cold[@]}" | median)
+kw=$(printf '%s\n' "${k_warm[@]}" | median)
+dc=$(printf '%s\n' "${d_cold[@]}" | median)
+dw=$(printf '%s\n' "${d_warm[@]}" | median)
+echo
+echo "medians over $RUNS runs (seconds):"
+printf '  kmigrate cold (empty store, exports registry cache): %s\n' "$kc"
+printf '  kmigrate warm (empty store, --cache-from registry):  %s\n' "$kw"
+printf '  docker classic cold (no images, no cache):           %s\n' "$dc"
+printf '  docker classic warm (local cache):                   %s\n' "$dw"
+awk -v kc="$kc" -v kw="$kw" -v dc="$dc" 'BEGIN{
+  printf "ratios: kmigrate cold / docker cold = %.2f (goal <= 1.00)\n", kc/dc;
+  printf "        kmigrate warm / kmigrate cold = %.2f (goal <= 0.25)\n", kw/kc }'

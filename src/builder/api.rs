@@ -1,0 +1,134 @@
+//! Public types of the builder API: options, report, errors.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use super::dockerfile::DockerfileError;
+use super::registry::RegistryConfig;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Progress {
+    /// The caller's choice of a live view or plain lines; the library treats
+    /// it as [`Progress::Plain`] (the CLI picks [`Progress::Tty`] when stderr
+    /// is a terminal).
+    #[default]
+    Auto,
+    /// A live spinner per step on stderr (indicatif): step, running/cached/
+    /// done, elapsed time, layer size.
+    Tty,
+    /// One line per event, BuildKit style (`#3 [2/4] RUN ...`, `#3 CACHED`).
+    Plain,
+    /// Only errors.
+    Quiet,
+}
+
+impl Progress {
+    pub fn parse(s: Option<&str>) -> Result<Self, String> {
+        match s {
+            None | Some("auto") => Ok(Self::Auto),
+            Some("tty") => Ok(Self::Tty),
+            Some("plain") | Some("rawjson") => Ok(Self::Plain),
+            Some("quiet") | Some("none") => Ok(Self::Quiet),
+            Some(o) => Err(format!(
+                "invalid --progress {o:?}: use auto, plain or quiet"
+            )),
+        }
+    }
+}
+
+/// Where build logs go; shared so callers can capture them.
+pub type LogSink = Arc<Mutex<dyn Write + Send>>;
+
+/// Options that are not part of the `docker buildx build` flags.
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// Local state: content store, local cache records, work directories.
+    /// Deleting it makes the next build cold (except for `--cache-from`).
+    pub state_dir: PathBuf,
+    /// Insecure (plain HTTP) registries, registry host rewrites and the
+    /// Docker `config.json` to read credentials from.
+    pub registry: RegistryConfig,
+    pub progress: Progress,
+    /// Log output (progress lines, RUN output, warnings, summary).
+    pub log: LogSink,
+}
+
+impl BuildOptions {
+    /// Options with logs on stderr.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            registry: RegistryConfig::default(),
+            progress: Progress::Auto,
+            log: Arc::new(Mutex::new(std::io::stderr())),
+        }
+    }
+}
+
+/// One Dockerfile step as it ran.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// Stage name or index.
+    pub stage: String,
+    /// Dockerfile line of the instruction.
+    pub line: usize,
+    /// The instruction text (after variable expansion for metadata steps).
+    pub instruction: String,
+    /// Whether a RUN/COPY/ADD step was served from cache (`false` for
+    /// metadata steps, which are never executed either).
+    pub cached: bool,
+    /// Whether the step ran (RUN executed, COPY/ADD copied files).
+    pub executed: bool,
+    pub duration: Duration,
+    /// The step's cache key (`kmigrate-key-v1`).
+    pub key: String,
+    /// Digest of the step's layer, if it has one.
+    pub layer: Option<String>,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    pub steps: Vec<StepRecord>,
+    /// RUN/COPY/ADD steps executed.
+    pub executed: usize,
+    /// RUN/COPY/ADD steps served from cache.
+    pub cached: usize,
+    /// Digest of the image manifest (`containerimage.digest`).
+    pub manifest_digest: String,
+    /// Digest of the image config.
+    pub config_digest: String,
+    /// Bytes uploaded or written by cache exports (blobs not already there).
+    pub cache_bytes_exported: u64,
+    /// Refs pushed, as `name@digest`.
+    pub pushed: Vec<String>,
+    /// Image names (`-t` and `name=`).
+    pub names: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// A build failure.
+#[derive(Debug, Error, Diagnostic)]
+pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Dockerfile(#[from] Box<DockerfileError>),
+    /// Invalid flags or options.
+    #[error("{0}")]
+    #[diagnostic(code(kmigrate::build::usage))]
+    Usage(String),
+    /// A step failed (message names the step).
+    #[error("{0}")]
+    #[diagnostic(code(kmigrate::build::step))]
+    Step(String),
+    /// Registry, cache or output failure.
+    #[error("{0}")]
+    #[diagnostic(code(kmigrate::build::io))]
+    Io(String),
+}

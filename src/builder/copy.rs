@@ -1,0 +1,426 @@
+//! COPY and ADD: planning (sources, destination, cache-key extras) and
+//! execution into a stage root with Docker's directory semantics.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::api::BuildError;
+use super::context::{self, Context};
+use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::engine::{Engine, R, StageState, io_err};
+use super::fsutil;
+use super::glob;
+use super::words;
+
+/// Where sources come from.
+#[derive(Debug, Clone)]
+pub enum From {
+    Context,
+    Stage(usize),
+    Image(String),
+}
+
+/// A planned COPY/ADD.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    pub key_extras: String,
+    pub from: From,
+    pub patterns: Vec<String>,
+    pub dest: String,
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    pub is_add: bool,
+}
+
+impl Engine<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plan_copy(
+        &mut self,
+        df: &Dockerfile,
+        ctx: &Context,
+        st: &StageState,
+        done: &mut [Option<StageState>],
+        names: &[Option<String>],
+        si: usize,
+        ins: &Instruction,
+        vars: &std::collections::BTreeMap<String, String>,
+        from_flag: Option<&str>,
+    ) -> R<CopyPlan> {
+        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
+        let is_add = ins.keyword == "ADD";
+        for (f, _) in &ins.flags {
+            if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") {
+                return Err(err(format!("unknown flag for {}: --{f}", ins.keyword)));
+            }
+        }
+        let mut items: Vec<String> = match &ins.args {
+            Args::Json(v) => v
+                .iter()
+                .map(|w| words::expand(w, vars))
+                .collect::<Result<_, _>>()
+                .map_err(err)?,
+            Args::Shell(s) => words::split_words(&words::expand(s, vars).map_err(err)?),
+        };
+        if items.len() < 2 {
+            return Err(err(format!(
+                "{} requires at least two arguments: source(s) and destination",
+                ins.keyword
+            )));
+        }
+        let dest_raw = items.pop().unwrap_or_default();
+        let wd = st
+            .config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        let mut dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{dest_raw}", wd.trim_end_matches('/'))
+        };
+        if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/."))
+            && !dest.ends_with('/')
+        {
+            dest.push('/');
+        }
+        for s in &items {
+            if s.contains("://") || s.starts_with("git@") {
+                return Err(Box::new(df.error_help(
+                    ins,
+                    format!("{} of the remote source {s:?} is not supported: the embedded builder works offline", ins.keyword),
+                    "download the file into the build context and COPY it",
+                ))
+                .into());
+            }
+        }
+        let chmod =
+            match ins.flag("chmod") {
+                Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                    err(format!("invalid --chmod {m:?}: use an octal mode like 755"))
+                })?),
+                None => None,
+            };
+        let from = match from_flag {
+            None => From::Context,
+            Some(f) => {
+                let lower = f.to_ascii_lowercase();
+                match names[..si]
+                    .iter()
+                    .position(|n| n.as_deref() == Some(lower.as_str()))
+                    .or_else(|| f.parse::<usize>().ok().filter(|i| *i < si))
+                {
+                    Some(j) => From::Stage(j),
+                    None if names.iter().any(|n| n.as_deref() == Some(lower.as_str())) => {
+                        return Err(err(format!("--from={f} refers to a later stage")));
+                    }
+                    None => From::Image(f.to_string()),
+                }
+            }
+        };
+        let extras = match &from {
+            From::Context => {
+                let mut parts = Vec::new();
+                for p in &items {
+                    let srcs = ctx.resolve(p).map_err(err)?;
+                    for s in srcs {
+                        let mut entries = vec![(s.path.clone(), s.rel.clone())];
+                        if s.path.is_dir() {
+                            entries.extend(
+                                ctx.walk(&s)
+                                    .map_err(err)?
+                                    .into_iter()
+                                    .map(|(p, r)| (p, format!("{}/{r}", s.rel))),
+                            );
+                        }
+                        parts.push(format!(
+                            "{p}\0{}",
+                            context::content_digest(&entries).map_err(err)?
+                        ));
+                    }
+                }
+                format!("context|{}", parts.join("|"))
+            }
+            From::Stage(j) => {
+                let k = done[*j].as_ref().map(|s| s.key.clone()).unwrap_or_default();
+                format!("stage:{k}|{}", items.join("|"))
+            }
+            From::Image(r) => {
+                let img = self.pull(r).map_err(|e| err(e.to_string()))?;
+                format!("image:{}|{}", img.key, items.join("|"))
+            }
+        };
+        Ok(CopyPlan {
+            key_extras: extras,
+            from,
+            patterns: items,
+            dest,
+            chown: ins.flag("chown").map(String::from),
+            chmod,
+            is_add,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn do_copy(
+        &mut self,
+        df: &Dockerfile,
+        ins: &Instruction,
+        _st: &mut StageState,
+        done: &mut [Option<StageState>],
+        plan: &CopyPlan,
+        root: &Path,
+        ctx: &Context,
+    ) -> R<()> {
+        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
+        // Source list: (host path, name used for the basename, walk entries).
+        let mut sources: Vec<(PathBuf, Vec<(PathBuf, String)>)> = Vec::new();
+        match &plan.from {
+            From::Context => {
+                for p in &plan.patterns {
+                    for s in ctx.resolve(p).map_err(err)? {
+                        let entries = if s.path.is_dir() {
+                            ctx.walk(&s).map_err(err)?
+                        } else {
+                            vec![]
+                        };
+                        sources.push((s.path, entries));
+                    }
+                }
+            }
+            From::Stage(_) | From::Image(_) => {
+                let src_root = match &plan.from {
+                    From::Stage(j) => {
+                        let mut s = done[*j]
+                            .take()
+                            .ok_or_else(|| err("source stage not built".into()))?;
+                        let r = self.ensure_rootfs_pub(&mut s);
+                        done[*j] = Some(s);
+                        r?
+                    }
+                    From::Image(r) => {
+                        let mut s = self.pull(r)?;
+                        let rr = self.ensure_rootfs_pub(&mut s)?;
+                        self.images.insert(r.clone(), s);
+                        rr
+                    }
+                    From::Context => unreachable!("handled above"),
+                };
+                for p in &plan.patterns {
+                    let comps = fsutil::clean_components(p);
+                    let last = comps.last().cloned().unwrap_or_default();
+                    let mut found = Vec::new();
+                    if glob::has_meta(&last) {
+                        let parent = fsutil::secure_join(
+                            &src_root,
+                            &comps[..comps.len() - 1].join("/"),
+                            true,
+                        )
+                        .map_err(io_err(p))?;
+                        if let Ok(rd) = fs::read_dir(&parent) {
+                            let mut names: Vec<String> = rd
+                                .filter_map(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().to_string())
+                                .collect();
+                            names.sort();
+                            for n in names {
+                                if glob::matches(&last, &n) {
+                                    found.push(parent.join(n));
+                                }
+                            }
+                        }
+                    } else {
+                        let path = fsutil::secure_join(&src_root, p, true).map_err(io_err(p))?;
+                        if fs::symlink_metadata(&path).is_ok() {
+                            found.push(path);
+                        }
+                    }
+                    if found.is_empty() {
+                        return Err(err(format!("{p:?} not found in the source stage/image")));
+                    }
+                    for f in found {
+                        let entries = if f.is_dir() {
+                            context::walk_tree(&f, |_| false).map_err(err)?
+                        } else {
+                            vec![]
+                        };
+                        sources.push((f, entries));
+                    }
+                }
+            }
+        }
+        let (uid, gid) = match &plan.chown {
+            Some(c) => super::user::resolve_chown(root, c).map_err(err)?,
+            None => (0, 0),
+        };
+        let dest_existing_dir = fsutil::secure_join(root, &plan.dest, true)
+            .map(|p| p.is_dir())
+            .unwrap_or(false);
+        let dest_dir = plan.dest.ends_with('/') || dest_existing_dir;
+        if sources.len() > 1 && !dest_dir {
+            return Err(err(format!(
+                "when copying more than one source the destination must be a directory and end with a /: {}",
+                plan.dest
+            )));
+        }
+        let opts = Put {
+            uid,
+            gid,
+            chmod: plan.chmod,
+        };
+        for (path, entries) in &sources {
+            let meta = fs::metadata(path).map_err(io_err(path.display()))?;
+            if meta.is_dir() {
+                let d = plan.dest.trim_end_matches('/').to_string();
+                ensure_dir(root, &d, &opts, Some(&meta))?;
+                for (p, rel) in entries {
+                    put(root, p, &format!("{d}/{rel}"), &opts)?;
+                }
+            } else if plan.is_add
+                && let Some(kind) = unsupported_archive(path)
+            {
+                return Err(err(format!(
+                    "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz"
+                )));
+            } else if plan.is_add && is_archive(path) {
+                let d = plan.dest.trim_end_matches('/');
+                ensure_dir(root, d, &opts, None)?;
+                let target = fsutil::secure_join(root, d, true).map_err(io_err(d))?;
+                super::layer::extract(path, &target)
+                    .map_err(|e| err(format!("extracting {}: {e}", path.display())))?;
+            } else {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let target = if dest_dir {
+                    format!("{}/{name}", plan.dest.trim_end_matches('/'))
+                } else {
+                    plan.dest.clone()
+                };
+                let parent = fsutil::clean_components(&target);
+                if parent.len() > 1 {
+                    let p = format!("/{}", parent[..parent.len() - 1].join("/"));
+                    let hp = fsutil::secure_join(root, &p, true).map_err(io_err(&p))?;
+                    fs::create_dir_all(&hp).map_err(io_err(&p))?;
+                }
+                put(root, path, &target, &opts)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn ensure_rootfs_pub(&mut self, st: &mut StageState) -> R<PathBuf> {
+        if let Some(r) = &st.rootfs {
+            return Ok(r.clone());
+        }
+        let dir = self.store.temp_dir("rootfs").map_err(io_err("work dir"))?;
+        self.work_dirs.push(dir.clone());
+        for l in st.layers.clone() {
+            let p = self.ensure_blob(&l.digest)?;
+            super::layer::extract(&p, &dir)
+                .map_err(io_err(format!("extracting layer {}", l.digest)))?;
+        }
+        st.rootfs = Some(dir.clone());
+        Ok(dir)
+    }
+}
+
+struct Put {
+    uid: u32,
+    gid: u32,
+    chmod: Option<u32>,
+}
+
+fn is_archive(p: &Path) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(mut f) = fs::File::open(p) else {
+        return false;
+    };
+    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+    (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// Archive formats Docker's ADD extracts but this builder does not.
+fn unsupported_archive(p: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 6];
+    let mut f = fs::File::open(p).ok()?;
+    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+    if n >= 6 && head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        Some("xz")
+    } else if n >= 3 && &head[..3] == b"BZh" {
+        Some("bzip2")
+    } else if n >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
+        Some("zstd")
+    } else {
+        None
+    }
+}
+
+fn ensure_dir(root: &Path, d: &str, o: &Put, src: Option<&fs::Metadata>) -> R<()> {
+    let hp = fsutil::secure_join(root, d, true).map_err(io_err(d))?;
+    if !hp.is_dir() {
+        if fs::symlink_metadata(&hp).is_ok() {
+            fs::remove_file(&hp).map_err(io_err(d))?;
+        }
+        fs::create_dir_all(&hp).map_err(io_err(d))?;
+        let mode = o.chmod.or(src.map(|m| m.mode() & 0o7777)).unwrap_or(0o755);
+        fs::set_permissions(&hp, fs::Permissions::from_mode(mode)).map_err(io_err(d))?;
+        std::os::unix::fs::lchown(&hp, Some(o.uid), Some(o.gid)).map_err(io_err(d))?;
+    }
+    Ok(())
+}
+
+/// Copies one entry to an image path, never following a symlink in the
+/// image at the final component.
+fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
+    let comps = fsutil::clean_components(image_path);
+    let Some((name, parents)) = comps.split_last() else {
+        return Ok(());
+    };
+    let parent = fsutil::secure_join(root, &parents.join("/"), true).map_err(io_err(image_path))?;
+    fs::create_dir_all(&parent).map_err(io_err(image_path))?;
+    let target = parent.join(name);
+    let m = fs::symlink_metadata(src).map_err(io_err(src.display()))?;
+    if let Ok(existing) = fs::symlink_metadata(&target)
+        && !(existing.is_dir() && m.is_dir())
+    {
+        if existing.is_dir() {
+            fs::remove_dir_all(&target).map_err(io_err(image_path))?;
+        } else {
+            fs::remove_file(&target).map_err(io_err(image_path))?;
+        }
+    }
+    let ft = m.file_type();
+    let mode = o.chmod.unwrap_or(m.mode() & 0o7777);
+    if ft.is_symlink() {
+        let t = fs::read_link(src).map_err(io_err(src.display()))?;
+        std::os::unix::fs::symlink(t, &target).map_err(io_err(image_path))?;
+        std::os::unix::fs::lchown(&target, Some(o.uid), Some(o.gid)).map_err(io_err(image_path))?;
+        return Ok(());
+    }
+    if ft.is_dir() {
+        if !target.is_dir() {
+            fs::create_dir(&target).map_err(io_err(image_path))?;
+        }
+    } else if ft.is_file() {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(io_err(image_path))?;
+        let mut inp = fs::File::open(src).map_err(io_err(src.display()))?;
+        std::io::copy(&mut inp, &mut out).map_err(io_err(image_path))?;
+    } else {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(&target, Some(o.uid), Some(o.gid)).map_err(io_err(image_path))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(image_path))?;
+    if let Ok(f) = fs::File::open(&target)
+        && let Ok(t) = m.modified()
+    {
+        let _ = f.set_times(fs::FileTimes::new().set_modified(t));
+    }
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! Dockerfile parser: logical lines, parser directives, flags, JSON and shell
+//! forms, with the line number of every instruction kept for error messages.
+//!
+//! Variable expansion and word splitting live in [`super::words`].
+
+// The error carries the source for miette; it is returned boxed upstream.
+#![allow(clippy::result_large_err)]
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+/// One instruction as written, after joining continuation lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// 1-based line of the keyword.
+    pub line: usize,
+    /// Byte span of the whole instruction in the file (for diagnostics).
+    pub span: (usize, usize),
+    /// Upper-case keyword (`RUN`, `COPY`, ...).
+    pub keyword: String,
+    /// Leading `--name=value` flags (`--name` alone has value `None`).
+    pub flags: Vec<(String, Option<String>)>,
+    pub args: Args,
+    /// The instruction text after the keyword and flags, continuations joined.
+    pub rest: String,
+}
+
+/// Exec (JSON array) or shell form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Args {
+    Shell(String),
+    Json(Vec<String>),
+}
+
+impl Instruction {
+    /// The value of flag `--name`.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_deref().unwrap_or(""))
+    }
+
+    /// Canonical text: keyword, flags, arguments (used in history and cache keys).
+    pub fn text(&self) -> String {
+        let mut s = self.keyword.clone();
+        for (n, v) in &self.flags {
+            match v {
+                Some(v) => s.push_str(&format!(" --{n}={v}")),
+                None => s.push_str(&format!(" --{n}")),
+            }
+        }
+        match &self.args {
+            Args::Shell(t) => {
+                if !t.is_empty() {
+                    s.push(' ');
+                    s.push_str(t);
+                }
+            }
+            Args::Json(v) => {
+                s.push(' ');
+                s.push_str(&serde_json::to_string(v).unwrap_or_default());
+            }
+        }
+        s
+    }
+}
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone)]
+pub struct Dockerfile {
+    pub name: String,
+    pub source: String,
+    pub instructions: Vec<Instruction>,
+    /// Parser directives and notes worth showing (e.g. an ignored `# syntax=`).
+    pub notes: Vec<String>,
+}
+
+/// A Dockerfile error pointing at the offending line.
+#[derive(Debug, Error, Diagnostic)]
+#[error("{file}:{line}: {message}")]
+#[diagnostic(code(kmigrate::build::dockerfile))]
+pub struct DockerfileError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("here")]
+    pub span: SourceSpan,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl Dockerfile {
+    /// Builds an error pointing at `ins`.
+    pub fn error_at(&self, ins: &Instruction, message: impl Into<String>) -> DockerfileError {
+        self.error_span(ins.line, ins.span, message.into(), None)
+    }
+
+    pub fn error_help(
+        &self,
+        ins: &Instruction,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> DockerfileError {
+        self.error_span(ins.line, ins.span, message.into(), Some(help.into()))
+    }
+
+    fn error_span(
+        &self,
+        line: usize,
+        span: (usize, usize),
+        message: String,
+        help: Option<String>,
+    ) -> DockerfileError {
+        DockerfileError {
+            file: self.name.clone(),
+            line,
+            message,
+            src: NamedSource::new(&self.name, self.source.clone()),
+            span: (span.0, span.1).into(),
+            help,
+        }
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+];
+
+/// Parses Dockerfile text.
+pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
+    let mut df = Dockerfile {
+        name: name.to_string(),
+        source: source.to_string(),
+        instructions: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut escape = '\\';
+    // Line table: (start offset, text without newline).
+    let mut lines: Vec<(usize, &str)> = Vec::new();
+    let mut off = 0;
+    for l in source.split_inclusive('\n') {
+        lines.push((off, l.trim_end_matches(['\n', '\r'])));
+        off += l.len();
+    }
+
+    // Parser directives: leading `# key=value` comments.
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].1.trim();
+        let Some(body) = t.strip_prefix('#') else {
+            break;
+        };
+        let Some((k, v)) = body.split_once('=') else {
+            break;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim();
+        match k.as_str() {
+            "escape" => match v {
+                "\\" => escape = '\\',
+                "`" => escape = '`',
+                _ => {
+                    return Err(df.error_span(
+                        i + 1,
+                        (lines[i].0, lines[i].1.len()),
+                        format!("invalid escape directive {v:?}: use \\ or `"),
+                        None,
+                    ));
+                }
+            },
+            "syntax" => df.notes.push(format!(
+                "line {}: `# syntax={v}` ignored: the embedded builder has its own Dockerfile frontend (no image is pulled)",
+                i + 1
+            )),
+            "check" => {}
+            _ => break,
+        }
+        i += 1;
+    }
+
+    while i < lines.len() {
+        let (start, text) = lines[i];
+        let trimmed = text.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let first_line = i + 1;
+        // Join continuation lines; comment lines inside a continuation are dropped.
+        let mut logical = String::new();
+        let mut end;
+        loop {
+            let (s, t) = lines[i];
+            end = s + t.len();
+            let tt = t.trim_end();
+            if let Some(stripped) = tt.strip_suffix(escape) {
+                logical.push_str(stripped);
+                i += 1;
+                // Skip comment and empty lines inside the continuation.
+                while i < lines.len() {
+                    let nt = lines[i].1.trim_start();
+                    if nt.starts_with('#') || nt.is_empty() {
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if i >= lines.len() {
+                    break;
+                }
+            } else {
+                logical.push_str(t);
+                i += 1;
+                break;
+            }
+        }
+        let span = (start, end - start);
+        let logical = logical.trim().to_string();
+        let (kw, rest) = match logical.find(char::is_whitespace) {
+            Some(p) => (&logical[..p], logical[p..].trim_start()),
+            None => (logical.as_str(), ""),
+        };
+        let keyword = kw.to_ascii_uppercase();
+        let mk_err = |msg: String, help: Option<String>| df.error_span(first_line, span, msg, help);
+        if !KNOWN.contains(&keyword.as_str()) {
+            return Err(mk_err(format!("unknown instruction: {kw}"), None));
+        }
+        // Flags.
+        let mut flags = Vec::new();
+        let mut rest = rest;
+        if matches!(
+            keyword.as_str(),
+            "FROM" | "RUN" | "COPY" | "ADD" | "HEALTHCHECK"
+        ) {
+            while let Some(f) = rest.strip_prefix("--") {
+                let (word, after) = match f.find(char::is_whitespace) {
+                    Some(p) => (&f[..p], f[p..].trim_start()),
+                    None => (f, ""),
+                };
+                let (n, v) = match word.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(unquote(v))),
+                    None => (word.to_string(), None),
+                };
+                flags.push((n, v));
+                rest = after;
+            }
+        }
+        // Heredocs are not supported.
+        if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD")
+            && let Some(p) = rest.find("<<")
+        {
+            let after = rest[p + 2..]
+                .trim_start_matches('-')
+                .trim_start_matches(['"', '\'']);
+            if after
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && !rest.trim_start().starts_with('[')
+            {
+                return Err(mk_err(
+                    format!("{keyword} with a heredoc is not supported by the embedded builder"),
+                    Some("write the script to a file in the context and COPY/RUN it".into()),
+                ));
+            }
+        }
+        let args = if matches!(
+            keyword.as_str(),
+            "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "COPY" | "ADD" | "VOLUME" | "HEALTHCHECK"
+        ) && rest.starts_with('[')
+        {
+            match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) => Args::Json(v),
+                Err(_) => Args::Shell(rest.to_string()),
+            }
+        } else {
+            Args::Shell(rest.to_string())
+        };
+        df.instructions.push(Instruction {
+            line: first_line,
+            span,
+            keyword,
+            flags,
+            args,
+            rest: rest.to_string(),
+        });
+    }
+    Ok(df)
+}
+
+fn unquote(v: &str) -> String {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        v[1..v.len() - 1].to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuations_flags_and_forms() {
+        let df = parse(
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1\nARG V=1\nFROM --platform=$BUILDPLATFORM busybox AS b\n# c\nRUN echo a \\\n  # inside\n  && echo b\nCMD [\"sh\", \"-c\", \"x\"]\ncopy --from=b --chmod=755 /a /b\n",
+        )
+        .unwrap();
+        assert_eq!(df.notes.len(), 1);
+        let k: Vec<_> = df.instructions.iter().map(|i| i.keyword.as_str()).collect();
+        assert_eq!(k, ["ARG", "FROM", "RUN", "CMD", "COPY"]);
+        assert_eq!(df.instructions[1].flag("platform"), Some("$BUILDPLATFORM"));
+        assert_eq!(df.instructions[2].line, 5);
+        assert_eq!(
+            df.instructions[2].args,
+            Args::Shell("echo a   && echo b".into())
+        );
+        assert_eq!(
+            df.instructions[3].args,
+            Args::Json(vec!["sh".into(), "-c".into(), "x".into()])
+        );
+        assert_eq!(df.instructions[4].flag("from"), Some("b"));
+        assert_eq!(df.instructions[4].line, 9);
+        assert_eq!(df.instructions[4].text(), "COPY --from=b --chmod=755 /a /b");
+    }
+
+    #[test]
+    fn unknown_instruction_names_the_line() {
+        let err = parse("Dockerfile", "FROM scratch\n\nFORM x\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(
+            err.to_string()
+                .contains("Dockerfile:3: unknown instruction: FORM")
+        );
+    }
+
+    #[test]
+    fn heredoc_is_refused_with_line() {
+        let err = parse("D", "FROM scratch\nRUN <<EOF\necho\nEOF\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("heredoc"));
+        // A shift inside quotes in an exec form is not a heredoc.
+        assert!(parse("D", "FROM scratch\nRUN [\"sh\",\"-c\",\"cat <<EOF\"]\n").is_ok());
+    }
+
+    #[test]
+    fn backtick_escape_directive() {
+        let df = parse("D", "# escape=`\nFROM scratch\nRUN a `\n b\n").unwrap();
+        assert_eq!(df.instructions[1].args, Args::Shell("a  b".into()));
+    }
+}

@@ -1,0 +1,115 @@
+//! `.dockerignore`: patterns with `!` exceptions, last match wins, a pattern
+//! that matches a directory excludes everything below it.
+
+use std::path::Path;
+
+use super::glob;
+
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreRules {
+    rules: Vec<(bool, String)>,
+}
+
+impl IgnoreRules {
+    /// Parses the file's text.
+    pub fn parse(text: &str) -> Self {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let (neg, p) = match t.strip_prefix('!') {
+                Some(p) => (true, p.trim()),
+                None => (false, t),
+            };
+            let p = clean(p);
+            if p.is_empty() {
+                continue;
+            }
+            rules.push((neg, p));
+        }
+        Self { rules }
+    }
+
+    /// Reads `<dockerfile>.dockerignore` next to the Dockerfile if present,
+    /// else `<context>/.dockerignore`, else no rules.
+    pub fn load(context: &Path, dockerfile: &Path) -> std::io::Result<(Self, Option<String>)> {
+        let specific = {
+            let mut s = dockerfile.as_os_str().to_owned();
+            s.push(".dockerignore");
+            std::path::PathBuf::from(s)
+        };
+        for p in [specific, context.join(".dockerignore")] {
+            if p.is_file() {
+                let text = std::fs::read_to_string(&p)?;
+                return Ok((Self::parse(&text), Some(p.display().to_string())));
+            }
+        }
+        Ok((Self::default(), None))
+    }
+
+    /// True when the relative path (with `/` separators) is excluded.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let rel = clean(rel);
+        let mut out = false;
+        for (neg, pat) in &self.rules {
+            if matches_or_parent(pat, &rel) {
+                out = !neg;
+            }
+        }
+        out
+    }
+
+    /// True when some exception could re-include something below `dir`, so a
+    /// walk must descend into an excluded directory.
+    pub fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|(n, _)| *n)
+    }
+}
+
+fn matches_or_parent(pat: &str, rel: &str) -> bool {
+    if glob::matches(pat, rel) {
+        return true;
+    }
+    let mut cur = rel;
+    while let Some(p) = cur.rfind('/') {
+        cur = &cur[..p];
+        if glob::matches(pat, cur) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Lexical clean: drop `.` segments, leading `/`, resolve `..` within the path.
+fn clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusions_exceptions_and_dirs() {
+        let r = IgnoreRules::parse("# c\n*.log\n/build\n!keep.log\nsecret*/**\n");
+        assert!(r.excluded("a.log"));
+        assert!(!r.excluded("keep.log"));
+        assert!(!r.excluded("d/a.log"));
+        assert!(r.excluded("build"));
+        assert!(r.excluded("build/x/y.o"));
+        assert!(r.excluded("secrets/k"));
+        assert!(!r.excluded("src/main.rs"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Image sources: base images and `COPY --from=image` from a registry (index
+//! resolved to the host platform) or an OCI layout directory, and lazy blob
+//! fetching into the local store with digest checks.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::api::BuildError;
+use super::cache::{self, LayerRef};
+use super::engine::{BlobSource, Engine, R, StageState, io_err};
+use super::image::{self, ImageConfig, Manifest};
+use super::layer;
+use super::registry::Reference;
+
+impl Engine<'_> {
+    /// Makes sure a blob is in the local store.
+    pub(crate) fn ensure_blob(&mut self, digest: &str) -> R<PathBuf> {
+        let path = self.store.blob_path(digest).map_err(io_err("blob"))?;
+        if path.is_file() {
+            return Ok(path);
+        }
+        match self.blob_sources.get(digest).cloned() {
+            Some(BlobSource::Registry { registry, repo }) => {
+                self.client
+                    .get_blob(&registry, &repo, digest, &path)
+                    .map_err(BuildError::Io)?;
+            }
+            Some(BlobSource::Dir(dir)) => {
+                let hex = digest.trim_start_matches("sha256:");
+                let tmp = self.store.temp_file_path("blob");
+                fs::copy(dir.join("blobs/sha256").join(hex), &tmp)
+                    .map_err(io_err(format!("blob {digest} in {}", dir.display())))?;
+                let (got, _) = super::digest::sha256_file(&tmp).map_err(io_err("blob"))?;
+                if got != digest {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(BuildError::Io(format!(
+                        "blob {digest} in {} has digest {got}",
+                        dir.display()
+                    )));
+                }
+                fs::rename(&tmp, &path).map_err(io_err("blob"))?;
+            }
+            None => {
+                return Err(BuildError::Io(format!(
+                    "blob {digest} is neither in the local store nor in a known cache"
+                )));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Resolves an image reference to a stage state (config + layers), lazily.
+    pub(crate) fn pull(&mut self, raw: &str) -> R<StageState> {
+        if let Some(s) = self.images.get(raw) {
+            return Ok(s.clone());
+        }
+        let (m, manifest_digest, source) = match raw.strip_prefix("oci-layout://") {
+            Some(rest) => self.resolve_layout(raw, rest)?,
+            None => self.resolve_registry(raw)?,
+        };
+        for d in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
+            self.blob_sources.insert(d.clone(), source.clone());
+        }
+        let cfg_path = self.ensure_blob(&m.config.digest)?;
+        let cfg_bytes = fs::read(cfg_path).map_err(io_err("image config"))?;
+        let config: ImageConfig = serde_json::from_slice(&cfg_bytes)
+            .map_err(|e| BuildError::Io(format!("{raw}: bad image config: {e}")))?;
+        if config.rootfs.diff_ids.len() != m.layers.len() {
+            return Err(BuildError::Io(format!(
+                "{raw}: config lists {} diff_ids for {} layers",
+                config.rootfs.diff_ids.len(),
+                m.layers.len()
+            )));
+        }
+        let layers = m
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(l, d)| LayerRef {
+                digest: l.digest.clone(),
+                diff_id: d.clone(),
+                size: l.size,
+                media_type: layer::oci_media_type(&l.media_type),
+            })
+            .collect();
+        let st = StageState {
+            name: raw.to_string(),
+            last_created: config.created.clone().unwrap_or_else(|| image::rfc3339(0)),
+            config,
+            layers,
+            key: cache::root_key(&self.platform, &format!("image@{manifest_digest}")),
+            rootfs: None,
+            chain: Vec::new(),
+        };
+        self.images.insert(raw.to_string(), st.clone());
+        Ok(st)
+    }
+
+    /// Fetches an image manifest from a registry, following an index to the
+    /// host platform.
+    pub(crate) fn resolve_registry(&mut self, raw: &str) -> R<(Manifest, String, BlobSource)> {
+        let r = Reference::parse(raw).map_err(BuildError::Usage)?;
+        let mut fetched = self
+            .client
+            .get_manifest(&r, r.reference())
+            .map_err(|e| BuildError::Io(format!("pulling {raw}: {e}")))?;
+        if fetched.media_type == image::INDEX || fetched.media_type == image::DOCKER_LIST {
+            let idx: image::Index = serde_json::from_slice(&fetched.bytes)
+                .map_err(|e| BuildError::Io(format!("{raw}: bad index: {e}")))?;
+            let d = self.pick_platform(raw, &idx)?;
+            fetched = self.client.get_manifest(&r, &d).map_err(BuildError::Io)?;
+        }
+        let m: Manifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        let src = BlobSource::Registry {
+            registry: r.registry.clone(),
+            repo: r.repository.clone(),
+        };
+        Ok((m, fetched.digest, src))
+    }
+
+    pub(crate) fn pick_platform(&self, raw: &str, idx: &image::Index) -> R<String> {
+        let host = image::host_platform();
+        idx.manifests
+            .iter()
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
+            })
+            .map(|m| m.digest.clone())
+            .ok_or_else(|| BuildError::Io(format!("{raw} has no manifest for {}", self.platform)))
+    }
+
+    /// Reads an image from an OCI layout directory:
+    /// `oci-layout://DIR[:TAG]` or `oci-layout://DIR@sha256:...`.
+    pub(crate) fn resolve_layout(
+        &mut self,
+        raw: &str,
+        rest: &str,
+    ) -> R<(Manifest, String, BlobSource)> {
+        let (dir, sel) = match rest.split_once('@') {
+            Some((d, dg)) => (d.to_string(), Some(dg.to_string())),
+            None => match rest.rsplit_once(':') {
+                Some((d, t)) if !t.contains('/') => (d.to_string(), Some(t.to_string())),
+                _ => (rest.to_string(), None),
+            },
+        };
+        let dir = PathBuf::from(dir);
+        let read = |d: &str| -> R<Vec<u8>> {
+            let hex = super::digest::validate(d).map_err(BuildError::Io)?;
+            fs::read(dir.join("blobs/sha256").join(hex)).map_err(io_err(format!("{raw}: blob {d}")))
+        };
+        let idx: image::Index = serde_json::from_slice(
+            &fs::read(dir.join("index.json")).map_err(io_err(format!("{raw}: index.json")))?,
+        )
+        .map_err(|e| BuildError::Io(format!("{raw}: bad index.json: {e}")))?;
+        let desc = idx
+            .manifests
+            .iter()
+            .find(|m| match &sel {
+                None => true,
+                Some(s) if s.starts_with("sha256:") => &m.digest == s,
+                Some(t) => m.annotations.get("org.opencontainers.image.ref.name") == Some(t),
+            })
+            .ok_or_else(|| BuildError::Io(format!("{raw}: no matching image in the layout")))?
+            .clone();
+        let mut digest = desc.digest.clone();
+        let mut bytes = read(&digest)?;
+        if desc.media_type == image::INDEX {
+            let inner: image::Index = serde_json::from_slice(&bytes)
+                .map_err(|e| BuildError::Io(format!("{raw}: {e}")))?;
+            digest = self.pick_platform(raw, &inner)?;
+            bytes = read(&digest)?;
+        }
+        if super::digest::sha256_digest(&bytes) != digest {
+            return Err(BuildError::Io(format!(
+                "{raw}: manifest does not match its digest"
+            )));
+        }
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        Ok((m, digest, BlobSource::Dir(dir)))
+    }
+
+    /// Makes `digest` present in `registry/repo`: nothing if it is there, a
+    /// cross-repository mount when the blob is known in another repository
+    /// of the same registry, else an upload (fetching it first if needed).
+    /// Returns the bytes uploaded.
+    pub(crate) fn copy_blob_to(
+        &mut self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+    ) -> Result<u64, String> {
+        if self.client.has_blob(registry, repo, digest)? {
+            return Ok(0);
+        }
+        if let Some(BlobSource::Registry {
+            registry: from_reg,
+            repo: from,
+        }) = self.blob_sources.get(digest).cloned()
+            && from_reg == registry
+            && from != repo
+            && self.client.mount_blob(registry, repo, digest, &from)?
+        {
+            return Ok(0);
+        }
+        let p = self.ensure_blob(digest).map_err(|e| e.to_string())?;
+        self.client.push_blob(registry, repo, digest, &p)
+    }
+}

@@ -1,0 +1,182 @@
+//! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`) and
+//! quote-aware word splitting, as Docker applies them to FROM, COPY, ENV, ...
+
+use std::collections::BTreeMap;
+
+/// Expands variables from `vars`; unknown ones become empty as in Docker.
+/// Quotes are kept (word splitting removes them later); `\$` is a literal `$`.
+pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let c: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let mut in_single = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\'' {
+            in_single = !in_single;
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        if ch == '\\' && i + 1 < c.len() && c[i + 1] == '$' {
+            out.push('$');
+            i += 2;
+            continue;
+        }
+        if ch != '$' || in_single || i + 1 >= c.len() {
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        if c[i + 1] == '{' {
+            let close = c[i + 2..]
+                .iter()
+                .position(|&x| x == '}')
+                .ok_or_else(|| format!("missing '}}' in {s:?}"))?;
+            let inner: String = c[i + 2..i + 2 + close].iter().collect();
+            out.push_str(&expand_braced(&inner, vars)?);
+            i += close + 3;
+        } else if c[i + 1].is_ascii_alphanumeric() || c[i + 1] == '_' {
+            let mut j = i + 1;
+            while j < c.len() && (c[j].is_ascii_alphanumeric() || c[j] == '_') {
+                j += 1;
+            }
+            let name: String = c[i + 1..j].iter().collect();
+            out.push_str(vars.get(&name).map(String::as_str).unwrap_or(""));
+            i = j;
+        } else {
+            out.push(ch);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let name_end = inner
+        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .unwrap_or(inner.len());
+    let name = &inner[..name_end];
+    if name.is_empty() {
+        return Err(format!("bad substitution: ${{{inner}}}"));
+    }
+    let val = vars.get(name);
+    let op = &inner[name_end..];
+    let word = |w: &str| expand(w, vars);
+    Ok(match op {
+        "" => val.cloned().unwrap_or_default(),
+        _ if op.starts_with(":-") => match val {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => word(&op[2..])?,
+        },
+        _ if op.starts_with(":+") => match val {
+            Some(v) if !v.is_empty() => word(&op[2..])?,
+            _ => String::new(),
+        },
+        _ if op.starts_with('-') => match val {
+            Some(v) => v.clone(),
+            None => word(&op[1..])?,
+        },
+        _ if op.starts_with('+') => match val {
+            Some(_) => word(&op[1..])?,
+            None => String::new(),
+        },
+        _ => return Err(format!("unsupported substitution: ${{{inner}}}")),
+    })
+}
+
+/// Splits on unquoted whitespace, removing quotes and backslash escapes.
+pub fn split_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut quote: Option<char> = None;
+    let mut it = s.chars().peekable();
+    while let Some(ch) = it.next() {
+        match (quote, ch) {
+            (None, c) if c.is_whitespace() => {
+                if has {
+                    words.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            (None, '"' | '\'') => {
+                quote = Some(ch);
+                has = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => cur.push(c),
+            (_, '\\') => {
+                if let Some(n) = it.next() {
+                    cur.push(n);
+                }
+                has = true;
+            }
+            (_, c) => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if has {
+        words.push(cur);
+    }
+    words
+}
+
+/// Parses `ENV`/`LABEL`/`ARG`-style `K=V K2="v 2"` pairs, or the legacy
+/// `K V...` form when `legacy` is allowed and there is no `=` in the first word.
+pub fn parse_pairs(s: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
+    let first = s.split_whitespace().next().unwrap_or("");
+    if legacy && !first.contains('=') {
+        let rest = s[s.find(first).unwrap_or(0) + first.len()..].trim();
+        if first.is_empty() {
+            return Err("missing name".into());
+        }
+        let value = split_words(rest).join(" ");
+        return Ok(vec![(first.to_string(), value)]);
+    }
+    let mut out = Vec::new();
+    for w in split_words(s) {
+        match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() => out.push((k.to_string(), v.to_string())),
+            _ => return Err(format!("expected KEY=VALUE, found {w:?}")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        [("A", "1"), ("E", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn expansion_forms() {
+        let v = vars();
+        assert_eq!(expand("$A-${A}x", &v).unwrap(), "1-1x");
+        assert_eq!(expand("${E:-d} ${E-d} ${N-d}", &v).unwrap(), "d  d");
+        assert_eq!(expand("${A:+y}${N:+y}", &v).unwrap(), "y");
+        assert_eq!(expand("\\$A '$A'", &v).unwrap(), "$A '$A'");
+        assert!(expand("${A", &v).is_err());
+    }
+
+    #[test]
+    fn words_and_pairs() {
+        assert_eq!(split_words(r#"a "b c" 'd e'\ f"#), ["a", "b c", "d e f"]);
+        assert_eq!(
+            parse_pairs(r#"A=1 B="two words""#, true).unwrap(),
+            [("A".into(), "1".into()), ("B".into(), "two words".into())]
+        );
+        assert_eq!(
+            parse_pairs("NAME some value", true).unwrap(),
+            [("NAME".into(), "some value".into())]
+        );
+    }
+}

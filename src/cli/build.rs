@@ -1,0 +1,85 @@
+//! `kmigrate build`: the embedded builder behind `docker buildx build` flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::builder::{self, BuildOptions, Progress};
+use crate::buildx::BuildxArgs;
+
+#[derive(Debug, Args)]
+pub struct BuildCmd {
+    #[command(flatten)]
+    pub buildx: Box<BuildxArgs>,
+    /// Local state (content store and cache records); default
+    /// $XDG_CACHE_HOME/kmigrate/builder or ~/.cache/kmigrate/builder.
+    #[arg(long = "state-dir", env = "KMIGRATE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A registry reached over plain HTTP (loopback ones always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("kmigrate/builder");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/kmigrate/builder"),
+        None => std::env::temp_dir().join("kmigrate-builder"),
+    }
+}
+
+pub fn run(cmd: BuildCmd) -> ExitCode {
+    let plan = cmd.buildx.into_plan();
+    let progress = match Progress::parse(plan.progress.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kmigrate build: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = match progress {
+        Progress::Auto if std::io::IsTerminal::is_terminal(&std::io::stderr()) => Progress::Tty,
+        Progress::Auto => Progress::Plain,
+        p => p,
+    };
+    let mut opts = BuildOptions::new(cmd.state_dir.unwrap_or_else(default_state_dir));
+    opts.progress = progress;
+    opts.registry.insecure = cmd.insecure;
+    match builder::build(&plan, &opts) {
+        Ok(report) => {
+            if progress == Progress::Quiet {
+                println!("{}", report.manifest_digest);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let usage = matches!(e, builder::BuildError::Usage(_));
+            eprintln!("{}", render(&e));
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Renders an error with its Dockerfile excerpt; lines are not wrapped so
+/// messages stay greppable in CI logs.
+fn render(e: &builder::BuildError) -> String {
+    use std::io::IsTerminal;
+    let theme = if std::io::stderr().is_terminal() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
+    let mut out = String::new();
+    match handler.render_report(&mut out, e) {
+        Ok(()) => out,
+        Err(_) => format!("error: {e}"),
+    }
+}
