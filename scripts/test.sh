@@ -28,6 +28,8 @@ if ! command -v pre-commit >/dev/null 2>&1; then
     python3 -m pip install -q pre-commit >&2 \
       || python3 -m pip install -q --break-system-packages pre-commit >&2 \
       || echo "could not install pre-commit; its test fails under CI=true" >&2
+    # pyenv only sees new console scripts after a rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash >&2 || true; fi
   else
     echo "not installed: pre-commit (needs python3); its test fails under CI=true" >&2
   fi

@@ -14,19 +14,31 @@ fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml")
 }
 
-fn pre_commit_available() -> bool {
-    let found = Command::new("pre-commit")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "pre-commit is not installed; scripts/test.sh installs it from PyPI"
-        );
-        eprintln!("skipping: pre-commit is not installed (run scripts/test.sh)");
+/// How to run pre-commit: the `pre-commit` script, or `python3 -m
+/// pre_commit` when the script is not on PATH (a `pip install --user`).
+fn pre_commit_cmd() -> Option<Vec<&'static str>> {
+    for cmd in [&["pre-commit"][..], &["python3", "-m", "pre_commit"][..]] {
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(cmd.to_vec());
+        }
     }
-    found
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "pre-commit is not installed; scripts/test.sh installs it from PyPI"
+    );
+    eprintln!("skipping: pre-commit is not installed (run scripts/test.sh)");
+    None
+}
+
+fn pre_commit_command(cmd: &[&str]) -> Command {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]);
+    c
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -53,8 +65,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-fn pre_commit(dir: &Path, home: &Path, args: &[&str]) -> Output {
-    Command::new("pre-commit")
+fn pre_commit(cmd: &[&str], dir: &Path, home: &Path, args: &[&str]) -> Output {
+    pre_commit_command(cmd)
         .args(args)
         .current_dir(dir)
         .env("PRE_COMMIT_HOME", home)
@@ -81,10 +93,8 @@ const KANIKO: &str = "steps:
 
 #[test]
 fn manifest_validates() {
-    if !pre_commit_available() {
-        return;
-    }
-    let o = Command::new("pre-commit")
+    let Some(cmd) = pre_commit_cmd() else { return };
+    let o = pre_commit_command(&cmd)
         .arg("validate-manifest")
         .arg(manifest())
         .output()
@@ -94,9 +104,7 @@ fn manifest_validates() {
 
 #[test]
 fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
-    if !pre_commit_available() {
-        return;
-    }
+    let Some(cmd) = pre_commit_cmd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
 
@@ -144,7 +152,7 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
     )
     .unwrap();
     git(&project, &["add", "-A"]);
-    let o = pre_commit(&project, &home, &["run", "--all-files"]);
+    let o = pre_commit(&cmd, &project, &home, &["run", "--all-files"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -169,7 +177,7 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
     )
     .unwrap();
     git(&project, &["add", "-A"]);
-    let o = pre_commit(&project, &home, &["run", "--all-files"]);
+    let o = pre_commit(&cmd, &project, &home, &["run", "--all-files"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("files were modified by this hook"), "{out}");
@@ -183,7 +191,7 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
         KANIKO
     );
     git(&project, &["add", "-A"]);
-    let o = pre_commit(&project, &home, &["run", "--all-files"]);
+    let o = pre_commit(&cmd, &project, &home, &["run", "--all-files"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // And the check hook now passes on the rewritten file.
@@ -193,6 +201,6 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
     )
     .unwrap();
     git(&project, &["add", "-A"]);
-    let o = pre_commit(&project, &home, &["run", "--all-files"]);
+    let o = pre_commit(&cmd, &project, &home, &["run", "--all-files"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
