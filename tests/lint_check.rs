@@ -382,6 +382,32 @@ fn stdin_with_a_filename() {
         &["check", "x.yaml", "--stdin-filename", "a.yaml"],
     );
     assert_eq!(o.status.code(), Some(2));
+    // The configuration is found from the stdin file name: legacy/ has its
+    // own kmigrate.toml here that switches KM001 off.
+    fs::write(
+        dir.path().join("legacy/kmigrate.toml"),
+        "[rules]\nignore = [\"KM001\"]\n",
+    )
+    .unwrap();
+    let o = kmigrate_stdin(
+        dir.path(),
+        &[
+            "check",
+            "-",
+            "--stdin-filename",
+            "legacy/cloudbuild.yaml",
+            "--format",
+            "json",
+        ],
+        &text,
+    );
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(
+        !rules_of(&v).iter().any(|(_, r)| r == "KM001"),
+        "{:?}",
+        rules_of(&v)
+    );
+    assert!(rules_of(&v).iter().any(|(_, r)| r == "KM005"));
 }
 
 #[test]

@@ -247,11 +247,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         eprintln!("kmigrate: --stdin-filename needs `-` among the paths");
         return ExitCode::from(2);
     }
-    let mut loaded = match load_config(
-        args.config.as_deref(),
-        args.no_config,
-        paths.first().map(PathBuf::as_path),
-    ) {
+    // Stdin's configuration is looked up from the name it is checked under.
+    let config_start = match (paths.first(), &args.stdin_filename) {
+        (Some(p), Some(name)) if p == Path::new("-") => Some(name.as_path()),
+        (p, _) => p.map(PathBuf::as_path),
+    };
+    let mut loaded = match load_config(args.config.as_deref(), args.no_config, config_start) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kmigrate: {e}");
