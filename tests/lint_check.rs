@@ -283,7 +283,7 @@ fn exit_codes_follow_fail_on_and_exit_zero() {
     let dir = repo();
     let d = dir.path();
     // Only a warning (KM005) once KM001 is ignored by the command line.
-    let only_warning = ["check", "cloudbuild.yaml", "--ignore", "KM001"];
+    let only_warning = ["check", "cloudbuild.yaml", "--ignore", "km001"];
     assert_eq!(kmigrate(d, &only_warning).status.code(), Some(0));
     let mut args = only_warning.to_vec();
     args.extend(["--fail-on", "warning"]);
@@ -654,6 +654,16 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     has("latin1/cloudbuild.yaml", "UTF-8");
     has("huge/cloudbuild.yaml", "byte limit");
     has("broken/cloudbuild.yaml", "cannot be parsed");
+    // A format without a place for errors (GitLab Code Quality) still
+    // lists them on stderr.
+    let o = kmigrate(d, &["check", "--format", "gitlab"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("error: binary/cloudbuild.yaml"),
+        "{}",
+        err(&o)
+    );
+    assert!(serde_json::from_str::<Value>(&out(&o)).is_ok());
     has("loop/again", "symbolic link loop");
     has("dangling/cloudbuild.yaml", "broken symbolic link");
     if unreadable {

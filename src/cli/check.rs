@@ -259,20 +259,22 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for id in args.select.iter().chain(&args.ignore) {
+    let upper = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| id.trim().to_ascii_uppercase())
+            .collect()
+    };
+    let (select, ignore) = (upper(&args.select), upper(&args.ignore));
+    for id in select.iter().chain(&ignore) {
         if meta::get(id).is_none() {
             eprintln!("kmigrate: unknown rule `{id}` (run `kmigrate rules` for the list)");
             return ExitCode::from(2);
         }
     }
-    if !args.select.is_empty() {
-        loaded.config.rules.select = Some(args.select.clone());
+    if !select.is_empty() {
+        loaded.config.rules.select = Some(select);
     }
-    loaded
-        .config
-        .rules
-        .ignore
-        .extend(args.ignore.iter().cloned());
+    loaded.config.rules.ignore.extend(ignore);
 
     let settings = Settings {
         config: loaded,
@@ -355,9 +357,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         eprintln!("kmigrate: {e}");
         return ExitCode::from(2);
     }
-    if args.format == Format::Human || to_file {
-        eprint!("{}", human::render_errors(&run));
-    }
+    // Files that could not be checked always go to stderr too: not every
+    // format has a place for them (GitLab Code Quality has none).
+    eprint!("{}", human::render_errors(&run));
     if args.format == Format::Human && !args.quiet {
         eprintln!("{}", run.summary());
     }
