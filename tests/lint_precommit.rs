@@ -137,6 +137,14 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
     )
     .unwrap();
     fs::write(project.join("notes.yaml"), KANIKO).unwrap();
+    // Excluded in kmigrate.toml: the hooks pass it, --force-exclude skips it.
+    fs::create_dir_all(project.join("vendor")).unwrap();
+    fs::write(project.join("vendor/cloudbuild.yaml"), KANIKO).unwrap();
+    fs::write(
+        project.join("kmigrate.toml"),
+        "[paths]\nexclude = [\"vendor\"]\n",
+    )
+    .unwrap();
     let config = |hook: &str| {
         format!(
             "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: {hook}\n",
@@ -164,6 +172,7 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
         "{out}"
     );
     assert!(!out.contains("notes.yaml"), "files pattern: {out}");
+    assert!(!out.contains("vendor"), "excluded: {out}");
     assert_eq!(
         fs::read_to_string(project.join("cloudbuild.yaml")).unwrap(),
         KANIKO
@@ -188,6 +197,10 @@ fn check_hook_fails_on_findings_and_rewrite_hook_fixes_files() {
     );
     assert_eq!(
         fs::read_to_string(project.join("notes.yaml")).unwrap(),
+        KANIKO
+    );
+    assert_eq!(
+        fs::read_to_string(project.join("vendor/cloudbuild.yaml")).unwrap(),
         KANIKO
     );
     git(&project, &["add", "-A"]);

@@ -73,6 +73,10 @@ pub struct CheckArgs {
     /// No summary line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Apply `paths.exclude` to files named on the command line too (for
+    /// pre-commit and editors, which pass every file).
+    #[arg(long)]
+    pub force_exclude: bool,
 }
 
 /// `--fail-on` levels.
@@ -288,6 +292,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         .cloned()
         .collect();
     let mut found = discover::discover(&file_paths, &settings.config);
+    if args.force_exclude {
+        found
+            .targets
+            .retain(|t| !settings.config.is_excluded(&t.path));
+    }
     discover::add_included(
         &mut found,
         &settings.config,

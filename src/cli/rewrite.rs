@@ -62,6 +62,10 @@ pub struct RewriteArgs {
     /// says to leave them.
     #[arg(long)]
     pub no_ignores: bool,
+    /// Skip files that `paths.exclude` in kmigrate.toml excludes (for
+    /// pre-commit, which passes every file).
+    #[arg(long)]
+    pub force_exclude: bool,
 }
 
 enum Outcome {
@@ -105,6 +109,9 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     let mut changed = false;
     let mut errored = false;
     for path in &args.files {
+        if args.force_exclude && settings.config.is_excluded(path) {
+            continue;
+        }
         match rewrite_one(path, &args, &opts, &settings) {
             Ok(Outcome::Changed) => changed = true,
             Ok(Outcome::Unchanged) => {}
