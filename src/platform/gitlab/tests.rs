@@ -307,3 +307,39 @@ fn partial_pipelines_record_unknown_extends_instead_of_failing() {
     .unwrap();
     assert_eq!(p.job("build").unwrap().unresolved_extends.len(), 1);
 }
+
+#[test]
+fn an_included_file_is_judged_as_part_of_its_pipeline() {
+    let d = repo(&[
+        (
+            ".gitlab-ci.yml",
+            "include: ci/k.yml\napi:\n  extends: .k\n  variables: {APP: api}\n",
+        ),
+        (
+            "ci/k.yml",
+            ".k:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context $APP --destination $CI_REGISTRY_IMAGE/$APP\n",
+        ),
+    ]);
+    let opts = crate::options::Options::default();
+    let k = SourceFile::load(&d.path().join("ci/k.yml")).unwrap();
+    let in_template = file_findings(&k, &opts).unwrap();
+    let km001 = in_template.iter().find(|f| f.rule == "KM001").unwrap();
+    // Judged through the job `api` that uses it, not as a lone template.
+    assert!(km001.message.contains("`api`"), "{}", km001.message);
+    assert!(km001.fix.is_some());
+    let entry = SourceFile::load(&d.path().join(".gitlab-ci.yml")).unwrap();
+    let in_entry = file_findings(&entry, &opts).unwrap();
+    let mut rules: Vec<_> = in_entry.iter().map(|f| f.rule).collect();
+    rules.sort();
+    assert_eq!(rules, ["KM004", "KM014"]);
+    assert!(
+        in_entry
+            .iter()
+            .any(|f| f.rule == "KM014" && f.message.contains("ci/k.yml"))
+    );
+    let bad = crate::options::Options {
+        gitlab_target: "kaniko".into(),
+        ..Default::default()
+    };
+    assert!(file_findings(&entry, &bad).is_err());
+}
