@@ -63,6 +63,11 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
     let Value::Map(hm) = &hmap.value else {
         return Err("the job is not a block or flow mapping".into());
     };
+    if hm.flow {
+        return Err(
+            "the job is written as a flow mapping (`{…}`); write it in block style first".into(),
+        );
+    }
     let h_entry = |k: &str| hm.entries.iter().find(|e| e.key.as_str() == Some(k));
 
     // 1. The image.
