@@ -637,3 +637,28 @@ mod default_image_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod existing_setup_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn existing_dind_service_and_tls_choice_are_kept() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  services:\n    - name: docker:24-dind\n      alias: docker\n    - postgres:16\n  variables:\n    DOCKER_TLS_CERTDIR: \"\"\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(!text.contains("docker:28.5-dind"), "{text}");
+        assert!(
+            text.contains("    DOCKER_TLS_CERTDIR: \"\"\n  before_script:"),
+            "{text}"
+        );
+        assert_eq!(text.matches("DOCKER_TLS_CERTDIR").count(), 1, "{text}");
+    }
+}
