@@ -358,7 +358,7 @@ fn job_findings(
                 job.key_span.clone(),
                 format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
             )
-            .with_help("tag the job for a privileged runner, or use `--gitlab-target buildkit` (rootless)"),
+            .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)"),
         );
     }
 }
