@@ -8,10 +8,14 @@
 
 pub mod buildx;
 pub mod cli;
+pub mod config;
+pub mod discover;
 pub mod engine;
+pub mod ignores;
 pub mod kaniko;
 pub mod options;
 pub mod platform;
+pub mod report;
 pub mod rules;
 pub mod shell;
 pub mod source;

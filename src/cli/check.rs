@@ -1,56 +1,316 @@
-//! `kmigrate check FILE…`: report findings with their source spans.
+//! `kmigrate check [PATH…]`: the lint as users and CI run it.
+//!
+//! Paths are files or directories (walked, see [`crate::discover`]); `-`
+//! reads stdin. Files are checked in parallel on every core; the report is
+//! sorted by path, then position, so output never depends on scheduling.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Args;
+use rayon::prelude::*;
 
-use super::diagnostic;
+use crate::config::{ConfigError, Loaded};
+use crate::discover::{self, Target};
 use crate::engine;
-use crate::options::Options;
+use crate::ignores;
 use crate::platform::Platform;
-use crate::rules::Severity;
-use crate::source::SourceFile;
+use crate::report::{self, FileResult, Format, Run, human};
+use crate::rules::{Finding, Severity, meta};
+use crate::source::{SourceError, SourceFile};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  no finding at or above --fail-on (or --exit-zero)
+  1  at least one finding at or above --fail-on
+  2  usage, configuration, read or parse error (the other files are still checked and reported)";
 
 /// Lint CI files for archived-Kaniko usage.
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct CheckArgs {
-    /// Files to check.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+    /// Files or directories to check; `-` reads stdin. Directories are
+    /// walked for cloudbuild*.yaml|yml|json and .gitlab-ci.yml, honouring
+    /// .gitignore. Default: the current directory.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write the report to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Lowest severity that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "error", value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+    /// Exit 0 even with findings (errors reading or parsing files still exit 2).
+    #[arg(long)]
+    pub exit_zero: bool,
     /// Treat every file as this platform instead of detecting it.
     #[arg(long, value_enum)]
     pub platform: Option<Platform>,
+    /// The file name stdin (`-`) is reported under and detected by.
+    #[arg(long, value_name = "PATH")]
+    pub stdin_filename: Option<PathBuf>,
+    /// Configuration file (default: kmigrate.toml or .kmigrate.toml found
+    /// upward from the first path).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+    /// Ignore any configuration file.
+    #[arg(long)]
+    pub no_config: bool,
+    /// Disregard `# kmigrate: ignore[...]` comments.
+    #[arg(long)]
+    pub no_ignores: bool,
+    /// Only report these rules (comma-separated; replaces `rules.select`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub select: Vec<String>,
+    /// Never report these rules (comma-separated; added to `rules.ignore`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub ignore: Vec<String>,
+    /// No summary line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
-/// Exit codes: 0 no finding at error severity, 1 findings, 2 a file could
-/// not be read or parsed.
-pub fn run(args: CheckArgs) -> ExitCode {
-    let opts = Options::default();
-    let color = diagnostic::use_color(std::io::stdout().is_terminal());
-    let mut failed = false;
-    let mut errored = false;
-    for path in &args.files {
-        let result = SourceFile::load(path).and_then(|source| {
-            let platform = engine::platform_of(&source, args.platform)?;
-            let findings = engine::analyze(&source, platform, &opts)?;
-            Ok((source, findings))
-        });
-        match result {
-            Ok((source, findings)) => {
-                failed |= findings.iter().any(|f| f.severity >= Severity::Error);
-                print!("{}", diagnostic::render(&source, &findings, color, true));
-            }
-            Err(e) => {
-                errored = true;
-                eprintln!("error: {e}");
-            }
+/// `--fail-on` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+impl From<FailOn> for Severity {
+    fn from(f: FailOn) -> Severity {
+        match f {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Info => Severity::Info,
         }
     }
-    if errored {
+}
+
+/// Loads the configuration `--config` / `--no-config` / the upward search
+/// select, then applies the command-line rule selection.
+pub fn load_config(
+    config: Option<&Path>,
+    no_config: bool,
+    first_path: Option<&Path>,
+) -> Result<Loaded, ConfigError> {
+    if no_config {
+        return Ok(Loaded::default());
+    }
+    match config {
+        Some(p) => Loaded::from_file(p),
+        None => {
+            let start = match first_path {
+                Some(p) if p != Path::new("-") => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            Loaded::discover(&start)
+        }
+    }
+}
+
+/// What a check run needs besides the files.
+pub struct Settings {
+    pub config: Loaded,
+    pub platform: Option<Platform>,
+    pub no_ignores: bool,
+}
+
+/// Checks one loaded file: engine findings, then rule selection, severity
+/// overrides and inline ignores; sorted by position.
+pub fn check_source(
+    source: &SourceFile,
+    platform: Option<Platform>,
+    settings: &Settings,
+) -> Result<Vec<Finding>, SourceError> {
+    let config = &settings.config.config;
+    let platform = engine::platform_of(source, settings.platform.or(platform))?;
+    let opts = settings.config.options();
+    let findings = engine::analyze(source, platform, &opts)?;
+    let enabled = |rule: &str| config.rule_enabled(rule);
+    let findings: Vec<Finding> = findings.into_iter().filter(|f| enabled(f.rule)).collect();
+    let mut findings = if settings.no_ignores {
+        findings
+    } else {
+        let (mut kept, unused) = ignores::apply(source, findings, &enabled);
+        if enabled(ignores::UNUSED_IGNORE) {
+            kept.extend(unused);
+        }
+        kept
+    };
+    for f in &mut findings {
+        f.severity = config.severity_of(f.rule, f.severity);
+    }
+    findings.sort_by(|a, b| {
+        (a.span.start, a.span.end, a.rule).cmp(&(b.span.start, b.span.end, b.rule))
+    });
+    Ok(findings)
+}
+
+fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
+    let source = SourceFile::load(&target.path)?;
+    let findings = check_source(&source, target.kind, settings)?;
+    Ok(FileResult {
+        path: target.path.clone(),
+        source: Some(Arc::new(source)),
+        findings,
+    })
+}
+
+/// Checks every target in parallel; the result is sorted.
+pub fn check_targets(
+    targets: &[Target],
+    settings: &Settings,
+) -> (Vec<FileResult>, Vec<SourceError>) {
+    let results: Vec<Result<FileResult, SourceError>> = targets
+        .par_iter()
+        .map(|t| check_target(t, settings))
+        .collect();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    (files, errors)
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let started = Instant::now();
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    if args.stdin_filename.is_some() && !paths.iter().any(|p| p == Path::new("-")) {
+        eprintln!("kmigrate: --stdin-filename needs `-` among the paths");
+        return ExitCode::from(2);
+    }
+    let mut loaded = match load_config(
+        args.config.as_deref(),
+        args.no_config,
+        paths.first().map(PathBuf::as_path),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kmigrate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for id in args.select.iter().chain(&args.ignore) {
+        if meta::get(id).is_none() {
+            eprintln!("kmigrate: unknown rule `{id}` (run `kmigrate rules` for the list)");
+            return ExitCode::from(2);
+        }
+    }
+    if !args.select.is_empty() {
+        loaded.config.rules.select = Some(args.select.clone());
+    }
+    loaded
+        .config
+        .rules
+        .ignore
+        .extend(args.ignore.iter().cloned());
+
+    let settings = Settings {
+        config: loaded,
+        platform: args.platform,
+        no_ignores: args.no_ignores,
+    };
+
+    let file_paths: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| *p != Path::new("-"))
+        .cloned()
+        .collect();
+    let found = discover::discover(&file_paths, &settings.config);
+    let reads_stdin = paths.iter().any(|p| p == Path::new("-"));
+    if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin {
+        eprintln!(
+            "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
+            file_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let (mut files, mut errors) = check_targets(&found.targets, &settings);
+    errors.extend(found.errors);
+
+    if reads_stdin {
+        let name = args
+            .stdin_filename
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("-"));
+        let mut bytes = Vec::new();
+        let result = std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| SourceError::new(&name, format!("cannot read stdin: {e}")))
+            .and_then(|_| SourceFile::from_bytes(&name, bytes))
+            .and_then(|source| {
+                let findings = check_source(&source, Platform::from_path(&name), &settings)?;
+                Ok(FileResult {
+                    path: name.clone(),
+                    source: Some(Arc::new(source)),
+                    findings,
+                })
+            });
+        match result {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(e),
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
+
+    let run = Run {
+        files,
+        errors,
+        elapsed: started.elapsed(),
+    };
+
+    let to_file = args.output.is_some();
+    let color = !to_file && super::rules::stdout_color();
+    let text = report::render(args.format, &run, color);
+    let written = match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("cannot write the report: {e}"))
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("kmigrate: {e}");
+        return ExitCode::from(2);
+    }
+    if args.format == Format::Human || to_file {
+        eprint!("{}", human::render_errors(&run));
+    }
+    if args.format == Format::Human && !args.quiet {
+        eprintln!("{}", run.summary());
+    }
+
+    if !run.errors.is_empty() {
         ExitCode::from(2)
-    } else if failed {
+    } else if !args.exit_zero
+        && run
+            .max_severity()
+            .is_some_and(|s| s >= Severity::from(args.fail_on))
+    {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

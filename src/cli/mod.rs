@@ -2,7 +2,9 @@
 
 mod check;
 mod diagnostic;
+mod report;
 mod rewrite;
+mod rules;
 
 use std::process::ExitCode;
 
@@ -20,8 +22,18 @@ pub struct Cli {
 pub enum Command {
     /// Rewrite Kaniko steps to `docker buildx build` (in place, or --diff/--check/--stdout).
     Rewrite(rewrite::RewriteArgs),
-    /// Report archived-Kaniko usage with source spans. Exit 0 clean, 1 findings, 2 errors.
+    /// Lint files or directories for archived-Kaniko usage. Exit 0 clean, 1 findings at or
+    /// above --fail-on, 2 usage/read/parse errors.
     Check(check::CheckArgs),
+    /// Migration audit: builds found, how many migrate automatically, partially or only by
+    /// hand, the manual tasks, the Kaniko flags seen and cache-TTL cleanup policies.
+    Report(report::ReportArgs),
+    /// List every rule: id, default severity, fixable, summary.
+    Rules,
+    /// Print a rule's documentation page.
+    Explain(rules::ExplainArgs),
+    /// Show the effective configuration (`kmigrate config --show`).
+    Config(rules::ConfigArgs),
 }
 
 /// Entry point used by `main`.
@@ -30,5 +42,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Rewrite(args) => rewrite::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Rules => rules::rules(),
+        Command::Explain(args) => rules::explain(args),
+        Command::Config(args) => rules::config(args),
     }
 }

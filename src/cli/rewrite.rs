@@ -31,21 +31,32 @@ pub struct RewriteArgs {
     /// Treat every file as this platform instead of detecting it.
     #[arg(long, value_enum)]
     pub platform: Option<Platform>,
-    /// Name of the docker-container builder to create and use.
-    #[arg(long, default_value = "kmigrate")]
-    pub builder: String,
-    /// Tag of the registry cache (`<cache repo>:<tag>`).
-    #[arg(long, default_value = "buildcache")]
-    pub cache_tag: String,
-    /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split (keep Kaniko, split multi-build jobs).
-    #[arg(long, default_value = "buildx", value_parser = ["buildx", "buildkit", "split"])]
-    pub gitlab_target: String,
+    /// Name of the docker-container builder to create and use
+    /// [default: `rewrite.builder` in kmigrate.toml, else kmigrate].
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// Tag of the registry cache (`<cache repo>:<tag>`)
+    /// [default: `rewrite.cache_tag` in kmigrate.toml, else buildcache].
+    #[arg(long)]
+    pub cache_tag: Option<String>,
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split
+    /// (keep Kaniko, split multi-build jobs) [default: config, else buildx].
+    #[arg(long, value_parser = ["buildx", "buildkit", "split"])]
+    pub gitlab_target: Option<String>,
     /// GitLab: do not split jobs that build several images (buildx/buildkit targets).
     #[arg(long)]
     pub no_split: bool,
-    /// GitLab: Docker version of the `docker:<ver>-cli` / `docker:<ver>-dind` images.
-    #[arg(long, default_value = crate::platform::gitlab::target::DEFAULT_DOCKER_VERSION)]
-    pub docker_version: String,
+    /// GitLab: Docker version of the `docker:<ver>-cli` / `docker:<ver>-dind` images
+    /// [default: config, else the pinned stable version].
+    #[arg(long)]
+    pub docker_version: Option<String>,
+    /// Configuration file (default: kmigrate.toml or .kmigrate.toml found
+    /// upward from the first file).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+    /// Ignore any configuration file.
+    #[arg(long)]
+    pub no_config: bool,
 }
 
 enum Outcome {
@@ -56,12 +67,30 @@ enum Outcome {
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
 /// would change, 2 when a file could not be read, parsed or written.
 pub fn run(args: RewriteArgs) -> ExitCode {
+    let loaded = match super::check::load_config(
+        args.config.as_deref(),
+        args.no_config,
+        args.files.first().map(PathBuf::as_path),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let defaults = loaded.options();
     let opts = Options {
-        builder: args.builder.clone(),
-        cache_tag: args.cache_tag.clone(),
-        gitlab_target: args.gitlab_target.clone(),
-        split: !args.no_split,
-        docker_version: args.docker_version.clone(),
+        builder: args.builder.clone().unwrap_or(defaults.builder.clone()),
+        cache_tag: args.cache_tag.clone().unwrap_or(defaults.cache_tag.clone()),
+        gitlab_target: args
+            .gitlab_target
+            .clone()
+            .unwrap_or(defaults.gitlab_target.clone()),
+        docker_version: args
+            .docker_version
+            .clone()
+            .unwrap_or(defaults.docker_version.clone()),
+        split: defaults.split && !args.no_split,
     };
     let mut changed = false;
     let mut errored = false;

@@ -1,0 +1,122 @@
+//! `kmigrate report [PATH…]`: the migration audit (see
+//! [`crate::report::migration`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::check::{Settings, check_targets, load_config};
+use crate::discover;
+use crate::engine;
+use crate::platform::Platform;
+use crate::report::migration::{self, Input};
+
+/// `kmigrate report`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 report written, 2 a file could not be read or parsed \
+(it is listed under \"Not checked\") or a usage/configuration error."
+)]
+pub struct ReportArgs {
+    /// Files or directories (walked like `kmigrate check`). Default: `.`.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Treat every file as this platform instead of detecting it.
+    #[arg(long, value_enum)]
+    pub platform: Option<Platform>,
+    /// Configuration file (default: found upward from the first path).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+    /// Ignore any configuration file.
+    #[arg(long)]
+    pub no_config: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+}
+
+pub fn run(args: ReportArgs) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let config = match load_config(
+        args.config.as_deref(),
+        args.no_config,
+        paths.first().map(PathBuf::as_path),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kmigrate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = Settings {
+        config,
+        platform: args.platform,
+        // An audit counts every build, including those silenced inline.
+        no_ignores: true,
+    };
+    let found = discover::discover(&paths, &settings.config);
+    let kinds: std::collections::HashMap<PathBuf, Option<Platform>> = found
+        .targets
+        .iter()
+        .map(|t| (t.path.clone(), t.kind))
+        .collect();
+    let (files, mut errors) = check_targets(&found.targets, &settings);
+    errors.extend(found.errors);
+    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
+    let mut inputs = Vec::new();
+    for f in &files {
+        let Some(source) = &f.source else { continue };
+        let hint = kinds.get(&f.path).copied().flatten();
+        // check_targets already detected it successfully.
+        let Ok(platform) = engine::platform_of(source, settings.platform.or(hint)) else {
+            continue;
+        };
+        inputs.push(Input {
+            path: &f.path,
+            source,
+            platform,
+            findings: &f.findings,
+        });
+    }
+    let failed = !errors.is_empty();
+    let report = migration::build(&inputs, errors);
+    let text = match args.format {
+        ReportFormat::Markdown => report.to_markdown(),
+        ReportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&report.to_json()).expect("JSON serialises");
+            s.push('\n');
+            s
+        }
+    };
+    let written = match &args.output {
+        Some(p) => {
+            std::fs::write(p, &text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("kmigrate: {e}");
+        return ExitCode::from(2);
+    }
+    if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

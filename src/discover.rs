@@ -1,0 +1,412 @@
+//! Finds the CI files to check under the paths a user names.
+//!
+//! Directories are walked honouring `.gitignore` (also outside a git
+//! repository), `.ignore` and the configuration's `paths.exclude`; `.git`,
+//! `node_modules` and `target` are never entered. A walked file is a CI file
+//! when it is named `cloudbuild*.yaml|yml|json` or `.gitlab-ci.yml`. A file
+//! named on the command line is checked whatever its name. Every file is
+//! reported once, even when it is reached twice (named and walked, through
+//! two paths or a symlink).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::config::Loaded;
+use crate::platform::Platform;
+use crate::source::SourceError;
+
+/// Directories never entered.
+pub const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target"];
+
+/// A file to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The path as it will be shown (as named, or as walked from a named
+    /// directory).
+    pub path: PathBuf,
+    /// The kind its name says (`None`: detect from content).
+    pub kind: Option<Platform>,
+    /// Named on the command line rather than found by a walk.
+    pub explicit: bool,
+}
+
+/// What a walk found: the files, and the paths it could not read.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub targets: Vec<Target>,
+    pub errors: Vec<SourceError>,
+}
+
+/// Finds the files to check under `paths`. `config` supplies the excludes
+/// for walked files.
+pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
+    let mut out = Discovered::default();
+    let mut seen = HashSet::new();
+    for path in paths {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                out.errors
+                    .push(SourceError::new(path, describe_io(&e)).with_help(
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            "check the path"
+                        } else {
+                            "check the permissions"
+                        },
+                    ));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            walk(path, config, &mut seen, &mut out);
+        } else {
+            push(
+                &mut out,
+                &mut seen,
+                Target {
+                    path: path.clone(),
+                    kind: Platform::from_path(path),
+                    explicit: true,
+                },
+            );
+        }
+    }
+    out.targets.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Adds the files the GitLab pipelines among the targets include locally
+/// (`includes_of` lists them for one `.gitlab-ci.yml`), so a Kaniko job
+/// defined in `ci/build.yml` is checked even though its name says nothing.
+/// A file already found (named, walked, or included twice) is kept once;
+/// `paths.exclude` applies to included files as to walked ones.
+pub fn add_included(
+    out: &mut Discovered,
+    config: &Loaded,
+    includes_of: &dyn Fn(&Path) -> Vec<PathBuf>,
+) {
+    let mut seen: HashSet<PathBuf> = out.targets.iter().map(|t| canonical(&t.path)).collect();
+    let entries: Vec<PathBuf> = out
+        .targets
+        .iter()
+        .filter(|t| {
+            t.kind == Some(Platform::GitLab)
+                && t.path
+                    .file_name()
+                    .is_some_and(|n| n == ".gitlab-ci.yml" || n == ".gitlab-ci.yaml")
+        })
+        .map(|t| t.path.clone())
+        .collect();
+    for entry in entries {
+        for included in includes_of(&entry) {
+            if config.is_excluded(&included) {
+                continue;
+            }
+            let path = relative_to_cwd(&included);
+            push(
+                out,
+                &mut seen,
+                Target {
+                    path,
+                    kind: Some(Platform::GitLab),
+                    explicit: false,
+                },
+            );
+        }
+    }
+    out.targets.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// `path` relative to the current directory when it lies below it, else
+/// absolute; `.` and `..` resolved.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let abs = crate::config::absolute(path);
+    let cwd = crate::config::absolute(Path::new("."));
+    match abs.strip_prefix(&cwd) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+        _ => abs,
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| crate::config::absolute(path))
+}
+
+fn push(out: &mut Discovered, seen: &mut HashSet<PathBuf>, target: Target) {
+    if seen.insert(canonical(&target.path)) {
+        out.targets.push(target);
+    }
+}
+
+fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Discovered) {
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(true)
+        .require_git(false)
+        .ignore(true)
+        .parents(true)
+        .follow_links(true)
+        .sort_by_file_path(|a, b| a.cmp(b))
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(err) = walk_error(root, &e) {
+                    out.errors.push(err);
+                }
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        // Walking `.` yields `./x`; show `x`.
+        let path = match entry.path().strip_prefix(".") {
+            Ok(rel) if root == Path::new(".") => rel,
+            _ => entry.path(),
+        };
+        let Some(kind) = Platform::from_path(path) else {
+            continue;
+        };
+        if config.is_excluded(path) {
+            continue;
+        }
+        push(
+            out,
+            seen,
+            Target {
+                path: path.to_path_buf(),
+                kind: Some(kind),
+                explicit: false,
+            },
+        );
+    }
+}
+
+/// The error to report for a failed walk entry; `None` for a dangling
+/// symlink whose name is not a CI file's (nothing would have been checked).
+fn walk_error(root: &Path, e: &ignore::Error) -> Option<SourceError> {
+    // Dig out the path and the underlying cause.
+    let mut path = None;
+    let mut cur = e;
+    let message = loop {
+        match cur {
+            ignore::Error::WithPath { path: p, err } => {
+                path.get_or_insert_with(|| p.clone());
+                cur = err;
+            }
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                cur = err;
+            }
+            ignore::Error::Loop { child, .. } => {
+                path.get_or_insert_with(|| child.clone());
+                break "is a symbolic link loop; it was skipped".to_string();
+            }
+            ignore::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                let p = path.as_deref()?;
+                Platform::from_path(p)?;
+                break "is a broken symbolic link".to_string();
+            }
+            ignore::Error::Io(io) => break describe_io(io),
+            other => break other.to_string(),
+        }
+    };
+    let path = path.unwrap_or_else(|| root.to_path_buf());
+    let shown = match path.strip_prefix(".") {
+        Ok(rel) if root == Path::new(".") && !rel.as_os_str().is_empty() => rel,
+        _ => &path,
+    };
+    Some(SourceError::new(shown, message).with_help("the rest of the directory was still checked"))
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied".into(),
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn rel(root: &Path, d: &Discovered) -> Vec<String> {
+        d.targets
+            .iter()
+            .map(|t| {
+                t.path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_that_are_ci_files() {
+        for (name, kind) in [
+            ("cloudbuild.yaml", Some(Platform::CloudBuild)),
+            ("cloudbuild-prod.yml", Some(Platform::CloudBuild)),
+            ("cloudbuild.json", Some(Platform::CloudBuild)),
+            ("CloudBuild.YAML", Some(Platform::CloudBuild)),
+            (".gitlab-ci.yml", Some(Platform::GitLab)),
+            ("cloudbuild.txt", None),
+            ("build.yaml", None),
+            ("gitlab-ci.yml", None),
+        ] {
+            assert_eq!(Platform::from_path(Path::new(name)), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn walks_honouring_gitignore_skips_and_excludes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "cloudbuild.yaml", "steps: []\n");
+        write(root, ".gitlab-ci.yml", "a: {}\n");
+        write(root, "deploy/cloudbuild-prod.json", "{}\n");
+        write(root, "deploy/other.yaml", "steps: []\n");
+        write(root, "node_modules/x/cloudbuild.yaml", "steps: []\n");
+        write(root, "target/cloudbuild.yaml", "steps: []\n");
+        write(root, ".git/cloudbuild.yaml", "steps: []\n");
+        write(root, "generated/cloudbuild.yaml", "steps: []\n");
+        write(root, ".gitignore", "generated/\n");
+        write(root, "vendor/cloudbuild.yaml", "steps: []\n");
+        write(root, "kmigrate.toml", "[paths]\nexclude = [\"vendor\"]\n");
+        let config = Loaded::discover(root).unwrap();
+        let d = discover(&[root.to_path_buf()], &config);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(
+            rel(root, &d),
+            [
+                ".gitlab-ci.yml",
+                "cloudbuild.yaml",
+                "deploy/cloudbuild-prod.json"
+            ]
+        );
+        assert!(d.targets.iter().all(|t| !t.explicit && t.kind.is_some()));
+    }
+
+    #[test]
+    fn named_files_are_kept_whatever_the_name_and_reported_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "ci/build.yaml", "steps: []\n");
+        write(root, "ci/cloudbuild.yaml", "steps: []\n");
+        let config = Loaded::default();
+        let named = root.join("ci/build.yaml");
+        let d = discover(
+            &[
+                named.clone(),
+                root.join("ci"),
+                root.join("ci/cloudbuild.yaml"),
+                root.join("ci/../ci/build.yaml"),
+            ],
+            &config,
+        );
+        assert_eq!(rel(root, &d), ["ci/build.yaml", "ci/cloudbuild.yaml"]);
+        assert!(d.targets[0].explicit && d.targets[0].kind.is_none());
+    }
+
+    #[test]
+    fn included_gitlab_files_are_added_once_and_excludes_apply() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, ".gitlab-ci.yml", "include: [ci/build.yml]\n");
+        write(root, "ci/build.yml", "b: {script: [x]}\n");
+        write(root, "ci/deploy.yml", "d: {script: [x]}\n");
+        write(root, "ci/old.yml", "o: {script: [x]}\n");
+        write(root, "cloudbuild.yaml", "steps: []\n");
+        write(
+            root,
+            "kmigrate.toml",
+            "[paths]\nexclude = [\"ci/old.yml\"]\n",
+        );
+        let config = Loaded::discover(root).unwrap();
+        let mut d = discover(&[root.to_path_buf()], &config);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let includes = |entry: &Path| {
+            asked.borrow_mut().push(entry.to_path_buf());
+            vec![
+                root.join("ci/build.yml"),
+                root.join("ci/./deploy.yml"),
+                root.join("ci/build.yml"),
+                root.join("ci/old.yml"),
+            ]
+        };
+        add_included(&mut d, &config, &includes);
+        assert_eq!(
+            *asked.borrow(),
+            [root.join(".gitlab-ci.yml")],
+            "only pipelines"
+        );
+        assert_eq!(
+            rel(root, &d),
+            [
+                ".gitlab-ci.yml",
+                "ci/build.yml",
+                "ci/deploy.yml",
+                "cloudbuild.yaml"
+            ]
+        );
+        assert!(
+            d.targets
+                .iter()
+                .filter(|t| t.path.starts_with(root.join("ci")))
+                .all(|t| t.kind == Some(Platform::GitLab) && !t.explicit)
+        );
+    }
+
+    #[test]
+    fn missing_paths_and_symlink_loops_are_errors_and_the_rest_continues() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "a/cloudbuild.yaml", "steps: []\n");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("a"), root.join("a/loop")).unwrap();
+            std::os::unix::fs::symlink(root.join("gone"), root.join("a/cloudbuild-x.yaml"))
+                .unwrap();
+            std::os::unix::fs::symlink(root.join("gone"), root.join("a/notes.txt")).unwrap();
+        }
+        let d = discover(
+            &[root.join("nope.yaml"), root.to_path_buf()],
+            &Loaded::default(),
+        );
+        assert_eq!(rel(root, &d), ["a/cloudbuild.yaml"]);
+        let msgs: Vec<String> = d.errors.iter().map(|e| e.to_string()).collect();
+        assert!(msgs[0].contains("nope.yaml: does not exist"), "{msgs:?}");
+        #[cfg(unix)]
+        {
+            assert!(
+                msgs.iter().any(|m| m.contains("symbolic link loop")),
+                "{msgs:?}"
+            );
+            assert!(
+                msgs.iter()
+                    .any(|m| m.contains("cloudbuild-x.yaml: is a broken symbolic link")),
+                "{msgs:?}"
+            );
+            // A dangling link that is no CI file is nobody's business.
+            assert!(!msgs.iter().any(|m| m.contains("notes.txt")), "{msgs:?}");
+            assert_eq!(msgs.len(), 3, "{msgs:?}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Human output: one miette diagnostic per finding with the offending source
+//! span, the rule id and its page, the help text and whether `kmigrate
+//! rewrite` can fix it. Colour only when asked (the caller checks the TTY and
+//! `NO_COLOR`).
+
+use std::fmt::{self, Write as _};
+
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+};
+
+use super::{Located, Run, display_path};
+use crate::rules::Severity;
+
+struct Diag<'a> {
+    loc: &'a Located<'a>,
+    source: &'a NamedSource<String>,
+    help: Option<String>,
+}
+
+impl fmt::Debug for Diag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.loc.finding.message)
+    }
+}
+
+impl fmt::Display for Diag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.loc.finding.message)
+    }
+}
+
+impl std::error::Error for Diag<'_> {}
+
+impl Diagnostic for Diag<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.loc.finding.rule))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.loc.finding.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Info => miette::Severity::Advice,
+        })
+    }
+
+    fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.loc.help_url()))
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let f = self.loc.finding;
+        let label = match &f.fix {
+            Some(fix) => format!("{}, fixable: {}", f.severity, fix.description),
+            None => format!("{}, no automatic fix", f.severity),
+        };
+        let span = f.span.start..f.span.end.max(f.span.start);
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(Some(label), span),
+        )))
+    }
+}
+
+/// The findings of `run` as miette diagnostics, then the files that could
+/// not be checked.
+pub fn render(run: &Run, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_links(false)
+        .with_width(100);
+    let mut out = String::new();
+    for file in &run.files {
+        let Some(source) = &file.source else { continue };
+        if file.findings.is_empty() {
+            continue;
+        }
+        let named = NamedSource::new(display_path(&file.path), source.text.clone());
+        for loc in file.located() {
+            let f = loc.finding;
+            let mut help = f.help.clone().unwrap_or_default();
+            if f.fix.is_some() {
+                if !help.is_empty() {
+                    help.push('\n');
+                }
+                help.push_str(&format!(
+                    "`kmigrate rewrite {}` applies the fix",
+                    display_path(loc.path)
+                ));
+            }
+            let diag = Diag {
+                loc: &loc,
+                source: &named,
+                help: (!help.is_empty()).then_some(help),
+            };
+            let mut rendered = String::new();
+            if handler.render_report(&mut rendered, &diag).is_ok() {
+                out.push_str(&rendered);
+            } else {
+                // A span miette cannot show: still report the finding.
+                let _ = writeln!(
+                    out,
+                    "{}:{}:{}: {} {}: {}",
+                    display_path(loc.path),
+                    loc.start.0,
+                    loc.start.1,
+                    f.severity,
+                    f.rule,
+                    f.message
+                );
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The paths and files that could not be checked, one `error:` block each.
+pub fn render_errors(run: &Run) -> String {
+    let mut out = String::new();
+    for e in &run.errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing;
+    use super::*;
+
+    #[test]
+    fn shows_span_rule_url_help_and_fix_without_colour() {
+        let out = render(&testing::run(), false);
+        assert!(!out.contains('\u{1b}'), "no escape codes without colour");
+        for needle in [
+            "KM001 (https://github.com/kmigrate/kmigrate/blob/main/rules/KM001.md)",
+            "Cloud Build step runs Kaniko",
+            "[ci/cloudbuild.yaml:2:11]",
+            "- name: gcr.io/kaniko-project/executor:latest",
+            "error, fixable: use the docker builder",
+            "rewrite the step to docker buildx build",
+            "`kmigrate rewrite ci/cloudbuild.yaml` applies the fix",
+            "KM005",
+            "warning, no automatic fix",
+        ] {
+            assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+        }
+        // Findings come in file order: KM001 (line 2) before KM005 (line 3).
+        assert!(out.find("KM001").unwrap() < out.find("KM005").unwrap());
+    }
+
+    #[test]
+    fn errors_are_listed_with_position_and_help() {
+        assert_eq!(
+            render_errors(&testing::run()),
+            "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  help: fix it\n"
+        );
+    }
+
+    #[test]
+    fn a_span_past_the_end_still_reports_the_finding() {
+        let mut run = testing::run();
+        let len = testing::TEXT.len();
+        run.files[0].findings[1].span = len + 5..len + 9;
+        let out = render(&run, false);
+        assert!(out.contains("KM005"), "{out}");
+        assert!(out.contains("--cache-ttl has no equivalent"), "{out}");
+    }
+
+    #[test]
+    fn colour_adds_escape_codes() {
+        assert!(render(&testing::run(), true).contains('\u{1b}'));
+    }
+}

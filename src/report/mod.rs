@@ -1,0 +1,325 @@
+//! Printing the result of a `kmigrate check` run in the formats users and
+//! CI systems read: `human` (miette diagnostics), `json` (versioned schema),
+//! `sarif` (2.1.0), `gitlab` (Code Quality) and `github` (workflow
+//! commands).
+//!
+//! Every format gets the same [`Run`]: files sorted by path, findings in each
+//! file sorted by position, so output is deterministic however many threads
+//! checked the files.
+
+pub mod github;
+pub mod gitlab;
+pub mod human;
+pub mod json;
+pub mod migration;
+pub mod sarif;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::rules::{Finding, Severity, meta};
+use crate::source::{SourceError, SourceFile, patch};
+
+/// Output formats of `kmigrate check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Diagnostics with the source span (miette); summary on stderr.
+    Human,
+    /// Versioned JSON document (schema in the README).
+    Json,
+    /// SARIF 2.1.0 log (GitHub code scanning and others).
+    Sarif,
+    /// GitLab Code Quality report.
+    Gitlab,
+    /// GitHub Actions workflow commands (annotations).
+    Github,
+}
+
+/// One checked file.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    /// The path as shown to the user.
+    pub path: PathBuf,
+    /// The loaded file (absent when it could not be read or parsed).
+    pub source: Option<Arc<SourceFile>>,
+    /// Findings, sorted by position.
+    pub findings: Vec<Finding>,
+}
+
+impl FileResult {
+    /// This file's findings with their positions.
+    pub fn located(&self) -> impl Iterator<Item = Located<'_>> {
+        self.source.iter().flat_map(move |source| {
+            self.findings.iter().map(move |f| Located {
+                path: &self.path,
+                source,
+                finding: f,
+                start: source.position(f.span.start),
+                end: source.position(f.span.end.max(f.span.start)),
+            })
+        })
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    /// Checked files, sorted by path.
+    pub files: Vec<FileResult>,
+    /// Files or paths that could not be read, walked or parsed.
+    pub errors: Vec<SourceError>,
+    pub elapsed: Duration,
+}
+
+/// A finding with everything a format prints about it.
+#[derive(Debug, Clone)]
+pub struct Located<'a> {
+    pub path: &'a Path,
+    pub source: &'a SourceFile,
+    pub finding: &'a Finding,
+    /// 1-based line and column of the start.
+    pub start: (usize, usize),
+    /// 1-based line and column just past the end.
+    pub end: (usize, usize),
+}
+
+impl<'a> Located<'a> {
+    pub fn help_url(&self) -> String {
+        help_url(self.finding.rule)
+    }
+
+    /// The file's text with this finding's fix applied alone, as a unified
+    /// diff (`None` without a fix or when its edits conflict).
+    pub fn fix_preview(&self) -> Option<String> {
+        let fix = self.finding.fix.as_ref()?;
+        let fixed = patch::apply(&self.source.text, &fix.edits).ok()?;
+        let name = display_path(self.path);
+        let diff = similar::TextDiff::from_lines(self.source.text.as_str(), fixed.as_str());
+        Some(
+            diff.unified_diff()
+                .context_radius(2)
+                .header(&format!("a/{name}"), &format!("b/{name}"))
+                .to_string(),
+        )
+    }
+
+    /// The finding's source text with runs of whitespace collapsed: what a
+    /// fingerprint is made of, so it survives re-indentation and line shifts.
+    pub fn normalised_snippet(&self) -> String {
+        let text = self
+            .source
+            .text
+            .get(self.finding.span.clone())
+            .unwrap_or_default();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The page documenting `rule`.
+pub fn help_url(rule: &str) -> String {
+    meta::get(rule)
+        .map(|m| m.help_url())
+        .unwrap_or_else(|| "https://github.com/kmigrate/kmigrate#lint-kmigrate-check".into())
+}
+
+/// A path as printed in every format: forward slashes, no leading `./`.
+pub fn display_path(path: &Path) -> String {
+    let s = path.to_string_lossy().replace('\\', "/");
+    match s.strip_prefix("./") {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => s,
+    }
+}
+
+impl Run {
+    /// Every finding of every file, in output order.
+    pub fn located(&self) -> impl Iterator<Item = Located<'_>> {
+        self.files.iter().flat_map(FileResult::located)
+    }
+
+    /// A stable fingerprint per finding, in [`Run::located`] order: a hash of
+    /// the rule, the path, the finding's source text with whitespace
+    /// collapsed, and its rank among identical (rule, path, text) findings;
+    /// never a line number, so it survives lines moving and re-indentation.
+    pub fn fingerprints(&self) -> Vec<String> {
+        use sha2::{Digest, Sha256};
+        let mut seen: std::collections::HashMap<(String, String, String), usize> =
+            std::collections::HashMap::new();
+        self.located()
+            .map(|l| {
+                let key = (
+                    l.finding.rule.to_string(),
+                    display_path(l.path),
+                    l.normalised_snippet(),
+                );
+                let rank = seen.entry(key.clone()).or_insert(0);
+                let mut h = Sha256::new();
+                for part in [&key.0, &key.1, &key.2, &rank.to_string()] {
+                    h.update(part.as_bytes());
+                    h.update([0]);
+                }
+                *rank += 1;
+                h.finalize()[..16]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Number of files loaded and checked.
+    pub fn files_scanned(&self) -> usize {
+        self.files.iter().filter(|f| f.source.is_some()).count()
+    }
+
+    /// Count of findings at each severity (info, warning, error).
+    pub fn counts(&self) -> [usize; 3] {
+        let mut c = [0; 3];
+        for f in self.files.iter().flat_map(|f| &f.findings) {
+            c[f.severity as usize] += 1;
+        }
+        c
+    }
+
+    pub fn fixable(&self) -> usize {
+        self.files
+            .iter()
+            .flat_map(|f| &f.findings)
+            .filter(|f| f.fix.is_some())
+            .count()
+    }
+
+    /// The most severe finding, if any.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.files
+            .iter()
+            .flat_map(|f| &f.findings)
+            .map(|f| f.severity)
+            .max()
+    }
+
+    /// The summary line printed on stderr after human output.
+    pub fn summary(&self) -> String {
+        let [info, warning, error] = self.counts();
+        let total = info + warning + error;
+        let files = self.files_scanned();
+        let mut s = format!(
+            "kmigrate: {files} file{} scanned, {total} finding{}",
+            plural(files),
+            plural(total)
+        );
+        if total > 0 {
+            s += &format!(
+                " ({error} error{}, {warning} warning{}, {info} info)",
+                plural(error),
+                plural(warning)
+            );
+            s += &format!(", {} fixable with `kmigrate rewrite`", self.fixable());
+        }
+        if !self.errors.is_empty() {
+            let n = self.errors.len();
+            s += &format!(", {n} file{} not checked", plural(n));
+        }
+        s += &format!(" in {:.2}s", self.elapsed.as_secs_f64());
+        s
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Renders `run` in `format`. Human output takes `color`.
+pub fn render(format: Format, run: &Run, color: bool) -> String {
+    match format {
+        Format::Human => human::render(run, color),
+        Format::Json => json::render(run),
+        Format::Sarif => sarif::render(run),
+        Format::Gitlab => gitlab::render(run),
+        Format::Github => github::render(run),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A small run shared by the format tests.
+    use super::*;
+    use crate::rules::Fix;
+    use crate::source::patch::Edit;
+
+    pub const TEXT: &str = "steps:
+  - name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=img', '--cache-ttl=6h']
+";
+
+    pub fn run() -> Run {
+        let source = Arc::new(
+            SourceFile::from_text(Path::new("ci/cloudbuild.yaml"), TEXT.to_string()).unwrap(),
+        );
+        let image = "gcr.io/kaniko-project/executor:latest";
+        let at = TEXT.find(image).unwrap();
+        let km001 = Finding::new(
+            "KM001",
+            at..at + image.len(),
+            "Cloud Build step runs Kaniko",
+        )
+        .with_help("rewrite the step to docker buildx build")
+        .with_fix(Fix {
+            description: "use the docker builder".into(),
+            edits: vec![Edit::replace(
+                at..at + image.len(),
+                "gcr.io/cloud-builders/docker",
+            )],
+        });
+        let ttl = "'--cache-ttl=6h'";
+        let t = TEXT.find(ttl).unwrap();
+        let km005 = Finding::new("KM005", t..t + ttl.len(), "--cache-ttl has no equivalent");
+        Run {
+            files: vec![FileResult {
+                path: PathBuf::from("./ci/cloudbuild.yaml"),
+                source: Some(source),
+                findings: vec![km001, km005],
+            }],
+            errors: vec![SourceError {
+                path: PathBuf::from("bad/cloudbuild.yaml"),
+                position: Some((3, 5)),
+                message: "cannot be parsed: bad".into(),
+                help: Some("fix it".into()),
+            }],
+            elapsed: Duration::from_millis(12),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_by_severity_and_fixable() {
+        let run = testing::run();
+        assert_eq!(run.counts(), [0, 1, 1]);
+        assert_eq!(run.max_severity(), Some(Severity::Error));
+        assert_eq!(
+            run.summary(),
+            "kmigrate: 1 file scanned, 2 findings (1 error, 1 warning, 0 info), \
+             1 fixable with `kmigrate rewrite`, 1 file not checked in 0.01s"
+        );
+    }
+
+    #[test]
+    fn located_positions_and_preview() {
+        let run = testing::run();
+        let l: Vec<_> = run.located().collect();
+        assert_eq!((l[0].start, l[0].end), ((2, 11), (2, 48)));
+        assert_eq!(l[1].start, (3, 33));
+        let preview = l[0].fix_preview().unwrap();
+        assert!(preview.starts_with("--- a/ci/cloudbuild.yaml\n+++ b/ci/cloudbuild.yaml\n"));
+        assert!(preview.contains("\n-  - name: gcr.io/kaniko-project/executor:latest\n"));
+        assert!(preview.contains("\n+  - name: gcr.io/cloud-builders/docker\n"));
+        assert!(l[1].fix_preview().is_none());
+        assert_eq!(l[1].normalised_snippet(), "'--cache-ttl=6h'");
+        assert_eq!(display_path(l[0].path), "ci/cloudbuild.yaml");
+    }
+}
