@@ -100,8 +100,13 @@ impl<'a> Engine<'a> {
     }
 
     fn save_record(&mut self, r: &CacheRecord) -> R<()> {
+        // Write then rename, so concurrent builds on one store never read a
+        // partial record.
         let p = self.store.cache_dir().join(format!("{}.json", r.key));
-        fs::write(p, serde_json::to_vec(r).unwrap_or_default()).map_err(io_err("cache record"))?;
+        let tmp = self.store.temp_file_path("record");
+        fs::write(&tmp, serde_json::to_vec(r).unwrap_or_default())
+            .map_err(io_err("cache record"))?;
+        fs::rename(&tmp, p).map_err(io_err("cache record"))?;
         Ok(())
     }
 
