@@ -562,3 +562,33 @@ fn local_cache_export_and_import_serve_a_cold_store() {
     let t = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && t.contains("has digest"), "{t}");
 }
+
+#[test]
+fn concurrent_builds_can_share_one_state_dir() {
+    let Some((_reg, base)) = setup() else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {base}\nCOPY f /f\nRUN cat /f > /g && sleep 0.2\n"),
+            ),
+            ("f", "shared"),
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap().to_string();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, c) = (state.path().to_path_buf(), c.clone());
+            std::thread::spawn(move || kmigrate_build(&s, &[&c]))
+        })
+        .collect();
+    for h in handles {
+        ok(&h.join().unwrap());
+    }
+    // Afterwards the shared store serves a fully cached build.
+    let out = build(state.path(), &[&c]);
+    assert_eq!(counts(&out), (0, 2), "{out}");
+}

@@ -188,7 +188,10 @@ fn run_sees_only_the_image_filesystem() {
         &[ctx.path().to_str().unwrap()],
     ));
     assert!(
-        t.contains("Dockerfile:3") && t.contains("exit code 7") && t.contains("visible-output"),
+        t.contains("Dockerfile:3")
+            && t.contains("exit code 7")
+            && t.contains("visible-output")
+            && t.lines().any(|l| l == "#2 visible-output"),
         "{t}"
     );
 }

@@ -100,8 +100,13 @@ impl<'a> Engine<'a> {
     }
 
     fn save_record(&mut self, r: &CacheRecord) -> R<()> {
+        // Write then rename, so concurrent builds on one store never read a
+        // partial record.
         let p = self.store.cache_dir().join(format!("{}.json", r.key));
-        fs::write(p, serde_json::to_vec(r).unwrap_or_default()).map_err(io_err("cache record"))?;
+        let tmp = self.store.temp_file_path("record");
+        fs::write(&tmp, serde_json::to_vec(r).unwrap_or_default())
+            .map_err(io_err("cache record"))?;
+        fs::rename(&tmp, p).map_err(io_err("cache record"))?;
         Ok(())
     }
 
@@ -694,7 +699,24 @@ impl<'a> Engine<'a> {
                     groups,
                     binds: etc.binds.clone(),
                 };
-                let res = sandbox::run(&spec, &log_path);
+                let sink = self.opts.log.clone();
+                let bar = self.bar.as_ref().map(|(b, _)| b.clone());
+                let quiet = self.opts.progress == super::api::Progress::Quiet;
+                let on_line = move |l: &str| {
+                    if quiet {
+                        return;
+                    }
+                    let line = format!("#{n} {l}");
+                    match &bar {
+                        Some(b) => b.println(line),
+                        None => {
+                            if let Ok(mut w) = sink.lock() {
+                                let _ = writeln!(w, "{line}");
+                            }
+                        }
+                    }
+                };
+                let res = sandbox::run_streaming(&spec, &log_path, &on_line);
                 etc.cleanup();
                 let out = res.map_err(|e| {
                     BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line))
@@ -709,9 +731,6 @@ impl<'a> Engine<'a> {
                         out.code,
                         shown.trim_end()
                     )));
-                }
-                for l in shown.lines() {
-                    self.log(&format!("#{n} {l}"));
                 }
             }
             Action::Copy(plan) => self.do_copy(df, ins, st, done, plan, &root, ctx)?,

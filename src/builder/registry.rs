@@ -396,7 +396,13 @@ impl Client {
         if status != 200 {
             return Err(format!("{registry}/{repo}: GET blob {d}: HTTP {status}"));
         }
-        let tmp = dest.with_extension("part");
+        // A name unique to this process and call, next to the destination.
+        let tmp = {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            dest.with_extension(format!("part-{}-{n}", std::process::id()))
+        };
         let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let mut w = digest::HashingWriter::new(std::io::BufWriter::new(f));
         std::io::copy(&mut resp.body_mut().as_reader(), &mut w)

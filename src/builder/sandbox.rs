@@ -141,6 +141,15 @@ fn prepare_mount_points(root: &Path) -> io::Result<()> {
 /// Runs the command; output (stdout and stderr) is captured to a file at
 /// `log` and returned.
 pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
+    run_streaming(spec, log, &|_| {})
+}
+
+/// [`run`], calling `on_line` with each output line while the command runs.
+pub fn run_streaming(
+    spec: &RunSpec,
+    log: &Path,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> io::Result<RunOutput> {
     if spec.argv.is_empty() {
         return Err(io::Error::other("empty command"));
     }
@@ -323,8 +332,16 @@ pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
     unsafe {
         cmd.pre_exec(setup);
     }
-    let status = match cmd.spawn() {
-        Ok(mut child) => child.wait()?,
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let spawned = std::thread::scope(|scope| {
+        let t = scope.spawn(|| tail(log, &done, on_line));
+        let r = cmd.spawn().and_then(|mut c| c.wait());
+        done.store(true, std::sync::atomic::Ordering::Release);
+        t.thread().unpark();
+        r
+    });
+    let status = match spawned {
+        Ok(status) => status,
         Err(e) => {
             return Err(io::Error::new(
                 e.kind(),
@@ -338,6 +355,37 @@ pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
     let output = fs::read(log)?;
     let code = status.code().unwrap_or(128);
     Ok(RunOutput { code, output })
+}
+
+/// Follows a growing log file, passing complete lines to `on_line`, until
+/// `done` is set and the file is drained.
+fn tail(path: &Path, done: &std::sync::atomic::AtomicBool, on_line: &(dyn Fn(&str) + Sync)) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut pos = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::Acquire);
+        if let Ok(mut f) = fs::File::open(path)
+            && f.seek(SeekFrom::Start(pos)).is_ok()
+        {
+            let mut buf = Vec::new();
+            if let Ok(n) = f.read_to_end(&mut buf) {
+                pos += n as u64;
+                pending.extend_from_slice(&buf);
+            }
+        }
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            on_line(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
+        }
+        if finished {
+            if !pending.is_empty() {
+                on_line(String::from_utf8_lossy(&pending).as_ref());
+            }
+            return;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
 }
 
 fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {

@@ -156,7 +156,7 @@ fn rewrite_one(
         crate::write::replace_file(path, text)
             .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
     }
-    report(&source, &findings, new_text.is_some(), args);
+    report(&source, platform, &findings, new_text.is_some(), args);
     Ok(if new_text.is_some() {
         Outcome::Changed
     } else {
@@ -166,13 +166,30 @@ fn rewrite_one(
 
 /// The per-file summary and every finding the rewrite did not resolve, or
 /// that the user must know about, on stderr.
-fn report(source: &SourceFile, findings: &[Finding], changed: bool, args: &RewriteArgs) {
+fn report(
+    source: &SourceFile,
+    platform: Platform,
+    findings: &[Finding],
+    changed: bool,
+    args: &RewriteArgs,
+) {
     let display = source.path.display();
     let fixed = findings
         .iter()
         .filter(|f| f.rule == "KM001" && f.fix.is_some())
         .count();
-    let driver = findings.iter().filter(|f| f.rule == "KM003").count();
+    let driver = findings
+        .iter()
+        .filter(|f| f.rule == "KM003" && f.fix.is_some())
+        .count();
+    let split = findings
+        .iter()
+        .filter(|f| f.rule == "KM002" && f.fix.is_some())
+        .count();
+    let unit = match platform {
+        Platform::CloudBuild => "step",
+        Platform::GitLab => "job",
+    };
     let verb = if args.check || args.diff || args.stdout {
         "would rewrite"
     } else {
@@ -181,8 +198,14 @@ fn report(source: &SourceFile, findings: &[Finding], changed: bool, args: &Rewri
     let mut parts = Vec::new();
     if fixed > 0 {
         parts.push(format!(
-            "{verb} {fixed} Kaniko step{}",
+            "{verb} {fixed} Kaniko {unit}{}",
             if fixed == 1 { "" } else { "s" }
+        ));
+    }
+    if split > 0 {
+        parts.push(format!(
+            "split {split} multi-build job{} into one job per image",
+            if split == 1 { "" } else { "s" }
         ));
     }
     if driver > 0 {
@@ -193,8 +216,8 @@ fn report(source: &SourceFile, findings: &[Finding], changed: bool, args: &Rewri
     }
     let notes: Vec<&Finding> = findings
         .iter()
-        .filter(|f| f.rule != "KM001" || f.fix.is_none())
-        .filter(|f| f.rule != "KM003")
+        // Findings the rewrite resolved are summarised above, not repeated.
+        .filter(|f| !(matches!(f.rule, "KM001" | "KM002" | "KM003") && f.fix.is_some()))
         .collect();
     let warnings = notes
         .iter()

@@ -165,7 +165,7 @@ impl ParsedSection {
 }
 
 fn shift(c: &Command, by: usize) -> Command {
-    let mv = |r: &Range<usize>| r.start - by..r.end - by;
+    let mv = |r: &Range<usize>| r.start.saturating_sub(by)..r.end.saturating_sub(by);
     let mut c = c.clone();
     c.span = mv(&c.span);
     for w in c.words.iter_mut().chain(c.assignments.iter_mut()) {

@@ -358,7 +358,7 @@ fn job_findings(
                 job.key_span.clone(),
                 format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
             )
-            .with_help("tag the job for a privileged runner, or use `--gitlab-target buildkit` (rootless)"),
+            .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)"),
         );
     }
 }
@@ -635,5 +635,30 @@ mod default_image_tests {
             text.starts_with("default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  image: docker:28.5-cli\n  services:\n    - docker:28.5-dind\n  variables:\n    DOCKER_TLS_CERTDIR: \"/certs\"\n  before_script:\n"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod existing_setup_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn existing_dind_service_and_tls_choice_are_kept() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  services:\n    - name: docker:24-dind\n      alias: docker\n    - postgres:16\n  variables:\n    DOCKER_TLS_CERTDIR: \"\"\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let ff = check(&p, &Options::default());
+        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        assert!(!text.contains("docker:28.5-dind"), "{text}");
+        assert!(
+            text.contains("    DOCKER_TLS_CERTDIR: \"\"\n  before_script:"),
+            "{text}"
+        );
+        assert_eq!(text.matches("DOCKER_TLS_CERTDIR").count(), 1, "{text}");
     }
 }

@@ -63,6 +63,11 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
     let Value::Map(hm) = &hmap.value else {
         return Err("the job is not a block or flow mapping".into());
     };
+    if hm.flow {
+        return Err(
+            "the job is written as a flow mapping (`{…}`); write it in block style first".into(),
+        );
+    }
     let h_entry = |k: &str| hm.entries.iter().find(|e| e.key.as_str() == Some(k));
 
     // 1. The image.
@@ -104,10 +109,15 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             let dind = opts.dind_image();
             match h_entry("services") {
                 Some(s) if matches!(s.value.value, Value::Seq(_)) => {
+                    // Any docker-in-docker service already there is kept.
                     let present = s.value.as_seq().is_some_and(|q| {
-                        q.items
-                            .iter()
-                            .any(|i| i.node.as_str() == Some(dind.as_str()))
+                        q.items.iter().any(|i| {
+                            let name = i
+                                .node
+                                .as_str()
+                                .or_else(|| i.node.get("name").and_then(|n| n.as_str()));
+                            name.is_some_and(|n| n.starts_with("docker:") && n.contains("dind"))
+                        })
                     });
                     if !present
                         && let Some(e) = add_items(f, &s.value, std::slice::from_ref(&dind), false)
@@ -397,9 +407,9 @@ fn add_variable(
     match vars {
         Some(e) if matches!(e.value.value, Value::Map(_)) => {
             if e.value.get(name).is_some() {
-                return Err(format!(
-                    "the job sets `{name}` already; check its value by hand"
-                ));
+                // The job chose a value (e.g. TLS off with its own
+                // DOCKER_HOST): keep it.
+                return Ok(());
             }
             let x = insert_entries(f, &e.value, None, &format!("{name}: {value}"))
                 .ok_or("empty `variables:`")?;

@@ -50,11 +50,18 @@ pub fn replace_command(
             }
         }
         ScalarStyle::Plain => {
-            if !plain_safe(
-                &line.text.replace(&line.text[range.clone()], &one_line),
-                false,
-            ) {
-                return None;
+            let mut new_text = line.text.clone();
+            new_text.replace_range(range.clone(), &one_line);
+            let in_flow = super::yaml_edit::seq_of(file, &line.origin.span)
+                .is_some_and(|(s, _)| s.as_seq().is_some_and(|q| q.flow));
+            if !plain_safe(&new_text, in_flow) {
+                // The new text needs quoting (`: `, ` #`, commas in a flow
+                // list): write the whole line as one double-quoted scalar.
+                let quoted = format!(
+                    "\"{}\"",
+                    new_text.replace('\\', "\\\\").replace('"', "\\\"")
+                );
+                return Some(Edit::replace(line.origin.span.clone(), quoted));
             }
             if multi_line_source {
                 // Continuation lines of a plain scalar fold into spaces; keep
@@ -166,6 +173,33 @@ mod tests {
     }
 
     #[test]
+    fn text_a_plain_scalar_cannot_hold_is_requoted() {
+        let src = "j:\n  script: [/kaniko/executor -d x, make]\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let line = &p.jobs[0].script[0];
+        let words: Vec<String> = [
+            "docker",
+            "buildx",
+            "build",
+            "--cache-to",
+            "type=registry,ref=r",
+            ".",
+        ]
+        .map(String::from)
+        .to_vec();
+        let e = replace_command(&p.files[0], line, 0..line.text.len(), &words).unwrap();
+        assert_eq!(
+            apply(src, &[e]).unwrap(),
+            "j:\n  script: [\"docker buildx build --cache-to type=registry,ref=r .\", make]\n"
+        );
+    }
+
+    #[test]
     fn folded_blocks_keep_one_flag_per_line() {
         let out =
             rewrite("j:\n  script:\n    - >-\n      /kaniko/executor\n      --destination $IMG\n");
@@ -190,6 +224,10 @@ mod tests {
         assert_eq!(
             rewrite("j:\n  script:\n    - \"/kaniko/executor --destination $IMG\"\n"),
             "j:\n  script:\n    - \"docker buildx build --tag \\\"$IMG\\\" --push .\"\n"
+        );
+        assert_eq!(
+            rewrite("j:\n  script: [/kaniko/executor -d x, make]\n"),
+            "j:\n  script: [docker buildx build --tag \"$IMG\" --push ., make]\n"
         );
         assert_eq!(
             rewrite("j:\n  script: ['/kaniko/executor -d x']\n"),

@@ -245,11 +245,11 @@ pub fn split_job(
             if let Some(owner) = call_items.iter().position(|x| *x == ii)
                 && let Some((_, e)) = call_edits.get(owner)
             {
-                let local =
-                    Edit::replace(e.range.start - start..e.range.end - start, e.text.clone());
                 if e.range.start < start || e.range.end > end {
                     return Err("a call's rewrite reaches outside its script item".into());
                 }
+                let local =
+                    Edit::replace(e.range.start - start..e.range.end - start, e.text.clone());
                 piece =
                     apply(&piece, &[local]).map_err(|_| "conflicting edits in a script item")?;
             }
@@ -313,6 +313,9 @@ fn retarget(f: &SourceFile, name_span: &Span, jobs: &[String]) -> Option<Edit> {
         let r = line_start(src, item.span.start)..line_end(src, item.span.end);
         (r.clone(), &src[r])
     };
+    if name_span.start < range.start || name_span.end > range.end {
+        return None;
+    }
     let local = name_span.start - range.start..name_span.end - range.start;
     let copies: Vec<String> = jobs
         .iter()

@@ -20,7 +20,8 @@ pub enum Target {
 impl Target {
     pub fn parse(s: &str) -> Option<Target> {
         match s {
-            "buildx" => Some(Target::Buildx),
+            // `dind`: the name kmigrate.toml examples use for the same target.
+            "buildx" | "dind" => Some(Target::Buildx),
             "buildkit" | "buildkit-rootless" => Some(Target::Buildkit),
             "split" => Some(Target::Split),
             _ => None,
@@ -258,6 +259,7 @@ mod tests {
             "buildctl-daemonless.sh build --frontend dockerfile.v0 --local context=. --local dockerfile=docker --opt filename=Dockerfile.prod --opt build-arg:V=1 --output \"type=image,\\\"name=$CI_REGISTRY_IMAGE/a:1,$CI_REGISTRY_IMAGE/a:latest\\\",push=true\" --export-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache,mode=max\" --import-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache\""
         );
         assert_eq!(Target::parse("buildkit"), Some(Target::Buildkit));
+        assert_eq!(Target::parse("dind"), Some(Target::Buildx));
         assert_eq!(Target::parse("kaniko"), None);
     }
 }

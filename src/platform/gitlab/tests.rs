@@ -307,3 +307,87 @@ fn partial_pipelines_record_unknown_extends_instead_of_failing() {
     .unwrap();
     assert_eq!(p.job("build").unwrap().unresolved_extends.len(), 1);
 }
+
+#[test]
+fn an_included_file_is_judged_as_part_of_its_pipeline() {
+    let d = repo(&[
+        (
+            ".gitlab-ci.yml",
+            "include: ci/k.yml\napi:\n  extends: .k\n  variables: {APP: api}\n",
+        ),
+        (
+            "ci/k.yml",
+            ".k:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context $APP --destination $CI_REGISTRY_IMAGE/$APP\n",
+        ),
+    ]);
+    let opts = crate::options::Options::default();
+    let k = SourceFile::load(&d.path().join("ci/k.yml")).unwrap();
+    let in_template = file_findings(&k, &opts).unwrap();
+    let km001 = in_template.iter().find(|f| f.rule == "KM001").unwrap();
+    // Judged through the job `api` that uses it, not as a lone template.
+    assert!(km001.message.contains("`api`"), "{}", km001.message);
+    assert!(km001.fix.is_some());
+    let entry = SourceFile::load(&d.path().join(".gitlab-ci.yml")).unwrap();
+    let in_entry = file_findings(&entry, &opts).unwrap();
+    let mut rules: Vec<_> = in_entry.iter().map(|f| f.rule).collect();
+    rules.sort();
+    assert_eq!(rules, ["KM004", "KM014"]);
+    assert!(
+        in_entry
+            .iter()
+            .any(|f| f.rule == "KM014" && f.message.contains("ci/k.yml"))
+    );
+    let bad = crate::options::Options {
+        gitlab_target: "kaniko".into(),
+        ..Default::default()
+    };
+    assert!(file_findings(&entry, &bad).is_err());
+}
+
+#[test]
+fn odd_inputs_never_panic() {
+    let inputs = [
+        "",
+        "# only a comment\n",
+        "include:\n",
+        "default:\n",
+        "j:\n  script: ''\n",
+        "j:\n  image: ''\n  script: [x]\n",
+        "j:\n  extends: []\n  script: [x]\n",
+        "j:\n  needs:\n  script: [x]\n",
+        "j:\n  script: !reference []\n",
+        "j:\n  image: gcr.io/kaniko-project/executor:debug\n  script: [/kaniko/executor]\n",
+        "j:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - A=1 \\\n    - /kaniko/executor --context .\n",
+        "j:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --destination \"unterminated\n",
+        "j:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor -d\n    - /kaniko/executor --cache=true -d a --cache=true -d b\n",
+        "j: {image: gcr.io/kaniko-project/executor:debug, script: [/kaniko/executor -d a --cache=true, /kaniko/executor -d b --cache=true]}\n",
+        "j:\n  image: {name: gcr.io/kaniko-project/executor:debug}\n  services: docker:dind\n  variables: [a]\n  script: [/kaniko/executor -d a]\n",
+        ".t: &t\n  script: [/kaniko/executor -d a]\nj:\n  <<: *t\n  image: gcr.io/kaniko-project/executor:debug\n",
+        "j:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - exec /kaniko/executor -d é/ü --context ./ü\n",
+    ];
+    for target in [
+        target::Target::Buildx,
+        target::Target::Buildkit,
+        target::Target::Split,
+    ] {
+        let opts = target::Options {
+            target,
+            ..target::Options::default()
+        };
+        for src in inputs {
+            if let Ok(p) = Pipeline::from_text(
+                Path::new("/nonexistent"),
+                Path::new(".gitlab-ci.yml"),
+                src.into(),
+            ) {
+                let ff = findings::check(&p, &opts);
+                if let Ok(texts) = findings::fixed_texts(&p, &ff) {
+                    for (_, t) in texts {
+                        SourceFile::from_text(Path::new("x.yml"), t.clone())
+                            .unwrap_or_else(|e| panic!("{src:?} → unparsable {t:?}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
