@@ -282,3 +282,20 @@ fn bad_input_is_a_clear_error_and_the_file_is_untouched() {
     let o = run(&["check", dir.path().join("missing.yaml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn script_cache_export_on_the_docker_driver_is_reported_at_the_command() {
+    let src = "steps:\n- name: gcr.io/cloud-builders/docker\n  entrypoint: bash\n  args:\n  - -c\n  - |\n    set -e\n    docker buildx build --cache-to type=registry,ref=gcr.io/p/c,mode=max -t gcr.io/p/a .\n";
+    let (_dir, path) = scratch(src, "cloudbuild.yaml");
+    let o = run(&["check", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let finding = &report["findings"][0];
+    assert_eq!(finding["rule"], "KM003", "{report}");
+    assert_eq!(finding["start"]["line"], 8, "{report}");
+    assert_eq!(finding["start"]["column"], 5, "{report}");
+    assert_eq!(finding["fixable"], false, "{report}");
+    // Reported, not rewritten: the script's own flow decides where a builder goes.
+    let o = run(&["rewrite", "--check", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -18,7 +18,31 @@ pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
         out.extend(flag_notes(build, migration, s));
     }
     out.extend(km003_docker_driver_cache(build, migration));
+    out.extend(km003_script_cache_exports(build, migration));
     out
+}
+
+/// KM003 inside shell scripts: reported, not fixed (the script's own flow
+/// decides where a builder belongs).
+fn km003_script_cache_exports(build: &Build, migration: &Migration) -> Vec<Finding> {
+    crate::platform::cloudbuild::docker_steps::script_cache_exports(build)
+        .into_iter()
+        .map(|e| {
+            Finding::new(
+                "KM003",
+                e.span,
+                format!(
+                    "{} exports cache (`--cache-to {}`) in its script but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
+                    step_label(&build.steps[e.step]),
+                    e.cache_export
+                ),
+            )
+            .with_help(format!(
+                "add `docker buildx create --name {b} --driver docker-container --use` to the script before the build (or a setup step before this one)",
+                b = migration.builder
+            ))
+        })
+        .collect()
 }
 
 fn step_label(step: &Step) -> String {

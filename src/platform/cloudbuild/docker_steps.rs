@@ -112,6 +112,81 @@ fn setup_from(step: usize, args: &[Option<&str>]) -> BuilderSetup {
     }
 }
 
+/// A `docker build`/`docker buildx build` inside a step's shell script that
+/// exports cache with no docker-container builder created before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptCacheExport {
+    pub step: usize,
+    /// Source range of the command.
+    pub span: std::ops::Range<usize>,
+    pub cache_export: String,
+}
+
+/// Script builds that export cache on the default driver. A builder created
+/// earlier in the same script, or by an earlier step, serves them.
+pub fn script_cache_exports(build: &Build) -> Vec<ScriptCacheExport> {
+    let earlier_setup = |step: usize| {
+        setups(build)
+            .iter()
+            .any(|s| s.step < step && s.container_driver)
+    };
+    let mut out = Vec::new();
+    for step in &build.steps {
+        let Some(node) = script_node(build, step) else {
+            continue;
+        };
+        let crate::source::Value::Scalar(scalar) = &node.value else {
+            continue;
+        };
+        let mut builder_ready = earlier_setup(step.index);
+        for cmd in shell::parse(&scalar.text).commands {
+            let words: Vec<Option<String>> = cmd.words.iter().map(|w| w.literal()).collect();
+            let word = |i: usize| words.get(i).cloned().flatten();
+            if word(0).as_deref() != Some("docker") {
+                continue;
+            }
+            let args: Vec<Option<&str>> = words.iter().map(|w| w.as_deref()).collect();
+            match (word(1).as_deref(), word(2).as_deref()) {
+                (Some("buildx"), Some("create")) => {
+                    builder_ready |=
+                        flag_values(&args, "--driver").last() == Some(&"docker-container");
+                }
+                (Some("buildx"), Some("build")) | (Some("build"), _) => {
+                    if builder_ready {
+                        continue;
+                    }
+                    let export = flag_values(&args, "--cache-to")
+                        .into_iter()
+                        .find(|v| AttrList::parse(v).kind().unwrap_or("registry") != "inline");
+                    if let Some(export) = export {
+                        out.push(ScriptCacheExport {
+                            step: step.index,
+                            span: scalar.source_range(&node.span, cmd.span.clone()),
+                            cache_export: export.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The script a step runs through a shell (`sh -c SCRIPT` or `script:`).
+fn script_node<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<&'a crate::source::Node> {
+    if let Some(s) = step.script {
+        return Some(&s.value);
+    }
+    let entrypoint = step.entrypoint?.value.as_str()?;
+    if !(entrypoint.ends_with("sh") || entrypoint.ends_with("bash")) {
+        return None;
+    }
+    let items = step.arg_nodes(build.source)?;
+    let c = items.iter().position(|i| i.node.as_str() == Some("-c"))?;
+    items.get(c + 1).map(|i| &i.node)
+}
+
 /// Docker builds, in step order.
 pub fn builds<'a>(build: &'a Build<'a>) -> Vec<DockerBuild<'a>> {
     let mut out = Vec::new();
@@ -191,6 +266,24 @@ mod tests {
         assert!(
             builds[1].cache_exports.is_empty(),
             "inline cache works on the docker driver"
+        );
+    }
+
+    #[test]
+    fn finds_cache_exports_in_scripts() {
+        let text = concat!(
+            "steps:\n",
+            "- name: gcr.io/cloud-builders/docker\n  entrypoint: bash\n  args:\n  - -c\n  - |\n    docker buildx build --cache-to type=registry,ref=x,mode=max -t x .\n    docker buildx create --driver docker-container --use\n    docker buildx build --cache-to type=registry,ref=y -t y .\n",
+            "- name: gcr.io/cloud-builders/docker\n  entrypoint: sh\n  args: [-c, 'docker build --cache-to=type=inline -t z .']\n",
+        );
+        let s = SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap();
+        let b = Build::parse(&s).unwrap();
+        let found = script_cache_exports(&b);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].cache_export, "type=registry,ref=x,mode=max");
+        assert!(
+            s.text[found[0].span.clone()]
+                .starts_with("docker buildx build --cache-to type=registry,ref=x")
         );
     }
 }
