@@ -623,3 +623,64 @@ mod tests {
         assert!(parse(&src).is_err());
     }
 }
+
+/// yamlpath (zizmor's route crate, on the same grammar) is the reference for
+/// where a route's value lives; kmigrate's own tree must agree with it.
+#[cfg(test)]
+mod yamlpath_oracle {
+    use super::*;
+    use yamlpath::{Component, Document, Route};
+
+    fn walk<'a>(
+        node: &'a Node,
+        route: &mut Vec<Component<'a>>,
+        out: &mut Vec<(Vec<Component<'a>>, Span)>,
+    ) {
+        match &node.value {
+            Value::Scalar(s) if !s.style.is_block() => out.push((route.clone(), node.span.clone())),
+            Value::Map(m) => {
+                for e in &m.entries {
+                    if let Some(k) = e.key.as_str() {
+                        route.push(Component::Key(k.into()));
+                        walk(&e.value, route, out);
+                        route.pop();
+                    }
+                }
+            }
+            Value::Seq(s) => {
+                for (i, item) in s.items.iter().enumerate() {
+                    route.push(Component::Index(i));
+                    walk(&item.node, route, out);
+                    route.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn scalar_spans_match_yamlpath() {
+        let docs = [
+            "steps:\n  - name: 'gcr.io/kaniko-project/executor:latest'\n    args: [\"--a=1\", b, 'c,d']\n    waitFor: ['-']\n",
+            "# c\nbuild:\n    image:\n        name: gcr.io/kaniko-project/executor:debug\n        entrypoint: [\"\"]\n    script:\n        - /kaniko/executor\n          --context .\n        - echo \"x: y\"\n",
+            "{\"steps\": [{\"name\": \"a\", \"args\": [\"x\", \"y\"]}], \"timeout\": \"60s\"}\n",
+            "a:\r\n  - b\r\n  - c: d\r\n",
+        ];
+        for src in docs {
+            let tree = parse(src).unwrap();
+            let doc = Document::new(src).unwrap();
+            let mut found = Vec::new();
+            walk(&tree.documents[0], &mut Vec::new(), &mut found);
+            assert!(!found.is_empty());
+            for (route, span) in found {
+                let r = Route::from(route.clone());
+                let feature = doc
+                    .query_exact(&r)
+                    .unwrap_or_else(|e| panic!("{route:?}: {e:?}"))
+                    .unwrap_or_else(|| panic!("{route:?} not found by yamlpath"));
+                let (start, end) = feature.location.byte_span;
+                assert_eq!(start..end, span, "{route:?} in {src:?}");
+            }
+        }
+    }
+}
