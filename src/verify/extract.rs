@@ -179,6 +179,12 @@ fn assignment_statements(script: &str) -> Vec<(usize, String, String)> {
         .collect()
 }
 
+fn push_missing(v: &mut Vec<String>, s: String) {
+    if !v.contains(&s) {
+        v.push(s);
+    }
+}
+
 /// The kind of build a command runs and where its flags start.
 fn classify(words: &[String]) -> Option<(Kind, usize)> {
     let prog = words.first()?;
@@ -324,6 +330,20 @@ fn with_overrides(mut v: Vars, overrides: &BTreeMap<String, String>) -> Vars {
     v
 }
 
+/// `raw` with user substitutions replaced by their (unexpanded) defaults,
+/// so the built-ins a default names are seen.
+fn inline_defaults(raw: &str, defaults: &BTreeMap<String, String>) -> String {
+    let mut s = raw.to_string();
+    for _ in 0..3 {
+        for (k, v) in defaults {
+            s = s
+                .replace(&format!("${{{k}}}"), v)
+                .replace(&format!("${k}"), v);
+        }
+    }
+    s
+}
+
 fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
     let src = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
     let build = Build::parse(&src).map_err(|e| e.message)?;
@@ -337,10 +357,7 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("repo");
-    let base = with_overrides(
-        vars::cloudbuild(inputs.git, repo, &defaults),
-        inputs.overrides,
-    );
+    let base = vars::cloudbuild(inputs.git, repo, &defaults, inputs.overrides);
     let mut out = Vec::new();
     for step in &build.steps {
         let unit = step
@@ -429,7 +446,9 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
             for a in &args {
                 let (v, m) = sub(a);
                 words.push(v);
-                missing.extend(m);
+                for x in m {
+                    push_missing(&mut missing, x);
+                }
             }
             let prog = match entrypoint.as_deref() {
                 Some(e) => Some(e.to_string()),
@@ -462,7 +481,7 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
         }
         for f in found {
             let _ = f.offset;
-            let ph = used_placeholders(&f.words, &raw, &base);
+            let ph = used_placeholders(&f.words, &inline_defaults(&raw, &defaults), &base);
             out.push(finish(
                 &unit,
                 location.clone(),
@@ -495,16 +514,23 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
     let project_dir = inputs.context_dir;
     let mut out = Vec::new();
     for job in jobs {
-        let mut v = vars::gitlab(inputs.git, project_dir, &job.name);
+        // `--variable` values act as pipeline variables: they win over
+        // `variables:` and are seen when those are expanded.
+        let mut v = with_overrides(
+            vars::gitlab(inputs.git, project_dir, &job.name),
+            inputs.overrides,
+        );
         let mut ordered: Vec<_> = job.variables.iter().filter(|x| x.global).collect();
         ordered.extend(job.variables.iter().filter(|x| !x.global));
         for var in ordered {
+            if inputs.overrides.contains_key(&var.name) {
+                continue;
+            }
             if let Some(val) = &var.value {
-                let (s, _) = vars::expand_value(&val.value, &v);
-                v.set(&var.name, s);
+                let (s, missing) = vars::expand_value(&val.value, &v);
+                v.set_broken(&var.name, s, missing);
             }
         }
-        let mut v = with_overrides(v, inputs.overrides);
         let base = v.clone();
         let workdir_ci = project_dir.display().to_string();
         for line in job.before_script.iter().chain(&job.script) {

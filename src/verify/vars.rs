@@ -15,6 +15,9 @@ pub struct Vars {
     pub values: BTreeMap<String, String>,
     /// Names whose value is a stand-in (not read from git or the config).
     pub placeholders: Vec<String>,
+    /// Variables whose value names variables without a value: using one
+    /// makes those names unresolved.
+    pub broken: BTreeMap<String, Vec<String>>,
 }
 
 impl Vars {
@@ -25,6 +28,25 @@ impl Vars {
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.values.insert(name.to_string(), value.into());
         self.placeholders.retain(|p| p != name);
+        self.broken.remove(name);
+    }
+
+    /// Sets a value that still names the unresolved `missing`.
+    pub fn set_broken(&mut self, name: &str, value: impl Into<String>, missing: Vec<String>) {
+        self.set(name, value);
+        if !missing.is_empty() {
+            self.broken.insert(name.to_string(), missing);
+        }
+    }
+
+    /// The value of `name`, noting unresolved names it depends on.
+    fn lookup(&self, name: &str, missing: &mut Vec<String>) -> Option<&str> {
+        if let Some(m) = self.broken.get(name) {
+            for x in m {
+                push_unique(missing, x.clone());
+            }
+        }
+        self.get(name)
     }
 
     fn placeholder(&mut self, name: &str, value: &str) {
@@ -70,7 +92,12 @@ impl GitInfo {
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 /// Cloud Build built-in substitutions plus the config's `substitutions:`.
-pub fn cloudbuild(git: &GitInfo, repo_name: &str, defaults: &BTreeMap<String, String>) -> Vars {
+pub fn cloudbuild(
+    git: &GitInfo,
+    repo_name: &str,
+    defaults: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> Vars {
     let mut v = Vars::default();
     match &git.commit {
         Some(c) => {
@@ -111,8 +138,18 @@ pub fn cloudbuild(git: &GitInfo, repo_name: &str, defaults: &BTreeMap<String, St
     v.placeholder("SERVICE_ACCOUNT", "projects/kmigrate-verify/serviceAccounts/kmigrate-verify@kmigrate-verify.iam.gserviceaccount.com");
     v.set("REPO_NAME", repo_name);
     v.set("REPO_FULL_NAME", repo_name);
-    for (k, val) in defaults {
+    for (k, val) in defaults.iter().chain(overrides) {
         v.set(k, val);
+    }
+    // Dynamic substitutions: a default may name other substitutions.
+    for _ in 0..3 {
+        let snapshot = v.clone();
+        for k in defaults.keys().chain(overrides.keys()) {
+            if let Some(val) = snapshot.get(k) {
+                let (expanded, _) = substitute_cloudbuild(val, &snapshot);
+                v.values.insert(k.to_string(), expanded);
+            }
+        }
     }
     v
 }
@@ -143,11 +180,16 @@ pub fn gitlab(git: &GitInfo, project_dir: &Path, job: &str) -> Vars {
     v.placeholder("CI_SERVER_URL", "https://gitlab.example.com");
     v.placeholder("CI_REGISTRY", "registry.gitlab.example.com");
     v.placeholder("CI_PROJECT_NAMESPACE", "group");
-    v.placeholder("CI_PROJECT_PATH", &format!("group/{name}"));
-    v.placeholder("CI_PROJECT_PATH_SLUG", &slug(&format!("group/{name}")));
+    // A registry path component must start with a letter or digit.
+    let path_name = match slug(&name) {
+        s if s.is_empty() => "project".to_string(),
+        s => s,
+    };
+    v.placeholder("CI_PROJECT_PATH", &format!("group/{path_name}"));
+    v.placeholder("CI_PROJECT_PATH_SLUG", &format!("group-{path_name}"));
     v.placeholder(
         "CI_REGISTRY_IMAGE",
-        &format!("registry.gitlab.example.com/group/{}", name.to_lowercase()),
+        &format!("registry.gitlab.example.com/group/{path_name}"),
     );
     v.placeholder("CI_PROJECT_ID", "1");
     v.placeholder("CI_PIPELINE_ID", "1");
@@ -222,7 +264,7 @@ pub fn substitute_cloudbuild(text: &str, vars: &Vars) -> (String, Vec<String>) {
         }
         match read_name(text, i + 1) {
             Some((name, default, end)) => {
-                match vars.get(&name) {
+                match vars.lookup(&name, &mut missing) {
                     Some(v) => out.push_str(v),
                     None => match default {
                         Some(d) => out.push_str(&d),
@@ -315,7 +357,7 @@ pub fn expand_word(dq: &str, vars: &Vars) -> (String, Vec<String>) {
             }
             '$' => match read_name(dq, i + 1) {
                 Some((name, default, end)) => {
-                    match vars.get(&name) {
+                    match vars.lookup(&name, &mut missing) {
                         Some(v) => out.push_str(v),
                         None => match default {
                             Some(d) => out.push_str(&expand_word(&d, vars).0),
