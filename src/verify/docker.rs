@@ -115,7 +115,7 @@ impl Backend for DockerEngine {
     fn caveats(&self) -> Vec<String> {
         vec![
             format!("engine: Docker Engine at {} (classic /build API)", self.host),
-            "the docker driver cannot export a registry cache (\"Cache export is not supported for the docker driver\"): --cache-to was not exported; the warm check pulls the pushed image back and uses it as the cache (--cache-from IMAGE, inline cache). Use the embedded engine to prove the registry cache itself".into(),
+            "the docker driver cannot export a registry cache (\"Cache export is not supported for the docker driver\"): --cache-to was not exported; the warm check pulls the pushed image back and uses it as the cache (--cache-from IMAGE, inline cache). Like inline cache (mode=min) it covers the final stage only: steps of other stages run again and fail the warm check. Use the embedded engine to prove the registry cache itself".into(),
         ]
     }
 }
