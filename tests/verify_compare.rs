@@ -37,15 +37,15 @@ fn kaniko_plan(ctx: &Path, base: &str) -> BuildPlan {
     assert!(!conv.is_blocked(), "{:?}", conv.notes);
     let mut p = conv.plan;
     // Paths as verify resolves them: absolute on this machine.
-    let abs = |s: &str| {
+    fn abs(ctx: &Path, s: &str) -> String {
         if Path::new(s).is_absolute() {
             s.to_string()
         } else {
             ctx.join(s).display().to_string()
         }
-    };
-    p.context = abs(&p.context);
-    p.dockerfile = p.dockerfile.as_deref().map(abs);
+    }
+    p.context = abs(ctx, &p.context);
+    p.dockerfile = p.dockerfile.as_deref().map(|d| abs(ctx, d));
     p
 }
 

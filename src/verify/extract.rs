@@ -589,7 +589,7 @@ mod tests {
         assert_eq!(p0.tags, vec!["reg.example/p/app:0123456"]);
         assert_eq!(p0.target.as_deref(), Some("prod"));
         assert_eq!(p0.context, "/src/repo");
-        let p1 = got[1].plan.as_ref().expect(&format!("{:?}", got[1]));
+        let p1 = got[1].plan.as_ref().unwrap_or_else(|| panic!("{:?}", got[1]));
         assert_eq!(p1.build_args[0].to_string(), "V=1");
         assert_eq!(p1.context, "/src/repo/sub");
         assert_eq!(p1.dockerfile.as_deref(), Some("/src/repo/sub/d/Dockerfile"));
