@@ -10,7 +10,7 @@
 //! runs again with `cachefrom` = that image.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use bollard::Docker;
@@ -36,7 +36,7 @@ const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
 impl DockerEngine {
     /// Connects to `--docker-host`, `DOCKER_HOST` or the default socket.
-    pub fn connect(opts: &VerifyOptions, _context: &Path) -> Result<Self, VerifyError> {
+    pub fn connect(opts: &VerifyOptions) -> Result<Self, VerifyError> {
         if opts.maps.is_empty() {
             return Err(VerifyError(
                 "--engine docker pushes each image to a registry and pulls it back for the warm check: pass --registry-map FROM=TO with a registry the Docker Engine can reach (e.g. a registry on 127.0.0.1:5000)".into(),

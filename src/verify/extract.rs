@@ -73,15 +73,20 @@ pub fn extract(
 struct Found {
     words: Vec<String>,
     unresolved: Vec<String>,
-    /// Offset of the command inside its script, if any.
-    offset: Option<usize>,
 }
 
-fn used_placeholders(words: &[String], raw: &str, vars: &Vars) -> Vec<String> {
-    let _ = words;
+/// Placeholders named in `raw`.
+fn used_placeholders(raw: &str, vars: &Vars) -> Vec<String> {
     vars.placeholders
         .iter()
-        .filter(|p| raw.contains(&format!("${p}")) || raw.contains(&format!("${{{p}}}")))
+        .filter(|p| {
+            let bare = format!("${p}");
+            raw.contains(&format!("${{{p}}}"))
+                || raw.match_indices(&bare).any(|(i, _)| {
+                    !raw[i + bare.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+        })
         .cloned()
         .collect()
 }
@@ -143,12 +148,12 @@ fn shell_commands(script: &str, vars: &mut Vars) -> (Vec<Found>, Vec<String>) {
             }
         }
         if classify(&words).is_some() {
-            out.push(Found {
-                words,
-                unresolved,
-                offset: Some(cmd.span.start),
-            });
+            out.push(Found { words, unresolved });
         }
+    }
+    for (_, name, value) in &statements[next..] {
+        let (v, _) = vars::expand_word(value, vars);
+        vars.set(name, v);
     }
     (out, problems)
 }
@@ -323,6 +328,32 @@ fn finish(
     e
 }
 
+/// A script the shell reader could not make sense of, when it may hold a
+/// build: reported rather than skipped.
+fn unreadable_script(
+    unit: &str,
+    location: &str,
+    text: &str,
+    problems: &[String],
+) -> Option<Extracted> {
+    if problems.is_empty() || !(text.contains("docker") || text.contains("executor")) {
+        return None;
+    }
+    Some(Extracted {
+        unit: unit.to_string(),
+        location: location.to_string(),
+        kind: Kind::Buildx,
+        plan: None,
+        unresolved: Vec::new(),
+        placeholders: Vec::new(),
+        error: Some(format!(
+            "the script could not be read ({}): a build in it may be missed; fix the quoting",
+            problems.join("; ")
+        )),
+        notes: Vec::new(),
+    })
+}
+
 fn with_overrides(mut v: Vars, overrides: &BTreeMap<String, String>) -> Vars {
     for (k, val) in overrides {
         v.set(k, val);
@@ -431,7 +462,10 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
             raw.push_str(&s);
             let (text, missing) = sub(&s);
             let mut v = base.clone();
-            let (cmds, _) = shell_commands(&text, &mut v);
+            let (cmds, problems) = shell_commands(&text, &mut v);
+            if let Some(e) = unreadable_script(&unit, &location, &text, &problems) {
+                out.push(e);
+            }
             for mut f in cmds {
                 for m in &missing {
                     if !f.unresolved.contains(m) {
@@ -474,14 +508,12 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
                     found.push(Found {
                         words,
                         unresolved: missing,
-                        offset: None,
                     });
                 }
             }
         }
         for f in found {
-            let _ = f.offset;
-            let ph = used_placeholders(&f.words, &inline_defaults(&raw, &defaults), &base);
+            let ph = used_placeholders(&inline_defaults(&raw, &defaults), &base);
             out.push(finish(
                 &unit,
                 location.clone(),
@@ -534,12 +566,17 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
         let base = v.clone();
         let workdir_ci = project_dir.display().to_string();
         for line in job.before_script.iter().chain(&job.script) {
-            let (cmds, _) = shell_commands(&line.text, &mut v);
+            let (cmds, problems) = shell_commands(&line.text, &mut v);
             let file = &p.files[line.origin.file];
+            let (l, _) = file.position(line.origin.span.start);
+            let here = format!("{}:{l}", file.path.display());
+            if let Some(e) = unreadable_script(&job.name, &here, &line.text, &problems) {
+                out.push(e);
+            }
             for f in cmds {
                 let (l, _) = file.position(line.origin.span.start);
                 let location = format!("{}:{l}", file.path.display());
-                let ph = used_placeholders(&f.words, &line.text, &base);
+                let ph = used_placeholders(&line.text, &base);
                 out.push(finish(
                     &job.name,
                     location,
@@ -589,7 +626,10 @@ mod tests {
         assert_eq!(p0.tags, vec!["reg.example/p/app:0123456"]);
         assert_eq!(p0.target.as_deref(), Some("prod"));
         assert_eq!(p0.context, "/src/repo");
-        let p1 = got[1].plan.as_ref().unwrap_or_else(|| panic!("{:?}", got[1]));
+        let p1 = got[1]
+            .plan
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?}", got[1]));
         assert_eq!(p1.build_args[0].to_string(), "V=1");
         assert_eq!(p1.context, "/src/repo/sub");
         assert_eq!(p1.dockerfile.as_deref(), Some("/src/repo/sub/d/Dockerfile"));
@@ -598,6 +638,40 @@ mod tests {
         assert_eq!(p2.context, "/src/repo/ctx");
         assert_eq!(p2.tags, vec!["reg.example/p/app:k"]);
         assert!(got[0].placeholders.is_empty());
+    }
+
+    #[test]
+    fn gitlab_variables_overrides_and_broken_values() {
+        let git = GitInfo::default();
+        let o: BTreeMap<String, String> =
+            [("REG".to_string(), "127.0.0.1:5000".to_string())].into();
+        let text = "variables:\n  BASE: \"$REG/base:1\"\n  OTHER: \"$NOPE/x\"\n.tpl:\n  script:\n    - docker buildx build --build-arg BASE=$BASE -t \"$CI_REGISTRY_IMAGE/app:$CI_COMMIT_SHORT_SHA\" \"$CI_PROJECT_DIR/sub\"\nbuild:\n  extends: .tpl\n  variables:\n    TAGGED: \"yes\"\nuses-other:\n  script:\n    - TAG=v1\n    - docker build -t \"$OTHER:$TAG\" .\n";
+        let got = extract(
+            Path::new("/p/.gitlab-ci.yml"),
+            text,
+            Platform::GitLab,
+            &inputs(Path::new("/p"), &git, &o),
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert_eq!(got[0].unit, "build");
+        let p = got[0].plan.as_ref().unwrap();
+        assert_eq!(p.build_args[0].to_string(), "BASE=127.0.0.1:5000/base:1");
+        assert_eq!(
+            p.tags,
+            vec!["registry.gitlab.example.com/group/p/app:00000000"]
+        );
+        assert_eq!(p.context, "/p/sub");
+        assert_eq!(
+            got[0].placeholders,
+            vec![
+                "CI_REGISTRY_IMAGE".to_string(),
+                "CI_COMMIT_SHORT_SHA".to_string()
+            ]
+        );
+        assert_eq!(got[1].kind, Kind::DockerBuild);
+        assert_eq!(got[1].unresolved, vec!["NOPE".to_string()]);
+        assert!(got[1].plan.is_none());
     }
 
     #[test]

@@ -283,7 +283,7 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
 
     let mut backend: Box<dyn Backend> = match opts.engine {
         EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
-        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts, &context_dir)?),
+        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts)?),
     };
     report.notes.extend(backend.caveats());
     let mut used_originals = vec![false; originals.len()];
