@@ -528,6 +528,23 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
     Ok(out)
 }
 
+/// Jobs in stage order, moved so that every job comes after the jobs it
+/// `needs:` (GitLab allows needs within a stage). A cycle keeps stage order.
+fn needs_order(jobs: Vec<&crate::platform::gitlab::Job>) -> Vec<&crate::platform::gitlab::Job> {
+    let mut out: Vec<&crate::platform::gitlab::Job> = Vec::with_capacity(jobs.len());
+    let mut pending = jobs;
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|j| {
+            j.needs.iter().all(|n| {
+                out.iter().any(|o| o.name == n.value) || !pending.iter().any(|p| p.name == n.value)
+            })
+        });
+        // A cycle (GitLab rejects those) keeps the stage order.
+        out.push(pending.remove(ready.unwrap_or(0)));
+    }
+    out
+}
+
 fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let root = if root.as_os_str().is_empty() {
@@ -543,6 +560,7 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
         p.stages.iter().position(|x| x == s).unwrap_or(usize::MAX)
     };
     jobs.sort_by_key(stage_of);
+    let jobs = needs_order(jobs);
     let project_dir = inputs.context_dir;
     let mut out = Vec::new();
     for job in jobs {
@@ -672,6 +690,22 @@ mod tests {
         assert_eq!(got[1].kind, Kind::DockerBuild);
         assert_eq!(got[1].unresolved, vec!["NOPE".to_string()]);
         assert!(got[1].plan.is_none());
+    }
+
+    #[test]
+    fn gitlab_jobs_follow_stages_and_needs() {
+        let git = GitInfo::default();
+        let o = BTreeMap::new();
+        let text = "stages: [build, test]\nlate:\n  stage: test\n  script: [docker build -t r/late .]\napp:\n  stage: build\n  needs: [base]\n  script: [docker build -t r/app .]\nbase:\n  stage: build\n  script: [docker build -t r/base .]\n";
+        let got = extract(
+            Path::new("/p/.gitlab-ci.yml"),
+            text,
+            Platform::GitLab,
+            &inputs(Path::new("/p"), &git, &o),
+        )
+        .unwrap();
+        let units: Vec<&str> = got.iter().map(|e| e.unit.as_str()).collect();
+        assert_eq!(units, vec!["base", "app", "late"]);
     }
 
     #[test]
