@@ -63,8 +63,13 @@ fn compare_original_catches_a_dropped_target_build_arg_and_label() {
     let opts = VerifyOptions::new(ctx.join("cloudbuild.yaml"));
 
     // The faithful mapping: no difference.
-    let same = compare_plans(&opts, &work.path().join("same"), &original, &original.clone())
-        .unwrap();
+    let same = compare_plans(
+        &opts,
+        &work.path().join("same"),
+        &original,
+        &original.clone(),
+    )
+    .unwrap();
     assert!(same.is_empty(), "{same:#?}");
 
     // A rewrite that dropped --target builds the last stage (`debug`).

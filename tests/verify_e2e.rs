@@ -226,6 +226,21 @@ fn gitlab_multi_build_job_is_split_and_each_image_verified() {
     // The split jobs, each one build, each on its own state.
     assert_eq!(builds[0]["unit"], "build-image-a");
     assert_eq!(builds[1]["unit"], "build-image-b");
+    // Each split job points back at its executor call in the file as written.
+    assert!(
+        builds[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(".gitlab-ci.yml:16"),
+        "{j:#}"
+    );
+    assert!(
+        builds[1]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(".gitlab-ci.yml:22"),
+        "{j:#}"
+    );
     for b in builds {
         assert_pass_cold_warm(b);
     }
@@ -258,7 +273,7 @@ fn failing_dockerfile_exits_1_with_the_step_output() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("FAIL  step 2 ("), "{t}");
+    assert!(t.contains("FAIL  step 1 ("), "{t}");
     assert!(t.contains("cold build failed"), "{t}");
     assert!(t.contains("exit code 3"), "{t}");
     assert!(t.contains("checking configuration"), "{t}");
@@ -277,8 +292,10 @@ fn unresolved_substitution_is_reported_by_name_and_exits_2() {
     let out = verify(&[cfg.to_str().unwrap()]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains("NOT RUN  step 2 ("), "{t}");
+    assert!(t.contains("NOT RUN  step 1 ("), "{t}");
     assert!(t.contains("unresolved: _DEPLOY_REGION"), "{t}");
+    // The location is the step in the file as written, not in the rewrite.
+    assert!(t.contains("cloudbuild.yaml:3)"), "{t}");
     assert!(t.contains("--substitution NAME=VALUE"), "{t}");
     let out = verify(&[cfg.to_str().unwrap(), "--format", "json"]);
     let j = json_of(&out);

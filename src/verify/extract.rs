@@ -73,6 +73,8 @@ pub fn extract(
 struct Found {
     words: Vec<String>,
     unresolved: Vec<String>,
+    /// Where the command starts in its script.
+    offset: usize,
 }
 
 /// Placeholders named in `raw`.
@@ -148,7 +150,11 @@ fn shell_commands(script: &str, vars: &mut Vars) -> (Vec<Found>, Vec<String>) {
             }
         }
         if classify(&words).is_some() {
-            out.push(Found { words, unresolved });
+            out.push(Found {
+                words,
+                unresolved,
+                offset: cmd.span.start,
+            });
         }
     }
     for (_, name, value) in &statements[next..] {
@@ -508,6 +514,7 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
                     found.push(Found {
                         words,
                         unresolved: missing,
+                        offset: 0,
                     });
                 }
             }
@@ -592,7 +599,8 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
                 out.push(e);
             }
             for f in cmds {
-                let (l, _) = file.position(line.origin.span.start);
+                let at = line.source_range(f.offset..f.offset + 1).start;
+                let (l, _) = file.position(at);
                 let location = format!("{}:{l}", file.path.display());
                 let ph = used_placeholders(&line.text, &base);
                 out.push(finish(

@@ -261,17 +261,17 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             path.display()
         )));
     }
-    let originals = if opts.compare_original {
-        let o = extract::extract(path, &source.text, platform, &inputs)
-            .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?;
-        let o: Vec<Extracted> = o.into_iter().filter(|b| b.kind == Kind::Kaniko).collect();
-        if o.is_empty() {
-            report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
-        }
-        o
+    // The builds of the file as written: where each rewritten build comes
+    // from, and the Kaniko plans `--compare-original` builds.
+    let originals = if report.rewritten_in_memory || opts.compare_original {
+        extract::extract(path, &source.text, platform, &inputs)
+            .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?
     } else {
         Vec::new()
     };
+    if opts.compare_original && !originals.iter().any(|o| o.kind == Kind::Kaniko) {
+        report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
+    }
 
     // A fresh embedded store: the cold run must start without any cache.
     if store.exists() {
@@ -288,9 +288,28 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     report.notes.extend(backend.caveats());
     let mut used_originals = vec![false; originals.len()];
     for (i, b) in builds.iter().enumerate() {
+        let origin = if report.rewritten_in_memory {
+            pair(b.plan.as_ref(), &originals, &used_originals)
+        } else {
+            None
+        };
+        if let Some(j) = origin {
+            used_originals[j] = true;
+        }
+        let (unit, location) = match origin.map(|j| &originals[j]) {
+            // Cloud Build steps keep their place; split GitLab jobs keep
+            // their new name and say where they come from.
+            Some(o) if platform == Platform::CloudBuild => (o.unit.clone(), o.location.clone()),
+            Some(o) => (b.unit.clone(), o.location.clone()),
+            None if report.rewritten_in_memory => (
+                b.unit.clone(),
+                format!("{} (in the rewritten text)", b.location),
+            ),
+            None => (b.unit.clone(), b.location.clone()),
+        };
         let mut r = BuildResult {
-            unit: b.unit.clone(),
-            location: b.location.clone(),
+            unit,
+            location,
             kind: b.kind,
             tags: b.plan.as_ref().map(|p| p.tags.clone()).unwrap_or_default(),
             refs: Vec::new(),
@@ -350,14 +369,13 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         r.cold = Some(cold);
         r.warm = warm;
         if opts.compare_original && r.cold.as_ref().is_some_and(|c| c.ok) {
-            if let Some(j) = pair(plan, &originals, &used_originals) {
-                used_originals[j] = true;
-                compare_with(opts, &store, i, plan, &originals[j], &mut r);
-            } else if !originals.is_empty() {
-                r.notes.push(
-                    "--compare-original: no Kaniko build with the same tags in the original config"
-                        .into(),
-                );
+            match origin.map(|j| &originals[j]) {
+                Some(o) if o.kind == Kind::Kaniko => {
+                    compare_with(opts, &store, i, plan, o, &mut r)
+                }
+                _ => r.notes.push(
+                    "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
+                ),
             }
         }
         opts.say(&format!(
@@ -429,22 +447,14 @@ fn judge(r: &mut BuildResult, m: &mapping::MappedPlan, cold: &RunStats, warm: Op
     }
 }
 
-/// The original Kaniko build of a rewritten plan: same tags, else the next
-/// unused one in order.
-fn pair(plan: &BuildPlan, originals: &[Extracted], used: &[bool]) -> Option<usize> {
+/// The build of the original config a rewritten build comes from: the
+/// unused one with the same tags, else the next unused one in order.
+fn pair(plan: Option<&BuildPlan>, originals: &[Extracted], used: &[bool]) -> Option<usize> {
+    let tags = plan.map(|p| p.tags.as_slice()).unwrap_or_default();
     let by_tags = originals.iter().enumerate().position(|(j, o)| {
-        !used[j]
-            && o.plan
-                .as_ref()
-                .is_some_and(|p| !p.tags.is_empty() && p.tags == plan.tags)
+        !used[j] && !tags.is_empty() && o.plan.as_ref().is_some_and(|p| p.tags == tags)
     });
-    by_tags.or_else(|| {
-        if plan.tags.is_empty() {
-            used.iter().position(|u| !u)
-        } else {
-            None
-        }
-    })
+    by_tags.or_else(|| used.iter().position(|u| !u))
 }
 
 fn compare_with(
