@@ -83,4 +83,27 @@ fn cloudbuild_kaniko_config_verified_with_a_docker_engine() {
     );
     assert!(stdout.contains("hello-from-cloudbuild"), "{stdout}");
     assert!(stdout.contains("built by kmigrate verify"), "{stdout}");
+
+    // The failing fixture on the same engine: exit 1 with the step's output.
+    let failing = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/failing");
+    let out = Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .arg("verify")
+        .arg(failing.join("cloudbuild.yaml"))
+        .args(["--engine", "docker", "--docker-host", &d.sock])
+        .args(["--docker-network", "none"])
+        .args(["--substitution", &format!("_BASE={base}")])
+        .args([
+            "--registry-map",
+            &format!("europe-west1-docker.pkg.dev={}", reg.addr),
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL  step 1 ("), "{t}");
+    assert!(t.contains("config.yaml is missing"), "{t}");
+    assert!(t.contains("non-zero code: 3"), "{t}");
 }

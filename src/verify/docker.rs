@@ -131,10 +131,39 @@ fn context_tar(plan: &BuildPlan) -> Result<(Vec<u8>, String), String> {
         .as_ref()
         .map(PathBuf::from)
         .unwrap_or_else(|| ctx.join("Dockerfile"));
+    // `.dockerignore` is applied here, as the Docker CLI does before upload.
+    let (rules, _) = crate::builder::ignore::IgnoreRules::load(&ctx, &dockerfile)
+        .map_err(|e| format!("reading .dockerignore in {}: {e}", ctx.display()))?;
+    let keep_always = |rel: &str| {
+        rel == ".dockerignore"
+            || dockerfile
+                .strip_prefix(&ctx)
+                .is_ok_and(|d| d.to_str() == Some(rel))
+    };
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    b.append_dir_all(".", &ctx)
-        .map_err(|e| format!("reading context {}: {e}", ctx.display()))?;
+    let mut walk = walkdir::WalkDir::new(&ctx)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = entry.map_err(|e| format!("reading context {}: {e}", ctx.display()))?;
+        let rel = entry
+            .path()
+            .strip_prefix(&ctx)
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rules.excluded(&rel) && !keep_always(&rel) {
+            if entry.file_type().is_dir() && !rules.has_exceptions() {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
+        b.append_path_with_name(entry.path(), &rel)
+            .map_err(|e| format!("adding {} to the context: {e}", entry.path().display()))?;
+    }
     let name = match dockerfile.strip_prefix(&ctx) {
         Ok(rel) => rel.display().to_string(),
         Err(_) => {
@@ -355,6 +384,34 @@ mod tests {
     fn classic_builder_output_counts_layer_steps() {
         let out = "Step 1/5 : FROM busybox\n ---> abc\nStep 2/5 : COPY a /a\n ---> Using cache\n ---> def\nStep 3/5 : RUN echo hi\n ---> Running in 123\nhi\n ---> 456\nStep 4/5 : ENV A=1\n ---> Running in 789\nStep 5/5 : ADD b /b\n ---> 999\n";
         assert_eq!(count_steps(out), (2, 1));
+    }
+
+    #[test]
+    fn context_tar_honours_dockerignore_but_keeps_the_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(
+            d.path().join(".dockerignore"),
+            "secret*\nDockerfile\nbuild/\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("secret.txt"), "no").unwrap();
+        std::fs::write(d.path().join("keep.txt"), "yes").unwrap();
+        std::fs::create_dir(d.path().join("build")).unwrap();
+        std::fs::write(d.path().join("build/out"), "no").unwrap();
+        let plan = BuildPlan {
+            context: d.path().display().to_string(),
+            ..Default::default()
+        };
+        let (bytes, name) = context_tar(&plan).unwrap();
+        assert_eq!(name, "Dockerfile");
+        let mut ar = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec![".dockerignore", "Dockerfile", "keep.txt"]);
     }
 
     #[test]
