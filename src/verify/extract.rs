@@ -46,6 +46,22 @@ pub struct Extracted {
     pub notes: Vec<String>,
 }
 
+impl Extracted {
+    /// A build that could not be read, with why.
+    fn failed(unit: &str, location: &str, error: String) -> Self {
+        Extracted {
+            unit: unit.to_string(),
+            location: location.to_string(),
+            kind: Kind::Buildx,
+            plan: None,
+            unresolved: Vec::new(),
+            placeholders: Vec::new(),
+            error: Some(error),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// What extraction needs besides the config.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
@@ -345,19 +361,14 @@ fn unreadable_script(
     if problems.is_empty() || !(text.contains("docker") || text.contains("executor")) {
         return None;
     }
-    Some(Extracted {
-        unit: unit.to_string(),
-        location: location.to_string(),
-        kind: Kind::Buildx,
-        plan: None,
-        unresolved: Vec::new(),
-        placeholders: Vec::new(),
-        error: Some(format!(
+    Some(Extracted::failed(
+        unit,
+        location,
+        format!(
             "the script could not be read ({}): a build in it may be missed; fix the quoting",
             problems.join("; ")
-        )),
-        notes: Vec::new(),
-    })
+        ),
+    ))
 }
 
 fn with_overrides(mut v: Vars, overrides: &BTreeMap<String, String>) -> Vars {
@@ -419,21 +430,14 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
                         raw_args.push(' ');
                         args.push(s.text.clone());
                     }
-                    _ => {
-                        out.push(Extracted {
-                            unit: unit.clone(),
-                            location: location.clone(),
-                            kind: Kind::Buildx,
-                            plan: None,
-                            unresolved: Vec::new(),
-                            placeholders: Vec::new(),
-                            error: Some(format!(
-                                "an `args` item of {unit} is a {}, not a string",
-                                i.node.kind_name()
-                            )),
-                            notes: Vec::new(),
-                        });
-                    }
+                    _ => out.push(Extracted::failed(
+                        &unit,
+                        &location,
+                        format!(
+                            "an `args` item of {unit} is a {}, not a string",
+                            i.node.kind_name()
+                        ),
+                    )),
                 }
             }
         }

@@ -183,22 +183,16 @@ pub trait Backend {
 /// Runs verify and returns the report; `Err` when it cannot start at all.
 pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     let path = &opts.config;
-    let source = SourceFile::load(path).map_err(|e| {
+    let read_err = |e: crate::source::SourceError| {
         VerifyError(format!(
             "{}: {}{}",
             path.display(),
             e.message,
             e.help.map(|h| format!(" ({h})")).unwrap_or_default()
         ))
-    })?;
-    let platform = engine::platform_of(&source, None).map_err(|e| {
-        VerifyError(format!(
-            "{}: {}{}",
-            path.display(),
-            e.message,
-            e.help.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
-    })?;
+    };
+    let source = SourceFile::load(path).map_err(read_err)?;
+    let platform = engine::platform_of(&source, None).map_err(read_err)?;
     let context_dir = match &opts.context {
         Some(c) => c.clone(),
         None => path
