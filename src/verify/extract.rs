@@ -472,6 +472,15 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
             raw.push_str(&s);
             let (text, missing) = sub(&s);
             let mut v = base.clone();
+            // The step's `env:` entries are environment variables of the script.
+            if let Some(env) = step.node.get("env").and_then(|n| n.as_seq()) {
+                for item in &env.items {
+                    if let Some((k, val)) = item.node.as_str().and_then(|e| e.split_once('=')) {
+                        let (val, _) = sub(val);
+                        v.set(k, val);
+                    }
+                }
+            }
             let (cmds, problems) = shell_commands(&text, &mut v);
             if let Some(e) = unreadable_script(&unit, &location, &text, &problems) {
                 out.push(e);
@@ -643,7 +652,7 @@ mod tests {
             tag: None,
         };
         let o = BTreeMap::new();
-        let text = "substitutions:\n  _IMG: reg.example/p/app\nsteps:\n- name: gcr.io/cloud-builders/docker\n  args: [buildx, build, -t, '${_IMG}:$SHORT_SHA', --target, prod, .]\n- name: gcr.io/cloud-builders/docker\n  entrypoint: sh\n  dir: sub\n  args: [-c, 'X=1; docker buildx build --build-arg \"V=$$X\" -f d/Dockerfile -t ${_IMG}/two .']\n- name: gcr.io/kaniko-project/executor:latest\n  args: ['--destination=${_IMG}:k', '--dockerfile=Dockerfile', '--context=dir:///workspace/ctx']\n";
+        let text = "substitutions:\n  _IMG: reg.example/p/app\nsteps:\n- name: gcr.io/cloud-builders/docker\n  args: [buildx, build, -t, '${_IMG}:$SHORT_SHA', --target, prod, .]\n- name: gcr.io/cloud-builders/docker\n  entrypoint: sh\n  dir: sub\n  args: [-c, 'X=1; docker buildx build --build-arg \"V=$$X\" -f d/Dockerfile -t ${_IMG}/two .']\n- name: gcr.io/kaniko-project/executor:latest\n  args: ['--destination=${_IMG}:k', '--dockerfile=Dockerfile', '--context=dir:///workspace/ctx']\n- name: gcr.io/cloud-builders/docker\n  entrypoint: bash\n  env: ['TAG=from-env', 'IMG=${_IMG}']\n  args: [-c, 'docker build -t \"$$IMG:$$TAG\" .']\n";
         let got = extract(
             Path::new("cloudbuild.yaml"),
             text,
@@ -651,7 +660,9 @@ mod tests {
             &inputs(dir, &git, &o),
         )
         .unwrap();
-        assert_eq!(got.len(), 3, "{got:#?}");
+        assert_eq!(got.len(), 4, "{got:#?}");
+        let p3 = got[3].plan.as_ref().unwrap();
+        assert_eq!(p3.tags, vec!["reg.example/p/app:from-env"]);
         let p0 = got[0].plan.as_ref().unwrap();
         assert_eq!(p0.tags, vec!["reg.example/p/app:0123456"]);
         assert_eq!(p0.target.as_deref(), Some("prod"));
