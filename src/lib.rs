@@ -20,4 +20,5 @@ pub mod report;
 pub mod rules;
 pub mod shell;
 pub mod source;
+pub mod verify;
 pub mod write;

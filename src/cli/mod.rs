@@ -6,6 +6,7 @@ mod diagnostic;
 mod report;
 mod rewrite;
 mod rules;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,9 @@ pub enum Command {
     Config(rules::ConfigArgs),
     /// Build an image daemonless from `docker buildx build` flags.
     Build(build::BuildCmd),
+    /// Prove a (rewritten) config builds and its registry cache works: every image built
+    /// cold then warm. Exit 0 all pass, 1 a check failed, 2 could not run.
+    Verify(verify::VerifyArgs),
 }
 
 /// Entry point used by `main`.
@@ -50,5 +54,6 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => rules::explain(args),
         Command::Config(args) => rules::config(args),
         Command::Build(cmd) => build::run(cmd),
+        Command::Verify(args) => verify::run(args),
     }
 }

@@ -178,6 +178,26 @@ pub fn push_image_from_dir(rootfs: &Path, reference: &str) -> String {
 
 /// [`push_image_from_dir`] with registry settings (e.g. a Docker config).
 pub fn push_image_from_dir_with(rootfs: &Path, reference: &str, reg_cfg: RegistryConfig) -> String {
+    push_image_from_dir_full(rootfs, reference, reg_cfg, false)
+}
+
+/// Pushes the busybox base image with a history entry for its layer, as
+/// real base images have (Docker's classic builder matches `--cache-from`
+/// images by history), to `reg` as `base/busybox:history`.
+pub fn push_busybox_with_history(reg: &Registry) -> String {
+    let d = tempfile::tempdir().unwrap();
+    busybox_rootfs(d.path());
+    let r = format!("{}/base/busybox:history", reg.addr);
+    push_image_from_dir_full(d.path(), &r, RegistryConfig::default(), true);
+    r
+}
+
+fn push_image_from_dir_full(
+    rootfs: &Path,
+    reference: &str,
+    reg_cfg: RegistryConfig,
+    with_history: bool,
+) -> String {
     let work = tempfile::tempdir().unwrap();
     let lpath = work.path().join("layer");
     let l = layer::write_tree(
@@ -202,7 +222,16 @@ pub fn push_image_from_dir_with(rootfs: &Path, reference: &str, reg_cfg: Registr
             kind: "layers".into(),
             diff_ids: vec![l.diff_id.clone()],
         },
-        history: vec![],
+        history: if with_history {
+            vec![image::History {
+                created: Some(image::rfc3339(0)),
+                created_by: Some("kmigrate test: busybox rootfs".into()),
+                comment: None,
+                empty_layer: false,
+            }]
+        } else {
+            vec![]
+        },
     };
     let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
     let m = Manifest {
