@@ -120,6 +120,9 @@ pub struct Settings {
     pub config: Loaded,
     pub platform: Option<Platform>,
     pub no_ignores: bool,
+    /// Skip parsing files that [`crate::prefilter`] shows cannot have a
+    /// finding (off where every file's tree is needed, as for `report`).
+    pub prefilter: bool,
 }
 
 /// Checks one loaded file: engine findings, then rule selection, severity
@@ -154,7 +157,22 @@ pub fn check_source(
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
-    let source = SourceFile::load(&target.path)?;
+    let bytes = SourceFile::read(&target.path)?;
+    // Files named on the command line are always parsed, so their syntax and
+    // structure errors are reported; walked files pass the prefilter first.
+    if settings.prefilter
+        && !target.explicit
+        && !crate::prefilter::must_parse(&target.path, settings.platform.or(target.kind), &bytes)
+    {
+        // Still refuse what `load` refuses (NUL bytes, invalid UTF-8).
+        SourceFile::check_bytes(&target.path, &bytes)?;
+        return Ok(FileResult {
+            path: target.path.clone(),
+            source: None,
+            findings: Vec::new(),
+        });
+    }
+    let source = SourceFile::from_bytes(&target.path, bytes)?;
     let findings = check_source(&source, target.kind, settings)?;
     Ok(FileResult {
         path: target.path.clone(),
@@ -225,6 +243,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         config: loaded,
         platform: args.platform,
         no_ignores: args.no_ignores,
+        prefilter: true,
     };
 
     let file_paths: Vec<PathBuf> = paths

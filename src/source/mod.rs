@@ -97,6 +97,12 @@ impl SourceError {
 impl SourceFile {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, SourceError> {
+        Self::from_bytes(path, Self::read(path)?)
+    }
+
+    /// Reads `path` as [`load`](Self::load) does (refusing directories and
+    /// files over the size limit), without parsing it.
+    pub fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
         let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
         if meta.is_dir() {
             return Err(
@@ -118,12 +124,19 @@ impl SourceFile {
                 "check that this is the CI file you meant; exclude it from the scan otherwise",
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
-        Self::from_bytes(path, bytes)
+        std::fs::read(path).map_err(|e| io_error(path, &e))
     }
 
     /// Parses `bytes` read from `path` (or from stdin under that name).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SourceError> {
+        Self::check_bytes(path, &bytes)?;
+        let text = String::from_utf8(bytes).expect("checked to be UTF-8 above");
+        Self::from_text(path, text)
+    }
+
+    /// The errors [`from_bytes`](Self::from_bytes) gives before parsing: a
+    /// NUL byte (a binary file) or invalid UTF-8, located by line and column.
+    pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
         if let Some(nul) = bytes.iter().position(|b| *b == 0) {
             let (line, col) = position_in(&bytes[..nul]);
             return Err(SourceError {
@@ -133,10 +146,9 @@ impl SourceFile {
                 help: Some("exclude it from the scan, or restore the text file".into()),
             });
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            let (line, col) = position_in(&e.as_bytes()[..valid]);
-            SourceError {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            let (line, col) = position_in(&bytes[..e.valid_up_to()]);
+            return Err(SourceError {
                 path: path.to_path_buf(),
                 position: Some((line, col)),
                 message: "is not valid UTF-8".into(),
@@ -144,9 +156,9 @@ impl SourceFile {
                     "YAML and JSON files must be UTF-8; re-encode the file (e.g. `iconv -t UTF-8`)"
                         .into(),
                 ),
-            }
-        })?;
-        Self::from_text(path, text)
+            });
+        }
+        Ok(())
     }
 
     /// Parses `text` as the content of `path`.
