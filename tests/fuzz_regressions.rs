@@ -170,7 +170,10 @@ fn mutated_inputs_run_cleanly() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
         let seeds = seeds(name);
         let inputs: Vec<Vec<u8>> = (0..per_target)
-            .map(|_| mutate(&mut rng, &seeds[rng.below(seeds.len())]))
+            .map(|_| {
+                let seed = &seeds[rng.below(seeds.len())];
+                mutate(&mut rng, seed)
+            })
             .collect();
         let f = *f;
         run_bounded(name, "the empty input", move || f(&[]));

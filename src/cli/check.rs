@@ -164,8 +164,14 @@ fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, Sour
         && !target.explicit
         && !crate::prefilter::must_parse(&target.path, settings.platform.or(target.kind), &bytes)
     {
-        // Still refuse what `load` refuses (NUL bytes, invalid UTF-8).
-        SourceFile::check_bytes(&target.path, &bytes)?;
+        // Still refuse what `load` refuses (NUL bytes, invalid UTF-8, YAML
+        // syntax errors); only the analysis, and keeping the tree, is saved.
+        let source = SourceFile::from_bytes(&target.path, bytes)?;
+        // A Cloud Build file's structure errors (no `steps`, an empty file)
+        // are cheap to find and reported as for any other file.
+        if settings.platform.or(target.kind) == Some(Platform::CloudBuild) {
+            crate::platform::cloudbuild::Build::parse(&source)?;
+        }
         return Ok(FileResult {
             path: target.path.clone(),
             source: None,

@@ -12,6 +12,23 @@ use std::path::{Path, PathBuf};
 
 pub use tree::{Entry, Item, Map, Node, Scalar, Seq, Span, Tree, Value};
 
+/// The deepest `[`/`{` nesting in `text`, counting brackets in strings and
+/// comments too (an over-estimate only costs a plainer error message).
+fn max_bracket_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Files larger than this are refused: no CI config comes near it, and a
 /// stray multi-megabyte YAML file should not stall a lint run.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -185,9 +202,19 @@ impl SourceFile {
                 let pos = position_with(&line_starts, &text, e.offset);
                 // libyaml-based yaml_serde explains most syntax errors better
                 // than "this is not valid YAML"; prefer its wording.
-                let (message, help) = match yaml_serde::from_str::<yaml_serde::Value>(&text) {
-                    Err(ye) => (
-                        format!("cannot be parsed: {ye}"),
+                // libyaml's scanner is quadratic in flow nesting (100,000
+                // nested `[` took minutes): past the depth guard, or with
+                // deep brackets anywhere, give the tree's own message.
+                let lenient = if e.message.starts_with("nesting is deeper")
+                    || max_bracket_depth(&text) > tree::MAX_DEPTH
+                {
+                    Err(e.message.clone())
+                } else {
+                    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|ye| ye.to_string())
+                };
+                let (message, help) = match lenient {
+                    Err(why) => (
+                        format!("cannot be parsed: {why}"),
                         "fix the syntax error first; kmigrate leaves the file untouched",
                     ),
                     // Lenient readers accept some layouts the span-keeping
