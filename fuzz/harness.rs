@@ -15,9 +15,12 @@ use kmigrate::kaniko::call::{self, Arg};
 use kmigrate::source::SourceFile;
 use kmigrate::source::patch::{self, Edit};
 
+/// A target's name and body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by name: the names of `fuzz_targets/*.rs` and of the
 /// folders under `regressions/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("source_patch", source_patch),
     ("shell_lexer", shell_lexer),
     ("kaniko_argv", kaniko_argv),
@@ -103,9 +106,14 @@ pub fn source_patch(data: &[u8]) {
     }
     match patch::apply(&text, &edits) {
         Ok(out) => {
-            let mut sorted: Vec<&Edit> = edits.iter().collect();
+            // Identical edits count once, wherever they are in the list.
+            let mut sorted: Vec<&Edit> = Vec::new();
+            for e in &edits {
+                if !sorted.contains(&e) {
+                    sorted.push(e);
+                }
+            }
             sorted.sort_by_key(|e| (e.range.start, e.range.end));
-            sorted.dedup();
             let removed: usize = sorted.iter().map(|e| e.range.len()).sum();
             let added: usize = sorted.iter().map(|e| e.text.len()).sum();
             if sorted
