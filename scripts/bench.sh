@@ -14,7 +14,8 @@ DIR=${BENCH_DIR:-/tmp/kmigrate-bench}
 
 cargo build --release --quiet
 K=$PWD/target/release/kmigrate
-gen() { cargo bench --quiet --bench gen -- "$@"; }
+ROOT=$PWD
+gen() { cargo bench --quiet --manifest-path "$ROOT/Cargo.toml" --bench gen -- "$@"; }
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
@@ -59,8 +60,10 @@ TR=$(median "$RUNS" rewrite_check)
 echo "rewrite --check, $N files: ${TR} s"
 T1=$(median $((RUNS * 4)) one_file)
 echo "check, one file: $(calc "$T1 * 1000") ms"
-RSS=$( { /usr/bin/time -f '%M' "$K" check --no-config -q --exit-zero kaniko >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-RSS_CLEAN=$( { /usr/bin/time -f '%M' "$K" check --no-config -q --exit-zero clean >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+/usr/bin/time -f '%M' -o rss.kaniko "$K" check --no-config -q --exit-zero kaniko >/dev/null 2>&1 || true
+/usr/bin/time -f '%M' -o rss.clean "$K" check --no-config -q --exit-zero clean >/dev/null 2>&1 || true
+RSS=$(tail -1 rss.kaniko)
+RSS_CLEAN=$(tail -1 rss.clean)
 echo "peak RSS, check of $N Kaniko files: $((RSS / 1024)) MB; of the mostly-clean repo: $((RSS_CLEAN / 1024)) MB"
 
 if command -v zizmor >/dev/null 2>&1; then
