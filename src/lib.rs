@@ -16,6 +16,7 @@ pub mod ignores;
 pub mod kaniko;
 pub mod options;
 pub mod platform;
+pub mod prefilter;
 pub mod report;
 pub mod rules;
 pub mod shell;

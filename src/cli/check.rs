@@ -124,6 +124,9 @@ pub struct Settings {
     pub config: Loaded,
     pub platform: Option<Platform>,
     pub no_ignores: bool,
+    /// Skip parsing files that [`crate::prefilter`] shows cannot have a
+    /// finding (off where every file's tree is needed, as for `report`).
+    pub prefilter: bool,
 }
 
 /// Checks one loaded file: engine findings, then [`select`].
@@ -210,8 +213,35 @@ pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) 
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
-    let source = SourceFile::load(&target.path)?;
+    let bytes = SourceFile::read(&target.path)?;
+    // Files named on the command line are always parsed, so their syntax and
+    // structure errors are reported; walked files pass the prefilter first.
+    if settings.prefilter
+        && !target.explicit
+        && !crate::prefilter::must_parse(&target.path, settings.platform.or(target.kind), &bytes)
+    {
+        // Still refuse what `load` refuses (NUL bytes, invalid UTF-8, YAML
+        // syntax errors); only the analysis, and keeping the tree, is saved.
+        let mut source = SourceFile::from_bytes(&target.path, bytes)?;
+        // A Cloud Build file's structure errors (no `steps`, an empty file)
+        // are cheap to find and reported as for any other file.
+        if settings.platform.or(target.kind) == Some(Platform::CloudBuild) {
+            crate::platform::cloudbuild::Build::parse(&source)?;
+        }
+        source.drop_tree();
+        return Ok(FileResult {
+            path: target.path.clone(),
+            source: Some(Arc::new(source)),
+            findings: Vec::new(),
+        });
+    }
+    let mut source = SourceFile::from_bytes(&target.path, bytes)?;
     let findings = check_source(&source, target.kind, settings)?;
+    // Reports need the text and line index only; `report` (no prefilter)
+    // re-reads trees, so they are kept there.
+    if settings.prefilter {
+        source.drop_tree();
+    }
     Ok(FileResult {
         path: target.path.clone(),
         source: Some(Arc::new(source)),
@@ -284,6 +314,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         config: loaded,
         platform: args.platform,
         no_ignores: args.no_ignores,
+        prefilter: true,
     };
 
     let file_paths: Vec<PathBuf> = paths

@@ -66,6 +66,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
         platform: args.platform,
         // An audit counts every build, including those silenced inline.
         no_ignores: true,
+        prefilter: false,
     };
     let mut found = discover::discover(&paths, &settings.config);
     discover::add_included(

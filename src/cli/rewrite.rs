@@ -105,6 +105,8 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         config: loaded,
         platform: args.platform,
         no_ignores: args.no_ignores,
+        // Every named file is analysed in full.
+        prefilter: false,
     };
     let mut changed = false;
     let mut errored = false;

@@ -12,6 +12,23 @@ use std::path::{Path, PathBuf};
 
 pub use tree::{Entry, Item, Map, Node, Scalar, Seq, Span, Tree, Value};
 
+/// The deepest `[`/`{` nesting in `text`, counting brackets in strings and
+/// comments too (an over-estimate only costs a plainer error message).
+fn max_bracket_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Files larger than this are refused: no CI config comes near it, and a
 /// stray multi-megabyte YAML file should not stall a lint run.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -97,6 +114,12 @@ impl SourceError {
 impl SourceFile {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, SourceError> {
+        Self::from_bytes(path, Self::read(path)?)
+    }
+
+    /// Reads `path` as [`load`](Self::load) does (refusing directories and
+    /// files over the size limit), without parsing it.
+    pub fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
         let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
         if meta.is_dir() {
             return Err(
@@ -118,12 +141,19 @@ impl SourceFile {
                 "check that this is the CI file you meant; exclude it from the scan otherwise",
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
-        Self::from_bytes(path, bytes)
+        std::fs::read(path).map_err(|e| io_error(path, &e))
     }
 
     /// Parses `bytes` read from `path` (or from stdin under that name).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SourceError> {
+        Self::check_bytes(path, &bytes)?;
+        let text = String::from_utf8(bytes).expect("checked to be UTF-8 above");
+        Self::from_text(path, text)
+    }
+
+    /// The errors [`from_bytes`](Self::from_bytes) gives before parsing: a
+    /// NUL byte (a binary file) or invalid UTF-8, located by line and column.
+    pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
         if let Some(nul) = bytes.iter().position(|b| *b == 0) {
             let (line, col) = position_in(&bytes[..nul]);
             return Err(SourceError {
@@ -133,10 +163,9 @@ impl SourceFile {
                 help: Some("exclude it from the scan, or restore the text file".into()),
             });
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            let (line, col) = position_in(&e.as_bytes()[..valid]);
-            SourceError {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            let (line, col) = position_in(&bytes[..e.valid_up_to()]);
+            return Err(SourceError {
                 path: path.to_path_buf(),
                 position: Some((line, col)),
                 message: "is not valid UTF-8".into(),
@@ -144,9 +173,9 @@ impl SourceFile {
                     "YAML and JSON files must be UTF-8; re-encode the file (e.g. `iconv -t UTF-8`)"
                         .into(),
                 ),
-            }
-        })?;
-        Self::from_text(path, text)
+            });
+        }
+        Ok(())
     }
 
     /// Parses `text` as the content of `path`.
@@ -173,9 +202,19 @@ impl SourceFile {
                 let pos = position_with(&line_starts, &text, e.offset);
                 // libyaml-based yaml_serde explains most syntax errors better
                 // than "this is not valid YAML"; prefer its wording.
-                let (message, help) = match yaml_serde::from_str::<yaml_serde::Value>(&text) {
-                    Err(ye) => (
-                        format!("cannot be parsed: {ye}"),
+                // libyaml's scanner is quadratic in flow nesting (100,000
+                // nested `[` took minutes): past the depth guard, or with
+                // deep brackets anywhere, give the tree's own message.
+                let lenient = if e.message.starts_with("nesting is deeper")
+                    || max_bracket_depth(&text) > tree::MAX_DEPTH
+                {
+                    Err(e.message.clone())
+                } else {
+                    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|ye| ye.to_string())
+                };
+                let (message, help) = match lenient {
+                    Err(why) => (
+                        format!("cannot be parsed: {why}"),
                         "fix the syntax error first; kmigrate leaves the file untouched",
                     ),
                     // Lenient readers accept some layouts the span-keeping
@@ -204,6 +243,16 @@ impl SourceFile {
             line_ending,
             line_starts,
         })
+    }
+
+    /// Frees the parsed tree once nothing will read it again (the text and
+    /// line index stay, for reports). A large walk would otherwise hold every
+    /// file's tree until the report is written.
+    pub fn drop_tree(&mut self) {
+        self.tree = Tree {
+            documents: Vec::new(),
+            comments: Vec::new(),
+        };
     }
 
     /// 1-based line and column (in characters) of a byte offset.

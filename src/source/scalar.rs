@@ -314,7 +314,10 @@ fn decode_block(src: &str, start: usize, end: usize, parent_indent: usize) -> De
             pending_empty.push(*abs);
             continue;
         }
-        let text_start = indent.min(line.len());
+        // A line indented less than the block (only in text the grammar
+        // recovered from) loses just its spaces: slicing at `indent` could
+        // cut into a multi-byte character (found by fuzzing).
+        let text_start = indent.min(line.len() - line.trim_start_matches(' ').len());
         let text = &line[text_start..];
         let more_indented = text.starts_with(' ') || text.starts_with('\t');
         if !first {

@@ -220,6 +220,7 @@ pub fn visit<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
 
 /// Parses `src` into a tree, or reports the first syntax error.
 pub fn parse(src: &str) -> Result<Tree, ParseError> {
+    check_block_indent(src)?;
     let mut parser = tree_sitter::Parser::new();
     parser
         .set_language(&tree_sitter_yaml::LANGUAGE.into())
@@ -257,6 +258,34 @@ pub fn parse(src: &str) -> Result<Tree, ParseError> {
         documents,
         comments,
     })
+}
+
+/// The widest block indentation (spaces and `-`/`?`/`:` indicators before a
+/// line's content) the grammar is given. tree-sitter-yaml's scanner keeps one
+/// indentation level per column and aborts the process (a C assertion, after
+/// writing past its 1 KiB state buffer) beyond about 250 levels, so such
+/// text is refused before it reaches the parser; `- - - … x` 100,000 deep
+/// did abort (found by the bad-input suite).
+pub const MAX_BLOCK_INDENT: usize = 240;
+
+fn check_block_indent(src: &str) -> Result<(), ParseError> {
+    let mut line_start = 0;
+    for line in src.split_inclusive('\n') {
+        let lead = line
+            .bytes()
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'-' | b'?' | b':'))
+            .count();
+        if lead > MAX_BLOCK_INDENT {
+            return Err(ParseError {
+                offset: line_start + MAX_BLOCK_INDENT,
+                message: format!(
+                    "nesting is deeper than {MAX_DEPTH} levels (block indentation past column {MAX_BLOCK_INDENT})"
+                ),
+            });
+        }
+        line_start += line.len();
+    }
+    Ok(())
 }
 
 fn collect_comments(root: tree_sitter::Node, out: &mut Vec<Span>) -> Result<(), ParseError> {

@@ -1,0 +1,208 @@
+//! The fuzz targets' bodies, as plain `fn(&[u8])` so that the same code runs
+//! under cargo-fuzz (`fuzz_targets/*.rs`, nightly) and in the stable test
+//! suite (`tests/fuzz_regressions.rs` replays every saved input in
+//! `fuzz/regressions/<target>/` and a bounded batch of generated ones).
+//! Each body panics only when an invariant breaks; any error the code under
+//! test returns is a clean outcome.
+
+// Each target binary uses one body; the rest is dead code there.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use kmigrate::builder::{dockerfile, layer};
+use kmigrate::kaniko::call::{self, Arg};
+use kmigrate::source::SourceFile;
+use kmigrate::source::patch::{self, Edit};
+
+/// A target's name and body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, by name: the names of `fuzz_targets/*.rs` and of the
+/// folders under `regressions/`.
+pub const TARGETS: &[Target] = &[
+    ("source_patch", source_patch),
+    ("shell_lexer", shell_lexer),
+    ("kaniko_argv", kaniko_argv),
+    ("dockerfile", dockerfile),
+    ("layer_tar", layer_tar),
+];
+
+/// A cursor over the fuzzer's bytes for choosing edits.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+    fn below(&mut self, n: usize) -> Option<usize> {
+        let hi = self.byte()? as usize;
+        let lo = self.byte()? as usize;
+        Some(if n == 0 { 0 } else { (hi << 8 | lo) % n })
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The YAML source and patch layer: a document (the bytes after the first
+/// `\0`, lossily decoded) is loaded; the bytes before it choose edits on it,
+/// either at node and comment spans or anywhere. Loading must give a tree
+/// or a located error; applying edits must keep every byte outside them and
+/// the result must load again or fail cleanly.
+pub fn source_patch(data: &[u8]) {
+    let (ops, doc) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let path = Path::new("cloudbuild.yaml");
+    // Loading from bytes covers the NUL, UTF-8 and BOM paths too.
+    let _ = SourceFile::from_bytes(path, doc.to_vec());
+    let text = String::from_utf8_lossy(doc).replace('\0', " ");
+    let source = match SourceFile::from_text(path, text.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            assert_eq!(e.path, path);
+            if let Some((line, col)) = e.position {
+                assert!(line >= 1 && col >= 1, "{e}");
+            }
+            return;
+        }
+    };
+    let mut spans: Vec<std::ops::Range<usize>> = source.tree.comments.clone();
+    spans.extend(source.tree.documents.iter().map(|d| d.span.clone()));
+    for s in &spans {
+        assert!(
+            s.start <= s.end && s.end <= text.len(),
+            "span {s:?} outside the text"
+        );
+    }
+    let mut ops = Bytes(ops);
+    let mut edits = Vec::new();
+    while let (Some(kind), Some(len)) = (ops.byte(), ops.byte()) {
+        let range = if kind & 1 == 0 && !spans.is_empty() {
+            let Some(i) = ops.below(spans.len()) else {
+                break;
+            };
+            spans[i].clone()
+        } else {
+            let (Some(a), Some(b)) = (ops.below(text.len() + 1), ops.below(16)) else {
+                break;
+            };
+            let a = floor_boundary(&text, a);
+            a..floor_boundary(&text, a + b)
+        };
+        let replacement: String = ["\"x\"", "- a\n", "k: v\n", "#c\n", "", "{", "]", "\r\n"]
+            [len as usize % 8]
+            .repeat(1 + (len as usize >> 3) % 3);
+        edits.push(Edit::replace(range, replacement));
+    }
+    match patch::apply(&text, &edits) {
+        Ok(out) => {
+            // Identical edits count once, wherever they are in the list.
+            let mut sorted: Vec<&Edit> = Vec::new();
+            for e in &edits {
+                if !sorted.contains(&e) {
+                    sorted.push(e);
+                }
+            }
+            sorted.sort_by_key(|e| (e.range.start, e.range.end));
+            let removed: usize = sorted.iter().map(|e| e.range.len()).sum();
+            let added: usize = sorted.iter().map(|e| e.text.len()).sum();
+            if sorted
+                .windows(2)
+                .all(|w| w[0].range.end <= w[1].range.start)
+            {
+                assert_eq!(
+                    out.len(),
+                    text.len() - removed + added,
+                    "lost or doubled bytes"
+                );
+            }
+            let _ = SourceFile::from_text(path, out);
+        }
+        Err(c) => assert!(c.first.start <= text.len() && c.second.start <= text.len()),
+    }
+}
+
+/// The shell lexer: any text gives a script whose word spans lie inside it.
+pub fn shell_lexer(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let script = kmigrate::shell::parse(&text);
+    for c in &script.commands {
+        assert!(
+            c.span.start <= c.span.end && c.span.end <= text.len(),
+            "{c:?}"
+        );
+        let _ = c.program();
+    }
+    for (at, _) in &script.problems {
+        assert!(*at <= text.len());
+    }
+}
+
+/// The Kaniko argv parser: words split on NUL/newline, `$`-words dynamic.
+pub fn kaniko_argv(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let args: Vec<Arg> = text
+        .split(['\0', '\n'])
+        .map(|w| Arg {
+            dynamic: w.starts_with('$'),
+            ..Arg::new(w)
+        })
+        .collect();
+    let n = args.len();
+    let parsed = call::parse(args);
+    assert_eq!(parsed.args.len(), n, "the call keeps every word");
+    let _ = parsed.value("destination");
+    let _ = parsed.values("build-arg");
+    let _ = parsed.enabled("cache");
+    let _ = parsed.is_unknowable();
+}
+
+/// The Dockerfile parser: any text parses or gives an error.
+pub fn dockerfile(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(df) = dockerfile::parse("Dockerfile", &text) {
+        let _ = format!("{df:?}");
+    }
+}
+
+/// Layer extraction: any bytes as a (gzip or plain) tar extract or fail,
+/// and nothing is ever written outside the root.
+pub fn layer_tar(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tar = dir.path().join("layer.tar");
+    std::fs::write(&tar, data).expect("write the layer");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).expect("create the root");
+    let _ = layer::extract(&tar, &root);
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list the directory")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["layer.tar", "root"], "extraction escaped its root");
+    // A read-only directory the layer made would stop the clean-up.
+    make_writable(&root);
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if e.file_type().is_dir() {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}

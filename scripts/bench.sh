@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Prints kmigrate's performance figures (medians over RUNS runs; figures, not
+# pass/fail). Generates synthetic monorepos with benches/gen.rs, then times:
+#   check over N Kaniko files; check over a mostly-clean repo next to `cat`;
+#   rewrite --check over N files; one-file check latency; peak RSS; and, when
+#   zizmor is installed (pip install zizmor), zizmor --offline over a GitHub
+#   workflow corpus of the same total bytes, with the bytes/s ratio.
+# Usage: scripts/bench.sh            (N=10000 RUNS=5 BENCH_DIR=/tmp/kmigrate-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10000}
+RUNS=${RUNS:-5}
+DIR=${BENCH_DIR:-/tmp/kmigrate-bench}
+
+cargo build --release --quiet
+K=$PWD/target/release/kmigrate
+ROOT=$PWD
+gen() { cargo bench --quiet --manifest-path "$ROOT/Cargo.toml" --bench gen -- "$@"; }
+
+rm -rf "$DIR"
+mkdir -p "$DIR"
+echo "generating in $DIR"
+gen "$DIR/kaniko" "$N" kaniko
+gen "$DIR/clean" "$N" clean
+cd "$DIR"
+KANIKO_BYTES=$(find kaniko -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+CLEAN_BYTES=$(find clean -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+mapfile -t KANIKO_FILES < <(find kaniko -type f | sort)
+ONE=${KANIKO_FILES[0]}
+
+# median SECONDS of RUNS runs of "$@" (output discarded, exit code ignored).
+median() {
+  local runs=$1; shift
+  local times=()
+  for _ in $(seq "$runs"); do
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || true
+    t1=$(date +%s.%N)
+    times+=("$(calc "$t1 - $t0")")
+  done
+  printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.4f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+mbps() { awk "BEGIN { printf \"%.2f\", $1 / $2 / 1000000 }"; }
+
+check_kaniko() { "$K" check --no-config -q --exit-zero kaniko; }
+check_clean() { "$K" check --no-config -q --exit-zero clean; }
+cat_clean() { find clean -type f \( -name '*.yaml' -o -name '*.yml' \) -exec cat {} + ; }
+rewrite_check() { "$K" rewrite --check "${KANIKO_FILES[@]}"; }
+one_file() { "$K" check --no-config -q --exit-zero "$ONE"; }
+
+echo "machine: $(nproc) cores; kmigrate $("$K" --version 2>/dev/null | head -1); medians of $RUNS runs"
+T=$(median "$RUNS" check_kaniko)
+echo "check, $N Kaniko files ($KANIKO_BYTES bytes): ${T} s  ($(mbps "$KANIKO_BYTES" "$T") MB/s)"
+TC=$(median "$RUNS" check_clean)
+TCAT=$(median "$RUNS" cat_clean)
+echo "check, mostly-clean repo ($N files, $CLEAN_BYTES bytes, 95% without Kaniko): ${TC} s; cat of the same files: ${TCAT} s; ratio $(calc "$TC / $TCAT")x"
+TR=$(median "$RUNS" rewrite_check)
+echo "rewrite --check, $N files: ${TR} s"
+T1=$(median $((RUNS * 4)) one_file)
+echo "check, one file: $(calc "$T1 * 1000") ms"
+/usr/bin/time -f '%M' -o rss.kaniko "$K" check --no-config -q --exit-zero kaniko >/dev/null 2>&1 || true
+/usr/bin/time -f '%M' -o rss.clean "$K" check --no-config -q --exit-zero clean >/dev/null 2>&1 || true
+RSS=$(tail -1 rss.kaniko)
+RSS_CLEAN=$(tail -1 rss.clean)
+echo "peak RSS, check of $N Kaniko files: $((RSS / 1024)) MB; of the mostly-clean repo: $((RSS_CLEAN / 1024)) MB"
+
+if command -v zizmor >/dev/null 2>&1; then
+  gen "$DIR/workflows" "$KANIKO_BYTES" workflows
+  WF_BYTES=$(find workflows -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+  zizmor_run() { zizmor --offline --no-progress workflows; }
+  ZRUNS=$(( RUNS > 3 ? 3 : RUNS ))
+  TZ=$(median "$ZRUNS" zizmor_run)
+  KB=$(calc "$KANIKO_BYTES / $T")
+  ZB=$(calc "$WF_BYTES / $TZ")
+  echo "zizmor $(zizmor --version | awk '{print $2}') --offline, $WF_BYTES bytes of workflows: ${TZ} s  ($(mbps "$WF_BYTES" "$TZ") MB/s)"
+  echo "check bytes/s vs zizmor: $(calc "$KB / $ZB")x"
+else
+  echo "zizmor not installed (pip install zizmor): comparison skipped"
+fi
