@@ -589,71 +589,32 @@ mod tests {
         assert!(text.contains("  script:\n    - docker buildx create --use --driver docker-container --name kmigrate\n    - docker buildx build"), "{text}");
         assert!(!text.contains("docker login"), "{text}");
     }
-}
-
-#[cfg(test)]
-mod workaround_tests {
-    use super::*;
-    use std::path::Path;
 
     #[test]
     fn kaniko_only_workarounds_are_removed() {
         let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - export container=docker\n    - /kaniko/executor --context . --destination r.example.com/a\n";
-        let p = Pipeline::from_text(
-            Path::new("/nonexistent"),
-            Path::new(".gitlab-ci.yml"),
-            src.into(),
-        )
-        .unwrap();
-        let ff = check(&p, &Options::default());
-        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        let text = run(src, Target::Buildx).1.unwrap();
         assert!(!text.contains("container=docker"), "{text}");
         assert!(
             text.contains("  script:\n    - docker buildx build"),
             "{text}"
         );
     }
-}
-
-#[cfg(test)]
-mod default_image_tests {
-    use super::*;
-    use std::path::Path;
 
     #[test]
     fn a_default_kaniko_image_is_overridden_in_the_job_not_edited() {
         let src = "default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  script:\n    - /kaniko/executor --context . --destination r.example.com/a\n";
-        let p = Pipeline::from_text(
-            Path::new("/nonexistent"),
-            Path::new(".gitlab-ci.yml"),
-            src.into(),
-        )
-        .unwrap();
-        let ff = check(&p, &Options::default());
-        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        let text = run(src, Target::Buildx).1.unwrap();
         assert!(
             text.starts_with("default:\n  image: gcr.io/kaniko-project/executor:debug\nbuild:\n  image: docker:28.5-cli\n  services:\n    - docker:28.5-dind\n  variables:\n    DOCKER_TLS_CERTDIR: \"/certs\"\n  before_script:\n"),
             "{text}"
         );
     }
-}
-
-#[cfg(test)]
-mod existing_setup_tests {
-    use super::*;
-    use std::path::Path;
 
     #[test]
     fn existing_dind_service_and_tls_choice_are_kept() {
         let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  services:\n    - name: docker:24-dind\n      alias: docker\n    - postgres:16\n  variables:\n    DOCKER_TLS_CERTDIR: \"\"\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE\n";
-        let p = Pipeline::from_text(
-            Path::new("/nonexistent"),
-            Path::new(".gitlab-ci.yml"),
-            src.into(),
-        )
-        .unwrap();
-        let ff = check(&p, &Options::default());
-        let (_, text) = fixed_texts(&p, &ff).unwrap().remove(0);
+        let text = run(src, Target::Buildx).1.unwrap();
         assert!(!text.contains("docker:28.5-dind"), "{text}");
         assert!(
             text.contains("    DOCKER_TLS_CERTDIR: \"\"\n  before_script:"),
