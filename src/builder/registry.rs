@@ -326,13 +326,18 @@ impl Client {
         credential_helper(helper, server)
     }
 
-    /// Fetches a manifest (or index) by tag or digest.
-    pub fn get_manifest(&mut self, r: &Reference, reference: &str) -> Result<Fetched> {
-        let url = format!(
+    /// `…/v2/<repository>/manifests/<tag or digest>` on the reference's registry.
+    fn manifest_url(&self, r: &Reference, reference: &str) -> String {
+        format!(
             "{}/v2/{}/manifests/{reference}",
             self.base(&r.registry),
             r.repository
-        );
+        )
+    }
+
+    /// Fetches a manifest (or index) by tag or digest.
+    pub fn get_manifest(&mut self, r: &Reference, reference: &str) -> Result<Fetched> {
+        let url = self.manifest_url(r, reference);
         let mut resp = self.send(
             "GET",
             &r.registry,
@@ -552,11 +557,7 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<()> {
-        let url = format!(
-            "{}/v2/{}/manifests/{tag}",
-            self.base(&r.registry),
-            r.repository
-        );
+        let url = self.manifest_url(r, tag);
         let mut resp = self.send(
             "PUT",
             &r.registry,

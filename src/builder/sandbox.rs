@@ -282,22 +282,10 @@ pub fn run_streaming(
                 return Err(io::Error::last_os_error());
             }
             unsafe { nix::libc::close(fd) };
-            mount(
-                Some(src.as_c_str()),
-                dst.as_c_str(),
-                None::<&std::ffi::CStr>,
-                MsFlags::MS_BIND,
-                None::<&std::ffi::CStr>,
-            )?;
+            bind_mount(src, dst)?;
         }
         for (src, dst) in &binds {
-            mount(
-                Some(src.as_c_str()),
-                dst.as_c_str(),
-                None::<&std::ffi::CStr>,
-                MsFlags::MS_BIND,
-                None::<&std::ffi::CStr>,
-            )?;
+            bind_mount(src, dst)?;
         }
         for (target, link) in &dev_links {
             unsafe { nix::libc::symlink(target.as_ptr(), link.as_ptr()) };
@@ -399,4 +387,15 @@ fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Bind-mounts `src` onto `dst` (both already exist).
+fn bind_mount(src: &std::ffi::CStr, dst: &std::ffi::CStr) -> nix::Result<()> {
+    mount(
+        Some(src),
+        dst,
+        None::<&std::ffi::CStr>,
+        MsFlags::MS_BIND,
+        None::<&std::ffi::CStr>,
+    )
 }
