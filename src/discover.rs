@@ -83,10 +83,11 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
 pub fn add_included(
     out: &mut Discovered,
     config: &Loaded,
-    includes_of: &dyn Fn(&Path) -> Vec<PathBuf>,
+    includes_of: &(dyn Fn(&Path) -> Vec<PathBuf> + Sync),
 ) {
-    let mut seen: HashSet<PathBuf> = out.targets.iter().map(|t| canonical(&t.path)).collect();
-    let entries: Vec<PathBuf> = out
+    use rayon::prelude::*;
+
+    let entries: Vec<&Path> = out
         .targets
         .iter()
         .filter(|t| {
@@ -95,34 +96,49 @@ pub fn add_included(
                     .file_name()
                     .is_some_and(|n| n == ".gitlab-ci.yml" || n == ".gitlab-ci.yaml")
         })
-        .map(|t| t.path.clone())
+        .map(|t| t.path.as_path())
         .collect();
-    for entry in entries {
-        for included in includes_of(&entry) {
-            if config.is_excluded(&included) {
-                continue;
-            }
-            let path = relative_to_cwd(&included);
-            push(
-                out,
-                &mut seen,
-                Target {
-                    path,
-                    kind: Some(Platform::GitLab),
-                    explicit: false,
-                },
-            );
-        }
+    // Loading a pipeline's includes parses it: one pipeline per core.
+    let included: Vec<PathBuf> = entries
+        .par_iter()
+        .flat_map_iter(|e| includes_of(e))
+        .filter(|p| !config.is_excluded(p))
+        .collect();
+    if included.is_empty() {
+        return;
+    }
+    let mut seen: HashSet<PathBuf> = out.targets.iter().map(|t| canonical(&t.path)).collect();
+    for included in included {
+        let path = relative_to_cwd(&included);
+        push(
+            out,
+            &mut seen,
+            Target {
+                path,
+                kind: Some(Platform::GitLab),
+                explicit: false,
+            },
+        );
     }
     out.targets.sort_by(|a, b| a.path.cmp(&b.path));
 }
 
 /// The files a GitLab pipeline includes locally (its own file excluded), as
 /// the GitLab platform loads them; none when the pipeline does not load (the
-/// entry's own check reports why).
+/// entry's own check reports why). A pipeline whose text has no `include`
+/// is not parsed.
 pub fn gitlab_local_includes(entry: &Path) -> Vec<PathBuf> {
     use crate::platform::gitlab::include;
-    match include::load(&include::repo_root(entry), entry) {
+    let Ok(bytes) = crate::source::SourceFile::read(entry) else {
+        return Vec::new();
+    };
+    if !crate::prefilter::may_include(&bytes) {
+        return Vec::new();
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Vec::new();
+    };
+    match include::load_text(&include::repo_root(entry), entry, text) {
         Ok(loaded) => loaded
             .files
             .iter()
@@ -357,9 +373,9 @@ mod tests {
         );
         let config = Loaded::discover(root).unwrap();
         let mut d = discover(&[root.to_path_buf()], &config);
-        let asked = std::cell::RefCell::new(Vec::new());
+        let asked = std::sync::Mutex::new(Vec::new());
         let includes = |entry: &Path| {
-            asked.borrow_mut().push(entry.to_path_buf());
+            asked.lock().unwrap().push(entry.to_path_buf());
             vec![
                 root.join("ci/build.yml"),
                 root.join("ci/./deploy.yml"),
@@ -369,7 +385,7 @@ mod tests {
         };
         add_included(&mut d, &config, &includes);
         assert_eq!(
-            *asked.borrow(),
+            *asked.lock().unwrap(),
             [root.join(".gitlab-ci.yml")],
             "only pipelines"
         );

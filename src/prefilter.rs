@@ -17,7 +17,9 @@
 //! `check` applies it to the files a directory walk finds; a file named on
 //! the command line (as pre-commit names them) is always parsed. A skipped
 //! file is not parsed, so a syntax error in it goes unreported (its encoding
-//! is still checked): kmigrate lints Kaniko usage, not YAML syntax.
+//! is still checked): kmigrate lints Kaniko usage, not YAML syntax. A Cloud
+//! Build file without the word `steps` is parsed all the same, so an empty
+//! or truncated one is still reported.
 
 use std::path::Path;
 
@@ -39,7 +41,9 @@ pub const MARKERS: &[&[u8]] = &[
 /// be parsed. `false` means no rule can fire on it.
 pub fn must_parse(path: &Path, platform: Option<Platform>, text: &[u8]) -> bool {
     let self_contained = match platform {
-        Some(Platform::CloudBuild) => true,
+        // A Cloud Build file without `steps` (an empty one, say) is an
+        // error `check` reports; parsing it to say so is cheap.
+        Some(Platform::CloudBuild) => contains_any(text, &[b"steps"]),
         Some(Platform::GitLab) => path.file_name().is_some_and(|n| {
             n.eq_ignore_ascii_case(".gitlab-ci.yml") || n.eq_ignore_ascii_case(".gitlab-ci.yaml")
         }),
@@ -51,11 +55,22 @@ pub fn must_parse(path: &Path, platform: Option<Platform>, text: &[u8]) -> bool 
 
 /// Whether any of [`MARKERS`] occurs in `text`, ignoring ASCII case.
 pub fn has_marker(text: &[u8]) -> bool {
-    // Every marker's first byte, both cases: scan for those with memchr-like
-    // speed, then compare the rest in place.
+    contains_any(text, MARKERS)
+}
+
+/// Whether a GitLab pipeline's text may have an `include` (or an escape
+/// that could spell one): one without cannot pull in other files, so
+/// finding its includes needs no parse.
+pub fn may_include(text: &[u8]) -> bool {
+    contains_any(text, &[b"include", b"\\x", b"\\u"])
+}
+
+/// Whether any of `words` (lower case) occurs in `text`, ignoring ASCII case.
+fn contains_any(text: &[u8], words: &[&[u8]]) -> bool {
+    // Test each word's first byte, then compare the rest in place.
     text.iter().enumerate().any(|(i, &b)| {
         let b = b.to_ascii_lowercase();
-        MARKERS.iter().any(|m| {
+        words.iter().any(|m| {
             m[0] == b
                 && text.len() - i >= m.len()
                 && text[i + 1..i + m.len()]
@@ -83,7 +98,17 @@ mod tests {
             GL,
             b"t:\n  script: [make]\n"
         ));
-        assert!(!must_parse(Path::new("x.yml"), CB, b""));
+        assert!(!must_parse(Path::new(".gitlab-ci.yml"), GL, b"# nothing\n"));
+    }
+
+    #[test]
+    fn cloud_build_files_without_steps_are_parsed_to_report_them() {
+        for text in ["", "# nothing yet\n", "timeout: 60s\n"] {
+            assert!(
+                must_parse(Path::new("cloudbuild.yaml"), CB, text.as_bytes()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
@@ -110,6 +135,14 @@ mod tests {
                 must_parse(Path::new(".gitlab-ci.yml"), GL, text.as_bytes()),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn pipelines_without_include_cannot_include() {
+        assert!(!may_include(b"b:\n  script: [make]\n"));
+        for text in ["include: a.yml\n", "INCLUDE:\n", "\"\\x69nclude\": a.yml\n"] {
+            assert!(may_include(text.as_bytes()), "{text}");
         }
     }
 

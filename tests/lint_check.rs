@@ -255,27 +255,50 @@ fn github_format() {
 
 #[test]
 fn output_is_deterministic_over_many_files() {
+    // More files than `check` handles per parallel batch (256), created out
+    // of order, so batching and scheduling would show in the output.
+    const N: usize = 600;
     let dir = tempfile::tempdir().unwrap();
     let text = fs::read_to_string(fixture("repo/cloudbuild.yaml")).unwrap();
-    for i in 0..40 {
-        let sub = dir.path().join(format!("svc{:02}", (i * 7) % 40));
+    for i in 0..N {
+        let sub = dir.path().join(format!("svc{:03}", (i * 7) % N));
         fs::create_dir_all(&sub).unwrap();
         fs::write(sub.join("cloudbuild.yaml"), &text).unwrap();
     }
     let first = out(&kmigrate(dir.path(), &["check", "--format", "json"]));
-    for _ in 0..2 {
-        assert_eq!(
-            first,
-            out(&kmigrate(dir.path(), &["check", "--format", "json"]))
-        );
-    }
+    assert_eq!(
+        first,
+        out(&kmigrate(dir.path(), &["check", "--format", "json"]))
+    );
     let v: Value = serde_json::from_str(&first).unwrap();
     let paths: Vec<String> = rules_of(&v).into_iter().map(|(p, _)| p).collect();
     let mut sorted = paths.clone();
     sorted.sort();
     assert_eq!(paths, sorted);
-    assert_eq!(v["summary"]["files_scanned"], 40);
-    assert_eq!(paths.len(), 80);
+    assert_eq!(v["summary"]["files_scanned"], N);
+    assert_eq!(paths.len(), 2 * N);
+
+    // The human report is written as batches finish: same order, same
+    // diagnostics, whether to stdout or to a file.
+    let human = kmigrate(dir.path(), &["check"]);
+    assert_eq!(human.status.code(), Some(1));
+    let shown: Vec<String> = out(&human)
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("╭─["))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, paths);
+    assert!(
+        err(&human).contains(&format!("{N} files scanned, {} findings", 2 * N)),
+        "{}",
+        err(&human)
+    );
+    let to_file = kmigrate(dir.path(), &["check", "-o", "report.txt"]);
+    assert_eq!(to_file.status.code(), Some(1));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("report.txt")).unwrap(),
+        out(&human)
+    );
 }
 
 #[test]
@@ -584,7 +607,13 @@ fn bad_input_is_reported_and_the_rest_of_the_run_continues() {
     }
     fs::write(d.join("huge/cloudbuild.yaml"), big).unwrap();
     fs::create_dir_all(d.join("broken")).unwrap();
-    fs::write(d.join("broken/cloudbuild.yaml"), "steps: [\n  - a: b\n").unwrap();
+    // Broken and about Kaniko: a walked file without Kaniko is not parsed
+    // (see `walked_files_without_kaniko_are_not_parsed`).
+    fs::write(
+        d.join("broken/cloudbuild.yaml"),
+        "steps: [\n  - name: gcr.io/kaniko-project/executor\n",
+    )
+    .unwrap();
     fs::create_dir_all(d.join("loop")).unwrap();
     std::os::unix::fs::symlink(d.join("loop"), d.join("loop/again")).unwrap();
     fs::create_dir_all(d.join("dangling")).unwrap();
@@ -722,4 +751,44 @@ fn gitlab_pipeline_walk_follows_local_includes_and_honours_ignores() {
     );
     let build = fs::read_to_string(d.join("ci/build.yml")).unwrap();
     assert!(!build.contains("kaniko"), "{build}");
+}
+
+#[test]
+fn walked_files_without_kaniko_are_not_parsed_but_named_ones_are() {
+    // The prefilter: a walked CI file with no Kaniko, docker, include or
+    // kmigrate word cannot have a finding, so a scan skips its parse (and
+    // its syntax errors); named on the command line, it is parsed.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("svc")).unwrap();
+    fs::write(
+        d.join("svc/cloudbuild.yaml"),
+        "steps: [\n  - name: golang\n",
+    )
+    .unwrap();
+    fs::write(d.join(".gitlab-ci.yml"), "test:\n  script: [make\n").unwrap();
+    let o = kmigrate(d, &["check", "."]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains("2 files scanned, 0 findings"),
+        "{}",
+        err(&o)
+    );
+    for name in ["svc/cloudbuild.yaml", ".gitlab-ci.yml"] {
+        let o = kmigrate(d, &["check", name]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", err(&o));
+        assert!(err(&o).contains(&format!("{name}:")), "{}", err(&o));
+    }
+    // Encoding is still checked, and a file without `steps` still parsed.
+    fs::write(d.join("svc/cloudbuild.yaml"), b"steps: []\n# caf\xe9\n").unwrap();
+    fs::create_dir_all(d.join("empty")).unwrap();
+    fs::write(d.join("empty/cloudbuild.yaml"), "# soon\n").unwrap();
+    let o = kmigrate(d, &["check", "."]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("svc/cloudbuild.yaml:2:"), "{}", err(&o));
+    assert!(
+        err(&o).contains("empty/cloudbuild.yaml: the file is empty"),
+        "{}",
+        err(&o)
+    );
 }

@@ -18,7 +18,7 @@ use crate::discover::{self, Target};
 use crate::engine;
 use crate::ignores;
 use crate::platform::Platform;
-use crate::report::{self, FileResult, Format, Run, human};
+use crate::report::{self, FileResult, Format, Run, Tally, human};
 use crate::rules::{Finding, Severity, meta};
 use crate::source::{SourceError, SourceFile};
 
@@ -220,31 +220,30 @@ fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, Sour
         && !target.explicit
         && !crate::prefilter::must_parse(&target.path, settings.platform.or(target.kind), &bytes)
     {
-        // Still refuse what `load` refuses (NUL bytes, invalid UTF-8, YAML
-        // syntax errors); only the analysis, and keeping the tree, is saved.
-        let mut source = SourceFile::from_bytes(&target.path, bytes)?;
-        // A Cloud Build file's structure errors (no `steps`, an empty file)
-        // are cheap to find and reported as for any other file.
-        if settings.platform.or(target.kind) == Some(Platform::CloudBuild) {
-            crate::platform::cloudbuild::Build::parse(&source)?;
-        }
-        source.drop_tree();
+        // No rule can fire: only the encoding is checked (a binary or
+        // non-UTF-8 file is still an error), and nothing is kept.
+        SourceFile::check_bytes(&target.path, &bytes)?;
         return Ok(FileResult {
             path: target.path.clone(),
-            source: Some(Arc::new(source)),
+            source: None,
             findings: Vec::new(),
         });
     }
     let mut source = SourceFile::from_bytes(&target.path, bytes)?;
     let findings = check_source(&source, target.kind, settings)?;
-    // Reports need the text and line index only; `report` (no prefilter)
-    // re-reads trees, so they are kept there.
-    if settings.prefilter {
+    // Reports need a file's text and line index only when it has findings;
+    // `report` (no prefilter) re-reads trees, so they are kept there.
+    let source = if !settings.prefilter {
+        Some(Arc::new(source))
+    } else if findings.is_empty() {
+        None
+    } else {
         source.drop_tree();
-    }
+        Some(Arc::new(source))
+    };
     Ok(FileResult {
         path: target.path.clone(),
-        source: Some(Arc::new(source)),
+        source,
         findings,
     })
 }
@@ -254,20 +253,71 @@ pub fn check_targets(
     targets: &[Target],
     settings: &Settings,
 ) -> (Vec<FileResult>, Vec<SourceError>) {
-    let results: Vec<Result<FileResult, SourceError>> = targets
-        .par_iter()
-        .map(|t| check_target(t, settings))
-        .collect();
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    for r in results {
-        match r {
+    for_each_checked(
+        targets,
+        settings,
+        |r| r,
+        |r| match r {
             Ok(f) => files.push(f),
             Err(e) => errors.push(e),
-        }
-    }
+        },
+    );
     files.sort_by(|a, b| a.path.cmp(&b.path));
     (files, errors)
+}
+
+/// Files checked (and `finish`ed) in parallel per batch, so a run holds
+/// one batch of results rather than every file's text and findings.
+const BATCH: usize = 256;
+
+/// Checks `targets` in parallel, runs `finish` on each result on the same
+/// worker (rendering a report, say), and hands the outputs to `each` in
+/// `targets`' order.
+pub fn for_each_checked<T: Send>(
+    targets: &[Target],
+    settings: &Settings,
+    finish: impl Fn(Result<FileResult, SourceError>) -> T + Sync,
+    mut each: impl FnMut(T),
+) {
+    for batch in targets.chunks(BATCH) {
+        let done: Vec<T> = batch
+            .par_iter()
+            .map(|t| finish(check_target(t, settings)))
+            .collect();
+        done.into_iter().for_each(&mut each);
+    }
+}
+
+/// A human report written as files are checked: each file's diagnostics go
+/// out as soon as its batch is done, and only the counts are kept.
+fn stream_human(
+    targets: &[Target],
+    settings: &Settings,
+    color: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<(Tally, Vec<SourceError>)> {
+    let renderer = human::Renderer::new(color);
+    let mut tally = Tally::default();
+    let mut errors = Vec::new();
+    let mut written = Ok(());
+    for_each_checked(
+        targets,
+        settings,
+        |r| r.map(|f| (renderer.file(&f), f)),
+        |r| match r {
+            Ok((text, file)) => {
+                tally.add(&file);
+                if written.is_ok() {
+                    written = out.write_all(text.as_bytes());
+                }
+            }
+            Err(e) => errors.push(e),
+        },
+    );
+    written.and_then(|_| out.flush())?;
+    Ok((tally, errors))
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -344,6 +394,49 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 .join(", ")
         );
     }
+    let to_file = args.output.is_some();
+    let color = !to_file && super::rules::stdout_color();
+    let finish = |mut errors: Vec<SourceError>, tally: Tally| {
+        // Files that could not be checked always go to stderr too: not every
+        // format has a place for them (GitLab Code Quality has none).
+        errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
+        eprint!("{}", human::render_errors(&errors));
+        if args.format == Format::Human && !args.quiet {
+            eprintln!("{}", tally.summary(errors.len(), started.elapsed()));
+        }
+        if !errors.is_empty() {
+            ExitCode::from(2)
+        } else if !args.exit_zero
+            && tally
+                .max_severity()
+                .is_some_and(|s| s >= Severity::from(args.fail_on))
+        {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
+
+    // The human report of a directory scan is written while files are being
+    // checked, so memory holds one batch of files, not the whole report.
+    if args.format == Format::Human && !reads_stdin {
+        let streamed = match open_output(args.output.as_deref()) {
+            Ok(mut out) => stream_human(&found.targets, &settings, color, &mut out)
+                .map_err(|e| report_write_error(args.output.as_deref(), &e)),
+            Err(e) => Err(e),
+        };
+        return match streamed {
+            Ok((tally, mut errors)) => {
+                errors.extend(found.errors);
+                finish(errors, tally)
+            }
+            Err(e) => {
+                eprintln!("kmigrate: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+
     let (mut files, mut errors) = check_targets(&found.targets, &settings);
     errors.extend(found.errors);
 
@@ -371,48 +464,39 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
     }
-    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
 
+    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
     let run = Run {
         files,
         errors,
         elapsed: started.elapsed(),
     };
-
-    let to_file = args.output.is_some();
-    let color = !to_file && super::rules::stdout_color();
     let text = report::render(args.format, &run, color);
-    let written = match &args.output {
-        Some(path) => {
-            std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| format!("cannot write the report: {e}"))
-        }
-    };
+    let written = open_output(args.output.as_deref()).and_then(|mut out| {
+        out.write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| report_write_error(args.output.as_deref(), &e))
+    });
     if let Err(e) = written {
         eprintln!("kmigrate: {e}");
         return ExitCode::from(2);
     }
-    // Files that could not be checked always go to stderr too: not every
-    // format has a place for them (GitLab Code Quality has none).
-    eprint!("{}", human::render_errors(&run));
-    if args.format == Format::Human && !args.quiet {
-        eprintln!("{}", run.summary());
-    }
+    finish(run.errors.clone(), run.tally())
+}
 
-    if !run.errors.is_empty() {
-        ExitCode::from(2)
-    } else if !args.exit_zero
-        && run
-            .max_severity()
-            .is_some_and(|s| s >= Severity::from(args.fail_on))
-    {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+/// Where the report goes: `--output FILE` or stdout.
+fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
+    match path {
+        Some(p) => std::fs::File::create(p)
+            .map(|f| Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
+            .map_err(|e| report_write_error(Some(p), &e)),
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+    }
+}
+
+fn report_write_error(path: Option<&Path>, e: &std::io::Error) -> String {
+    match path {
+        Some(p) => format!("cannot write {}: {e}", p.display()),
+        None => format!("cannot write the report: {e}"),
     }
 }

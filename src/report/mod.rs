@@ -41,7 +41,8 @@ pub enum Format {
 pub struct FileResult {
     /// The path as shown to the user.
     pub path: PathBuf,
-    /// The loaded file (absent when it could not be read or parsed).
+    /// The loaded file; `check` keeps it only for a file with findings
+    /// (reports show their source), so a clean file's text is not held.
     pub source: Option<Arc<SourceFile>>,
     /// Findings, sorted by position.
     pub findings: Vec<Finding>,
@@ -168,42 +169,75 @@ impl Run {
             .collect()
     }
 
-    /// Number of files loaded and checked.
+    /// The run's counts.
+    pub fn tally(&self) -> Tally {
+        let mut t = Tally::default();
+        for f in &self.files {
+            t.add(f);
+        }
+        t
+    }
+
+    /// Number of files checked (files that could not be are in `errors`).
     pub fn files_scanned(&self) -> usize {
-        self.files.iter().filter(|f| f.source.is_some()).count()
+        self.files.len()
     }
 
     /// Count of findings at each severity (info, warning, error).
     pub fn counts(&self) -> [usize; 3] {
-        let mut c = [0; 3];
-        for f in self.files.iter().flat_map(|f| &f.findings) {
-            c[f.severity as usize] += 1;
-        }
-        c
+        self.tally().counts
     }
 
     pub fn fixable(&self) -> usize {
-        self.files
-            .iter()
-            .flat_map(|f| &f.findings)
-            .filter(|f| f.fix.is_some())
-            .count()
+        self.tally().fixable
     }
 
     /// The most severe finding, if any.
     pub fn max_severity(&self) -> Option<Severity> {
-        self.files
-            .iter()
-            .flat_map(|f| &f.findings)
-            .map(|f| f.severity)
-            .max()
+        self.tally().max_severity()
     }
 
     /// The summary line printed on stderr after human output.
     pub fn summary(&self) -> String {
-        let [info, warning, error] = self.counts();
+        self.tally().summary(self.errors.len(), self.elapsed)
+    }
+}
+
+/// What a run's summary counts, kept apart from the files so a streamed
+/// check (see `kmigrate check`) can drop each file once it is printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Files checked.
+    pub files: usize,
+    /// Findings at each severity (info, warning, error).
+    pub counts: [usize; 3],
+    /// Findings with a fix.
+    pub fixable: usize,
+}
+
+impl Tally {
+    /// Counts one checked file.
+    pub fn add(&mut self, file: &FileResult) {
+        self.files += 1;
+        for f in &file.findings {
+            self.counts[f.severity as usize] += 1;
+            self.fixable += usize::from(f.fix.is_some());
+        }
+    }
+
+    /// The most severe finding counted, if any.
+    pub fn max_severity(&self) -> Option<Severity> {
+        [Severity::Error, Severity::Warning, Severity::Info]
+            .into_iter()
+            .find(|s| self.counts[*s as usize] > 0)
+    }
+
+    /// The summary line printed on stderr after human output; `not_checked`
+    /// files could not be read, walked or parsed.
+    pub fn summary(&self, not_checked: usize, elapsed: Duration) -> String {
+        let [info, warning, error] = self.counts;
         let total = info + warning + error;
-        let files = self.files_scanned();
+        let files = self.files;
         let mut s = format!(
             "kmigrate: {files} file{} scanned, {total} finding{}",
             plural(files),
@@ -215,13 +249,12 @@ impl Run {
                 plural(error),
                 plural(warning)
             );
-            s += &format!(", {} fixable with `kmigrate rewrite`", self.fixable());
+            s += &format!(", {} fixable with `kmigrate rewrite`", self.fixable);
         }
-        if !self.errors.is_empty() {
-            let n = self.errors.len();
-            s += &format!(", {n} file{} not checked", plural(n));
+        if not_checked > 0 {
+            s += &format!(", {not_checked} file{} not checked", plural(not_checked));
         }
-        s += &format!(" in {:.2}s", self.elapsed.as_secs_f64());
+        s += &format!(" in {:.2}s", elapsed.as_secs_f64());
         s
     }
 }

@@ -111,25 +111,18 @@ pub fn pipeline_entry_for(file: &Path) -> Option<PathBuf> {
 /// Loads `entry` and its local includes; `root` is the directory local
 /// include paths are relative to.
 pub fn load(root: &Path, entry: &Path) -> Result<Loaded, SourceError> {
-    let mut l = Loader {
-        root: root.to_path_buf(),
-        out: Loaded {
-            root_dir: root.to_path_buf(),
-            files: Vec::new(),
-            configs: Vec::new(),
-            includes: Vec::new(),
-        },
-        keys: Vec::new(),
-        stack: Vec::new(),
-    };
-    let file = SourceFile::load(entry)?;
-    l.add(file, identity(entry))?;
-    Ok(l.out)
+    load_source(root, SourceFile::load(entry)?)
 }
 
 /// Loads a pipeline whose entry text is given (stdin, tests); includes are
 /// still read from `root`.
 pub fn load_text(root: &Path, entry: &Path, text: String) -> Result<Loaded, SourceError> {
+    load_source(root, SourceFile::from_text(entry, text)?)
+}
+
+/// Loads a pipeline whose entry is already parsed; includes are still read
+/// from `root`.
+pub fn load_source(root: &Path, entry: SourceFile) -> Result<Loaded, SourceError> {
     let mut l = Loader {
         root: root.to_path_buf(),
         out: Loaded {
@@ -141,8 +134,8 @@ pub fn load_text(root: &Path, entry: &Path, text: String) -> Result<Loaded, Sour
         keys: Vec::new(),
         stack: Vec::new(),
     };
-    let file = SourceFile::from_text(entry, text)?;
-    l.add(file, identity(entry))?;
+    let key = identity(&entry.path);
+    l.add(entry, key)?;
     Ok(l.out)
 }
 

@@ -75,6 +75,12 @@ impl Pipeline {
         Self::resolve(include::load_text(root, entry, text)?)
     }
 
+    /// Loads a pipeline whose entry is already parsed; includes come from
+    /// `root`.
+    pub fn from_source(root: &Path, entry: SourceFile) -> Result<Self, SourceError> {
+        Self::resolve(include::load_source(root, entry)?)
+    }
+
     fn resolve(loaded: include::Loaded) -> Result<Self, SourceError> {
         let files = &loaded.files;
         let top = resolve::assemble(&loaded);
@@ -228,10 +234,7 @@ pub fn file_findings(
     let gopts = options_from(&source.path, opts)?;
     let alone = || -> Result<(Pipeline, usize), SourceError> {
         let root = include::repo_root(&source.path);
-        Ok((
-            Pipeline::from_text(&root, &source.path, source.text.clone())?,
-            0,
-        ))
+        Ok((Pipeline::from_source(&root, source.clone())?, 0))
     };
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     let me = canonical(&source.path);
