@@ -281,6 +281,11 @@ pub fn for_each_checked<T: Send>(
     finish: impl Fn(Result<FileResult, SourceError>) -> T + Sync,
     mut each: impl FnMut(T),
 ) {
+    // One file (the pre-commit case) is not worth starting the thread pool.
+    if let [only] = targets {
+        each(finish(check_target(only, settings)));
+        return;
+    }
     for batch in targets.chunks(BATCH) {
         let done: Vec<T> = batch
             .par_iter()
