@@ -107,7 +107,7 @@ pub fn add_included(
     if included.is_empty() {
         return;
     }
-    let mut seen: HashSet<PathBuf> = out.targets.iter().map(|t| canonical(&t.path)).collect();
+    let mut seen: HashSet<FileKey> = out.targets.iter().map(|t| file_key(&t.path)).collect();
     for included in included {
         let path = relative_to_cwd(&included);
         push(
@@ -160,17 +160,31 @@ fn relative_to_cwd(path: &Path) -> PathBuf {
     }
 }
 
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| crate::config::absolute(path))
+/// What makes two paths the same file: its device and inode (one `stat`,
+/// where resolving the real path read every component's link), or, for a
+/// path that cannot be stat'ed, its absolute form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FileKey {
+    Inode(u64, u64),
+    Path(PathBuf),
 }
 
-fn push(out: &mut Discovered, seen: &mut HashSet<PathBuf>, target: Target) {
-    if seen.insert(canonical(&target.path)) {
+fn file_key(path: &Path) -> FileKey {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        return FileKey::Inode(meta.dev(), meta.ino());
+    }
+    FileKey::Path(std::fs::canonicalize(path).unwrap_or_else(|_| crate::config::absolute(path)))
+}
+
+fn push(out: &mut Discovered, seen: &mut HashSet<FileKey>, target: Target) {
+    if seen.insert(file_key(&target.path)) {
         out.targets.push(target);
     }
 }
 
-fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<PathBuf>, out: &mut Discovered) {
+fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Discovered) {
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .git_ignore(true)

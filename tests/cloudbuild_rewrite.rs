@@ -299,3 +299,83 @@ fn script_cache_export_on_the_docker_driver_is_reported_at_the_command() {
     let o = run(&["rewrite", "--check", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn many_files_are_rewritten_as_each_alone_and_reported_in_argument_order() {
+    // More files than one parallel batch (256), named out of path order, a
+    // file without Kaniko and a missing one among them: every file ends up
+    // exactly as a rewrite of it alone makes it, messages and diffs come in
+    // the order the files were named, and the missing file is an error.
+    const N: usize = 300;
+    let fixtures = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..N {
+        let k = (i * 7) % N;
+        let source = &fixtures[k % fixtures.len()];
+        let name = format!("cloudbuild-{k:03}.yaml");
+        fs::copy(source, dir.path().join(&name)).unwrap();
+        expected.push(rewrite_stdout(&dir.path().join(&name)).0);
+        names.push(name);
+    }
+    fs::write(
+        dir.path().join("cloudbuild-clean.yaml"),
+        "steps:\n- name: golang\n",
+    )
+    .unwrap();
+    names.insert(N / 2, "cloudbuild-clean.yaml".into());
+    expected.insert(N / 2, "steps:\n- name: golang\n".into());
+    let args = |mode: &[&'static str]| {
+        let mut a: Vec<String> = vec!["rewrite".into()];
+        a.extend(mode.iter().map(|s| s.to_string()));
+        a.extend(names.iter().cloned());
+        a
+    };
+
+    let o = bin()
+        .args(args(&["--diff"]))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let diff = stdout(&o);
+    let diffed: Vec<&str> = diff
+        .lines()
+        .filter_map(|l| l.strip_prefix("--- a/"))
+        .collect();
+    let changed: Vec<&str> = names
+        .iter()
+        .zip(&expected)
+        .filter(|(n, e)| fs::read_to_string(dir.path().join(n)).unwrap() != **e)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(diffed, changed);
+    let reported: Vec<String> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(p, _)| p.to_string()))
+        .filter(|p| p.starts_with("cloudbuild-") && !p.contains(' '))
+        .collect();
+    assert_eq!(reported, names);
+
+    let mut with_missing = args(&[]);
+    with_missing.push("cloudbuild-missing.yaml".into());
+    let o = bin()
+        .args(with_missing)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cloudbuild-missing.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    for (name, want) in names.iter().zip(&expected) {
+        assert_eq!(
+            &fs::read_to_string(dir.path().join(name)).unwrap(),
+            want,
+            "{name}"
+        );
+    }
+}

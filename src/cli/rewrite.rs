@@ -1,6 +1,6 @@
 //! `kmigrate rewrite FILE…`: apply every fix, in place or as a diff.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,9 +68,12 @@ pub struct RewriteArgs {
     pub force_exclude: bool,
 }
 
-enum Outcome {
-    Unchanged,
-    Changed,
+/// What rewriting one file did, and what it has to say, printed by the
+/// caller in the order the files were named.
+struct Done {
+    changed: bool,
+    stdout: String,
+    stderr: String,
 }
 
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
@@ -108,20 +111,46 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         // Every named file is analysed in full.
         prefilter: false,
     };
+    let files: Vec<&PathBuf> = args
+        .files
+        .iter()
+        .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
+        .collect();
+    let rewrite = |path: &PathBuf| rewrite_one(path, &args, &opts, &settings);
+    let parallel = parallel_is_safe(&args, &files);
+    // Batches bound what is held before it is printed (diffs, whole files).
+    let results = files.chunks(BATCH).flat_map(|batch| {
+        let done: Vec<Result<Done, String>> = if parallel {
+            use rayon::prelude::*;
+            batch.par_iter().map(|p| rewrite(p)).collect()
+        } else {
+            batch.iter().map(|p| rewrite(p)).collect()
+        };
+        done
+    });
     let mut changed = false;
     let mut errored = false;
-    for path in &args.files {
-        if args.force_exclude && settings.config.is_excluded(path) {
-            continue;
-        }
-        match rewrite_one(path, &args, &opts, &settings) {
-            Ok(Outcome::Changed) => changed = true,
-            Ok(Outcome::Unchanged) => {}
+    let mut stdout = std::io::stdout().lock();
+    let mut stdout_ok = true;
+    for result in results {
+        match result {
+            Ok(done) => {
+                changed |= done.changed;
+                if stdout_ok && let Err(e) = stdout.write_all(done.stdout.as_bytes()) {
+                    eprintln!("error: cannot write to stdout: {e}");
+                    (stdout_ok, errored) = (false, true);
+                }
+                eprint!("{}", done.stderr);
+            }
             Err(msg) => {
                 errored = true;
                 eprintln!("error: {msg}");
             }
         }
+    }
+    if stdout_ok && let Err(e) = stdout.flush() {
+        eprintln!("error: cannot write to stdout: {e}");
+        errored = true;
     }
     if errored {
         ExitCode::from(2)
@@ -132,12 +161,35 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     }
 }
 
+/// Files rewritten (in parallel where safe) before their output is printed.
+const BATCH: usize = 256;
+
+/// Whether the files can be rewritten in parallel with the same result as
+/// one after another. Without writes they always can. With writes, a GitLab
+/// file's analysis reads the files of its pipeline, which an earlier file's
+/// rewrite may have changed, and a file named twice is rewritten twice; so
+/// only distinct files that are Cloud Build configs by name (each
+/// self-contained) are.
+fn parallel_is_safe(args: &RewriteArgs, files: &[&PathBuf]) -> bool {
+    if args.check || args.diff || args.stdout {
+        return true;
+    }
+    let all_cloud_build = files
+        .iter()
+        .all(|p| args.platform.or(Platform::from_path(p)) == Some(Platform::CloudBuild));
+    let mut seen = std::collections::HashSet::new();
+    all_cloud_build
+        && files
+            .iter()
+            .all(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())))
+}
+
 fn rewrite_one(
     path: &Path,
     args: &RewriteArgs,
     opts: &Options,
     settings: &super::check::Settings,
-) -> Result<Outcome, String> {
+) -> Result<Done, String> {
     let source = SourceFile::load(path).map_err(|e| e.to_string())?;
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
     let findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
@@ -146,11 +198,12 @@ fn rewrite_one(
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 
+    let mut stdout = String::new();
     if args.stdout {
-        print!("{}", new_text.as_deref().unwrap_or(&source.text));
+        stdout = new_text.clone().unwrap_or_else(|| source.text.clone());
     } else if args.diff {
         if let Some(text) = &new_text {
-            print!("{}", unified_diff(&source.text, text, &display.to_string()));
+            stdout = unified_diff(&source.text, text, &display.to_string());
         }
     } else if !args.check
         && let Some(text) = &new_text
@@ -158,23 +211,22 @@ fn rewrite_one(
         crate::write::replace_file(path, text)
             .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
     }
-    report(&source, platform, &findings, new_text.is_some(), args);
-    Ok(if new_text.is_some() {
-        Outcome::Changed
-    } else {
-        Outcome::Unchanged
+    Ok(Done {
+        changed: new_text.is_some(),
+        stderr: report(&source, platform, &findings, new_text.is_some(), args),
+        stdout,
     })
 }
 
 /// The per-file summary and every finding the rewrite did not resolve, or
-/// that the user must know about, on stderr.
+/// that the user must know about, for stderr.
 fn report(
     source: &SourceFile,
     platform: Platform,
     findings: &[Finding],
     changed: bool,
     args: &RewriteArgs,
-) {
+) -> String {
     let display = source.path.display();
     let fixed = findings
         .iter()
@@ -236,19 +288,17 @@ fn report(
             if notes.len() - warnings == 1 { "" } else { "s" }
         ));
     }
-    eprintln!("{display}: {}", parts.join("; "));
+    let mut out = format!("{display}: {}\n", parts.join("; "));
     if !notes.is_empty() {
         let owned: Vec<Finding> = notes.into_iter().cloned().collect();
-        eprint!(
-            "{}",
-            diagnostic::render(
-                source,
-                &owned,
-                diagnostic::use_color(std::io::stderr().is_terminal()),
-                false
-            )
-        );
+        out.push_str(&diagnostic::render(
+            source,
+            &owned,
+            diagnostic::use_color(std::io::stderr().is_terminal()),
+            false,
+        ));
     }
+    out
 }
 
 fn unified_diff(old: &str, new: &str, name: &str) -> String {

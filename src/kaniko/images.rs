@@ -88,14 +88,11 @@ fn table() -> &'static Compiled {
         // Image references are ASCII (the distribution spec's grammar), so
         // the table is compiled without Unicode classes: Unicode `\w` in
         // `tag` made one process spend ~0.4 s compiling the table.
-        let pattern = RegexBuilder::new(&format!(
-            "^(?:{})(?:{})$",
-            repositories.join("|"),
-            file.tag
-        ))
-        .unicode(false)
-        .build()
-        .expect("rules/images.yaml patterns are checked by tests");
+        let pattern =
+            RegexBuilder::new(&format!("^(?:{})(?:{})$", repositories.join("|"), file.tag))
+                .unicode(false)
+                .build()
+                .expect("rules/images.yaml patterns are checked by tests");
         let entries = file
             .images
             .into_iter()
