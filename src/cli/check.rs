@@ -310,10 +310,18 @@ fn stream_human(
     for_each_checked(
         targets,
         settings,
-        |r| r.map(|f| (renderer.file(&f), f)),
+        // The file is counted and dropped on the worker that checked it:
+        // freeing memory on the thread that allocated it is cheapest.
+        |r| {
+            r.map(|f| {
+                let mut counted = Tally::default();
+                counted.add(&f);
+                (renderer.file(&f), counted)
+            })
+        },
         |r| match r {
-            Ok((text, file)) => {
-                tally.add(&file);
+            Ok((text, counted)) => {
+                tally.merge(counted);
                 if written.is_ok() {
                     written = out.write_all(text.as_bytes());
                 }

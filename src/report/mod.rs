@@ -225,6 +225,15 @@ impl Tally {
         }
     }
 
+    /// Adds another tally's counts.
+    pub fn merge(&mut self, other: Tally) {
+        self.files += other.files;
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        self.fixable += other.fixable;
+    }
+
     /// The most severe finding counted, if any.
     pub fn max_severity(&self) -> Option<Severity> {
         [Severity::Error, Severity::Warning, Severity::Info]

@@ -237,9 +237,15 @@ pub fn file_findings(
         Ok((Pipeline::from_source(&root, source.clone())?, 0))
     };
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-    let me = canonical(&source.path);
-    let (pipeline, index) = match include::pipeline_entry_for(&source.path) {
-        Some(entry) if me.is_some() && !include::is_pipeline_name(&source.path) => {
+    // A pipeline file is its own entry: no need to look for another.
+    let entry = if include::is_pipeline_name(&source.path) {
+        None
+    } else {
+        include::pipeline_entry_for(&source.path)
+    };
+    let me = entry.as_ref().and_then(|_| canonical(&source.path));
+    let (pipeline, index) = match entry {
+        Some(entry) if me.is_some() => {
             let root = include::repo_root(&entry);
             match Pipeline::load_in(&root, &entry) {
                 Ok(p) => match p
