@@ -179,13 +179,53 @@ fn file_key(path: &Path) -> FileKey {
 }
 
 fn push(out: &mut Discovered, seen: &mut HashSet<FileKey>, target: Target) {
-    if seen.insert(file_key(&target.path)) {
+    push_keyed(out, seen, file_key(&target.path), target);
+}
+
+fn push_keyed(out: &mut Discovered, seen: &mut HashSet<FileKey>, key: FileKey, target: Target) {
+    if seen.insert(key) {
         out.targets.push(target);
     }
 }
 
 fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Discovered) {
-    let walker = ignore::WalkBuilder::new(root)
+    use std::sync::Mutex;
+
+    // Walked on every core (reading directories and looking for ignore
+    // files in each is most of a scan of a large, mostly clean repository),
+    // then sorted, so the result does not depend on scheduling.
+    let found: Mutex<Vec<(PathBuf, Platform, FileKey)>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<SourceError>> = Mutex::new(Vec::new());
+    let visit = |entry: Result<ignore::DirEntry, ignore::Error>| {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(err) = walk_error(root, &e) {
+                    errors.lock().expect("no panics while held").push(err);
+                }
+                return ignore::WalkState::Continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            return ignore::WalkState::Continue;
+        }
+        // Walking `.` yields `./x`; show `x`.
+        let path = match entry.path().strip_prefix(".") {
+            Ok(rel) if root == Path::new(".") => rel,
+            _ => entry.path(),
+        };
+        if let Some(kind) = Platform::from_path(path)
+            && !config.is_excluded(path)
+        {
+            let key = file_key(path);
+            found
+                .lock()
+                .expect("no panics while held")
+                .push((path.to_path_buf(), kind, key));
+        }
+        ignore::WalkState::Continue
+    };
+    ignore::WalkBuilder::new(root)
         .hidden(false)
         .git_ignore(true)
         .git_global(false)
@@ -194,48 +234,31 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
         .ignore(true)
         .parents(true)
         .follow_links(true)
-        .sort_by_file_path(|a, b| a.cmp(b))
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && e.file_name()
                     .to_str()
                     .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
         })
-        .build();
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                if let Some(err) = walk_error(root, &e) {
-                    out.errors.push(err);
-                }
-                continue;
-            }
-        };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        // Walking `.` yields `./x`; show `x`.
-        let path = match entry.path().strip_prefix(".") {
-            Ok(rel) if root == Path::new(".") => rel,
-            _ => entry.path(),
-        };
-        let Some(kind) = Platform::from_path(path) else {
-            continue;
-        };
-        if config.is_excluded(path) {
-            continue;
-        }
-        push(
+        .build_parallel()
+        .run(|| Box::new(&visit));
+    let mut found = found.into_inner().expect("no panics while held");
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind, key) in found {
+        push_keyed(
             out,
             seen,
+            key,
             Target {
-                path: path.to_path_buf(),
+                path,
                 kind: Some(kind),
                 explicit: false,
             },
         );
     }
+    let mut errors = errors.into_inner().expect("no panics while held");
+    errors.sort_by(|a, b| a.path.cmp(&b.path));
+    out.errors.extend(errors);
 }
 
 /// The error to report for a failed walk entry; `None` for a dangling
