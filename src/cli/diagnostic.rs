@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{Diagnostic, LabeledSpan, NamedSource};
 
 use crate::rules::{Finding, Severity, meta};
 use crate::source::SourceFile;
@@ -72,12 +72,7 @@ impl Diagnostic for FindingDiagnostic<'_> {
 /// theme; without it the output is plain text (NO_COLOR, pipes).
 /// `fix_hint` adds "fixable: run `kmigrate rewrite`" where a fix exists.
 pub fn render(source: &SourceFile, findings: &[Finding], color: bool, fix_hint: bool) -> String {
-    let theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme).with_links(false);
+    let handler = crate::report::human::handler(color);
     let mut out = String::new();
     for finding in findings {
         let d = FindingDiagnostic {

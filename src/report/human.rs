@@ -80,6 +80,23 @@ pub fn render(run: &Run, color: bool) -> String {
     run.files.iter().map(|f| renderer.file(f)).collect()
 }
 
+/// The miette handler every human diagnostic is drawn with (`check`'s
+/// report, `rewrite`'s notes): the plain theme unless `color`, no links.
+pub fn handler(color: bool) -> GraphicalReportHandler {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    // Break lines at spaces only: an image, a flag (`--cache-from`) or a
+    // path is never split at its hyphens or slashes, and the Unicode
+    // line-breaking algorithm cost a tenth of a whole check.
+    GraphicalReportHandler::new_themed(theme)
+        .with_links(false)
+        .with_word_separator(textwrap::WordSeparator::AsciiSpace)
+        .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
+}
+
 /// Renders one file's findings; shared by the threads of a streamed check.
 pub struct Renderer {
     handler: GraphicalReportHandler,
@@ -87,19 +104,8 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(color: bool) -> Self {
-        let theme = if color {
-            GraphicalTheme::unicode()
-        } else {
-            GraphicalTheme::unicode_nocolor()
-        };
         Renderer {
-            // Break lines at spaces only: a flag (`--cache-from`) or a path
-            // is never split at its hyphens or slashes, and the Unicode
-            // line-breaking algorithm cost a tenth of a whole check.
-            handler: GraphicalReportHandler::new_themed(theme)
-                .with_links(false)
-                .with_width(100)
-                .with_word_separator(textwrap::WordSeparator::AsciiSpace),
+            handler: handler(color).with_width(100),
         }
     }
 
@@ -207,6 +213,21 @@ mod tests {
         let out = render(&run, false);
         assert!(out.contains("KM005"), "{out}");
         assert!(out.contains("--cache-ttl has no equivalent"), "{out}");
+    }
+
+    #[test]
+    fn long_help_wraps_at_spaces_never_inside_an_image_or_flag() {
+        let mut run = testing::run();
+        let image = "europe-docker.pkg.dev/my-project/some-repository/app/cache:buildcache";
+        let flag = "--cache-from=type=registry,ref=europe-docker.pkg.dev/p/r/app/cache";
+        // Enough leading words that each long word straddles the width.
+        let words = "word ".repeat(14);
+        run.files[0].findings[1].help = Some(format!("{words}{image} {words}{flag} end"));
+        let out = render(&run, false);
+        for needle in [image, flag] {
+            assert!(out.contains(needle), "{needle} was split:\n{out}");
+        }
+        assert!(out.contains("end"), "{out}");
     }
 
     #[test]
