@@ -379,3 +379,24 @@ fn many_files_are_rewritten_as_each_alone_and_reported_in_argument_order() {
         );
     }
 }
+
+#[test]
+fn stdout_that_cannot_be_written_is_an_error_not_a_panic() {
+    let fixture = &fixtures()[0];
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = bin()
+        .args(["rewrite", "--stdout", fixture.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}

@@ -792,3 +792,40 @@ fn walked_files_without_kaniko_are_not_parsed_but_named_ones_are() {
         err(&o)
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_an_error() {
+    let dir = repo();
+    let d = dir.path();
+    for format in ["human", "json"] {
+        // An output file in a directory that does not exist.
+        let o = kmigrate(
+            d,
+            &["check", "--format", format, "-o", "missing/report.txt"],
+        );
+        assert_eq!(o.status.code(), Some(2), "{format}: {}", err(&o));
+        assert!(
+            err(&o).contains("cannot write missing/report.txt"),
+            "{format}: {}",
+            err(&o)
+        );
+        // stdout on a full device.
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+            .args(["check", "--format", format])
+            .current_dir(d)
+            .env("NO_COLOR", "1")
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{format}: {}", err(&o));
+        assert!(
+            err(&o).contains("cannot write the report"),
+            "{format}: {}",
+            err(&o)
+        );
+    }
+}
