@@ -2,15 +2,16 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource};
+use miette::{Diagnostic, LabeledSpan};
 
+use crate::report::snippet::Snippet;
 use crate::rules::{Finding, Severity, meta};
 use crate::source::SourceFile;
 
 struct FindingDiagnostic<'a> {
     finding: &'a Finding,
     fix_hint: bool,
-    source: NamedSource<String>,
+    source: &'a Snippet<'a>,
 }
 
 impl fmt::Debug for FindingDiagnostic<'_> {
@@ -56,7 +57,7 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+        Some(self.source)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -73,12 +74,13 @@ impl Diagnostic for FindingDiagnostic<'_> {
 /// `fix_hint` adds "fixable: run `kmigrate rewrite`" where a fix exists.
 pub fn render(source: &SourceFile, findings: &[Finding], color: bool, fix_hint: bool) -> String {
     let handler = crate::report::human::handler(color);
+    let snippet = Snippet::new(source.path.display().to_string(), source);
     let mut out = String::new();
     for finding in findings {
         let d = FindingDiagnostic {
             finding,
             fix_hint,
-            source: NamedSource::new(source.path.display().to_string(), source.text.clone()),
+            source: &snippet,
         };
         if handler.render_report(&mut out, &d).is_err() {
             out.push_str(&format!("{}: {}\n", finding.rule, finding.message));

@@ -5,17 +5,16 @@
 
 use std::fmt::{self, Write as _};
 
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
-};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 
+use super::snippet::Snippet;
 use super::{FileResult, Located, Run, display_path};
 use crate::rules::Severity;
 use crate::source::SourceError;
 
 struct Diag<'a> {
     loc: &'a Located<'a>,
-    source: &'a NamedSource<String>,
+    source: &'a Snippet<'a>,
     help: Option<String>,
 }
 
@@ -123,7 +122,7 @@ fn render_file(handler: &GraphicalReportHandler, file: &FileResult) -> String {
     if file.findings.is_empty() {
         return out;
     }
-    let named = NamedSource::new(display_path(&file.path), source.text.clone());
+    let named = Snippet::new(display_path(&file.path), source);
     for loc in file.located() {
         let f = loc.finding;
         let mut help = f.help.clone().unwrap_or_default();

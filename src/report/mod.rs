@@ -13,6 +13,7 @@ pub mod human;
 pub mod json;
 pub mod migration;
 pub mod sarif;
+pub mod snippet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

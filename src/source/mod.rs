@@ -260,6 +260,13 @@ impl SourceFile {
         position_with(&self.line_starts, &self.text, offset)
     }
 
+    /// 0-based index of the line holding byte `offset` (lines end at `\n`;
+    /// an offset past the end is on the last line).
+    pub fn line_index(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.line_starts.partition_point(|s| *s <= offset).max(1) - 1
+    }
+
     /// Byte offset where 1-based `line` starts.
     pub fn line_start(&self, line: usize) -> usize {
         self.line_starts
