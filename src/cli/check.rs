@@ -409,7 +409,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     let to_file = args.output.is_some();
     let color = !to_file && super::rules::stdout_color();
-    let finish = |mut errors: Vec<SourceError>, tally: Tally| {
+    // Errors on stderr, the summary, and the exit code: the end of every run.
+    let conclude = |mut errors: Vec<SourceError>, tally: Tally| {
         // Files that could not be checked always go to stderr too: not every
         // format has a place for them (GitLab Code Quality has none).
         errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
@@ -441,7 +442,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         return match streamed {
             Ok((tally, mut errors)) => {
                 errors.extend(found.errors);
-                finish(errors, tally)
+                conclude(errors, tally)
             }
             Err(e) => {
                 eprintln!("kmigrate: {e}");
@@ -494,7 +495,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         eprintln!("kmigrate: {e}");
         return ExitCode::from(2);
     }
-    finish(run.errors.clone(), run.tally())
+    conclude(run.errors.clone(), run.tally())
 }
 
 /// Where the report goes: `--output FILE` or stdout.
