@@ -164,12 +164,12 @@ fn relative_to_cwd(path: &Path) -> PathBuf {
 /// where resolving the real path read every component's link), or, for a
 /// path that cannot be stat'ed, its absolute form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum FileKey {
+pub enum FileKey {
     Inode(u64, u64),
     Path(PathBuf),
 }
 
-fn file_key(path: &Path) -> FileKey {
+pub fn file_key(path: &Path) -> FileKey {
     #[cfg(unix)]
     if let Ok(meta) = std::fs::metadata(path) {
         use std::os::unix::fs::MetadataExt;

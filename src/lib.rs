@@ -6,6 +6,7 @@
 //! into findings with fixes, `report` prints findings and `rewrite` applies
 //! fixes. `buildx` holds the shared `BuildPlan`.
 
+pub mod batch;
 pub mod builder;
 pub mod buildx;
 pub mod cli;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use rayon::prelude::*;
 
+use crate::batch;
 use crate::config::{ConfigError, Loaded};
 use crate::discover::{self, Target};
 use crate::engine;
@@ -255,10 +255,10 @@ pub fn check_targets(
 ) -> (Vec<FileResult>, Vec<SourceError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    for_each_checked(
+    batch::in_order(
         targets,
-        settings,
-        |r| r,
+        true,
+        |t| check_target(t, settings),
         |r| match r {
             Ok(f) => files.push(f),
             Err(e) => errors.push(e),
@@ -266,33 +266,6 @@ pub fn check_targets(
     );
     files.sort_by(|a, b| a.path.cmp(&b.path));
     (files, errors)
-}
-
-/// Files checked (and `finish`ed) in parallel per batch, so a run holds
-/// one batch of results rather than every file's text and findings.
-const BATCH: usize = 256;
-
-/// Checks `targets` in parallel, runs `finish` on each result on the same
-/// worker (rendering a report, say), and hands the outputs to `each` in
-/// `targets`' order.
-pub fn for_each_checked<T: Send>(
-    targets: &[Target],
-    settings: &Settings,
-    finish: impl Fn(Result<FileResult, SourceError>) -> T + Sync,
-    mut each: impl FnMut(T),
-) {
-    // One file (the pre-commit case) is not worth starting the thread pool.
-    if let [only] = targets {
-        each(finish(check_target(only, settings)));
-        return;
-    }
-    for batch in targets.chunks(BATCH) {
-        let done: Vec<T> = batch
-            .par_iter()
-            .map(|t| finish(check_target(t, settings)))
-            .collect();
-        done.into_iter().for_each(&mut each);
-    }
 }
 
 /// A human report written as files are checked: each file's diagnostics go
@@ -307,13 +280,13 @@ fn stream_human(
     let mut tally = Tally::default();
     let mut errors = Vec::new();
     let mut written = Ok(());
-    for_each_checked(
+    batch::in_order(
         targets,
-        settings,
+        true,
         // The file is counted and dropped on the worker that checked it:
         // freeing memory on the thread that allocated it is cheapest.
-        |r| {
-            r.map(|f| {
+        |t| {
+            check_target(t, settings).map(|f| {
                 let mut counted = Tally::default();
                 counted.add(&f);
                 (renderer.file(&f), counted)
@@ -410,11 +383,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let to_file = args.output.is_some();
     let color = !to_file && super::rules::stdout_color();
     // Errors on stderr, the summary, and the exit code: the end of every run.
-    let conclude = |mut errors: Vec<SourceError>, tally: Tally| {
+    let conclude = |errors: &[SourceError], tally: Tally| {
         // Files that could not be checked always go to stderr too: not every
         // format has a place for them (GitLab Code Quality has none).
-        errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
-        eprint!("{}", human::render_errors(&errors));
+        eprint!("{}", human::render_errors(errors));
         if args.format == Format::Human && !args.quiet {
             eprintln!("{}", tally.summary(errors.len(), started.elapsed()));
         }
@@ -442,7 +414,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
         return match streamed {
             Ok((tally, mut errors)) => {
                 errors.extend(found.errors);
-                conclude(errors, tally)
+                sort_errors(&mut errors);
+                conclude(&errors, tally)
             }
             Err(e) => {
                 eprintln!("kmigrate: {e}");
@@ -479,7 +452,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         files.sort_by(|a, b| a.path.cmp(&b.path));
     }
 
-    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
+    sort_errors(&mut errors);
     let run = Run {
         files,
         errors,
@@ -495,7 +468,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         eprintln!("kmigrate: {e}");
         return ExitCode::from(2);
     }
-    conclude(run.errors.clone(), run.tally())
+    conclude(&run.errors, run.tally())
+}
+
+/// Errors in path, then position, order, as every format lists them.
+fn sort_errors(errors: &mut [SourceError]) {
+    errors.sort_by(|a, b| (&a.path, a.position).cmp(&(&b.path, b.position)));
 }
 
 /// Where the report goes: `--output FILE` or stdout.

@@ -116,24 +116,15 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         .iter()
         .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
         .collect();
-    let rewrite = |path: &PathBuf| rewrite_one(path, &args, &opts, &settings);
-    let parallel = parallel_is_safe(&args, &files);
-    // Batches bound what is held before it is printed (diffs, whole files).
-    let results = files.chunks(BATCH).flat_map(|batch| {
-        let done: Vec<Result<Done, String>> = if parallel {
-            use rayon::prelude::*;
-            batch.par_iter().map(|p| rewrite(p)).collect()
-        } else {
-            batch.iter().map(|p| rewrite(p)).collect()
-        };
-        done
-    });
     let mut changed = false;
     let mut errored = false;
     let mut stdout = std::io::stdout().lock();
     let mut stdout_ok = true;
-    for result in results {
-        match result {
+    crate::batch::in_order(
+        &files,
+        parallel_is_safe(&args, &files),
+        |path| rewrite_one(path, &args, &opts, &settings),
+        |result| match result {
             Ok(done) => {
                 changed |= done.changed;
                 if stdout_ok && let Err(e) = stdout.write_all(done.stdout.as_bytes()) {
@@ -146,8 +137,8 @@ pub fn run(args: RewriteArgs) -> ExitCode {
                 errored = true;
                 eprintln!("error: {msg}");
             }
-        }
-    }
+        },
+    );
     if stdout_ok && let Err(e) = stdout.flush() {
         eprintln!("error: cannot write to stdout: {e}");
         errored = true;
@@ -160,9 +151,6 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
-
-/// Files rewritten (in parallel where safe) before their output is printed.
-const BATCH: usize = 256;
 
 /// Whether the files can be rewritten in parallel with the same result as
 /// one after another. Without writes they always can. With writes, a GitLab
@@ -181,7 +169,7 @@ fn parallel_is_safe(args: &RewriteArgs, files: &[&PathBuf]) -> bool {
     all_cloud_build
         && files
             .iter()
-            .all(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())))
+            .all(|p| seen.insert(crate::discover::file_key(p)))
 }
 
 fn rewrite_one(

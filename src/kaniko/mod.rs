@@ -11,3 +11,29 @@ pub mod images;
 pub use call::{Arg, Call, CallProblem, FlagUse, ProblemKind};
 pub use flags::{Action, Arity, FlagSpec, FlagTable};
 pub use images::{ImageKind, ImageMatch, match_image};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_binary_reads_the_same_tables_as_the_yaml() {
+        for (name, yaml, json) in [
+            (
+                "images",
+                super::images::IMAGES_YAML,
+                super::images::IMAGES_JSON,
+            ),
+            (
+                "kaniko-flags",
+                super::flags::FLAGS_YAML,
+                super::flags::FLAGS_JSON,
+            ),
+        ] {
+            let yaml: serde_json::Value = yaml_serde::from_str(yaml).unwrap();
+            let json: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                yaml, json,
+                "build.rs's {name}.json differs from rules/{name}.yaml"
+            );
+        }
+    }
+}
