@@ -14,6 +14,7 @@ use kmigrate::builder::{dockerfile, layer};
 use kmigrate::kaniko::call::{self, Arg};
 use kmigrate::source::SourceFile;
 use kmigrate::source::patch::{self, Edit};
+use kmigrate::source::{fast::parse as fast_parse, tree};
 
 /// A target's name and body.
 pub type Target = (&'static str, fn(&[u8]));
@@ -26,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("kaniko_argv", kaniko_argv),
     ("dockerfile", dockerfile),
     ("layer_tar", layer_tar),
+    ("fast_tree", fast_tree),
 ];
 
 /// A cursor over the fuzzer's bytes for choosing edits.
@@ -129,6 +131,23 @@ pub fn source_patch(data: &[u8]) {
             let _ = SourceFile::from_text(path, out);
         }
         Err(c) => assert!(c.first.start <= text.len() && c.second.start <= text.len()),
+    }
+}
+
+/// The fast YAML reader against tree-sitter: for any text it reads, the
+/// tree must be exactly the one tree-sitter's builder makes (and tree-sitter
+/// must accept the text); giving up is always allowed. Like `tree::parse`,
+/// it only sees text within the block indentation limit.
+pub fn fast_tree(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if tree::check_block_indent(&text).is_err() {
+        return;
+    }
+    if let Some(fast) = fast_parse(&text) {
+        match tree::parse_with_tree_sitter(&text) {
+            Ok(reference) => assert!(fast == reference, "different trees for {text:?}"),
+            Err(e) => panic!("read a text tree-sitter refuses ({e:?}): {text:?}"),
+        }
     }
 }
 

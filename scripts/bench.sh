@@ -2,7 +2,8 @@
 # Prints kmigrate's performance figures (medians over RUNS runs; figures, not
 # pass/fail). Generates synthetic monorepos with benches/gen.rs, then times:
 #   check over N Kaniko files; check over a mostly-clean repo next to `cat`;
-#   rewrite --check over N files; one-file check latency; peak RSS; and, when
+#   rewrite --check over N files; one-file check latency; the parse throughput
+#   of the fast YAML reader and of tree-sitter; peak RSS; and, when
 #   zizmor is installed (pip install zizmor), zizmor --offline over a GitHub
 #   workflow corpus of the same total bytes, with the bytes/s ratio.
 # Usage: scripts/bench.sh            (N=10000 RUNS=5 BENCH_DIR=/tmp/kmigrate-bench)
@@ -65,6 +66,7 @@ echo "rewrite --check, $N files: ${TR} s"
 T1=$(median "$RUNS" one_file)
 TS=$(median "$RUNS" spawn)
 echo "check, one file: $(calc "$T1 * 1000 / $LOOP") ms (starting /bin/true: $(calc "$TS * 1000 / $LOOP") ms)"
+cargo bench --quiet --manifest-path "$ROOT/Cargo.toml" --bench parse -- "$DIR/kaniko"
 /usr/bin/time -f '%M' -o rss.kaniko "$K" check --no-config -q --exit-zero kaniko >/dev/null 2>&1 || true
 /usr/bin/time -f '%M' -o rss.clean "$K" check --no-config -q --exit-zero clean >/dev/null 2>&1 || true
 RSS=$(tail -1 rss.kaniko)

@@ -64,6 +64,10 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             "FROM scratch\nADD <<EOF /x\nheredoc\nEOF\nUSER 1\nENTRYPOINT [\"/x\"\n",
         ],
         "layer_tar" => &[],
+        "fast_tree" => &[
+            "# c\n.t: &tpl\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\nbuild:\n  <<: *tpl\n  script:\n    - /kaniko/executor\n      --context \"$CI_PROJECT_DIR\"\n    - >\n      a\n      b\n  needs: [test, {job: x}]\n---\nx: 'y' # t\n",
+            "steps:\n- name: 'gcr.io/kaniko-project/executor:latest'\n  args:\n  - --destination=r/app:$SHORT_SHA\n  - \"--cache=true\"\n  waitFor: ['-']\n  env: !!seq [A=1]\ntimeout: 1200s\n",
+        ],
         _ => unreachable!(),
     };
     let mut out: Vec<Vec<u8>> = texts.iter().map(|t| t.as_bytes().to_vec()).collect();

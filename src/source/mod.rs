@@ -2,6 +2,7 @@
 //! YAML tree. Cloud Build JSON files are YAML flow documents, so they load the
 //! same way. Edits to a source go through [`patch`].
 
+pub mod fast;
 pub mod patch;
 pub mod render;
 pub mod scalar;

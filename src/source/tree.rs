@@ -36,14 +36,14 @@ pub fn use_mimalloc_for_parser() {
 pub const MAX_DEPTH: usize = 256;
 
 /// All documents of one YAML stream, and every comment in it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
     pub documents: Vec<Node>,
     pub comments: Vec<Span>,
 }
 
 /// One YAML node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// Where the node's content is written (without anchor and tag).
     pub span: Span,
@@ -54,7 +54,7 @@ pub struct Node {
     pub value: Value,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// An empty node (`key:` with nothing after it).
     Null,
@@ -65,7 +65,7 @@ pub enum Value {
     Alias(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalar {
     pub text: String,
     pub style: ScalarStyle,
@@ -76,27 +76,27 @@ pub struct Scalar {
     pub block_indent: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seq {
     pub flow: bool,
     pub items: Vec<Item>,
 }
 
 /// A sequence item; for block sequences `span` includes the `- `.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     pub span: Span,
     pub node: Node,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Map {
     pub flow: bool,
     pub entries: Vec<Entry>,
 }
 
 /// A `key: value` pair; `span` covers both.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub span: Span,
     pub key: Node,
@@ -238,7 +238,21 @@ pub fn visit<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
 }
 
 /// Parses `src` into a tree, or reports the first syntax error.
+///
+/// Text in the plain shape most CI files have is read by `fast`; anything
+/// else (and every error) goes through tree-sitter-yaml. Both give the same
+/// tree for every text `fast` accepts.
 pub fn parse(src: &str) -> Result<Tree, ParseError> {
+    check_block_indent(src)?;
+    if let Some(tree) = super::fast::parse(src) {
+        return Ok(tree);
+    }
+    parse_with_tree_sitter(src)
+}
+
+/// Parses `src` with tree-sitter-yaml only: the reference `fast` is tested
+/// against (the differential tests and the `fast_tree` fuzz target).
+pub fn parse_with_tree_sitter(src: &str) -> Result<Tree, ParseError> {
     check_block_indent(src)?;
     let mut parser = tree_sitter::Parser::new();
     parser
@@ -287,7 +301,7 @@ pub fn parse(src: &str) -> Result<Tree, ParseError> {
 /// did abort (found by the bad-input suite).
 pub const MAX_BLOCK_INDENT: usize = 240;
 
-fn check_block_indent(src: &str) -> Result<(), ParseError> {
+pub fn check_block_indent(src: &str) -> Result<(), ParseError> {
     let mut line_start = 0;
     for line in src.split_inclusive('\n') {
         let lead = line
@@ -376,7 +390,7 @@ fn first_error(root: tree_sitter::Node) -> ParseError {
     }
 }
 
-fn empty_node(at: usize) -> Node {
+pub(super) fn empty_node(at: usize) -> Node {
     Node {
         span: at..at,
         full_span: at..at,
@@ -566,36 +580,42 @@ impl<'s> Builder<'s> {
     }
 
     fn scalar(&self, span: Span, style: ScalarStyle) -> Value {
-        let raw = &self.src[span.clone()];
-        let simple = match style {
-            ScalarStyle::Plain => !raw.contains('\n'),
-            ScalarStyle::SingleQuoted => {
-                !raw.contains('\n') && !raw[1..raw.len().saturating_sub(1)].contains('\'')
-            }
-            ScalarStyle::DoubleQuoted => !raw.contains('\n') && !raw.contains('\\'),
-            _ => false,
-        };
-        if simple {
-            let text = match style {
-                ScalarStyle::Plain => raw.to_string(),
-                _ => raw[1..raw.len().saturating_sub(1).max(1)].to_string(),
-            };
-            return Value::Scalar(Scalar {
-                text,
-                style,
-                offsets: None,
-                block_indent: 0,
-            });
-        }
-        let parent_indent = line_indent(self.src, span.start);
-        let d = scalar::decode(self.src, span.start, span.end, style, parent_indent);
-        Value::Scalar(Scalar {
-            text: d.text,
-            style,
-            offsets: Some(d.offsets),
-            block_indent: d.block_indent,
-        })
+        scalar_value(self.src, span, style)
     }
+}
+
+/// The value of the scalar written at `span` in `style`: the source slice
+/// itself when nothing needs decoding, else the decoded text and its map.
+pub(super) fn scalar_value(src: &str, span: Span, style: ScalarStyle) -> Value {
+    let raw = &src[span.clone()];
+    let simple = match style {
+        ScalarStyle::Plain => !raw.contains('\n'),
+        ScalarStyle::SingleQuoted => {
+            !raw.contains('\n') && !raw[1..raw.len().saturating_sub(1)].contains('\'')
+        }
+        ScalarStyle::DoubleQuoted => !raw.contains('\n') && !raw.contains('\\'),
+        _ => false,
+    };
+    if simple {
+        let text = match style {
+            ScalarStyle::Plain => raw.to_string(),
+            _ => raw[1..raw.len().saturating_sub(1).max(1)].to_string(),
+        };
+        return Value::Scalar(Scalar {
+            text,
+            style,
+            offsets: None,
+            block_indent: 0,
+        });
+    }
+    let parent_indent = line_indent(src, span.start);
+    let d = scalar::decode(src, span.start, span.end, style, parent_indent);
+    Value::Scalar(Scalar {
+        text: d.text,
+        style,
+        offsets: Some(d.offsets),
+        block_indent: d.block_indent,
+    })
 }
 
 /// Indentation (spaces) of the line containing `offset`.

@@ -1,0 +1,1171 @@
+//! A fast reader for the plain shape most CI files have: block mappings and
+//! sequences, one-line flow collections, quoted and plain scalars (plain ones
+//! may continue over lines), `|`/`>` block scalars, anchors, tags, aliases and
+//! comments, in LF text without tabs.
+//!
+//! tree-sitter-yaml spends most of a `check` run building its concrete tree.
+//! This reader builds kmigrate's [`Tree`] directly, and gives up (`None`) on
+//! the first thing outside that shape, including every syntax error; the
+//! caller then parses with tree-sitter, which stays the reference. For every
+//! text this reader accepts, the tree is the one tree-sitter's builder makes:
+//! `tests` compares the two on generated documents and on every fixture, and
+//! the `fast_tree` fuzz target does so on mutated ones.
+
+use super::scalar::{Chomp, ScalarStyle};
+use super::tree::{Entry, Item, Map, Node, Seq, Span, Tree, Value, empty_node, scalar_value};
+
+/// Deeper nesting is left to tree-sitter's path, which refuses past
+/// `tree::MAX_DEPTH`; CI files come nowhere near it.
+const MAX_NESTING: usize = 64;
+
+/// YAML's limit on the length of an implicit key.
+const MAX_KEY_LEN: usize = 1024;
+
+/// The text uses something this reader leaves to tree-sitter.
+struct GiveUp;
+
+type Read<T> = Result<T, GiveUp>;
+
+/// The tree of `src`, or `None` when `src` is outside the shape read here.
+pub fn parse(src: &str) -> Option<Tree> {
+    if !plain_characters(src.as_bytes()) {
+        return None;
+    }
+    let mut reader = Reader {
+        src,
+        b: src.as_bytes(),
+        pos: 0,
+        comments: Vec::new(),
+    };
+    let documents = reader.stream().ok()?;
+    Some(Tree {
+        documents,
+        comments: reader.comments,
+    })
+}
+
+/// False when the text holds a character whose treatment differs between
+/// YAML readers or needs care: tabs, carriage returns and other controls, a
+/// byte order mark, Unicode line separators, non-characters.
+fn plain_characters(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {}
+            0..0x20 | 0x7f => return false,
+            // C1 controls, NEL among them.
+            0xc2 if matches!(b.get(i + 1), Some(0x80..=0x9f)) => return false,
+            // U+2028 and U+2029.
+            0xe2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9)) => {
+                return false;
+            }
+            // U+FEFF (byte order mark), U+FFFE and U+FFFF.
+            0xef if matches!(
+                (b.get(i + 1), b.get(i + 2)),
+                (Some(0xbb), Some(0xbf)) | (Some(0xbf), Some(0xbe | 0xbf))
+            ) =>
+            {
+                return false;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Characters that cannot start a plain scalar here (some of them can in
+/// YAML, in ways this reader does not follow).
+fn starts_other_than_plain(c: u8, next: u8) -> bool {
+    match c {
+        b'-' | b'?' | b':' => {
+            matches!(next, b' ' | b'\n' | 0) || is_flow_indicator(next) || c != b'-'
+        }
+        b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
+        | b'"' | b'%' | b'@' | b'`' | b' ' | b'\n' | 0 => true,
+        _ => false,
+    }
+}
+
+fn is_flow_indicator(c: u8) -> bool {
+    matches!(c, b',' | b'[' | b']' | b'{' | b'}')
+}
+
+/// Characters allowed in anchor and alias names and in tags here.
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/')
+}
+
+/// What a node is given on the line it starts: `&anchor` and `!tag`.
+#[derive(Default)]
+struct Properties {
+    start: Option<usize>,
+    anchor: Option<String>,
+    tag: Option<String>,
+}
+
+struct Reader<'s> {
+    src: &'s str,
+    b: &'s [u8],
+    /// Between nodes: the start of the next line with content, or the end.
+    pos: usize,
+    comments: Vec<Span>,
+}
+
+impl Reader<'_> {
+    /// The byte at `i`, or 0 past the end (a 0 byte is refused up front).
+    fn at(&self, i: usize) -> u8 {
+        self.b.get(i).copied().unwrap_or(0)
+    }
+
+    fn is_eol(&self, i: usize) -> bool {
+        matches!(self.at(i), b'\n' | 0)
+    }
+
+    fn skip_spaces(&self, mut i: usize) -> usize {
+        while self.at(i) == b' ' {
+            i += 1;
+        }
+        i
+    }
+
+    fn line_end(&self, i: usize) -> usize {
+        self.b[i.min(self.b.len())..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(self.b.len(), |n| i + n)
+    }
+
+    fn line_start(&self, i: usize) -> usize {
+        self.b[..i]
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |n| n + 1)
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
+
+    /// Indentation of the line at `pos`.
+    fn indent(&self) -> usize {
+        self.skip_spaces(self.pos) - self.pos
+    }
+
+    /// `---` or `...` at the start of the line at `pos`.
+    fn at_document_marker(&self) -> bool {
+        let b = &self.b[self.pos..];
+        (b.starts_with(b"---") || b.starts_with(b"..."))
+            && matches!(self.at(self.pos + 3), b' ' | b'\n' | 0)
+    }
+
+    /// Where a block collection that ends at `pos` ends: tree-sitter closes it
+    /// only at the next content line, so the comment lines before that
+    /// belong to it (its span ends at the last of them).
+    fn collection_end(&self) -> usize {
+        self.src[..self.pos].trim_end_matches([' ', '\n']).len()
+    }
+
+    /// Moves `pos` past blank and comment-only lines, keeping the comments.
+    fn skip_blank_lines(&mut self) {
+        while !self.at_end() {
+            let i = self.skip_spaces(self.pos);
+            match self.at(i) {
+                b'\n' => self.pos = i + 1,
+                0 => self.pos = i,
+                b'#' => {
+                    let end = self.line_end(i);
+                    self.comments.push(i..end);
+                    self.pos = (end + 1).min(self.b.len());
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Ends the line after a node's content at `i`: blanks, an optional
+    /// comment (after a blank), the line break; then the blank lines after.
+    fn finish_line(&mut self, i: usize) -> Read<()> {
+        let j = self.skip_spaces(i);
+        let mut end = j;
+        if self.at(j) == b'#' {
+            if j == i {
+                return Err(GiveUp);
+            }
+            end = self.line_end(j);
+            self.comments.push(j..end);
+        }
+        if !self.is_eol(end) {
+            return Err(GiveUp);
+        }
+        self.pos = (end + 1).min(self.b.len());
+        self.skip_blank_lines();
+        Ok(())
+    }
+
+    fn stream(&mut self) -> Read<Vec<Node>> {
+        let mut documents = Vec::new();
+        self.skip_blank_lines();
+        while !self.at_end() {
+            if self.at_document_marker() {
+                if self.at(self.pos) == b'.' {
+                    return Err(GiveUp);
+                }
+                let after = self.pos + 3;
+                self.finish_line(after)?;
+                if self.at_end() || self.at_document_marker() {
+                    // An empty document.
+                    return Err(GiveUp);
+                }
+            } else if !documents.is_empty() {
+                return Err(GiveUp);
+            }
+            let col = self.indent();
+            let start = self.pos + col;
+            let node = match self.at(start) {
+                b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
+                    self.block_seq(col, start, 0)?
+                }
+                _ => match self.key(start) {
+                    Some(key) => self.block_map(col, key, 0)?,
+                    // A scalar or flow document: rare in CI files.
+                    None => return Err(GiveUp),
+                },
+            };
+            documents.push(node);
+        }
+        if documents.is_empty() {
+            return Err(GiveUp);
+        }
+        Ok(documents)
+    }
+
+    /// A node that starts on its own line, more indented than `parent`.
+    fn block_node(&mut self, parent: usize, depth: usize) -> Read<Node> {
+        let col = self.indent();
+        let start = self.pos + col;
+        if col <= parent {
+            return Err(GiveUp);
+        }
+        match self.at(start) {
+            b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
+                self.block_seq(col, start, depth)
+            }
+            _ => match self.key(start) {
+                Some(key) => self.block_map(col, key, depth),
+                None => self.inline_node(start, parent, depth),
+            },
+        }
+    }
+
+    /// The implicit key starting at `i`: its node and the offset of its `:`.
+    fn key(&self, i: usize) -> Option<(Node, usize)> {
+        let (span, style) = match self.at(i) {
+            b'"' | b'\'' => {
+                let end = self.quoted_end(i).ok()?;
+                let style = if self.at(i) == b'"' {
+                    ScalarStyle::DoubleQuoted
+                } else {
+                    ScalarStyle::SingleQuoted
+                };
+                (i..end, style)
+            }
+            // tree-sitter-yaml refuses some keys starting with `-`.
+            b'-' => return None,
+            c if starts_other_than_plain(c, self.at(i + 1)) => return None,
+            _ => {
+                let mut j = i;
+                loop {
+                    match self.at(j) {
+                        b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0) => break,
+                        b'\n' | 0 => return None,
+                        b'#' if self.at(j - 1) == b' ' => return None,
+                        b'[' | b']' | b'{' | b'}' | b',' | b'"' | b'\'' => return None,
+                        _ => j += 1,
+                    }
+                    if j - i > MAX_KEY_LEN {
+                        return None;
+                    }
+                }
+                if self.at(j - 1) == b' ' {
+                    return None;
+                }
+                (i..j, ScalarStyle::Plain)
+            }
+        };
+        let colon = span.end;
+        if self.at(colon) != b':' || !matches!(self.at(colon + 1), b' ' | b'\n' | 0) {
+            return None;
+        }
+        Some((self.scalar_node(span, style), colon))
+    }
+
+    fn scalar_node(&self, span: Span, style: ScalarStyle) -> Node {
+        Node {
+            full_span: span.clone(),
+            value: scalar_value(self.src, span.clone(), style),
+            span,
+            anchor: None,
+            tag: None,
+        }
+    }
+
+    /// A block mapping whose entries start at column `col`; `first` is its
+    /// first key (already read) and the offset of that key's `:`.
+    fn block_map(&mut self, col: usize, first: (Node, usize), depth: usize) -> Read<Node> {
+        if depth > MAX_NESTING {
+            return Err(GiveUp);
+        }
+        let start = first.0.full_span.start;
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut next_key = Some(first);
+        loop {
+            let (key, colon) = next_key.take().ok_or(GiveUp)?;
+            let value = self.map_value(col, colon, depth + 1)?;
+            let end = if matches!(value.value, Value::Null) {
+                colon + 1
+            } else {
+                value.full_span.end
+            };
+            entries.push(Entry {
+                span: key.full_span.start..end,
+                key,
+                value,
+            });
+            if self.at_end() || self.at_document_marker() {
+                break;
+            }
+            let indent = self.indent();
+            if indent < col {
+                break;
+            }
+            if indent > col {
+                return Err(GiveUp);
+            }
+            next_key = self.key(self.pos + indent);
+        }
+        let span = start..self.collection_end();
+        Ok(Node {
+            full_span: span.clone(),
+            span,
+            anchor: None,
+            tag: None,
+            value: Value::Map(Map {
+                flow: false,
+                entries,
+            }),
+        })
+    }
+
+    /// The value after the `:` at `colon` of an entry at column `col`.
+    fn map_value(&mut self, col: usize, colon: usize, depth: usize) -> Read<Node> {
+        let start = self.skip_spaces(colon + 1);
+        if !self.is_eol(start) && self.at(start) != b'#' {
+            return self.inline_node(start, col, depth);
+        }
+        self.finish_line(colon + 1)?;
+        if self.at_end() || self.at_document_marker() {
+            return Ok(empty_node(colon + 1));
+        }
+        let indent = self.indent();
+        let first = self.pos + indent;
+        if indent > col {
+            self.block_node(col, depth)
+        } else if indent == col
+            && self.at(first) == b'-'
+            && matches!(self.at(first + 1), b' ' | b'\n' | 0)
+        {
+            // A sequence written at its key's column.
+            self.block_seq(col, first, depth)
+        } else {
+            Ok(empty_node(colon + 1))
+        }
+    }
+
+    /// A block sequence whose `-` are at column `col`, the first at `first`.
+    fn block_seq(&mut self, col: usize, first: usize, depth: usize) -> Read<Node> {
+        if depth > MAX_NESTING {
+            return Err(GiveUp);
+        }
+        let mut items = Vec::new();
+        let mut dash = first;
+        loop {
+            let start = self.skip_spaces(dash + 1);
+            let node = if self.is_eol(start) || self.at(start) == b'#' {
+                self.finish_line(dash + 1)?;
+                if !self.at_end() && !self.at_document_marker() && self.indent() > col {
+                    Some(self.block_node(col, depth + 1)?)
+                } else {
+                    None
+                }
+            } else {
+                let item_col = start - self.line_start(start);
+                Some(match self.at(start) {
+                    b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
+                        self.block_seq(item_col, start, depth + 1)?
+                    }
+                    _ => match self.key(start) {
+                        Some(key) => self.block_map(item_col, key, depth + 1)?,
+                        None => self.inline_node(start, col, depth + 1)?,
+                    },
+                })
+            };
+            items.push(match node {
+                Some(node) => Item {
+                    span: dash..node.full_span.end,
+                    node,
+                },
+                None => Item {
+                    span: dash..dash + 1,
+                    node: empty_node(dash + 1),
+                },
+            });
+            if self.at_end() || self.at_document_marker() {
+                break;
+            }
+            let indent = self.indent();
+            if indent != col {
+                break;
+            }
+            dash = self.pos + indent;
+            if self.at(dash) != b'-' || !matches!(self.at(dash + 1), b' ' | b'\n' | 0) {
+                break;
+            }
+        }
+        let span = first..self.collection_end();
+        Ok(Node {
+            full_span: span.clone(),
+            span,
+            anchor: None,
+            tag: None,
+            value: Value::Seq(Seq { flow: false, items }),
+        })
+    }
+
+    /// `&anchor` and `!tag` (either order, at most one each) at `i`; returns
+    /// them and where the content starts.
+    fn properties(&self, mut i: usize) -> Read<(Properties, usize)> {
+        let mut props = Properties::default();
+        loop {
+            let c = self.at(i);
+            if c != b'&' && c != b'!' {
+                return Ok((props, i));
+            }
+            let name_start = if c == b'!' && self.at(i + 1) == b'!' {
+                i + 2
+            } else {
+                i + 1
+            };
+            let mut end = name_start;
+            while is_name_char(self.at(end)) {
+                end += 1;
+            }
+            if end == name_start || !matches!(self.at(end), b' ' | b'\n' | 0) {
+                return Err(GiveUp);
+            }
+            if c == b'&' {
+                if props.anchor.is_some() {
+                    return Err(GiveUp);
+                }
+                props.anchor = Some(self.src[name_start..end].to_string());
+            } else {
+                if props.tag.is_some() {
+                    return Err(GiveUp);
+                }
+                props.tag = Some(self.src[i..end].to_string());
+            }
+            props.start.get_or_insert(i);
+            i = self.skip_spaces(end);
+        }
+    }
+
+    /// A node starting mid-line at `i` (after `key: ` or `- `), inside a
+    /// collection at column `parent`. Leaves `pos` at the next content line.
+    fn inline_node(&mut self, i: usize, parent: usize, depth: usize) -> Read<Node> {
+        let (props, start) = self.properties(i)?;
+        let Some(props_start) = props.start else {
+            return self.content(start, parent, depth);
+        };
+        let mut node = if self.is_eol(start) || self.at(start) == b'#' {
+            // The content is on the next lines.
+            self.finish_line(start)?;
+            if self.at_end() || self.at_document_marker() || self.indent() <= parent {
+                return Err(GiveUp);
+            }
+            let node = self.block_node(parent, depth)?;
+            if !matches!(node.value, Value::Map(_) | Value::Seq(_)) {
+                return Err(GiveUp);
+            }
+            node
+        } else {
+            match self.at(start) {
+                b'[' | b'{' | b'"' | b'\'' => self.content(start, parent, depth)?,
+                c if !starts_other_than_plain(c, self.at(start + 1)) => {
+                    self.content(start, parent, depth)?
+                }
+                _ => return Err(GiveUp),
+            }
+        };
+        if node.anchor.is_some() || node.tag.is_some() {
+            return Err(GiveUp);
+        }
+        node.full_span.start = props_start;
+        node.anchor = props.anchor;
+        node.tag = props.tag;
+        Ok(node)
+    }
+
+    /// Content without properties starting mid-line at `i`.
+    fn content(&mut self, i: usize, parent: usize, depth: usize) -> Read<Node> {
+        let node = match self.at(i) {
+            b'[' | b'{' => {
+                let node = self.flow(i, depth)?;
+                self.finish_line(node.span.end)?;
+                node
+            }
+            b'"' | b'\'' => {
+                let end = self.quoted_end(i)?;
+                let style = if self.at(i) == b'"' {
+                    ScalarStyle::DoubleQuoted
+                } else {
+                    ScalarStyle::SingleQuoted
+                };
+                self.finish_line(end)?;
+                self.scalar_node(i..end, style)
+            }
+            b'*' => {
+                let mut end = i + 1;
+                while is_name_char(self.at(end)) {
+                    end += 1;
+                }
+                if end == i + 1 {
+                    return Err(GiveUp);
+                }
+                self.finish_line(end)?;
+                let span = i..end;
+                Node {
+                    full_span: span.clone(),
+                    span,
+                    anchor: None,
+                    tag: None,
+                    value: Value::Alias(self.src[i + 1..end].to_string()),
+                }
+            }
+            b'|' | b'>' => self.block_scalar(i, parent)?,
+            c if starts_other_than_plain(c, self.at(i + 1)) => return Err(GiveUp),
+            _ => self.plain(i, parent)?,
+        };
+        Ok(node)
+    }
+
+    /// End (past the closing quote) of the one-line quoted scalar at `i`.
+    fn quoted_end(&self, i: usize) -> Read<usize> {
+        let quote = self.at(i);
+        let mut j = i + 1;
+        loop {
+            match self.at(j) {
+                b'\n' | 0 => return Err(GiveUp),
+                b'\'' if quote == b'\'' => {
+                    if self.at(j + 1) == b'\'' {
+                        j += 2;
+                    } else {
+                        return Ok(j + 1);
+                    }
+                }
+                b'"' if quote == b'"' => return Ok(j + 1),
+                b'\\' if quote == b'"' => j += 1 + self.escape_len(j + 1)?,
+                _ => j += 1,
+            }
+        }
+    }
+
+    /// Length of the escape after a `\` at `i - 1` in a double-quoted scalar.
+    fn escape_len(&self, i: usize) -> Read<usize> {
+        let hex = |n: usize| {
+            (1..=n)
+                .all(|k| self.at(i + k).is_ascii_hexdigit())
+                .then_some(n + 1)
+                .ok_or(GiveUp)
+        };
+        match self.at(i) {
+            b'0' | b'a' | b'b' | b't' | b'n' | b'v' | b'f' | b'r' | b'e' | b' ' | b'"' | b'/'
+            | b'\\' | b'N' | b'_' | b'L' | b'P' => Ok(1),
+            b'x' => hex(2),
+            b'u' => hex(4),
+            b'U' => hex(8),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// A plain scalar at `i`, continued on following lines indented more
+    /// than `parent`.
+    fn plain(&mut self, i: usize, parent: usize) -> Read<Node> {
+        let (mut end, comment) = self.plain_line(i)?;
+        let mut next = self.line_end(end);
+        if !comment {
+            // Continuation lines: more indented, not blank, not a comment.
+            loop {
+                let mut line = next + 1;
+                if next >= self.b.len() {
+                    break;
+                }
+                // Blank lines in between fold into line breaks.
+                while line < self.b.len() {
+                    let k = self.skip_spaces(line);
+                    if self.at(k) == b'\n' {
+                        line = k + 1;
+                    } else {
+                        break;
+                    }
+                }
+                let k = self.skip_spaces(line);
+                if k - line <= parent || self.is_eol(k) || self.at(k) == b'#' {
+                    break;
+                }
+                if starts_other_than_plain(self.at(k), self.at(k + 1)) {
+                    return Err(GiveUp);
+                }
+                let (line_content_end, comment) = self.plain_line(k)?;
+                if comment {
+                    return Err(GiveUp);
+                }
+                end = line_content_end;
+                next = self.line_end(end);
+            }
+        }
+        self.finish_line(end)?;
+        Ok(self.scalar_node(i..end, ScalarStyle::Plain))
+    }
+
+    /// The end of one line of a plain scalar starting at `i` (trailing
+    /// blanks excluded), and whether a comment follows it.
+    fn plain_line(&self, i: usize) -> Read<(usize, bool)> {
+        let mut j = i;
+        let mut end = i;
+        loop {
+            match self.at(j) {
+                b'\n' | 0 => return Ok((end, false)),
+                b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0) => return Err(GiveUp),
+                b'#' if self.at(j - 1) == b' ' => return Ok((end, true)),
+                b' ' => j += 1,
+                _ => {
+                    j += 1;
+                    end = j;
+                }
+            }
+        }
+    }
+
+    /// A `|` or `>` block scalar whose header is at `i`, inside a collection
+    /// at column `parent`.
+    fn block_scalar(&mut self, i: usize, parent: usize) -> Read<Node> {
+        let folded = self.at(i) == b'>';
+        let mut h = i + 1;
+        let chomp = match self.at(h) {
+            b'-' => Chomp::Strip,
+            b'+' => Chomp::Keep,
+            _ => Chomp::Clip,
+        };
+        if chomp != Chomp::Clip {
+            h += 1;
+        }
+        let header_end = self.skip_spaces(h);
+        if self.at(header_end) != b'\n' {
+            // An indentation indicator, a comment, or no content at all.
+            return Err(GiveUp);
+        }
+        let mut line = header_end + 1;
+        let mut indent: Option<usize> = None;
+        let mut leading_blank = 0;
+        let mut end = None;
+        while line < self.b.len() {
+            let k = self.skip_spaces(line);
+            let spaces = k - line;
+            let line_end = self.line_end(k);
+            if k == line_end {
+                if indent.is_none() {
+                    leading_blank = leading_blank.max(spaces);
+                }
+                line = line_end + 1;
+                continue;
+            }
+            match indent {
+                None if spaces <= parent || leading_blank > spaces => break,
+                None => indent = Some(spaces),
+                Some(m) if spaces < m => {
+                    if spaces > parent {
+                        return Err(GiveUp);
+                    }
+                    break;
+                }
+                Some(_) => {}
+            }
+            end = Some(self.src[..line_end].trim_end_matches(' ').len());
+            line = line_end + 1;
+        }
+        let Some(end) = end else {
+            return Err(GiveUp);
+        };
+        // The next content line starts after the scalar's last line; blank
+        // lines after it hold no comments.
+        self.pos = (self.line_end(end) + 1).min(self.b.len());
+        self.skip_blank_lines();
+        let style = if folded {
+            ScalarStyle::Folded(chomp)
+        } else {
+            ScalarStyle::Literal(chomp)
+        };
+        Ok(self.scalar_node(i..end, style))
+    }
+
+    /// A one-line flow collection at `i`; returns it with the offset past its
+    /// closing bracket.
+    fn flow(&self, i: usize, depth: usize) -> Read<Node> {
+        if depth > MAX_NESTING {
+            return Err(GiveUp);
+        }
+        let close = if self.at(i) == b'[' { b']' } else { b'}' };
+        let mut j = self.skip_spaces(i + 1);
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        if self.at(j) != close {
+            loop {
+                if close == b']' {
+                    let node = self.flow_item(j, depth + 1)?;
+                    j = self.skip_spaces(node.full_span.end);
+                    items.push(Item {
+                        span: node.full_span.clone(),
+                        node,
+                    });
+                } else {
+                    let key = self.flow_item(j, depth + 1)?;
+                    if !matches!(key.value, Value::Scalar(_)) {
+                        return Err(GiveUp);
+                    }
+                    let colon = key.span.end;
+                    if self.at(colon) != b':' || self.at(colon + 1) != b' ' {
+                        return Err(GiveUp);
+                    }
+                    let value = self.flow_item(self.skip_spaces(colon + 1), depth + 1)?;
+                    j = self.skip_spaces(value.full_span.end);
+                    entries.push(Entry {
+                        span: key.span.start..value.full_span.end,
+                        key,
+                        value,
+                    });
+                }
+                match self.at(j) {
+                    b',' => {
+                        j = self.skip_spaces(j + 1);
+                        if self.at(j) == close {
+                            // A trailing comma.
+                            return Err(GiveUp);
+                        }
+                    }
+                    c if c == close => break,
+                    _ => return Err(GiveUp),
+                }
+            }
+        }
+        let span = i..j + 1;
+        let value = if close == b']' {
+            Value::Seq(Seq { flow: true, items })
+        } else {
+            Value::Map(Map {
+                flow: true,
+                entries,
+            })
+        };
+        Ok(Node {
+            full_span: span.clone(),
+            span,
+            anchor: None,
+            tag: None,
+            value,
+        })
+    }
+
+    /// One node inside a flow collection, at `i`.
+    fn flow_item(&self, i: usize, depth: usize) -> Read<Node> {
+        let node = match self.at(i) {
+            b'[' | b'{' => self.flow(i, depth)?,
+            b'"' | b'\'' => {
+                let end = self.quoted_end(i)?;
+                let style = if self.at(i) == b'"' {
+                    ScalarStyle::DoubleQuoted
+                } else {
+                    ScalarStyle::SingleQuoted
+                };
+                self.scalar_node(i..end, style)
+            }
+            c if starts_other_than_plain(c, self.at(i + 1)) => return Err(GiveUp),
+            _ => {
+                let mut j = i;
+                let mut end = i;
+                loop {
+                    match self.at(j) {
+                        b'\n' | 0 => return Err(GiveUp),
+                        c if is_flow_indicator(c) => break,
+                        b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0)
+                            || is_flow_indicator(self.at(j + 1)) =>
+                        {
+                            break;
+                        }
+                        b'#' if self.at(j - 1) == b' ' => return Err(GiveUp),
+                        b' ' => j += 1,
+                        _ => {
+                            j += 1;
+                            end = j;
+                        }
+                    }
+                }
+                self.scalar_node(i..end, ScalarStyle::Plain)
+            }
+        };
+        Ok(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::tree::parse_with_tree_sitter;
+
+    /// `fast` either gives up on `src` or gives tree-sitter's tree; returns
+    /// whether it read it.
+    fn agrees(src: &str) -> bool {
+        // `tree::parse` refuses deeper indentation before either reader.
+        if crate::source::tree::check_block_indent(src).is_err() {
+            return false;
+        }
+        let Some(fast) = parse(src) else {
+            return false;
+        };
+        match parse_with_tree_sitter(src) {
+            Ok(reference) => assert_eq!(fast, reference, "different trees for {src:?}"),
+            Err(e) => panic!("fast read text tree-sitter refuses ({e:?}): {src:?}"),
+        }
+        true
+    }
+
+    #[test]
+    fn reads_the_common_shapes_as_tree_sitter_does() {
+        let docs = [
+            "a: 1\n",
+            "a: 1\nb: two words\n",
+            "# head\na: 1 # tail\n\n# between\nb:\n  c: d\n",
+            "steps:\n- name: 'a'\n  args: [x, \"y,z\"]\n",
+            "steps:\n  - name: gcr.io/kaniko-project/executor:latest\n    args:\n      - --context=.\n      - --destination=x:1\n",
+            "a:\n  - b\n  -\n  - c: d\n    e: f\n",
+            "a: []\nb: {}\nc: [\"\"]\nd: {x: 1, 'y': \"z\"}\ne: [[a, b], {c: d}]\n",
+            ".t: &tpl\n  image: x\njob:\n  <<: *tpl\n  script: !reference [.t, script]\n",
+            "job:\n  script:\n    - /kaniko/executor\n      --context .\n      --dockerfile x\n    - echo done\n",
+            "job:\n  script:\n    - >\n      /kaniko/executor\n      --context \"$X\"\n\n      --cache=true\n    - |\n      a\n        b\n      c\nnext: 1\n",
+            "a: |-\n  x\nb: >+\n  y\n\nc: 1\n",
+            "a: \"esc \\\" \\\\ \\n \\x41 \\u00e9\"\nb: 'it''s'\n",
+            "a:\n  b:\n    c:\n",
+            "a: 1\n---\nb: 2\n",
+            "---\na: 1\n",
+            "--- # doc\na: 1\n...\n",
+            "- a\n- - b\n  - c\n- d: e\n",
+            "a: x:y\nb: http://h:80/p#frag\nc: a#b\n",
+            "a: &x !!str 1\nb: !t &y [1]\nc: *x\n",
+            "\"quoted key\": 1\n'single': 2\n",
+            "a:\n- b\n- c\nd: e\n",
+            "a: plain\n  continued\n\n  after blank\nb: 2\n",
+            "k: é ü ∑ 🚀\n",
+            "a: 'x' # c\nb: [a, b] # c\nc: *x # c\n",
+            "a:   \n  b: 1\n",
+            "a: # c\n  b: 1\n",
+            "  a: 1\n  b: 2\n",
+        ];
+        let mut read = 0;
+        for src in docs {
+            if agrees(src) {
+                read += 1;
+            } else {
+                eprintln!("gave up on {src:?}");
+            }
+        }
+        assert!(read >= docs.len() - 2, "read only {read} of {}", docs.len());
+    }
+
+    #[test]
+    fn agrees_with_tree_sitter_on_every_fixture() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (mut files, mut read) = (0, 0);
+        for entry in walkdir::WalkDir::new(root) {
+            let entry = entry.unwrap();
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            files += 1;
+            if agrees(&text) {
+                read += 1;
+            }
+        }
+        // Most fixtures are CI files in the shape `fast` reads.
+        assert!(read * 2 > files, "fast read {read} of {files} fixtures");
+    }
+
+    /// A small deterministic generator of CI-shaped YAML with the constructs
+    /// `fast` reads and the near misses it must leave to tree-sitter.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len())]
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+
+        fn scalar(&mut self, indent: usize) -> String {
+            let pad = " ".repeat(indent + 2);
+            match self.below(12) {
+                0 => format!(
+                    "'{}'",
+                    self.pick(&["a", "it''s", "x: y", "", "# no", "[a]"])
+                ),
+                1 => format!(
+                    "\"{}\"",
+                    self.pick(&[
+                        "a",
+                        "\\\"q\\\"",
+                        "\\n\\t",
+                        "x: y #z",
+                        "",
+                        "\\u00e9\\x41",
+                        "\\$bad"
+                    ])
+                ),
+                2 => format!(
+                    "|{}\n{pad}line one\n{pad}  deeper\n\n{pad}last",
+                    self.pick(&["", "-", "+"])
+                ),
+                3 => format!(
+                    ">{}\n{pad}/kaniko/executor\n{pad}--context .\n\n{pad}--cache=true",
+                    self.pick(&["", "-", "+"])
+                ),
+                4 => format!("/kaniko/executor\n{pad}--context .\n{pad}--dockerfile x"),
+                5 => format!(
+                    "[{}]",
+                    self.pick(&[
+                        "",
+                        "a, b",
+                        "\"x\", 'y'",
+                        "a, [b, c]",
+                        "{k: v}",
+                        "a:b, c",
+                        "a, ",
+                        "a b, c"
+                    ])
+                ),
+                6 => format!("{{{}}}", self.pick(&["", "a: 1", "a: 1, 'b': [2]", "a"])),
+                7 => self
+                    .pick(&["*tpl", "*x", "&a 1", "!reference [.t, script]", "!!str 5"])
+                    .to_string(),
+                _ => self
+                    .pick(&[
+                        "gcr.io/kaniko-project/executor:latest",
+                        "value",
+                        "two words",
+                        "a#b",
+                        "x:y",
+                        "http://h:80/p",
+                        "--context=.",
+                        "-c",
+                        "é ü 🚀",
+                        "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA",
+                        "~",
+                        "1200s",
+                        "a: b",
+                        "- x",
+                        "#c",
+                        "-",
+                        "? q",
+                        "echo \"a: b\"",
+                    ])
+                    .to_string(),
+            }
+        }
+
+        fn comment(&mut self) -> &'static str {
+            if self.chance(20) {
+                self.pick(&[" # note", " #", "# glued", "  # two"])
+            } else {
+                ""
+            }
+        }
+
+        fn key(&mut self) -> String {
+            self.pick(&[
+                "a",
+                "steps",
+                "name",
+                "args",
+                ".t",
+                "<<",
+                "\"q k\"",
+                "'s'",
+                "build-app",
+                "k k",
+                "x:y",
+                "image",
+            ])
+            .to_string()
+        }
+
+        /// A block node at `indent`, written after `key:` (`inline` false:
+        /// on its own lines) or after `- `.
+        fn block(&mut self, out: &mut String, indent: usize, depth: usize) {
+            let pad = " ".repeat(indent);
+            let kind = if depth > 3 { 2 } else { self.below(3) };
+            match kind {
+                0 => {
+                    for _ in 0..1 + self.below(3) {
+                        out.push_str(&pad);
+                        out.push_str(&self.key());
+                        out.push(':');
+                        self.value(out, indent, depth);
+                    }
+                }
+                1 => {
+                    for _ in 0..1 + self.below(3) {
+                        out.push_str(&pad);
+                        out.push('-');
+                        if self.chance(30) {
+                            // A mapping or sequence in the item.
+                            let inner = indent + 2;
+                            let mut nested = String::new();
+                            self.block(&mut nested, inner, depth + 1);
+                            out.push(' ');
+                            out.push_str(&nested[inner..]);
+                        } else {
+                            out.push(' ');
+                            let s = self.scalar(indent);
+                            out.push_str(&s);
+                            out.push_str(self.comment());
+                            out.push('\n');
+                        }
+                    }
+                }
+                _ => {
+                    out.push_str(&pad);
+                    out.push_str(&self.key());
+                    out.push_str(": ");
+                    let s = self.scalar(indent);
+                    out.push_str(&s);
+                    out.push('\n');
+                }
+            }
+            if self.chance(15) {
+                out.push_str(&" ".repeat(self.below(indent + 3)));
+                out.push_str("# between\n");
+            }
+            if self.chance(10) {
+                out.push('\n');
+            }
+        }
+
+        fn value(&mut self, out: &mut String, indent: usize, depth: usize) {
+            match self.below(5) {
+                0 if depth < 4 => {
+                    out.push_str(self.pick(&["", " &tpl", " !t", " # c"]));
+                    out.push('\n');
+                    let step = self.pick(&["2", "4", "1", "0"]).parse::<usize>().unwrap();
+                    self.block(out, indent + step, depth + 1);
+                }
+                1 => out.push('\n'),
+                _ => {
+                    out.push(' ');
+                    let s = self.scalar(indent);
+                    out.push_str(&s);
+                    out.push_str(self.comment());
+                    out.push('\n');
+                }
+            }
+        }
+
+        fn document(&mut self) -> String {
+            let mut out = String::new();
+            if self.chance(20) {
+                out.push_str("# head\n");
+            }
+            if self.chance(10) {
+                out.push_str("---\n");
+            }
+            self.block(&mut out, 0, 0);
+            if self.chance(10) {
+                out.push_str(self.pick(&["---\nz: 1\n", "...\n", "---\n", "# tail\n"]));
+            }
+            out
+        }
+
+        /// Small damage: a character inserted, removed, or a line re-indented.
+        fn mutate(&mut self, doc: &str) -> String {
+            let mut s = doc.to_string();
+            for _ in 0..1 + self.below(2) {
+                let mut at = self.below(s.len() + 1);
+                while !s.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match self.below(3) {
+                    0 => {
+                        let c = self.pick(&[
+                            " ", ":", "-", "#", "\n", "'", "\"", "[", "]", "{", "}", ",", "&", "*",
+                            "!", "|", ">", "x", "  ", "\\",
+                        ]);
+                        s.insert_str(at, c);
+                    }
+                    1 if at < s.len() => {
+                        s.remove(at);
+                    }
+                    _ => {
+                        let line = s[..at].rfind('\n').map_or(0, |i| i + 1);
+                        s.insert_str(line, self.pick(&[" ", "  ", "- "]));
+                    }
+                }
+            }
+            s
+        }
+    }
+
+    #[test]
+    fn agrees_with_tree_sitter_on_generated_documents() {
+        let cases: usize = std::env::var("KMIGRATE_FAST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6000);
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let (mut read, mut read_mutated) = (0, 0);
+        for _ in 0..cases {
+            let doc = g.document();
+            if agrees(&doc) {
+                read += 1;
+            }
+            let damaged = g.mutate(&doc);
+            if agrees(&damaged) {
+                read_mutated += 1;
+            }
+        }
+        eprintln!("fast read {read} of {cases} documents, {read_mutated} damaged");
+        // The generator aims at the shape `fast` reads: most documents must
+        // be read by it, or this test checks little.
+        assert!(read * 2 > cases, "fast read {read} of {cases} documents");
+        assert!(
+            read_mutated * 10 > cases,
+            "fast read {read_mutated} of {cases} damaged documents"
+        );
+    }
+}
