@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::glob;
 use super::value::{RNode, RValue, convert_file};
 use crate::source::{SourceError, SourceFile, Span};
+use crate::discover::{FileKey, file_key};
 
 /// GitLab stops at 150 nested includes; so does kmigrate.
 pub const MAX_INCLUDE_DEPTH: usize = 150;
@@ -134,26 +135,22 @@ pub fn load_source(root: &Path, entry: SourceFile) -> Result<Loaded, SourceError
         keys: Vec::new(),
         stack: Vec::new(),
     };
-    let key = identity(&entry.path);
+    let key = file_key(&entry.path);
     l.add(entry, key)?;
     Ok(l.out)
-}
-
-fn identity(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()))
 }
 
 struct Loader {
     root: PathBuf,
     out: Loaded,
-    /// Canonical path of each loaded file.
-    keys: Vec<PathBuf>,
+    /// Identity (device and inode) of each loaded file.
+    keys: Vec<FileKey>,
     /// Files being loaded (for cycle detection).
     stack: Vec<usize>,
 }
 
 impl Loader {
-    fn add(&mut self, file: SourceFile, key: PathBuf) -> Result<usize, SourceError> {
+    fn add(&mut self, file: SourceFile, key: FileKey) -> Result<usize, SourceError> {
         let index = self.out.files.len();
         let config = convert_file(&file, index)?;
         if !matches!(config.value, RValue::Map(_) | RValue::Null) {
@@ -288,7 +285,7 @@ impl Loader {
             vec![p]
         };
         for p in paths {
-            let key = identity(&p);
+            let key = file_key(&p);
             if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
                 let chain: Vec<String> = self.stack[pos..]
                     .iter()
