@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::glob;
 use super::value::{RNode, RValue, convert_file};
-use crate::source::{SourceError, SourceFile, Span};
 use crate::discover::{FileKey, file_key};
+use crate::source::{SourceError, SourceFile, Span};
 
 /// GitLab stops at 150 nested includes; so does kmigrate.
 pub const MAX_INCLUDE_DEPTH: usize = 150;
