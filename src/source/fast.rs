@@ -262,15 +262,8 @@ impl Reader<'_> {
     /// The implicit key starting at `i`: its node and the offset of its `:`.
     fn key(&self, i: usize) -> Option<(Node, usize)> {
         let (span, style) = match self.at(i) {
-            b'"' | b'\'' => {
-                let end = self.quoted_end(i).ok()?;
-                let style = if self.at(i) == b'"' {
-                    ScalarStyle::DoubleQuoted
-                } else {
-                    ScalarStyle::SingleQuoted
-                };
-                (i..end, style)
-            }
+            b'"' => (i..self.quoted_end(i).ok()?, ScalarStyle::DoubleQuoted),
+            b'\'' => (i..self.quoted_end(i).ok()?, ScalarStyle::SingleQuoted),
             // tree-sitter-yaml refuses some keys starting with `-`.
             b'-' => return None,
             c if starts_other_than_plain(c, self.at(i + 1)) => return None,
@@ -525,14 +518,9 @@ impl Reader<'_> {
                 node
             }
             b'"' | b'\'' => {
-                let end = self.quoted_end(i)?;
-                let style = if self.at(i) == b'"' {
-                    ScalarStyle::DoubleQuoted
-                } else {
-                    ScalarStyle::SingleQuoted
-                };
-                self.finish_line(end)?;
-                self.scalar_node(i..end, style)
+                let node = self.quoted(i)?;
+                self.finish_line(node.span.end)?;
+                node
             }
             b'*' => {
                 let mut end = i + 1;
@@ -557,6 +545,16 @@ impl Reader<'_> {
             _ => self.plain(i, parent)?,
         };
         Ok(node)
+    }
+
+    /// The one-line quoted scalar at `i`.
+    fn quoted(&self, i: usize) -> Read<Node> {
+        let style = if self.at(i) == b'"' {
+            ScalarStyle::DoubleQuoted
+        } else {
+            ScalarStyle::SingleQuoted
+        };
+        Ok(self.scalar_node(i..self.quoted_end(i)?, style))
     }
 
     /// End (past the closing quote) of the one-line quoted scalar at `i`.
@@ -790,15 +788,7 @@ impl Reader<'_> {
     fn flow_item(&self, i: usize, depth: usize) -> Read<Node> {
         let node = match self.at(i) {
             b'[' | b'{' => self.flow(i, depth)?,
-            b'"' | b'\'' => {
-                let end = self.quoted_end(i)?;
-                let style = if self.at(i) == b'"' {
-                    ScalarStyle::DoubleQuoted
-                } else {
-                    ScalarStyle::SingleQuoted
-                };
-                self.scalar_node(i..end, style)
-            }
+            b'"' | b'\'' => self.quoted(i)?,
             c if starts_other_than_plain(c, self.at(i + 1)) => return Err(GiveUp),
             _ => {
                 let mut j = i;
