@@ -123,6 +123,17 @@ impl Reader<'_> {
         matches!(self.at(i), b'\n' | 0)
     }
 
+    /// A blank, a line break or the end: what must follow `-`, `:`, `---`
+    /// and properties for them to be indicators.
+    fn blank_or_eol(&self, i: usize) -> bool {
+        matches!(self.at(i), b' ' | b'\n' | 0)
+    }
+
+    /// A block sequence entry's `-` at `i`.
+    fn is_entry_dash(&self, i: usize) -> bool {
+        self.at(i) == b'-' && self.blank_or_eol(i + 1)
+    }
+
     fn skip_spaces(&self, mut i: usize) -> usize {
         while self.at(i) == b' ' {
             i += 1;
@@ -156,8 +167,7 @@ impl Reader<'_> {
     /// `---` or `...` at the start of the line at `pos`.
     fn at_document_marker(&self) -> bool {
         let b = &self.b[self.pos..];
-        (b.starts_with(b"---") || b.starts_with(b"..."))
-            && matches!(self.at(self.pos + 3), b' ' | b'\n' | 0)
+        (b.starts_with(b"---") || b.starts_with(b"...")) && self.blank_or_eol(self.pos + 3)
     }
 
     /// Where a block collection that ends at `pos` ends: tree-sitter closes it
@@ -224,9 +234,7 @@ impl Reader<'_> {
             let col = self.indent();
             let start = self.pos + col;
             let node = match self.at(start) {
-                b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
-                    self.block_seq(col, start, 0)?
-                }
+                _ if self.is_entry_dash(start) => self.block_seq(col, start, 0)?,
                 _ => match self.key(start) {
                     Some(key) => self.block_map(col, key, 0)?,
                     // A scalar or flow document: rare in CI files.
@@ -249,9 +257,7 @@ impl Reader<'_> {
             return Err(GiveUp);
         }
         match self.at(start) {
-            b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
-                self.block_seq(col, start, depth)
-            }
+            _ if self.is_entry_dash(start) => self.block_seq(col, start, depth),
             _ => match self.key(start) {
                 Some(key) => self.block_map(col, key, depth),
                 None => self.inline_node(start, parent, depth),
@@ -271,7 +277,7 @@ impl Reader<'_> {
                 let mut j = i;
                 loop {
                     match self.at(j) {
-                        b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0) => break,
+                        b':' if self.blank_or_eol(j + 1) => break,
                         b'\n' | 0 => return None,
                         b'#' if self.at(j - 1) == b' ' => return None,
                         b'[' | b']' | b'{' | b'}' | b',' | b'"' | b'\'' => return None,
@@ -288,7 +294,7 @@ impl Reader<'_> {
             }
         };
         let colon = span.end;
-        if self.at(colon) != b':' || !matches!(self.at(colon + 1), b' ' | b'\n' | 0) {
+        if self.at(colon) != b':' || !self.blank_or_eol(colon + 1) {
             return None;
         }
         Some((self.scalar_node(span, style), colon))
@@ -365,10 +371,7 @@ impl Reader<'_> {
         let first = self.pos + indent;
         if indent > col {
             self.block_node(col, depth)
-        } else if indent == col
-            && self.at(first) == b'-'
-            && matches!(self.at(first + 1), b' ' | b'\n' | 0)
-        {
+        } else if indent == col && self.is_entry_dash(first) {
             // A sequence written at its key's column.
             self.block_seq(col, first, depth)
         } else {
@@ -395,9 +398,7 @@ impl Reader<'_> {
             } else {
                 let item_col = start - self.line_start(start);
                 Some(match self.at(start) {
-                    b'-' if matches!(self.at(start + 1), b' ' | b'\n' | 0) => {
-                        self.block_seq(item_col, start, depth + 1)?
-                    }
+                    _ if self.is_entry_dash(start) => self.block_seq(item_col, start, depth + 1)?,
                     _ => match self.key(start) {
                         Some(key) => self.block_map(item_col, key, depth + 1)?,
                         None => self.inline_node(start, col, depth + 1)?,
@@ -422,7 +423,7 @@ impl Reader<'_> {
                 break;
             }
             dash = self.pos + indent;
-            if self.at(dash) != b'-' || !matches!(self.at(dash + 1), b' ' | b'\n' | 0) {
+            if !self.is_entry_dash(dash) {
                 break;
             }
         }
@@ -454,7 +455,7 @@ impl Reader<'_> {
             while is_name_char(self.at(end)) {
                 end += 1;
             }
-            if end == name_start || !matches!(self.at(end), b' ' | b'\n' | 0) {
+            if end == name_start || !self.blank_or_eol(end) {
                 return Err(GiveUp);
             }
             if c == b'&' {
@@ -644,7 +645,7 @@ impl Reader<'_> {
         loop {
             match self.at(j) {
                 b'\n' | 0 => return Ok((end, false)),
-                b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0) => return Err(GiveUp),
+                b':' if self.blank_or_eol(j + 1) => return Err(GiveUp),
                 b'#' if self.at(j - 1) == b' ' => return Ok((end, true)),
                 b' ' => j += 1,
                 _ => {
@@ -797,9 +798,7 @@ impl Reader<'_> {
                     match self.at(j) {
                         b'\n' | 0 => return Err(GiveUp),
                         c if is_flow_indicator(c) => break,
-                        b':' if matches!(self.at(j + 1), b' ' | b'\n' | 0)
-                            || is_flow_indicator(self.at(j + 1)) =>
-                        {
+                        b':' if self.blank_or_eol(j + 1) || is_flow_indicator(self.at(j + 1)) => {
                             break;
                         }
                         b'#' if self.at(j - 1) == b' ' => return Err(GiveUp),

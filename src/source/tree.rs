@@ -244,16 +244,22 @@ pub fn visit<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
 /// tree for every text `fast` accepts.
 pub fn parse(src: &str) -> Result<Tree, ParseError> {
     check_block_indent(src)?;
-    if let Some(tree) = super::fast::parse(src) {
-        return Ok(tree);
+    match super::fast::parse(src) {
+        Some(tree) => Ok(tree),
+        None => tree_sitter_tree(src),
     }
-    parse_with_tree_sitter(src)
 }
 
 /// Parses `src` with tree-sitter-yaml only: the reference `fast` is tested
 /// against (the differential tests and the `fast_tree` fuzz target).
 pub fn parse_with_tree_sitter(src: &str) -> Result<Tree, ParseError> {
     check_block_indent(src)?;
+    tree_sitter_tree(src)
+}
+
+/// tree-sitter's parse and the tree built from it, on text whose block
+/// indentation is already checked.
+fn tree_sitter_tree(src: &str) -> Result<Tree, ParseError> {
     let mut parser = tree_sitter::Parser::new();
     parser
         .set_language(&tree_sitter_yaml::LANGUAGE.into())
