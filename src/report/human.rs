@@ -7,15 +7,49 @@ use std::fmt::{self, Write as _};
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 
+use super::plain;
 use super::snippet::Snippet;
 use super::{FileResult, Located, Run, display_path};
-use crate::rules::Severity;
+use crate::rules::{Finding, Severity};
 use crate::source::SourceError;
 
 struct Diag<'a> {
     loc: &'a Located<'a>,
     source: &'a Snippet<'a>,
     help: Option<String>,
+    label: String,
+    url: String,
+}
+
+/// The text under a finding's span: its severity and whether it is fixable.
+fn label(f: &Finding) -> String {
+    match &f.fix {
+        Some(fix) => format!("{}, fixable: {}", f.severity, fix.description),
+        None => format!("{}, no automatic fix", f.severity),
+    }
+}
+
+impl Diag<'_> {
+    /// The span miette underlines (an inverted span as an empty one).
+    fn span(&self) -> std::ops::Range<usize> {
+        let span = &self.loc.finding.span;
+        span.start..span.end.max(span.start)
+    }
+
+    /// This diagnostic for [`plain::render`].
+    fn plain(&self) -> plain::Plain<'_> {
+        let f = self.loc.finding;
+        plain::Plain {
+            code: f.rule,
+            url: &self.url,
+            severity: f.severity,
+            message: &f.message,
+            help: self.help.as_deref(),
+            source: self.source,
+            span: self.span(),
+            label: &self.label,
+        }
+    }
 }
 
 impl fmt::Debug for Diag<'_> {
@@ -46,7 +80,7 @@ impl Diagnostic for Diag<'_> {
     }
 
     fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.loc.help_url()))
+        Some(Box::new(&self.url))
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
@@ -60,14 +94,8 @@ impl Diagnostic for Diag<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let f = self.loc.finding;
-        let label = match &f.fix {
-            Some(fix) => format!("{}, fixable: {}", f.severity, fix.description),
-            None => format!("{}, no automatic fix", f.severity),
-        };
-        let span = f.span.start..f.span.end.max(f.span.start);
         Some(Box::new(std::iter::once(
-            LabeledSpan::new_primary_with_span(Some(label), span),
+            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span()),
         )))
     }
 }
@@ -99,66 +127,68 @@ pub fn handler(color: bool) -> GraphicalReportHandler {
 /// Renders one file's findings; shared by the threads of a streamed check.
 pub struct Renderer {
     handler: GraphicalReportHandler,
+    color: bool,
 }
 
 impl Renderer {
     pub fn new(color: bool) -> Self {
         Renderer {
-            handler: handler(color).with_width(100),
+            handler: handler(color).with_width(plain::WIDTH),
+            color,
         }
     }
 
     /// `file`'s findings as miette diagnostics, each followed by a blank line.
     pub fn file(&self, file: &FileResult) -> String {
-        render_file(&self.handler, file)
-    }
-}
-
-fn render_file(handler: &GraphicalReportHandler, file: &FileResult) -> String {
-    let mut out = String::new();
-    let Some(source) = &file.source else {
-        return out;
-    };
-    if file.findings.is_empty() {
-        return out;
-    }
-    let named = Snippet::new(display_path(&file.path), source);
-    for loc in file.located() {
-        let f = loc.finding;
-        let mut help = f.help.clone().unwrap_or_default();
-        if f.fix.is_some() {
-            if !help.is_empty() {
-                help.push('\n');
-            }
-            help.push_str(&format!(
-                "`kmigrate rewrite {}` applies the fix",
-                display_path(loc.path)
-            ));
-        }
-        let diag = Diag {
-            loc: &loc,
-            source: &named,
-            help: (!help.is_empty()).then_some(help),
+        let mut out = String::new();
+        let Some(source) = &file.source else {
+            return out;
         };
-        let mut rendered = String::new();
-        if handler.render_report(&mut rendered, &diag).is_ok() {
-            out.push_str(&rendered);
-        } else {
-            // A span miette cannot show: still report the finding.
-            let _ = writeln!(
-                out,
-                "{}:{}:{}: {} {}: {}",
-                display_path(loc.path),
-                loc.start.0,
-                loc.start.1,
-                f.severity,
-                f.rule,
-                f.message
-            );
+        if file.findings.is_empty() {
+            return out;
         }
-        out.push('\n');
+        let named = Snippet::new(display_path(&file.path), source);
+        let fix_help = format!("`kmigrate rewrite {}` applies the fix", named.name());
+        for loc in file.located() {
+            let f = loc.finding;
+            let mut help = f.help.clone().unwrap_or_default();
+            if f.fix.is_some() {
+                if !help.is_empty() {
+                    help.push('\n');
+                }
+                help.push_str(&fix_help);
+            }
+            let diag = Diag {
+                loc: &loc,
+                source: &named,
+                help: (!help.is_empty()).then_some(help),
+                label: label(f),
+                url: loc.help_url(),
+            };
+            if !self.color && plain::render(&mut out, &diag.plain()) {
+                out.push('\n');
+                continue;
+            }
+            let mut rendered = String::new();
+            if self.handler.render_report(&mut rendered, &diag).is_ok() {
+                out.push_str(&rendered);
+            } else {
+                // A span miette cannot show: still report the finding.
+                let _ = writeln!(
+                    out,
+                    "{}:{}:{}: {} {}: {}",
+                    display_path(loc.path),
+                    loc.start.0,
+                    loc.start.1,
+                    f.severity,
+                    f.rule,
+                    f.message
+                );
+            }
+            out.push('\n');
+        }
+        out
     }
-    out
 }
 
 /// The paths and files that could not be checked, one `error:` block each.

@@ -12,6 +12,7 @@ pub mod gitlab;
 pub mod human;
 pub mod json;
 pub mod migration;
+pub mod plain;
 pub mod sarif;
 pub mod snippet;
 

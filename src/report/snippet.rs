@@ -33,6 +33,22 @@ impl<'a> Snippet<'a> {
             whole_scan,
         }
     }
+
+    /// The name the diagnostic shows for the file.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file's whole text.
+    pub fn text(&self) -> &'a str {
+        &self.source.text
+    }
+
+    /// Whether the text has a lone `\r`, which miette counts as a line
+    /// break and the line index does not.
+    pub fn whole_scan(&self) -> bool {
+        self.whole_scan
+    }
 }
 
 impl SourceCode for Snippet<'_> {
