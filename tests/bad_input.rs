@@ -62,6 +62,11 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) {
     fs::write(p, bytes).unwrap();
 }
 
+fn mkfifo(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+}
+
 fn billion_laughs(dir: &Path) {
     // Seven levels of ten references: 10^6 leaves once fully expanded.
     let mut s = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
@@ -290,6 +295,25 @@ const ROWS: &[Row] = &[
         args: &["check", "."],
         code: 1,
         stderr: &["1 file"],
+        after: After::Unchanged,
+    },
+    Row {
+        // Opening a FIFO for reading waits for a writer; kmigrate must not.
+        // A walk takes regular files only.
+        name: "a FIFO named cloudbuild.yaml, walked past",
+        setup: |d| mkfifo(&d.join("svc/cloudbuild.yaml")),
+        args: &["check", "."],
+        code: 0,
+        stderr: &["no CI files"],
+        after: After::Unchanged,
+    },
+    Row {
+        // Named, it is read: refused, without waiting for a writer.
+        name: "a FIFO named cloudbuild.yaml, rewrite",
+        setup: |d| mkfifo(&d.join("cloudbuild.yaml")),
+        args: &["rewrite", "cloudbuild.yaml"],
+        code: 2,
+        stderr: &["cloudbuild.yaml: is not a regular file"],
         after: After::Unchanged,
     },
     Row {

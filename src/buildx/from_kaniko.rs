@@ -392,9 +392,10 @@ fn dockerfile(
         let in_cwd = raw.to_string();
         let in_context = join(context, raw);
         match opts.local_workdir {
+            // Both places are the same: nothing to look for on disk.
+            _ if context == "." => in_cwd,
             Some(dir) if dir.join(&in_cwd).is_file() => in_cwd,
             Some(dir) if dir.join(&in_context).is_file() => in_context,
-            _ if context == "." => in_cwd,
             _ => {
                 // Not on disk: a bare name is almost always meant inside the
                 // context; a path that already starts with the context is

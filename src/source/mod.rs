@@ -121,12 +121,30 @@ impl SourceFile {
     /// Reads `path` as [`load`](Self::load) does (refusing directories and
     /// files over the size limit), without parsing it.
     pub fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
-        let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        // One open and one `fstat` on the open file: a `stat` by path first
+        // walked the path again, for each of the thousands of files a
+        // check reads. Non-blocking, so a FIFO does not wait for a writer
+        // (it is refused below; regular files read as usual).
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| io_error(path, &e))?;
+        let meta = file.metadata().map_err(|e| io_error(path, &e))?;
         if meta.is_dir() {
             return Err(
                 SourceError::new(path, "is a directory, not a file").with_help(
                     "name the CI file itself, or run `kmigrate check DIR` to scan a directory",
                 ),
+            );
+        }
+        if !meta.is_file() {
+            return Err(
+                SourceError::new(path, "is not a regular file (a FIFO, socket or device)")
+                    .with_help("name the CI file itself"),
             );
         }
         if meta.len() > MAX_FILE_BYTES {
@@ -142,7 +160,12 @@ impl SourceFile {
                 "check that this is the CI file you meant; exclude it from the scan otherwise",
             ));
         }
-        std::fs::read(path).map_err(|e| io_error(path, &e))
+        // One byte more than the size, so reading to the end needs no
+        // second allocation.
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io_error(path, &e))?;
+        Ok(bytes)
     }
 
     /// Parses `bytes` read from `path` (or from stdin under that name).
@@ -372,6 +395,22 @@ mod tests {
         assert_eq!(e.position, Some((2, 4)));
         let e = SourceFile::from_bytes(Path::new("c.yaml"), b"a\0".to_vec()).unwrap_err();
         assert!(e.message.contains("binary"));
+    }
+
+    #[test]
+    fn reads_files_and_refuses_directories_and_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloudbuild.yaml");
+        std::fs::write(&file, "steps: []\n").unwrap();
+        assert_eq!(SourceFile::read(&file).unwrap(), b"steps: []\n");
+        let e = SourceFile::read(dir.path()).unwrap_err();
+        assert!(e.message.contains("is a directory"), "{e}");
+        let fifo = dir.path().join(".gitlab-ci.yml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = SourceFile::read(&fifo).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
+        let e = SourceFile::read(&dir.path().join("missing.yaml")).unwrap_err();
+        assert!(e.message.contains("cannot be read"), "{e}");
     }
 
     #[test]

@@ -167,7 +167,9 @@ fn migrate_step<'a>(
         cache_tag: &opts.cache_tag,
         workdir: &workdir,
         default_context: &workdir,
-        local_workdir: local.as_deref().filter(|p| p.is_dir()),
+        // Not checked to exist: a file below a missing directory is not
+        // found either, and a `stat` per step was a few percent of a check.
+        local_workdir: local.as_deref(),
     };
     let conversions: Vec<Conversion> = kaniko
         .calls
