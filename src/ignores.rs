@@ -142,17 +142,32 @@ fn covered_block(source: &SourceFile, line: usize) -> Option<Range<usize>> {
         .find_map(|doc| block_starting_at(doc, at))
 }
 
-/// Removes the findings that an ignore silences and returns KM020 findings
-/// for ignores that silenced nothing. `rule_enabled` says which rules ran: an
-/// ignore for a rule that is switched off is not "unused".
+/// The findings of a file sorted by its ignore comments.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Findings no ignore silences.
+    pub kept: Vec<Finding>,
+    /// Findings an ignore silences.
+    pub silenced: Vec<Finding>,
+    /// KM020 findings for ignores that silenced nothing.
+    pub unused: Vec<Finding>,
+}
+
+/// Sorts `findings` into those an ignore comment silences and the rest,
+/// with KM020 findings for ignores that silenced nothing. `rule_enabled`
+/// says which rules ran: an ignore for a rule that is switched off is not
+/// "unused".
 pub fn apply(
     source: &SourceFile,
     findings: Vec<Finding>,
     rule_enabled: &dyn Fn(&str) -> bool,
-) -> (Vec<Finding>, Vec<Finding>) {
+) -> Applied {
     let ignores = parse(source);
     if ignores.is_empty() {
-        return (findings, Vec::new());
+        return Applied {
+            kept: findings,
+            ..Applied::default()
+        };
     }
     let blocks: Vec<Option<Range<usize>>> = ignores
         .iter()
@@ -160,6 +175,7 @@ pub fn apply(
         .collect();
     let mut used = vec![false; ignores.len()];
     let mut kept = Vec::with_capacity(findings.len());
+    let mut silenced_findings = Vec::new();
     for f in findings {
         let (start_line, _) = source.position(f.span.start);
         let (end_line, _) = source.position(f.span.end.max(f.span.start));
@@ -179,7 +195,9 @@ pub fn apply(
                 silenced = true;
             }
         }
-        if !silenced {
+        if silenced {
+            silenced_findings.push(f);
+        } else {
             kept.push(f);
         }
     }
@@ -208,7 +226,11 @@ pub fn apply(
             },
         ));
     }
-    (kept, unused)
+    Applied {
+        kept,
+        silenced: silenced_findings,
+        unused,
+    }
 }
 
 #[cfg(test)]
@@ -255,7 +277,7 @@ mod tests {
             finding_at(&s, "--cache-ttl=6h", "KM005"),
             finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM001"),
         ];
-        let (kept, unused) = apply(&s, findings, &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
         // KM001 on line 3 silenced by the comment above; KM005 on line 4
         // too, as it is in the step the comment sits on; the string that
         // merely contains the ignore text silences nothing.
@@ -275,7 +297,7 @@ mod tests {
     fn a_blank_line_ends_the_reach_of_an_ignore() {
         let s = src("steps:\n  # kmigrate: ignore[KM001]\n\n  - name: x\n");
         let f = finding_at(&s, "x", "KM001");
-        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(unused.len(), 1);
     }
@@ -284,7 +306,7 @@ mod tests {
     fn same_line_ignore_silences() {
         let s = src(TEXT);
         let f = finding_at(&s, "--cache-ttl=6h", "KM010");
-        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty());
         // KM001 on line 2 covers the step's migration notes, so only
         // KM005 there is unused.
@@ -295,7 +317,7 @@ mod tests {
     #[test]
     fn ignores_for_disabled_rules_are_not_unused_but_unknown_ids_are() {
         let s = src("# kmigrate: ignore[KM003,KM777]\nsteps: []\n");
-        let (_, unused) = apply(&s, vec![], &|r| r != "KM003");
+        let Applied { unused, .. } = apply(&s, vec![], &|r| r != "KM003");
         assert_eq!(unused.len(), 1);
         assert!(unused[0].message.contains("KM777"), "{}", unused[0].message);
     }
@@ -314,7 +336,7 @@ mod tests {
         let legacy = finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001");
         let app_at = s.text.rfind("gcr.io/kaniko").unwrap();
         let app = Finding::new("KM001", app_at..app_at + 10, "m");
-        let (kept, unused) = apply(&s, vec![legacy, app], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![legacy, app], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].span.start, app_at, "the next step is not covered");
         assert!(unused.is_empty());
@@ -333,7 +355,7 @@ test:
         let s = SourceFile::from_text(Path::new(".gitlab-ci.yml"), text.to_string()).unwrap();
         let inside = finding_at(&s, "/kaniko/executor", "KM002");
         let outside = finding_at(&s, "make", "KM002");
-        let (kept, _) = apply(&s, vec![inside, outside], &|_| true);
+        let Applied { kept, .. } = apply(&s, vec![inside, outside], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(&s.text[kept[0].span.clone()], "make");
     }
@@ -355,7 +377,7 @@ test:
             finding_at(&s, "--snapshot-mode=redo", "KM010"),
             Finding::new("KM005", ttl_at(1)..ttl_at(1) + 5, "m"),
         ];
-        let (kept, unused) = apply(&s, findings, &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
         assert_eq!(kept.len(), 1, "{kept:?}");
         assert_eq!(
             kept[0].span.start,
@@ -367,7 +389,7 @@ test:
         let s =
             src("steps:\n  # kmigrate: ignore[KM010]\n  - name: x\n    args: ['--cache-ttl=6h']\n");
         let f = finding_at(&s, "--cache-ttl=6h", "KM005");
-        let (kept, _) = apply(&s, vec![f], &|_| true);
+        let Applied { kept, .. } = apply(&s, vec![f], &|_| true);
         assert_eq!(kept.len(), 1);
     }
 
@@ -378,7 +400,7 @@ test:
         assert_eq!(ig.len(), 1);
         assert_eq!(ig[0].reason.as_deref(), Some("why"));
         let f = finding_at(&s, "x", "KM001");
-        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty() && unused.is_empty());
     }
 
@@ -403,7 +425,7 @@ test:
         );
         let f = finding_at(&s, "/kaniko/executor", "KM001");
         let g = finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM002");
-        let (kept, unused) = apply(&s, vec![f, g], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![f, g], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].rule, "KM001");
         assert!(unused.is_empty());
@@ -413,7 +435,7 @@ test:
     fn multi_line_finding_is_silenced_from_inside_its_span() {
         let s = src("steps:\n  - name: a\n    # kmigrate: ignore[KM003]\n    args: [b]\n");
         let f = Finding::new("KM003", 9..s.text.len() - 1, "m");
-        let (kept, unused) = apply(&s, vec![f], &|_| true);
+        let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty() && unused.is_empty());
     }
 }

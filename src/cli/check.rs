@@ -152,55 +152,24 @@ pub fn check_source(
 /// as it is). So `# kmigrate: ignore[KM001]` above a step keeps `rewrite`
 /// away from that step even though its flag notes carry the same rewrite.
 pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) -> Vec<Finding> {
-    use std::collections::HashSet;
-
-    use crate::source::patch::Edit;
-
     let config = &settings.config.config;
     let enabled = |rule: &str| config.rule_enabled(rule);
-    let all = findings.clone();
-    let findings: Vec<Finding> = findings.into_iter().filter(|f| enabled(f.rule)).collect();
+    let (findings, mut dropped): (Vec<Finding>, Vec<Finding>) =
+        findings.into_iter().partition(|f| enabled(f.rule));
     let mut findings = if settings.no_ignores {
         findings
     } else {
-        let (mut kept, unused) = ignores::apply(source, findings, &enabled);
+        let applied = ignores::apply(source, findings, &enabled);
+        dropped.extend(applied.silenced);
+        let mut kept = applied.kept;
         if enabled(ignores::UNUSED_IGNORE) {
-            kept.extend(unused);
+            kept.extend(applied.unused);
         }
         kept
     };
 
-    let key = |f: &Finding| (f.rule, f.span.clone(), f.message.clone());
-    let surviving: HashSet<_> = findings.iter().map(key).collect();
-    let is_build = |f: &Finding| ignores::BUILD_RULES.contains(&f.rule) && f.fix.is_some();
-    let needed: HashSet<&Edit> = findings
-        .iter()
-        .filter(|f| is_build(f))
-        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
-        .collect();
-    let withheld: HashSet<Edit> = all
-        .iter()
-        .filter(|f| is_build(f) && !surviving.contains(&key(f)))
-        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
-        .filter(|e| !needed.contains(e))
-        .cloned()
-        .collect();
-    if !withheld.is_empty() {
-        findings.retain(|f| {
-            is_build(f)
-                || !f
-                    .fix
-                    .as_ref()
-                    .is_some_and(|x| x.edits.iter().any(|e| withheld.contains(e)))
-        });
-        for f in &mut findings {
-            if let Some(fix) = &mut f.fix {
-                fix.edits.retain(|e| !withheld.contains(e));
-                if fix.edits.is_empty() {
-                    f.fix = None;
-                }
-            }
-        }
+    if dropped.iter().any(is_build) {
+        withhold_edits(&mut findings, &dropped);
     }
 
     for f in &mut findings {
@@ -210,6 +179,54 @@ pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) 
         (a.span.start, a.span.end, a.rule).cmp(&(b.span.start, b.span.end, b.rule))
     });
     findings
+}
+
+/// A build finding (KM001-KM003) with its rewrite.
+fn is_build(f: &Finding) -> bool {
+    ignores::BUILD_RULES.contains(&f.rule) && f.fix.is_some()
+}
+
+/// Withholds from `findings` the edits of the silenced build findings in
+/// `dropped` that no surviving build needs (see [`select`]).
+fn withhold_edits(findings: &mut Vec<Finding>, dropped: &[Finding]) {
+    use std::collections::HashSet;
+
+    use crate::source::patch::Edit;
+
+    // A silenced finding with a surviving twin (same rule, place and
+    // message) is not silenced.
+    let key = |f: &Finding| (f.rule, f.span.clone(), f.message.clone());
+    let surviving: HashSet<_> = findings.iter().map(key).collect();
+    let needed: HashSet<&Edit> = findings
+        .iter()
+        .filter(|f| is_build(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
+        .collect();
+    let withheld: HashSet<Edit> = dropped
+        .iter()
+        .filter(|f| is_build(f) && !surviving.contains(&key(f)))
+        .flat_map(|f| f.fix.iter().flat_map(|x| &x.edits))
+        .filter(|e| !needed.contains(e))
+        .cloned()
+        .collect();
+    if withheld.is_empty() {
+        return;
+    }
+    findings.retain(|f| {
+        is_build(f)
+            || !f
+                .fix
+                .as_ref()
+                .is_some_and(|x| x.edits.iter().any(|e| withheld.contains(e)))
+    });
+    for f in findings.iter_mut() {
+        if let Some(fix) = &mut f.fix {
+            fix.edits.retain(|e| !withheld.contains(e));
+            if fix.edits.is_empty() {
+                f.fix = None;
+            }
+        }
+    }
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {

@@ -12,7 +12,6 @@
 //! then draws as before. A test compares the two byte for byte on generated
 //! diagnostics, so miette stays the reference for the layout.
 
-use std::fmt::Write as _;
 use std::ops::Range;
 
 use miette::{SourceCode, SourceSpan};
@@ -46,7 +45,9 @@ pub fn render(out: &mut String, d: &Plain<'_>) -> bool {
     if !plain_text(d.message) || !d.help.is_none_or(plain_text) || d.label.contains(['\n', '\r']) {
         return false;
     }
-    let _ = writeln!(out, "{} ({})\n", d.code, d.url);
+    for piece in [d.code, " (", d.url, ")\n\n"] {
+        out.push_str(piece);
+    }
     let icon = match d.severity {
         Severity::Error => "  × ",
         Severity::Warning => "  ⚠ ",
@@ -111,38 +112,78 @@ impl<'a> Window<'a> {
     /// The framed snippet: a header with the span's position, the numbered
     /// lines, and under the span's line its underline and label.
     fn draw(&self, out: &mut String, d: &Plain<'_>) {
+        // Pushed piece by piece: `write!` with padding cost more than the
+        // rest of the drawing.
         let width = digits(self.lines.last().map_or(0, |l| l.0));
         let (number, line_start, _) = self.lines[self.at];
-        let _ = writeln!(
-            out,
-            "{:pad$}╭─[{}:{}:{}]",
-            "",
-            d.source.name(),
-            number,
-            d.span.start - line_start + 1,
-            pad = width + 2
-        );
+        spaces(out, width + 2);
+        out.push_str("╭─[");
+        out.push_str(d.source.name());
+        out.push(':');
+        number_in(out, number, 0);
+        out.push(':');
+        number_in(out, d.span.start - line_start + 1, 0);
+        out.push_str("]\n");
         for (i, &(number, _, text)) in self.lines.iter().enumerate() {
-            let _ = writeln!(out, " {number:>width$} │ {text}");
+            out.push(' ');
+            number_in(out, number, width);
+            out.push_str(" │ ");
+            out.push_str(text);
+            out.push('\n');
             if i != self.at {
                 continue;
             }
             let start = d.span.start - line_start;
             let end = d.span.end - line_start;
             let bar = (start + end) / 2;
-            let _ = write!(out, " {:width$} · {:start$}", "", "");
+            no_number(out, width);
+            spaces(out, start);
             repeat(out, '─', bar - start);
             out.push('┬');
             repeat(out, '─', end - bar - 1);
-            let _ = writeln!(out);
-            let _ = writeln!(out, " {:width$} · {:bar$}╰── {}", "", "", d.label);
+            out.push('\n');
+            no_number(out, width);
+            spaces(out, bar);
+            out.push_str("╰── ");
+            out.push_str(d.label);
+            out.push('\n');
         }
-        let _ = writeln!(out, "{:pad$}╰────", "", pad = width + 2);
+        spaces(out, width + 2);
+        out.push_str("╰────\n");
     }
+}
+
+/// The gutter of a line without a number: ` {width spaces} · `.
+fn no_number(out: &mut String, width: usize) {
+    out.push(' ');
+    spaces(out, width);
+    out.push_str(" · ");
+}
+
+/// `n` in decimal, right-aligned in `width` columns.
+fn number_in(out: &mut String, n: usize, width: usize) {
+    let mut digits_buf = [0u8; 20];
+    let mut at = digits_buf.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits_buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let written = &digits_buf[at..];
+    spaces(out, width.saturating_sub(written.len()));
+    out.push_str(std::str::from_utf8(written).expect("ASCII digits"));
 }
 
 fn digits(n: usize) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+fn spaces(out: &mut String, n: usize) {
+    repeat(out, ' ', n);
 }
 
 fn repeat(out: &mut String, c: char, n: usize) {

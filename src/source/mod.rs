@@ -128,7 +128,7 @@ impl SourceFile {
         // walked the path again, for each of the thousands of files a
         // check reads. Non-blocking, so a FIFO does not wait for a writer
         // (it is refused below; regular files read as usual).
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(path)
@@ -148,23 +148,19 @@ impl SourceFile {
             );
         }
         if meta.len() > MAX_FILE_BYTES {
-            return Err(SourceError::new(
-                path,
-                format!(
-                    "is {} bytes, larger than the {} byte limit for a CI config",
-                    meta.len(),
-                    MAX_FILE_BYTES
-                ),
-            )
-            .with_help(
-                "check that this is the CI file you meant; exclude it from the scan otherwise",
-            ));
+            return Err(too_large(path, meta.len()));
         }
         // One byte more than the size, so reading to the end needs no
-        // second allocation.
+        // second allocation. Through `take`, because `File::read_to_end`
+        // asks the kernel for the size again; the limit also stops a file
+        // that grows while it is read.
         let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-        file.read_to_end(&mut bytes)
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| io_error(path, &e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_large(path, bytes.len() as u64));
+        }
         Ok(bytes)
     }
 
@@ -319,6 +315,14 @@ impl SourceFile {
             help: None,
         }
     }
+}
+
+fn too_large(path: &Path, len: u64) -> SourceError {
+    SourceError::new(
+        path,
+        format!("is {len} bytes, larger than the {MAX_FILE_BYTES} byte limit for a CI config"),
+    )
+    .with_help("check that this is the CI file you meant; exclude it from the scan otherwise")
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> SourceError {

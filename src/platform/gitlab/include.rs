@@ -135,22 +135,24 @@ pub fn load_source(root: &Path, entry: SourceFile) -> Result<Loaded, SourceError
         keys: Vec::new(),
         stack: Vec::new(),
     };
-    let key = file_key(&entry.path);
-    l.add(entry, key)?;
+    // The entry's identity is looked up when it includes a local file
+    // (see `Loader::include`): most pipelines include none.
+    l.add(entry, None)?;
     Ok(l.out)
 }
 
 struct Loader {
     root: PathBuf,
     out: Loaded,
-    /// Identity (device and inode) of each loaded file.
+    /// Identity (device and inode) of each loaded file; the entry's is
+    /// missing until a local include needs it.
     keys: Vec<FileKey>,
     /// Files being loaded (for cycle detection).
     stack: Vec<usize>,
 }
 
 impl Loader {
-    fn add(&mut self, file: SourceFile, key: FileKey) -> Result<usize, SourceError> {
+    fn add(&mut self, file: SourceFile, key: Option<FileKey>) -> Result<usize, SourceError> {
         let index = self.out.files.len();
         let config = convert_file(&file, index)?;
         if !matches!(config.value, RValue::Map(_) | RValue::Null) {
@@ -159,8 +161,9 @@ impl Loader {
                 .with_help("a GitLab CI file maps job names and keywords (`stages`, `include`, …) to their settings"));
         }
         self.out.files.push(file);
-        self.out.configs.push(config.clone());
-        self.keys.push(key);
+        let include = config.get("include").cloned();
+        self.out.configs.push(config);
+        self.keys.extend(key);
         self.stack.push(index);
         if self.stack.len() > MAX_INCLUDE_DEPTH {
             return Err(SourceError::new(
@@ -168,7 +171,7 @@ impl Loader {
                 format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files"),
             ));
         }
-        if let Some(inc) = config.get("include") {
+        if let Some(inc) = &include {
             let items: Vec<&RNode> = match &inc.value {
                 RValue::Seq(items) => items.iter().collect(),
                 RValue::Null => Vec::new(),
@@ -284,6 +287,11 @@ impl Loader {
             }
             vec![p]
         };
+        if self.keys.is_empty() {
+            // The entry (file 0) is the only file added without its key,
+            // and its includes are the first to be followed.
+            self.keys.push(file_key(&self.out.files[0].path));
+        }
         for p in paths {
             let key = file_key(&p);
             if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
@@ -305,7 +313,7 @@ impl Loader {
                 continue;
             }
             let src = SourceFile::load(&p)?;
-            let idx = self.add(src, key)?;
+            let idx = self.add(src, Some(key))?;
             inc.files.push(idx);
         }
         self.out.includes.push(inc);
