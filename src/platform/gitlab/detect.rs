@@ -192,14 +192,19 @@ pub fn is_executor_word(word: &shell::Word, under_kaniko_image: bool) -> bool {
 
 /// Every executor call in the job's scripts, in run order.
 pub fn executor_calls(job: &Job, images: &ImageMatcher) -> Vec<ExecutorCall> {
-    let under_image = kaniko_image(job, images).is_some_and(|m| m.kind == "executor");
+    executor_calls_under(job, kaniko_image(job, images).as_ref())
+}
+
+/// [`executor_calls`] for a job whose image matches `image`: a bare
+/// `executor` runs Kaniko only under an executor image.
+fn executor_calls_under(job: &Job, image: Option<&ImageMatch>) -> Vec<ExecutorCall> {
+    let under_image = image.is_some_and(|m| m.kind == "executor");
     let mut out = Vec::new();
     for section in [Section::BeforeScript, Section::Script, Section::AfterScript] {
-        let lines = job.section(section);
-        if lines.is_empty() {
+        if job.section(section).is_empty() {
             continue;
         }
-        let parsed = ParsedSection::parse(lines);
+        let parsed = job.parsed(section);
         for c in &parsed.script.commands {
             let Some((program, word)) = c.program() else {
                 continue;
@@ -232,7 +237,7 @@ pub struct KanikoUse {
 /// The job's Kaniko use, or `None` when it does not run Kaniko.
 pub fn kaniko_use(job: &Job, images: &ImageMatcher) -> Option<KanikoUse> {
     let image = kaniko_image(job, images);
-    let calls = executor_calls(job, images);
+    let calls = executor_calls_under(job, image.as_ref());
     (image.is_some() || !calls.is_empty()).then_some(KanikoUse { image, calls })
 }
 

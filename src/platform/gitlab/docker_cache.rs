@@ -5,7 +5,6 @@
 //! supported for the docker driver".
 
 use super::Pipeline;
-use super::detect::ParsedSection;
 use super::job::{Job, Section};
 use super::rewrite::{FileEdit, section_seq};
 use crate::shell::{Command, Word};
@@ -86,7 +85,7 @@ pub fn problems(p: &Pipeline, job: &Job, builder: &str) -> Vec<DriverProblem> {
         if lines.is_empty() {
             continue;
         }
-        let parsed = ParsedSection::parse(lines);
+        let parsed = job.parsed(section);
         for c in &parsed.script.commands {
             let w = lits(c);
             if creates_builder(&w) {

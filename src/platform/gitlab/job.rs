@@ -1,6 +1,9 @@
 //! The resolved view of one job: its image, services, variables and script
 //! lines, each with the place it is written.
 
+use std::sync::OnceLock;
+
+use super::detect::ParsedSection;
 use super::value::{Origin, REntry, RNode, RValue};
 use crate::source::{Scalar, SourceError, SourceFile, Span};
 
@@ -115,6 +118,9 @@ pub struct Job {
     /// Job names in `needs:` and `dependencies:`.
     pub needs: Vec<Located>,
     pub dependencies: Vec<Located>,
+    /// Each script section parsed as shell, on first use: finding the
+    /// executor calls and the docker builds both read them.
+    parsed: [OnceLock<ParsedSection>; 3],
 }
 
 impl Job {
@@ -133,6 +139,11 @@ impl Job {
             Section::Script => &self.script,
             Section::AfterScript => &self.after_script,
         }
+    }
+
+    /// The lines of section `s` parsed as one shell script.
+    pub fn parsed(&self, s: Section) -> &ParsedSection {
+        self.parsed[s as usize].get_or_init(|| ParsedSection::parse(self.section(s)))
     }
 
     /// The value of a variable visible to the job (job's own first).
@@ -214,9 +225,9 @@ impl Filter {
 
 pub(super) struct JobInput<'a> {
     pub files: &'a [SourceFile],
-    pub name: &'a str,
-    pub entry: &'a REntry,
-    pub config: RNode,
+    /// The job's top-level entry, `extends` and `!reference` resolved; its
+    /// value becomes the job's `config`.
+    pub entry: REntry,
     pub ancestors: Vec<String>,
     pub defaults: &'a Defaults,
 }
@@ -224,12 +235,16 @@ pub(super) struct JobInput<'a> {
 pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
     let JobInput {
         files,
-        name,
         entry,
-        config,
         ancestors,
         defaults,
     } = input;
+    let REntry {
+        key: name,
+        key_origin,
+        entry_span,
+        value: config,
+    } = entry;
     let hidden = name.starts_with('.');
     let inherit = Inherit {
         default: Filter::parse(config.get("inherit").and_then(|i| i.get("default"))),
@@ -306,7 +321,7 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
             })
             .collect()
     };
-    let extends = match entry.value.get("extends") {
+    let extends = match config.get("extends") {
         Some(e) => match &e.value {
             RValue::Seq(items) => items.iter().filter_map(located).collect(),
             _ => located(e).into_iter().collect(),
@@ -314,11 +329,11 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
         None => Vec::new(),
     };
     Ok(Job {
-        name: name.to_string(),
+        name,
         hidden,
-        file: entry.key_origin.file,
-        key_span: entry.key_origin.span.clone(),
-        entry_span: entry.entry_span.clone(),
+        file: key_origin.file,
+        key_span: key_origin.span,
+        entry_span,
         extends,
         ancestors,
         unresolved_extends: Vec::new(),
@@ -332,6 +347,7 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
         needs: names("needs"),
         dependencies: names("dependencies"),
         config,
+        parsed: Default::default(),
     })
 }
 

@@ -94,7 +94,12 @@ impl Pipeline {
         for e in &top {
             let base = extended.get(&e.key).map(|x| &x.value).unwrap_or(&e.value);
             let value = resolve::resolve_references(files, &top, &extended, base)?;
-            resolved_top.push(REntry { value, ..e.clone() });
+            resolved_top.push(REntry {
+                key: e.key.clone(),
+                key_origin: e.key_origin.clone(),
+                entry_span: e.entry_span.clone(),
+                value,
+            });
         }
         let default = resolved_top
             .iter()
@@ -109,8 +114,22 @@ impl Pipeline {
                 .with_help("write `default:` followed by `image:`, `before_script:`, …"));
         }
         let defaults = job::Defaults::read(default, &resolved_top);
+        let stages = match resolved_top
+            .iter()
+            .find(|e| e.key == "stages" || e.key == "types")
+        {
+            Some(s) => s
+                .value
+                .as_seq()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            None => ["build", "test", "deploy"].map(String::from).to_vec(),
+        };
         let mut jobs = Vec::new();
-        for e in &resolved_top {
+        // Each job takes its resolved entry: nothing else reads them now.
+        for e in resolved_top {
             if resolve::RESERVED.contains(&e.key.as_str()) {
                 continue;
             }
@@ -132,9 +151,7 @@ impl Pipeline {
                 .unwrap_or_default();
             let mut job = job::build(job::JobInput {
                 files,
-                name: &e.key,
                 entry: e,
-                config: e.value.clone(),
                 ancestors,
                 defaults: &defaults,
             })?;
@@ -144,19 +161,6 @@ impl Pipeline {
                 .collect();
             jobs.push(job);
         }
-        let stages = match resolved_top
-            .iter()
-            .find(|e| e.key == "stages" || e.key == "types")
-        {
-            Some(s) => s
-                .value
-                .as_seq()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect(),
-            None => ["build", "test", "deploy"].map(String::from).to_vec(),
-        };
         Ok(Pipeline {
             root_dir: loaded.root_dir,
             files: loaded.files,

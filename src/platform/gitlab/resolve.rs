@@ -29,29 +29,26 @@ pub const RESERVED: &[&str] = &[
     "spec",
 ];
 
-/// GitLab's deep merge: mappings merge key by key (recursively), anything
-/// else is replaced by `over`.
-pub fn deep_merge(base: &RNode, over: &RNode) -> RNode {
-    match (&base.value, &over.value) {
-        (RValue::Map(b), RValue::Map(o)) => {
-            let mut entries = b.clone();
-            merge_entries(&mut entries, o);
-            RNode {
-                origin: over.origin.clone(),
-                value: RValue::Map(entries),
-            }
+/// GitLab's deep merge of `over` into `base`: mappings merge key by key
+/// (recursively), anything else is replaced by `over`. In place, so a
+/// merge copies only what `over` brings.
+pub fn deep_merge(base: &mut RNode, over: &RNode) {
+    match (&mut base.value, &over.value) {
+        (RValue::Map(entries), RValue::Map(o)) => {
+            merge_entries(entries, o);
+            base.origin = over.origin.clone();
         }
-        _ => over.clone(),
+        _ => *base = over.clone(),
     }
 }
 
 /// Merges `over` into `entries` in place (deep merge per key; keys new to
 /// `entries` are appended).
-pub fn merge_entries(entries: &mut Vec<REntry>, over: &[REntry]) {
+pub fn merge_entries<'a>(entries: &mut Vec<REntry>, over: impl IntoIterator<Item = &'a REntry>) {
     for o in over {
         match entries.iter_mut().find(|e| e.key == o.key) {
             Some(e) => {
-                e.value = deep_merge(&e.value, &o.value);
+                deep_merge(&mut e.value, &o.value);
                 e.key_origin = o.key_origin.clone();
                 e.entry_span = o.entry_span.clone();
             }
@@ -85,12 +82,7 @@ fn assemble_file(loaded: &Loaded, file: usize, seen: &mut [bool], out: &mut Vec<
         }
     }
     if let Some(entries) = loaded.configs[file].as_map() {
-        let own: Vec<REntry> = entries
-            .iter()
-            .filter(|e| e.key != "include")
-            .cloned()
-            .collect();
-        merge_entries(out, &own);
+        merge_entries(out, entries.iter().filter(|e| e.key != "include"));
     }
 }
 
@@ -160,15 +152,17 @@ struct ExtendCx<'a> {
     lenient: bool,
 }
 
+/// Resolves `extends` for the top-level entry `key` into `done` (once:
+/// later calls find it there).
 fn extend(
     cx: &ExtendCx<'_>,
     key: &str,
     stack: &mut Vec<String>,
     done: &mut HashMap<String, Extended>,
-) -> Result<Extended, SourceError> {
+) -> Result<(), SourceError> {
     let (files, top) = (cx.files, cx.top);
-    if let Some(d) = done.get(key) {
-        return Ok(d.clone());
+    if done.contains_key(key) {
+        return Ok(());
     }
     let entry = top
         .iter()
@@ -181,8 +175,8 @@ fn extend(
             ancestors: Vec::new(),
             missing: Vec::new(),
         };
-        done.insert(key.to_string(), r.clone());
-        return Ok(r);
+        done.insert(key.to_string(), r);
+        return Ok(());
     }
     stack.push(key.to_string());
     let mut base: Option<RNode> = None;
@@ -230,18 +224,22 @@ fn extend(
                 "extend a mapping (a job or a hidden `.template`)",
             ));
         }
-        let parent = extend(cx, &name, stack, done)?;
+        extend(cx, &name, stack, done)?;
+        let parent = &done[&name];
         ancestors.push(name.clone());
         ancestors.extend(parent.ancestors.iter().cloned());
         missing.extend(parent.missing.iter().cloned());
-        base = Some(match base {
-            None => parent.value,
-            Some(b) => deep_merge(&b, &parent.value),
-        });
+        match &mut base {
+            None => base = Some(parent.value.clone()),
+            Some(b) => deep_merge(b, &parent.value),
+        }
     }
     stack.pop();
     let mut value = match base {
-        Some(b) => deep_merge(&b, &entry.value),
+        Some(mut b) => {
+            deep_merge(&mut b, &entry.value);
+            b
+        }
         None => entry.value.clone(),
     };
     // The job's own `extends` is kept (it is what the user wrote).
@@ -255,8 +253,8 @@ fn extend(
         ancestors,
         missing,
     };
-    done.insert(key.to_string(), r.clone());
-    Ok(r)
+    done.insert(key.to_string(), r);
+    Ok(())
 }
 
 /// Replaces every `!reference` in `node` with the value it names in the

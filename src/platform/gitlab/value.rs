@@ -7,6 +7,8 @@
 //! `extends`), but the origin always names the definition, so a fix edits
 //! the definition once instead of one copy per user.
 
+use std::sync::Arc;
+
 use crate::source::{Node, Scalar, SourceError, SourceFile, Span, Value};
 
 /// How many resolved nodes one file may expand to through aliases before
@@ -23,8 +25,9 @@ pub struct Origin {
     /// The node's span including its anchor and tag.
     pub full_span: Span,
     /// The top-level key (job, hidden template, `default`, `variables`…)
-    /// whose body contains the node, if any.
-    pub owner: Option<String>,
+    /// whose body contains the node, if any. Shared: resolution copies
+    /// nodes many times.
+    pub owner: Option<Arc<str>>,
 }
 
 /// A resolved YAML node.
@@ -139,12 +142,12 @@ pub fn convert_file(file: &SourceFile, index: usize) -> Result<RNode, SourceErro
     let Some(root) = file.root() else {
         return Ok(empty(index, 0..0));
     };
-    let top_level: Vec<(Span, String)> = root
+    let top_level: Vec<(Span, Arc<str>)> = root
         .as_map()
         .map(|m| {
             m.entries
                 .iter()
-                .filter_map(|e| Some((e.span.clone(), e.key.as_str()?.to_string())))
+                .filter_map(|e| Some((e.span.clone(), Arc::from(e.key.as_str()?))))
                 .collect()
         })
         .unwrap_or_default();
@@ -173,7 +176,7 @@ fn empty(file: usize, span: Span) -> RNode {
 struct Converter<'a> {
     file: &'a SourceFile,
     index: usize,
-    top_level: Vec<(Span, String)>,
+    top_level: Vec<(Span, Arc<str>)>,
     /// Anchors being expanded (an alias inside its own anchor is a loop).
     active: Vec<usize>,
     budget: usize,
