@@ -67,6 +67,8 @@ struct Entry {
 struct Compiled {
     entries: Vec<Entry>,
     pattern: Regex,
+    /// The capture group number of entry `i`'s group `e{i}`.
+    groups: Vec<usize>,
 }
 
 fn table() -> &'static Compiled {
@@ -93,6 +95,7 @@ fn table() -> &'static Compiled {
                 .unicode(false)
                 .build()
                 .expect("rules/images.yaml patterns are checked by tests");
+        let file_len = file.images.len();
         let entries = file
             .images
             .into_iter()
@@ -108,7 +111,20 @@ fn table() -> &'static Compiled {
                 description: leak(e.description),
             })
             .collect();
-        Compiled { entries, pattern }
+        let groups = (0..file_len)
+            .map(|i| {
+                let name = format!("e{i}");
+                pattern
+                    .capture_names()
+                    .position(|n| n == Some(name.as_str()))
+                    .expect("every entry has its group")
+            })
+            .collect();
+        Compiled {
+            entries,
+            pattern,
+            groups,
+        }
     })
 }
 
@@ -127,7 +143,7 @@ pub fn match_image(reference: &str) -> Option<ImageMatch> {
     }
     let caps = table.pattern.captures(reference.as_bytes())?;
     let entry = (0..table.entries.len())
-        .find(|i| caps.name(&format!("e{i}")).is_some())
+        .find(|i| caps.get(table.groups[*i]).is_some())
         .map(|i| &table.entries[i])?;
     let name = reference
         .split('@')
