@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::Loaded;
 use crate::platform::Platform;
@@ -28,6 +29,18 @@ pub struct Target {
     pub kind: Option<Platform>,
     /// Named on the command line rather than found by a walk.
     pub explicit: bool,
+    /// The file's bytes, when discovery has read them already (a pipeline
+    /// read for its includes), so the check does not read it again.
+    pub bytes: Option<Arc<[u8]>>,
+}
+
+/// What [`add_included`] learns from reading one pipeline.
+#[derive(Debug, Default)]
+pub struct Includes {
+    /// The pipeline's bytes, as read (`None` when it could not be read).
+    pub bytes: Option<Arc<[u8]>>,
+    /// The files it includes locally.
+    pub files: Vec<PathBuf>,
 }
 
 /// What a walk found: the files, and the paths it could not read.
@@ -67,6 +80,7 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
                     path: path.clone(),
                     kind: Platform::from_path(path),
                     explicit: true,
+                    bytes: None,
                 },
             );
         }
@@ -76,34 +90,36 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
 }
 
 /// Adds the files the GitLab pipelines among the targets include locally
-/// (`includes_of` lists them for one `.gitlab-ci.yml`), so a Kaniko job
-/// defined in `ci/build.yml` is checked even though its name says nothing.
-/// A file already found (named, walked, or included twice) is kept once;
-/// `paths.exclude` applies to included files as to walked ones.
+/// (`includes_of` reads one `.gitlab-ci.yml` and lists them), so a Kaniko
+/// job defined in `ci/build.yml` is checked even though its name says
+/// nothing. A file already found (named, walked, or included twice) is kept
+/// once; `paths.exclude` applies to included files as to walked ones. Each
+/// pipeline keeps the bytes read, for its own check.
 pub fn add_included(
     out: &mut Discovered,
     config: &Loaded,
-    includes_of: &(dyn Fn(&Path) -> Vec<PathBuf> + Sync),
+    includes_of: &(dyn Fn(&Path) -> Includes + Sync),
 ) {
     use rayon::prelude::*;
 
-    let entries: Vec<&Path> = out
+    // Loading a pipeline's includes parses it: one pipeline per core.
+    let read: Vec<(usize, Includes)> = out
         .targets
-        .iter()
-        .filter(|t| {
+        .par_iter()
+        .enumerate()
+        .filter(|(_, t)| {
             t.kind == Some(Platform::GitLab)
                 && t.path
                     .file_name()
                     .is_some_and(|n| n == ".gitlab-ci.yml" || n == ".gitlab-ci.yaml")
         })
-        .map(|t| t.path.as_path())
+        .map(|(i, t)| (i, includes_of(&t.path)))
         .collect();
-    // Loading a pipeline's includes parses it: one pipeline per core.
-    let included: Vec<PathBuf> = entries
-        .par_iter()
-        .flat_map_iter(|e| includes_of(e))
-        .filter(|p| !config.is_excluded(p))
-        .collect();
+    let mut included = Vec::new();
+    for (i, found) in read {
+        out.targets[i].bytes = found.bytes;
+        included.extend(found.files.into_iter().filter(|p| !config.is_excluded(p)));
+    }
     if included.is_empty() {
         return;
     }
@@ -117,6 +133,7 @@ pub fn add_included(
                 path,
                 kind: Some(Platform::GitLab),
                 explicit: false,
+                bytes: None,
             },
         );
     }
@@ -124,28 +141,32 @@ pub fn add_included(
 }
 
 /// The files a GitLab pipeline includes locally (its own file excluded), as
-/// the GitLab platform loads them; none when the pipeline does not load (the
-/// entry's own check reports why). A pipeline whose text has no `include`
-/// is not parsed.
-pub fn gitlab_local_includes(entry: &Path) -> Vec<PathBuf> {
+/// the GitLab platform loads them, with the pipeline's bytes; no files when
+/// the pipeline does not load (the entry's own check reports why). A
+/// pipeline whose text has no `include` is not parsed.
+pub fn gitlab_local_includes(entry: &Path) -> Includes {
     use crate::platform::gitlab::include;
     let Ok(bytes) = crate::source::SourceFile::read(entry) else {
-        return Vec::new();
+        return Includes::default();
     };
-    if !crate::prefilter::may_include(&bytes) {
-        return Vec::new();
-    }
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Vec::new();
+    let bytes: Arc<[u8]> = bytes.into();
+    let files = match std::str::from_utf8(&bytes) {
+        Ok(text) if crate::prefilter::may_include(text.as_bytes()) => {
+            match include::load_text(&include::repo_root(entry), entry, text.to_string()) {
+                Ok(loaded) => loaded
+                    .files
+                    .iter()
+                    .skip(1)
+                    .map(|f| f.path.clone())
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
     };
-    match include::load_text(&include::repo_root(entry), entry, text) {
-        Ok(loaded) => loaded
-            .files
-            .iter()
-            .skip(1)
-            .map(|f| f.path.clone())
-            .collect(),
-        Err(_) => Vec::new(),
+    Includes {
+        bytes: Some(bytes),
+        files,
     }
 }
 
@@ -253,6 +274,7 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
                 path,
                 kind: Some(kind),
                 explicit: false,
+                bytes: None,
             },
         );
     }
@@ -413,12 +435,15 @@ mod tests {
         let asked = std::sync::Mutex::new(Vec::new());
         let includes = |entry: &Path| {
             asked.lock().unwrap().push(entry.to_path_buf());
-            vec![
-                root.join("ci/build.yml"),
-                root.join("ci/./deploy.yml"),
-                root.join("ci/build.yml"),
-                root.join("ci/old.yml"),
-            ]
+            Includes {
+                bytes: Some(Arc::from(&b"include: [ci/build.yml]\n"[..])),
+                files: vec![
+                    root.join("ci/build.yml"),
+                    root.join("ci/./deploy.yml"),
+                    root.join("ci/build.yml"),
+                    root.join("ci/old.yml"),
+                ],
+            }
         };
         add_included(&mut d, &config, &includes);
         assert_eq!(
@@ -441,6 +466,11 @@ mod tests {
                 .filter(|t| t.path.starts_with(root.join("ci")))
                 .all(|t| t.kind == Some(Platform::GitLab) && !t.explicit)
         );
+        // The pipeline keeps the bytes read for it; nothing else was read.
+        for t in &d.targets {
+            let is_pipeline = t.path.ends_with(".gitlab-ci.yml");
+            assert_eq!(t.bytes.is_some(), is_pipeline, "{}", t.path.display());
+        }
     }
 
     #[test]

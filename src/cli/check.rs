@@ -230,7 +230,10 @@ fn withhold_edits(findings: &mut Vec<Finding>, dropped: &[Finding]) {
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
-    let bytes = SourceFile::read(&target.path)?;
+    let bytes = match &target.bytes {
+        Some(read) => read.to_vec(),
+        None => SourceFile::read(&target.path)?,
+    };
     // Files named on the command line are always parsed, so their syntax and
     // structure errors are reported; walked files pass the prefilter first.
     if settings.prefilter

@@ -140,6 +140,10 @@ impl<'a> Build<'a> {
     /// Expands `$_X` / `${_X}` user substitutions with their defaults.
     pub fn substitute(&self, text: &str) -> String {
         let mut out = text.to_string();
+        // Most names and arguments use no substitution.
+        if !text.contains('$') {
+            return out;
+        }
         for (k, v) in &self.substitutions {
             out = out.replace(&format!("${{{k}}}"), v);
             if k.starts_with('_') {
