@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::config::Loaded;
 use crate::platform::Platform;
@@ -31,14 +30,57 @@ pub struct Target {
     pub explicit: bool,
     /// The file's bytes, when discovery has read them already (a pipeline
     /// read for its includes), so the check does not read it again.
-    pub bytes: Option<Arc<[u8]>>,
+    pub bytes: Preread,
 }
+
+/// At most this many bytes of pipelines read for their includes are kept
+/// for their checks; the rest are read again, so memory stays bounded in a
+/// repository of many pipelines.
+pub const PREREAD_BUDGET: usize = 8 << 20;
+
+/// Bytes read ahead for one check: taken once, so they are freed as soon
+/// as the file is checked rather than held for the whole run.
+#[derive(Debug, Default)]
+pub struct Preread(std::sync::Mutex<Option<Vec<u8>>>);
+
+impl Preread {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Preread(std::sync::Mutex::new(Some(bytes)))
+    }
+
+    /// The bytes, the first time only.
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().map_or(None, |mut b| b.take())
+    }
+
+    /// Whether the bytes are still there to take.
+    pub fn is_some(&self) -> bool {
+        self.0.lock().is_ok_and(|b| b.is_some())
+    }
+}
+
+impl Clone for Preread {
+    fn clone(&self) -> Self {
+        Preread(std::sync::Mutex::new(
+            self.0.lock().ok().and_then(|b| b.clone()),
+        ))
+    }
+}
+
+impl PartialEq for Preread {
+    fn eq(&self, other: &Self) -> bool {
+        let bytes = |p: &Preread| p.0.lock().ok().and_then(|b| b.clone());
+        bytes(self) == bytes(other)
+    }
+}
+
+impl Eq for Preread {}
 
 /// What [`add_included`] learns from reading one pipeline.
 #[derive(Debug, Default)]
 pub struct Includes {
     /// The pipeline's bytes, as read (`None` when it could not be read).
-    pub bytes: Option<Arc<[u8]>>,
+    pub bytes: Option<Vec<u8>>,
     /// The files it includes locally.
     pub files: Vec<PathBuf>,
 }
@@ -80,7 +122,7 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
                     path: path.clone(),
                     kind: Platform::from_path(path),
                     explicit: true,
-                    bytes: None,
+                    bytes: Preread::default(),
                 },
             );
         }
@@ -116,8 +158,14 @@ pub fn add_included(
         .map(|(i, t)| (i, includes_of(&t.path)))
         .collect();
     let mut included = Vec::new();
+    let mut kept = 0;
     for (i, found) in read {
-        out.targets[i].bytes = found.bytes;
+        if let Some(bytes) = found.bytes
+            && kept + bytes.len() <= PREREAD_BUDGET
+        {
+            kept += bytes.len();
+            out.targets[i].bytes = Preread::new(bytes);
+        }
         included.extend(found.files.into_iter().filter(|p| !config.is_excluded(p)));
     }
     if included.is_empty() {
@@ -133,7 +181,7 @@ pub fn add_included(
                 path,
                 kind: Some(Platform::GitLab),
                 explicit: false,
-                bytes: None,
+                bytes: Preread::default(),
             },
         );
     }
@@ -149,7 +197,6 @@ pub fn gitlab_local_includes(entry: &Path) -> Includes {
     let Ok(bytes) = crate::source::SourceFile::read(entry) else {
         return Includes::default();
     };
-    let bytes: Arc<[u8]> = bytes.into();
     let files = match std::str::from_utf8(&bytes) {
         Ok(text) if crate::prefilter::may_include(text.as_bytes()) => {
             match include::load_text(&include::repo_root(entry), entry, text.to_string()) {
@@ -274,7 +321,7 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
                 path,
                 kind: Some(kind),
                 explicit: false,
-                bytes: None,
+                bytes: Preread::default(),
             },
         );
     }
@@ -436,7 +483,7 @@ mod tests {
         let includes = |entry: &Path| {
             asked.lock().unwrap().push(entry.to_path_buf());
             Includes {
-                bytes: Some(Arc::from(&b"include: [ci/build.yml]\n"[..])),
+                bytes: Some(b"include: [ci/build.yml]\n".to_vec()),
                 files: vec![
                     root.join("ci/build.yml"),
                     root.join("ci/./deploy.yml"),
@@ -471,6 +518,27 @@ mod tests {
             let is_pipeline = t.path.ends_with(".gitlab-ci.yml");
             assert_eq!(t.bytes.is_some(), is_pipeline, "{}", t.path.display());
         }
+    }
+
+    #[test]
+    fn bytes_kept_for_checks_stay_within_the_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for dir in ["a", "b", "c"] {
+            write(root, &format!("{dir}/.gitlab-ci.yml"), "j: {script: [x]}\n");
+        }
+        let config = Loaded::discover(root).unwrap();
+        let mut d = discover(&[root.to_path_buf()], &config);
+        let includes = |_: &Path| Includes {
+            bytes: Some(vec![b'x'; PREREAD_BUDGET / 2 - 1]),
+            files: Vec::new(),
+        };
+        add_included(&mut d, &config, &includes);
+        let kept: Vec<bool> = d.targets.iter().map(|t| t.bytes.is_some()).collect();
+        assert_eq!(kept, [true, true, false]);
+        // Taken once: the check that takes them frees them.
+        assert!(d.targets[0].bytes.take().is_some());
+        assert!(d.targets[0].bytes.take().is_none());
     }
 
     #[test]

@@ -230,8 +230,8 @@ fn withhold_edits(findings: &mut Vec<Finding>, dropped: &[Finding]) {
 }
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
-    let bytes = match &target.bytes {
-        Some(read) => read.to_vec(),
+    let bytes = match target.bytes.take() {
+        Some(read) => read,
         None => SourceFile::read(&target.path)?,
     };
     // Files named on the command line are always parsed, so their syntax and
