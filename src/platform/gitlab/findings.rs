@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
-use super::rewrite::{FileEdit, rewrite_job};
+use super::rewrite::{FileEdit, JobEdits, rewrite_job};
 use super::split::split_job;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
@@ -126,12 +126,17 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     // An image definition shared with a job that must stay (manual) cannot
     // change for the others either.
     let mut blocked: Vec<((usize, Span), String)> = Vec::new();
+    // Each job's rewrite, computed once: here to find the blocked images,
+    // then taken by the job's findings.
+    let mut rewrites: Vec<Option<Result<JobEdits, String>>> = kjobs.iter().map(|_| None).collect();
     if opts.target != Target::Split {
-        for k in kjobs
+        for (k, rewrite) in kjobs
             .iter()
-            .filter(|k| !(k.job.hidden && k.calls.is_empty()))
+            .zip(&mut rewrites)
+            .filter(|(k, _)| !(k.job.hidden && k.calls.is_empty()))
         {
-            if let (Some(img), Err(_)) = (&k.job.image, rewrite_job(p, k, opts)) {
+            let r = rewrite.insert(rewrite_job(p, k, opts));
+            if let (Some(img), Err(_)) = (&k.job.image, r) {
                 blocked.push((
                     (img.origin.file, img.origin.span.clone()),
                     k.job.name.clone(),
@@ -139,7 +144,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             }
         }
     }
-    for k in &kjobs {
+    for (k, rewrite) in kjobs.iter().zip(rewrites) {
         let job = k.job;
         // A template is migrated through the jobs that use it.
         if job.hidden
@@ -160,7 +165,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
                 })
                 .map(|(_, name)| name.as_str())
         });
-        job_findings(&mut c, p, k, opts, shared_with);
+        job_findings(&mut c, p, k, opts, shared_with, rewrite);
     }
     for job in &p.jobs {
         // Templates are judged through the jobs that use them.
@@ -234,6 +239,7 @@ fn job_findings(
     k: &KanikoJob,
     opts: &Options,
     shared_with: Option<&str>,
+    rewrite: Option<Result<JobEdits, String>>,
 ) {
     let job = k.job;
     let (file, span) = primary(k);
@@ -293,7 +299,7 @@ fn job_findings(
         Some(other) => Err(format!(
             "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
         )),
-        None => rewrite_job(p, k, opts),
+        None => rewrite.unwrap_or_else(|| rewrite_job(p, k, opts)),
     };
     let rewrite = match rewrite {
         Ok(r) => r,
