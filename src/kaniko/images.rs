@@ -134,7 +134,33 @@ fn leak(s: String) -> &'static str {
 
 /// Matches an image reference (as written, surrounding whitespace ignored).
 pub fn match_image(reference: &str) -> Option<ImageMatch> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    // The same few references come back in every job and file, and finding
+    // which entry matched runs the slower capturing search: remember the
+    // answers per thread (forgetting them all past a bound).
+    thread_local! {
+        static SEEN: RefCell<HashMap<String, Option<ImageMatch>>> = RefCell::new(HashMap::new());
+    }
+    const REMEMBERED: usize = 256;
     let reference = reference.trim();
+    if let Some(known) = SEEN.with(|seen| seen.borrow().get(reference).cloned()) {
+        return known;
+    }
+    let found = search(reference);
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(reference.to_string(), found.clone());
+    });
+    found
+}
+
+/// [`match_image`] without the memory.
+fn search(reference: &str) -> Option<ImageMatch> {
     let table = table();
     // The quick test first: most images are not Kaniko, and only a match
     // needs the slower search for which group took part.
@@ -170,6 +196,21 @@ pub fn match_image(reference: &str) -> Option<ImageMatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_answers_are_the_searched_ones() {
+        let kaniko = "gcr.io/kaniko-project/executor:v1.23.2";
+        let first = match_image(kaniko);
+        assert!(first.is_some());
+        // Past the bound the memory starts over; answers stay the same.
+        for i in 0..600 {
+            let other = format!("registry.example/app{i}:1");
+            assert_eq!(match_image(&other), search(&other));
+            assert_eq!(match_image(kaniko), first);
+        }
+        assert_eq!(match_image(&format!("  {kaniko} ")), first);
+        assert_eq!(match_image("docker:28.5-cli"), None);
+    }
 
     #[test]
     fn every_example_in_the_table_behaves_as_documented() {

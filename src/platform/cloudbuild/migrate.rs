@@ -299,9 +299,15 @@ fn is_in_flow(source: &SourceFile, node: &Node) -> bool {
         return true;
     }
     let before = &source.text[..node.span.start];
+    // A bracket opened on the node's own line first: it is the cheap test,
+    // and counting brackets reads the whole text before the node.
+    let line = &before[line_start(&source.text, node.span.start)..];
+    if !line.contains(['[', '{']) {
+        return false;
+    }
     let opens = before.matches(['[', '{']).count();
     let closes = before.matches([']', '}']).count();
-    opens > closes && before.rfind(['[', '{']) > before.rfind('\n')
+    opens > closes
 }
 
 /// Column of `offset` in its line.
