@@ -10,6 +10,7 @@ pub mod tree;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use tree::{Entry, Item, Map, Node, Scalar, Seq, Span, Tree, Value};
 
@@ -63,7 +64,9 @@ pub struct SourceFile {
     /// The path as the user gave it (used in messages).
     pub path: PathBuf,
     pub text: String,
-    pub tree: Tree,
+    /// Shared, so a copy of the file (a GitLab pipeline keeps one of each
+    /// file it loads) does not copy the tree.
+    pub tree: Arc<Tree>,
     pub syntax: Syntax,
     pub line_ending: LineEnding,
     line_starts: Vec<usize>,
@@ -258,7 +261,7 @@ impl SourceFile {
         Ok(Self {
             path: path.to_path_buf(),
             text,
-            tree,
+            tree: Arc::new(tree),
             syntax,
             line_ending,
             line_starts,
@@ -269,10 +272,10 @@ impl SourceFile {
     /// line index stay, for reports). A large walk would otherwise hold every
     /// file's tree until the report is written.
     pub fn drop_tree(&mut self) {
-        self.tree = Tree {
+        self.tree = Arc::new(Tree {
             documents: Vec::new(),
             comments: Vec::new(),
-        };
+        });
     }
 
     /// 1-based line and column (in characters) of a byte offset.
