@@ -14,8 +14,6 @@
 
 use std::ops::Range;
 
-use miette::{SourceCode, SourceSpan};
-
 use super::snippet::Snippet;
 use crate::rules::Severity;
 
@@ -84,27 +82,31 @@ impl<'a> Window<'a> {
         if source.whole_scan() || d.span.is_empty() {
             return None;
         }
-        let span = SourceSpan::new(d.span.start.into(), d.span.len());
-        // The same window miette reads, from the same reader.
-        let contents = source.read_span(&span, 1, 1).ok()?;
-        let data = std::str::from_utf8(contents.data()).ok()?;
-        let base = contents.span().offset();
-        // `data` borrows from the source text, so it lives as long as `d`.
-        let text = &source.text()[base..base + data.len()];
+        // miette shows the line before the span's and the line after it,
+        // when there is one (a final line break starts no line), numbered
+        // from 1. Read from the line index instead of miette's scan.
+        let file = source.file();
+        let text = file.text.as_str();
+        if d.span.end > text.len() {
+            return None;
+        }
+        let at_line = file.line_index(d.span.start);
+        let first = at_line.saturating_sub(1);
         let mut lines = Vec::with_capacity(3);
-        let mut offset = base;
-        for (number, raw) in (contents.line() + 1..).zip(text.split_inclusive('\n')) {
+        for index in first..=at_line + 1 {
+            let start = file.line_start(index + 1);
+            if index > at_line && start >= text.len() {
+                break;
+            }
+            let raw = &text[start..file.line_start(index + 2)];
             let line = raw.strip_suffix('\n').unwrap_or(raw);
             let line = line.strip_suffix('\r').unwrap_or(line);
             if !line.bytes().all(|b| (b' '..=b'~').contains(&b)) {
                 return None;
             }
-            lines.push((number, offset, line));
-            offset += raw.len();
+            lines.push((index + 1, start, line));
         }
-        let at = lines
-            .iter()
-            .position(|(_, start, line)| (*start..start + line.len()).contains(&d.span.start))?;
+        let at = at_line - first;
         let (_, start, line) = lines[at];
         (d.span.end <= start + line.len()).then_some(Window { lines, at })
     }
@@ -306,7 +308,7 @@ fn split_words(line: &str, max: usize, words: &mut Vec<Word>) {
 mod tests {
     use super::*;
     use crate::source::SourceFile;
-    use miette::{Diagnostic, GraphicalReportHandler, LabeledSpan};
+    use miette::{Diagnostic, GraphicalReportHandler, LabeledSpan, SourceCode};
     use std::fmt;
     use std::path::Path;
 

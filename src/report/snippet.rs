@@ -39,9 +39,9 @@ impl<'a> Snippet<'a> {
         &self.name
     }
 
-    /// The file's whole text.
-    pub fn text(&self) -> &'a str {
-        &self.source.text
+    /// The file shown.
+    pub fn file(&self) -> &'a SourceFile {
+        self.source
     }
 
     /// Whether the text has a lone `\r`, which miette counts as a line
