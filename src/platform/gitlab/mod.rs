@@ -55,6 +55,9 @@ pub struct Pipeline {
     pub stages: Vec<String>,
     /// `default:` and the legacy top-level keywords.
     pub defaults: job::Defaults,
+    /// Each file's indentation style, learned on first use (every job's
+    /// rewrite needs its file's).
+    indents: Vec<std::sync::OnceLock<yaml_edit::Indent>>,
 }
 
 impl Pipeline {
@@ -162,6 +165,7 @@ impl Pipeline {
             jobs.push(job);
         }
         Ok(Pipeline {
+            indents: loaded.files.iter().map(|_| Default::default()).collect(),
             root_dir: loaded.root_dir,
             files: loaded.files,
             includes: loaded.includes,
@@ -169,6 +173,11 @@ impl Pipeline {
             stages,
             defaults,
         })
+    }
+
+    /// How file `i` indents.
+    pub fn indent(&self, i: usize) -> yaml_edit::Indent {
+        *self.indents[i].get_or_init(|| yaml_edit::Indent::of(&self.files[i]))
     }
 
     /// The job or template called `name`.

@@ -59,7 +59,7 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
     let home = home_of(p, job).ok_or("the job's mapping was not found in the source")?;
     let (hfile, hmap) = home;
     let f = &p.files[hfile];
-    let indent = Indent::of(f);
+    let indent = p.indent(hfile);
     let Value::Map(hm) = &hmap.value else {
         return Err("the job is not a block or flow mapping".into());
     };
@@ -92,7 +92,7 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             let Some((_, e)) = entry_of(file, &img.origin.span) else {
                 return Err("the job's image is written in a form kmigrate cannot edit".into());
             };
-            let ind = Indent::of(file);
+            let ind = p.indent(img.origin.file);
             out.edits.extend(
                 image_edits(file, e, opts, &ind)
                     .into_iter()

@@ -96,7 +96,12 @@ fn word(dq: &str) -> String {
     }
     // GitLab's `$[[ inputs.x ]]` must stay as written to be interpolated;
     // inside double quotes the shell never sees it anyway.
-    render_word(&out).replace("\\$[[", "$[[")
+    let rendered = render_word(&out);
+    if rendered.contains("\\$[[") {
+        rendered.replace("\\$[[", "$[[")
+    } else {
+        rendered
+    }
 }
 
 /// The `docker buildx build` words for `plan` (shell text, one word each).
