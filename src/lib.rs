@@ -22,5 +22,7 @@ pub mod report;
 pub mod rules;
 pub mod shell;
 pub mod source;
+#[cfg(test)]
+mod test_rng;
 pub mod verify;
 pub mod write;

@@ -308,6 +308,7 @@ fn split_words(line: &str, max: usize, words: &mut Vec<Word>) {
 mod tests {
     use super::*;
     use crate::source::SourceFile;
+    use crate::test_rng::Rng;
     use miette::{Diagnostic, GraphicalReportHandler, LabeledSpan, SourceCode};
     use std::fmt;
     use std::path::Path;
@@ -365,78 +366,60 @@ mod tests {
         Some(out)
     }
 
-    /// A small deterministic generator (xorshift), so a failure replays.
-    struct Gen(u64);
+    /// Words of many lengths (up to past a whole line), separated by
+    /// one or more spaces, sometimes with leading, trailing or doubled
+    /// spaces, empty lines, or (rarely) a character the fast path
+    /// refuses.
+    fn text(g: &mut Rng) -> String {
+        let mut text = String::new();
+        for _ in 0..g.below(40) {
+            let word = match g.below(20) {
+                0 => "x".repeat(90 + g.below(120)),
+                1 => "\n".into(),
+                2 => "  ".into(),
+                3 => "`europe-docker.pkg.dev/$PROJECT_ID/app/cache:buildcache`".into(),
+                4 if g.below(20) == 0 => g.pick(&["é", "\t", "\u{1b}[1m", "—"]).into(),
+                _ => "abcdefghijkl"[..1 + g.below(12)].into(),
+            };
+            text.push_str(&word);
+            text.push_str(g.pick(&[" ", " ", " ", "  ", "", "\n"]));
+        }
+        text
+    }
 
-    impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+    /// A YAML text of top-level keys and comment lines (which may hold
+    /// a tab, non-ASCII, a lone `\r`), with LF or CRLF line breaks,
+    /// sometimes without a final one.
+    fn source(g: &mut Rng) -> String {
+        let mut text = String::new();
+        let newline = g.pick(&["\n", "\n", "\r\n"]);
+        for i in 0..1 + g.below(14) {
+            let line = match g.below(24) {
+                0 => String::new(),
+                1 => g.pick(&["#a:\tb", "# é", "# x\r# y", "  # ☞"]).into(),
+                2 | 3 => format!("k{i}: --destination={}", "r".repeat(g.below(150))),
+                4 => " ".repeat(g.below(6)) + "# comment",
+                _ => format!("k{i}: {}", &"value with words"[..1 + g.below(15)]),
+            };
+            text.push_str(&line);
+            text.push_str(newline);
         }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
+        if g.below(4) == 0 {
+            text.pop();
         }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-
-        /// Words of many lengths (up to past a whole line), separated by
-        /// one or more spaces, sometimes with leading, trailing or doubled
-        /// spaces, empty lines, or (rarely) a character the fast path
-        /// refuses.
-        fn text(&mut self) -> String {
-            let mut text = String::new();
-            for _ in 0..self.below(40) {
-                let word = match self.below(20) {
-                    0 => "x".repeat(90 + self.below(120)),
-                    1 => "\n".into(),
-                    2 => "  ".into(),
-                    3 => "`europe-docker.pkg.dev/$PROJECT_ID/app/cache:buildcache`".into(),
-                    4 if self.below(20) == 0 => self.pick(&["é", "\t", "\u{1b}[1m", "—"]).into(),
-                    _ => "abcdefghijkl"[..1 + self.below(12)].into(),
-                };
-                text.push_str(&word);
-                text.push_str(self.pick(&[" ", " ", " ", "  ", "", "\n"]));
-            }
-            text
-        }
-
-        /// A YAML text of top-level keys and comment lines (which may hold
-        /// a tab, non-ASCII, a lone `\r`), with LF or CRLF line breaks,
-        /// sometimes without a final one.
-        fn source(&mut self) -> String {
-            let mut text = String::new();
-            let newline = self.pick(&["\n", "\n", "\r\n"]);
-            for i in 0..1 + self.below(14) {
-                let line = match self.below(24) {
-                    0 => String::new(),
-                    1 => self.pick(&["#a:\tb", "# é", "# x\r# y", "  # ☞"]).into(),
-                    2 | 3 => format!("k{i}: --destination={}", "r".repeat(self.below(150))),
-                    4 => " ".repeat(self.below(6)) + "# comment",
-                    _ => format!("k{i}: {}", &"value with words"[..1 + self.below(15)]),
-                };
-                text.push_str(&line);
-                text.push_str(newline);
-            }
-            if self.below(4) == 0 {
-                text.pop();
-            }
-            text
-        }
+        text
     }
 
     #[test]
     fn draws_what_miette_draws() {
         let handler = super::super::human::handler(false).with_width(WIDTH);
-        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut g = Rng(0x9e37_79b9_7f4a_7c15);
         let mut drawn = 0;
         let cases = 4000;
         for case in 0..cases {
-            let text = g.source();
-            let source = SourceFile::from_text(Path::new("t.yaml"), text.clone())
-                .unwrap_or_else(|e| panic!("case {case}: {text:?}: {e}"));
+            let yaml = source(&mut g);
+            let source = SourceFile::from_text(Path::new("t.yaml"), yaml.clone())
+                .unwrap_or_else(|e| panic!("case {case}: {yaml:?}: {e}"));
             let snippet = Snippet::new(g.pick(&["ci/cloudbuild.yaml", "x"]).into(), &source);
             // Mostly a span inside one line, as findings are; sometimes any.
             let len = source.text.len();
@@ -449,7 +432,7 @@ mod tests {
                 let start = from + g.below(to - from + 1);
                 start..start + g.below(to - start + 1)
             };
-            let (message, help) = (g.text(), g.text());
+            let (message, help) = (text(&mut g), text(&mut g));
             let label = g.pick(&[
                 "error, fixable: rewrite step 2",
                 "warning, no automatic fix",
@@ -484,9 +467,9 @@ mod tests {
 
     #[test]
     fn wraps_as_textwrap_does() {
-        let mut g = Gen(7);
+        let mut g = Rng(7);
         for _ in 0..20_000 {
-            let text = g.text();
+            let text = text(&mut g);
             if !plain_text(&text) {
                 continue;
             }

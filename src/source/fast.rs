@@ -820,6 +820,7 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::source::tree::parse_with_tree_sitter;
+    use crate::test_rng::Rng;
 
     /// `fast` either gives up on `src` or gives tree-sitter's tree; returns
     /// whether it read it.
@@ -900,26 +901,22 @@ mod tests {
 
     /// A small deterministic generator of CI-shaped YAML with the constructs
     /// `fast` reads and the near misses it must leave to tree-sitter.
-    struct Gen(u64);
+    struct Gen(Rng);
+
+    impl std::ops::Deref for Gen {
+        type Target = Rng;
+        fn deref(&self) -> &Rng {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Gen {
+        fn deref_mut(&mut self) -> &mut Rng {
+            &mut self.0
+        }
+    }
 
     impl Gen {
-        fn next(&mut self) -> u64 {
-            // xorshift64*
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-            xs[self.below(xs.len())]
-        }
-        fn chance(&mut self, percent: usize) -> bool {
-            self.below(100) < percent
-        }
-
         fn scalar(&mut self, indent: usize) -> String {
             let pad = " ".repeat(indent + 2);
             match self.below(12) {
@@ -1137,7 +1134,7 @@ mod tests {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(6000);
-        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut g = Gen(Rng(0x9e37_79b9_7f4a_7c15));
         let (mut read, mut read_mutated) = (0, 0);
         for _ in 0..cases {
             let doc = g.document();
