@@ -19,7 +19,7 @@ use crate::source::SourceError;
 pub const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target"];
 
 /// A file to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Target {
     /// The path as it will be shown (as named, or as walked from a named
     /// directory).
@@ -58,23 +58,6 @@ impl Preread {
         self.0.lock().is_ok_and(|b| b.is_some())
     }
 }
-
-impl Clone for Preread {
-    fn clone(&self) -> Self {
-        Preread(std::sync::Mutex::new(
-            self.0.lock().ok().and_then(|b| b.clone()),
-        ))
-    }
-}
-
-impl PartialEq for Preread {
-    fn eq(&self, other: &Self) -> bool {
-        let bytes = |p: &Preread| p.0.lock().ok().and_then(|b| b.clone());
-        bytes(self) == bytes(other)
-    }
-}
-
-impl Eq for Preread {}
 
 /// What [`add_included`] learns from reading one pipeline.
 #[derive(Debug, Default)]
