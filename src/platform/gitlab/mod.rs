@@ -22,6 +22,7 @@ pub mod findings;
 pub mod glob;
 pub mod include;
 pub mod job;
+pub mod local_path;
 pub mod resolve;
 pub mod rewrite;
 pub mod script_text;
@@ -144,7 +145,9 @@ impl Pipeline {
                 return Err(files[e.key_origin.file]
                     .error_at(
                         e.key_origin.span.start,
-                        format!("job `{}` must be a mapping, this is a {}", e.key, e.value.kind_name()),
+                        // The key is not quoted: a file named by an include
+                        // may be any file of the checkout, not a CI file.
+                        format!("a job must be a mapping; this top-level key holds a {}", e.value.kind_name()),
                     )
                     .with_help("give the job a `script:`; prefix the name with `.` for a hidden helper value"));
             }
