@@ -395,3 +395,70 @@ build:
     let out = kmigrate(repo, &["check", "."]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
+
+#[test]
+fn destinations_through_variables_resolve_before_the_registry_is_decided() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let job = |vars_global: &str, vars_job: &str, dest: &str| {
+        format!(
+            "{vars_global}build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n{vars_job}  script:\n    - /kaniko/executor --context . --destination {dest}\n"
+        )
+    };
+    for text in [
+        job(
+            "variables:\n  IMAGE: $CI_REGISTRY_IMAGE/app\n",
+            "",
+            "$IMAGE:$CI_COMMIT_SHA",
+        ),
+        job(
+            "",
+            "  variables:\n    IMAGE: \"${CI_REGISTRY_IMAGE}/app\"\n",
+            "\"${IMAGE}:$CI_COMMIT_SHA\"",
+        ),
+        job(
+            "variables:\n  REG: $CI_REGISTRY\n  IMAGE: $REG/group/app\n",
+            "",
+            "$IMAGE:1",
+        ),
+    ] {
+        write(repo, ".gitlab-ci.yml", &text);
+        let found = findings(repo, &["."]);
+        assert!(
+            !found.iter().any(|(r, _, _)| r == "KM011"),
+            "{text}\n{found:#?}"
+        );
+        let out = kmigrate(repo, &["rewrite", "--diff", ".gitlab-ci.yml"]);
+        let diff = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            diff.contains(r#"docker login "$CI_REGISTRY""#),
+            "{text}\n{diff}"
+        );
+    }
+    // Written out through a variable, Docker Hub is still Docker Hub.
+    write(
+        repo,
+        ".gitlab-ci.yml",
+        &job("variables:\n  IMAGE: myuser/app\n", "", "$IMAGE:1"),
+    );
+    let found = findings(repo, &["."]);
+    assert!(
+        found
+            .iter()
+            .any(|(r, _, m)| r == "KM011" && m.contains("`docker.io`")),
+        "{found:#?}"
+    );
+    // Set outside the file: kmigrate says it cannot know, never guesses.
+    for dest in ["$TARGET:1", "${TARGET}/app:1", "registry.$DOMAIN/app:1"] {
+        write(repo, ".gitlab-ci.yml", &job("", "", dest));
+        let found = findings(repo, &["."]);
+        let km011: Vec<&(String, String, String)> =
+            found.iter().filter(|(r, _, _)| r == "KM011").collect();
+        assert_eq!(km011.len(), 1, "{dest}: {found:#?}");
+        let message = &km011[0].2;
+        assert!(!message.contains("docker.io"), "{dest}: {message}");
+        assert!(message.contains("cannot tell"), "{dest}: {message}");
+        let out = kmigrate(repo, &["rewrite", "--diff", ".gitlab-ci.yml"]);
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("docker login"));
+    }
+}

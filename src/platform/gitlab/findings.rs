@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::registry::{Registry, registry_of};
 use super::rewrite::{FileEdit, JobEdits, rewrite_job};
 use super::split::split_job;
 use super::target::{Options, Target};
@@ -420,11 +421,12 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
             .iter()
             .chain(call.conversion.cache_ref.iter());
         for r in refs {
-            let r = r.trim_matches('"');
-            if r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY") {
-                continue;
-            }
-            let host = crate::buildx::registry_config::registry_host(r);
+            let host = match registry_of(job, r) {
+                // The rewrite logs in to GitLab's registry.
+                Registry::Gitlab => continue,
+                Registry::Host(host) => host,
+                Registry::Unknown(var) => var,
+            };
             if seen.contains(&host) {
                 continue;
             }
@@ -435,8 +437,19 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 .next()
                 .map(|u| call.args_span(&u.args))
                 .unwrap_or_else(|| call.span.clone());
-            c.add(
-                call.file,
+            let finding = if host.contains('$') {
+                Finding::new(
+                    "KM011",
+                    span,
+                    format!(
+                        "job `{}` pushes to a registry kmigrate cannot tell before the job runs (it depends on `{host}`, set outside this pipeline's files), without writing Docker credentials: Kaniko may have found them through its built-in helpers (GitLab, GCR, ECR, ACR), the new builder reads only the Docker config",
+                        job.name
+                    ),
+                )
+                .with_help(format!(
+                    "add a login for the registry `{host}` names before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login <registry> -u \"$REGISTRY_USER\" --password-stdin` (`\"$CI_REGISTRY\"` with `$CI_REGISTRY_USER`/`$CI_REGISTRY_PASSWORD` for GitLab's), or a credential helper"
+                ))
+            } else {
                 Finding::new(
                     "KM011",
                     span,
@@ -447,8 +460,9 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 )
                 .with_help(format!(
                     "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
-                )),
-            );
+                ))
+            };
+            c.add(call.file, finding);
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::Pipeline;
 use super::analyze::KanikoJob;
 use super::job::{Job, ScriptLine, Section};
+use super::registry::{Registry, registry_of};
 use super::script_text::{replace_command, replace_text};
 use super::target::{Options, Target, buildctl_words, buildx_words};
 use super::yaml_edit::{self, Indent, add_items, entry_of, insert_entries, insert_entries_before};
@@ -166,10 +167,7 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             .tags
             .iter()
             .chain(c.conversion.cache_ref.iter())
-            .any(|r| {
-                let r = r.trim_start_matches('"');
-                r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY")
-            })
+            .any(|r| registry_of(job, r) == Registry::Gitlab)
     });
     let mut setup: Vec<String> = Vec::new();
     match opts.target {
