@@ -210,7 +210,7 @@ pub fn gitlab_local_includes(entry: &Path) -> Includes {
 
 /// `path` relative to the current directory when it lies below it, else
 /// absolute; `.` and `..` resolved.
-fn relative_to_cwd(path: &Path) -> PathBuf {
+pub fn relative_to_cwd(path: &Path) -> PathBuf {
     let abs = crate::config::absolute(path);
     let cwd = crate::config::absolute(Path::new("."));
     match abs.strip_prefix(&cwd) {

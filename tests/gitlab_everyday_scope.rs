@@ -462,3 +462,45 @@ fn destinations_through_variables_resolve_before_the_registry_is_decided() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains("docker login"));
     }
 }
+
+#[test]
+fn rewriting_a_pipeline_rewrites_its_included_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let pipeline = "include:\n  - local: ci/build.yml\nstages: [build]\n";
+    write(repo, ".gitlab-ci.yml", pipeline);
+    write(repo, "ci/build.yml", KANIKO_JOB);
+    // --check counts the included file.
+    let out = kmigrate(repo, &["rewrite", "--check", ".gitlab-ci.yml"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ci/build.yml: would rewrite 1 Kaniko job"),
+        "{text}"
+    );
+    // --diff shows it.
+    let out = kmigrate(repo, &["rewrite", "--diff", ".gitlab-ci.yml"]);
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(diff.contains("+++ b/ci/build.yml"), "{diff}");
+    // Named together, each file is rewritten once and nobody asks to pass
+    // a file that was passed.
+    for args in [
+        &["rewrite", ".gitlab-ci.yml"][..],
+        &["rewrite", ".gitlab-ci.yml", "ci/build.yml"],
+    ] {
+        write(repo, "ci/build.yml", KANIKO_JOB);
+        let out = kmigrate(repo, args);
+        let text = all_output(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
+        assert!(!text.contains("pass `ci/build.yml`"), "{args:?}: {text}");
+        assert_eq!(text.matches("ci/build.yml: rewrote").count(), 1, "{text}");
+        let built = std::fs::read_to_string(repo.join("ci/build.yml")).unwrap();
+        assert!(built.contains("docker buildx build"), "{built}");
+        assert_eq!(
+            std::fs::read_to_string(repo.join(".gitlab-ci.yml")).unwrap(),
+            pipeline
+        );
+        let out = kmigrate(repo, &["rewrite", "--check", ".gitlab-ci.yml"]);
+        assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    }
+}

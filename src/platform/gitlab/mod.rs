@@ -236,6 +236,10 @@ pub fn options_from(
     })
 }
 
+/// What the KM014 note on an include whose file holds part of a fix says;
+/// `rewrite` leaves it out when it rewrites that file as well.
+pub const SHARED_FIX_NOTE: &str = "holds part of this pipeline's Kaniko migration";
+
 /// Findings (with fixes) for one GitLab file, as the per-file engine asks.
 ///
 /// The file is seen as part of its pipeline: when it is the repository's
@@ -308,10 +312,10 @@ pub fn file_findings(
             crate::rules::Finding::new(
                 "KM014",
                 inc.span.clone(),
-                format!("`{path}` (included here) holds part of this pipeline's Kaniko migration"),
+                format!("`{path}` (included here) {SHARED_FIX_NOTE}"),
             )
             .with_help(format!(
-                "pass `{path}` to `kmigrate rewrite` as well, so its share of the fix is written"
+                "`kmigrate rewrite` of the pipeline's `.gitlab-ci.yml` rewrites it too; when rewriting this file alone, pass `{path}` as well, so its share of the fix is written"
             )),
         );
     }
