@@ -504,3 +504,26 @@ fn rewriting_a_pipeline_rewrites_its_included_files() {
         assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     }
 }
+
+#[test]
+fn keys_added_to_a_job_go_after_its_leading_extends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    for text in [
+        // The image comes from the template: services and variables are new.
+        ".kaniko:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\nbuild:\n  extends: .kaniko\n  script:\n    - /kaniko/executor --destination registry.example.com/app\n",
+        // The image comes from `default:`: the job gets its own.
+        "default:\n  image: gcr.io/kaniko-project/executor:debug\n.base:\n  stage: build\nbuild:\n  extends: .base\n  script:\n    - /kaniko/executor --destination registry.example.com/app\n",
+    ] {
+        write(repo, ".gitlab-ci.yml", text);
+        let out = kmigrate(repo, &["rewrite", ".gitlab-ci.yml"]);
+        assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+        let new = std::fs::read_to_string(repo.join(".gitlab-ci.yml")).unwrap();
+        assert!(new.contains("docker buildx build"), "{new}");
+        let job = &new[new.find("\nbuild:\n").expect("job kept")..];
+        assert!(job.starts_with("\nbuild:\n  extends: "), "{new}");
+        if text.starts_with("default:") {
+            assert!(job.contains("  image: docker:"), "{new}");
+        }
+    }
+}

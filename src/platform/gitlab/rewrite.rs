@@ -231,6 +231,10 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         let text = new_keys.join("\n");
         let e = match (h_entry("image"), hm.entries.first()) {
             (Some(img), _) => insert_entries(f, hmap, Some(img), &text),
+            // A leading `extends:` stays first (it says what the job is).
+            (None, Some(first)) if first.key.as_str() == Some("extends") => {
+                insert_entries(f, hmap, Some(first), &text)
+            }
             // No image in the job: the new keys open its mapping, ahead of
             // a `before_script:` inserted at the same place.
             (None, Some(first)) if !hm.flow => Some(insert_entries_before(f, first, &text)),
