@@ -527,3 +527,118 @@ fn keys_added_to_a_job_go_after_its_leading_extends() {
         }
     }
 }
+
+/// How to run pre-commit, when it is installed (scripts/test.sh installs it).
+fn pre_commit_cmd() -> Option<Vec<&'static str>> {
+    [&["pre-commit"][..], &["python3", "-m", "pre_commit"][..]]
+        .into_iter()
+        .find(|cmd| {
+            Command::new(cmd[0])
+                .args(&cmd[1..])
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(<[&str]>::to_vec)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@kmigrate.invalid"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", all_output(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn pre_commit_hooks_act_on_a_commit_that_touches_only_an_included_file() {
+    let Some(cmd) = pre_commit_cmd() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pre-commit is not installed"
+        );
+        eprintln!("skipping: pre-commit is not installed (run scripts/test.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let hooks = tmp.path().join("hooks");
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".pre-commit-hooks.yaml"),
+    )
+    .unwrap()
+    .replace("\n  language: rust\n", "\n  language: system\n")
+    .replace(
+        "\n  entry: kmigrate ",
+        &format!("\n  entry: {} ", env!("CARGO_BIN_EXE_kmigrate")),
+    );
+    write(&hooks, ".pre-commit-hooks.yaml", &manifest);
+    git(&hooks, &["init", "-q"]);
+    git(&hooks, &["add", "-A"]);
+    git(&hooks, &["commit", "-q", "-m", "hooks"]);
+    let rev = git(&hooks, &["rev-parse", "HEAD"]);
+
+    let project = tmp.path().join("project");
+    let pipeline = "include:\n  - local: ci/build.yml\nstages: [build]\n";
+    write(&project, ".gitlab-ci.yml", pipeline);
+    write(&project, "ci/build.yml", KANIKO_JOB);
+    // Not CI files: never an error, never touched.
+    write(&project, "k8s/pod.yaml", "apiVersion: v1\nkind: Pod\n");
+    write(&project, "chart/templates/x.yaml", "a: {{ .Values.x }}\n");
+    write(
+        &project,
+        "notes.yaml",
+        "steps:\n  - name: gcr.io/kaniko-project/executor\n",
+    );
+    git(&project, &["init", "-q"]);
+    let run = |hook: &str| {
+        write(
+            &project,
+            ".pre-commit-config.yaml",
+            &format!(
+                "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: {hook}\n",
+                hooks.display()
+            ),
+        );
+        git(&project, &["add", "-A"]);
+        // What a commit touching only these files runs.
+        let o = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .args(["run", "--files", "ci/build.yml", "k8s/pod.yaml"])
+            .args(["chart/templates/x.yaml", "notes.yaml"])
+            .current_dir(&project)
+            .env("PRE_COMMIT_HOME", tmp.path().join("home"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (o.status.code(), all_output(&o))
+    };
+    let (code, out) = run("kmigrate-check");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("KM001") && out.contains("ci/build.yml"),
+        "{out}"
+    );
+    for other in ["pod.yaml", "x.yaml", "notes.yaml"] {
+        assert!(!out.contains(other), "{other}: {out}");
+    }
+    let (code, out) = run("kmigrate-rewrite");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("files were modified by this hook"), "{out}");
+    let built = std::fs::read_to_string(project.join("ci/build.yml")).unwrap();
+    assert!(built.contains("docker buildx build"), "{built}");
+    assert_eq!(
+        std::fs::read_to_string(project.join("k8s/pod.yaml")).unwrap(),
+        "apiVersion: v1\nkind: Pod\n"
+    );
+    let (code, out) = run("kmigrate-check");
+    assert_eq!(code, Some(0), "{out}");
+}

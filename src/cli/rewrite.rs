@@ -66,6 +66,11 @@ pub struct RewriteArgs {
     /// pre-commit, which passes every file).
     #[arg(long)]
     pub force_exclude: bool,
+    /// Skip named files that are neither CI configs by name nor local
+    /// includes of a GitLab pipeline (for pre-commit, which passes every
+    /// YAML file).
+    #[arg(long)]
+    pub ci_files_only: bool,
 }
 
 /// What rewriting one file did, and what it has to say, printed by the
@@ -111,11 +116,14 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         // Every named file is analysed in full.
         prefilter: false,
     };
-    let named: Vec<&PathBuf> = args
+    let mut named: Vec<&PathBuf> = args
         .files
         .iter()
         .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
         .collect();
+    if args.ci_files_only {
+        named = crate::discover::ci_files_only(named);
+    }
     let (files, covered) = with_included(&named, &args, &settings);
     let files: Vec<&PathBuf> = files.iter().collect();
     let mut changed = false;
