@@ -37,9 +37,9 @@ impl Refused {
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Missing => "does not exist",
-            Refused::AboveRoot => "leads above the repository root",
+            Refused::AboveRoot => "leads above the root",
             Refused::LinkOut => {
-                "goes through a symbolic link that does not lead to a file inside the repository root"
+                "goes through a symbolic link that leads outside the root, or nowhere"
             }
             Refused::GitDir => "is inside `.git`, which is not part of the project's files",
             Refused::NotAFile => "is not a regular file",
