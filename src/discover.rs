@@ -208,9 +208,40 @@ pub fn gitlab_local_includes(entry: &Path) -> Includes {
     }
 }
 
+/// The paths that are CI files by name, directories, and files the GitLab
+/// pipeline above them includes locally (`ci/build.yml`); the others are
+/// left out. For pre-commit, which passes every YAML file of a commit: a
+/// commit that touches only an included file is still checked, and a
+/// Kubernetes manifest is not an error. Each pipeline is read once.
+pub fn ci_files_only<P: AsRef<Path>>(paths: Vec<P>) -> Vec<P> {
+    use crate::platform::gitlab::include::pipeline_entry_for;
+    let mut included: std::collections::HashMap<PathBuf, HashSet<FileKey>> =
+        std::collections::HashMap::new();
+    paths
+        .into_iter()
+        .filter(|p| {
+            let p = p.as_ref();
+            if Platform::from_path(p).is_some() || p.is_dir() {
+                return true;
+            }
+            let Some(entry) = pipeline_entry_for(p) else {
+                return false;
+            };
+            let files = included.entry(entry).or_insert_with_key(|entry| {
+                gitlab_local_includes(entry)
+                    .files
+                    .iter()
+                    .map(|f| file_key(f))
+                    .collect()
+            });
+            files.contains(&file_key(p))
+        })
+        .collect()
+}
+
 /// `path` relative to the current directory when it lies below it, else
 /// absolute; `.` and `..` resolved.
-fn relative_to_cwd(path: &Path) -> PathBuf {
+pub fn relative_to_cwd(path: &Path) -> PathBuf {
     let abs = crate::config::absolute(path);
     let cwd = crate::config::absolute(Path::new("."));
     match abs.strip_prefix(&cwd) {

@@ -348,11 +348,6 @@ fn bad_input_is_a_located_error_and_nothing_is_written() {
             "`.kaniko`, which is not defined",
             ":2:",
         ),
-        (
-            "bad-missing-include",
-            "local include `ci/missing.yml` does not exist",
-            ":2:",
-        ),
         ("bad-yaml", "cannot be parsed", ":"),
     ] {
         let dir = copy_case(case);

@@ -77,6 +77,11 @@ pub struct CheckArgs {
     /// pre-commit and editors, which pass every file).
     #[arg(long)]
     pub force_exclude: bool,
+    /// Skip named files that are neither CI configs by name nor local
+    /// includes of a GitLab pipeline (for pre-commit, which passes every
+    /// YAML file).
+    #[arg(long)]
+    pub ci_files_only: bool,
 }
 
 /// `--fail-on` levels.
@@ -373,11 +378,14 @@ pub fn run(args: CheckArgs) -> ExitCode {
         prefilter: true,
     };
 
-    let file_paths: Vec<PathBuf> = paths
+    let mut file_paths: Vec<PathBuf> = paths
         .iter()
         .filter(|p| *p != Path::new("-"))
         .cloned()
         .collect();
+    if args.ci_files_only {
+        file_paths = discover::ci_files_only(file_paths);
+    }
     let mut found = discover::discover(&file_paths, &settings.config);
     if args.force_exclude {
         found
@@ -390,7 +398,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
         &discover::gitlab_local_includes,
     );
     let reads_stdin = paths.iter().any(|p| p == Path::new("-"));
-    if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin {
+    // A tool passing its files (pre-commit, an editor) names files that
+    // are not CI configs as a matter of course: no warning for those.
+    let passed_by_a_tool = args.force_exclude || args.ci_files_only;
+    if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin && !passed_by_a_tool {
         eprintln!(
             "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
             file_paths

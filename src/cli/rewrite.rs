@@ -66,6 +66,11 @@ pub struct RewriteArgs {
     /// pre-commit, which passes every file).
     #[arg(long)]
     pub force_exclude: bool,
+    /// Skip named files that are neither CI configs by name nor local
+    /// includes of a GitLab pipeline (for pre-commit, which passes every
+    /// YAML file).
+    #[arg(long)]
+    pub ci_files_only: bool,
 }
 
 /// What rewriting one file did, and what it has to say, printed by the
@@ -111,11 +116,16 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         // Every named file is analysed in full.
         prefilter: false,
     };
-    let files: Vec<&PathBuf> = args
+    let mut named: Vec<&PathBuf> = args
         .files
         .iter()
         .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
         .collect();
+    if args.ci_files_only {
+        named = crate::discover::ci_files_only(named);
+    }
+    let (files, covered) = with_included(&named, &args, &settings);
+    let files: Vec<&PathBuf> = files.iter().collect();
     let mut changed = false;
     let mut errored = false;
     let mut stdout = std::io::stdout().lock();
@@ -123,7 +133,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     crate::batch::in_order(
         &files,
         parallel_is_safe(&args, &files),
-        |path| rewrite_one(path, &args, &opts, &settings),
+        |path| rewrite_one(path, &args, &opts, &settings, covered.contains(*path)),
         |result| match result {
             Ok(done) => {
                 changed |= done.changed;
@@ -172,15 +182,61 @@ fn parallel_is_safe(args: &RewriteArgs, files: &[&PathBuf]) -> bool {
             .all(|p| seen.insert(crate::discover::file_key(p)))
 }
 
+/// The files to rewrite: the named ones, each GitLab pipeline
+/// (`.gitlab-ci.yml`) followed by the files it includes locally (its jobs
+/// are often defined there), each file once. Also the pipelines whose
+/// every included file is in the list. With `--stdout` (one text out) only
+/// the named files.
+fn with_included(
+    named: &[&PathBuf],
+    args: &RewriteArgs,
+    settings: &super::check::Settings,
+) -> (Vec<PathBuf>, std::collections::HashSet<PathBuf>) {
+    use crate::discover::{file_key, gitlab_local_includes, relative_to_cwd};
+    use crate::platform::gitlab::include::is_pipeline_name;
+
+    let mut seen: std::collections::HashSet<_> = named.iter().map(|p| file_key(p)).collect();
+    let mut files = Vec::new();
+    let mut covered = std::collections::HashSet::new();
+    for path in named {
+        files.push(path.to_path_buf());
+        let gitlab = args.platform.or(Platform::from_path(path)) == Some(Platform::GitLab);
+        if args.stdout || !gitlab || !is_pipeline_name(path) {
+            continue;
+        }
+        let mut all_in = true;
+        for included in gitlab_local_includes(path).files {
+            if settings.config.is_excluded(&included) {
+                all_in = false;
+                continue;
+            }
+            if seen.insert(file_key(&included)) {
+                files.push(relative_to_cwd(&included));
+            }
+        }
+        if all_in {
+            covered.insert(path.to_path_buf());
+        }
+    }
+    (files, covered)
+}
+
 fn rewrite_one(
     path: &Path,
     args: &RewriteArgs,
     opts: &Options,
     settings: &super::check::Settings,
+    includes_covered: bool,
 ) -> Result<Done, String> {
     let source = SourceFile::load(path).map_err(|e| e.to_string())?;
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
-    let findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
+    let mut findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
+    if includes_covered {
+        // Its included files are rewritten in the same run.
+        findings.retain(|f| {
+            !(f.rule == "KM014" && f.message.contains(crate::platform::gitlab::SHARED_FIX_NOTE))
+        });
+    }
     // Rule selection and inline ignores keep rewrite away from silenced builds.
     let findings = super::check::select(&source, findings, settings);
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;

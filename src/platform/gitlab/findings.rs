@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::registry::{Registry, registry_of};
 use super::rewrite::{FileEdit, JobEdits, rewrite_job};
 use super::split::split_job;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
 use crate::buildx::from_kaniko::NoteKind;
-use crate::rules::{Finding, Fix};
+use crate::rules::{Finding, Fix, Severity};
 use crate::source::Span;
 use crate::source::patch::{Conflict, Edit, apply};
 
@@ -51,6 +52,16 @@ impl Collector {
             return;
         }
         list.push(f);
+    }
+
+    /// Adds every finding of `other`, at info severity.
+    fn add_as_info(&mut self, other: Collector) {
+        for (file, findings) in other.by_file {
+            for mut f in findings {
+                f.severity = Severity::Info;
+                self.add(file, f);
+            }
+        }
     }
 
     /// Adds `f` in `file` with the edits of that file, and a companion
@@ -94,6 +105,15 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     let mut c = Collector::default();
     for inc in p.unfollowed_includes() {
         let why = inc.not_followed.clone().unwrap_or_default();
+        if inc.unreadable {
+            // GitLab rejects the pipeline; kmigrate checks the rest of it.
+            let mut f = Finding::new("KM014", inc.span.clone(), why).with_help(
+                "name a GitLab CI file inside the repository (paths are relative to its root); the rest of the pipeline was checked without it",
+            );
+            f.severity = Severity::Error;
+            c.add(inc.in_file, f);
+            continue;
+        }
         c.add(
             inc.in_file,
             Finding::new(
@@ -154,8 +174,13 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         {
             continue;
         }
+        // A template no job of this pipeline uses never runs here: its
+        // findings are info (its fix still migrates it for the pipelines
+        // that include it).
+        let mut own = Collector::default();
+        let to = if job.hidden { &mut own } else { &mut c };
         for call in &k.calls {
-            note_findings(&mut c, call);
+            note_findings(to, call);
         }
         let shared_with = k.job.image.as_ref().and_then(|img| {
             blocked
@@ -165,7 +190,8 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
                 })
                 .map(|(_, name)| name.as_str())
         });
-        job_findings(&mut c, p, k, opts, shared_with, rewrite);
+        job_findings(to, p, k, opts, shared_with, rewrite);
+        c.add_as_info(own);
     }
     for job in &p.jobs {
         // Templates are judged through the jobs that use them.
@@ -193,6 +219,9 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
                     description: "create a docker-container builder before the build".into(),
                     edits: vec![edit],
                 });
+            }
+            if job.hidden {
+                f.severity = Severity::Info;
             }
             c.add(d.file, f);
         }
@@ -392,11 +421,12 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
             .iter()
             .chain(call.conversion.cache_ref.iter());
         for r in refs {
-            let r = r.trim_matches('"');
-            if r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY") {
-                continue;
-            }
-            let host = crate::buildx::registry_config::registry_host(r);
+            let host = match registry_of(job, r) {
+                // The rewrite logs in to GitLab's registry.
+                Registry::Gitlab => continue,
+                Registry::Host(host) => host,
+                Registry::Unknown(var) => var,
+            };
             if seen.contains(&host) {
                 continue;
             }
@@ -407,8 +437,19 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 .next()
                 .map(|u| call.args_span(&u.args))
                 .unwrap_or_else(|| call.span.clone());
-            c.add(
-                call.file,
+            let finding = if host.contains('$') {
+                Finding::new(
+                    "KM011",
+                    span,
+                    format!(
+                        "job `{}` pushes to a registry kmigrate cannot tell before the job runs (it depends on `{host}`, set outside this pipeline's files), without writing Docker credentials: Kaniko may have found them through its built-in helpers (GitLab, GCR, ECR, ACR), the new builder reads only the Docker config",
+                        job.name
+                    ),
+                )
+                .with_help(format!(
+                    "add a login for the registry `{host}` names before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login <registry> -u \"$REGISTRY_USER\" --password-stdin` (`\"$CI_REGISTRY\"` with `$CI_REGISTRY_USER`/`$CI_REGISTRY_PASSWORD` for GitLab's), or a credential helper"
+                ))
+            } else {
                 Finding::new(
                     "KM011",
                     span,
@@ -419,8 +460,9 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 )
                 .with_help(format!(
                     "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
-                )),
-            );
+                ))
+            };
+            c.add(call.file, finding);
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::glob;
+use super::local_path::{self, Refused};
 use super::value::{RNode, RValue, convert_file};
 use crate::discover::{FileKey, file_key};
 use crate::source::{SourceError, SourceFile, Span};
@@ -48,6 +49,10 @@ pub struct Include {
     pub files: Vec<usize>,
     /// Why the item was not followed, when it was not.
     pub not_followed: Option<String>,
+    /// The item names a local file that cannot be read: missing, outside
+    /// the repository root, or not a GitLab CI file. An error where the
+    /// item is written; the rest of the pipeline is still checked.
+    pub unreadable: bool,
 }
 
 /// Every file of a pipeline, each converted, with its includes.
@@ -153,13 +158,29 @@ struct Loader {
 
 impl Loader {
     fn add(&mut self, file: SourceFile, key: Option<FileKey>) -> Result<usize, SourceError> {
-        let index = self.out.files.len();
-        let config = convert_file(&file, index)?;
+        let config = self.convert(&file)?;
+        self.push(file, config, key)
+    }
+
+    /// `file` resolved, as the next file of the pipeline.
+    fn convert(&self, file: &SourceFile) -> Result<RNode, SourceError> {
+        let config = convert_file(file, self.out.files.len())?;
         if !matches!(config.value, RValue::Map(_) | RValue::Null) {
             return Err(file
                 .error_at(config.origin.span.start, format!("the top level is a {}, not a mapping of jobs", config.kind_name()))
                 .with_help("a GitLab CI file maps job names and keywords (`stages`, `include`, …) to their settings"));
         }
+        Ok(config)
+    }
+
+    /// Adds a converted file and follows its includes.
+    fn push(
+        &mut self,
+        file: SourceFile,
+        config: RNode,
+        key: Option<FileKey>,
+    ) -> Result<usize, SourceError> {
+        let index = self.out.files.len();
         self.out.files.push(file);
         let include = config.get("include").cloned();
         self.out.configs.push(config);
@@ -183,6 +204,51 @@ impl Loader {
         }
         self.stack.pop();
         Ok(index)
+    }
+
+    /// Marks `inc` as naming a file that cannot be read, and why.
+    fn unreadable(&self, inc: &mut Include, why: String) {
+        inc.unreadable = true;
+        inc.not_followed = Some(match inc.not_followed.take() {
+            Some(before) => format!("{before}; {why}"),
+            None => why,
+        });
+    }
+
+    /// `root` in words, for messages: where it is and why it is the root.
+    fn root_in_words(&self) -> String {
+        let entry = &self.out.files[0].path;
+        let why = if is_pipeline_name(entry) {
+            "the directory of `.gitlab-ci.yml`"
+        } else if self.root.join(".git").exists() {
+            "the git repository of the pipeline file"
+        } else {
+            "the directory of the pipeline file"
+        };
+        format!("`{}` ({why})", self.root.display())
+    }
+
+    /// Why a local include path is not read.
+    fn refusal(&self, location: &str, why: Refused) -> String {
+        format!(
+            "local include `{location}` is not read: it {}; local includes stay inside the repository root {}",
+            why.reason(),
+            self.root_in_words()
+        )
+    }
+
+    /// Why an included file that does not load is not read. Nothing of
+    /// its text is shown (not even the parser's words, which may quote
+    /// it): the file was named by the pipeline, not by the user, and may
+    /// be any file of the checkout.
+    fn not_a_ci_file(&self, path: &Path, e: &SourceError) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path).display();
+        match e.position {
+            Some((line, column)) => format!(
+                "included file `{rel}` is not read: it is not a valid GitLab CI file (the problem is at line {line}, column {column}; its text is not shown, run `kmigrate check {rel}` to see it)"
+            ),
+            None => format!("included file `{rel}` is not read: it {}", e.message),
+        }
     }
 
     fn err(&self, file: usize, at: usize, msg: String, help: &str) -> SourceError {
@@ -252,6 +318,7 @@ impl Loader {
             span: item.origin.span.clone(),
             files: Vec::new(),
             not_followed: None,
+            unreadable: false,
         };
         if kind != IncludeKind::Local {
             inc.not_followed = Some("kmigrate reads local files only".into());
@@ -265,7 +332,7 @@ impl Loader {
             return Ok(());
         }
         let rel = location.trim_start_matches('/');
-        let paths = if glob::is_glob(rel) {
+        let found = if glob::is_glob(rel) {
             let found = glob::expand(&self.root, rel)
                 .map_err(|m| self.err(file, at, m, "fix the wildcard pattern"))?;
             if found.is_empty() {
@@ -274,26 +341,32 @@ impl Loader {
                     self.root.display()
                 ));
             }
+            // The wildcard matched files under the root; each still goes
+            // through the same checks as a path written out.
             found
+                .iter()
+                .map(|p| {
+                    let rel = p.strip_prefix(&self.root).unwrap_or(p);
+                    local_path::resolve(&self.root, &rel.to_string_lossy())
+                })
+                .collect()
         } else {
-            let p = self.root.join(rel);
-            if !p.is_file() {
-                return Err(self.err(
-                    file,
-                    at,
-                    format!("local include `{location}` does not exist (looked for {})", p.display()),
-                    "local includes are relative to the repository root; fix the path, or run kmigrate from the repository that holds the file",
-                ));
-            }
-            vec![p]
+            vec![local_path::resolve(&self.root, rel)]
         };
+        let mut paths = Vec::new();
+        for r in found {
+            match r {
+                Ok(r) => paths.push(r),
+                Err(why) => self.unreadable(&mut inc, self.refusal(&location, why)),
+            }
+        }
         if self.keys.is_empty() {
             // The entry (file 0) is the only file added without its key,
             // and its includes are the first to be followed.
             self.keys.push(file_key(&self.out.files[0].path));
         }
-        for p in paths {
-            let key = file_key(&p);
+        for resolved in paths {
+            let (p, key) = (resolved.shown, file_key(&resolved.real));
             if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
                 let chain: Vec<String> = self.stack[pos..]
                     .iter()
@@ -312,9 +385,20 @@ impl Loader {
                 inc.files.push(existing);
                 continue;
             }
-            let src = SourceFile::load(&p)?;
-            let idx = self.add(src, Some(key))?;
-            inc.files.push(idx);
+            // Read from the resolved path, shown under the written one.
+            let read = SourceFile::read(&resolved.real)
+                .and_then(|bytes| SourceFile::from_bytes(&p, bytes))
+                .and_then(|src| Ok((self.convert(&src)?, src)));
+            match read {
+                Ok((config, src)) => {
+                    let idx = self.push(src, config, Some(key))?;
+                    inc.files.push(idx);
+                }
+                Err(e) => {
+                    let why = self.not_a_ci_file(&p, &e);
+                    self.unreadable(&mut inc, why);
+                }
+            }
         }
         self.out.includes.push(inc);
         Ok(())
@@ -368,14 +452,22 @@ mod tests {
     }
 
     #[test]
-    fn missing_include_and_cycles_are_located_errors() {
+    fn missing_includes_are_marked_and_cycles_are_located_errors() {
         let d = repo(&[(
             ".gitlab-ci.yml",
             "stages: [a]\ninclude:\n  - local: ci/none.yml\n",
         )]);
-        let e = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap_err();
-        assert!(e.to_string().contains(".gitlab-ci.yml:3:"), "{e}");
-        assert!(e.message.contains("ci/none.yml"), "{e}");
+        // Missing: the item is marked, the pipeline still loads.
+        let l = load(d.path(), &d.path().join(".gitlab-ci.yml")).unwrap();
+        assert_eq!(l.files.len(), 1);
+        let inc = &l.includes[0];
+        assert!(inc.unreadable);
+        let why = inc.not_followed.as_deref().unwrap();
+        assert!(
+            why.contains("ci/none.yml") && why.contains("does not exist"),
+            "{why}"
+        );
+        assert_eq!(l.files[0].position(inc.span.start).0, 3);
 
         let d = repo(&[
             (".gitlab-ci.yml", "include: a.yml\n"),

@@ -253,7 +253,9 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
     let pick = |key: &str, default: &Option<RNode>| -> (Option<RNode>, bool) {
         match config.get(key) {
             Some(v) => (Some(v.clone()), false),
-            None if inherit.default.allows(key) => (default.clone(), default.is_some()),
+            // A hidden job never runs: `default:` reaches the jobs that
+            // extend it, not the template itself.
+            None if !hidden && inherit.default.allows(key) => (default.clone(), default.is_some()),
             None => (None, false),
         }
     };

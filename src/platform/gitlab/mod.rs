@@ -22,6 +22,8 @@ pub mod findings;
 pub mod glob;
 pub mod include;
 pub mod job;
+pub mod local_path;
+pub mod registry;
 pub mod resolve;
 pub mod rewrite;
 pub mod script_text;
@@ -144,7 +146,9 @@ impl Pipeline {
                 return Err(files[e.key_origin.file]
                     .error_at(
                         e.key_origin.span.start,
-                        format!("job `{}` must be a mapping, this is a {}", e.key, e.value.kind_name()),
+                        // The key is not quoted: a file named by an include
+                        // may be any file of the checkout, not a CI file.
+                        format!("a job must be a mapping; this top-level key holds a {}", e.value.kind_name()),
                     )
                     .with_help("give the job a `script:`; prefix the name with `.` for a hidden helper value"));
             }
@@ -232,6 +236,10 @@ pub fn options_from(
     })
 }
 
+/// What the KM014 note on an include whose file holds part of a fix says;
+/// `rewrite` leaves it out when it rewrites that file as well.
+pub const SHARED_FIX_NOTE: &str = "holds part of this pipeline's Kaniko migration";
+
 /// Findings (with fixes) for one GitLab file, as the per-file engine asks.
 ///
 /// The file is seen as part of its pipeline: when it is the repository's
@@ -304,10 +312,10 @@ pub fn file_findings(
             crate::rules::Finding::new(
                 "KM014",
                 inc.span.clone(),
-                format!("`{path}` (included here) holds part of this pipeline's Kaniko migration"),
+                format!("`{path}` (included here) {SHARED_FIX_NOTE}"),
             )
             .with_help(format!(
-                "pass `{path}` to `kmigrate rewrite` as well, so its share of the fix is written"
+                "`kmigrate rewrite` of the pipeline's `.gitlab-ci.yml` rewrites it too; when rewriting this file alone, pass `{path}` as well, so its share of the fix is written"
             )),
         );
     }

@@ -5,6 +5,7 @@
 use super::Pipeline;
 use super::analyze::KanikoJob;
 use super::job::{Job, ScriptLine, Section};
+use super::registry::{Registry, registry_of};
 use super::script_text::{replace_command, replace_text};
 use super::target::{Options, Target, buildctl_words, buildx_words};
 use super::yaml_edit::{self, Indent, add_items, entry_of, insert_entries, insert_entries_before};
@@ -166,10 +167,7 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             .tags
             .iter()
             .chain(c.conversion.cache_ref.iter())
-            .any(|r| {
-                let r = r.trim_start_matches('"');
-                r.starts_with("$CI_REGISTRY") || r.starts_with("${CI_REGISTRY")
-            })
+            .any(|r| registry_of(job, r) == Registry::Gitlab)
     });
     let mut setup: Vec<String> = Vec::new();
     match opts.target {
@@ -233,6 +231,10 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         let text = new_keys.join("\n");
         let e = match (h_entry("image"), hm.entries.first()) {
             (Some(img), _) => insert_entries(f, hmap, Some(img), &text),
+            // A leading `extends:` stays first (it says what the job is).
+            (None, Some(first)) if first.key.as_str() == Some("extends") => {
+                insert_entries(f, hmap, Some(first), &text)
+            }
             // No image in the job: the new keys open its mapping, ahead of
             // a `before_script:` inserted at the same place.
             (None, Some(first)) if !hm.flow => Some(insert_entries_before(f, first, &text)),
