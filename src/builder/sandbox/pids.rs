@@ -212,7 +212,8 @@ mod tests {
     #[test]
     fn finds_the_v1_pids_hierarchy_relative_to_the_mount_root() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pids/build/job")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pids/job")).unwrap();
+        std::fs::create_dir_all(dir.path().join("unified")).unwrap();
         let mi = format!(
             "30 25 0:26 / {0}/unified rw,relatime - cgroup2 cgroup2 rw\n\
              37 25 0:33 /build {0}/pids rw,relatime - cgroup cgroup rw,pids\n",
