@@ -578,3 +578,38 @@ fn bind_mount(src: &std::ffi::CStr, dst: &std::ffi::CStr) -> nix::Result<()> {
         None::<&std::ffi::CStr>,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_logged_whole_split_in_lines_and_kept_bounded() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (read, write) = output_pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut w = fs::File::from(write);
+            w.write_all(b"first\n").unwrap();
+            for _ in 0..3 * KEPT_OUTPUT / 8 {
+                w.write_all(b"abcdefg\n").unwrap();
+            }
+            w.write_all(b"last, no newline").unwrap();
+        });
+        let lines = std::sync::Mutex::new(Vec::new());
+        let mut log = fs::File::create(dir.path().join("log")).unwrap();
+        let kept = pump(read, &mut log, &|l| {
+            lines.lock().unwrap().push(l.to_string())
+        })
+        .unwrap();
+        writer.join().unwrap();
+        let lines = lines.into_inner().unwrap();
+        assert_eq!(lines.len(), 2 + 3 * KEPT_OUTPUT / 8);
+        assert_eq!(lines[0], "first");
+        assert_eq!(lines.last().unwrap(), "last, no newline");
+        assert_eq!(kept.len(), KEPT_OUTPUT);
+        assert!(kept.ends_with(b"abcdefg\nlast, no newline"));
+        let logged = fs::metadata(dir.path().join("log")).unwrap().len() as usize;
+        assert_eq!(logged, 6 + 3 * KEPT_OUTPUT + 16);
+    }
+}
