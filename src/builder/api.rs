@@ -57,7 +57,14 @@ pub struct BuildOptions {
     pub progress: Progress,
     /// Log output (progress lines, RUN output, warnings, summary).
     pub log: LogSink,
+    /// Most processes one RUN may have at once (`None`: no bound); default
+    /// [`DEFAULT_RUN_PIDS_LIMIT`].
+    pub run_pids_limit: Option<u32>,
 }
+
+/// The default bound on a RUN's processes: far above what builds use,
+/// far below what exhausts a host (Podman's default is 2048).
+pub const DEFAULT_RUN_PIDS_LIMIT: u32 = 4096;
 
 impl BuildOptions {
     /// Options with logs on stderr.
@@ -67,6 +74,7 @@ impl BuildOptions {
             registry: RegistryConfig::default(),
             progress: Progress::Auto,
             log: Arc::new(Mutex::new(std::io::stderr())),
+            run_pids_limit: Some(DEFAULT_RUN_PIDS_LIMIT),
         }
     }
 }

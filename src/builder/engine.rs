@@ -698,6 +698,7 @@ impl<'a> Engine<'a> {
                     gid,
                     groups,
                     binds: etc.binds.clone(),
+                    pids_limit: self.opts.run_pids_limit,
                 };
                 let sink = self.opts.log.clone();
                 let bar = self.bar.as_ref().map(|(b, _)| b.clone());
@@ -723,14 +724,23 @@ impl<'a> Engine<'a> {
                 })?;
                 let _ = fs::remove_file(&log_path);
                 let shown = String::from_utf8_lossy(&out.output).to_string();
+                let limited = out.pids_limit_reached.map(|n| {
+                    format!(
+                        "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
+                    )
+                });
                 if out.code != 0 {
                     return Err(BuildError::Step(format!(
-                        "{}:{}: step `{text}` failed with exit code {}\n{}",
+                        "{}:{}: step `{text}` failed with exit code {}{}\n{}",
                         df.name,
                         ins.line,
                         out.code,
+                        limited.map(|l| format!(": {l}")).unwrap_or_default(),
                         shown.trim_end()
                     )));
+                }
+                if let Some(l) = limited {
+                    self.warn(format!("{}:{}: {l}", df.name, ins.line));
                 }
             }
             Action::Copy(plan) => self.do_copy(df, ins, st, done, plan, &root, ctx)?,

@@ -31,6 +31,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;
+mod tmp_session;
 pub mod user;
 pub mod words;
 

@@ -4,14 +4,31 @@
 //! user, working directory and environment.
 //!
 //! Capabilities outside Docker's default set are dropped from the bounding
-//! set, so even a root RUN cannot mount or use raw devices.
+//! set, so even a root RUN cannot mount or use raw devices; `no_new_privs`
+//! is set; `/proc` is masked as runc does ([`proc_masks`]); the stage root
+//! and `/dev` are `nodev`, so a device node a RUN makes cannot be opened.
+//!
+//! Nothing of the caller's terminal or process reaches the RUN: it leads a
+//! new session with no controlling terminal (so `/dev/tty` does not open and
+//! `TIOCSTI` cannot type into the user's shell), stdin is `/dev/null`,
+//! stdout and stderr are one pipe read by kmigrate, and every inherited
+//! descriptor above 2 is closed at `exec`.
+//!
+//! The RUN's processes are bounded ([`pids`]) and never outlive kmigrate:
+//! the waiting intermediate and the namespace's PID 1 both get
+//! `PR_SET_PDEATHSIG(SIGKILL)`, and when PID 1 dies the kernel kills every
+//! process of the namespace.
 //!
 //! The setup runs in the forked child before `exec` (only syscalls, no
 //! allocation), with one more fork so the command is PID 1 of its namespace.
 
+mod pids;
+mod proc_masks;
+
 use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,6 +73,9 @@ pub struct RunSpec {
     /// Files bind-mounted over paths inside the root (host file, target);
     /// see [`EtcFiles`].
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Most processes the RUN may have at once (`None`: unbounded); see
+    /// [`pids`] for how it is enforced.
+    pub pids_limit: Option<u32>,
 }
 
 /// `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` for a RUN, as Docker
@@ -112,8 +132,15 @@ impl EtcFiles {
 #[derive(Debug)]
 pub struct RunOutput {
     pub code: i32,
+    /// The end of the output (stdout and stderr interleaved), at most
+    /// [`KEPT_OUTPUT`] bytes; the log file has all of it.
     pub output: Vec<u8>,
+    /// `Some(limit)` when a fork of the RUN failed on its process limit.
+    pub pids_limit_reached: Option<u32>,
 }
+
+/// How much of a RUN's output is kept in memory for the error message.
+pub const KEPT_OUTPUT: usize = 1 << 20;
 
 fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other)
@@ -138,8 +165,8 @@ fn prepare_mount_points(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs the command; output (stdout and stderr) is captured to a file at
-/// `log` and returned.
+/// Runs the command; output (stdout and stderr) is written to a file at
+/// `log` and its end returned.
 pub fn run(spec: &RunSpec, log: &Path) -> io::Result<RunOutput> {
     run_streaming(spec, log, &|_| {})
 }
@@ -169,6 +196,12 @@ pub fn run_streaming(
     let c_tmpfs = CString::new("tmpfs").expect("static");
     let c_devopts = CString::new("mode=755,size=65536k").expect("static");
     let c_cwd = CString::new(spec.cwd.clone()).map_err(io::Error::other)?;
+    let masks = proc_masks::ProcMasks::new(&root.join("proc"))?;
+    // The root is remounted `nodev`; the flags it has are kept, as a user
+    // namespace refuses to clear them.
+    let root_flags =
+        MsFlags::from_bits_truncate(nix::sys::statvfs::statvfs(&root)?.flags().bits() as _)
+            & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let devs: Vec<(CString, CString)> = DEVICES
         .iter()
         .filter(|d| Path::new("/dev").join(d).exists())
@@ -202,17 +235,45 @@ pub fn run_streaming(
     let gid_map = format!("0 {host_gid} 1\n");
     let groups: Vec<Gid> = spec.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
+    let limit = spec.pids_limit.map(pids::PidsLimit::new);
+    let cgroup_procs = limit.as_ref().and_then(|l| l.join_fd());
+    let nproc = match &limit {
+        Some(l) if cgroup_procs.is_none() => Some(l.max() as nix::libc::rlim_t),
+        _ => None,
+    };
+    let caller = nix::unistd::getpid();
 
-    let out = fs::File::create(log)?;
-    let err = out.try_clone()?;
+    let (out_read, out_write) = output_pipe()?;
     let mut cmd = Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
+        .stdout(Stdio::from(out_write.try_clone()?))
+        .stderr(Stdio::from(out_write));
     let setup = move || -> io::Result<()> {
+        // This process only waits for the RUN; it dies with kmigrate (and
+        // the RUN with it, below). A kmigrate already gone: stop here.
+        die_with_parent()?;
+        if nix::unistd::getppid() != caller {
+            unsafe { nix::libc::_exit(127) }
+        }
+        close_inherited_fds();
+        if let Some(fd) = cgroup_procs {
+            // Joining before the fork puts every process of the RUN in it.
+            if unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(n) = nproc {
+            let lim = nix::libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_NPROC, &lim) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         let mut flags = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
@@ -226,9 +287,16 @@ pub fn run_streaming(
             write_file(c"/proc/self/uid_map", uid_map.as_bytes())?;
             write_file(c"/proc/self/gid_map", gid_map.as_bytes())?;
         }
+        // Held open by this process only: the RUN sees it hang up if this
+        // process died before the RUN armed its own death signal.
+        let mut alive = [0 as nix::libc::c_int; 2];
+        if unsafe { nix::libc::pipe2(alive.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         // The next process is PID 1 of the new pid namespace; this one waits.
         match unsafe { fork() }? {
             ForkResult::Parent { child } => {
+                unsafe { nix::libc::close(alive[0]) };
                 let code = loop {
                     match nix::sys::wait::waitpid(child, None) {
                         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
@@ -242,6 +310,10 @@ pub fn run_streaming(
             }
             ForkResult::Child => {}
         }
+        unsafe { nix::libc::close(alive[1]) };
+        // A session of its own: no controlling terminal, so neither
+        // `/dev/tty` nor TIOCSTI reaches the user's terminal.
+        nix::unistd::setsid()?;
         mount(
             None::<&std::ffi::CStr>,
             c_slash.as_c_str(),
@@ -256,6 +328,15 @@ pub fn run_streaming(
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&std::ffi::CStr>,
         )?;
+        // No device cgroup guards the RUN, so device nodes it makes (CAP_MKNOD
+        // is in Docker's set) must not open: `nodev` on every writable mount.
+        mount(
+            None::<&std::ffi::CStr>,
+            c_root.as_c_str(),
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | root_flags,
+            None::<&std::ffi::CStr>,
+        )?;
         mount(
             Some(c_proc_fs.as_c_str()),
             c_proc.as_c_str(),
@@ -263,11 +344,13 @@ pub fn run_streaming(
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             None::<&std::ffi::CStr>,
         )?;
+        masks.apply()?;
+        // The devices bound below keep the flags of the host's /dev mount.
         mount(
             Some(c_tmpfs.as_c_str()),
             c_dev.as_c_str(),
             Some(c_tmpfs.as_c_str()),
-            MsFlags::MS_NOSUID,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some(c_devopts.as_c_str()),
         )?;
         for (src, dst) in &devs {
@@ -315,20 +398,36 @@ pub fn run_streaming(
         }
         setgid(gid)?;
         setuid(uid)?;
+        // setuid/setgid binaries in the image grant nothing more.
+        if unsafe { nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Last, as changing credentials clears it: when the waiting process
+        // dies (with kmigrate), PID 1 dies and the kernel kills the rest.
+        die_with_parent()?;
+        if parent_gone(alive[0]) {
+            unsafe { nix::libc::_exit(127) }
+        }
+        unsafe { nix::libc::close(alive[0]) };
         Ok(())
     };
     unsafe {
         cmd.pre_exec(setup);
     }
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let spawned = std::thread::scope(|scope| {
-        let t = scope.spawn(|| tail(log, &done, on_line));
-        let r = cmd.spawn().and_then(|mut c| c.wait());
-        done.store(true, std::sync::atomic::Ordering::Release);
-        t.thread().unpark();
-        r
+    let mut log_file = fs::File::create(log)?;
+    let (status, output) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || pump(out_read, &mut log_file, on_line));
+        // `spawn` returns once the RUN has ended (the waiting process keeps
+        // std's exec-error pipe open); dropping `cmd` then closes kmigrate's
+        // copies of the pipe's write end, so the reader sees its end.
+        let status = cmd.spawn().and_then(|mut c| c.wait());
+        drop(cmd);
+        let output = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("output reader panicked")));
+        (status, output)
     });
-    let status = match spawned {
+    let status = match status {
         Ok(status) => status,
         Err(e) => {
             return Err(io::Error::new(
@@ -340,39 +439,119 @@ pub fn run_streaming(
             ));
         }
     };
-    let output = fs::read(log)?;
+    let output = output?;
     let code = status.code().unwrap_or(128);
-    Ok(RunOutput { code, output })
+    let pids_limit_reached = limit.as_ref().filter(|l| l.reached()).map(|l| l.max());
+    Ok(RunOutput {
+        code,
+        output,
+        pids_limit_reached,
+    })
 }
 
-/// Follows a growing log file, passing complete lines to `on_line`, until
-/// `done` is set and the file is drained.
-fn tail(path: &Path, done: &std::sync::atomic::AtomicBool, on_line: &(dyn Fn(&str) + Sync)) {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut pos = 0u64;
+/// A pipe for the RUN's stdout and stderr (close-on-exec on kmigrate's
+/// side; the child's copies become fds 1 and 2).
+fn output_pipe() -> io::Result<(fs::File, OwnedFd)> {
+    let mut fds = [0 as nix::libc::c_int; 2];
+    if unsafe { nix::libc::pipe2(fds.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+    unsafe { Ok((fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Reads the RUN's output until every writer is gone: each chunk goes to
+/// the log, each complete line to `on_line`, and the last [`KEPT_OUTPUT`]
+/// bytes are returned.
+fn pump(
+    mut from: fs::File,
+    log: &mut fs::File,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut kept: Vec<u8> = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let finished = done.load(std::sync::atomic::Ordering::Acquire);
-        if let Ok(mut f) = fs::File::open(path)
-            && f.seek(SeekFrom::Start(pos)).is_ok()
-        {
-            let mut buf = Vec::new();
-            if let Ok(n) = f.read_to_end(&mut buf) {
-                pos += n as u64;
-                pending.extend_from_slice(&buf);
-            }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        log.write_all(chunk)?;
+        kept.extend_from_slice(chunk);
+        if kept.len() > KEPT_OUTPUT {
+            kept.drain(..kept.len() - KEPT_OUTPUT);
         }
-        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            on_line(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
+        pending.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
+            on_line(String::from_utf8_lossy(&pending[start..start + i]).as_ref());
+            start += i + 1;
         }
-        if finished {
-            if !pending.is_empty() {
-                on_line(String::from_utf8_lossy(&pending).as_ref());
-            }
-            return;
+        pending.drain(..start);
+        // A line longer than what is kept is shown in pieces.
+        if pending.len() > KEPT_OUTPUT {
+            on_line(String::from_utf8_lossy(&pending).as_ref());
+            pending.clear();
         }
-        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    if !pending.is_empty() {
+        on_line(String::from_utf8_lossy(&pending).as_ref());
+    }
+    Ok(kept)
+}
+
+/// `PR_SET_PDEATHSIG(SIGKILL)` for the calling process.
+fn die_with_parent() -> io::Result<()> {
+    let sig = nix::libc::SIGKILL as nix::libc::c_ulong;
+    if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the write end of the pipe whose read end is `fd` is closed
+/// everywhere (its only holder exited).
+fn parent_gone(fd: nix::libc::c_int) -> bool {
+    let mut p = nix::libc::pollfd {
+        fd,
+        events: nix::libc::POLLIN,
+        revents: 0,
+    };
+    let ready = unsafe { nix::libc::poll(&mut p, 1, 0) };
+    ready == 1 && p.revents & nix::libc::POLLHUP != 0
+}
+
+/// Marks every descriptor above 2 close-on-exec, so nothing the caller
+/// opened (a shell's `exec 7<file`, a CI runner's sockets) reaches the RUN.
+/// Marked rather than closed: std reports a failed `exec` through one of
+/// them. `close_range` (Linux 5.11) or, before it, one `fcntl` per fd.
+fn close_inherited_fds() {
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3 as nix::libc::c_uint,
+            nix::libc::c_uint::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    let mut lim = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let max = if unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as nix::libc::c_int
+    } else {
+        1 << 16
+    };
+    for fd in 3..max {
+        unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
     }
 }
 
@@ -398,4 +577,39 @@ fn bind_mount(src: &std::ffi::CStr, dst: &std::ffi::CStr) -> nix::Result<()> {
         MsFlags::MS_BIND,
         None::<&std::ffi::CStr>,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_logged_whole_split_in_lines_and_kept_bounded() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (read, write) = output_pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut w = fs::File::from(write);
+            w.write_all(b"first\n").unwrap();
+            for _ in 0..3 * KEPT_OUTPUT / 8 {
+                w.write_all(b"abcdefg\n").unwrap();
+            }
+            w.write_all(b"last, no newline").unwrap();
+        });
+        let lines = std::sync::Mutex::new(Vec::new());
+        let mut log = fs::File::create(dir.path().join("log")).unwrap();
+        let kept = pump(read, &mut log, &|l| {
+            lines.lock().unwrap().push(l.to_string())
+        })
+        .unwrap();
+        writer.join().unwrap();
+        let lines = lines.into_inner().unwrap();
+        assert_eq!(lines.len(), 2 + 3 * KEPT_OUTPUT / 8);
+        assert_eq!(lines[0], "first");
+        assert_eq!(lines.last().unwrap(), "last, no newline");
+        assert_eq!(kept.len(), KEPT_OUTPUT);
+        assert!(kept.ends_with(b"abcdefg\nlast, no newline"));
+        let logged = fs::metadata(dir.path().join("log")).unwrap().len() as usize;
+        assert_eq!(logged, 6 + 3 * KEPT_OUTPUT + 16);
+    }
 }

@@ -2,28 +2,36 @@
 //!
 //! Layout under the state directory: `blobs/sha256/<hex>`, `cache/<key>.json`
 //! (one [`CacheRecord`](super::cache::CacheRecord) per cache key) and `tmp/`
-//! for work directories. Wiping the directory wipes all local state.
+//! for work directories, one per open store (see `tmp_session`). Wiping the
+//! directory wipes all local state.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::digest;
+use super::tmp_session::TmpSession;
 
 /// A content-addressed blob store rooted at a state directory.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// This store's private work directory under `tmp/`, removed when the
+    /// last clone is dropped.
+    tmp: Arc<TmpSession>,
 }
 
 impl Store {
-    /// Opens (creating) the store at `root`.
+    /// Opens (creating) the store at `root`, removing the work directories
+    /// killed builds left.
     pub fn open(root: &Path) -> io::Result<Self> {
         for sub in ["blobs/sha256", "cache", "tmp"] {
             fs::create_dir_all(root.join(sub))?;
         }
         Ok(Self {
             root: root.to_path_buf(),
+            tmp: Arc::new(TmpSession::start(&root.join("tmp"))?),
         })
     }
 
@@ -64,17 +72,15 @@ impl Store {
         fs::read(self.blob_path(d)?)
     }
 
-    /// A fresh path under `tmp/` (not created).
+    /// A fresh path in this store's work directory (not created).
     pub fn temp_file_path(&self, prefix: &str) -> PathBuf {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("{prefix}-{}-{n}", std::process::id()))
+        self.tmp.dir().join(format!("{prefix}-{n}"))
     }
 
-    /// A fresh, empty directory under `tmp/`.
+    /// A fresh, empty directory in this store's work directory.
     pub fn temp_dir(&self, prefix: &str) -> io::Result<PathBuf> {
         let p = self.temp_file_path(prefix);
         fs::create_dir_all(&p)?;

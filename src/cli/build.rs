@@ -19,6 +19,10 @@ pub struct BuildCmd {
     /// A registry reached over plain HTTP (loopback ones always are); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure: Vec<String>,
+    /// Most processes one RUN may have at once (0: no bound); enforced with
+    /// a pids cgroup, else RLIMIT_NPROC (which does not bind root).
+    #[arg(long = "run-pids-limit", env = "KMIGRATE_RUN_PIDS_LIMIT", value_name = "N", default_value_t = builder::api::DEFAULT_RUN_PIDS_LIMIT)]
+    pub run_pids_limit: u32,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -48,6 +52,7 @@ pub fn run(cmd: BuildCmd) -> ExitCode {
     let mut opts = BuildOptions::new(cmd.state_dir.unwrap_or_else(default_state_dir));
     opts.progress = progress;
     opts.registry.insecure = cmd.insecure;
+    opts.run_pids_limit = (cmd.run_pids_limit > 0).then_some(cmd.run_pids_limit);
     match builder::build(&plan, &opts) {
         Ok(report) => {
             if progress == Progress::Quiet {
