@@ -41,8 +41,15 @@ impl IgnoreRules {
             std::path::PathBuf::from(s)
         };
         for p in [specific, context.join(".dockerignore")] {
-            if p.is_file() {
-                let text = std::fs::read_to_string(&p)?;
+            // Present (through a symlink too) but not a bounded regular
+            // file: an error, not silently no rules.
+            if p.exists() {
+                let text = super::limits::read_regular_text(
+                    &p,
+                    super::limits::IGNORE_FILE_MAX,
+                    ".dockerignore",
+                )
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))?;
                 return Ok((Self::parse(&text), Some(p.display().to_string())));
             }
         }

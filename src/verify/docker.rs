@@ -168,8 +168,12 @@ fn context_tar(plan: &BuildPlan) -> Result<(Vec<u8>, String), String> {
         Ok(rel) => rel.display().to_string(),
         Err(_) => {
             let name = ".kmigrate-verify.Dockerfile".to_string();
-            let data = std::fs::read(&dockerfile)
-                .map_err(|e| format!("Dockerfile {}: {e}", dockerfile.display()))?;
+            let data = crate::builder::limits::read_regular_file(
+                &dockerfile,
+                crate::builder::limits::DOCKERFILE_MAX,
+                "Dockerfile",
+            )
+            .map_err(|e| format!("Dockerfile {}: {e}", dockerfile.display()))?;
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
@@ -412,6 +416,18 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, vec![".dockerignore", "Dockerfile", "keep.txt"]);
+    }
+
+    #[test]
+    fn context_tar_refuses_a_dockerfile_outside_that_is_not_a_regular_file() {
+        let d = tempfile::tempdir().unwrap();
+        let plan = BuildPlan {
+            context: d.path().display().to_string(),
+            dockerfile: Some("/dev/zero".into()),
+            ..Default::default()
+        };
+        let e = context_tar(&plan).unwrap_err();
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
     }
 
     #[test]
