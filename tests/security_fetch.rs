@@ -614,3 +614,112 @@ fn verify_refuses_a_fifo_dockerfile_in_the_repository() {
     let t = failed(&o);
     assert!(t.contains("not a regular file"), "{t}");
 }
+
+// `verify` builds only inside the repository (issue 13 item 9).
+
+/// A repository with `cloudbuild.yaml` running `docker buildx build ARGS`,
+/// next to an `outer` directory holding a Dockerfile with a host secret.
+struct Repo {
+    _d: tempfile::TempDir,
+    repo: std::path::PathBuf,
+    outer: std::path::PathBuf,
+}
+
+const SECRET: &str = "HOSTSECRET-41c7";
+
+fn repo_building(args: &dyn Fn(&Path) -> String) -> Repo {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().canonicalize().unwrap();
+    let repo = root.join("repo");
+    let outer = root.join("outer");
+    support::write_files(
+        &outer,
+        &[
+            // Not an instruction: a build of it prints the line in its error.
+            ("Dockerfile", &format!("FROM scratch\n{SECRET} here\n")),
+            ("secret.txt", SECRET),
+        ],
+    );
+    support::write_files(
+        &repo,
+        &[
+            ("Dockerfile", "FROM scratch\nENV A=1\n"),
+            (
+                "cloudbuild.yaml",
+                &format!(
+                    "steps:\n- name: gcr.io/cloud-builders/docker\n  args: [buildx, build, -t, reg.example/p/app, {}]\n",
+                    args(&outer)
+                ),
+            ),
+        ],
+    );
+    Repo { _d: d, repo, outer }
+}
+
+fn verify_in(r: &Repo, extra: &[&str]) -> Output {
+    let config = r.repo.join("cloudbuild.yaml");
+    let mut args = vec!["verify"];
+    args.extend_from_slice(extra);
+    args.push(config.to_str().unwrap());
+    run_bounded(&args, 60)
+}
+
+fn assert_refused_outside(r: &Repo, o: &Output, what: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("the {what} "))
+            && t.contains(&format!("is outside the repository {}", r.repo.display()))
+            && t.contains("--allow-outside-repo"),
+        "the refusal names the path, the repository and the flag:\n{t}"
+    );
+    assert!(
+        !t.contains(SECRET),
+        "a host file leaked into the report:\n{t}"
+    );
+}
+
+#[test]
+fn verify_refuses_an_absolute_context_outside_the_repository() {
+    let r = repo_building(&|outer| outer.display().to_string());
+    assert_refused_outside(&r, &verify_in(&r, &[]), "build context");
+    // The explicit flag builds it (and so reads the host file).
+    let t = text(&verify_in(&r, &["--allow-outside-repo"]));
+    assert!(!t.contains("outside the repository"), "{t}");
+    assert!(t.contains(SECRET), "the flag lifts the refusal:\n{t}");
+}
+
+#[test]
+fn verify_refuses_a_parent_relative_context() {
+    let r = repo_building(&|_| "../outer".into());
+    assert_refused_outside(&r, &verify_in(&r, &[]), "build context");
+}
+
+#[test]
+fn verify_refuses_a_symlinked_context_that_points_out() {
+    let r = repo_building(&|_| "ctx".into());
+    std::os::unix::fs::symlink(&r.outer, r.repo.join("ctx")).unwrap();
+    let o = verify_in(&r, &[]);
+    assert_refused_outside(&r, &o, "build context");
+    assert!(text(&o).contains("which resolves to"), "{}", text(&o));
+}
+
+#[test]
+fn verify_refuses_a_dockerfile_outside_the_repository() {
+    let r = repo_building(&|outer| format!("-f, {}/Dockerfile, .", outer.display()));
+    assert_refused_outside(&r, &verify_in(&r, &[]), "Dockerfile");
+    // A Dockerfile symlinked out of the repository, by its default name.
+    let r = repo_building(&|_| "app".into());
+    std::fs::create_dir(r.repo.join("app")).unwrap();
+    std::os::unix::fs::symlink(r.outer.join("Dockerfile"), r.repo.join("app/Dockerfile")).unwrap();
+    assert_refused_outside(&r, &verify_in(&r, &[]), "Dockerfile");
+}
+
+#[test]
+fn verify_refuses_a_local_output_outside_the_repository() {
+    let r = repo_building(&|outer| {
+        format!("--output, 'type=local,dest={}/written', .", outer.display())
+    });
+    assert_refused_outside(&r, &verify_in(&r, &[]), "output destination");
+    assert!(!r.outer.join("written").exists(), "nothing written outside");
+}

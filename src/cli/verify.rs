@@ -55,6 +55,12 @@ pub struct VerifyArgs {
     /// The embedded store (default `<context>/.kmigrate/verify`); cleared at start.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Also build contexts, Dockerfiles, local caches and outputs that resolve
+    /// (symlinks followed) outside the repository (--context, default the
+    /// config's directory). Off by default: a config may come from a merge
+    /// request, and must not read host files into an image or write over them.
+    #[arg(long = "allow-outside-repo")]
+    pub allow_outside_repo: bool,
     /// Docker Engine address for `--engine docker` (default DOCKER_HOST or the socket).
     #[arg(long = "docker-host", value_name = "URL")]
     pub docker_host: Option<String>,
@@ -97,6 +103,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     };
     opts.compare_original = args.compare_original;
     opts.store = args.store;
+    opts.allow_outside_repo = args.allow_outside_repo;
     opts.docker_host = args.docker_host;
     opts.docker_network = args.docker_network;
     opts.progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -10,6 +10,7 @@
 //! renders the result.
 
 pub mod compare;
+pub mod confine;
 pub mod docker;
 pub mod embedded;
 pub mod extract;
@@ -54,6 +55,9 @@ pub struct VerifyOptions {
     pub compare_original: bool,
     /// The embedded store; default `<context>/.kmigrate/verify`.
     pub store: Option<PathBuf>,
+    /// Build contexts, Dockerfiles, local caches and outputs outside the
+    /// repository too (`--allow-outside-repo`); see [`confine`].
+    pub allow_outside_repo: bool,
     pub progress: Progress,
     /// `DOCKER_HOST` for the docker engine (else the default socket).
     pub docker_host: Option<String>,
@@ -73,6 +77,7 @@ impl VerifyOptions {
             engine: EngineKind::Embedded,
             compare_original: false,
             store: None,
+            allow_outside_repo: false,
             progress: Progress::Quiet,
             docker_host: None,
             docker_network: None,
@@ -247,8 +252,9 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         git: &git,
         overrides: &opts.overrides,
     };
-    let builds = extract::extract(path, &text, platform, &inputs)
+    let mut builds = extract::extract(path, &text, platform, &inputs)
         .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?;
+    confine_builds(opts, &context_dir, &mut builds);
     if builds.is_empty() {
         return Err(VerifyError(format!(
             "{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)",
@@ -257,12 +263,13 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     // The builds of the file as written: where each rewritten build comes
     // from, and the Kaniko plans `--compare-original` builds.
-    let originals = if report.rewritten_in_memory || opts.compare_original {
+    let mut originals = if report.rewritten_in_memory || opts.compare_original {
         extract::extract(path, &source.text, platform, &inputs)
             .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?
     } else {
         Vec::new()
     };
+    confine_builds(opts, &context_dir, &mut originals);
     if opts.compare_original && !originals.iter().any(|o| o.kind == Kind::Kaniko) {
         report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
     }
@@ -386,6 +393,20 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     report.finish();
     Ok(report)
+}
+
+/// Unless `--allow-outside-repo`, a build with a host path outside the
+/// repository is not run: its plan is dropped and the reason kept.
+fn confine_builds(opts: &VerifyOptions, repo: &Path, builds: &mut [Extracted]) {
+    if opts.allow_outside_repo {
+        return;
+    }
+    for b in builds {
+        if let Some(Err(e)) = b.plan.as_ref().map(|p| confine::check(p, repo)) {
+            b.plan = None;
+            b.error = Some(e);
+        }
+    }
 }
 
 /// Pass criteria: cold and warm succeed, the warm run executed nothing and
