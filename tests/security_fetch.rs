@@ -723,3 +723,76 @@ fn verify_refuses_a_local_output_outside_the_repository() {
     assert_refused_outside(&r, &verify_in(&r, &[]), "output destination");
     assert!(!r.outer.join("written").exists(), "nothing written outside");
 }
+
+// Verify's store never enters a build context (issue 15 item 6).
+
+fn copy_everything_repo() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    support::write_files(
+        d.path(),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /src\n"),
+            ("app.txt", "app"),
+            (
+                "cloudbuild.yaml",
+                "steps:\n- name: gcr.io/cloud-builders/docker\n  args: [buildx, build, -t, reg.example/p/app, --cache-from, 'type=registry,ref=reg.example/p/app:cache', --cache-to, 'type=registry,ref=reg.example/p/app:cache,mode=max', .]\n",
+            ),
+        ],
+    );
+    d
+}
+
+fn verify_with_cache_home(repo: &Path, cache_home: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .arg("verify")
+        .args(extra)
+        .arg(repo.join("cloudbuild.yaml"))
+        .env("XDG_CACHE_HOME", cache_home)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_passes_copy_of_the_whole_context_with_the_default_store() {
+    if !support::have("root") {
+        return;
+    }
+    let repo = copy_everything_repo();
+    let cache_home = tempfile::tempdir().unwrap();
+    let o = verify_with_cache_home(repo.path(), cache_home.path(), &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS"), "{t}");
+    assert!(
+        !repo.path().join(".kmigrate").exists(),
+        "the default store is outside the repository"
+    );
+    let store = t
+        .lines()
+        .find_map(|l| l.strip_prefix("store: "))
+        .expect("the report names the store");
+    assert!(
+        Path::new(store).starts_with(cache_home.path().join("kmigrate/verify")),
+        "{store}"
+    );
+}
+
+#[test]
+fn verify_keeps_a_store_inside_the_context_out_of_it() {
+    if !support::have("root") {
+        return;
+    }
+    let repo = copy_everything_repo();
+    let cache_home = tempfile::tempdir().unwrap();
+    let store = repo.path().join("state/verify");
+    let o = verify_with_cache_home(
+        repo.path(),
+        cache_home.path(),
+        &["--store", store.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(store.join("images").is_dir(), "the store was used: {t}");
+}

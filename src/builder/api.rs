@@ -57,6 +57,21 @@ pub struct BuildOptions {
     pub progress: Progress,
     /// Log output (progress lines, RUN output, warnings, summary).
     pub log: LogSink,
+    /// Host directories that are never part of the build context, even when
+    /// they lie inside it (verify's store). The state directory never is.
+    pub exclude_from_context: Vec<PathBuf>,
+}
+
+/// kmigrate's directory under the user's cache: `$XDG_CACHE_HOME/kmigrate`,
+/// else `~/.cache/kmigrate`, else `<tmp>/kmigrate`.
+pub fn user_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("kmigrate");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".cache/kmigrate"),
+        None => std::env::temp_dir().join("kmigrate"),
+    }
 }
 
 impl BuildOptions {
@@ -67,6 +82,7 @@ impl BuildOptions {
             registry: RegistryConfig::default(),
             progress: Progress::Auto,
             log: Arc::new(Mutex::new(std::io::stderr())),
+            exclude_from_context: Vec::new(),
         }
     }
 }

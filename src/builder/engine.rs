@@ -159,7 +159,23 @@ impl<'a> Engine<'a> {
         if let Some(f) = ignore_file {
             self.log(&format!("using ignore file {f}"));
         }
-        let ctx = Context::new(&ctx_dir, ignore).map_err(io_err("build context"))?;
+        let mut ctx = Context::new(&ctx_dir, ignore).map_err(io_err("build context"))?;
+        // kmigrate's own state never enters the context it builds.
+        let own = std::iter::once(self.store.root())
+            .chain(self.opts.exclude_from_context.iter().map(|p| p.as_path()));
+        for dir in own {
+            if let Some(rel) = fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| {
+                    d.strip_prefix(&ctx.root)
+                        .ok()
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                })
+                .filter(|r| !r.is_empty())
+            {
+                ctx.ignore.exclude_always(&rel);
+            }
+        }
 
         // Build args.
         let mut build_args: BTreeMap<String, String> = BTreeMap::new();

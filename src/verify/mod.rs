@@ -53,7 +53,8 @@ pub struct VerifyOptions {
     pub overrides: BTreeMap<String, String>,
     pub engine: EngineKind,
     pub compare_original: bool,
-    /// The embedded store; default `<context>/.kmigrate/verify`.
+    /// The embedded store; default under the user's cache directory, outside
+    /// the repository (see `default_store`).
     pub store: Option<PathBuf>,
     /// Build contexts, Dockerfiles, local caches and outputs outside the
     /// repository too (`--allow-outside-repo`); see [`confine`].
@@ -212,10 +213,11 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             context_dir.display()
         ))
     })?;
-    let store = opts
-        .store
-        .clone()
-        .unwrap_or_else(|| context_dir.join(".kmigrate/verify"));
+    let store = match &opts.store {
+        Some(s) => s.clone(),
+        None => default_store(&context_dir),
+    };
+
     let mut report = Report {
         config: path.display().to_string(),
         platform: match platform {
@@ -281,6 +283,13 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     std::fs::create_dir_all(&store)
         .map_err(|e| VerifyError(format!("cannot create the store {}: {e}", store.display())))?;
+    // Canonical, as contexts are: backends and `--compare-original` keep
+    // the store out of every context it lies in.
+    let store = store.canonicalize().unwrap_or(store);
+    let opts = &VerifyOptions {
+        store: Some(store.clone()),
+        ..opts.clone()
+    };
 
     let mut backend: Box<dyn Backend> = match opts.engine {
         EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
@@ -393,6 +402,20 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     report.finish();
     Ok(report)
+}
+
+/// The default store of a repository: outside it (a build context must not
+/// see verify's state: with `COPY . .` the warm build would see a different
+/// context), under the user's cache directory, one per repository path.
+fn default_store(repo: &Path) -> PathBuf {
+    let name = repo
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let id = &crate::builder::digest::sha256_hex(repo.as_os_str().as_encoded_bytes())[..12];
+    crate::builder::api::user_cache_dir()
+        .join("verify")
+        .join(format!("{name}-{id}"))
 }
 
 /// Unless `--allow-outside-repo`, a build with a host path outside the
@@ -529,7 +552,10 @@ pub fn compare_plans(
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_dir_all(&state);
         let p = local_only(plan, &out);
-        let (stats, _) = embedded::build_once(&p, &state, opts.progress, None);
+        // Verify's store (or, without one, this work directory) stays out
+        // of the contexts.
+        let own = opts.store.as_deref().unwrap_or(dir);
+        let (stats, _) = embedded::build_once(&p, &state, own, opts.progress, None);
         let _ = std::fs::remove_dir_all(&state);
         if !stats.ok {
             return Err(format!(
