@@ -29,6 +29,8 @@ pub const ERROR_EXCERPT_MAX: u64 = 2 * KIB;
 pub const DOCKERFILE_MAX: u64 = 4 * MIB;
 /// A `.dockerignore` or `<Dockerfile>.dockerignore`.
 pub const IGNORE_FILE_MAX: u64 = 4 * MIB;
+/// An image's `/etc/passwd` or `/etc/group`, read for `USER` and `--chown`.
+pub const ACCOUNTS_FILE_MAX: u64 = 4 * MIB;
 /// The Docker `config.json` with registry credentials.
 pub const DOCKER_CONFIG_MAX: u64 = 4 * MIB;
 
