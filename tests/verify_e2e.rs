@@ -43,10 +43,24 @@ fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kmigrate"))
         .arg("verify")
         .args(args)
+        // The default store lives under the user's cache: keep it in /tmp.
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("kmigrate-verify-e2e-cache"),
+        )
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("DOCKER_HOST")
         .output()
         .unwrap()
+}
+
+/// The embedded store the human report names.
+fn store_of(report: &str) -> PathBuf {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix("store: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the report names its store:\n{report}"))
 }
 
 fn json_of(out: &Output) -> Value {
@@ -185,14 +199,18 @@ fn cloudbuild_default_store_and_compare_original() {
     );
     assert!(t.contains("placeholder value for"), "{t}");
     assert!(t.contains("PROJECT_ID"), "{t}");
-    // The image is an OCI layout in the default store under the context.
-    let images = repo.path().join(".kmigrate/verify/images");
+    // The image is an OCI layout in the default store, which the report
+    // names and which lies outside the repository.
+    let store = store_of(&t);
+    assert!(!store.starts_with(repo.path()), "{}", store.display());
+    assert!(!repo.path().join(".kmigrate").exists());
+    let images = store.join("images");
     let entries: Vec<_> = std::fs::read_dir(&images).unwrap().collect();
     assert_eq!(entries.len(), 1);
     let dir = entries[0].as_ref().unwrap().path();
     assert!(dir.join("index.json").is_file());
     assert!(dir.join("oci-layout").is_file());
-    let cache = repo.path().join(".kmigrate/verify/cache");
+    let cache = store.join("cache");
     assert!(std::fs::read_dir(&cache).unwrap().count() >= 1);
 }
 
@@ -282,7 +300,7 @@ fn failing_dockerfile_exits_1_with_the_step_output() {
     // The report itself (stdout) carries the failing step's output.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("    | config.yaml is missing"), "{stdout}");
-    assert!(!repo.path().join(".kmigrate/verify/images").exists());
+    assert!(!store_of(&t).join("images").exists());
 }
 
 #[test]

@@ -60,6 +60,21 @@ pub struct BuildOptions {
     /// Most processes one RUN may have at once (`None`: no bound); default
     /// [`DEFAULT_RUN_PIDS_LIMIT`].
     pub run_pids_limit: Option<u32>,
+    /// Host directories that are never part of the build context, even when
+    /// they lie inside it (verify's store). The state directory never is.
+    pub exclude_from_context: Vec<PathBuf>,
+}
+
+/// kmigrate's directory under the user's cache: `$XDG_CACHE_HOME/kmigrate`,
+/// else `~/.cache/kmigrate`, else `<tmp>/kmigrate`.
+pub fn user_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("kmigrate");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".cache/kmigrate"),
+        None => std::env::temp_dir().join("kmigrate"),
+    }
 }
 
 /// The default bound on a RUN's processes: far above what builds use,
@@ -75,6 +90,7 @@ impl BuildOptions {
             progress: Progress::Auto,
             log: Arc::new(Mutex::new(std::io::stderr())),
             run_pids_limit: Some(DEFAULT_RUN_PIDS_LIMIT),
+            exclude_from_context: Vec::new(),
         }
     }
 }

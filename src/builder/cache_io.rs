@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use super::api::BuildError;
 use super::cache::{self, CacheConfig, CacheRecord, Mode};
 use super::digest;
-use super::engine::{BlobSource, Engine, R, StageState};
+use super::engine::{BlobSource, Engine, KnownBlob, R, StageState};
 use super::image::{self, Descriptor, Index, Manifest};
+use super::limits::{self, CACHE_CONFIG_MAX, MANIFEST_MAX};
 use super::output::write_layout;
 use super::registry::Reference;
 use crate::buildx::AttrList;
@@ -59,45 +60,74 @@ impl Engine<'_> {
                 man.config.media_type
             ));
         }
-        let path = self.store.temp_file_path("cache-config");
-        self.client
-            .get_blob(&r.registry, &r.repository, &man.config.digest, &path)?;
-        let cfg: CacheConfig = serde_json::from_slice(&fs::read(&path).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        let _ = fs::remove_file(&path);
-        for l in &man.layers {
-            self.blob_sources
-                .entry(l.digest.clone())
-                .or_insert(BlobSource::Registry {
-                    registry: r.registry.clone(),
-                    repo: r.repository.clone(),
+        let cfg = {
+            if man.config.size > CACHE_CONFIG_MAX {
+                return Err(format!(
+                    "the cache config is {} bytes, over the {} limit for a cache config",
+                    man.config.size,
+                    limits::show(CACHE_CONFIG_MAX)
+                ));
+            }
+            let path = self.store.temp_file_path("cache-config");
+            let fetched = self
+                .client
+                .get_blob(
+                    &r.registry,
+                    &r.repository,
+                    &man.config.digest,
+                    man.config.size,
+                    &path,
+                )
+                .and_then(|()| {
+                    limits::read_regular_file(&path, CACHE_CONFIG_MAX, "cache config")
+                        .map_err(|e| e.to_string())
                 });
-        }
+            let _ = fs::remove_file(&path);
+            serde_json::from_slice::<CacheConfig>(&fetched?).map_err(|e| e.to_string())?
+        };
+        let source = BlobSource::Registry {
+            registry: r.registry.clone(),
+            repo: r.repository.clone(),
+        };
+        self.know_cache_layers(&man, &source);
         Ok(self.add_records(cfg.records))
     }
 
     fn import_local(&mut self, dir: &Path) -> Result<usize, String> {
-        let idx: Index = serde_json::from_slice(
-            &fs::read(dir.join("index.json")).map_err(|e| format!("{}: {e}", dir.display()))?,
-        )
-        .map_err(|e| e.to_string())?;
-        let d = idx.manifests.first().ok_or("empty index.json")?;
-        let blob = |d: &str| -> Result<Vec<u8>, String> {
-            let hex = digest::validate(d)?;
-            fs::read(dir.join("blobs/sha256").join(hex)).map_err(|e| e.to_string())
+        let read = |p: &Path, limit: u64, what: &str| -> Result<Vec<u8>, String> {
+            limits::read_regular_file(p, limit, what).map_err(|e| format!("{}: {e}", p.display()))
         };
-        let man: Manifest = serde_json::from_slice(&blob(&d.digest)?).map_err(|e| e.to_string())?;
+        let idx: Index =
+            serde_json::from_slice(&read(&dir.join("index.json"), MANIFEST_MAX, "index")?)
+                .map_err(|e| e.to_string())?;
+        let d = idx.manifests.first().ok_or("empty index.json")?;
+        let blob = |d: &str, limit: u64, what: &str| -> Result<Vec<u8>, String> {
+            let hex = digest::validate(d)?;
+            read(&dir.join("blobs/sha256").join(hex), limit, what)
+        };
+        let man: Manifest = serde_json::from_slice(&blob(&d.digest, MANIFEST_MAX, "manifest")?)
+            .map_err(|e| e.to_string())?;
         if man.config.media_type != cache::CONFIG_TYPE {
             return Err("not a kmigrate cache".into());
         }
         let cfg: CacheConfig =
-            serde_json::from_slice(&blob(&man.config.digest)?).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&blob(&man.config.digest, CACHE_CONFIG_MAX, "cache config")?)
+                .map_err(|e| e.to_string())?;
+        self.know_cache_layers(&man, &BlobSource::Dir(dir.to_path_buf()));
+        Ok(self.add_records(cfg.records))
+    }
+
+    /// Records where a cache's layers come from, with their declared
+    /// sizes; a source already known (a base image's) is kept.
+    fn know_cache_layers(&mut self, man: &Manifest, source: &BlobSource) {
         for l in &man.layers {
             self.blob_sources
                 .entry(l.digest.clone())
-                .or_insert(BlobSource::Dir(dir.to_path_buf()));
+                .or_insert_with(|| KnownBlob {
+                    source: source.clone(),
+                    size: l.size,
+                });
         }
-        Ok(self.add_records(cfg.records))
     }
 
     fn add_records(&mut self, records: Vec<CacheRecord>) -> usize {

@@ -78,6 +78,78 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A temporary file removed on drop unless [`PartFile::persist`] renamed it
+/// into place: a failed or interrupted download leaves nothing behind.
+struct PartFile {
+    path: std::path::PathBuf,
+    done: bool,
+}
+
+impl PartFile {
+    fn persist(mut self, dest: &std::path::Path) -> io::Result<()> {
+        std::fs::rename(&self.path, dest)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes the blob `expected` of `size` bytes (its descriptor's digest and
+/// size) from `src` to `dest`, through a temporary file next to `dest` that
+/// is renamed only once complete and verified. Reads at most `size + 1`
+/// bytes, so a source longer than declared costs one byte more, never a
+/// full disk; longer, shorter or a digest mismatch is an error, and the
+/// temporary file is removed on every error. Messages name the blob.
+pub fn write_verified(
+    src: impl io::Read,
+    dest: &std::path::Path,
+    expected: &str,
+    size: u64,
+) -> Result<(), String> {
+    validate(expected)?;
+    let part = {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        PartFile {
+            path: dest.with_extension(format!("part-{}-{n}", std::process::id())),
+            done: false,
+        }
+    };
+    let f =
+        std::fs::File::create(&part.path).map_err(|e| format!("{}: {e}", part.path.display()))?;
+    let mut w = HashingWriter::new(io::BufWriter::new(f));
+    io::copy(&mut src.take(size + 1), &mut w).map_err(|e| format!("blob {expected}: {e}"))?;
+    let (f, got, n) = w.finish();
+    if n > size {
+        return Err(format!(
+            "blob {expected} is longer than the {size} bytes its descriptor declares; stopped reading"
+        ));
+    }
+    if n < size {
+        return Err(format!(
+            "blob {expected} is {n} bytes, shorter than the {size} bytes its descriptor declares"
+        ));
+    }
+    if got != expected {
+        return Err(format!("blob digest mismatch: asked {expected}, got {got}"));
+    }
+    // Flushes the buffer; the file closes before the rename.
+    drop(
+        f.into_inner()
+            .map_err(|e| format!("{}: {}", part.path.display(), e.error()))?,
+    );
+    part.persist(dest)
+        .map_err(|e| format!("{}: {e}", dest.display()))
+}
+
 /// Hashes a file's content.
 pub fn sha256_file(path: &std::path::Path) -> io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
@@ -112,6 +184,25 @@ mod tests {
         assert_eq!(buf, b"hello world");
         assert_eq!(n, 11);
         assert_eq!(d, sha256_digest(b"hello world"));
+    }
+
+    #[test]
+    fn verified_writes_stop_at_the_size_and_leave_no_part() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("blob");
+        let good = sha256_digest(b"0123456789");
+        let leftovers = || std::fs::read_dir(d.path()).unwrap().count();
+        let e =
+            write_verified(io::repeat(b'x'), &dest, &sha256_digest(b"xxxx"), 4 - 1).unwrap_err();
+        assert!(e.contains("longer than the 3 bytes"), "{e}");
+        let e = write_verified(&b"01234"[..], &dest, &good, 10).unwrap_err();
+        assert!(e.contains("is 5 bytes, shorter than the 10 bytes"), "{e}");
+        let e = write_verified(&b"9876543210"[..], &dest, &good, 10).unwrap_err();
+        assert!(e.contains("digest mismatch"), "{e}");
+        assert_eq!(leftovers(), 0, "no partial file after an error");
+        write_verified(&b"0123456789"[..], &dest, &good, 10).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");
+        assert_eq!(leftovers(), 1);
     }
 
     #[test]

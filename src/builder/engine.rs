@@ -35,6 +35,14 @@ pub(crate) enum BlobSource {
     Dir(PathBuf),
 }
 
+/// A blob known from a descriptor: where to fetch it and the size the
+/// descriptor declares, which bounds the download.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownBlob {
+    pub source: BlobSource,
+    pub size: u64,
+}
+
 /// A stage's result so far.
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
@@ -53,7 +61,7 @@ pub(crate) struct Engine<'a> {
     pub opts: &'a BuildOptions,
     pub store: Store,
     pub client: Client,
-    pub blob_sources: HashMap<String, BlobSource>,
+    pub blob_sources: HashMap<String, KnownBlob>,
     pub imported: HashMap<String, CacheRecord>,
     pub records: Vec<CacheRecord>,
     pub report: BuildReport,
@@ -137,9 +145,11 @@ impl<'a> Engine<'a> {
             Some(f) => PathBuf::from(f),
             None => ctx_dir.join("Dockerfile"),
         };
-        let text = fs::read_to_string(&df_path).map_err(|e| {
-            BuildError::Usage(format!("cannot read Dockerfile {}: {e}", df_path.display()))
-        })?;
+        let text =
+            super::limits::read_regular_text(&df_path, super::limits::DOCKERFILE_MAX, "Dockerfile")
+                .map_err(|e| {
+                    BuildError::Usage(format!("cannot read Dockerfile {}: {e}", df_path.display()))
+                })?;
         let df = dockerfile::parse(&df_path.display().to_string(), &text).map_err(Box::new)?;
         for n in &df.notes {
             self.log(&format!("note: {n}"));
@@ -149,7 +159,23 @@ impl<'a> Engine<'a> {
         if let Some(f) = ignore_file {
             self.log(&format!("using ignore file {f}"));
         }
-        let ctx = Context::new(&ctx_dir, ignore).map_err(io_err("build context"))?;
+        let mut ctx = Context::new(&ctx_dir, ignore).map_err(io_err("build context"))?;
+        // kmigrate's own state never enters the context it builds.
+        let own = std::iter::once(self.store.root())
+            .chain(self.opts.exclude_from_context.iter().map(|p| p.as_path()));
+        for dir in own {
+            if let Some(rel) = fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| {
+                    d.strip_prefix(&ctx.root)
+                        .ok()
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                })
+                .filter(|r| !r.is_empty())
+            {
+                ctx.ignore.exclude_always(&rel);
+            }
+        }
 
         // Build args.
         let mut build_args: BTreeMap<String, String> = BTreeMap::new();

@@ -41,12 +41,33 @@ impl IgnoreRules {
             std::path::PathBuf::from(s)
         };
         for p in [specific, context.join(".dockerignore")] {
-            if p.is_file() {
-                let text = std::fs::read_to_string(&p)?;
+            // Present (through a symlink too) but not a bounded regular
+            // file: an error, not silently no rules.
+            if p.exists() {
+                let text = super::limits::read_regular_text(
+                    &p,
+                    super::limits::IGNORE_FILE_MAX,
+                    ".dockerignore",
+                )
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))?;
                 return Ok((Self::parse(&text), Some(p.display().to_string())));
             }
         }
         Ok((Self::default(), None))
+    }
+
+    /// Excludes `rel` (a context-relative directory or file) whatever the
+    /// ignore file says: the rule comes last, so no `!` exception re-includes
+    /// it. Glob characters in `rel` are matched literally.
+    pub fn exclude_always(&mut self, rel: &str) {
+        let escaped: String = rel
+            .chars()
+            .flat_map(|c| {
+                let meta = matches!(c, '*' | '?' | '[' | ']' | '\\');
+                meta.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        self.rules.push((false, clean(&escaped)));
     }
 
     /// True when the relative path (with `/` separators) is excluded.
@@ -111,5 +132,15 @@ mod tests {
         assert!(r.excluded("build/x/y.o"));
         assert!(r.excluded("secrets/k"));
         assert!(!r.excluded("src/main.rs"));
+    }
+
+    #[test]
+    fn always_excluded_paths_beat_exceptions_and_match_literally() {
+        let mut r = IgnoreRules::parse("!state/keep\n");
+        r.exclude_always("state");
+        r.exclude_always("odd[1]*");
+        assert!(r.excluded("state/keep") && r.excluded("state/x/y"));
+        assert!(r.excluded("odd[1]*/f"));
+        assert!(!r.excluded("odd1x") && !r.excluded("stateful"));
     }
 }

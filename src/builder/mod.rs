@@ -24,6 +24,7 @@ pub mod ignore;
 pub mod image;
 mod instructions;
 pub mod layer;
+pub mod limits;
 mod output;
 mod progress;
 mod pull;

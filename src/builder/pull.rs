@@ -2,51 +2,57 @@
 //! resolved to the host platform) or an OCI layout directory, and lazy blob
 //! fetching into the local store with digest checks.
 
-use std::fs;
 use std::path::PathBuf;
 
 use super::api::BuildError;
 use super::cache::{self, LayerRef};
-use super::engine::{BlobSource, Engine, R, StageState, io_err};
+use super::engine::{BlobSource, Engine, KnownBlob, R, StageState, io_err};
 use super::image::{self, ImageConfig, Manifest};
 use super::layer;
+use super::limits::{self, IMAGE_CONFIG_MAX, MANIFEST_MAX};
 use super::registry::Reference;
 
 impl Engine<'_> {
-    /// Makes sure a blob is in the local store.
+    /// Makes sure a blob is in the local store, fetching it from where its
+    /// descriptor was found; the download stops at the descriptor's size
+    /// and is verified against its digest.
     pub(crate) fn ensure_blob(&mut self, digest: &str) -> R<PathBuf> {
         let path = self.store.blob_path(digest).map_err(io_err("blob"))?;
         if path.is_file() {
             return Ok(path);
         }
-        match self.blob_sources.get(digest).cloned() {
-            Some(BlobSource::Registry { registry, repo }) => {
+        let Some(KnownBlob { source, size }) = self.blob_sources.get(digest).cloned() else {
+            return Err(BuildError::Io(format!(
+                "blob {digest} is neither in the local store nor in a known cache"
+            )));
+        };
+        match source {
+            BlobSource::Registry { registry, repo } => {
                 self.client
-                    .get_blob(&registry, &repo, digest, &path)
+                    .get_blob(&registry, &repo, digest, size, &path)
                     .map_err(BuildError::Io)?;
             }
-            Some(BlobSource::Dir(dir)) => {
-                let hex = digest.trim_start_matches("sha256:");
-                let tmp = self.store.temp_file_path("blob");
-                fs::copy(dir.join("blobs/sha256").join(hex), &tmp)
+            BlobSource::Dir(dir) => {
+                let hex = super::digest::validate(digest).map_err(BuildError::Io)?;
+                let src = dir.join("blobs/sha256").join(hex);
+                let (f, _) = limits::open_regular(&src)
                     .map_err(io_err(format!("blob {digest} in {}", dir.display())))?;
-                let (got, _) = super::digest::sha256_file(&tmp).map_err(io_err("blob"))?;
-                if got != digest {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(BuildError::Io(format!(
-                        "blob {digest} in {} has digest {got}",
-                        dir.display()
-                    )));
-                }
-                fs::rename(&tmp, &path).map_err(io_err("blob"))?;
-            }
-            None => {
-                return Err(BuildError::Io(format!(
-                    "blob {digest} is neither in the local store nor in a known cache"
-                )));
+                super::digest::write_verified(f, &path, digest, size)
+                    .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
             }
         }
         Ok(path)
+    }
+
+    /// Records where the blobs of `m` come from, with their declared sizes.
+    fn know_blobs(&mut self, m: &Manifest, source: &BlobSource) {
+        for d in m.layers.iter().chain([&m.config]) {
+            let known = KnownBlob {
+                source: source.clone(),
+                size: d.size,
+            };
+            self.blob_sources.insert(d.digest.clone(), known);
+        }
     }
 
     /// Resolves an image reference to a stage state (config + layers), lazily.
@@ -58,11 +64,17 @@ impl Engine<'_> {
             Some(rest) => self.resolve_layout(raw, rest)?,
             None => self.resolve_registry(raw)?,
         };
-        for d in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
-            self.blob_sources.insert(d.clone(), source.clone());
+        self.know_blobs(&m, &source);
+        if m.config.size > IMAGE_CONFIG_MAX {
+            return Err(BuildError::Io(format!(
+                "{raw}: the image config is {} bytes, over the {} limit for an image config",
+                m.config.size,
+                limits::show(IMAGE_CONFIG_MAX)
+            )));
         }
         let cfg_path = self.ensure_blob(&m.config.digest)?;
-        let cfg_bytes = fs::read(cfg_path).map_err(io_err("image config"))?;
+        let cfg_bytes = limits::read_regular_file(&cfg_path, IMAGE_CONFIG_MAX, "image config")
+            .map_err(io_err("image config"))?;
         let config: ImageConfig = serde_json::from_slice(&cfg_bytes)
             .map_err(|e| BuildError::Io(format!("{raw}: bad image config: {e}")))?;
         if config.rootfs.diff_ids.len() != m.layers.len() {
@@ -149,10 +161,16 @@ impl Engine<'_> {
         let dir = PathBuf::from(dir);
         let read = |d: &str| -> R<Vec<u8>> {
             let hex = super::digest::validate(d).map_err(BuildError::Io)?;
-            fs::read(dir.join("blobs/sha256").join(hex)).map_err(io_err(format!("{raw}: blob {d}")))
+            limits::read_regular_file(
+                &dir.join("blobs/sha256").join(hex),
+                MANIFEST_MAX,
+                "manifest",
+            )
+            .map_err(io_err(format!("{raw}: blob {d}")))
         };
         let idx: image::Index = serde_json::from_slice(
-            &fs::read(dir.join("index.json")).map_err(io_err(format!("{raw}: index.json")))?,
+            &limits::read_regular_file(&dir.join("index.json"), MANIFEST_MAX, "index")
+                .map_err(io_err(format!("{raw}: index.json")))?,
         )
         .map_err(|e| BuildError::Io(format!("{raw}: bad index.json: {e}")))?;
         let desc = idx
@@ -196,9 +214,13 @@ impl Engine<'_> {
         if self.client.has_blob(registry, repo, digest)? {
             return Ok(0);
         }
-        if let Some(BlobSource::Registry {
-            registry: from_reg,
-            repo: from,
+        if let Some(KnownBlob {
+            source:
+                BlobSource::Registry {
+                    registry: from_reg,
+                    repo: from,
+                },
+            ..
         }) = self.blob_sources.get(digest).cloned()
             && from_reg == registry
             && from != repo

@@ -12,6 +12,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 use super::digest;
+use super::limits::{self, ERROR_EXCERPT_MAX, MANIFEST_MAX, TOKEN_RESPONSE_MAX};
 
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,8 +290,10 @@ impl Client {
                 }
             ));
         }
-        let v: serde_json::Value = serde_json::from_reader(resp.body_mut().as_reader())
-            .map_err(|e| format!("token response from {}: {e}", redact(realm)))?;
+        let what = format!("token response from {}", redact(realm));
+        let bytes = limits::read_limited(resp.body_mut().as_reader(), TOKEN_RESPONSE_MAX, &what)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{what}: {e}"))?;
         let tok = v
             .get("token")
             .or_else(|| v.get("access_token"))
@@ -362,11 +365,13 @@ impl Client {
             .next()
             .unwrap_or("")
             .to_string();
-        let mut bytes = Vec::new();
-        resp.body_mut()
-            .as_reader()
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{r}: reading manifest: {e}"))?;
+        // containerd's bound: a manifest or index never needs more, and an
+        // endless one must not fill memory.
+        let bytes = limits::read_limited(
+            resp.body_mut().as_reader(),
+            MANIFEST_MAX,
+            &format!("{r}: manifest {reference}"),
+        )?;
         let d = digest::sha256_digest(&bytes);
         if reference.starts_with("sha256:") && d != reference {
             return Err(format!(
@@ -392,8 +397,17 @@ impl Client {
         })
     }
 
-    /// Downloads a blob into `dest`, verifying its digest.
-    pub fn get_blob(&mut self, registry: &str, repo: &str, d: &str, dest: &Path) -> Result<u64> {
+    /// Downloads the blob `d` of `size` bytes (its descriptor's) into `dest`:
+    /// stops at `size`, verifies length and digest, and leaves no partial
+    /// file on any error (see [`digest::write_verified`]).
+    pub fn get_blob(
+        &mut self,
+        registry: &str,
+        repo: &str,
+        d: &str,
+        size: u64,
+        dest: &Path,
+    ) -> Result<()> {
         digest::validate(d)?;
         let url = format!("{}/v2/{repo}/blobs/{d}", self.base(registry));
         let mut resp = self.send("GET", registry, repo, &url, &[], None)?;
@@ -401,27 +415,8 @@ impl Client {
         if status != 200 {
             return Err(format!("{registry}/{repo}: GET blob {d}: HTTP {status}"));
         }
-        // A name unique to this process and call, next to the destination.
-        let tmp = {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static N: AtomicU64 = AtomicU64::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            dest.with_extension(format!("part-{}-{n}", std::process::id()))
-        };
-        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let mut w = digest::HashingWriter::new(std::io::BufWriter::new(f));
-        std::io::copy(&mut resp.body_mut().as_reader(), &mut w)
-            .map_err(|e| format!("{registry}/{repo}: downloading {d}: {e}"))?;
-        let (mut f, got, n) = w.finish();
-        f.flush().map_err(|e| e.to_string())?;
-        if got != d {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(format!(
-                "{registry}/{repo}: blob digest mismatch: asked {d}, got {got}"
-            ));
-        }
-        std::fs::rename(&tmp, dest).map_err(|e| e.to_string())?;
-        Ok(n)
+        digest::write_verified(resp.body_mut().as_reader(), dest, d, size)
+            .map_err(|e| format!("{registry}/{repo}: {e}"))
     }
 
     /// True when the registry already has the blob.
@@ -572,7 +567,7 @@ impl Client {
             let _ = resp
                 .body_mut()
                 .as_reader()
-                .take(2000)
+                .take(ERROR_EXCERPT_MAX)
                 .read_to_string(&mut body);
             return Err(format!(
                 "{r}: pushing manifest: HTTP {status}: {}",
@@ -684,7 +679,8 @@ fn load_auths(path: Option<&Path>) -> DockerAuth {
             },
         },
     };
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(text) = limits::read_regular_text(&path, limits::DOCKER_CONFIG_MAX, "Docker config")
+    else {
         return DockerAuth::default();
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {

@@ -8,7 +8,11 @@ use super::fsutil;
 fn read(root: &Path, file: &str) -> String {
     fsutil::secure_join(root, file, true)
         .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        // The image's file: a FIFO or a huge file there must not hang or
+        // exhaust the build.
+        .and_then(|p| {
+            super::limits::read_regular_text(&p, super::limits::ACCOUNTS_FILE_MAX, file).ok()
+        })
         .unwrap_or_default()
 }
 
@@ -103,6 +107,19 @@ pub fn home(root: &Path, uid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_files_that_are_fifos_or_huge_are_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        nix::unistd::mkfifo(&d.path().join("etc/passwd"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::File::create(d.path().join("etc/group"))
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        assert_eq!(read(d.path(), "/etc/passwd"), "");
+        assert_eq!(read(d.path(), "/etc/group"), "");
+    }
 
     #[test]
     fn names_numbers_and_groups() {

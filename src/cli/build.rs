@@ -26,13 +26,7 @@ pub struct BuildCmd {
 }
 
 fn default_state_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(x).join("kmigrate/builder");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache/kmigrate/builder"),
-        None => std::env::temp_dir().join("kmigrate-builder"),
-    }
+    builder::api::user_cache_dir().join("builder")
 }
 
 pub fn run(cmd: BuildCmd) -> ExitCode {

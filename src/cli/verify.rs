@@ -36,7 +36,7 @@ pub struct VerifyArgs {
     pub context: Option<PathBuf>,
     /// Redirect image and cache refs starting with FROM to TO (repeatable), e.g.
     /// `europe-docker.pkg.dev/my-proj=127.0.0.1:5000/my-proj`. Unmapped refs go to the
-    /// embedded store under `.kmigrate/verify/`, never to a real registry.
+    /// embedded store (see --store), never to a real registry.
     #[arg(long = "registry-map", value_name = "FROM=TO")]
     pub registry_map: Vec<String>,
     /// A Cloud Build substitution value (repeatable), e.g. `_REGION=europe-west1`.
@@ -52,9 +52,17 @@ pub struct VerifyArgs {
     pub compare_original: bool,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
-    /// The embedded store (default `<context>/.kmigrate/verify`); cleared at start.
+    /// The embedded store, cleared at start; default
+    /// `$XDG_CACHE_HOME/kmigrate/verify/<repository>-<id>` (or under ~/.cache),
+    /// outside the repository. Never part of a build context, even inside it.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Also build contexts, Dockerfiles, local caches and outputs that resolve
+    /// (symlinks followed) outside the repository (--context, default the
+    /// config's directory). Off by default: a config may come from a merge
+    /// request, and must not read host files into an image or write over them.
+    #[arg(long = "allow-outside-repo")]
+    pub allow_outside_repo: bool,
     /// Docker Engine address for `--engine docker` (default DOCKER_HOST or the socket).
     #[arg(long = "docker-host", value_name = "URL")]
     pub docker_host: Option<String>,
@@ -97,6 +105,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     };
     opts.compare_original = args.compare_original;
     opts.store = args.store;
+    opts.allow_outside_repo = args.allow_outside_repo;
     opts.docker_host = args.docker_host;
     opts.docker_network = args.docker_network;
     opts.progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -10,7 +10,7 @@
 //! runs again with `cachefrom` = that image.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bollard::Docker;
@@ -30,6 +30,8 @@ pub struct DockerEngine {
     docker: Docker,
     host: String,
     network: Option<String>,
+    /// Verify's store, never part of a build context.
+    store: Option<PathBuf>,
 }
 
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -76,6 +78,7 @@ impl DockerEngine {
             })
             .map_err(|e| cannot(e.to_string()))?;
         Ok(DockerEngine {
+            store: opts.store.clone(),
             rt,
             docker,
             host,
@@ -90,6 +93,7 @@ impl DockerEngine {
             &m.plan,
             self.network.as_deref(),
             warm,
+            self.store.as_deref(),
         ));
         let mut s = match res {
             Ok(s) => s,
@@ -120,8 +124,9 @@ impl Backend for DockerEngine {
     }
 }
 
-/// The build context as a tar, with the Dockerfile at a known name.
-fn context_tar(plan: &BuildPlan) -> Result<(Vec<u8>, String), String> {
+/// The build context as a tar, with the Dockerfile at a known name;
+/// `store` (verify's own state) is left out when it lies inside.
+fn context_tar(plan: &BuildPlan, store: Option<&Path>) -> Result<(Vec<u8>, String), String> {
     let ctx = PathBuf::from(&plan.context);
     if !ctx.is_dir() {
         return Err(format!("context {} is not a directory", ctx.display()));
@@ -132,8 +137,11 @@ fn context_tar(plan: &BuildPlan) -> Result<(Vec<u8>, String), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| ctx.join("Dockerfile"));
     // `.dockerignore` is applied here, as the Docker CLI does before upload.
-    let (rules, _) = crate::builder::ignore::IgnoreRules::load(&ctx, &dockerfile)
+    let (mut rules, _) = crate::builder::ignore::IgnoreRules::load(&ctx, &dockerfile)
         .map_err(|e| format!("reading .dockerignore in {}: {e}", ctx.display()))?;
+    if let Some(rel) = store.and_then(|s| s.strip_prefix(&ctx).ok()) {
+        rules.exclude_always(&rel.to_string_lossy());
+    }
     let keep_always = |rel: &str| {
         rel == ".dockerignore"
             || dockerfile
@@ -168,8 +176,12 @@ fn context_tar(plan: &BuildPlan) -> Result<(Vec<u8>, String), String> {
         Ok(rel) => rel.display().to_string(),
         Err(_) => {
             let name = ".kmigrate-verify.Dockerfile".to_string();
-            let data = std::fs::read(&dockerfile)
-                .map_err(|e| format!("Dockerfile {}: {e}", dockerfile.display()))?;
+            let data = crate::builder::limits::read_regular_file(
+                &dockerfile,
+                crate::builder::limits::DOCKERFILE_MAX,
+                "Dockerfile",
+            )
+            .map_err(|e| format!("Dockerfile {}: {e}", dockerfile.display()))?;
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
@@ -229,6 +241,7 @@ async fn run_build(
     plan: &BuildPlan,
     network: Option<&str>,
     warm: bool,
+    store: Option<&Path>,
 ) -> Result<RunStats, String> {
     let Some(first) = plan.tags.first().cloned() else {
         return Err("no image name is mapped to a registry: the Docker Engine can only push to a registry (add a --registry-map for this image's registry)".into());
@@ -262,7 +275,7 @@ async fn run_build(
             r.map_err(|e| format!("pulling {first} back for the warm run: {e}"))?;
         }
     }
-    let (body, dockerfile) = context_tar(plan)?;
+    let (body, dockerfile) = context_tar(plan, store)?;
     let mut args: HashMap<String, String> = HashMap::new();
     for a in &plan.build_args {
         let v = match &a.value {
@@ -403,7 +416,7 @@ mod tests {
             context: d.path().display().to_string(),
             ..Default::default()
         };
-        let (bytes, name) = context_tar(&plan).unwrap();
+        let (bytes, name) = context_tar(&plan, Some(&d.path().join("build"))).unwrap();
         assert_eq!(name, "Dockerfile");
         let mut ar = tar::Archive::new(bytes.as_slice());
         let names: Vec<String> = ar
@@ -412,6 +425,18 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, vec![".dockerignore", "Dockerfile", "keep.txt"]);
+    }
+
+    #[test]
+    fn context_tar_refuses_a_dockerfile_outside_that_is_not_a_regular_file() {
+        let d = tempfile::tempdir().unwrap();
+        let plan = BuildPlan {
+            context: d.path().display().to_string(),
+            dockerfile: Some("/dev/zero".into()),
+            ..Default::default()
+        };
+        let e = context_tar(&plan, None).unwrap_err();
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
     }
 
     #[test]

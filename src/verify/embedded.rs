@@ -48,15 +48,18 @@ impl Write for Capture {
 }
 
 /// One build on a wiped `state`; returns the stats and the build log.
+/// `store` (verify's own state) never enters the build context.
 pub fn build_once(
     plan: &BuildPlan,
     state: &Path,
+    store: &Path,
     progress: Progress,
     registry: Option<builder::registry::RegistryConfig>,
 ) -> (RunStats, String) {
     let _ = std::fs::remove_dir_all(state);
     let cap = Capture::default();
     let mut opts = BuildOptions::new(state);
+    opts.exclude_from_context.push(store.to_path_buf());
     opts.log = Arc::new(Mutex::new(cap.clone()));
     opts.progress = match progress {
         Progress::Tty => Progress::Tty,
@@ -103,7 +106,7 @@ impl Backend for Embedded {
             ]));
         }
         let state = self.state(unit);
-        let (s, _) = build_once(&plan, &state, self.progress, None);
+        let (s, _) = build_once(&plan, &state, &self.store, self.progress, None);
         s
     }
 
@@ -114,7 +117,7 @@ impl Backend for Embedded {
         plan.outputs.clear();
         plan.push = false;
         let state = self.state(unit);
-        let (s, _) = build_once(&plan, &state, self.progress, None);
+        let (s, _) = build_once(&plan, &state, &self.store, self.progress, None);
         let _ = std::fs::remove_dir_all(&state);
         s
     }

@@ -273,6 +273,11 @@ fn plan_of(
     if let Some(f) = &plan.dockerfile {
         plan.dockerfile = Some(local_path(f, workdir_ci, local_cwd, context_dir)?);
     }
+    // Local caches and outputs are paths of the CI job too, not of
+    // wherever verify runs.
+    for (_, p) in super::confine::path_slots(&mut plan) {
+        *p = local_path(p, workdir_ci, local_cwd, context_dir)?;
+    }
     Ok((kind, plan, notes))
 }
 

@@ -10,6 +10,7 @@
 //! renders the result.
 
 pub mod compare;
+pub mod confine;
 pub mod docker;
 pub mod embedded;
 pub mod extract;
@@ -52,8 +53,12 @@ pub struct VerifyOptions {
     pub overrides: BTreeMap<String, String>,
     pub engine: EngineKind,
     pub compare_original: bool,
-    /// The embedded store; default `<context>/.kmigrate/verify`.
+    /// The embedded store; default under the user's cache directory, outside
+    /// the repository (see `default_store`).
     pub store: Option<PathBuf>,
+    /// Build contexts, Dockerfiles, local caches and outputs outside the
+    /// repository too (`--allow-outside-repo`); see [`confine`].
+    pub allow_outside_repo: bool,
     pub progress: Progress,
     /// `DOCKER_HOST` for the docker engine (else the default socket).
     pub docker_host: Option<String>,
@@ -73,6 +78,7 @@ impl VerifyOptions {
             engine: EngineKind::Embedded,
             compare_original: false,
             store: None,
+            allow_outside_repo: false,
             progress: Progress::Quiet,
             docker_host: None,
             docker_network: None,
@@ -207,10 +213,11 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             context_dir.display()
         ))
     })?;
-    let store = opts
-        .store
-        .clone()
-        .unwrap_or_else(|| context_dir.join(".kmigrate/verify"));
+    let store = match &opts.store {
+        Some(s) => s.clone(),
+        None => default_store(&context_dir),
+    };
+
     let mut report = Report {
         config: path.display().to_string(),
         platform: match platform {
@@ -247,8 +254,9 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         git: &git,
         overrides: &opts.overrides,
     };
-    let builds = extract::extract(path, &text, platform, &inputs)
+    let mut builds = extract::extract(path, &text, platform, &inputs)
         .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?;
+    confine_builds(opts, &context_dir, &mut builds);
     if builds.is_empty() {
         return Err(VerifyError(format!(
             "{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)",
@@ -257,12 +265,13 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     // The builds of the file as written: where each rewritten build comes
     // from, and the Kaniko plans `--compare-original` builds.
-    let originals = if report.rewritten_in_memory || opts.compare_original {
+    let mut originals = if report.rewritten_in_memory || opts.compare_original {
         extract::extract(path, &source.text, platform, &inputs)
             .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?
     } else {
         Vec::new()
     };
+    confine_builds(opts, &context_dir, &mut originals);
     if opts.compare_original && !originals.iter().any(|o| o.kind == Kind::Kaniko) {
         report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
     }
@@ -274,6 +283,13 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     std::fs::create_dir_all(&store)
         .map_err(|e| VerifyError(format!("cannot create the store {}: {e}", store.display())))?;
+    // Canonical, as contexts are: backends and `--compare-original` keep
+    // the store out of every context it lies in.
+    let store = store.canonicalize().unwrap_or(store);
+    let opts = &VerifyOptions {
+        store: Some(store.clone()),
+        ..opts.clone()
+    };
 
     let mut backend: Box<dyn Backend> = match opts.engine {
         EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
@@ -386,6 +402,34 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
     report.finish();
     Ok(report)
+}
+
+/// The default store of a repository: outside it (a build context must not
+/// see verify's state: with `COPY . .` the warm build would see a different
+/// context), under the user's cache directory, one per repository path.
+fn default_store(repo: &Path) -> PathBuf {
+    let name = repo
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let id = &crate::builder::digest::sha256_hex(repo.as_os_str().as_encoded_bytes())[..12];
+    crate::builder::api::user_cache_dir()
+        .join("verify")
+        .join(format!("{name}-{id}"))
+}
+
+/// Unless `--allow-outside-repo`, a build with a host path outside the
+/// repository is not run: its plan is dropped and the reason kept.
+fn confine_builds(opts: &VerifyOptions, repo: &Path, builds: &mut [Extracted]) {
+    if opts.allow_outside_repo {
+        return;
+    }
+    for b in builds {
+        if let Some(Err(e)) = b.plan.as_ref().map(|p| confine::check(p, repo)) {
+            b.plan = None;
+            b.error = Some(e);
+        }
+    }
 }
 
 /// Pass criteria: cold and warm succeed, the warm run executed nothing and
@@ -508,7 +552,10 @@ pub fn compare_plans(
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_dir_all(&state);
         let p = local_only(plan, &out);
-        let (stats, _) = embedded::build_once(&p, &state, opts.progress, None);
+        // Verify's store (or, without one, this work directory) stays out
+        // of the contexts.
+        let own = opts.store.as_deref().unwrap_or(dir);
+        let (stats, _) = embedded::build_once(&p, &state, own, opts.progress, None);
         let _ = std::fs::remove_dir_all(&state);
         if !stats.ok {
             return Err(format!(

@@ -32,6 +32,9 @@ pub fn human(r: &Report) -> String {
             super::EngineKind::Docker => "docker",
         }
     );
+    if r.engine == super::EngineKind::Embedded {
+        let _ = writeln!(s, "store: {}", r.store);
+    }
     for n in &r.notes {
         let _ = writeln!(s, "note: {n}");
     }
