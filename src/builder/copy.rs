@@ -2,7 +2,7 @@
 //! execution into a stage root with Docker's directory semantics.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
@@ -463,7 +463,13 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
             .create_new(true)
             .open(&target)
             .map_err(io_err(image_path))?;
-        let mut inp = fs::File::open(src).map_err(io_err(src.display()))?;
+        // O_NOFOLLOW: a source swapped for a symlink after it was resolved
+        // fails instead of being read through.
+        let mut inp = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(src)
+            .map_err(io_err(src.display()))?;
         std::io::copy(&mut inp, &mut out).map_err(io_err(image_path))?;
     } else {
         return Ok(());
