@@ -195,22 +195,188 @@ pub fn dockerfile(data: &[u8]) {
 }
 
 /// Layer extraction: any bytes as a (gzip or plain) tar extract or fail,
-/// and nothing is ever written outside the root.
+/// and nothing outside the root is ever written, removed or re-permissioned:
+/// a sibling directory with a canary must come out exactly as it went in.
+///
+/// Input starting with `W` is not a tar but a recipe for one (see
+/// [`whiteout_tar`]): entries built from a small vocabulary of names that
+/// is mostly whiteouts (`.wh.`, `.wh..`, `.wh...`, `.wh..wh..opq`, ...),
+/// `..` and symlinks up and out, so a byte-level fuzzer reaches whiteout
+/// handling on most inputs instead of rarely.
 pub fn layer_tar(data: &[u8]) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let tar = dir.path().join("layer.tar");
-    std::fs::write(&tar, data).expect("write the layer");
+    let sibling = dir.path().join("sibling");
+    std::fs::create_dir(&sibling).expect("create the sibling");
+    std::fs::write(sibling.join("canary"), "canary").expect("write the canary");
     let root = dir.path().join("root");
-    std::fs::create_dir(&root).expect("create the root");
+    for d in ["sub/deeper", "b"] {
+        std::fs::create_dir_all(root.join(d)).expect("create the root");
+    }
+    for f in ["a", "sub/a", "sub/deeper/x"] {
+        std::fs::write(root.join(f), f).expect("populate the root");
+    }
+    let bytes = match data.split_first() {
+        Some((b'W', recipe)) => whiteout_tar(recipe, &sibling),
+        _ => data.to_vec(),
+    };
+    let tar = dir.path().join("layer.tar");
+    std::fs::write(&tar, &bytes).expect("write the layer");
+    let modes = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        [p.to_path_buf(), p.join("canary")]
+            .map(|f| std::fs::metadata(f).map(|m| m.permissions().mode()).ok())
+    };
+    let modes_before = modes(&sibling);
     let _ = layer::extract(&tar, &root);
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list the directory")
+        .expect("the work directory was removed")
         .map(|e| e.expect("an entry").file_name())
         .collect();
     names.sort();
-    assert_eq!(names, ["layer.tar", "root"], "extraction escaped its root");
+    assert_eq!(
+        names,
+        ["layer.tar", "root", "sibling"],
+        "extraction escaped its root"
+    );
+    assert!(
+        std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()),
+        "the root itself was replaced"
+    );
+    let sib: Vec<_> = std::fs::read_dir(&sibling)
+        .expect("the sibling was removed")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert_eq!(sib, ["canary"], "something was written next to the root");
+    assert_eq!(
+        std::fs::read_to_string(sibling.join("canary"))
+            .ok()
+            .as_deref(),
+        Some("canary"),
+        "the canary outside the root changed"
+    );
+    assert_eq!(
+        modes(&sibling),
+        modes_before,
+        "a mode outside the root changed"
+    );
     // A read-only directory the layer made would stop the clean-up.
     make_writable(&root);
+}
+
+/// Path components a recipe picks from: whiteouts of every shape, `..`,
+/// names that exist in the pre-populated root, and links' names.
+const COMPONENTS: &[&str] = &[
+    ".wh.",
+    ".wh..",
+    ".wh...",
+    ".wh..wh..opq",
+    ".wh..wh.plnk",
+    ".wh.a",
+    ".wh.b",
+    ".wh.sub",
+    ".wh.root",
+    ".wh.sibling",
+    ".wh.lnk",
+    "..",
+    ".",
+    "",
+    "a",
+    "b",
+    "sub",
+    "deeper",
+    "lnk",
+    "up",
+    "root",
+    "sibling",
+    "x",
+];
+
+/// Symlink and hard-link targets: up, out, absolute, and `@` for the
+/// sibling directory's absolute host path.
+const LINK_TARGETS: &[&str] = &[
+    "..",
+    "../..",
+    "../../..",
+    "/",
+    "/..",
+    "a",
+    "sub",
+    "sub/deeper",
+    "lnk",
+    "up",
+    "@",
+    "@/canary",
+    "../sibling",
+    "../sibling/canary",
+    "/a",
+    ".wh...",
+    "",
+];
+
+/// Builds a tar from a recipe: each entry takes three bytes (kind and
+/// depth, then two choosers for components and the link target). Headers
+/// are written by hand so names reach the tar exactly as chosen.
+pub fn whiteout_tar(recipe: &[u8], sibling: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in recipe.chunks(3) {
+        let k = op[0];
+        let c = *op.get(1).unwrap_or(&0) as usize;
+        let t = *op.get(2).unwrap_or(&0) as usize;
+        let depth = 1 + (k as usize >> 3) % 3;
+        let mut parts: Vec<&str> = (0..depth)
+            .map(|i| COMPONENTS[(c + i * 7 + i * c / 5) % COMPONENTS.len()])
+            .collect();
+        let kind = k % 5;
+        if kind == 4 {
+            // A whiteout-shaped last component most of the time.
+            let last = parts.len() - 1;
+            parts[last] = COMPONENTS[c % 13];
+        }
+        let mut name = parts.join("/");
+        if k & 0x80 != 0 {
+            name.insert(0, '/');
+        }
+        let target =
+            LINK_TARGETS[t % LINK_TARGETS.len()].replacen('@', &sibling.display().to_string(), 1);
+        let (flag, link, body): (u8, &str, &[u8]) = match kind {
+            1 => (b'5', "", b""),
+            2 => (b'2', &target, b""),
+            3 => (b'1', &target, b""),
+            _ => (b'0', "", b"data"),
+        };
+        tar_entry(&mut out, &name, flag, link, body);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// One ustar header (names cut at 100 bytes) plus the padded body.
+fn tar_entry(out: &mut Vec<u8>, name: &str, flag: u8, link: &str, body: &[u8]) {
+    let mut h = [0u8; 512];
+    let put = |h: &mut [u8; 512], at: usize, len: usize, v: &[u8]| {
+        let n = v.len().min(len);
+        h[at..at + n].copy_from_slice(&v[..n]);
+    };
+    put(&mut h, 0, 100, name.as_bytes());
+    put(
+        &mut h,
+        100,
+        8,
+        format!("{:07o}\0", if flag == b'5' { 0o755 } else { 0o644 }).as_bytes(),
+    );
+    put(&mut h, 108, 8, b"0000000\0");
+    put(&mut h, 116, 8, b"0000000\0");
+    put(&mut h, 124, 12, format!("{:011o}\0", body.len()).as_bytes());
+    put(&mut h, 136, 12, b"00000000000\0");
+    h[156] = flag;
+    put(&mut h, 157, 100, link.as_bytes());
+    put(&mut h, 257, 8, b"ustar\x0000");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    put(&mut h, 148, 8, format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(body);
+    out.resize(out.len().div_ceil(512) * 512, 0);
 }
 
 fn make_writable(dir: &Path) {

@@ -2,7 +2,7 @@
 //! execution into a stage root with Docker's directory semantics.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
@@ -174,8 +174,10 @@ impl Engine<'_> {
         ctx: &Context,
     ) -> R<()> {
         let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
-        // Source list: (host path, name used for the basename, walk entries).
-        let mut sources: Vec<(PathBuf, Vec<(PathBuf, String)>)> = Vec::new();
+        // Sources: host path, the name a file keeps under a directory
+        // destination (the name as written, even when it is a symlink), and
+        // for a directory its walk entries.
+        let mut sources: Vec<CopySource> = Vec::new();
         match &plan.from {
             From::Context => {
                 for p in &plan.patterns {
@@ -185,7 +187,8 @@ impl Engine<'_> {
                         } else {
                             vec![]
                         };
-                        sources.push((s.path, entries));
+                        let name = s.rel.rsplit('/').next().unwrap_or_default().to_string();
+                        sources.push((s.path, name, entries));
                     }
                 }
             }
@@ -208,44 +211,14 @@ impl Engine<'_> {
                     From::Context => unreachable!("handled above"),
                 };
                 for p in &plan.patterns {
-                    let comps = fsutil::clean_components(p);
-                    let last = comps.last().cloned().unwrap_or_default();
-                    let mut found = Vec::new();
-                    if glob::has_meta(&last) {
-                        let parent = fsutil::secure_join(
-                            &src_root,
-                            &comps[..comps.len() - 1].join("/"),
-                            true,
-                        )
-                        .map_err(io_err(p))?;
-                        if let Ok(rd) = fs::read_dir(&parent) {
-                            let mut names: Vec<String> = rd
-                                .filter_map(|e| e.ok())
-                                .map(|e| e.file_name().to_string_lossy().to_string())
-                                .collect();
-                            names.sort();
-                            for n in names {
-                                if glob::matches(&last, &n) {
-                                    found.push(parent.join(n));
-                                }
-                            }
-                        }
-                    } else {
-                        let path = fsutil::secure_join(&src_root, p, true).map_err(io_err(p))?;
-                        if fs::symlink_metadata(&path).is_ok() {
-                            found.push(path);
-                        }
-                    }
-                    if found.is_empty() {
-                        return Err(err(format!("{p:?} not found in the source stage/image")));
-                    }
-                    for f in found {
-                        let entries = if f.is_dir() {
-                            context::walk_tree(&f, |_| false).map_err(err)?
+                    for (path, name) in stage_sources(&src_root, p).map_err(err)? {
+                        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+                        let entries = if is_dir {
+                            context::walk_tree(&path, |_| false).map_err(err)?
                         } else {
                             vec![]
                         };
-                        sources.push((f, entries));
+                        sources.push((path, name, entries));
                     }
                 }
             }
@@ -254,6 +227,7 @@ impl Engine<'_> {
             Some(c) => super::user::resolve_chown(root, c).map_err(err)?,
             None => (0, 0),
         };
+        let owner = host_owner(uid, gid, super::engine::rootless_ids()).map_err(err)?;
         let dest_existing_dir = fsutil::secure_join(root, &plan.dest, true)
             .map(|p| p.is_dir())
             .unwrap_or(false);
@@ -265,11 +239,10 @@ impl Engine<'_> {
             )));
         }
         let opts = Put {
-            uid,
-            gid,
+            owner,
             chmod: plan.chmod,
         };
-        for (path, entries) in &sources {
+        for (path, name, entries) in &sources {
             let meta = fs::metadata(path).map_err(io_err(path.display()))?;
             if meta.is_dir() {
                 let d = plan.dest.trim_end_matches('/').to_string();
@@ -290,10 +263,6 @@ impl Engine<'_> {
                 super::layer::extract(path, &target)
                     .map_err(|e| err(format!("extracting {}: {e}", path.display())))?;
             } else {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
                 let target = if dest_dir {
                     format!("{}/{name}", plan.dest.trim_end_matches('/'))
                 } else {
@@ -327,9 +296,65 @@ impl Engine<'_> {
     }
 }
 
+/// Resolves a `COPY --from` source pattern inside a stage's (or image's)
+/// root, as if chrooted there: every symlink on the way, the matched entry
+/// itself included, is followed with the root as `/` (see
+/// [`fsutil::secure_join`]), so no source can name a host path. Returns the
+/// host paths with the names the pattern matched.
+fn stage_sources(src_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, String)>, String> {
+    let comps = fsutil::clean_components(pattern);
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok(vec![(src_root.to_path_buf(), String::new())]);
+    };
+    let is_glob = glob::has_meta(last);
+    let names: Vec<String> = if is_glob {
+        let parent = fsutil::secure_join(src_root, &parents.join("/"), true)
+            .map_err(|e| format!("{pattern:?}: {e}"))?;
+        let mut names: Vec<String> = match fs::read_dir(&parent) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| glob::matches(last, n))
+                .collect(),
+            Err(_) => vec![],
+        };
+        names.sort();
+        names
+    } else {
+        vec![last.clone()]
+    };
+    let mut found = Vec::new();
+    for name in names {
+        let image_path = match parents {
+            [] => format!("/{name}"),
+            _ => format!("/{}/{name}", parents.join("/")),
+        };
+        let path = fsutil::secure_join(src_root, &image_path, true)
+            .map_err(|e| format!("{pattern:?}: {e}"))?;
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_symlink() => found.push((path, name)),
+            // A missing literal source is reported as not found below.
+            _ if !is_glob => {}
+            _ => {
+                return Err(format!(
+                    "{pattern:?} matches {image_path}, a symbolic link whose target does not exist in the source stage/image"
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("{pattern:?} not found in the source stage/image"));
+    }
+    Ok(found)
+}
+
+/// A COPY source: host path, the name it keeps under a directory
+/// destination, and for a directory its walk entries (host path, relative).
+type CopySource = (PathBuf, String, Vec<(PathBuf, String)>);
+
 struct Put {
-    uid: u32,
-    gid: u32,
+    /// Host ids to give copied entries; `None` keeps the caller's own.
+    owner: Option<(u32, u32)>,
     chmod: Option<u32>,
 }
 
@@ -367,9 +392,37 @@ fn ensure_dir(root: &Path, d: &str, o: &Put, src: Option<&fs::Metadata>) -> R<()
         fs::create_dir_all(&hp).map_err(io_err(d))?;
         let mode = o.chmod.or(src.map(|m| m.mode() & 0o7777)).unwrap_or(0o755);
         fs::set_permissions(&hp, fs::Permissions::from_mode(mode)).map_err(io_err(d))?;
-        std::os::unix::fs::lchown(&hp, Some(o.uid), Some(o.gid)).map_err(io_err(d))?;
+        set_owner(&hp, o).map_err(io_err(d))?;
     }
     Ok(())
+}
+
+/// The host owner for copied files owned by `uid:gid` in the image.
+/// As root the ids are used as they are. Rootless (`rootless` holds the
+/// caller's ids), the sandbox maps only root in the image to the caller,
+/// who already owns every file it creates, so nothing is changed (the layer
+/// writer records the caller as 0:0); any other owner cannot be represented
+/// and is refused instead of failing on `lchown`.
+fn host_owner(
+    uid: u32,
+    gid: u32,
+    rootless: Option<(u32, u32)>,
+) -> Result<Option<(u32, u32)>, String> {
+    match rootless {
+        None => Ok(Some((uid, gid))),
+        Some(_) if (uid, gid) == (0, 0) => Ok(None),
+        Some(_) => Err(format!(
+            "--chown to {uid}:{gid} needs root: a rootless build maps only root in the image \
+             (to your user), so files cannot be owned by other ids; run kmigrate as root or drop --chown"
+        )),
+    }
+}
+
+fn set_owner(p: &Path, o: &Put) -> std::io::Result<()> {
+    match o.owner {
+        Some((uid, gid)) => std::os::unix::fs::lchown(p, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
 }
 
 /// Copies one entry to an image path, never following a symlink in the
@@ -397,7 +450,7 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
     if ft.is_symlink() {
         let t = fs::read_link(src).map_err(io_err(src.display()))?;
         std::os::unix::fs::symlink(t, &target).map_err(io_err(image_path))?;
-        std::os::unix::fs::lchown(&target, Some(o.uid), Some(o.gid)).map_err(io_err(image_path))?;
+        set_owner(&target, o).map_err(io_err(image_path))?;
         return Ok(());
     }
     if ft.is_dir() {
@@ -410,12 +463,18 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
             .create_new(true)
             .open(&target)
             .map_err(io_err(image_path))?;
-        let mut inp = fs::File::open(src).map_err(io_err(src.display()))?;
+        // O_NOFOLLOW: a source swapped for a symlink after it was resolved
+        // fails instead of being read through.
+        let mut inp = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(src)
+            .map_err(io_err(src.display()))?;
         std::io::copy(&mut inp, &mut out).map_err(io_err(image_path))?;
     } else {
         return Ok(());
     }
-    std::os::unix::fs::lchown(&target, Some(o.uid), Some(o.gid)).map_err(io_err(image_path))?;
+    set_owner(&target, o).map_err(io_err(image_path))?;
     fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(image_path))?;
     if let Ok(f) = fs::File::open(&target)
         && let Ok(t) = m.modified()
@@ -423,4 +482,58 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
         let _ = f.set_times(fs::FileTimes::new().set_modified(t));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn stage_sources_resolve_symlinks_inside_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("secret"), "host").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/passwd"), "image").unwrap();
+        symlink("/etc", root.join("leaketc")).unwrap();
+        symlink("../../../../../../etc", root.join("relleak")).unwrap();
+        symlink(host.path(), root.join("hostdir")).unwrap();
+        symlink("/etc/passwd", root.join("pw")).unwrap();
+        symlink("/loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        for pat in ["/lea*", "/relleak", "/rel*"] {
+            let got = stage_sources(root, pat).unwrap();
+            assert_eq!(got.len(), 1, "{pat}");
+            assert_eq!(got[0].0, root.join("etc"), "{pat}");
+        }
+        // The name as written is kept for a directory destination.
+        assert_eq!(
+            stage_sources(root, "/pw").unwrap(),
+            vec![(root.join("etc/passwd"), "pw".to_string())]
+        );
+        // A link to a host path resolves inside the root, where it is missing.
+        assert!(stage_sources(root, "/hostdir").is_err());
+        assert!(
+            stage_sources(root, "/hostd*")
+                .unwrap_err()
+                .contains("does not exist in the source stage")
+        );
+        for pat in ["/loop1", "/loop*", "/loop1/x"] {
+            let e = stage_sources(root, pat).unwrap_err();
+            assert!(e.contains("symbolic links"), "{pat}: {e}");
+        }
+    }
+
+    #[test]
+    fn rootless_owners_map_only_root() {
+        assert_eq!(host_owner(5, 6, None), Ok(Some((5, 6))));
+        assert_eq!(host_owner(0, 0, Some((1000, 1000))), Ok(None));
+        assert!(
+            host_owner(1000, 1000, Some((1000, 1000)))
+                .unwrap_err()
+                .contains("needs root")
+        );
+    }
 }

@@ -848,7 +848,7 @@ impl<'a> Engine<'a> {
 }
 
 /// The host ids that are root inside a rootless sandbox, when not root.
-fn rootless_ids() -> Option<(u32, u32)> {
+pub(crate) fn rootless_ids() -> Option<(u32, u32)> {
     let uid = nix::unistd::Uid::effective();
     (!uid.is_root()).then(|| (uid.as_raw(), nix::unistd::Gid::effective().as_raw()))
 }

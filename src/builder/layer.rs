@@ -205,16 +205,21 @@ pub fn extract(layer: &Path, root: &Path) -> io::Result<()> {
         if !fsutil::is_within(root, &parent) {
             return Err(bad(format!("layer entry {raw:?} escapes the root")));
         }
+        let whiteout = whiteout(name).map_err(|why| bad(format!("layer entry {raw:?} {why}")))?;
         fs::create_dir_all(&parent)?;
-        if name == ".wh..wh..opq" {
-            for e in fs::read_dir(&parent)? {
-                remove_any(&e?.path())?;
+        match whiteout {
+            Some(Whiteout::Opaque) => {
+                for e in fs::read_dir(&parent)? {
+                    remove_inside(root, &parent, &e?.file_name().to_string_lossy())?;
+                }
+                continue;
             }
-            continue;
-        }
-        if let Some(victim) = name.strip_prefix(".wh.") {
-            remove_any(&parent.join(victim))?;
-            continue;
+            Some(Whiteout::Remove(victim)) => {
+                remove_inside(root, &parent, victim)?;
+                continue;
+            }
+            Some(Whiteout::AufsMeta) => continue,
+            None => {}
         }
         let target = parent.join(name);
         let h = entry.header().clone();
@@ -306,6 +311,62 @@ fn normalize(raw: &str) -> io::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// What a whiteout entry (last path component `.wh.…`) asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Whiteout<'a> {
+    /// `.wh..wh..opq`: empty the directory (lower layers' content).
+    Opaque,
+    /// `.wh.<name>`: delete `<name>` in the same directory.
+    Remove(&'a str),
+    /// Other `.wh..wh.` names are AUFS bookkeeping (e.g. `.wh..wh.plnk`),
+    /// skipped as Docker does.
+    AufsMeta,
+}
+
+/// Classifies a layer entry's last component. A whiteout must name exactly
+/// one entry of its own directory: `.wh.`, `.wh..` and `.wh...` (nothing,
+/// the directory itself, its parent) are malformed and refused, never
+/// applied, so no whiteout can delete the root or anything above it.
+fn whiteout(name: &str) -> Result<Option<Whiteout<'_>>, String> {
+    const OPAQUE: &str = ".wh..wh..opq";
+    let Some(victim) = name.strip_prefix(".wh.") else {
+        return Ok(None);
+    };
+    if name == OPAQUE {
+        return Ok(Some(Whiteout::Opaque));
+    }
+    if victim.starts_with(".wh.") {
+        return Ok(Some(Whiteout::AufsMeta));
+    }
+    if matches!(victim, "" | "." | "..") || victim.contains('/') {
+        return Err(format!(
+            "is not a valid whiteout: `.wh.<name>` must name one file in its directory, \
+             not {victim:?}; the image is malformed or hostile"
+        ));
+    }
+    Ok(Some(Whiteout::Remove(victim)))
+}
+
+/// Deletes `name` in `dir` (a directory already resolved inside `root`),
+/// after checking that the victim is a child of `dir` strictly inside
+/// `root`: the last guard against a whiteout deleting the root or above.
+fn remove_inside(root: &Path, dir: &Path, name: &str) -> io::Result<()> {
+    let victim = dir.join(name);
+    if matches!(name, "" | "." | "..")
+        || name.contains('/')
+        || victim == root
+        || !fsutil::is_within(root, dir)
+        || !fsutil::is_within(root, &victim)
+    {
+        return Err(bad(format!(
+            "refusing to delete {} for a whiteout: it is not inside the extraction root {}",
+            victim.display(),
+            root.display()
+        )));
+    }
+    remove_any(&victim)
 }
 
 fn remove_any(p: &Path) -> io::Result<()> {
@@ -419,6 +480,83 @@ mod tests {
         }
         b.finish().unwrap();
         f
+    }
+
+    /// A root inside a work directory that also holds a canary next to it,
+    /// so a deletion or write that leaves the root shows up.
+    fn root_with_canary() -> (tempfile::TempDir, std::path::PathBuf) {
+        let work = tempfile::tempdir().unwrap();
+        fs::write(work.path().join("canary"), "keep").unwrap();
+        let root = work.path().join("root");
+        fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        fs::write(root.join("sub/deeper/file"), "f").unwrap();
+        fs::write(root.join("top"), "t").unwrap();
+        (work, root)
+    }
+
+    #[test]
+    fn whiteouts_naming_dot_dot_or_nothing_are_refused_and_delete_nothing() {
+        for bad in [
+            ".wh...",
+            "sub/.wh...",
+            "sub/deeper/.wh...",
+            ".wh..",
+            "sub/.wh..",
+            ".wh.",
+            "sub/.wh.",
+            "./.wh...",
+            "sub//.wh...",
+        ] {
+            let (work, root) = root_with_canary();
+            let t = crafted(&[(bad, tar::EntryType::Regular, "")]);
+            let e = extract(t.path(), &root).expect_err(bad).to_string();
+            assert!(e.contains("whiteout"), "{bad}: {e}");
+            assert_eq!(
+                fs::read_to_string(work.path().join("canary")).unwrap(),
+                "keep",
+                "{bad}"
+            );
+            assert!(
+                root.join("top").is_file(),
+                "{bad} removed the root's content"
+            );
+            assert!(root.join("sub/deeper/file").is_file(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn whiteouts_delete_only_inside_the_root_even_through_symlinks() {
+        let (work, root) = root_with_canary();
+        let outside = work.path().display().to_string();
+        let t = crafted(&[
+            // A symlink to the work directory itself: a whiteout under it
+            // resolves inside the root, where no canary exists.
+            ("esc", tar::EntryType::Symlink, outside.as_str()),
+            ("esc/.wh.canary", tar::EntryType::Regular, ""),
+            ("up", tar::EntryType::Symlink, "../../../../.."),
+            ("up/.wh.canary", tar::EntryType::Regular, ""),
+            ("up/.wh..wh..opq", tar::EntryType::Regular, ""),
+        ]);
+        extract(t.path(), &root).unwrap();
+        assert_eq!(
+            fs::read_to_string(work.path().join("canary")).unwrap(),
+            "keep"
+        );
+        assert!(work.path().join("root").is_dir());
+        // The opaque whiteout under `up` (the root) emptied the root only.
+        assert!(!root.join("top").exists());
+        // Regular whiteouts and opaque directories still work.
+        let (work, root) = root_with_canary();
+        let t = crafted(&[
+            (".wh.top", tar::EntryType::Regular, ""),
+            ("sub/deeper/.wh..wh..opq", tar::EntryType::Regular, ""),
+            ("sub/deeper/new", tar::EntryType::Regular, "n"),
+        ]);
+        extract(t.path(), &root).unwrap();
+        assert!(!root.join("top").exists());
+        assert!(!root.join("sub/deeper/file").exists());
+        assert!(root.join("sub/deeper/new").is_file());
+        assert!(work.path().join("canary").is_file());
     }
 
     #[test]

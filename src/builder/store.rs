@@ -25,9 +25,23 @@ pub struct Store {
 impl Store {
     /// Opens (creating) the store at `root`, removing the work directories
     /// killed builds left.
+    ///
+    /// Everything is private to the caller (0700): `tmp/` holds the
+    /// extracted root filesystems of images, setuid binaries included, and
+    /// a world-traversable path to them would let any local user run those.
+    /// Directories kmigrate creates get 0700 from the start; its own
+    /// subdirectories are tightened when an older version left them open.
+    /// A state directory the user made is left as it is (its subdirectories
+    /// already close the path).
     pub fn open(root: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let mut private = fs::DirBuilder::new();
+        private.recursive(true).mode(0o700);
         for sub in ["blobs/sha256", "cache", "tmp"] {
-            fs::create_dir_all(root.join(sub))?;
+            private.create(root.join(sub))?;
+        }
+        for sub in ["blobs", "cache", "tmp"] {
+            fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o700))?;
         }
         Ok(Self {
             root: root.to_path_buf(),
