@@ -4,7 +4,7 @@
 //! reads stdin. Files are checked in parallel on every core; the report is
 //! sorted by path, then position, so output never depends on scheduling.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -452,11 +452,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
             .stdin_filename
             .clone()
             .unwrap_or_else(|| PathBuf::from("-"));
-        let mut bytes = Vec::new();
-        let result = std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| SourceError::new(&name, format!("cannot read stdin: {e}")))
-            .and_then(|_| SourceFile::from_bytes(&name, bytes))
+        let result = SourceFile::read_stream(&name, std::io::stdin().lock())
+            .and_then(|bytes| SourceFile::from_bytes(&name, bytes))
             .and_then(|source| {
                 let findings = check_source(&source, Platform::from_path(&name), &settings)?;
                 Ok(FileResult {
