@@ -73,3 +73,106 @@ fn stdin_larger_than_the_file_limit_is_refused_with_a_bounded_read() {
         "kmigrate read the whole stream ({sent} bytes) instead of stopping at the limit"
     );
 }
+
+/// Runs kmigrate, killing it after `limit` (an unbounded run fails the
+/// test instead of hanging it).
+fn kmigrate_within(cwd: &Path, args: &[&str], limit: Duration) -> Output {
+    let child = bin()
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        true
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !watchdog.join().unwrap(),
+        "kmigrate {args:?} ran past {limit:?}"
+    );
+    out
+}
+
+const KANIKO_STEP: &str =
+    "steps:\n  - name: gcr.io/kaniko-project/executor\n    args: ['--destination=r/app']\n";
+
+#[test]
+fn the_walk_does_not_follow_symlinks_out_of_the_tree() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    let repo = tmp.path().join("repo");
+    fs::create_dir_all(outside.join("deep")).unwrap();
+    fs::create_dir_all(repo.join("sub")).unwrap();
+    fs::write(outside.join("cloudbuild.yaml"), KANIKO_STEP).unwrap();
+    fs::write(outside.join("deep/cloudbuild.yaml"), KANIKO_STEP).unwrap();
+    fs::write(repo.join("cloudbuild.yaml"), KANIKO_STEP).unwrap();
+    fs::write(repo.join("sub/real.yaml"), KANIKO_STEP).unwrap();
+    symlink("/", repo.join("rootlink")).unwrap();
+    symlink(&outside, repo.join("outlink")).unwrap();
+    symlink("sub", repo.join("inlink")).unwrap();
+    // A symlinked file: inside the tree it is checked, outside it is not.
+    symlink("sub/real.yaml", repo.join("cloudbuild-in.yaml")).unwrap();
+    symlink(
+        outside.join("cloudbuild.yaml"),
+        repo.join("cloudbuild-out.yaml"),
+    )
+    .unwrap();
+
+    let o = kmigrate_within(
+        &repo,
+        &["check", "--format", "json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut paths: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "KM001")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    paths.dedup();
+    assert_eq!(paths, ["cloudbuild-in.yaml", "cloudbuild.yaml"], "{v:#}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v:#}");
+
+    // Named on the command line, a link (or a path through one) is the
+    // user's choice and is read.
+    let o = kmigrate(
+        &repo,
+        &[
+            "check",
+            "--format",
+            "json",
+            "cloudbuild-out.yaml",
+            "outlink",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"cloudbuild-out.yaml"), "{v:#}");
+    // (`outlink/cloudbuild.yaml` is the file `cloudbuild-out.yaml` names,
+    // reported once.)
+    assert!(paths.contains(&"outlink/deep/cloudbuild.yaml"), "{v:#}");
+}
