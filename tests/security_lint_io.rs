@@ -176,3 +176,143 @@ fn the_walk_does_not_follow_symlinks_out_of_the_tree() {
     // reported once.)
     assert!(paths.contains(&"outlink/deep/cloudbuild.yaml"), "{v:#}");
 }
+
+/// The characters that must never reach a terminal raw: controls other
+/// than line breaks and tabs (a `\r` only in `\r\n`), and, in human-facing
+/// output, bidi controls and the Unicode line separators.
+fn assert_terminal_safe(what: &str, bytes: &[u8], human: bool) {
+    let s = String::from_utf8_lossy(bytes);
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let control = c.is_control()
+            && c != '\n'
+            && c != '\t'
+            && !(c == '\r' && chars.get(i + 1) == Some(&'\n'));
+        let bidi = matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        );
+        assert!(
+            !(control || (human && bidi)),
+            "{what}: raw {c:?} at char {i}:\n{}",
+            s.escape_debug()
+        );
+    }
+}
+
+/// A Cloud Build config whose step id, arguments and comments carry
+/// terminal escapes (YAML-escaped and raw, where YAML allows raw), under a
+/// file name that carries them too.
+const HOSTILE_CLOUDBUILD: &str = concat!(
+    "# raw in a comment: \u{1b}]0;OWNED\u{7}\u{1b}[2J \u{9b}31m \u{202e}\r\n",
+    "steps:\n",
+    "  - id: \"s\\e]0;OWNED\\a\\e[2J\\x9b31m\\u202e\\u2066\\0\"\n",
+    "    name: gcr.io/kaniko-project/executor # \u{1b}]0;OWNED\u{7}\u{1b}[2J \u{9b}31m \u{202e}\n",
+    "    args:\n",
+    "      - \"--destination=r/app\\e]0;OWNED\\a\"\n",
+    "      - \"--cache=true\"\n",
+    "      - \"--cache-ttl=6h\\e[2J\"\n",
+    "      - \"--custom-platform=linux/\\x9b\\u202e\\0\"\n",
+    "      - \"--unknown-flag\\e]0;OWNED\\a\\e[2J\"\n",
+    "  - id: \"\u{202e}bidi\u{2066}\"\n",
+    "    name: gcr.io/kaniko-project/executor\n",
+    "    args: [\"--destination=r/b\\e[2J\", \"--reproducible\"]\n",
+);
+
+const HOSTILE_GITLAB: &str = concat!(
+    "\"build\\e]0;OWNED\\a\\e[2J\\x9b\\u202e\\0\":\n",
+    "  image: gcr.io/kaniko-project/executor:debug\n",
+    "  script:\n",
+    "    - /kaniko/executor --destination \"r/a\\e[2J\" --cache=true --context .\n",
+    "    - /kaniko/executor --destination r/b --cache=true --unknown \"\\e]0;x\\a\"\n",
+    "\"\u{202e}other\":\n",
+    "  image: gcr.io/kaniko-project/executor:debug\n",
+    "  script:\n",
+    "    - /kaniko/executor --destination r/c $KANIKO_ARGS\n",
+);
+
+/// A name with an OSC title change, a screen clear, a C1 CSI and a bidi
+/// override (file names may hold any byte but `/` and NUL).
+const HOSTILE_NAME: &str = "cloudbuild-\u{1b}]0;OWNED\u{7}\u{1b}[2J\u{9b}\u{202e}.yaml";
+
+fn hostile_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(HOSTILE_NAME), HOSTILE_CLOUDBUILD).unwrap();
+    fs::write(dir.path().join("cloudbuild.yaml"), HOSTILE_CLOUDBUILD).unwrap();
+    fs::write(dir.path().join(".gitlab-ci.yml"), HOSTILE_GITLAB).unwrap();
+    fs::create_dir_all(dir.path().join("bad")).unwrap();
+    // Unparseable, so its error message quotes what the parser saw.
+    fs::write(
+        dir.path().join("bad/cloudbuild-\u{1b}[2J.yaml"),
+        "steps:\n  - name: gcr.io/kaniko-project/executor\n    args: [\"\\e[2J\u{202e}\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn no_terminal_escape_from_input_reaches_any_human_output() {
+    let d = hostile_repo();
+    let p = d.path();
+    let mut runs: Vec<(Vec<&str>, bool)> = vec![
+        (vec!["check"], true),
+        (vec!["check", "--format", "human", "-q"], true),
+        (vec!["check", "--format", "github"], true),
+        (vec!["check", "--format", "json"], false),
+        (vec!["check", "--format", "sarif"], false),
+        (vec!["check", "--format", "gitlab"], false),
+        (vec!["check", HOSTILE_NAME, ".gitlab-ci.yml"], true),
+        (vec!["check", "--format", "github", HOSTILE_NAME], true),
+        (vec!["check", "does-not-exist-\u{1b}[2J\u{202e}"], true),
+        (vec!["check", "--select", "KM001,\u{1b}[2J"], true),
+        (vec!["report"], true),
+        (vec!["report", "--format", "json"], false),
+        (
+            vec!["rewrite", "--diff", HOSTILE_NAME, ".gitlab-ci.yml"],
+            true,
+        ),
+        (
+            vec!["rewrite", "--check", HOSTILE_NAME, ".gitlab-ci.yml"],
+            true,
+        ),
+        (
+            vec!["rewrite", "--diff", "bad/cloudbuild-\u{1b}[2J.yaml"],
+            true,
+        ),
+        (vec!["explain", "KM\u{1b}]0;OWNED\u{7}"], true),
+        (vec!["explain", "KM001"], true),
+    ];
+    // Last, as it changes the files: the in-place rewrite's summary and notes.
+    runs.push((
+        vec!["rewrite", HOSTILE_NAME, "cloudbuild.yaml", ".gitlab-ci.yml"],
+        true,
+    ));
+    let mut saw_escapes = false;
+    for (args, human) in &runs {
+        let o = kmigrate(p, args);
+        assert!(o.status.code().is_some(), "{args:?} was killed");
+        let what = format!("kmigrate {args:?}");
+        assert_terminal_safe(&format!("{what} stdout"), &o.stdout, *human);
+        assert_terminal_safe(&format!("{what} stderr"), &o.stderr, *human);
+        let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        saw_escapes |= all.contains("\\u{1b}");
+    }
+    assert!(saw_escapes, "the hostile text is shown, escaped");
+}
+
+#[test]
+fn the_human_report_shows_escapes_visibly() {
+    let d = hostile_repo();
+    let o = kmigrate(d.path(), &["check", HOSTILE_NAME]);
+    let out = text(&o.stdout);
+    // The name in the header, the decoded step id in the message and the
+    // raw comment on the source line, escaped as `\u{…}`.
+    for shown in [
+        "cloudbuild-\\u{1b}]0;OWNED\\u{7}\\u{1b}[2J\\u{9b}\\u{202e}.yaml:4:11]",
+        "step 1 (`s\\u{1b}]0;OWNED\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}\\u{2066}\\u{0}`)",
+        "executor # \\u{1b}]0;OWNED\\u{7}\\u{1b}[2J \\u{9b}31m \\u{202e}",
+    ] {
+        assert!(out.contains(shown), "{shown} not in\n{out}");
+    }
+}

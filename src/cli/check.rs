@@ -18,6 +18,7 @@ use crate::discover::{self, Target};
 use crate::engine;
 use crate::ignores;
 use crate::platform::Platform;
+use crate::report::terminal::{escape, escape_inline};
 use crate::report::{self, FileResult, Format, Run, Tally, human};
 use crate::rules::{Finding, Severity, meta};
 use crate::source::{SourceError, SourceFile};
@@ -345,7 +346,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut loaded = match load_config(args.config.as_deref(), args.no_config, config_start) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kmigrate: {e}");
+            eprintln!("kmigrate: {}", escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -357,7 +358,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let (select, ignore) = (upper(&args.select), upper(&args.ignore));
     for id in select.iter().chain(&ignore) {
         if meta::get(id).is_none() {
-            eprintln!("kmigrate: unknown rule `{id}` (run `kmigrate rules` for the list)");
+            eprintln!(
+                "kmigrate: unknown rule `{}` (run `kmigrate rules` for the list)",
+                escape_inline(id)
+            );
             return ExitCode::from(2);
         }
     }
@@ -395,7 +399,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
             file_paths
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| escape_inline(&p.display().to_string()).into_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -438,7 +442,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 conclude(&errors, tally)
             }
             Err(e) => {
-                eprintln!("kmigrate: {e}");
+                eprintln!("kmigrate: {}", escape(&e));
                 ExitCode::from(2)
             }
         };
@@ -482,7 +486,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             .map_err(|e| report_write_error(args.output.as_deref(), &e))
     });
     if let Err(e) = written {
-        eprintln!("kmigrate: {e}");
+        eprintln!("kmigrate: {}", escape(&e));
         return ExitCode::from(2);
     }
     conclude(&run.errors, run.tally())

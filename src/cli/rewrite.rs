@@ -10,6 +10,7 @@ use super::diagnostic;
 use crate::engine;
 use crate::options::Options;
 use crate::platform::Platform;
+use crate::report::terminal::{escape, escape_inline};
 use crate::rules::{Finding, Severity};
 use crate::source::SourceFile;
 
@@ -86,7 +87,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     ) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -135,7 +136,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
             }
             Err(msg) => {
                 errored = true;
-                eprintln!("error: {msg}");
+                eprintln!("error: {}", escape(&msg));
             }
         },
     );
@@ -186,12 +187,14 @@ fn rewrite_one(
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 
+    // `--stdout` prints the file's own text (data for a pipe); everything
+    // else on stdout and stderr is for people and is escaped.
     let mut stdout = String::new();
     if args.stdout {
         stdout = new_text.clone().unwrap_or_else(|| source.text.clone());
     } else if args.diff {
         if let Some(text) = &new_text {
-            stdout = unified_diff(&source.text, text, &display.to_string());
+            stdout = unified_diff(&source.text, text, &escape_inline(&display.to_string()));
         }
     } else if !args.check
         && let Some(text) = &new_text
@@ -215,7 +218,8 @@ fn report(
     changed: bool,
     args: &RewriteArgs,
 ) -> String {
-    let display = source.path.display();
+    let display = source.path.display().to_string();
+    let display = escape_inline(&display);
     let fixed = findings
         .iter()
         .filter(|f| f.rule == "KM001" && f.fix.is_some())
@@ -296,6 +300,9 @@ fn unified_diff(old: &str, new: &str, name: &str) -> String {
         .context_radius(3)
         .header(&format!("a/{name}"), &format!("b/{name}"))
         .to_string();
+    // A comment may hold raw escape sequences: a diff is for reading, and
+    // `--stdout` gives the exact text.
+    let text = escape(&text).into_owned();
     if !diagnostic::use_color(std::io::stdout().is_terminal()) {
         return text;
     }
