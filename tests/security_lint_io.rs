@@ -316,3 +316,59 @@ fn the_human_report_shows_escapes_visibly() {
         assert!(out.contains(shown), "{shown} not in\n{out}");
     }
 }
+
+/// A one-line JSON Cloud Build config with `n` Kaniko steps.
+fn one_line_json(n: usize) -> String {
+    let steps: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"s{i}\", \"name\": \"gcr.io/kaniko-project/executor\", \"args\": [\"--destination=r/app{i}\", \"--cache=true\"]}}"
+            )
+        })
+        .collect();
+    format!("{{\"steps\": [{}]}}\n", steps.join(", "))
+}
+
+#[test]
+fn a_one_line_config_prints_a_bounded_excerpt_per_finding() {
+    let d = tempfile::tempdir().unwrap();
+    let config = one_line_json(2000);
+    fs::write(d.path().join("cloudbuild.json"), &config).unwrap();
+    for args in [
+        vec!["check", "-q", "cloudbuild.json"],
+        vec!["rewrite", "--check", "cloudbuild.json"],
+    ] {
+        let o = kmigrate_within(d.path(), &args, Duration::from_secs(120));
+        let all = o.stdout.len() + o.stderr.len();
+        let findings =
+            text(&o.stdout).matches("KM0").count() + text(&o.stderr).matches("KM0").count();
+        assert!(
+            findings >= 2000 || args[0] == "rewrite",
+            "{args:?}: {findings} findings"
+        );
+        // A whole line is ~200 KB; an excerpt is a few hundred bytes.
+        assert!(
+            all < 2000 * 2500,
+            "{args:?}: {all} bytes of output for a {} byte file",
+            config.len()
+        );
+    }
+    // One windowed diagnostic, as drawn.
+    let padded = one_line_json(2).replacen(
+        "{",
+        &format!(
+            "{{\"substitutions\": {{\"_PAD\": \"{}\"}}, ",
+            "x".repeat(300)
+        ),
+        1,
+    );
+    fs::write(d.path().join("cloudbuild.json"), padded).unwrap();
+    let o = kmigrate(
+        d.path(),
+        &["check", "-q", "--select", "KM001", "cloudbuild.json"],
+    );
+    let out = text(&o.stdout);
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("security_lint_io__windowed_diagnostic", out);
+    });
+}
