@@ -372,3 +372,121 @@ fn a_one_line_config_prints_a_bounded_excerpt_per_finding() {
         insta::assert_snapshot!("security_lint_io__windowed_diagnostic", out);
     });
 }
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kmigrate-"))
+        .collect()
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    unsafe {
+        nix::libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let len =
+        unsafe { nix::libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+#[test]
+fn a_rewrite_keeps_owner_group_mode_and_xattrs() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("cloudbuild.yaml");
+    fs::write(&f, KANIKO_STEP).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let as_root = nix::unistd::geteuid().is_root();
+    if as_root {
+        std::os::unix::fs::chown(&f, Some(1234), Some(1234)).unwrap();
+    }
+    let xattrs = set_xattr(&f, "user.kmigrate-test", b"kept");
+    let o = kmigrate(d.path(), &["rewrite", "cloudbuild.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(fs::read_to_string(&f).unwrap().contains("buildx"));
+    let meta = fs::metadata(&f).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    if as_root {
+        assert_eq!((meta.uid(), meta.gid()), (1234, 1234));
+    } else {
+        eprintln!("note: not root, the owner change is not exercised");
+    }
+    if xattrs {
+        assert_eq!(
+            get_xattr(&f, "user.kmigrate-test").as_deref(),
+            Some(&b"kept"[..])
+        );
+    } else {
+        eprintln!("note: no user xattrs on this file system");
+    }
+    assert_eq!(leftovers(d.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_hard_linked_file_is_refused_and_both_names_keep_their_text() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("cloudbuild.yaml");
+    fs::write(&f, KANIKO_STEP).unwrap();
+    fs::hard_link(&f, d.path().join("copy.yaml")).unwrap();
+    let o = kmigrate(d.path(), &["rewrite", "cloudbuild.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("cloudbuild.yaml") && err.contains("hard links"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&f).unwrap(), KANIKO_STEP);
+    assert_eq!(fs::metadata(&f).unwrap().nlink(), 2);
+    assert_eq!(leftovers(d.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_signal_during_a_rewrite_leaves_no_temporary_file() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("cloudbuild.yaml");
+        fs::write(&f, KANIKO_STEP).unwrap();
+        let mut child = bin()
+            .args(["rewrite", "cloudbuild.yaml"])
+            .current_dir(d.path())
+            .env("KMIGRATE_TEST_PAUSE_BEFORE_RENAME", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("paused before renaming"), "{line}");
+        assert_eq!(leftovers(d.path()).len(), 1, "the temporary file exists");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(signal as i32), "{status:?}");
+        assert_eq!(leftovers(d.path()), Vec::<String>::new(), "{signal:?}");
+        assert_eq!(fs::read_to_string(&f).unwrap(), KANIKO_STEP);
+    }
+}
