@@ -490,3 +490,56 @@ fn a_signal_during_a_rewrite_leaves_no_temporary_file() {
         assert_eq!(fs::read_to_string(&f).unwrap(), KANIKO_STEP);
     }
 }
+
+const PIPELINE_ROOT: &str = "include:\n  - local: ci/build.yml\n\nroot-image:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination r/root\n";
+const PIPELINE_INCLUDED: &str = "included-image:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination r/included\n";
+
+#[test]
+fn a_pipeline_with_a_file_that_cannot_be_written_is_not_rewritten_at_all() {
+    use std::os::unix::fs::PermissionsExt;
+    // A read-only mode (which kmigrate refuses even as root) and an
+    // immutable file (which stops root itself), when `chattr` works here.
+    for how in ["mode 0444", "chattr +i"] {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join(".gitlab-ci.yml");
+        let included = d.path().join("ci/build.yml");
+        fs::create_dir_all(d.path().join("ci")).unwrap();
+        fs::write(&root, PIPELINE_ROOT).unwrap();
+        fs::write(&included, PIPELINE_INCLUDED).unwrap();
+        // Both files have something to rewrite.
+        let o = kmigrate(
+            d.path(),
+            &["rewrite", "--check", ".gitlab-ci.yml", "ci/build.yml"],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        if how == "mode 0444" {
+            fs::set_permissions(&included, fs::Permissions::from_mode(0o444)).unwrap();
+        } else if !Command::new("chattr")
+            .arg("+i")
+            .arg(&included)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            eprintln!("note: chattr +i does not work here");
+            continue;
+        }
+        let o = kmigrate(d.path(), &["rewrite", ".gitlab-ci.yml", "ci/build.yml"]);
+        if how == "chattr +i" {
+            let _ = Command::new("chattr").arg("-i").arg(&included).status();
+        }
+        assert_eq!(o.status.code(), Some(2), "{how}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("ci/build.yml") && err.contains("nothing was rewritten"),
+            "{how}: {err}"
+        );
+        assert_eq!(fs::read_to_string(&root).unwrap(), PIPELINE_ROOT, "{how}");
+        assert_eq!(
+            fs::read_to_string(&included).unwrap(),
+            PIPELINE_INCLUDED,
+            "{how}"
+        );
+        assert_eq!(leftovers(d.path()), Vec::<String>::new());
+        assert_eq!(leftovers(&d.path().join("ci")), Vec::<String>::new());
+    }
+}

@@ -117,6 +117,12 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         .iter()
         .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
         .collect();
+    if let Err(refused) = preflight(&files, &args, &opts, &settings) {
+        for msg in refused {
+            eprintln!("error: {}", escape(&msg));
+        }
+        return ExitCode::from(2);
+    }
     let mut changed = false;
     let mut errored = false;
     let mut stdout = std::io::stdout().lock();
@@ -124,7 +130,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     crate::batch::in_order(
         &files,
         parallel_is_safe(&args, &files),
-        |path| rewrite_one(path, &args, &opts, &settings),
+        |path| rewrite_one(path, &args, &opts, &settings, writes(&args)),
         |result| match result {
             Ok(done) => {
                 changed |= done.changed;
@@ -153,6 +159,53 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     }
 }
 
+/// Whether this run writes files (not `--check`, `--diff` or `--stdout`).
+fn writes(args: &RewriteArgs) -> bool {
+    !(args.check || args.diff || args.stdout)
+}
+
+/// Before the first of several files is written, checks that every file
+/// the rewrite would change can be replaced (see
+/// [`crate::write::check_writable`]): a pipeline is migrated whole or not
+/// at all, never left with its root file rewritten and an included file
+/// not. Returns the message for each file that cannot be written.
+///
+/// The changes are found by a dry pass over the files as they are; a file
+/// that cannot be read or parsed is reported by the real pass, as before.
+fn preflight(
+    files: &[&PathBuf],
+    args: &RewriteArgs,
+    opts: &Options,
+    settings: &super::check::Settings,
+) -> Result<(), Vec<String>> {
+    if !writes(args) || files.len() < 2 {
+        return Ok(());
+    }
+    let mut refused = Vec::new();
+    crate::batch::in_order(
+        files,
+        true,
+        |path| {
+            let done = rewrite_one(path, args, opts, settings, false).ok()?;
+            let blocked = done
+                .changed
+                .then(|| crate::write::check_writable(path).err())
+                .flatten()?;
+            Some(format!(
+                "{}: cannot write: {blocked}; nothing was rewritten (every file is checked before \
+                 the first is written)",
+                path.display()
+            ))
+        },
+        |msg| refused.extend(msg),
+    );
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
+    }
+}
+
 /// Whether the files can be rewritten in parallel with the same result as
 /// one after another. Without writes they always can. With writes, a GitLab
 /// file's analysis reads the files of its pipeline, which an earlier file's
@@ -178,6 +231,7 @@ fn rewrite_one(
     args: &RewriteArgs,
     opts: &Options,
     settings: &super::check::Settings,
+    write: bool,
 ) -> Result<Done, String> {
     let source = SourceFile::load(path).map_err(|e| e.to_string())?;
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
@@ -196,9 +250,7 @@ fn rewrite_one(
         if let Some(text) = &new_text {
             stdout = unified_diff(&source.text, text, &escape_inline(&display.to_string()));
         }
-    } else if !args.check
-        && let Some(text) = &new_text
-    {
+    } else if write && let Some(text) = &new_text {
         crate::write::replace_file(path, text)
             .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
     }
