@@ -543,3 +543,25 @@ fn a_pipeline_with_a_file_that_cannot_be_written_is_not_rewritten_at_all() {
         assert_eq!(leftovers(&d.path().join("ci")), Vec::<String>::new());
     }
 }
+
+#[test]
+fn a_configuration_that_is_a_device_is_refused_without_reading_it() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("cloudbuild.yaml"), KANIKO_STEP).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.path().join("kmigrate.toml")).unwrap();
+    // Discovery takes regular files only; named, it is read with a limit.
+    let o = kmigrate_within(d.path(), &["check", "."], Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    for args in [
+        vec!["check", "--config", "kmigrate.toml", "."],
+        vec!["config", "--show", "--config", "kmigrate.toml"],
+    ] {
+        let o = kmigrate_within(d.path(), &args, Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("kmigrate.toml") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+}

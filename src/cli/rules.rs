@@ -129,7 +129,9 @@ pub fn show(loaded: &Loaded) -> String {
         ),
         None => "# no kmigrate.toml found: built-in defaults".to_string(),
     };
-    format!("{origin}\n{}", loaded.effective().to_toml())
+    // The values come from a file that may be the repository's.
+    let toml = loaded.effective().to_toml();
+    format!("{origin}\n{}", crate::report::terminal::escape(&toml))
 }
 
 /// Markdown for a terminal: headings underlined (bold in colour), fenced
