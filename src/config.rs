@@ -254,10 +254,17 @@ impl Config {
 impl Loaded {
     /// Reads the configuration file at `path`.
     pub fn from_file(path: &Path) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            message: format!("cannot read configuration: {e}"),
-        })?;
+        // Read as CI files are (regular files only, size-limited): a
+        // repository's `kmigrate.toml` may be a link to `/dev/zero`.
+        let text = crate::source::SourceFile::read(path)
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| crate::source::SourceError::new(path, "is not valid UTF-8"))
+            })
+            .map_err(|e| ConfigError {
+                path: path.to_path_buf(),
+                message: format!("cannot read configuration: {}", e.message),
+            })?;
         let config = Config::parse(path, &text)?;
         let mut builder = GlobSetBuilder::new();
         for g in &config.paths.exclude {

@@ -296,7 +296,16 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
                 return ignore::WalkState::Continue;
             }
         };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
+        if entry.path_is_symlink() {
+            match symlink_in_walk(root, entry.path()) {
+                Linked::File => {}
+                Linked::Skipped => return ignore::WalkState::Continue,
+                Linked::Error(err) => {
+                    errors.lock().expect("no panics while held").push(err);
+                    return ignore::WalkState::Continue;
+                }
+            }
+        } else if !entry.file_type().is_some_and(|t| t.is_file()) {
             return ignore::WalkState::Continue;
         }
         // Walking `.` yields `./x`; show `x`.
@@ -315,7 +324,17 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
         }
         ignore::WalkState::Continue
     };
-    ignore::WalkBuilder::new(root)
+    // A root named on the command line is entered even when it is a
+    // symlink (the user's choice): with a trailing `/` the walker's `lstat`
+    // of the root resolves the link, and entries still read `root/...`.
+    let entered = if std::fs::symlink_metadata(root).is_ok_and(|m| m.is_symlink()) {
+        let mut slash = root.as_os_str().to_owned();
+        slash.push("/");
+        PathBuf::from(slash)
+    } else {
+        root.to_path_buf()
+    };
+    ignore::WalkBuilder::new(&entered)
         .hidden(false)
         .git_ignore(true)
         .git_global(false)
@@ -323,7 +342,11 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
         .require_git(false)
         .ignore(true)
         .parents(true)
-        .follow_links(true)
+        // Symlinked directories are never entered (ripgrep's default): a
+        // link to `/` or to another tree would walk the host and report
+        // files outside what the user named. Symlinked files are judged
+        // one by one in `symlink_in_walk`.
+        .follow_links(false)
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && e.file_name()
@@ -350,6 +373,62 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
     let mut errors = errors.into_inner().expect("no panics while held");
     errors.sort_by(|a, b| a.path.cmp(&b.path));
     out.errors.extend(errors);
+}
+
+/// What the walk does with a symbolic link it meets.
+#[derive(Debug)]
+enum Linked {
+    /// A link to a regular file inside the walked root: checked.
+    File,
+    /// A link to a directory, to a file outside the root, or a dangling
+    /// link without a CI file's name: not checked, nothing said.
+    Skipped,
+    /// A dangling link with a CI file's name, or a link to one of its own
+    /// ancestors: reported, as a user would want to know.
+    Error(SourceError),
+}
+
+/// Judges the symlink `link` met while walking `root`. A walk never leaves
+/// the tree it was given: a link is only followed to a regular file whose
+/// real path lies inside `root`'s real path (a file named on the command
+/// line is always read: naming it is the user's choice).
+fn symlink_in_walk(root: &Path, link: &Path) -> Linked {
+    let shown = match link.strip_prefix(".") {
+        Ok(rel) if root == Path::new(".") => rel,
+        _ => link,
+    };
+    let error = |message: &str| {
+        Linked::Error(
+            SourceError::new(shown, message)
+                .with_help("the rest of the directory was still checked"),
+        )
+    };
+    let Ok(target) = std::fs::canonicalize(link) else {
+        return match Platform::from_path(link) {
+            Some(_) => error("is a broken symbolic link"),
+            None => Linked::Skipped,
+        };
+    };
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Linked::Skipped;
+    };
+    if target.is_dir() {
+        // Not entered either way; a link to its own ancestor within the
+        // tree is a loop a following walk reported, and still is (a link
+        // leading out of the tree, even to `/`, is just not followed).
+        let parent = link.parent().and_then(|p| std::fs::canonicalize(p).ok());
+        return match parent {
+            Some(parent) if parent.starts_with(&target) && target.starts_with(&root) => {
+                error("is a symbolic link loop; it was skipped")
+            }
+            _ => Linked::Skipped,
+        };
+    }
+    if target.is_file() && target.starts_with(&root) {
+        Linked::File
+    } else {
+        Linked::Skipped
+    }
 }
 
 /// The error to report for a failed walk entry; `None` for a dangling

@@ -77,8 +77,15 @@ fn render(e: &builder::BuildError) -> String {
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
     let mut out = String::new();
-    match handler.render_report(&mut out, e) {
+    let out = match handler.render_report(&mut out, e) {
         Ok(()) => out,
         Err(_) => format!("error: {e}"),
+    };
+    // Without colour nothing in the report is meant to act on the terminal:
+    // a Dockerfile's escape sequences are shown escaped.
+    if std::io::stderr().is_terminal() {
+        out
+    } else {
+        crate::report::terminal::escape(&out).into_owned()
     }
 }

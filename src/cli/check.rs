@@ -4,7 +4,7 @@
 //! reads stdin. Files are checked in parallel on every core; the report is
 //! sorted by path, then position, so output never depends on scheduling.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::discover::{self, Target};
 use crate::engine;
 use crate::ignores;
 use crate::platform::Platform;
+use crate::report::terminal::{escape, escape_inline};
 use crate::report::{self, FileResult, Format, Run, Tally, human};
 use crate::rules::{Finding, Severity, meta};
 use crate::source::{SourceError, SourceFile};
@@ -350,7 +351,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut loaded = match load_config(args.config.as_deref(), args.no_config, config_start) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kmigrate: {e}");
+            eprintln!("kmigrate: {}", escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -362,7 +363,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let (select, ignore) = (upper(&args.select), upper(&args.ignore));
     for id in select.iter().chain(&ignore) {
         if meta::get(id).is_none() {
-            eprintln!("kmigrate: unknown rule `{id}` (run `kmigrate rules` for the list)");
+            eprintln!(
+                "kmigrate: unknown rule `{}` (run `kmigrate rules` for the list)",
+                escape_inline(id)
+            );
             return ExitCode::from(2);
         }
     }
@@ -406,7 +410,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
             file_paths
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| escape_inline(&p.display().to_string()).into_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -449,7 +453,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 conclude(&errors, tally)
             }
             Err(e) => {
-                eprintln!("kmigrate: {e}");
+                eprintln!("kmigrate: {}", escape(&e));
                 ExitCode::from(2)
             }
         };
@@ -463,11 +467,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
             .stdin_filename
             .clone()
             .unwrap_or_else(|| PathBuf::from("-"));
-        let mut bytes = Vec::new();
-        let result = std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| SourceError::new(&name, format!("cannot read stdin: {e}")))
-            .and_then(|_| SourceFile::from_bytes(&name, bytes))
+        let result = SourceFile::read_stream(&name, std::io::stdin().lock())
+            .and_then(|bytes| SourceFile::from_bytes(&name, bytes))
             .and_then(|source| {
                 let findings = check_source(&source, Platform::from_path(&name), &settings)?;
                 Ok(FileResult {
@@ -496,7 +497,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             .map_err(|e| report_write_error(args.output.as_deref(), &e))
     });
     if let Err(e) = written {
-        eprintln!("kmigrate: {e}");
+        eprintln!("kmigrate: {}", escape(&e));
         return ExitCode::from(2);
     }
     conclude(&run.errors, run.tally())

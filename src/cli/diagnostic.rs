@@ -4,25 +4,28 @@ use std::fmt;
 
 use miette::{Diagnostic, LabeledSpan};
 
-use crate::report::snippet::Snippet;
+use crate::report::snippet::{Excerpt, Snippet};
+use crate::report::terminal::{escape, escape_inline};
 use crate::rules::{Finding, Severity, meta};
 use crate::source::SourceFile;
 
+/// One finding as drawn, its texts from input escaped for the terminal.
 struct FindingDiagnostic<'a> {
     finding: &'a Finding,
-    fix_hint: bool,
-    source: &'a Snippet<'a>,
+    message: String,
+    help: Option<String>,
+    source: &'a Excerpt,
 }
 
 impl fmt::Debug for FindingDiagnostic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.finding.message)
+        f.write_str(&self.message)
     }
 }
 
 impl fmt::Display for FindingDiagnostic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.finding.message)
+        f.write_str(&self.message)
     }
 }
 
@@ -42,14 +45,9 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        let mut help = self.finding.help.clone().unwrap_or_default();
-        if self.fix_hint && self.finding.fix.is_some() {
-            if !help.is_empty() {
-                help.push('\n');
-            }
-            help.push_str("fixable: run `kmigrate rewrite` on this file");
-        }
-        (!help.is_empty()).then(|| Box::new(help) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
@@ -61,10 +59,9 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.finding.span.clone();
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(self.finding.severity.to_string()),
-            span,
+            self.source.span.clone(),
         ))))
     }
 }
@@ -77,13 +74,39 @@ pub fn render(source: &SourceFile, findings: &[Finding], color: bool, fix_hint: 
     let snippet = Snippet::new(source.path.display().to_string(), source);
     let mut out = String::new();
     for finding in findings {
-        let d = FindingDiagnostic {
-            finding,
-            fix_hint,
-            source: &snippet,
-        };
-        if handler.render_report(&mut out, &d).is_err() {
-            out.push_str(&format!("{}: {}\n", finding.rule, finding.message));
+        let mut help = finding
+            .help
+            .as_deref()
+            .map(escape)
+            .unwrap_or_default()
+            .into_owned();
+        if fix_hint && finding.fix.is_some() {
+            if !help.is_empty() {
+                help.push('\n');
+            }
+            help.push_str("fixable: run `kmigrate rewrite` on this file");
+        }
+        let span = finding.span.start..finding.span.end.max(finding.span.start);
+        let drawn = snippet.excerpt(span).is_some_and(|excerpt| {
+            let d = FindingDiagnostic {
+                finding,
+                message: escape(&finding.message).into_owned(),
+                help: (!help.is_empty()).then_some(help),
+                source: &excerpt,
+            };
+            let mut rendered = String::new();
+            let ok = handler.render_report(&mut rendered, &d).is_ok();
+            if ok {
+                out.push_str(&rendered);
+            }
+            ok
+        });
+        if !drawn {
+            out.push_str(&format!(
+                "{}: {}\n",
+                finding.rule,
+                escape_inline(&finding.message)
+            ));
         }
     }
     out

@@ -11,6 +11,7 @@ use crate::discover;
 use crate::engine;
 use crate::platform::Platform;
 use crate::report::migration::{self, Input};
+use crate::report::terminal::escape;
 
 /// `kmigrate report`.
 #[derive(Debug, Args)]
@@ -57,7 +58,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
     ) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kmigrate: {e}");
+            eprintln!("kmigrate: {}", escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -100,11 +101,13 @@ pub fn run(args: ReportArgs) -> ExitCode {
     let failed = !errors.is_empty();
     let report = migration::build(&inputs, errors);
     let text = match args.format {
-        ReportFormat::Markdown => report.to_markdown(),
+        // Paths, step ids and job names come from the files: nothing in
+        // the Markdown may act on the terminal it is printed to.
+        ReportFormat::Markdown => escape(&report.to_markdown()).into_owned(),
         ReportFormat::Json => {
             let mut s = serde_json::to_string_pretty(&report.to_json()).expect("JSON serialises");
             s.push('\n');
-            s
+            crate::report::terminal::escape_json(s)
         }
     };
     let written = match &args.output {
@@ -117,7 +120,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
         }
     };
     if let Err(e) = written {
-        eprintln!("kmigrate: {e}");
+        eprintln!("kmigrate: {}", escape(&e));
         return ExitCode::from(2);
     }
     if failed {

@@ -10,6 +10,7 @@ use super::diagnostic;
 use crate::engine;
 use crate::options::Options;
 use crate::platform::Platform;
+use crate::report::terminal::{escape, escape_inline};
 use crate::rules::{Finding, Severity};
 use crate::source::SourceFile;
 
@@ -91,7 +92,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     ) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -126,6 +127,12 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     }
     let (files, covered) = with_included(&named, &args, &settings);
     let files: Vec<&PathBuf> = files.iter().collect();
+    if let Err(refused) = preflight(&files, &args, &opts, &settings) {
+        for msg in refused {
+            eprintln!("error: {}", escape(&msg));
+        }
+        return ExitCode::from(2);
+    }
     let mut changed = false;
     let mut errored = false;
     let mut stdout = std::io::stdout().lock();
@@ -133,7 +140,10 @@ pub fn run(args: RewriteArgs) -> ExitCode {
     crate::batch::in_order(
         &files,
         parallel_is_safe(&args, &files),
-        |path| rewrite_one(path, &args, &opts, &settings, covered.contains(*path)),
+        |path| {
+            let covered = covered.contains(*path);
+            rewrite_one(path, &args, &opts, &settings, covered, writes(&args))
+        },
         |result| match result {
             Ok(done) => {
                 changed |= done.changed;
@@ -145,7 +155,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
             }
             Err(msg) => {
                 errored = true;
-                eprintln!("error: {msg}");
+                eprintln!("error: {}", escape(&msg));
             }
         },
     );
@@ -159,6 +169,53 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Whether this run writes files (not `--check`, `--diff` or `--stdout`).
+fn writes(args: &RewriteArgs) -> bool {
+    !(args.check || args.diff || args.stdout)
+}
+
+/// Before the first of several files is written, checks that every file
+/// the rewrite would change can be replaced (see
+/// [`crate::write::check_writable`]): a pipeline is migrated whole or not
+/// at all, never left with its root file rewritten and an included file
+/// not. Returns the message for each file that cannot be written.
+///
+/// The changes are found by a dry pass over the files as they are; a file
+/// that cannot be read or parsed is reported by the real pass, as before.
+fn preflight(
+    files: &[&PathBuf],
+    args: &RewriteArgs,
+    opts: &Options,
+    settings: &super::check::Settings,
+) -> Result<(), Vec<String>> {
+    if !writes(args) || files.len() < 2 {
+        return Ok(());
+    }
+    let mut refused = Vec::new();
+    crate::batch::in_order(
+        files,
+        true,
+        |path| {
+            let done = rewrite_one(path, args, opts, settings, false, false).ok()?;
+            let blocked = done
+                .changed
+                .then(|| crate::write::check_writable(path).err())
+                .flatten()?;
+            Some(format!(
+                "{}: cannot write: {blocked}; nothing was rewritten (every file is checked before \
+                 the first is written)",
+                path.display()
+            ))
+        },
+        |msg| refused.extend(msg),
+    );
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
     }
 }
 
@@ -227,6 +284,7 @@ fn rewrite_one(
     opts: &Options,
     settings: &super::check::Settings,
     includes_covered: bool,
+    write: bool,
 ) -> Result<Done, String> {
     let source = SourceFile::load(path).map_err(|e| e.to_string())?;
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
@@ -242,16 +300,16 @@ fn rewrite_one(
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 
+    // `--stdout` prints the file's own text (data for a pipe); everything
+    // else on stdout and stderr is for people and is escaped.
     let mut stdout = String::new();
     if args.stdout {
         stdout = new_text.clone().unwrap_or_else(|| source.text.clone());
     } else if args.diff {
         if let Some(text) = &new_text {
-            stdout = unified_diff(&source.text, text, &display.to_string());
+            stdout = unified_diff(&source.text, text, &escape_inline(&display.to_string()));
         }
-    } else if !args.check
-        && let Some(text) = &new_text
-    {
+    } else if write && let Some(text) = &new_text {
         crate::write::replace_file(path, text)
             .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
     }
@@ -271,7 +329,8 @@ fn report(
     changed: bool,
     args: &RewriteArgs,
 ) -> String {
-    let display = source.path.display();
+    let display = source.path.display().to_string();
+    let display = escape_inline(&display);
     let fixed = findings
         .iter()
         .filter(|f| f.rule == "KM001" && f.fix.is_some())
@@ -352,6 +411,9 @@ fn unified_diff(old: &str, new: &str, name: &str) -> String {
         .context_radius(3)
         .header(&format!("a/{name}"), &format!("b/{name}"))
         .to_string();
+    // A comment may hold raw escape sequences: a diff is for reading, and
+    // `--stdout` gives the exact text.
+    let text = escape(&text).into_owned();
     if !diagnostic::use_color(std::io::stdout().is_terminal()) {
         return text;
     }

@@ -91,7 +91,7 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             let ids: Vec<&str> = meta::all().iter().map(|r| r.id).collect();
             eprintln!(
                 "kmigrate: no rule `{}`; rules are {}",
-                args.rule,
+                crate::report::terminal::escape_inline(&args.rule),
                 ids.join(", ")
             );
             ExitCode::from(2)
@@ -111,7 +111,10 @@ pub fn config(args: ConfigArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("kmigrate: {e}");
+            eprintln!(
+                "kmigrate: {}",
+                crate::report::terminal::escape(&e.to_string())
+            );
             ExitCode::from(2)
         }
     }
@@ -120,10 +123,15 @@ pub fn config(args: ConfigArgs) -> ExitCode {
 /// The effective configuration as TOML, headed by where it came from.
 pub fn show(loaded: &Loaded) -> String {
     let origin = match &loaded.path {
-        Some(p) => format!("# from {}", p.display()),
+        Some(p) => format!(
+            "# from {}",
+            crate::report::terminal::escape_inline(&p.display().to_string())
+        ),
         None => "# no kmigrate.toml found: built-in defaults".to_string(),
     };
-    format!("{origin}\n{}", loaded.effective().to_toml())
+    // The values come from a file that may be the repository's.
+    let toml = loaded.effective().to_toml();
+    format!("{origin}\n{}", crate::report::terminal::escape(&toml))
 }
 
 /// Markdown for a terminal: headings underlined (bold in colour), fenced

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use clap::{Args, ValueEnum};
 
 use crate::builder::Progress;
+use crate::report::terminal::{escape, escape_json};
 use crate::verify::{self, EngineKind, Mapping, VerifyOptions};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,7 +96,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         Ok(())
     })();
     if let Err(e) = setup {
-        eprintln!("kmigrate verify: {e}");
+        eprintln!("kmigrate verify: {}", escape(&e));
         return ExitCode::from(2);
     }
     opts.context = args.context;
@@ -117,17 +118,23 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     match verify::run(&opts) {
         Ok(report) => {
             match args.format {
-                Format::Human => print!("{}", verify::report::human(&report)),
-                Format::Json => println!("{}", verify::report::json(&report)),
+                // Step ids, images and paths come from the config.
+                Format::Human => print!("{}", escape(&verify::report::human(&report))),
+                Format::Json => {
+                    println!("{}", escape_json(verify::report::json(&report).to_string()))
+                }
             }
             ExitCode::from(report.exit_code)
         }
         Err(e) => {
             match args.format {
-                Format::Human => eprintln!("kmigrate verify: {e}"),
+                Format::Human => eprintln!("kmigrate verify: {}", escape(&e.to_string())),
                 Format::Json => println!(
                     "{}",
-                    serde_json::json!({"config": args.config.display().to_string(), "error": e.0, "exit_code": 2})
+                    escape_json(
+                        serde_json::json!({"config": args.config.display().to_string(), "error": e.0, "exit_code": 2})
+                            .to_string()
+                    )
                 ),
             }
             ExitCode::from(2)

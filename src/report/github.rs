@@ -5,19 +5,25 @@
 
 use std::fmt::Write as _;
 
+use super::terminal::{escape, escape_inline};
 use super::{Run, display_path};
 use crate::rules::Severity;
 
-/// Escapes a command's message (`%`, CR, LF).
+/// Escapes a command's message (`%`, CR, LF), after the characters a
+/// terminal or the log viewer would act on (see [`super::terminal`]).
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    escape(s)
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
-/// Escapes a property value (also `:` and `,`).
+/// Escapes a property value (also `:` and `,`; a line break is escaped
+/// as any control character, a property being one line).
 fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+    escape_data(&escape_inline(s))
+        .replace(':', "%3A")
+        .replace(',', "%2C")
 }
 
 pub fn render(run: &Run) -> String {
@@ -97,5 +103,10 @@ mod tests {
     fn escaping() {
         assert_eq!(escape_data("50%\r\nx"), "50%25%0D%0Ax");
         assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+        assert_eq!(
+            escape_data("\u{1b}]0;x\u{7}\u{9b}\u{202e}\u{0}\n"),
+            "\\u{1b}]0;x\\u{7}\\u{9b}\\u{202e}\\u{0}%0A"
+        );
+        assert_eq!(escape_property("a\nb\u{1b}"), "a\\u{a}b\\u{1b}");
     }
 }

@@ -8,14 +8,19 @@ use std::fmt::{self, Write as _};
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 
 use super::plain;
-use super::snippet::Snippet;
-use super::{FileResult, Located, Run, display_path};
+use super::snippet::{Excerpt, Snippet};
+use super::terminal::{escape, escape_inline};
+use super::{FileResult, Run, display_path};
 use crate::rules::{Finding, Severity};
 use crate::source::SourceError;
 
+/// One finding as drawn: every text from input already escaped for the
+/// terminal (see [`super::terminal`]), the source cut out around the span.
 struct Diag<'a> {
-    loc: &'a Located<'a>,
-    source: &'a Snippet<'a>,
+    severity: Severity,
+    rule: &'a str,
+    message: String,
+    source: &'a Excerpt,
     help: Option<String>,
     label: String,
     url: String,
@@ -23,27 +28,26 @@ struct Diag<'a> {
 
 /// The text under a finding's span: its severity and whether it is fixable.
 fn label(f: &Finding) -> String {
-    match &f.fix {
+    let label = match &f.fix {
         Some(fix) => format!("{}, fixable: {}", f.severity, fix.description),
         None => format!("{}, no automatic fix", f.severity),
-    }
+    };
+    escape_inline(&label).into_owned()
 }
 
 impl Diag<'_> {
-    /// The span miette underlines (an inverted span as an empty one).
+    /// The span miette underlines, in the excerpt.
     fn span(&self) -> std::ops::Range<usize> {
-        let span = &self.loc.finding.span;
-        span.start..span.end.max(span.start)
+        self.source.span.clone()
     }
 
     /// This diagnostic for [`plain::render`].
     fn plain(&self) -> plain::Plain<'_> {
-        let f = self.loc.finding;
         plain::Plain {
-            code: f.rule,
+            code: self.rule,
             url: &self.url,
-            severity: f.severity,
-            message: &f.message,
+            severity: self.severity,
+            message: &self.message,
             help: self.help.as_deref(),
             source: self.source,
             span: self.span(),
@@ -54,13 +58,13 @@ impl Diag<'_> {
 
 impl fmt::Debug for Diag<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.loc.finding.message)
+        f.write_str(&self.message)
     }
 }
 
 impl fmt::Display for Diag<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.loc.finding.message)
+        f.write_str(&self.message)
     }
 }
 
@@ -68,11 +72,11 @@ impl std::error::Error for Diag<'_> {}
 
 impl Diagnostic for Diag<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.loc.finding.rule))
+        Some(Box::new(self.rule))
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.loc.finding.severity {
+        Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
             Severity::Info => miette::Severity::Advice,
@@ -151,38 +155,50 @@ impl Renderer {
         let fix_help = format!("`kmigrate rewrite {}` applies the fix", named.name());
         for loc in file.located() {
             let f = loc.finding;
-            let mut help = f.help.clone().unwrap_or_default();
+            let mut help = f
+                .help
+                .as_deref()
+                .map(escape)
+                .unwrap_or_default()
+                .into_owned();
             if f.fix.is_some() {
                 if !help.is_empty() {
                     help.push('\n');
                 }
                 help.push_str(&fix_help);
             }
-            let diag = Diag {
-                loc: &loc,
-                source: &named,
-                help: (!help.is_empty()).then_some(help),
-                label: label(f),
-                url: loc.help_url(),
-            };
-            if !self.color && plain::render(&mut out, &diag.plain()) {
-                out.push('\n');
-                continue;
-            }
-            let mut rendered = String::new();
-            if self.handler.render_report(&mut rendered, &diag).is_ok() {
-                out.push_str(&rendered);
-            } else {
+            let span = f.span.start..f.span.end.max(f.span.start);
+            let drawn = named.excerpt(span).is_some_and(|excerpt| {
+                let diag = Diag {
+                    severity: f.severity,
+                    rule: f.rule,
+                    message: escape(&f.message).into_owned(),
+                    source: &excerpt,
+                    help: (!help.is_empty()).then_some(help),
+                    label: label(f),
+                    url: loc.help_url(),
+                };
+                if !self.color && plain::render(&mut out, &diag.plain()) {
+                    return true;
+                }
+                let mut rendered = String::new();
+                let ok = self.handler.render_report(&mut rendered, &diag).is_ok();
+                if ok {
+                    out.push_str(&rendered);
+                }
+                ok
+            });
+            if !drawn {
                 // A span miette cannot show: still report the finding.
                 let _ = writeln!(
                     out,
                     "{}:{}:{}: {} {}: {}",
-                    display_path(loc.path),
+                    named.name(),
                     loc.start.0,
                     loc.start.1,
                     f.severity,
                     f.rule,
-                    f.message
+                    escape(&f.message)
                 );
             }
             out.push('\n');
@@ -195,7 +211,7 @@ impl Renderer {
 pub fn render_errors(errors: &[SourceError]) -> String {
     let mut out = String::new();
     for e in errors {
-        let _ = writeln!(out, "error: {e}");
+        let _ = writeln!(out, "error: {}", escape(&e.to_string()));
     }
     out
 }

@@ -15,6 +15,7 @@ pub mod migration;
 pub mod plain;
 pub mod sarif;
 pub mod snippet;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,9 +279,9 @@ fn plural(n: usize) -> &'static str {
 pub fn render(format: Format, run: &Run, color: bool) -> String {
     match format {
         Format::Human => human::render(run, color),
-        Format::Json => json::render(run),
-        Format::Sarif => sarif::render(run),
-        Format::Gitlab => gitlab::render(run),
+        Format::Json => terminal::escape_json(json::render(run)),
+        Format::Sarif => terminal::escape_json(sarif::render(run)),
+        Format::Gitlab => terminal::escape_json(gitlab::render(run)),
         Format::Github => github::render(run),
     }
 }

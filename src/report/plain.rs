@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use super::snippet::Snippet;
+use super::snippet::Excerpt;
 use crate::rules::Severity;
 
 /// The width [`super::human::Renderer`] gives miette; text wraps two
@@ -28,7 +28,7 @@ pub struct Plain<'a> {
     pub severity: Severity,
     pub message: &'a str,
     pub help: Option<&'a str>,
-    pub source: &'a Snippet<'a>,
+    pub source: &'a Excerpt,
     pub span: Range<usize>,
     pub label: &'a str,
 }
@@ -79,32 +79,27 @@ impl<'a> Window<'a> {
     /// line's text, and every line shown is printable ASCII.
     fn read(d: &Plain<'a>) -> Option<Self> {
         let source = d.source;
-        if source.whole_scan() || d.span.is_empty() {
+        if d.span.is_empty() || d.span.end > source.text().len() {
             return None;
         }
         // miette shows the line before the span's and the line after it,
         // when there is one (a final line break starts no line), numbered
-        // from 1. Read from the line index instead of miette's scan.
-        let file = source.file();
-        let text = file.text.as_str();
-        if d.span.end > text.len() {
-            return None;
-        }
-        let at_line = file.line_index(d.span.start);
+        // from the file's first line. Read from the excerpt's line index
+        // instead of miette's scan.
+        let at_line = source.line_of(d.span.start);
         let first = at_line.saturating_sub(1);
         let mut lines = Vec::with_capacity(3);
         for index in first..=at_line + 1 {
-            let start = file.line_start(index + 1);
-            if index > at_line && start >= text.len() {
+            let Some((number, start, line)) = source.line(index) else {
+                break;
+            };
+            if index > at_line && start >= source.text().len() {
                 break;
             }
-            let raw = &text[start..file.line_start(index + 2)];
-            let line = raw.strip_suffix('\n').unwrap_or(raw);
-            let line = line.strip_suffix('\r').unwrap_or(line);
             if !line.bytes().all(|b| (b' '..=b'~').contains(&b)) {
                 return None;
             }
-            lines.push((index + 1, start, line));
+            lines.push((number, start, line));
         }
         let at = at_line - first;
         let (_, start, line) = lines[at];
@@ -117,14 +112,16 @@ impl<'a> Window<'a> {
         // Pushed piece by piece: `write!` with padding cost more than the
         // rest of the drawing.
         let width = digits(self.lines.last().map_or(0, |l| l.0));
-        let (number, line_start, _) = self.lines[self.at];
+        let (_, line_start, _) = self.lines[self.at];
+        // The position in the file, not in the excerpt.
+        let (number, column) = d.source.position();
         spaces(out, width + 2);
         out.push_str("╭─[");
         out.push_str(d.source.name());
         out.push(':');
         number_in(out, number, 0);
         out.push(':');
-        number_in(out, d.span.start - line_start + 1, 0);
+        number_in(out, column, 0);
         out.push_str("]\n");
         for (i, &(number, _, text)) in self.lines.iter().enumerate() {
             out.push(' ');
@@ -307,6 +304,7 @@ fn split_words(line: &str, max: usize, words: &mut Vec<Word>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::snippet::Snippet;
     use crate::source::SourceFile;
     use crate::test_rng::Rng;
     use miette::{Diagnostic, GraphicalReportHandler, LabeledSpan, SourceCode};
@@ -397,7 +395,18 @@ mod tests {
             let line = match g.below(24) {
                 0 => String::new(),
                 1 => g.pick(&["#a:\tb", "# é", "# x\r# y", "  # ☞"]).into(),
-                2 | 3 => format!("k{i}: --destination={}", "r".repeat(g.below(150))),
+                // What a hostile file holds: escapes both paths must show
+                // escaped, the same way.
+                2 => g
+                    .pick(&[
+                        "# \u{1b}]0;OWNED\u{7}\u{1b}[2J",
+                        "k: \u{202e}x\u{2066} # \u{9b}1m",
+                        "# \u{7f}\u{85}\u{8}",
+                    ])
+                    .into(),
+                // Long lines, cut around the span (some far past the cut).
+                3 if g.below(2) == 0 => format!("k{i}: [{}]", "abc, ".repeat(g.below(300))),
+                3 => format!("k{i}: --destination={}", "r".repeat(g.below(150))),
                 4 => " ".repeat(g.below(6)) + "# comment",
                 _ => format!("k{i}: {}", &"value with words"[..1 + g.below(15)]),
             };
@@ -414,7 +423,7 @@ mod tests {
     fn draws_what_miette_draws() {
         let handler = super::super::human::handler(false).with_width(WIDTH);
         let mut g = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut drawn = 0;
+        let (mut drawn, mut escaped, mut cut) = (0, 0, 0);
         let cases = 4000;
         for case in 0..cases {
             let yaml = source(&mut g);
@@ -432,6 +441,9 @@ mod tests {
                 let start = from + g.below(to - from + 1);
                 start..start + g.below(to - start + 1)
             };
+            let Some(excerpt) = snippet.excerpt(span) else {
+                continue;
+            };
             let (message, help) = (text(&mut g), text(&mut g));
             let label = g.pick(&[
                 "error, fixable: rewrite step 2",
@@ -443,18 +455,22 @@ mod tests {
                 severity: [Severity::Error, Severity::Warning, Severity::Info][g.below(3)],
                 message: &message,
                 help: (g.below(5) != 0).then_some(help.as_str()),
-                source: &snippet,
-                span,
+                source: &excerpt,
+                span: excerpt.span.clone(),
                 label,
             };
             let mut ours = String::new();
             if render(&mut ours, &d) {
                 drawn += 1;
+                escaped += usize::from(excerpt.text().contains("\\u{"));
+                cut += usize::from(excerpt.text().contains("..."));
                 let theirs = miette(&handler, &d).expect("miette draws what we draw");
                 assert_eq!(
-                    ours, theirs,
+                    ours,
+                    theirs,
                     "case {case}: {:?} span {:?}",
-                    source.text, d.span
+                    excerpt.text(),
+                    d.span
                 );
             } else {
                 assert!(ours.is_empty(), "case {case}: a refusal writes nothing");
@@ -463,6 +479,8 @@ mod tests {
         // The generator mixes in what the fast path refuses; most cases
         // must still be drawn, or this test compares nothing.
         assert!(drawn > cases / 4, "only {drawn} of {cases} drawn");
+        // Escaped controls and cut long lines are drawn, and compared, too.
+        assert!(escaped > 50 && cut > 50, "{escaped} escaped, {cut} cut");
     }
 
     #[test]
@@ -491,21 +509,22 @@ mod tests {
         let source = SourceFile::from_text(Path::new("t.yaml"), "a: b\nc:\td\ne: é\n".into())
             .expect("parses");
         let snippet = Snippet::new("t.yaml".into(), &source);
-        let d = |span: Range<usize>, message: &'static str| Plain {
-            code: "KM001",
-            url: "u",
-            severity: Severity::Error,
-            message,
-            help: None,
-            source: &snippet,
-            span,
-            label: "l",
-        };
         let mut out = String::new();
         // Empty span, span over a line break, a tab and non-ASCII nearby,
         // non-ASCII in the message.
         for (span, message) in [(3..3, "m"), (3..7, "m"), (0..1, "m"), (0..1, "é")] {
-            assert!(!render(&mut out, &d(span.clone(), message)), "{span:?}");
+            let excerpt = snippet.excerpt(span.clone()).expect("within the text");
+            let d = Plain {
+                code: "KM001",
+                url: "u",
+                severity: Severity::Error,
+                message,
+                help: None,
+                source: &excerpt,
+                span: excerpt.span.clone(),
+                label: "l",
+            };
+            assert!(!render(&mut out, &d), "{span:?}");
             assert!(out.is_empty());
         }
     }

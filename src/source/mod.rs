@@ -167,6 +167,26 @@ impl SourceFile {
         Ok(bytes)
     }
 
+    /// Reads a stream (stdin) shown as `name`, with the same size limit as
+    /// [`read`](Self::read): at most one byte past the limit is read, so an
+    /// endless stream is refused instead of filling memory.
+    pub fn read_stream(name: &Path, stream: impl std::io::Read) -> Result<Vec<u8>, SourceError> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        stream
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| SourceError::new(name, format!("cannot read stdin: {e}")))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(SourceError::new(
+                name,
+                format!("(stdin) is larger than the {MAX_FILE_BYTES} byte limit for a CI config"),
+            )
+            .with_help("pass the CI file itself; kmigrate stopped reading at the limit"));
+        }
+        Ok(bytes)
+    }
+
     /// Parses `bytes` read from `path` (or from stdin under that name).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SourceError> {
         Self::check_bytes(path, &bytes)?;
