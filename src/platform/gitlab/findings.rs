@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
-use super::rewrite::{FileEdit, JobEdits, rewrite_job};
-use super::split::split_job;
+use super::plan::{Accepted, JobPlan, Split, plan_job};
+use super::rewrite::FileEdit;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
 use crate::buildx::from_kaniko::NoteKind;
@@ -123,49 +123,13 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     }
 
     let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
-    // An image definition shared with a job that must stay (manual) cannot
-    // change for the others either.
-    let mut blocked: Vec<((usize, Span), String)> = Vec::new();
-    // Each job's rewrite, computed once: here to find the blocked images,
-    // then taken by the job's findings.
-    let mut rewrites: Vec<Option<Result<JobEdits, String>>> = kjobs.iter().map(|_| None).collect();
-    if opts.target != Target::Split {
-        for (k, rewrite) in kjobs
-            .iter()
-            .zip(&mut rewrites)
-            .filter(|(k, _)| !(k.job.hidden && k.calls.is_empty()))
-        {
-            let r = rewrite.insert(rewrite_job(p, k, opts));
-            if let (Some(img), Err(_)) = (&k.job.image, r) {
-                blocked.push((
-                    (img.origin.file, img.origin.span.clone()),
-                    k.job.name.clone(),
-                ));
-            }
-        }
-    }
-    for (k, rewrite) in kjobs.iter().zip(rewrites) {
-        let job = k.job;
-        // A template is migrated through the jobs that use it.
-        if job.hidden
-            && kjobs
-                .iter()
-                .any(|o| !o.job.hidden && o.job.ancestors.contains(&job.name))
-        {
-            continue;
-        }
+    let plans = plans(p, &kjobs, opts);
+    for (k, plan) in kjobs.iter().zip(plans) {
+        let Some(plan) = plan else { continue };
         for call in &k.calls {
             note_findings(&mut c, call);
         }
-        let shared_with = k.job.image.as_ref().and_then(|img| {
-            blocked
-                .iter()
-                .find(|((f, s), name)| {
-                    *f == img.origin.file && *s == img.origin.span && *name != k.job.name
-                })
-                .map(|(_, name)| name.as_str())
-        });
-        job_findings(&mut c, p, k, opts, shared_with, rewrite);
+        job_findings(&mut c, k, opts, plan);
     }
     for job in &p.jobs {
         // Templates are judged through the jobs that use them.
@@ -223,6 +187,78 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     }
 }
 
+/// Whether a job is judged on its own: a template is judged through the
+/// jobs that use it.
+fn judged(k: &KanikoJob, all: &[KanikoJob]) -> bool {
+    !(k.job.hidden
+        && all
+            .iter()
+            .any(|o| !o.job.hidden && o.job.ancestors.contains(&k.job.name)))
+}
+
+/// Each judged job's plan (`None` for templates judged through their
+/// jobs): one plan per job, and the plans of different jobs accepted in
+/// job order only where they do not edit the same text differently.
+fn plans(
+    p: &Pipeline,
+    kjobs: &[KanikoJob],
+    opts: &Options,
+) -> Vec<Option<Result<JobPlan, String>>> {
+    let mut plans: Vec<Option<Result<JobPlan, String>>> = kjobs
+        .iter()
+        .map(|k| judged(k, kjobs).then(|| plan_job(p, k, opts)))
+        .collect();
+    if opts.target != Target::Split {
+        // An image definition shared with a job that must stay (manual)
+        // cannot change for the others either.
+        let blocked: Vec<(&KanikoJob, String)> = kjobs
+            .iter()
+            .filter(|k| !(k.job.hidden && k.calls.is_empty()))
+            .filter(|k| match plans_of(&plans, kjobs, k) {
+                Some(Ok(_)) => false,
+                Some(Err(_)) => true,
+                None => plan_job(p, k, opts).is_err(),
+            })
+            .map(|k| (k, k.job.name.clone()))
+            .collect();
+        for (k, plan) in kjobs.iter().zip(plans.iter_mut()) {
+            let Some(Ok(_)) = plan else { continue };
+            let Some(img) = &k.job.image else { continue };
+            if let Some((_, other)) = blocked.iter().find(|(b, name)| {
+                *name != k.job.name
+                    && b.job.image.as_ref().is_some_and(|i| {
+                        i.origin.file == img.origin.file && i.origin.span == img.origin.span
+                    })
+            }) {
+                *plan = Some(Err(format!(
+                    "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
+                )));
+            }
+        }
+    }
+    let mut accepted = Accepted::default();
+    for i in 0..plans.len() {
+        let Some(Ok(plan)) = &plans[i] else { continue };
+        if let Err(other) = accepted.add(i, &plan.edits) {
+            plans[i] = Some(Err(format!(
+                "its fix and job `{}`'s edit the same text differently",
+                kjobs[other].job.name
+            )));
+        }
+    }
+    plans
+}
+
+/// The plan computed for `k`, if it is judged on its own.
+fn plans_of<'a>(
+    plans: &'a [Option<Result<JobPlan, String>>],
+    kjobs: &[KanikoJob],
+    k: &KanikoJob,
+) -> Option<&'a Result<JobPlan, String>> {
+    let i = kjobs.iter().position(|o| std::ptr::eq(o.job, k.job))?;
+    plans[i].as_ref()
+}
+
 /// Where a job's KM001 points: its Kaniko image, else its first call.
 fn primary(k: &KanikoJob) -> (usize, Span) {
     match (&k.image, &k.job.image, k.calls.first()) {
@@ -233,14 +269,7 @@ fn primary(k: &KanikoJob) -> (usize, Span) {
     }
 }
 
-fn job_findings(
-    c: &mut Collector,
-    p: &Pipeline,
-    k: &KanikoJob,
-    opts: &Options,
-    shared_with: Option<&str>,
-    rewrite: Option<Result<JobEdits, String>>,
-) {
+fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<JobPlan, String>) {
     let job = k.job;
     let (file, span) = primary(k);
     let what = match &k.image {
@@ -250,8 +279,7 @@ fn job_findings(
         ),
         None => format!("job `{}` runs the archived Kaniko executor", job.name),
     };
-    let multi = k.is_multi_build();
-    let km002 = || {
+    let km002 = k.is_multi_build().then(|| {
         let (f2, s2) = k
             .calls
             .get(1)
@@ -269,48 +297,13 @@ fn job_findings(
                 ),
             ),
         )
-    };
-    if opts.target == Target::Split {
-        c.add(
-            file,
-            Finding::new("KM001", span.clone(), what)
-                .with_help("`--gitlab-target split` keeps Kaniko; use `--gitlab-target buildx` or `buildkit` to migrate"),
-        );
-        if multi {
-            let (f2, finding) = km002();
-            match split_job(p, k, &[], &[]) {
-                Ok(edits) => c.add_with_edits(
-                    f2,
-                    finding.with_help("split into one job per image"),
-                    "split the job into one job per image",
-                    edits,
-                ),
-                Err(why) => c.add(
-                    f2,
-                    finding.with_help(format!(
-                        "not split automatically: {why}; split it by hand, one job per image"
-                    )),
-                ),
-            }
-        }
-        return;
-    }
-    let rewrite = match shared_with {
-        Some(other) => Err(format!(
-            "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
-        )),
-        None => rewrite.unwrap_or_else(|| rewrite_job(p, k, opts)),
-    };
-    let rewrite = match rewrite {
-        Ok(r) => r,
+    });
+    let km001 = Finding::new("KM001", span.clone(), what);
+    let plan = match plan {
+        Ok(plan) => plan,
         Err(why) => {
-            c.add(
-                file,
-                Finding::new("KM001", span.clone(), what)
-                    .with_help(format!("left unchanged: {why}")),
-            );
-            if multi {
-                let (f2, finding) = km002();
+            c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            if let Some((f2, finding)) = km002 {
                 c.add(
                     f2,
                     finding.with_help("split the job by hand, one job per image"),
@@ -323,38 +316,51 @@ fn job_findings(
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
         _ => "docker buildx with a docker-container builder",
     };
-    let mut edits = rewrite.edits.clone();
-    let mut split_done = false;
-    if multi {
-        let (f2, finding) = km002();
-        if opts.split {
-            match split_job(p, k, &rewrite.calls, &rewrite.script_prefix) {
-                Ok(split) => {
-                    edits.extend(split);
-                    split_done = true;
-                    c.add(f2, finding.with_help("split into one job per image (with the KM001 fix)"));
-                }
-                Err(why) => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
-            }
+    if plan.migrates {
+        c.add_with_edits(
+            file,
+            km001.with_help(format!("rewrite it to {target}")),
+            &format!("migrate job `{}` to {target}", job.name),
+            plan.edits.clone(),
+        );
+    } else {
+        c.add(
+            file,
+            km001.with_help("`--gitlab-target split` keeps Kaniko; use `--gitlab-target buildx` or `buildkit` to migrate"),
+        );
+    }
+    if let Some((f2, finding)) = km002 {
+        // The split is part of the job's one plan: its fix is the plan.
+        let with = if plan.migrates {
+            " (with the KM001 fix)"
         } else {
-            c.add(
+            ""
+        };
+        match &plan.split {
+            Split::Done => c.add_with_edits(
+                f2,
+                finding.with_help(format!("split into one job per image{with}")),
+                &format!("split job `{}` into one job per image{with}", job.name),
+                plan.edits.clone(),
+            ),
+            Split::Kept(why) if plan.migrates => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
+            Split::Kept(why) => c.add(
+                f2,
+                finding.with_help(format!(
+                    "not split automatically: {why}; split it by hand, one job per image"
+                )),
+            ),
+            Split::Off | Split::NotNeeded => c.add(
                 f2,
                 finding.with_help(
                     "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
                 ),
-            );
+            ),
         }
     }
-    if !split_done {
-        edits.extend(rewrite.calls.iter().cloned());
-        edits.extend(rewrite.prefix_edit.iter().cloned());
+    if !plan.migrates {
+        return;
     }
-    c.add_with_edits(
-        file,
-        Finding::new("KM001", span.clone(), what).with_help(format!("rewrite it to {target}")),
-        &format!("migrate job `{}` to {target}", job.name),
-        edits,
-    );
     credential_findings(c, k);
     if opts.target == Target::Buildx {
         c.add(

@@ -22,6 +22,7 @@ pub mod findings;
 pub mod glob;
 pub mod include;
 pub mod job;
+pub mod plan;
 pub mod resolve;
 pub mod rewrite;
 pub mod script_text;

@@ -108,12 +108,16 @@ pub fn names(job: &str, destinations: &[Option<String>], taken: &HashSet<String>
     SplitNames { template, jobs }
 }
 
-/// The edits that split `k` into a template plus one job per call;
-/// `call_edits` (one per call, may be empty) are applied to each call's
-/// line in the new jobs, and `prefix` lines start every new script.
+/// The edits that split `k` into a template plus one job per call,
+/// composed with the job's other fixes: `edits` (the rest of the job's
+/// plan) are kept, except those inside the script, which move into the
+/// new jobs' copies of the lines they edit; `call_edits` (one per call,
+/// may be empty) are applied to each call's line in its new job, and
+/// `prefix` lines start every new script.
 pub fn split_job(
     p: &Pipeline,
     k: &KanikoJob,
+    edits: Vec<FileEdit>,
     call_edits: &[FileEdit],
     prefix: &[String],
 ) -> Result<Vec<FileEdit>, String> {
@@ -209,7 +213,16 @@ pub fn split_job(
     {
         return Err("its script is not a block list with one item per line".into());
     }
-    out.push((file, yaml_edit::delete_lines(f, &script_entry.span)));
+    let deletion = yaml_edit::delete_lines(f, &script_entry.span);
+    let script_range = deletion.range.clone();
+    out.push((file, deletion));
+    // The plan's edits inside the script go with the lines into the new
+    // jobs; the others stay.
+    let (in_script, kept): (Vec<FileEdit>, Vec<FileEdit>) = edits
+        .into_iter()
+        .partition(|(i, e)| *i == file && within(&e.range, &script_range));
+    out.extend(kept);
+    let mut placed = vec![false; in_script.len()];
 
     // New jobs after the template.
     let key_col = yaml_edit::column(src, job.key_span.start);
@@ -234,29 +247,53 @@ pub fn split_job(
             ));
         }
         for (ii, item) in items.items.iter().enumerate() {
-            if let Some(owner) = call_items.iter().position(|x| *x == ii)
-                && owner != ci
-            {
+            let call = call_items.iter().position(|x| *x == ii);
+            if call.is_some_and(|owner| owner != ci) {
                 continue;
             }
             let start = line_start(src, item.span.start);
             let end = line_end(src, item.span.end);
-            let mut piece = whole_lines(f, &item.span).to_string();
-            if let Some(owner) = call_items.iter().position(|x| *x == ii)
-                && let Some((_, e)) = call_edits.get(owner)
-            {
+            // The item's lines with their line break: what deleting it takes.
+            let lines = start..script_range.end.min(end + nl.len());
+            let mut local = Vec::new();
+            let mut deleted = false;
+            for (n, (_, e)) in in_script.iter().enumerate() {
+                if !within(&e.range, &lines) && !(e.range.start == start && e.range.is_empty()) {
+                    continue;
+                }
+                placed[n] = true;
+                if e.text.is_empty() && e.range.start <= start && e.range.end >= end {
+                    deleted = true;
+                } else if e.range.end > end {
+                    return Err("an edit of a script line reaches past its item".into());
+                } else {
+                    local.push(Edit::replace(
+                        e.range.start - start..e.range.end - start,
+                        e.text.clone(),
+                    ));
+                }
+            }
+            if let Some((_, e)) = call.and_then(|owner| call_edits.get(owner)) {
                 if e.range.start < start || e.range.end > end {
                     return Err("a call's rewrite reaches outside its script item".into());
                 }
-                let local =
-                    Edit::replace(e.range.start - start..e.range.end - start, e.text.clone());
-                piece =
-                    apply(&piece, &[local]).map_err(|_| "conflicting edits in a script item")?;
+                local.push(Edit::replace(
+                    e.range.start - start..e.range.end - start,
+                    e.text.clone(),
+                ));
             }
+            if deleted {
+                continue;
+            }
+            let piece = apply(whole_lines(f, &item.span), &local)
+                .map_err(|_| "two fixes edit one script line differently")?;
             text.push_str(nl);
             text.push_str(&piece);
         }
         text.push_str(nl);
+    }
+    if placed.contains(&false) {
+        return Err("a fix edits the script between its lines".into());
     }
     // Insert after the job's last line (and its line break).
     let end = line_end(src, job.entry_span.end);
@@ -287,6 +324,14 @@ pub fn split_job(
         }
     }
     Ok(out)
+}
+
+/// Whether `inner` lies within `outer`; an insertion at either end of
+/// `outer` lies outside it.
+fn within(inner: &Span, outer: &Span) -> bool {
+    outer.start <= inner.start
+        && inner.end <= outer.end
+        && !(inner.is_empty() && (inner.start == outer.start || inner.start == outer.end))
 }
 
 /// The edit that makes the `needs:`/`dependencies:` entry whose job name
