@@ -197,3 +197,92 @@ fn rewrite_summary_counts_the_documented_job_once() {
         "{messages}"
     );
 }
+
+/// KM002 is fixable in `check` exactly where `rewrite` splits the job, and
+/// the rule's page (`rules`, `explain`) says it is fixable.
+#[test]
+fn km002_is_fixable_where_rewrite_splits_and_the_page_agrees() {
+    let dir = copy_case("kaniko-docs", "buildx");
+    let rules = text(&run(dir.path(), &["rules"]).stdout);
+    let km002 = rules.lines().find(|l| l.starts_with("KM002")).unwrap();
+    assert!(km002.contains(" yes "), "{km002}");
+    let explain = text(&run(dir.path(), &["explain", "KM002"]).stdout);
+    assert!(
+        explain.contains("Fixable by `kmigrate rewrite`: yes"),
+        "{explain}"
+    );
+    let report = check_json(dir.path());
+    assert_eq!(findings(&report, "KM002")[0]["fixable"], true, "{report:#}");
+
+    // Without the split, the calls are migrated in place: KM002 has no fix
+    // of its own, and `rewrite` splits nothing.
+    fs::write(
+        dir.path().join("kmigrate.toml"),
+        "[rewrite]\nsplit = false\n",
+    )
+    .unwrap();
+    let report = check_json(dir.path());
+    assert_eq!(
+        findings(&report, "KM002")[0]["fixable"],
+        false,
+        "{report:#}"
+    );
+    assert_fixable_means_previewed(&report, "no split");
+    let o = run_on(dir.path(), &["rewrite", "--check"]);
+    let messages = text(&o.stderr);
+    assert!(
+        messages.contains("would rewrite 1 Kaniko job"),
+        "{messages}"
+    );
+    assert!(!messages.contains("split 1"), "{messages}");
+}
+
+/// Split jobs are named as the README and KM002 promise: `.<job>` and
+/// `<job>-<image>`; two calls building one image add the target or the
+/// Dockerfile's directory, never a bare number.
+#[test]
+fn split_jobs_follow_the_documented_names() {
+    for target in ["split", "buildx"] {
+        let dir = copy_case("split-names", target);
+        let o = run_on(dir.path(), &["rewrite", "--gitlab-target", target]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let t = fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
+        let doc: yaml_serde::Value = yaml_serde::from_str(&t).unwrap();
+        let names: Vec<&str> = doc
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ".images",
+                "images-api-test",
+                "images-api-release",
+                "images-web",
+                ".build-images",
+                "build-images-alpine",
+                "build-images-debian",
+                "deploy"
+            ],
+            "{target}: {t}"
+        );
+        let needs: Vec<&str> = doc["deploy"]["needs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                "images-api-test",
+                "images-api-release",
+                "images-web",
+                "build-images-alpine",
+                "build-images-debian"
+            ]
+        );
+    }
+}
