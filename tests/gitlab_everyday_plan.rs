@@ -286,3 +286,51 @@ fn split_jobs_follow_the_documented_names() {
         );
     }
 }
+
+/// A value shared by a job that stays on Kaniko (its flags come from a
+/// variable) and one that migrates is never edited: the migrated job gets
+/// its own copy, for an anchor, an `extends` template, a `!reference`
+/// target and `default:`.
+#[test]
+fn shared_values_of_a_job_that_stays_are_not_edited() {
+    for case in ["anchors", "extends", "reference", "default"] {
+        let case = format!("shared-{case}");
+        let dir = copy_case(&case, "buildx");
+        let original = fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
+        let o = run_on(dir.path(), &["rewrite"]);
+        let messages = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{case}: {messages}");
+        assert!(
+            messages.contains("rewrote 1 Kaniko job"),
+            "{case}: {messages}"
+        );
+        let t = fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
+        // The shared value and the job that stays: byte for byte.
+        let kept = &original[..original.find("\nbuild-tag:").unwrap()];
+        assert!(t.starts_with(kept), "{case}:\n{t}");
+        let migrated = &t[kept.len()..];
+        assert!(
+            migrated.contains("docker buildx build --tag"),
+            "{case}:\n{t}"
+        );
+        assert!(
+            migrated.contains("> $HOME/.docker/config.json\n    - docker buildx create"),
+            "{case}:\n{t}"
+        );
+        assert!(
+            !migrated.contains("/kaniko/") && !migrated.contains("kaniko-project"),
+            "{case}:\n{t}"
+        );
+        snapshot!(format!("gitlab_everyday_plan__{case}"), t);
+        // The job that stays is still reported, by name, as left unchanged.
+        let report = check_json(dir.path());
+        assert_fixable_means_previewed(&report, &case);
+        let km001 = findings(&report, "KM001");
+        assert_eq!(km001.len(), 1, "{case}: {report:#}");
+        assert!(
+            km001[0]["message"].as_str().unwrap().contains("`build`"),
+            "{case}: {report:#}"
+        );
+        assert_eq!(km001[0]["fixable"], false, "{case}: {report:#}");
+    }
+}

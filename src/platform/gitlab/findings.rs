@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
-use super::plan::{Accepted, JobPlan, Split, plan_job};
+use super::plan::{Accepted, JobPlan, Split, footprint, plan_job, plan_job_as, touches};
 use super::rewrite::FileEdit;
+use super::rewrite::Sharing;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
 use crate::buildx::from_kaniko::NoteKind;
@@ -22,19 +23,30 @@ pub struct FileFindings {
     pub findings: Vec<Finding>,
 }
 
+/// Ends the message of a finding that carries the part of a job's fix
+/// written in another file than the job's own finding.
+const PART: &str = " (the part written in this file)";
+
+/// Whether `f` is such a part: the job is named and counted where its own
+/// finding is.
+pub fn is_part(f: &Finding) -> bool {
+    f.message.ends_with(PART)
+}
+
 #[derive(Default)]
 struct Collector {
     by_file: BTreeMap<usize, Vec<Finding>>,
 }
 
 impl Collector {
-    /// Adds `f` to `file`; a finding with the same rule and span merges
-    /// into the existing one (a template shared by several jobs).
+    /// Adds `f` to `file`; a finding with the same rule, span and message
+    /// merges into the existing one (findings about different jobs never
+    /// merge: each job that runs is named and counted).
     fn add(&mut self, file: usize, f: Finding) {
         let list = self.by_file.entry(file).or_default();
         if let Some(existing) = list
             .iter_mut()
-            .find(|x| x.rule == f.rule && x.span == f.span)
+            .find(|x| x.rule == f.rule && x.span == f.span && x.message == f.message)
         {
             if let Some(fix) = f.fix {
                 match &mut existing.fix {
@@ -72,15 +84,11 @@ impl Collector {
         let own = by_file.remove(&file).unwrap_or_default();
         for (other, edits) in by_file {
             let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
-            let companion = Finding::new(
-                f.rule,
-                at..at,
-                format!("{} (the part written in this file)", f.message),
-            )
-            .with_fix(Fix {
-                description: description.to_string(),
-                edits,
-            });
+            let companion =
+                Finding::new(f.rule, at..at, format!("{}{PART}", f.message)).with_fix(Fix {
+                    description: description.to_string(),
+                    edits,
+                });
             self.add(other, companion);
         }
         let f = if own.is_empty() {
@@ -194,12 +202,21 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
 }
 
 /// Whether a job is judged on its own: a template is judged through the
-/// jobs that use it.
+/// jobs that use it (through `extends`, or an anchor or `!reference` to a
+/// value written in it).
 fn judged(k: &KanikoJob, all: &[KanikoJob]) -> bool {
-    !(k.job.hidden
-        && all
-            .iter()
-            .any(|o| !o.job.hidden && o.job.ancestors.contains(&k.job.name)))
+    let name = k.job.name.as_str();
+    let uses = |o: &KanikoJob| {
+        o.job.ancestors.iter().any(|a| a == name)
+            || o.job
+                .image
+                .iter()
+                .any(|i| i.origin.owner.as_deref() == Some(name))
+            || o.job
+                .lines()
+                .any(|l| l.origin.owner.as_deref() == Some(name))
+    };
+    !(k.job.hidden && all.iter().any(|o| !o.job.hidden && uses(o)))
 }
 
 /// Each judged job's plan (`None` for templates judged through their
@@ -215,63 +232,103 @@ fn plans(
         .map(|k| judged(k, kjobs).then(|| plan_job(p, k, opts)))
         .collect();
     if opts.target != Target::Split {
-        // An image definition shared with a job that must stay (manual)
-        // cannot change for the others either.
-        let blocked: Vec<(&KanikoJob, String)> = kjobs
-            .iter()
-            .filter(|k| !(k.job.hidden && k.calls.is_empty()))
-            .filter(|k| match plans_of(&plans, kjobs, k) {
-                Some(Ok(_)) => false,
-                Some(Err(_)) => true,
-                None => plan_job(p, k, opts).is_err(),
-            })
-            .map(|k| (k, k.job.name.clone()))
-            .collect();
-        for (k, plan) in kjobs.iter().zip(plans.iter_mut()) {
-            let Some(Ok(_)) = plan else { continue };
-            let Some(img) = &k.job.image else { continue };
-            if let Some((_, other)) = blocked.iter().find(|(b, name)| {
-                *name != k.job.name
-                    && b.job.image.as_ref().is_some_and(|i| {
-                        i.origin.file == img.origin.file && i.origin.span == img.origin.span
-                    })
-            }) {
-                *plan = Some(Err(format!(
-                    "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
-                )));
-            }
-        }
+        keep_shared_values(p, kjobs, opts, &mut plans);
     }
     let mut accepted = Accepted::default();
     for i in 0..plans.len() {
         let Some(Ok(plan)) = &plans[i] else { continue };
         if let Err(other) = accepted.add(i, &plan.edits) {
-            plans[i] = Some(Err(format!(
-                "its fix and job `{}`'s edit the same text differently",
-                kjobs[other].job.name
-            )));
+            // Migrated differently from a job it shares a value with: it
+            // gets its own copy, if that renders alongside.
+            let private = plan_job_as(p, &kjobs[i], opts, Sharing::Private);
+            plans[i] = Some(match private {
+                Ok(plan) if accepted.add(i, &plan.edits).is_ok() => Ok(plan),
+                _ => Err(format!(
+                    "its fix and job `{}`'s edit the same text differently",
+                    kjobs[other].job.name
+                )),
+            });
         }
     }
     plans
 }
 
-/// The plan computed for `k`, if it is judged on its own.
-fn plans_of<'a>(
-    plans: &'a [Option<Result<JobPlan, String>>],
+/// A shared value (anchor, `extends` template, `!reference` target,
+/// `default:`) is edited only when every job using it migrates: a plan
+/// that edits what a job staying as it is (not Kaniko, or Kaniko left for
+/// a human) runs with is made again with the job's own copies, and
+/// refused when even that reaches the other job.
+fn keep_shared_values(
+    p: &Pipeline,
     kjobs: &[KanikoJob],
-    k: &KanikoJob,
-) -> Option<&'a Result<JobPlan, String>> {
-    let i = kjobs.iter().position(|o| std::ptr::eq(o.job, k.job))?;
-    plans[i].as_ref()
+    opts: &Options,
+    plans: &mut [Option<Result<JobPlan, String>>],
+) {
+    let migrating = |job: &super::Job| {
+        kjobs
+            .iter()
+            .zip(plans.iter())
+            .any(|(k, plan)| std::ptr::eq(k.job, job) && matches!(plan, Some(Ok(_))))
+    };
+    let staying: Vec<(&super::Job, Vec<(usize, Span)>)> = p
+        .jobs
+        .iter()
+        .filter(|j| !j.hidden && !migrating(j))
+        .map(|j| (j, footprint(p, j)))
+        .collect();
+    if staying.is_empty() {
+        return;
+    }
+    let reaches = |plan: &JobPlan| -> Option<&str> {
+        staying.iter().find_map(|(job, spans)| {
+            plan.edits
+                .iter()
+                .any(|(f, e)| spans.iter().any(|(sf, s)| touches(*f, e, *sf, s)))
+                .then_some(job.name.as_str())
+        })
+    };
+    for (k, plan) in kjobs.iter().zip(plans.iter_mut()) {
+        let Some(Ok(shared)) = plan else { continue };
+        let Some(other) = reaches(shared) else {
+            continue;
+        };
+        let why = |other: &str| {
+            format!(
+                "it shares a value with job `{other}`, which stays as it is, and kmigrate cannot give the job its own copy"
+            )
+        };
+        *plan = Some(match plan_job_as(p, k, opts, Sharing::Private) {
+            Ok(own) => match reaches(&own) {
+                None => Ok(own),
+                Some(other) => Err(why(other)),
+            },
+            Err(e) => Err(format!("{} ({e})", why(other))),
+        });
+    }
 }
 
-/// Where a job's KM001 points: its Kaniko image, else its first call.
+/// Where a job's KM001 points: its Kaniko image, else its first call, when
+/// written in the job itself; else the job's name. Each job that runs has
+/// its own KM001 (a template shared by several jobs is named once per job,
+/// not merged into one finding naming one of them).
 fn primary(k: &KanikoJob) -> (usize, Span) {
-    match (&k.image, &k.job.image, k.calls.first()) {
+    let job = k.job;
+    let own =
+        |file: usize, owner: Option<&str>| file == job.file && owner == Some(job.name.as_str());
+    let image = k
+        .job
+        .image
+        .as_ref()
+        .filter(|img| own(img.name.origin.file, img.name.origin.owner.as_deref()));
+    let call = k.calls.first().filter(|c| {
+        let line = c.exec.script_line(job);
+        own(line.origin.file, line.origin.owner.as_deref())
+    });
+    match (&k.image, image, call) {
         (Some(_), Some(img), _) => (img.name.origin.file, img.name.origin.span.clone()),
         (_, _, Some(call)) => (call.file, call.span.clone()),
         (_, Some(img), None) => (img.name.origin.file, img.name.origin.span.clone()),
-        (_, None, None) => (k.job.file, k.job.key_span.clone()),
+        (_, None, None) => (job.file, job.key_span.clone()),
     }
 }
 
@@ -321,6 +378,26 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     let target = match opts.target {
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
         _ => "docker buildx with a docker-container builder",
+    };
+    // A job whose fix is written elsewhere only (its template in another
+    // file) is named where the fix is.
+    let (file, km001) = match plan
+        .edits
+        .iter()
+        .filter(|(f, _)| *f != file)
+        .min_by_key(|(f, e)| (*f, e.range.start))
+    {
+        Some((f, e)) if !plan.edits.iter().any(|(x, _)| *x == file) => {
+            let at = e.range.start;
+            (
+                *f,
+                Finding {
+                    span: at..at,
+                    ..km001
+                },
+            )
+        }
+        _ => (file, km001),
     };
     if plan.migrates {
         c.add_with_edits(
@@ -504,9 +581,15 @@ mod tests {
     fn a_shared_template_is_rewritten_once() {
         let src = ".kaniko:\n  image:\n    name: gcr.io/kaniko-project/executor:v1.23.2-debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE/$APP:$CI_COMMIT_SHA\napi:\n  extends: .kaniko\n  variables: {APP: api}\nweb:\n  extends: .kaniko\n  variables: {APP: web}\n";
         let (rules, text) = run(src, Target::Buildx);
-        assert_eq!(
-            ids(&rules).iter().filter(|r| **r == "KM001").count(),
-            1,
+        // One finding per job that runs, each naming its job (issue 14.5).
+        let km001: Vec<&str> = rules
+            .iter()
+            .filter(|(r, _)| r == "KM001")
+            .map(|(_, m)| m.as_str())
+            .collect();
+        assert_eq!(km001.len(), 2, "{rules:?}");
+        assert!(
+            km001[0].contains("`api`") && km001[1].contains("`web`"),
             "{rules:?}"
         );
         let text = text.unwrap();
@@ -572,9 +655,21 @@ mod tests {
     fn a_template_shared_with_a_manual_job_is_left_alone() {
         let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
         let (rules, text) = run(src, Target::Buildx);
-        assert!(text.is_none(), "{text:?}");
+        // The template and the manual job stay; `a` gets its own image
+        // (issue 14.2: a shared value changes only when all its users do).
+        let text = text.unwrap();
         assert!(
-            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`a`")),
+            text.starts_with(
+                ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  image: docker:28.5-cli\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("b:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n"),
+            "{text}"
+        );
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`b`")),
             "{rules:?}"
         );
     }

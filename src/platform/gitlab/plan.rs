@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 
 use super::Pipeline;
 use super::analyze::KanikoJob;
-use super::rewrite::{FileEdit, rewrite_job};
+use super::job::Job;
+use super::rewrite::{FileEdit, Sharing, rewrite_job_as};
 use super::split::split_job;
 use super::target::{Options, Target};
+use crate::source::Span;
 use crate::source::patch::{Edit, apply};
 
 /// What the plan does with a job that runs several cached builds (KM002).
@@ -48,6 +50,16 @@ impl JobPlan {
 
 /// The plan for `k`, or why the job must be migrated by hand.
 pub fn plan_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobPlan, String> {
+    plan_job_as(p, k, opts, Sharing::InPlace)
+}
+
+/// [`plan_job`] with a choice of where shared values are edited.
+pub fn plan_job_as(
+    p: &Pipeline,
+    k: &KanikoJob,
+    opts: &Options,
+    sharing: Sharing,
+) -> Result<JobPlan, String> {
     let multi = k.is_multi_build();
     let plan = if opts.target == Target::Split {
         let (edits, split) = if multi {
@@ -64,7 +76,7 @@ pub fn plan_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobPlan, 
             split,
         }
     } else {
-        let r = rewrite_job(p, k, opts)?;
+        let r = rewrite_job_as(p, k, opts, sharing)?;
         let split = match (multi, opts.split) {
             (false, _) => Err(Split::NotNeeded),
             (true, false) => Err(Split::Off),
@@ -92,6 +104,45 @@ pub fn plan_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobPlan, 
     };
     renders(p, &plan.edits)?;
     Ok(plan)
+}
+
+/// Where the values a job runs with are written: the templates it extends,
+/// and every image, service, variable and script line it resolves (from
+/// anchors, `!reference` and `default:` too). An edit there changes the
+/// job.
+pub fn footprint(p: &Pipeline, job: &Job) -> Vec<(usize, Span)> {
+    let mut out: Vec<(usize, Span)> = Vec::new();
+    for a in &job.ancestors {
+        if let Some(t) = p.job(a) {
+            out.push((t.file, t.entry_span.clone()));
+        }
+    }
+    for img in job.image.iter().chain(&job.services) {
+        out.push((img.origin.file, img.origin.full_span.clone()));
+    }
+    for v in &job.variables {
+        out.push((v.file, v.entry_span.clone()));
+    }
+    for l in job.lines() {
+        out.push((l.origin.file, l.origin.full_span.clone()));
+    }
+    for key in ["before_script", "script", "after_script"] {
+        if let Some(n) = job.config.get(key) {
+            out.push((n.origin.file, n.origin.full_span.clone()));
+        }
+    }
+    out
+}
+
+/// Whether edit `e` (in file `f`) changes text within `span` of file
+/// `sf`: an insertion at either end of it counts (it extends the value).
+pub fn touches(f: usize, e: &Edit, sf: usize, span: &Span) -> bool {
+    f == sf
+        && if e.range.is_empty() {
+            span.start <= e.range.start && e.range.start <= span.end
+        } else {
+            overlaps(&e.range, span)
+        }
 }
 
 /// Checks that `edits` apply together and every edited file still parses.
