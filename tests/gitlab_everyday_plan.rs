@@ -334,3 +334,53 @@ fn shared_values_of_a_job_that_stays_are_not_edited() {
         assert_eq!(km001[0]["fixable"], false, "{case}: {report:#}");
     }
 }
+
+/// Builds are counted and named per job that runs, the same in `rewrite`,
+/// `check` and `report`: a template shared by two jobs of `ci/build.yml`
+/// and one job of `.gitlab-ci.yml` is three builds, each named once.
+#[test]
+fn builds_are_counted_per_job_that_runs() {
+    let dir = copy_case("counts", "buildx");
+    let o = run(
+        dir.path(),
+        &["rewrite", "--check", ".gitlab-ci.yml", "ci/build.yml"],
+    );
+    let messages = text(&o.stderr);
+    assert!(
+        messages.contains(".gitlab-ci.yml: would rewrite 1 Kaniko job;"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains(
+            "ci/build.yml: would rewrite 2 Kaniko jobs; would rewrite the part of 1 Kaniko job written in this file;"
+        ),
+        "{messages}"
+    );
+
+    let report = check_json(dir.path());
+    let mut named: Vec<String> = findings(&report, "KM001")
+        .iter()
+        .filter(|f| !f["message"].as_str().unwrap().contains("(the part written"))
+        .map(|f| {
+            let m = f["message"].as_str().unwrap();
+            m.split('`').nth(1).unwrap().to_string()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        ["build-api", "build-docs", "build-web"],
+        "{report:#}"
+    );
+
+    let o = run(dir.path(), &["report", "--format", "json", "."]);
+    let audit: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(audit["summary"]["builds"], 3, "{audit:#}");
+    let destination = audit["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flag"] == "--destination")
+        .unwrap();
+    assert_eq!(destination["uses"], 3, "{audit:#}");
+}

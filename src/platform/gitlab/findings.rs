@@ -201,10 +201,11 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     }
 }
 
-/// Whether a job is judged on its own: a template is judged through the
-/// jobs that use it (through `extends`, or an anchor or `!reference` to a
-/// value written in it).
-fn judged(k: &KanikoJob, all: &[KanikoJob]) -> bool {
+/// Whether a Kaniko job is judged (and counted as a build) on its own: a
+/// template is judged through the jobs that use it (through `extends`, or
+/// an anchor or `!reference` to a value written in it). `check`, `rewrite`
+/// and `report` count builds by this one rule.
+pub fn judged(k: &KanikoJob, all: &[KanikoJob]) -> bool {
     let name = k.job.name.as_str();
     let uses = |o: &KanikoJob| {
         o.job.ancestors.iter().any(|a| a == name)
