@@ -300,7 +300,8 @@ pub fn split_job(
             let mut local = Vec::new();
             let mut deleted = false;
             for (n, (_, e)) in in_script.iter().enumerate() {
-                if !within(&e.range, &lines) && !(e.range.start == start && e.range.is_empty()) {
+                let at_item_start = e.range.start == start && e.range.is_empty();
+                if !(within(&e.range, &lines) || at_item_start) {
                     continue;
                 }
                 placed[n] = true;
