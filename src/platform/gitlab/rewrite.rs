@@ -332,25 +332,9 @@ pub fn rewrite_job_as(
         match (h_entry(s.key()), h_entry("script")) {
             // The job names the shared value itself (an alias, a
             // `!reference`): its entry is replaced.
-            (Some(e), _) => {
-                let col = yaml_edit::column(&f.text, e.key.span.start);
-                let fnl = f.line_ending.as_str();
-                let text = block
-                    .split('\n')
-                    .enumerate()
-                    .map(|(i, l)| {
-                        if i == 0 {
-                            l.to_string()
-                        } else {
-                            format!("{}{l}", " ".repeat(col))
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(fnl);
-                let start = e.key.span.start;
-                let end = yaml_edit::line_end(&f.text, e.span.end.max(e.value.full_span.end));
-                out.edits.push((hfile, Edit::replace(start..end, text)));
-            }
+            (Some(e), _) => out
+                .edits
+                .push((hfile, yaml_edit::replace_entry(f, e, &block))),
             (None, Some(script)) if *s == Section::BeforeScript => out
                 .edits
                 .push((hfile, insert_entries_before(f, script, &block))),
