@@ -232,9 +232,34 @@ fn plans(
         .iter()
         .map(|k| judged(k, kjobs).then(|| plan_job(p, k, opts)))
         .collect();
-    if opts.target != Target::Split {
-        keep_shared_values(p, kjobs, opts, &mut plans);
+    // A job refused in one round stays on Kaniko, which may keep another
+    // job's edit off a value they share: repeat until no plan is refused
+    // (each round refuses one more job, or ends).
+    let refused = |plans: &[Option<Result<JobPlan, String>>]| {
+        plans.iter().filter(|x| matches!(x, Some(Err(_)))).count()
+    };
+    for _ in 0..=kjobs.len() {
+        let before = refused(&plans);
+        if opts.target != Target::Split {
+            keep_shared_values(p, kjobs, opts, &mut plans);
+        }
+        accept_together(p, kjobs, opts, &mut plans);
+        if refused(&plans) == before {
+            break;
+        }
     }
+    plans
+}
+
+/// Accepts the plans in job order where they render together with the
+/// ones before; a plan that edits a shared value differently from an
+/// earlier one is made again with the job's own copies, or refused.
+fn accept_together(
+    p: &Pipeline,
+    kjobs: &[KanikoJob],
+    opts: &Options,
+    plans: &mut [Option<Result<JobPlan, String>>],
+) {
     let mut accepted = Accepted::default();
     for i in 0..plans.len() {
         let Some(Ok(plan)) = &plans[i] else { continue };
@@ -251,7 +276,6 @@ fn plans(
             });
         }
     }
-    plans
 }
 
 /// A shared value (anchor, `extends` template, `!reference` target,
@@ -673,6 +697,25 @@ mod tests {
             rules.iter().any(|(r, m)| r == "KM001" && m.contains("`b`")),
             "{rules:?}"
         );
+    }
+
+    #[test]
+    fn jobs_migrated_differently_do_not_share_an_edited_anchor() {
+        // `ci` needs a login to $CI_REGISTRY, `other` does not: the anchor
+        // gets `ci`'s setup and `other` its own copy, not both setups.
+        let src = ".auth: &auth\n  - echo start\nci:\n  image: gcr.io/kaniko-project/executor:debug\n  before_script: *auth\n  script:\n    - /kaniko/executor --context . --destination \"$CI_REGISTRY_IMAGE:1\"\nother:\n  image: gcr.io/kaniko-project/executor:debug\n  before_script: *auth\n  script:\n    - /kaniko/executor --context . --destination registry.example.com/app:1\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        assert!(
+            text.starts_with(
+                ".auth: &auth\n  - echo start\n  - echo \"$CI_REGISTRY_PASSWORD\" | docker login"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  before_script:\n    - echo start\n    - docker buildx create --use --driver docker-container --name kmigrate\n  script:\n    - docker buildx build --tag registry.example.com/app:1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("docker buildx create").count(), 2, "{text}");
     }
 
     #[test]
