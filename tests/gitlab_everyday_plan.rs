@@ -384,3 +384,37 @@ fn builds_are_counted_per_job_that_runs() {
         .unwrap();
     assert_eq!(destination["uses"], 3, "{audit:#}");
 }
+
+/// `verify` runs the rewrite `rewrite` would write, so the documented job
+/// verifies too: one build per split job, each passing.
+#[test]
+fn the_documented_kaniko_job_verifies() {
+    let dir = copy_case("kaniko-docs", "buildx");
+    for app in ["api", "worker"] {
+        let d = dir.path().join(app);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("Dockerfile"), "FROM scratch\nCOPY hello.txt /\n").unwrap();
+        fs::write(d.join("hello.txt"), app).unwrap();
+    }
+    let store = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "verify",
+            ".gitlab-ci.yml",
+            "--store",
+            store.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let units: Vec<&str> = j["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["unit"].as_str().unwrap())
+        .collect();
+    assert_eq!(units, ["build-api", "build-worker"], "{j:#}");
+}
