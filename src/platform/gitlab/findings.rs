@@ -700,6 +700,24 @@ mod tests {
     }
 
     #[test]
+    fn a_split_carries_every_fix_of_the_script_lines() {
+        // A workaround line deleted, a config path moved and two calls
+        // rewritten: all inside the script the split moves (issue 14.1).
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - export container=docker\n    - echo '{}' > /kaniko/.docker/config.json\n    - /kaniko/executor --cache=true --context a --destination r.example.com/a\n    - /kaniko/executor --cache=true --context b --destination r.example.com/b\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        for image in ["a", "b"] {
+            assert!(
+                text.contains(&format!("build-{image}:\n  extends: .build\n  script:\n    - echo '{{}}' > $HOME/.docker/config.json\n    - docker buildx build --tag r.example.com/{image} ")),
+                "{text}"
+            );
+        }
+        assert!(
+            !text.contains("container=docker") && !text.contains("/kaniko/"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn jobs_migrated_differently_do_not_share_an_edited_anchor() {
         // `ci` needs a login to $CI_REGISTRY, `other` does not: the anchor
         // gets `ci`'s setup and `other` its own copy, not both setups.
