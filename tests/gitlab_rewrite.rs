@@ -248,13 +248,13 @@ fn golden_split_example() {
         names,
         [
             "stages",
-            ".build-image",
-            "build-image-a",
-            "build-image-b",
+            ".build-images",
+            "build-images-image-a",
+            "build-images-image-b",
             "deploy"
         ]
     );
-    let tpl = &doc[".build-image"];
+    let tpl = &doc[".build-images"];
     assert_eq!(tpl["stage"].as_str(), Some("build"));
     assert_eq!(
         tpl["image"]["name"].as_str(),
@@ -270,8 +270,8 @@ fn golden_split_example() {
     );
     assert!(tpl.get("script").is_none());
     for image in ["image-a", "image-b"] {
-        let job = &doc[format!("build-{image}").as_str()];
-        assert_eq!(job["extends"].as_str(), Some(".build-image"));
+        let job = &doc[format!("build-images-{image}").as_str()];
+        assert_eq!(job["extends"].as_str(), Some(".build-images"));
         let script = job["script"].as_sequence().unwrap();
         assert_eq!(script.len(), 1, "{image}");
         let call = script[0].as_str().unwrap();
@@ -288,7 +288,7 @@ fn golden_split_example() {
         .iter()
         .map(|n| n.as_str().unwrap())
         .collect();
-    assert_eq!(needs, ["build-image-a", "build-image-b"]);
+    assert_eq!(needs, ["build-images-image-a", "build-images-image-b"]);
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn golden_buildx_example_has_the_documented_shape() {
     assert!(messages.contains("KM004"), "{messages}");
     let t = fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
     let doc: yaml_serde::Value = yaml_serde::from_str(&t).unwrap();
-    let tpl = &doc[".build-image"];
+    let tpl = &doc[".build-images"];
     assert_eq!(tpl["image"].as_str(), Some("docker:28.5-cli"));
     assert_eq!(tpl["services"][0].as_str(), Some("docker:28.5-dind"));
     assert_eq!(
@@ -320,7 +320,7 @@ fn golden_buildx_example_has_the_documented_shape() {
     );
     // The job wrote its own config.json, so no extra login; never a password argument.
     assert!(!t.contains("docker login") && !t.contains("--password "));
-    let call = doc["build-image-b"]["script"][0].as_str().unwrap();
+    let call = doc["build-images-image-b"]["script"][0].as_str().unwrap();
     assert_eq!(
         call,
         "docker buildx build --tag \"${CI_REGISTRY_IMAGE}/image-b:${CI_COMMIT_SHORT_SHA}\" --tag \"${CI_REGISTRY_IMAGE}/image-b:latest\" --cache-from \"type=registry,ref=${CI_REGISTRY_IMAGE}/image-b/cache:buildcache\" --cache-to \"type=registry,ref=${CI_REGISTRY_IMAGE}/image-b/cache:buildcache,mode=max\" --push --provenance=false ."

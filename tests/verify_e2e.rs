@@ -242,8 +242,8 @@ fn gitlab_multi_build_job_is_split_and_each_image_verified() {
     let builds = j["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 2, "{j:#}");
     // The split jobs, each one build, each on its own state.
-    assert_eq!(builds[0]["unit"], "build-image-a");
-    assert_eq!(builds[1]["unit"], "build-image-b");
+    assert_eq!(builds[0]["unit"], "build-images-image-a");
+    assert_eq!(builds[1]["unit"], "build-images-image-b");
     // Each split job points back at its executor call in the file as written.
     assert!(
         builds[0]["location"]

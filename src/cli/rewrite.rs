@@ -331,17 +331,28 @@ fn report(
 ) -> String {
     let display = source.path.display().to_string();
     let display = escape_inline(&display);
-    let fixed = findings
-        .iter()
-        .filter(|f| f.rule == "KM001" && f.fix.is_some())
-        .count();
+    // Jobs are counted where their own finding is, as `check` names them
+    // and `report` counts them; the part of a job's fix written in this
+    // file for a job counted elsewhere is said apart.
+    let (shared, fixed) = {
+        let km001 = findings
+            .iter()
+            .filter(|f| f.rule == "KM001" && f.fix.is_some());
+        let shared = km001
+            .clone()
+            .filter(|f| crate::platform::gitlab::findings::is_part(f))
+            .count();
+        (shared, km001.count() - shared)
+    };
     let driver = findings
         .iter()
         .filter(|f| f.rule == "KM003" && f.fix.is_some())
         .count();
     let split = findings
         .iter()
-        .filter(|f| f.rule == "KM002" && f.fix.is_some())
+        .filter(|f| {
+            f.rule == "KM002" && f.fix.is_some() && !crate::platform::gitlab::findings::is_part(f)
+        })
         .count();
     let unit = match platform {
         Platform::CloudBuild => "step",
@@ -357,6 +368,12 @@ fn report(
         parts.push(format!(
             "{verb} {fixed} Kaniko {unit}{}",
             if fixed == 1 { "" } else { "s" }
+        ));
+    }
+    if shared > 0 {
+        parts.push(format!(
+            "{verb} the part of {shared} Kaniko job{} written in this file",
+            if shared == 1 { "" } else { "s" }
         ));
     }
     if split > 0 {

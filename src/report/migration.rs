@@ -222,16 +222,17 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
         }
         Platform::GitLab => {
             let Some(p) = pipeline else { return out };
-            // A template's calls appear again in every job extending it:
-            // count each written call once.
-            let mut seen = std::collections::HashSet::new();
+            // Counted per build, as the builds are: every job defined in
+            // this file that runs, with the calls it runs (a template's
+            // call once per job extending it).
             let jobs =
                 gitlab::analyze::kaniko_jobs(p, gitlab::ImageMatcher::builtin(), "buildcache");
             for job in &jobs {
+                if job.job.file != 0 || !gitlab::findings::judged(job, &jobs) {
+                    continue;
+                }
                 for call in &job.calls {
-                    if call.file == 0 && seen.insert(call.span.clone()) {
-                        out.extend(call.call.uses.iter().map(|u| u.spec));
-                    }
+                    out.extend(call.call.uses.iter().map(|u| u.spec));
                 }
             }
         }
@@ -261,10 +262,12 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
     for input in inputs {
         let path = display_path(input.path);
         let line = |f: &Finding| input.source.position(f.span.start).0;
+        // One build per job that runs: the part of a job's fix written in
+        // another file is not another build.
         let builds: Vec<&Finding> = input
             .findings
             .iter()
-            .filter(|f| BUILD_RULES.contains(&f.rule))
+            .filter(|f| BUILD_RULES.contains(&f.rule) && !gitlab::findings::is_part(f))
             .collect();
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::plan::{Accepted, JobPlan, Split, footprint, plan_job, plan_job_as, touches};
 use super::registry::{Registry, registry_of};
-use super::rewrite::{FileEdit, JobEdits, rewrite_job};
-use super::split::split_job;
+use super::rewrite::FileEdit;
+use super::rewrite::Sharing;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
 use crate::buildx::from_kaniko::NoteKind;
@@ -23,19 +24,30 @@ pub struct FileFindings {
     pub findings: Vec<Finding>,
 }
 
+/// Ends the message of a finding that carries the part of a job's fix
+/// written in another file than the job's own finding.
+const PART: &str = " (the part written in this file)";
+
+/// Whether `f` is such a part: the job is named and counted where its own
+/// finding is.
+pub fn is_part(f: &Finding) -> bool {
+    f.message.ends_with(PART)
+}
+
 #[derive(Default)]
 struct Collector {
     by_file: BTreeMap<usize, Vec<Finding>>,
 }
 
 impl Collector {
-    /// Adds `f` to `file`; a finding with the same rule and span merges
-    /// into the existing one (a template shared by several jobs).
+    /// Adds `f` to `file`; a finding with the same rule, span and message
+    /// merges into the existing one (findings about different jobs never
+    /// merge: each job that runs is named and counted).
     fn add(&mut self, file: usize, f: Finding) {
         let list = self.by_file.entry(file).or_default();
         if let Some(existing) = list
             .iter_mut()
-            .find(|x| x.rule == f.rule && x.span == f.span)
+            .find(|x| x.rule == f.rule && x.span == f.span && x.message == f.message)
         {
             if let Some(fix) = f.fix {
                 match &mut existing.fix {
@@ -74,18 +86,20 @@ impl Collector {
                 list.push(e);
             }
         }
+        // The rule's page says whether it is fixable: one source of truth.
+        debug_assert!(
+            crate::rules::meta::get(f.rule).is_some_and(|m| m.fixable),
+            "{} has a fix but its page says it is not fixable",
+            f.rule
+        );
         let own = by_file.remove(&file).unwrap_or_default();
         for (other, edits) in by_file {
             let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
-            let companion = Finding::new(
-                f.rule,
-                at..at,
-                format!("{} (the part written in this file)", f.message),
-            )
-            .with_fix(Fix {
-                description: description.to_string(),
-                edits,
-            });
+            let companion =
+                Finding::new(f.rule, at..at, format!("{}{PART}", f.message)).with_fix(Fix {
+                    description: description.to_string(),
+                    edits,
+                });
             self.add(other, companion);
         }
         let f = if own.is_empty() {
@@ -143,54 +157,18 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
     }
 
     let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
-    // An image definition shared with a job that must stay (manual) cannot
-    // change for the others either.
-    let mut blocked: Vec<((usize, Span), String)> = Vec::new();
-    // Each job's rewrite, computed once: here to find the blocked images,
-    // then taken by the job's findings.
-    let mut rewrites: Vec<Option<Result<JobEdits, String>>> = kjobs.iter().map(|_| None).collect();
-    if opts.target != Target::Split {
-        for (k, rewrite) in kjobs
-            .iter()
-            .zip(&mut rewrites)
-            .filter(|(k, _)| !(k.job.hidden && k.calls.is_empty()))
-        {
-            let r = rewrite.insert(rewrite_job(p, k, opts));
-            if let (Some(img), Err(_)) = (&k.job.image, r) {
-                blocked.push((
-                    (img.origin.file, img.origin.span.clone()),
-                    k.job.name.clone(),
-                ));
-            }
-        }
-    }
-    for (k, rewrite) in kjobs.iter().zip(rewrites) {
-        let job = k.job;
-        // A template is migrated through the jobs that use it.
-        if job.hidden
-            && kjobs
-                .iter()
-                .any(|o| !o.job.hidden && o.job.ancestors.contains(&job.name))
-        {
-            continue;
-        }
+    let plans = plans(p, &kjobs, opts);
+    for (k, plan) in kjobs.iter().zip(plans) {
+        let Some(plan) = plan else { continue };
         // A template no job of this pipeline uses never runs here: its
         // findings are info (its fix still migrates it for the pipelines
         // that include it).
         let mut own = Collector::default();
-        let to = if job.hidden { &mut own } else { &mut c };
+        let to = if k.job.hidden { &mut own } else { &mut c };
         for call in &k.calls {
             note_findings(to, call);
         }
-        let shared_with = k.job.image.as_ref().and_then(|img| {
-            blocked
-                .iter()
-                .find(|((f, s), name)| {
-                    *f == img.origin.file && *s == img.origin.span && *name != k.job.name
-                })
-                .map(|(_, name)| name.as_str())
-        });
-        job_findings(to, p, k, opts, shared_with, rewrite);
+        job_findings(to, k, opts, plan);
         c.add_as_info(own);
     }
     for job in &p.jobs {
@@ -252,24 +230,163 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     }
 }
 
-/// Where a job's KM001 points: its Kaniko image, else its first call.
-fn primary(k: &KanikoJob) -> (usize, Span) {
-    match (&k.image, &k.job.image, k.calls.first()) {
-        (Some(_), Some(img), _) => (img.name.origin.file, img.name.origin.span.clone()),
-        (_, _, Some(call)) => (call.file, call.span.clone()),
-        (_, Some(img), None) => (img.name.origin.file, img.name.origin.span.clone()),
-        (_, None, None) => (k.job.file, k.job.key_span.clone()),
+/// Whether a Kaniko job is judged (and counted as a build) on its own: a
+/// template is judged through the jobs that use it (through `extends`, or
+/// an anchor or `!reference` to a value written in it). `check`, `rewrite`
+/// and `report` count builds by this one rule.
+pub fn judged(k: &KanikoJob, all: &[KanikoJob]) -> bool {
+    let name = k.job.name.as_str();
+    let uses = |o: &KanikoJob| {
+        o.job.ancestors.iter().any(|a| a == name)
+            || o.job
+                .image
+                .iter()
+                .any(|i| i.origin.owner.as_deref() == Some(name))
+            || o.job
+                .lines()
+                .any(|l| l.origin.owner.as_deref() == Some(name))
+    };
+    !(k.job.hidden && all.iter().any(|o| !o.job.hidden && uses(o)))
+}
+
+/// Each judged job's plan (`None` for templates judged through their
+/// jobs): one plan per job, and the plans of different jobs accepted in
+/// job order only where they do not edit the same text differently.
+fn plans(
+    p: &Pipeline,
+    kjobs: &[KanikoJob],
+    opts: &Options,
+) -> Vec<Option<Result<JobPlan, String>>> {
+    let mut plans: Vec<Option<Result<JobPlan, String>>> = kjobs
+        .iter()
+        .map(|k| judged(k, kjobs).then(|| plan_job(p, k, opts)))
+        .collect();
+    // A job refused in one round stays on Kaniko, which may keep another
+    // job's edit off a value they share: repeat until no plan is refused
+    // (each round refuses one more job, or ends).
+    let refused = |plans: &[Option<Result<JobPlan, String>>]| {
+        plans.iter().filter(|x| matches!(x, Some(Err(_)))).count()
+    };
+    for _ in 0..=kjobs.len() {
+        let before = refused(&plans);
+        if opts.target != Target::Split {
+            keep_shared_values(p, kjobs, opts, &mut plans);
+        }
+        accept_together(p, kjobs, opts, &mut plans);
+        if refused(&plans) == before {
+            break;
+        }
+    }
+    plans
+}
+
+/// Accepts the plans in job order where they render together with the
+/// ones before; a plan that edits a shared value differently from an
+/// earlier one is made again with the job's own copies, or refused.
+fn accept_together(
+    p: &Pipeline,
+    kjobs: &[KanikoJob],
+    opts: &Options,
+    plans: &mut [Option<Result<JobPlan, String>>],
+) {
+    let mut accepted = Accepted::default();
+    for i in 0..plans.len() {
+        let Some(Ok(plan)) = &plans[i] else { continue };
+        if let Err(other) = accepted.add(i, &plan.edits) {
+            // Migrated differently from a job it shares a value with: it
+            // gets its own copy, if that renders alongside.
+            let private = plan_job_as(p, &kjobs[i], opts, Sharing::Private);
+            plans[i] = Some(match private {
+                Ok(plan) if accepted.add(i, &plan.edits).is_ok() => Ok(plan),
+                _ => Err(format!(
+                    "its fix and job `{}`'s edit the same text differently",
+                    kjobs[other].job.name
+                )),
+            });
+        }
     }
 }
 
-fn job_findings(
-    c: &mut Collector,
+/// A shared value (anchor, `extends` template, `!reference` target,
+/// `default:`) is edited only when every job using it migrates: a plan
+/// that edits what a job staying as it is (not Kaniko, or Kaniko left for
+/// a human) runs with is made again with the job's own copies, and
+/// refused when even that reaches the other job.
+fn keep_shared_values(
     p: &Pipeline,
-    k: &KanikoJob,
+    kjobs: &[KanikoJob],
     opts: &Options,
-    shared_with: Option<&str>,
-    rewrite: Option<Result<JobEdits, String>>,
+    plans: &mut [Option<Result<JobPlan, String>>],
 ) {
+    let migrating = |job: &super::Job| {
+        kjobs
+            .iter()
+            .zip(plans.iter())
+            .any(|(k, plan)| std::ptr::eq(k.job, job) && matches!(plan, Some(Ok(_))))
+    };
+    let staying: Vec<(&super::Job, Vec<(usize, Span)>)> = p
+        .jobs
+        .iter()
+        .filter(|j| !j.hidden && !migrating(j))
+        .map(|j| (j, footprint(p, j)))
+        .collect();
+    if staying.is_empty() {
+        return;
+    }
+    let reaches = |plan: &JobPlan| -> Option<&str> {
+        staying.iter().find_map(|(job, spans)| {
+            plan.edits
+                .iter()
+                .any(|(f, e)| spans.iter().any(|(sf, s)| touches(*f, e, *sf, s)))
+                .then_some(job.name.as_str())
+        })
+    };
+    for (k, plan) in kjobs.iter().zip(plans.iter_mut()) {
+        let Some(Ok(shared)) = plan else { continue };
+        let Some(other) = reaches(shared) else {
+            continue;
+        };
+        let why = |other: &str| {
+            format!(
+                "it shares a value with job `{other}`, which stays as it is, and kmigrate cannot give the job its own copy"
+            )
+        };
+        *plan = Some(match plan_job_as(p, k, opts, Sharing::Private) {
+            Ok(own) => match reaches(&own) {
+                None => Ok(own),
+                Some(other) => Err(why(other)),
+            },
+            Err(e) => Err(format!("{} ({e})", why(other))),
+        });
+    }
+}
+
+/// Where a job's KM001 points: its Kaniko image, else its first call, when
+/// written in the job itself; else the job's name. Each job that runs has
+/// its own KM001 (a template shared by several jobs is named once per job,
+/// not merged into one finding naming one of them).
+fn primary(k: &KanikoJob) -> (usize, Span) {
+    let job = k.job;
+    let own =
+        |file: usize, owner: Option<&str>| file == job.file && owner == Some(job.name.as_str());
+    let image = k
+        .job
+        .image
+        .as_ref()
+        .filter(|img| own(img.name.origin.file, img.name.origin.owner.as_deref()));
+    let call = k.calls.first().filter(|c| {
+        let line = c.exec.script_line(job);
+        own(line.origin.file, line.origin.owner.as_deref())
+    });
+    match (&k.image, image, call) {
+        (Some(_), Some(img), _) => (img.name.origin.file, img.name.origin.span.clone()),
+        (_, _, Some(call)) => (call.file, call.span.clone()),
+        (_, Some(img), None) => (img.name.origin.file, img.name.origin.span.clone()),
+        (_, None, None) => (job.file, job.key_span.clone()),
+    }
+}
+
+fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<JobPlan, String>) {
     let job = k.job;
     let (file, span) = primary(k);
     let what = match &k.image {
@@ -279,8 +396,7 @@ fn job_findings(
         ),
         None => format!("job `{}` runs the archived Kaniko executor", job.name),
     };
-    let multi = k.is_multi_build();
-    let km002 = || {
+    let km002 = k.is_multi_build().then(|| {
         let (f2, s2) = k
             .calls
             .get(1)
@@ -298,48 +414,13 @@ fn job_findings(
                 ),
             ),
         )
-    };
-    if opts.target == Target::Split {
-        c.add(
-            file,
-            Finding::new("KM001", span.clone(), what)
-                .with_help("`--gitlab-target split` keeps Kaniko; use `--gitlab-target buildx` or `buildkit` to migrate"),
-        );
-        if multi {
-            let (f2, finding) = km002();
-            match split_job(p, k, &[], &[]) {
-                Ok(edits) => c.add_with_edits(
-                    f2,
-                    finding.with_help("split into one job per image"),
-                    "split the job into one job per image",
-                    edits,
-                ),
-                Err(why) => c.add(
-                    f2,
-                    finding.with_help(format!(
-                        "not split automatically: {why}; split it by hand, one job per image"
-                    )),
-                ),
-            }
-        }
-        return;
-    }
-    let rewrite = match shared_with {
-        Some(other) => Err(format!(
-            "its image is defined in the same place as job `{other}`'s, which must be migrated by hand first"
-        )),
-        None => rewrite.unwrap_or_else(|| rewrite_job(p, k, opts)),
-    };
-    let rewrite = match rewrite {
-        Ok(r) => r,
+    });
+    let km001 = Finding::new("KM001", span.clone(), what);
+    let plan = match plan {
+        Ok(plan) => plan,
         Err(why) => {
-            c.add(
-                file,
-                Finding::new("KM001", span.clone(), what)
-                    .with_help(format!("left unchanged: {why}")),
-            );
-            if multi {
-                let (f2, finding) = km002();
+            c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            if let Some((f2, finding)) = km002 {
                 c.add(
                     f2,
                     finding.with_help("split the job by hand, one job per image"),
@@ -352,38 +433,71 @@ fn job_findings(
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
         _ => "docker buildx with a docker-container builder",
     };
-    let mut edits = rewrite.edits.clone();
-    let mut split_done = false;
-    if multi {
-        let (f2, finding) = km002();
-        if opts.split {
-            match split_job(p, k, &rewrite.calls, &rewrite.script_prefix) {
-                Ok(split) => {
-                    edits.extend(split);
-                    split_done = true;
-                    c.add(f2, finding.with_help("split into one job per image (with the KM001 fix)"));
-                }
-                Err(why) => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
-            }
+    // A job whose fix is written elsewhere only (its template in another
+    // file) is named where the fix is.
+    let (file, km001) = match plan
+        .edits
+        .iter()
+        .filter(|(f, _)| *f != file)
+        .min_by_key(|(f, e)| (*f, e.range.start))
+    {
+        Some((f, e)) if !plan.edits.iter().any(|(x, _)| *x == file) => {
+            let at = e.range.start;
+            (
+                *f,
+                Finding {
+                    span: at..at,
+                    ..km001
+                },
+            )
+        }
+        _ => (file, km001),
+    };
+    if plan.migrates {
+        c.add_with_edits(
+            file,
+            km001.with_help(format!("rewrite it to {target}")),
+            &format!("migrate job `{}` to {target}", job.name),
+            plan.edits.clone(),
+        );
+    } else {
+        c.add(
+            file,
+            km001.with_help("`--gitlab-target split` keeps Kaniko; use `--gitlab-target buildx` or `buildkit` to migrate"),
+        );
+    }
+    if let Some((f2, finding)) = km002 {
+        // The split is part of the job's one plan: its fix is the plan.
+        let with = if plan.migrates {
+            " (with the KM001 fix)"
         } else {
-            c.add(
+            ""
+        };
+        match &plan.split {
+            Split::Done => c.add_with_edits(
+                f2,
+                finding.with_help(format!("split into one job per image{with}")),
+                &format!("split job `{}` into one job per image{with}", job.name),
+                plan.edits.clone(),
+            ),
+            Split::Kept(why) if plan.migrates => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
+            Split::Kept(why) => c.add(
+                f2,
+                finding.with_help(format!(
+                    "not split automatically: {why}; split it by hand, one job per image"
+                )),
+            ),
+            Split::Off | Split::NotNeeded => c.add(
                 f2,
                 finding.with_help(
                     "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
                 ),
-            );
+            ),
         }
     }
-    if !split_done {
-        edits.extend(rewrite.calls.iter().cloned());
-        edits.extend(rewrite.prefix_edit.iter().cloned());
+    if !plan.migrates {
+        return;
     }
-    c.add_with_edits(
-        file,
-        Finding::new("KM001", span.clone(), what).with_help(format!("rewrite it to {target}")),
-        &format!("migrate job `{}` to {target}", job.name),
-        edits,
-    );
     credential_findings(c, k);
     if opts.target == Target::Buildx {
         c.add(
@@ -534,9 +648,15 @@ mod tests {
     fn a_shared_template_is_rewritten_once() {
         let src = ".kaniko:\n  image:\n    name: gcr.io/kaniko-project/executor:v1.23.2-debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination $CI_REGISTRY_IMAGE/$APP:$CI_COMMIT_SHA\napi:\n  extends: .kaniko\n  variables: {APP: api}\nweb:\n  extends: .kaniko\n  variables: {APP: web}\n";
         let (rules, text) = run(src, Target::Buildx);
-        assert_eq!(
-            ids(&rules).iter().filter(|r| **r == "KM001").count(),
-            1,
+        // One finding per job that runs, each naming its job (issue 14.5).
+        let km001: Vec<&str> = rules
+            .iter()
+            .filter(|(r, _)| r == "KM001")
+            .map(|(_, m)| m.as_str())
+            .collect();
+        assert_eq!(km001.len(), 2, "{rules:?}");
+        assert!(
+            km001[0].contains("`api`") && km001[1].contains("`web`"),
             "{rules:?}"
         );
         let text = text.unwrap();
@@ -602,11 +722,60 @@ mod tests {
     fn a_template_shared_with_a_manual_job_is_left_alone() {
         let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
         let (rules, text) = run(src, Target::Buildx);
-        assert!(text.is_none(), "{text:?}");
+        // The template and the manual job stay; `a` gets its own image
+        // (issue 14.2: a shared value changes only when all its users do).
+        let text = text.unwrap();
         assert!(
-            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`a`")),
+            text.starts_with(
+                ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  image: docker:28.5-cli\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("b:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n"),
+            "{text}"
+        );
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM001" && m.contains("`b`")),
             "{rules:?}"
         );
+    }
+
+    #[test]
+    fn a_split_carries_every_fix_of_the_script_lines() {
+        // A workaround line deleted, a config path moved and two calls
+        // rewritten: all inside the script the split moves (issue 14.1).
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - export container=docker\n    - echo '{}' > /kaniko/.docker/config.json\n    - /kaniko/executor --cache=true --context a --destination r.example.com/a\n    - /kaniko/executor --cache=true --context b --destination r.example.com/b\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        for image in ["a", "b"] {
+            assert!(
+                text.contains(&format!("build-{image}:\n  extends: .build\n  script:\n    - echo '{{}}' > $HOME/.docker/config.json\n    - docker buildx build --tag r.example.com/{image} ")),
+                "{text}"
+            );
+        }
+        assert!(
+            !text.contains("container=docker") && !text.contains("/kaniko/"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn jobs_migrated_differently_do_not_share_an_edited_anchor() {
+        // `ci` needs a login to $CI_REGISTRY, `other` does not: the anchor
+        // gets `ci`'s setup and `other` its own copy, not both setups.
+        let src = ".auth: &auth\n  - echo start\nci:\n  image: gcr.io/kaniko-project/executor:debug\n  before_script: *auth\n  script:\n    - /kaniko/executor --context . --destination \"$CI_REGISTRY_IMAGE:1\"\nother:\n  image: gcr.io/kaniko-project/executor:debug\n  before_script: *auth\n  script:\n    - /kaniko/executor --context . --destination registry.example.com/app:1\n";
+        let text = run(src, Target::Buildx).1.unwrap();
+        assert!(
+            text.starts_with(
+                ".auth: &auth\n  - echo start\n  - echo \"$CI_REGISTRY_PASSWORD\" | docker login"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  before_script:\n    - echo start\n    - docker buildx create --use --driver docker-container --name kmigrate\n  script:\n    - docker buildx build --tag registry.example.com/app:1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("docker buildx create").count(), 2, "{text}");
     }
 
     #[test]

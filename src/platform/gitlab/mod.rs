@@ -23,6 +23,7 @@ pub mod glob;
 pub mod include;
 pub mod job;
 pub mod local_path;
+pub mod plan;
 pub mod registry;
 pub mod resolve;
 pub mod rewrite;

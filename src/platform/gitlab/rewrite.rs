@@ -35,13 +35,47 @@ pub struct JobEdits {
 /// The BuildKit rootless image runs as this user.
 const BUILDKIT_HOME: &str = "/home/user";
 
+/// Where a job's fixes may edit the values it shares with other jobs
+/// (an anchor, an `extends` template, a `!reference` target, `default:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Edit each value where it is written: right when every job using it
+    /// is migrated the same way.
+    InPlace,
+    /// Edit only the job's own mapping: a shared value the job needs changed
+    /// gets a copy in the job (an `image:`, `before_script:`, `script:` or
+    /// `after_script:` override) and the shared one stays as it is.
+    Private,
+}
+
 /// Computes the edits, or says why the job must be migrated by hand.
 pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdits, String> {
+    rewrite_job_as(p, k, opts, Sharing::InPlace)
+}
+
+/// Whether `line` is written outside the job's own mapping.
+fn foreign(job: &Job, line: &ScriptLine) -> bool {
+    line.origin.file != job.file || line.origin.owner.as_deref() != Some(job.name.as_str())
+}
+
+/// [`rewrite_job`] with a choice of where shared values are edited.
+pub fn rewrite_job_as(
+    p: &Pipeline,
+    k: &KanikoJob,
+    opts: &Options,
+    sharing: Sharing,
+) -> Result<JobEdits, String> {
     let job = k.job;
     if k.calls.is_empty() {
         return Err("no executor call is visible in the job's script (it may run one from a script file); migrate it by hand".into());
     }
+    let private = sharing == Sharing::Private;
+    let home_dir = match opts.target {
+        Target::Buildkit => BUILDKIT_HOME,
+        _ => "/root",
+    };
     let mut out = JobEdits::default();
+    let mut call_words: Vec<(&ScriptLine, std::ops::Range<usize>, String)> = Vec::new();
     for c in &k.calls {
         if let Some(why) = c.blocker() {
             return Err(why);
@@ -51,13 +85,42 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             _ => buildx_words(&c.conversion.plan),
         };
         let line = c.exec.script_line(job);
+        call_words.push((line, c.exec.command.span.clone(), words.join(" ")));
         let edit = replace_command(&p.files[c.file], line, c.exec.command.span.clone(), &words).ok_or_else(|| {
             "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
         })?;
         out.calls.push((c.file, edit));
     }
+    // A line's new text, for a copy in the job (`None`: the line goes).
+    let copied = |line: &ScriptLine| -> Option<String> {
+        if KANIKO_WORKAROUNDS.contains(&line.text.trim()) {
+            return None;
+        }
+        let mut edits: Vec<crate::source::patch::Edit> = config_path_text(&line.text, home_dir)
+            .into_iter()
+            .map(|(r, w)| crate::source::patch::Edit::replace(r, w))
+            .collect();
+        for (l, range, words) in &call_words {
+            if std::ptr::eq(*l, line) {
+                edits.push(crate::source::patch::Edit::replace(
+                    range.clone(),
+                    words.clone(),
+                ));
+            }
+        }
+        Some(crate::source::patch::apply(&line.text, &edits).unwrap_or_else(|_| line.text.clone()))
+    };
+    let edited = |line: &ScriptLine| copied(line).as_deref() != Some(line.text.as_str());
+    // Sections the job gets its own copy of: with `Sharing::Private`, those
+    // with an edit in a line written elsewhere.
+    let copy = |s: Section| private && job.section(s).iter().any(|l| foreign(job, l) && edited(l));
 
-    let home = home_of(p, job).ok_or("the job's mapping was not found in the source")?;
+    let home = if private {
+        top_level(&p.files[job.file], &job.name).map(|n| (job.file, n))
+    } else {
+        home_of(p, job)
+    };
+    let home = home.ok_or("the job's mapping was not found in the source")?;
     let (hfile, hmap) = home;
     let f = &p.files[hfile];
     let indent = p.indent(hfile);
@@ -85,8 +148,21 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
                     .map(|x| (hfile, x)),
             );
         }
-        // From `default:` (shared by every job): the job gets its own image.
-        (Some(img), _) if img.from_default => new_keys.push(new_image_block(opts, &indent)),
+        // The job names a shared image itself (`image: *kaniko`): its
+        // entry gets the new image.
+        (Some(_), _) if private && h_entry("image").is_some() => {
+            let e = h_entry("image").expect("checked");
+            out.edits.extend(
+                image_edits(f, e, opts, &indent)
+                    .into_iter()
+                    .map(|x| (hfile, x)),
+            );
+        }
+        // From `default:` (shared by every job), or shared with jobs that
+        // stay: the job gets its own image.
+        (Some(img), _) if img.from_default || private => {
+            new_keys.push(new_image_block(opts, &indent))
+        }
         (Some(img), _) => {
             // Written elsewhere (an anchor, another template): edit it there.
             let file = &p.files[img.origin.file];
@@ -189,6 +265,21 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
             }
         }
     }
+    // Whole sections copied into the job, as `key:` plus block items.
+    let mut copies: Vec<(Section, Vec<String>)> = Vec::new();
+    let copy_before = private
+        && job.before_script.iter().any(|l| foreign(job, l))
+        && (!setup.is_empty() || job.before_script.iter().any(edited));
+    for s in [Section::BeforeScript, Section::Script, Section::AfterScript] {
+        if !(copy(s) || (s == Section::BeforeScript && copy_before)) {
+            continue;
+        }
+        let mut items: Vec<String> = job.section(s).iter().filter_map(copied).collect();
+        if s == Section::BeforeScript {
+            items.extend(std::mem::take(&mut setup));
+        }
+        copies.push((s, items));
+    }
     if !setup.is_empty() {
         // The job's `before_script` is edited where it is written, unless
         // it comes from `default:` (shared by every job).
@@ -225,6 +316,27 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
                     _ => new_keys.push(block),
                 }
             }
+        }
+    }
+    for (s, items) in &copies {
+        let pad = " ".repeat(indent.seq);
+        let mut block = format!("{}:", s.key());
+        for item in items {
+            block.push_str(&format!("{nl}{pad}- {}", scalar(item, Quote::Plain, false)));
+        }
+        if items.is_empty() {
+            block.push_str(" []");
+        }
+        match (h_entry(s.key()), h_entry("script")) {
+            // The job names the shared value itself (an alias, a
+            // `!reference`): its entry is replaced.
+            (Some(e), _) => out
+                .edits
+                .push((hfile, yaml_edit::replace_entry(f, e, &block))),
+            (None, Some(script)) if *s == Section::BeforeScript => out
+                .edits
+                .push((hfile, insert_entries_before(f, script, &block))),
+            _ => new_keys.push(block),
         }
     }
     if !new_keys.is_empty() {
@@ -264,12 +376,20 @@ pub fn rewrite_job(p: &Pipeline, k: &KanikoJob, opts: &Options) -> Result<JobEdi
         out.prefix_edit = add_items(file, node, &items, true).map(|x| (script.origin.file, x));
     }
 
-    // 4. Kaniko's Docker config path becomes the Docker CLI's.
-    let home_dir = match opts.target {
-        Target::Buildkit => BUILDKIT_HOME,
-        _ => "/root",
-    };
+    // 4. Kaniko's Docker config path becomes the Docker CLI's (copied
+    // sections have it already).
+    let copied_sections: Vec<Section> = copies.iter().map(|(s, _)| *s).collect();
+    out.calls.retain(|(_, e)| {
+        !k.calls.iter().any(|c| {
+            copied_sections.contains(&c.exec.section)
+                && c.span.start <= e.range.start
+                && e.range.end <= c.span.end
+        })
+    });
     for line in job.lines() {
+        if copied_sections.contains(&line.section) {
+            continue;
+        }
         if let Some(e) = workaround_deletion(p, line) {
             out.edits.push(e);
             continue;
@@ -433,22 +553,30 @@ fn add_variable(
     Ok(())
 }
 
-/// `/kaniko/.docker` → the Docker CLI's config directory, in one line.
+/// `/kaniko/.docker` → the Docker CLI's config directory: the ranges of
+/// `text` to replace, with their new text.
+fn config_path_text(text: &str, home: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    text.match_indices("/kaniko/.docker")
+        .map(|(at, m)| {
+            let in_single = text[..at].matches('\'').count() % 2 == 1;
+            let with = if in_single {
+                format!("{home}/.docker")
+            } else {
+                "$HOME/.docker".to_string()
+            };
+            (at..at + m.len(), with)
+        })
+        .collect()
+}
+
+/// [`config_path_text`] as edits of the line where it is written.
 fn config_path_edits(p: &Pipeline, line: &ScriptLine, home: &str) -> Vec<FileEdit> {
-    let mut out = Vec::new();
     let file = &p.files[line.origin.file];
-    for (at, _) in line.text.match_indices("/kaniko/.docker") {
-        let in_single = line.text[..at].matches('\'').count() % 2 == 1;
-        let with = if in_single {
-            format!("{home}/.docker")
-        } else {
-            "$HOME/.docker".to_string()
-        };
-        if let Some(e) = replace_text(file, line, at..at + "/kaniko/.docker".len(), &with) {
-            out.push((line.origin.file, e));
-        }
-    }
-    out
+    config_path_text(&line.text, home)
+        .into_iter()
+        .filter_map(|(r, with)| replace_text(file, line, r, &with))
+        .map(|e| (line.origin.file, e))
+        .collect()
 }
 
 /// Where section `s` of `job` is written as a block or flow sequence.

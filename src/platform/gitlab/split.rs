@@ -22,36 +22,53 @@ pub struct SplitNames {
     pub jobs: Vec<String>,
 }
 
-/// Plural last words a job name may end in (`build-images`).
-const PLURALS: &[(&str, &str)] = &[
-    ("images", "image"),
-    ("containers", "container"),
-    ("builds", "build"),
-    ("dockers", "docker"),
-];
-
-/// The job name without a plural last word (`build-images` → `build-image`).
-pub fn singular(job: &str) -> String {
-    for (plural, one) in PLURALS {
-        if let Some(stem) = job.strip_suffix(plural)
-            && (stem.is_empty() || stem.ends_with(['-', '_', ':', '.']))
-        {
-            return format!("{stem}{one}");
-        }
-    }
-    job.to_string()
+/// What names one call's new job: the image it builds, and readable
+/// suffixes that tell apart two calls building the same image, best first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallName {
+    /// The last path segment of the first destination's repository.
+    pub image: Option<String>,
+    /// `--target`, the Dockerfile's directory or name, the context's
+    /// directory (each job-name-safe, absent when unknown).
+    pub suffixes: [Option<String>; 3],
 }
 
-/// A job-name-safe form of the last path segment of a destination's
-/// repository (`${CI_REGISTRY_IMAGE}/image-a:1` → `image-a`); `None` when
-/// the segment is only a variable.
-pub fn image_part(destination: &str) -> Option<String> {
-    let repo = repository_of(destination.trim_matches('"'));
-    let last = repo.rsplit('/').next()?;
-    if last.contains('$') {
+impl CallName {
+    /// The naming parts of one converted call.
+    pub fn of(plan: &crate::buildx::BuildPlan) -> CallName {
+        let dockerfile = plan.dockerfile.as_deref().and_then(|d| {
+            let (dir, file) = d.rsplit_once('/').unwrap_or(("", d));
+            let dir_name = dir.rsplit('/').next().unwrap_or("");
+            // `Dockerfile.prod` / `prod.Dockerfile`: the variant's word.
+            let variant = file
+                .strip_prefix("Dockerfile.")
+                .or_else(|| file.strip_suffix(".Dockerfile"));
+            safe_part(dir_name).or_else(|| variant.and_then(safe_part))
+        });
+        let context = safe_part(
+            plan.context
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(""),
+        );
+        CallName {
+            image: plan.tags.first().and_then(|d| image_part(d)),
+            suffixes: [
+                plan.target.as_deref().and_then(safe_part),
+                dockerfile,
+                context,
+            ],
+        }
+    }
+}
+
+/// `text` as a job-name-safe word (`None` when empty, `.` or a variable).
+fn safe_part(text: &str) -> Option<String> {
+    if text.contains('$') {
         return None;
     }
-    let clean: String = last
+    let clean: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
@@ -61,27 +78,25 @@ pub fn image_part(destination: &str) -> Option<String> {
             }
         })
         .collect();
-    let clean = clean.trim_matches('-').to_string();
+    let clean = clean.trim_matches(['-', '.']).to_string();
     (!clean.is_empty()).then_some(clean)
 }
 
-/// `stem` + `-` + `part`, sharing a word where the stem ends the way the
-/// part starts (`build-image` + `image-a` → `build-image-a`).
-pub fn join_name(stem: &str, part: &str) -> String {
-    let stem_words: Vec<&str> = stem.split('-').collect();
-    let part_words: Vec<&str> = part.split('-').collect();
-    for n in (1..=stem_words.len().min(part_words.len().saturating_sub(1))).rev() {
-        if stem_words[stem_words.len() - n..] == part_words[..n] {
-            return format!("{stem}-{}", part_words[n..].join("-"));
-        }
-    }
-    format!("{stem}-{part}")
+/// A job-name-safe form of the last path segment of a destination's
+/// repository (`${CI_REGISTRY_IMAGE}/image-a:1` → `image-a`); `None` when
+/// the segment is only a variable.
+pub fn image_part(destination: &str) -> Option<String> {
+    let repo = repository_of(destination.trim_matches('"'));
+    safe_part(repo.rsplit('/').next()?)
 }
 
-/// Names for splitting `job` by `destinations` (the first destination of
-/// each call), avoiding every name in `taken`.
-pub fn names(job: &str, destinations: &[Option<String>], taken: &HashSet<String>) -> SplitNames {
-    let stem = singular(job);
+/// Names for splitting `job` into the template `.<job>` and one
+/// `<job>-<image>` job per call (the README's and KM002's rule). Calls
+/// building the same image (or one only a variable names) add the first
+/// suffix that tells them apart (`<job>-<image>-<target>`, or the
+/// Dockerfile's or the context's directory); the call's number is the
+/// last resort. Every name in `taken` is avoided.
+pub fn names(job: &str, calls: &[CallName], taken: &HashSet<String>) -> SplitNames {
     let mut used: HashSet<String> = taken.iter().filter(|t| *t != job).cloned().collect();
     let unique = |base: String, used: &mut HashSet<String>| {
         let mut name = base.clone();
@@ -93,27 +108,58 @@ pub fn names(job: &str, destinations: &[Option<String>], taken: &HashSet<String>
         used.insert(name.clone());
         name
     };
-    let template = unique(format!(".{}", stem.trim_start_matches('.')), &mut used);
-    let jobs = destinations
+    let template = unique(format!(".{}", job.trim_start_matches('.')), &mut used);
+    let bases: Vec<String> = calls
+        .iter()
+        .map(|c| match &c.image {
+            Some(image) => format!("{job}-{image}"),
+            None => job.to_string(),
+        })
+        .collect();
+    let jobs = calls
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            let base = match d.as_deref().and_then(image_part) {
-                Some(part) => join_name(&stem, &part),
-                None => format!("{stem}-{}", i + 1),
+        .map(|(i, c)| {
+            let base = &bases[i];
+            let group: Vec<usize> = (0..calls.len()).filter(|j| bases[*j] == *base).collect();
+            let alone = group.len() == 1 && c.image.is_some();
+            let name = if alone {
+                base.clone()
+            } else {
+                // The first kind of suffix every call of the group has, all
+                // different.
+                let kind = (0..3).find(|k| {
+                    let parts: Vec<Option<&String>> = group
+                        .iter()
+                        .map(|j| calls[*j].suffixes[*k].as_ref())
+                        .collect();
+                    parts.iter().all(Option::is_some)
+                        && parts
+                            .iter()
+                            .enumerate()
+                            .all(|(a, x)| !parts[..a].contains(x))
+                });
+                match kind.and_then(|k| c.suffixes[k].as_ref()) {
+                    Some(suffix) => format!("{base}-{suffix}"),
+                    None => format!("{base}-{}", i + 1),
+                }
             };
-            unique(base, &mut used)
+            unique(name, &mut used)
         })
         .collect();
     SplitNames { template, jobs }
 }
 
-/// The edits that split `k` into a template plus one job per call;
-/// `call_edits` (one per call, may be empty) are applied to each call's
-/// line in the new jobs, and `prefix` lines start every new script.
+/// The edits that split `k` into a template plus one job per call,
+/// composed with the job's other fixes: `edits` (the rest of the job's
+/// plan) are kept, except those inside the script, which move into the
+/// new jobs' copies of the lines they edit; `call_edits` (one per call,
+/// may be empty) are applied to each call's line in its new job, and
+/// `prefix` lines start every new script.
 pub fn split_job(
     p: &Pipeline,
     k: &KanikoJob,
+    edits: Vec<FileEdit>,
     call_edits: &[FileEdit],
     prefix: &[String],
 ) -> Result<Vec<FileEdit>, String> {
@@ -180,12 +226,12 @@ pub fn split_job(
         call_items.push(item);
     }
     let taken: HashSet<String> = p.jobs.iter().map(|j| j.name.clone()).collect();
-    let dests: Vec<Option<String>> = k
+    let parts: Vec<CallName> = k
         .calls
         .iter()
-        .map(|c| c.call.values("destination").first().map(|s| s.to_string()))
+        .map(|c| CallName::of(&c.conversion.plan))
         .collect();
-    let names = names(&job.name, &dests, &taken);
+    let names = names(&job.name, &parts, &taken);
 
     let src = &f.text;
     let nl = f.line_ending.as_str();
@@ -209,7 +255,16 @@ pub fn split_job(
     {
         return Err("its script is not a block list with one item per line".into());
     }
-    out.push((file, yaml_edit::delete_lines(f, &script_entry.span)));
+    let deletion = yaml_edit::delete_lines(f, &script_entry.span);
+    let script_range = deletion.range.clone();
+    out.push((file, deletion));
+    // The plan's edits inside the script go with the lines into the new
+    // jobs; the others stay.
+    let (in_script, kept): (Vec<FileEdit>, Vec<FileEdit>) = edits
+        .into_iter()
+        .partition(|(i, e)| *i == file && within(&e.range, &script_range));
+    out.extend(kept);
+    let mut placed = vec![false; in_script.len()];
 
     // New jobs after the template.
     let key_col = yaml_edit::column(src, job.key_span.start);
@@ -234,29 +289,54 @@ pub fn split_job(
             ));
         }
         for (ii, item) in items.items.iter().enumerate() {
-            if let Some(owner) = call_items.iter().position(|x| *x == ii)
-                && owner != ci
-            {
+            let call = call_items.iter().position(|x| *x == ii);
+            if call.is_some_and(|owner| owner != ci) {
                 continue;
             }
             let start = line_start(src, item.span.start);
             let end = line_end(src, item.span.end);
-            let mut piece = whole_lines(f, &item.span).to_string();
-            if let Some(owner) = call_items.iter().position(|x| *x == ii)
-                && let Some((_, e)) = call_edits.get(owner)
-            {
+            // The item's lines with their line break: what deleting it takes.
+            let lines = start..script_range.end.min(end + nl.len());
+            let mut local = Vec::new();
+            let mut deleted = false;
+            for (n, (_, e)) in in_script.iter().enumerate() {
+                let at_item_start = e.range.start == start && e.range.is_empty();
+                if !(within(&e.range, &lines) || at_item_start) {
+                    continue;
+                }
+                placed[n] = true;
+                if e.text.is_empty() && e.range.start <= start && e.range.end >= end {
+                    deleted = true;
+                } else if e.range.end > end {
+                    return Err("an edit of a script line reaches past its item".into());
+                } else {
+                    local.push(Edit::replace(
+                        e.range.start - start..e.range.end - start,
+                        e.text.clone(),
+                    ));
+                }
+            }
+            if let Some((_, e)) = call.and_then(|owner| call_edits.get(owner)) {
                 if e.range.start < start || e.range.end > end {
                     return Err("a call's rewrite reaches outside its script item".into());
                 }
-                let local =
-                    Edit::replace(e.range.start - start..e.range.end - start, e.text.clone());
-                piece =
-                    apply(&piece, &[local]).map_err(|_| "conflicting edits in a script item")?;
+                local.push(Edit::replace(
+                    e.range.start - start..e.range.end - start,
+                    e.text.clone(),
+                ));
             }
+            if deleted {
+                continue;
+            }
+            let piece = apply(whole_lines(f, &item.span), &local)
+                .map_err(|_| "two fixes edit one script line differently")?;
             text.push_str(nl);
             text.push_str(&piece);
         }
         text.push_str(nl);
+    }
+    if placed.contains(&false) {
+        return Err("a fix edits the script between its lines".into());
     }
     // Insert after the job's last line (and its line break).
     let end = line_end(src, job.entry_span.end);
@@ -287,6 +367,14 @@ pub fn split_job(
         }
     }
     Ok(out)
+}
+
+/// Whether `inner` lies within `outer`; an insertion at either end of
+/// `outer` lies outside it.
+fn within(inner: &Span, outer: &Span) -> bool {
+    outer.start <= inner.start
+        && inner.end <= outer.end
+        && !(inner.is_empty() && (inner.start == outer.start || inner.start == outer.end))
 }
 
 /// The edit that makes the `needs:`/`dependencies:` entry whose job name
@@ -352,35 +440,93 @@ mod tests {
         );
     }
 
+    fn call(image: Option<&str>, target: Option<&str>, dockerfile: Option<&str>) -> CallName {
+        CallName {
+            image: image.map(String::from),
+            suffixes: [target.map(String::from), dockerfile.map(String::from), None],
+        }
+    }
+
     #[test]
-    fn names_follow_the_destinations() {
-        let taken: HashSet<String> = ["build-images", "build-image-b"].map(String::from).into();
+    fn names_follow_the_documented_rule() {
+        let taken: HashSet<String> = ["build-images", "build-images-image-b"]
+            .map(String::from)
+            .into();
         let n = names(
             "build-images",
             &[
-                Some("${CI_REGISTRY_IMAGE}/image-a:${CI_COMMIT_SHORT_SHA}".into()),
-                Some("${CI_REGISTRY_IMAGE}/image-b:latest".into()),
-                Some("$CI_REGISTRY_IMAGE:$TAG".into()),
-                None,
+                call(Some("image-a"), None, None),
+                call(Some("image-b"), None, None),
+                call(None, None, None),
             ],
             &taken,
         );
-        assert_eq!(n.template, ".build-image");
+        assert_eq!(n.template, ".build-images");
+        // A name an existing job has is avoided.
         assert_eq!(
             n.jobs,
             [
-                "build-image-a",
-                "build-image-b-2",
-                "build-image-3",
-                "build-image-4"
+                "build-images-image-a",
+                "build-images-image-b-2",
+                "build-images-3"
             ]
         );
-        assert_eq!(join_name("build", "api"), "build-api");
-        assert_eq!(singular("docker:builds"), "docker:build");
-        assert_eq!(singular("kaniko-tests"), "kaniko-tests");
+        // Two calls building one image: the target, else the Dockerfile's
+        // directory tells them apart, not a number.
+        let n = names(
+            "images",
+            &[
+                call(Some("api"), Some("test"), Some("api")),
+                call(Some("api"), Some("release"), Some("api")),
+                call(Some("web"), None, None),
+            ],
+            &HashSet::new(),
+        );
+        assert_eq!(n.template, ".images");
+        assert_eq!(
+            n.jobs,
+            ["images-api-test", "images-api-release", "images-web"]
+        );
+        let n = names(
+            "images",
+            &[
+                call(Some("api"), Some("x"), Some("v1")),
+                call(Some("api"), None, Some("v2")),
+            ],
+            &HashSet::new(),
+        );
+        assert_eq!(n.jobs, ["images-api-v1", "images-api-v2"]);
         assert_eq!(
             image_part("registry.example.com:5000/team/web@sha256:abc"),
             Some("web".into())
+        );
+    }
+
+    #[test]
+    fn call_names_read_the_plan() {
+        let plan = crate::buildx::parse_build_args(
+            &[
+                "--tag",
+                "$CI_REGISTRY_IMAGE/api:1",
+                "--file",
+                "docker/Dockerfile.prod",
+                "--target",
+                "runtime",
+                "services/api",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(
+            CallName::of(&plan),
+            CallName {
+                image: Some("api".into()),
+                suffixes: [
+                    Some("runtime".into()),
+                    Some("docker".into()),
+                    Some("api".into())
+                ],
+            }
         );
     }
 }

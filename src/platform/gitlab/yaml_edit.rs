@@ -186,6 +186,18 @@ pub fn insert_entries(
     ))
 }
 
+/// Replaces block mapping entry `e` (key and value, to the end of its
+/// last line) with `text` (lines written at column 0, `\n`-separated).
+pub fn replace_entry(file: &SourceFile, e: &Entry, text: &str) -> Edit {
+    let src = &file.text;
+    let pad = " ".repeat(column(src, e.key.span.start));
+    let end = line_end(src, e.span.end.max(e.value.full_span.end));
+    Edit::replace(
+        e.key.span.start..end,
+        indent_lines(text, &pad, file.line_ending.as_str()),
+    )
+}
+
 /// Inserts `text` as entries before entry `before` of a block mapping.
 pub fn insert_entries_before(file: &SourceFile, before: &Entry, text: &str) -> Edit {
     let nl = file.line_ending.as_str();
