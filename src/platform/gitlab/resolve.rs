@@ -46,40 +46,62 @@ pub fn deep_merge(base: &mut RNode, over: &RNode) {
 /// Merges `over` into `entries` in place (deep merge per key; keys new to
 /// `entries` are appended).
 pub fn merge_entries<'a>(entries: &mut Vec<REntry>, over: impl IntoIterator<Item = &'a REntry>) {
-    // Keys by position, for mappings too large to search key by key (the
-    // top level of a pipeline may hold many thousands of jobs).
-    let mut position: Option<HashMap<String, usize>> = None;
+    merge_indexed(entries, &mut KeyIndex::default(), over);
+}
+
+/// [`merge_entries`] with the key index of `entries` kept by the caller
+/// across calls (the top level merges one file after another into it).
+fn merge_indexed<'a>(
+    entries: &mut Vec<REntry>,
+    index: &mut KeyIndex,
+    over: impl IntoIterator<Item = &'a REntry>,
+) {
     for o in over {
-        let found = if entries.len() < INDEX_FROM {
-            entries.iter().position(|e| e.key == o.key)
-        } else {
-            let index = position.get_or_insert_with(|| {
-                entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (e.key.clone(), i))
-                    .collect()
-            });
-            index.get(&o.key).copied()
-        };
-        match found.map(|i| &mut entries[i]) {
+        match index.find(entries, &o.key).map(|i| &mut entries[i]) {
             Some(e) => {
                 deep_merge(&mut e.value, &o.value);
                 e.key_origin = o.key_origin.clone();
                 e.entry_span = o.entry_span.clone();
             }
             None => {
-                if let Some(index) = &mut position {
-                    index.insert(o.key.clone(), entries.len());
-                }
+                index.pushed(&o.key, entries.len());
                 entries.push(o.clone());
             }
         }
     }
 }
 
-/// Mappings with this many entries are merged through a key index.
-const INDEX_FROM: usize = 32;
+/// The keys of a mapping by position, built once the mapping is too large
+/// to search key by key (the top level of a pipeline may hold many
+/// thousands of jobs). It follows the mapping only through
+/// [`merge_indexed`].
+#[derive(Default)]
+struct KeyIndex(Option<HashMap<String, usize>>);
+
+impl KeyIndex {
+    /// Mappings with this many entries are searched through the index.
+    const FROM: usize = 32;
+
+    fn find(&mut self, entries: &[REntry], key: &str) -> Option<usize> {
+        if self.0.is_none() && entries.len() < Self::FROM {
+            return entries.iter().position(|e| e.key == key);
+        }
+        let index = self.0.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key.clone(), i))
+                .collect()
+        });
+        index.get(key).copied()
+    }
+
+    fn pushed(&mut self, key: &str, at: usize) {
+        if let Some(index) = &mut self.0 {
+            index.insert(key.to_string(), at);
+        }
+    }
+}
 
 fn error(files: &[SourceFile], o: &Origin, msg: String, help: &str) -> SourceError {
     files[o.file].error_at(o.span.start, msg).with_help(help)
@@ -89,36 +111,48 @@ fn error(files: &[SourceFile], o: &Origin, msg: String, help: &str) -> SourceErr
 /// (in include order, each once) under the file that includes it, which
 /// wins on conflicts.
 pub fn assemble(loaded: &Loaded) -> Vec<REntry> {
-    let mut seen = vec![false; loaded.files.len()];
-    seen[0] = true;
-    // Each file's include items, found once rather than by a scan of every
-    // item per file.
     let mut includes_of = vec![Vec::new(); loaded.files.len()];
     for (i, inc) in loaded.includes.iter().enumerate() {
         includes_of[inc.in_file].push(i);
     }
-    let mut out = Vec::new();
-    assemble_file(loaded, &includes_of, 0, &mut seen, &mut out);
-    out
+    let mut a = Assembly {
+        loaded,
+        includes_of,
+        seen: vec![false; loaded.files.len()],
+        out: Vec::new(),
+        index: KeyIndex::default(),
+    };
+    a.seen[0] = true;
+    a.file(0);
+    a.out
 }
 
-fn assemble_file(
-    loaded: &Loaded,
-    includes_of: &[Vec<usize>],
-    file: usize,
-    seen: &mut [bool],
-    out: &mut Vec<REntry>,
-) {
-    for &inc in &includes_of[file] {
-        for f in &loaded.includes[inc].files {
-            if !seen[*f] {
-                seen[*f] = true;
-                assemble_file(loaded, includes_of, *f, seen, out);
+struct Assembly<'a> {
+    loaded: &'a Loaded,
+    /// Each file's include items, found once rather than by a scan of
+    /// every item per file.
+    includes_of: Vec<Vec<usize>>,
+    seen: Vec<bool>,
+    out: Vec<REntry>,
+    index: KeyIndex,
+}
+
+impl Assembly<'_> {
+    fn file(&mut self, file: usize) {
+        let loaded = self.loaded;
+        for i in 0..self.includes_of[file].len() {
+            let inc = self.includes_of[file][i];
+            for &f in &loaded.includes[inc].files {
+                if !self.seen[f] {
+                    self.seen[f] = true;
+                    self.file(f);
+                }
             }
         }
-    }
-    if let Some(entries) = loaded.configs[file].as_map() {
-        merge_entries(out, entries.iter().filter(|e| e.key != "include"));
+        if let Some(entries) = loaded.configs[file].as_map() {
+            let over = entries.iter().filter(|e| e.key != "include");
+            merge_indexed(&mut self.out, &mut self.index, over);
+        }
     }
 }
 
