@@ -13,7 +13,7 @@
 //! included files): `shape-keys` (a `.gitlab-ci.yml` of many top-level
 //! jobs), `shape-aliases` (many jobs each aliasing an anchor),
 //! `shape-cb-alias-args` (Cloud Build steps sharing `args: *a`),
-//! `shape-cb-flow` (a Cloud Build file whose steps are all flow mappings)
+//! `shape-cb-flow` (a Cloud Build file of flow-mapping steps, each a fix)
 //! and `shape-includes` (`include: 'ci/*.yml'` matching FILES files).
 
 use std::fmt::Write as _;
@@ -194,14 +194,14 @@ fn shape(out: &Path, variant: &str, n: usize) -> Option<(usize, usize)> {
             "cloudbuild.yaml"
         }
         "shape-cb-flow" => {
-            s.push_str(
-                "steps:\n- {name: gcr.io/kaniko-project/executor:latest, \
-                 args: ['--destination=gcr.io/p/app:1', '--context=.']}\n",
-            );
+            // Each step is a fix (KM003: its cache export needs the
+            // docker-container builder), whose edit asks whether the step
+            // is written in flow style.
+            s.push_str("steps:\n");
             for i in 0..n {
                 let _ = writeln!(
                     s,
-                    "- {{name: gcr.io/cloud-builders/docker, args: [build, -t, 'img{i}', '.']}}"
+                    "- {{name: docker, args: [build, --cache-to=ref=c{i}, .]}}"
                 );
             }
             "cloudbuild.yaml"
