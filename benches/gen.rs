@@ -7,6 +7,14 @@
 //! corpus for zizmor, `.github/workflows/*.yml`, whose total size is FILES
 //! bytes). The same arguments always produce the same bytes: file contents
 //! depend only on the file's index and a fixed-seed generator.
+//!
+//! The `shape-*` variants write one large valid pipeline of a shape that
+//! once took quadratic time, FILES being its size (keys, aliases, steps or
+//! included files): `shape-keys` (a `.gitlab-ci.yml` of many top-level
+//! jobs), `shape-aliases` (many jobs each aliasing an anchor),
+//! `shape-cb-alias-args` (Cloud Build steps sharing `args: *a`),
+//! `shape-cb-flow` (a Cloud Build file of flow-mapping steps, each a fix)
+//! and `shape-includes` (`include: 'ci/*.yml'` matching FILES files).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -152,6 +160,73 @@ fn workflow(i: usize) -> String {
     )
 }
 
+/// One large pipeline of a shape `scripts/bench.sh` times at two sizes.
+/// Every shape holds Kaniko usage, so the whole analysis runs.
+fn shape(out: &Path, variant: &str, n: usize) -> Option<(usize, usize)> {
+    const KANIKO_JOB: &str = "build:\n  image: {name: gcr.io/kaniko-project/executor:debug, entrypoint: [\"\"]}\n  \
+        script: [/kaniko/executor --context . --destination registry.example/app:1]\n";
+    let mut s = String::new();
+    let mut included = 0;
+    let name = match variant {
+        "shape-keys" => {
+            s.push_str(KANIKO_JOB);
+            for i in 0..n {
+                let _ = writeln!(s, "job-{i}: {{script: [make test-{i}]}}");
+            }
+            ".gitlab-ci.yml"
+        }
+        "shape-aliases" => {
+            s.push_str(KANIKO_JOB);
+            s.push_str(".vars: &vars {GOFLAGS: -mod=vendor}\n");
+            for i in 0..n {
+                let _ = writeln!(s, "job-{i}: {{variables: *vars, script: [make test-{i}]}}");
+            }
+            ".gitlab-ci.yml"
+        }
+        "shape-cb-alias-args" => {
+            s.push_str(
+                "steps:\n- id: build\n  name: gcr.io/kaniko-project/executor:latest\n  \
+                 args: &a ['--destination=gcr.io/p/app:1', '--context=.']\n",
+            );
+            for i in 0..n {
+                let _ = writeln!(s, "- id: test-{i}\n  name: golang:1.22\n  args: *a");
+            }
+            "cloudbuild.yaml"
+        }
+        "shape-cb-flow" => {
+            // Each step is a fix (KM003: its cache export needs the
+            // docker-container builder), whose edit asks whether the step
+            // is written in flow style.
+            s.push_str("steps:\n");
+            for i in 0..n {
+                let _ = writeln!(
+                    s,
+                    "- {{name: docker, args: [build, --cache-to=ref=c{i}, .]}}"
+                );
+            }
+            "cloudbuild.yaml"
+        }
+        "shape-includes" => {
+            s.push_str("include: 'ci/*.yml'\n");
+            s.push_str(KANIKO_JOB);
+            for i in 0..n {
+                let t = format!("job-{i}:\n  script: [make test-{i}]\n");
+                write(&out.join(format!("ci/job{i:06}.yml")), &t);
+                included += t.len();
+            }
+            ".gitlab-ci.yml"
+        }
+        _ => return None,
+    };
+    write(&out.join(name), &s);
+    let files = if variant == "shape-includes" {
+        n + 1
+    } else {
+        1
+    };
+    Some((files, s.len() + included))
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("a parent")).expect("create the directory");
     std::fs::write(path, text).expect("write the file");
@@ -199,10 +274,16 @@ fn main() {
                 i += 1;
             }
         }
-        other => {
-            eprintln!("unknown variant {other}");
-            std::process::exit(2);
-        }
+        other => match shape(&out, other, count) {
+            Some((f, b)) => {
+                files = f;
+                bytes = b;
+            }
+            None => {
+                eprintln!("unknown variant {other}");
+                std::process::exit(2);
+            }
+        },
     }
     println!("{files} files, {bytes} bytes");
 }

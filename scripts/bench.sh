@@ -6,7 +6,12 @@
 #   of the fast YAML reader and of tree-sitter; peak RSS; and, when
 #   zizmor is installed (pip install zizmor), zizmor --offline over a GitHub
 #   workflow corpus of the same total bytes, with the bytes/s ratio.
+# Then one row per large-file shape that once took quadratic time (many
+# top-level jobs, many aliases, Cloud Build `args: *a`, flow-style steps,
+# `include: 'ci/*.yml'`): check at SHAPE_SIZES (10k and 100k; included files
+# at a tenth of that) and the ratio of the two times (linear: about 10).
 # Usage: scripts/bench.sh            (N=10000 RUNS=5 BENCH_DIR=/tmp/kmigrate-bench)
+#        SHAPES_ONLY=1 scripts/bench.sh   (only the shape rows; SHAPE_RUNS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
@@ -14,20 +19,12 @@ RUNS=${RUNS:-5}
 DIR=${BENCH_DIR:-/tmp/kmigrate-bench}
 
 cargo build --release --quiet
-K=$PWD/target/release/kmigrate
+K=${CARGO_TARGET_DIR:-$PWD/target}/release/kmigrate
 ROOT=$PWD
 gen() { cargo bench --quiet --manifest-path "$ROOT/Cargo.toml" --bench gen -- "$@"; }
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-echo "generating in $DIR"
-gen "$DIR/kaniko" "$N" kaniko
-gen "$DIR/clean" "$N" clean
-cd "$DIR"
-KANIKO_BYTES=$(find kaniko -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
-CLEAN_BYTES=$(find clean -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
-mapfile -t KANIKO_FILES < <(find kaniko -type f | sort)
-ONE=${KANIKO_FILES[0]}
 
 # median SECONDS of RUNS runs of "$@" (output discarded, exit code ignored).
 median() {
@@ -44,6 +41,46 @@ median() {
 }
 calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
 mbps() { awk "BEGIN { printf \"%.2f\", $1 / $2 / 1000000 }"; }
+
+# One row per shape: `check` of the shape at the two sizes and their ratio.
+shapes() {
+  read -r SMALL LARGE <<<"${SHAPE_SIZES:-10000 100000}"
+  local runs=${SHAPE_RUNS:-3}
+  echo "large valid files, check, medians of $runs runs (linear: ratio about 10)"
+  for shape in keys aliases cb-alias-args cb-flow includes; do
+    local small=$SMALL large=$LARGE what=entries
+    case $shape in
+      keys) what="top-level jobs" ;;
+      aliases) what="jobs with an alias" ;;
+      cb-alias-args) what="steps with args: *a" ;;
+      cb-flow) what="flow-style steps, each a fix" ;;
+      includes) what="files included by include: 'ci/*.yml'"; small=$((SMALL / 10)); large=$((LARGE / 10)) ;;
+    esac
+    local t=()
+    for n in "$small" "$large"; do
+      local d="$DIR/shape-$shape-$n"
+      gen "$d" "$n" "shape-$shape" >/dev/null
+      check_shape() { "$K" check --no-config -q --exit-zero "$d"; }
+      t+=("$(median "$runs" check_shape)")
+    done
+    echo "shape $shape ($what): $small: ${t[0]} s; $large: ${t[1]} s; ratio $(calc "${t[1]} / ${t[0]}")"
+  done
+}
+if [ -n "${SHAPES_ONLY:-}" ]; then
+  echo "machine: $(nproc) cores; kmigrate $("$K" --version 2>/dev/null | head -1)"
+  shapes
+  exit 0
+fi
+
+echo "generating in $DIR"
+gen "$DIR/kaniko" "$N" kaniko
+gen "$DIR/clean" "$N" clean
+cd "$DIR"
+KANIKO_BYTES=$(find kaniko -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+CLEAN_BYTES=$(find clean -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+mapfile -t KANIKO_FILES < <(find kaniko -type f | sort)
+ONE=${KANIKO_FILES[0]}
+
 
 check_kaniko() { "$K" check --no-config -q --exit-zero kaniko; }
 check_clean() { "$K" check --no-config -q --exit-zero clean; }
@@ -86,3 +123,5 @@ if command -v zizmor >/dev/null 2>&1; then
 else
   echo "zizmor not installed (pip install zizmor): comparison skipped"
 fi
+
+shapes

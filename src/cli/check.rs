@@ -334,6 +334,9 @@ fn stream_human(
 
 pub fn run(args: CheckArgs) -> ExitCode {
     let started = Instant::now();
+    // `check` writes nothing: a pipeline checked for one of its included
+    // files serves the others.
+    crate::platform::gitlab::cache::enable();
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {

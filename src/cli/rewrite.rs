@@ -85,6 +85,11 @@ struct Done {
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
 /// would change, 2 when a file could not be read, parsed or written.
 pub fn run(args: RewriteArgs) -> ExitCode {
+    if args.check || args.diff || args.stdout {
+        // Nothing is written: a pipeline checked for one of its included
+        // files serves the others.
+        crate::platform::gitlab::cache::enable();
+    }
     let loaded = match super::check::load_config(
         args.config.as_deref(),
         args.no_config,

@@ -39,10 +39,7 @@ pub fn parse(src: &str) -> Option<Tree> {
         comments: Vec::new(),
     };
     let documents = reader.stream().ok()?;
-    Some(Tree {
-        documents,
-        comments: reader.comments,
-    })
+    Some(Tree::new(documents, reader.comments))
 }
 
 /// False when the text holds a character whose treatment differs between

@@ -292,10 +292,7 @@ impl SourceFile {
     /// line index stay, for reports). A large walk would otherwise hold every
     /// file's tree until the report is written.
     pub fn drop_tree(&mut self) {
-        self.tree = Arc::new(Tree {
-            documents: Vec::new(),
-            comments: Vec::new(),
-        });
+        self.tree = Arc::new(Tree::new(Vec::new(), Vec::new()));
     }
 
     /// 1-based line and column (in characters) of a byte offset.

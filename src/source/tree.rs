@@ -6,7 +6,9 @@
 //! kept as aliases: expanding them is the caller's choice, so a "billion
 //! laughs" document costs nothing here.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use super::scalar::{self, Chomp, Decoded, ScalarStyle};
 
@@ -40,6 +42,37 @@ pub const MAX_DEPTH: usize = 256;
 pub struct Tree {
     pub documents: Vec<Node>,
     pub comments: Vec<Span>,
+    anchors: AnchorIndex,
+}
+
+/// Where each `&anchor` is, built on the first alias lookup: without it
+/// every alias would walk the whole tree, quadratic in a file of many
+/// aliases. A cache of the tree it is in, so it takes no part in equality.
+#[derive(Clone, Default)]
+struct AnchorIndex(OnceLock<HashMap<String, Vec<AnchorAt>>>);
+
+/// One anchored node: where it starts, and the way down to it.
+#[derive(Clone)]
+struct AnchorAt {
+    start: usize,
+    doc: usize,
+    /// Child positions from the document root: a sequence item's index, or
+    /// `2 * i` / `2 * i + 1` for the key / value of a mapping's entry `i`.
+    path: Vec<u32>,
+}
+
+impl PartialEq for AnchorIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for AnchorIndex {}
+
+impl std::fmt::Debug for AnchorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnchorIndex")
+    }
 }
 
 /// One YAML node.
@@ -111,6 +144,16 @@ pub struct ParseError {
 }
 
 impl Scalar {
+    /// Bytes the scalar holds on the heap (its text and offset map): what a
+    /// copy of it costs.
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len()
+            + self
+                .offsets
+                .as_ref()
+                .map_or(0, |o| o.len() * size_of::<usize>())
+    }
+
     /// Source range of the decoded byte range `r`. `content_start` is the
     /// node's span start (used when the text is the source slice itself).
     pub fn source_range(&self, node_span: &Span, r: Range<usize>) -> Span {
@@ -206,22 +249,76 @@ impl Node {
 }
 
 impl Tree {
+    pub fn new(documents: Vec<Node>, comments: Vec<Span>) -> Self {
+        Tree {
+            documents,
+            comments,
+            anchors: AnchorIndex::default(),
+        }
+    }
+
     /// Finds the node carrying `&name` that an alias at `before` refers to:
     /// the latest definition written before it, as YAML specifies.
     pub fn anchored(&self, name: &str, before: usize) -> Option<&Node> {
-        let mut best: Option<&Node> = None;
-        for doc in &self.documents {
-            visit(doc, &mut |n| {
-                if n.anchor.as_deref() == Some(name)
-                    && n.full_span.start < before
-                    && best.is_none_or(|b| b.full_span.start < n.full_span.start)
-                {
-                    best = Some(n);
+        let index = self
+            .anchors
+            .0
+            .get_or_init(|| index_anchors(&self.documents));
+        let list = index.get(name)?;
+        let at = &list[list.partition_point(|a| a.start < before).checked_sub(1)?];
+        let mut node = &self.documents[at.doc];
+        for &step in &at.path {
+            node = match &node.value {
+                Value::Seq(s) => &s.items[step as usize].node,
+                Value::Map(m) => {
+                    let e = &m.entries[step as usize / 2];
+                    if step % 2 == 0 { &e.key } else { &e.value }
                 }
+                _ => unreachable!("an anchor path leads through collections"),
+            };
+        }
+        Some(node)
+    }
+}
+
+/// Every anchored node by name, in source order; of several starting at
+/// the same offset, the first in document order.
+fn index_anchors(documents: &[Node]) -> HashMap<String, Vec<AnchorAt>> {
+    fn walk(n: &Node, doc: usize, path: &mut Vec<u32>, out: &mut HashMap<String, Vec<AnchorAt>>) {
+        if let Some(name) = &n.anchor {
+            out.entry(name.clone()).or_default().push(AnchorAt {
+                start: n.full_span.start,
+                doc,
+                path: path.clone(),
             });
         }
-        best
+        let mut child = |i: usize, c: &Node, path: &mut Vec<u32>| {
+            path.push(i as u32);
+            walk(c, doc, path, out);
+            path.pop();
+        };
+        match &n.value {
+            Value::Seq(s) => s
+                .items
+                .iter()
+                .enumerate()
+                .for_each(|(i, item)| child(i, &item.node, path)),
+            Value::Map(m) => m.entries.iter().enumerate().for_each(|(i, e)| {
+                child(2 * i, &e.key, path);
+                child(2 * i + 1, &e.value, path);
+            }),
+            _ => {}
+        }
     }
+    let mut out = HashMap::new();
+    for (doc, n) in documents.iter().enumerate() {
+        walk(n, doc, &mut Vec::new(), &mut out);
+    }
+    for list in out.values_mut() {
+        list.sort_by_key(|a| a.start);
+        list.dedup_by_key(|a| a.start);
+    }
+    out
 }
 
 /// Calls `f` on `node` and every node below it, in source order.
@@ -293,10 +390,7 @@ fn tree_sitter_tree(src: &str) -> Result<Tree, ParseError> {
             None => empty_node(doc.end_byte()),
         });
     }
-    Ok(Tree {
-        documents,
-        comments,
-    })
+    Ok(Tree::new(documents, comments))
 }
 
 /// The widest block indentation (spaces and `-`/`?`/`:` indicators before a

@@ -294,20 +294,46 @@ fn replace_scalar(source: &SourceFile, node: &Node, text: &str) -> Edit {
 }
 
 /// Whether a node sits inside a flow collection (JSON counts).
+///
+/// Block collections cannot sit inside flow ones, so the way down from the
+/// root to the node meets a flow collection before the node exactly when
+/// the node is in one. Each step down finds the child by binary search, so
+/// a call costs the depth times the log of the widths: scanning the text
+/// before the node instead made a file of many flow steps quadratic.
 fn is_in_flow(source: &SourceFile, node: &Node) -> bool {
     if source.syntax == Syntax::Json {
         return true;
     }
-    let before = &source.text[..node.span.start];
-    // A bracket opened on the node's own line first: it is the cheap test,
-    // and counting brackets reads the whole text before the node.
-    let line = &before[line_start(&source.text, node.span.start)..];
-    if !line.contains(['[', '{']) {
+    let at = node.span.start;
+    let docs = &source.tree.documents;
+    let Some(mut cur) = docs[..docs.partition_point(|d| d.full_span.start <= at)].last() else {
         return false;
+    };
+    loop {
+        if std::ptr::eq(cur, node) || !(cur.full_span.start <= at && at <= cur.full_span.end) {
+            return false;
+        }
+        cur = match &cur.value {
+            Value::Seq(s) if s.flow => return cur.span.start < at,
+            Value::Map(m) if m.flow => return cur.span.start < at,
+            Value::Seq(s) => {
+                let i = s.items.partition_point(|i| i.span.start <= at);
+                match i.checked_sub(1) {
+                    Some(i) => &s.items[i].node,
+                    None => return false,
+                }
+            }
+            Value::Map(m) => {
+                let i = m.entries.partition_point(|e| e.span.start <= at);
+                match i.checked_sub(1).map(|i| &m.entries[i]) {
+                    Some(e) if e.value.full_span.start <= at => &e.value,
+                    Some(e) => &e.key,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
     }
-    let opens = before.matches(['[', '{']).count();
-    let closes = before.matches([']', '}']).count();
-    opens > closes
 }
 
 /// Column of `offset` in its line.

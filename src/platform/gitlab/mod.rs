@@ -16,6 +16,7 @@
 //! ```
 
 pub mod analyze;
+pub mod cache;
 pub mod detect;
 pub mod docker_cache;
 pub mod findings;
@@ -34,6 +35,7 @@ pub mod value;
 pub mod yaml_edit;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use detect::{ExecutorCall, ImageMatcher, KanikoUse};
 pub use include::{Include, IncludeKind};
@@ -254,37 +256,42 @@ pub fn file_findings(
     opts: &crate::options::Options,
 ) -> Result<Vec<crate::rules::Finding>, SourceError> {
     let gopts = options_from(&source.path, opts)?;
-    let alone = || -> Result<(Pipeline, usize), SourceError> {
+    let alone = || -> Result<(Arc<cache::Checked>, usize), SourceError> {
         let root = include::repo_root(&source.path);
-        Ok((Pipeline::from_source(&root, source.clone())?, 0))
+        let pipeline = Pipeline::from_source(&root, source.clone())?;
+        let findings = findings::check(&pipeline, &gopts);
+        Ok((Arc::new(cache::Checked::new(pipeline, findings)), 0))
     };
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     // A pipeline file is its own entry: no need to look for another.
     let entry = if include::is_pipeline_name(&source.path) {
         None
     } else {
         include::pipeline_entry_for(&source.path)
     };
-    let me = entry.as_ref().and_then(|_| canonical(&source.path));
-    let (pipeline, index) = match entry {
-        Some(entry) if me.is_some() => {
-            let root = include::repo_root(&entry);
-            match Pipeline::load_in(&root, &entry) {
-                Ok(p) => match p
-                    .files
-                    .iter()
-                    .position(|f| canonical(&f.path) == me && f.text == source.text)
-                {
-                    Some(i) => (p, i),
+    let me = entry
+        .as_ref()
+        .and_then(|_| std::fs::canonicalize(&source.path).ok());
+    let (checked, index) = match (entry, me) {
+        (Some(entry), Some(me)) => {
+            let key = format!("{}\n{gopts:?}", entry.display());
+            let load = || {
+                let root = include::repo_root(&entry);
+                let pipeline = Pipeline::load_in(&root, &entry).ok()?;
+                let findings = findings::check(&pipeline, &gopts);
+                Some(cache::Checked::new(pipeline, findings))
+            };
+            match cache::checked(key, load) {
+                Some(c) => match c.file(&me, &source.text) {
+                    Some(i) => (c, i),
                     None => alone()?,
                 },
                 // The whole pipeline does not load: judge this file alone.
-                Err(_) => alone()?,
+                None => alone()?,
             }
         }
         _ => alone()?,
     };
-    let all = findings::check(&pipeline, &gopts);
+    let (pipeline, all) = (&checked.pipeline, &checked.findings);
     let mut mine: Vec<crate::rules::Finding> = all
         .iter()
         .find(|f| f.file == index)

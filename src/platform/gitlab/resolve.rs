@@ -2,6 +2,7 @@
 //! into the including one, `extends` applied with GitLab's deep merge, then
 //! `!reference` tags replaced (GitLab resolves them after `extends`).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use super::include::Loaded;
@@ -45,14 +46,59 @@ pub fn deep_merge(base: &mut RNode, over: &RNode) {
 /// Merges `over` into `entries` in place (deep merge per key; keys new to
 /// `entries` are appended).
 pub fn merge_entries<'a>(entries: &mut Vec<REntry>, over: impl IntoIterator<Item = &'a REntry>) {
+    merge_indexed(entries, &mut KeyIndex::default(), over);
+}
+
+/// [`merge_entries`] with the key index of `entries` kept by the caller
+/// across calls (the top level merges one file after another into it).
+fn merge_indexed<'a>(
+    entries: &mut Vec<REntry>,
+    index: &mut KeyIndex,
+    over: impl IntoIterator<Item = &'a REntry>,
+) {
     for o in over {
-        match entries.iter_mut().find(|e| e.key == o.key) {
+        match index.find(entries, &o.key).map(|i| &mut entries[i]) {
             Some(e) => {
                 deep_merge(&mut e.value, &o.value);
                 e.key_origin = o.key_origin.clone();
                 e.entry_span = o.entry_span.clone();
             }
-            None => entries.push(o.clone()),
+            None => {
+                index.pushed(&o.key, entries.len());
+                entries.push(o.clone());
+            }
+        }
+    }
+}
+
+/// The keys of a mapping by position, built once the mapping is too large
+/// to search key by key (the top level of a pipeline may hold many
+/// thousands of jobs). It follows the mapping only through
+/// [`merge_indexed`].
+#[derive(Default)]
+struct KeyIndex(Option<HashMap<String, usize>>);
+
+impl KeyIndex {
+    /// Mappings with this many entries are searched through the index.
+    const FROM: usize = 32;
+
+    fn find(&mut self, entries: &[REntry], key: &str) -> Option<usize> {
+        if self.0.is_none() && entries.len() < Self::FROM {
+            return entries.iter().position(|e| e.key == key);
+        }
+        let index = self.0.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key.clone(), i))
+                .collect()
+        });
+        index.get(key).copied()
+    }
+
+    fn pushed(&mut self, key: &str, at: usize) {
+        if let Some(index) = &mut self.0 {
+            index.insert(key.to_string(), at);
         }
     }
 }
@@ -65,24 +111,48 @@ fn error(files: &[SourceFile], o: &Origin, msg: String, help: &str) -> SourceErr
 /// (in include order, each once) under the file that includes it, which
 /// wins on conflicts.
 pub fn assemble(loaded: &Loaded) -> Vec<REntry> {
-    let mut seen = vec![false; loaded.files.len()];
-    seen[0] = true;
-    let mut out = Vec::new();
-    assemble_file(loaded, 0, &mut seen, &mut out);
-    out
+    let mut includes_of = vec![Vec::new(); loaded.files.len()];
+    for (i, inc) in loaded.includes.iter().enumerate() {
+        includes_of[inc.in_file].push(i);
+    }
+    let mut a = Assembly {
+        loaded,
+        includes_of,
+        seen: vec![false; loaded.files.len()],
+        out: Vec::new(),
+        index: KeyIndex::default(),
+    };
+    a.seen[0] = true;
+    a.file(0);
+    a.out
 }
 
-fn assemble_file(loaded: &Loaded, file: usize, seen: &mut [bool], out: &mut Vec<REntry>) {
-    for inc in loaded.includes.iter().filter(|i| i.in_file == file) {
-        for f in &inc.files {
-            if !seen[*f] {
-                seen[*f] = true;
-                assemble_file(loaded, *f, seen, out);
+struct Assembly<'a> {
+    loaded: &'a Loaded,
+    /// Each file's include items, found once rather than by a scan of
+    /// every item per file.
+    includes_of: Vec<Vec<usize>>,
+    seen: Vec<bool>,
+    out: Vec<REntry>,
+    index: KeyIndex,
+}
+
+impl Assembly<'_> {
+    fn file(&mut self, file: usize) {
+        let loaded = self.loaded;
+        for i in 0..self.includes_of[file].len() {
+            let inc = self.includes_of[file][i];
+            for &f in &loaded.includes[inc].files {
+                if !self.seen[f] {
+                    self.seen[f] = true;
+                    self.file(f);
+                }
             }
         }
-    }
-    if let Some(entries) = loaded.configs[file].as_map() {
-        merge_entries(out, entries.iter().filter(|e| e.key != "include"));
+        if let Some(entries) = loaded.configs[file].as_map() {
+            let over = entries.iter().filter(|e| e.key != "include");
+            merge_indexed(&mut self.out, &mut self.index, over);
+        }
     }
 }
 
@@ -94,7 +164,18 @@ pub struct Extended {
     pub ancestors: Vec<String>,
     /// `extends` names not defined in the files read (lenient mode only).
     pub missing: Vec<(String, Origin)>,
+    /// The longest chain of `extends` below this entry (0: it extends
+    /// nothing), so a chain is measured whole even when part of it was
+    /// resolved before.
+    pub depth: usize,
 }
+
+/// How many bytes the templates `extends` copies into jobs may hold in one
+/// pipeline: a large template extended by many jobs is few lines of YAML.
+pub const MAX_EXTENDED_BYTES: usize = 64 << 20;
+
+/// [`MAX_EXTENDED_BYTES`] in words, for messages.
+pub const MAX_EXTENDED_BYTES_SHOWN: &str = "64 MiB";
 
 /// Applies `extends` to every top-level mapping that is not a reserved
 /// keyword. Errors: cycle, too deep, wrong type, and an unknown target
@@ -107,8 +188,9 @@ pub fn apply_extends(
 ) -> Result<HashMap<String, Extended>, SourceError> {
     let cx = ExtendCx {
         files,
-        top,
+        top: top.iter().map(|e| (e.key.as_str(), e)).collect(),
         lenient,
+        budget: Cell::new(MAX_EXTENDED_BYTES),
     };
     let mut done: HashMap<String, Extended> = HashMap::new();
     for e in top {
@@ -148,8 +230,11 @@ fn extends_names(files: &[SourceFile], node: &RNode) -> Result<Vec<(String, Orig
 
 struct ExtendCx<'a> {
     files: &'a [SourceFile],
-    top: &'a [REntry],
+    /// The top-level entries by key.
+    top: HashMap<&'a str, &'a REntry>,
     lenient: bool,
+    /// What the copies `extends` makes may still hold.
+    budget: Cell<usize>,
 }
 
 /// Resolves `extends` for the top-level entry `key` into `done` (once:
@@ -160,20 +245,18 @@ fn extend(
     stack: &mut Vec<String>,
     done: &mut HashMap<String, Extended>,
 ) -> Result<(), SourceError> {
-    let (files, top) = (cx.files, cx.top);
+    let (files, top) = (cx.files, &cx.top);
     if done.contains_key(key) {
         return Ok(());
     }
-    let entry = top
-        .iter()
-        .find(|e| e.key == key)
-        .expect("caller checked the key exists");
+    let entry = top[key];
     let names = extends_names(files, &entry.value)?;
     if names.is_empty() {
         let r = Extended {
             value: entry.value.clone(),
             ancestors: Vec::new(),
             missing: Vec::new(),
+            depth: 0,
         };
         done.insert(key.to_string(), r);
         return Ok(());
@@ -182,6 +265,7 @@ fn extend(
     let mut base: Option<RNode> = None;
     let mut ancestors = Vec::new();
     let mut missing = Vec::new();
+    let mut depth = 0;
     for (name, origin) in names {
         if stack.contains(&name) {
             let mut chain = stack.clone();
@@ -193,15 +277,18 @@ fn extend(
                 "break the cycle: a template cannot extend a job that extends it",
             ));
         }
-        if stack.len() >= MAX_EXTENDS_DEPTH {
-            return Err(error(
+        let too_deep = || {
+            error(
                 files,
                 &origin,
                 format!("`extends` nests deeper than {MAX_EXTENDS_DEPTH} levels (GitLab's limit)"),
                 "flatten the template chain",
-            ));
+            )
+        };
+        if stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(too_deep());
         }
-        let Some(target) = top.iter().find(|e| e.key == name) else {
+        let Some(&target) = top.get(name.as_str()) else {
             if cx.lenient {
                 missing.push((name, origin));
                 continue;
@@ -226,6 +313,13 @@ fn extend(
         }
         extend(cx, &name, stack, done)?;
         let parent = &done[&name];
+        // The chain below `name` may have been resolved earlier, from a
+        // shallower start: its depth counts here all the same.
+        if stack.len() + parent.depth >= MAX_EXTENDS_DEPTH {
+            return Err(too_deep());
+        }
+        depth = depth.max(parent.depth + 1);
+        cx.charge(&parent.value, &origin)?;
         ancestors.push(name.clone());
         ancestors.extend(parent.ancestors.iter().cloned());
         missing.extend(parent.missing.iter().cloned());
@@ -252,9 +346,31 @@ fn extend(
         value,
         ancestors,
         missing,
+        depth,
     };
     done.insert(key.to_string(), r);
     Ok(())
+}
+
+impl ExtendCx<'_> {
+    /// Takes the weight of a copy of `template` from the budget, or refuses
+    /// at the `extends` that asks for it.
+    fn charge(&self, template: &RNode, at: &Origin) -> Result<(), SourceError> {
+        match self.budget.get().checked_sub(template.weight()) {
+            Some(left) => {
+                self.budget.set(left);
+                Ok(())
+            }
+            None => Err(error(
+                self.files,
+                at,
+                format!(
+                    "`extends` copies more than {MAX_EXTENDED_BYTES_SHOWN} of templates into jobs"
+                ),
+                "kmigrate stops there; this looks like an `extends` bomb (a large template extended by very many jobs)",
+            )),
+        }
+    }
 }
 
 /// Replaces every `!reference` in `node` with the value it names in the

@@ -7,6 +7,7 @@
 //! `extends`), but the origin always names the definition, so a fix edits
 //! the definition once instead of one copy per user.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::source::{Node, Scalar, SourceError, SourceFile, Span, Value};
@@ -14,6 +15,14 @@ use crate::source::{Node, Scalar, SourceError, SourceFile, Span, Value};
 /// How many resolved nodes one file may expand to through aliases before
 /// resolution is refused (a "billion laughs" document).
 pub const MAX_EXPANDED_NODES: usize = 500_000;
+
+/// How many bytes the copies that aliases and merge keys make in one file
+/// may hold (nodes, keys, scalar text): a few aliases of one large scalar
+/// are few nodes but many bytes.
+pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
+
+/// [`MAX_EXPANDED_BYTES`] in words, for messages.
+pub const MAX_EXPANDED_BYTES_SHOWN: &str = "64 MiB";
 
 /// Where a resolved node is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +68,22 @@ pub struct REntry {
 }
 
 impl RNode {
+    /// The memory this node and everything below it hold: what a copy of
+    /// it costs.
+    pub fn weight(&self) -> usize {
+        size_of::<RNode>()
+            + match &self.value {
+                RValue::Null => 0,
+                RValue::Scalar(s) => s.heap_bytes(),
+                RValue::Seq(items) => items.iter().map(RNode::weight).sum(),
+                RValue::Map(entries) => entries
+                    .iter()
+                    .map(|e| size_of::<REntry>() + e.key.len() + e.value.weight())
+                    .sum(),
+                RValue::Reference(path) => path.iter().map(|p| p.len()).sum(),
+            }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             RValue::Scalar(s) if !s.is_null() => Some(&s.text),
@@ -157,6 +182,7 @@ pub fn convert_file(file: &SourceFile, index: usize) -> Result<RNode, SourceErro
         top_level,
         active: Vec::new(),
         budget: MAX_EXPANDED_NODES,
+        bytes: MAX_EXPANDED_BYTES,
     };
     cx.node(root, 0)
 }
@@ -180,14 +206,21 @@ struct Converter<'a> {
     /// Anchors being expanded (an alias inside its own anchor is a loop).
     active: Vec<usize>,
     budget: usize,
+    /// What the copies that alias expansion makes may still hold.
+    bytes: usize,
 }
 
 impl Converter<'_> {
     fn origin(&self, n: &Node) -> Origin {
-        let owner = self
+        // Top-level entries are written one after the other: the only one
+        // that can hold the node is the last that starts at or before it.
+        let candidate = self
             .top_level
-            .iter()
-            .find(|(s, _)| s.start <= n.span.start && n.span.end <= s.end && s != &n.span)
+            .partition_point(|(s, _)| s.start <= n.span.start)
+            .checked_sub(1)
+            .map(|i| &self.top_level[i]);
+        let owner = candidate
+            .filter(|(s, _)| n.span.end <= s.end && s != &n.span)
             .map(|(_, k)| k.clone());
         Origin {
             file: self.index,
@@ -207,6 +240,12 @@ impl Converter<'_> {
                 )));
         }
         self.budget -= 1;
+        // A node read inside an alias is a copy: charge what it holds
+        // before making it.
+        if !self.active.is_empty() {
+            let cost = size_of::<RNode>() + n.as_scalar().map_or(0, Scalar::heap_bytes);
+            self.charge(n, cost)?;
+        }
         if depth > crate::source::tree::MAX_DEPTH {
             return Err(self.file.error_at(n.span.start, "aliases nest too deeply"));
         }
@@ -226,7 +265,9 @@ impl Converter<'_> {
             ),
             Value::Map(m) => {
                 let mut entries: Vec<REntry> = Vec::new();
-                let explicit: Vec<&str> = m
+                // Keys by position in `entries`: a mapping may have many.
+                let mut position: HashMap<String, usize> = HashMap::new();
+                let explicit: HashSet<&str> = m
                     .entries
                     .iter()
                     .filter_map(|e| e.key.as_str())
@@ -253,14 +294,18 @@ impl Converter<'_> {
                                 unreachable!("merge_sources returns maps")
                             };
                             for me in src {
-                                if !explicit.contains(&me.key.as_str())
-                                    && !entries.iter().any(|x| x.key == me.key)
+                                if !explicit.contains(me.key.as_str())
+                                    && !position.contains_key(&me.key)
                                 {
+                                    position.insert(me.key.clone(), entries.len());
                                     entries.push(me);
                                 }
                             }
                         }
                         continue;
+                    }
+                    if !self.active.is_empty() {
+                        self.charge(&e.key, size_of::<REntry>() + key.len())?;
                     }
                     let value = self.node(&e.value, depth + 1)?;
                     let entry = REntry {
@@ -270,9 +315,10 @@ impl Converter<'_> {
                         value,
                     };
                     // A later duplicate key wins, as in GitLab's parser.
-                    if let Some(pos) = entries.iter().position(|x| x.key == entry.key) {
+                    if let Some(&pos) = position.get(&entry.key) {
                         entries[pos] = entry;
                     } else {
+                        position.insert(entry.key.clone(), entries.len());
                         entries.push(entry);
                     }
                 }
@@ -280,6 +326,26 @@ impl Converter<'_> {
             }
         };
         Ok(RNode { origin, value })
+    }
+
+    /// Takes `cost` bytes from the expansion budget, or refuses at `n`.
+    fn charge(&mut self, n: &Node, cost: usize) -> Result<(), SourceError> {
+        match self.bytes.checked_sub(cost) {
+            Some(left) => {
+                self.bytes = left;
+                Ok(())
+            }
+            None => Err(self
+                .file
+                .error_at(
+                    n.span.start,
+                    format!("YAML aliases expand to more than {MAX_EXPANDED_BYTES_SHOWN}"),
+                )
+                .with_help(format!(
+                    "kmigrate stops when the copies aliases make hold {MAX_EXPANDED_BYTES_SHOWN}; \
+                     this looks like an alias bomb (aliases of a large value)"
+                ))),
+        }
     }
 
     fn alias(&mut self, n: &Node, name: &str, depth: usize) -> Result<RNode, SourceError> {
