@@ -170,7 +170,7 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
                 .map(|w| Arg {
                     text: w.dq.clone(),
                     span: Some(s.source_range(&node.span, w.span.clone())),
-                    dynamic: w.is_bare_expansion(),
+                    dynamic: w.is_bare_expansion() || w.is_bare_escaped_expansion(),
                 })
                 .collect();
             found.calls.push(KanikoCall {
@@ -253,5 +253,18 @@ mod tests {
         assert!(k[0].calls[0].call.args[0].dynamic);
         assert!(!k[0].calls[0].call.args[1].dynamic);
         assert!(k[0].calls[0].call.is_unknowable());
+    }
+
+    #[test]
+    fn escaped_dollar_variables_in_scripts_are_dynamic() {
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            "steps:\n- name: gcr.io/kaniko-project/executor:debug\n  entrypoint: sh\n  args: [-c, '/kaniko/executor $$A $${B} \"$$C\" x$$D $$$$']\n".into(),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
+        let dynamic: Vec<bool> = k[0].calls[0].call.args.iter().map(|a| a.dynamic).collect();
+        assert_eq!(dynamic, [true, true, false, false, false]);
     }
 }
