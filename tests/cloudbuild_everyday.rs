@@ -114,3 +114,58 @@ fn dollar_dollar_inside_values_is_kept() {
     }
     assert!(out.contains("docker buildx build"), "{out}");
 }
+
+// ---- issue 14 item 9: an ignore silences exactly the rules it lists ----
+
+/// The findings of `path` as (rule, text under the span).
+fn rule_texts(path: &Path) -> Vec<(String, String)> {
+    let (list, text) = findings(path);
+    list.iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                spanned(f, &text).to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ignoring_km001_keeps_the_other_rules_of_the_step() {
+    let found = rule_texts(&fixture("ignore-exact.yaml"));
+    let rules: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(!rules.contains(&"KM001"), "{found:?}");
+    // The gs:// context that keeps step 1 on Kaniko is still reported.
+    assert!(
+        found.contains(&("KM012".into(), "'--context=gs://bucket/ctx.tar.gz'".into())),
+        "{found:?}"
+    );
+    // Step 2 stays on Kaniko, where `--cache true` still fails: reported,
+    // with no fix (the rewrite it carried is withheld).
+    let (list, _) = findings(&fixture("ignore-exact.yaml"));
+    let km013 = list
+        .iter()
+        .find(|f| f["rule"] == "KM013")
+        .unwrap_or_else(|| panic!("{found:?}"));
+    assert_eq!(km013["fixable"], false, "{km013:#?}");
+    // Notes about what the withheld rewrite would change are moot.
+    assert!(
+        !rules.contains(&"KM010") && !rules.contains(&"KM005"),
+        "{found:?}"
+    );
+    // And `rewrite` leaves both steps alone.
+    let (out, messages, code) = rewritten(&fixture("ignore-exact.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    assert_eq!(
+        out,
+        fs::read_to_string(fixture("ignore-exact.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn ignoring_a_gitlab_job_keeps_its_other_rules() {
+    let found = rule_texts(&fixture("ignore-exact.gitlab-ci.yml"));
+    let rules: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
+    assert!(!rules.contains(&"KM001"), "{found:?}");
+    assert!(rules.contains(&"KM012"), "{found:?}");
+}
