@@ -169,3 +169,110 @@ fn ignoring_a_gitlab_job_keeps_its_other_rules() {
     assert!(!rules.contains(&"KM001"), "{found:?}");
     assert!(rules.contains(&"KM012"), "{found:?}");
 }
+
+// ---- issue 14 item 12: digest files keep being written ----
+
+const DIGEST: &str = "sha256:19ffeab6f8bc9293ac2c3fdf94ebe28396254c993aea0b5a542cfb02e0883fa3";
+
+/// A `docker` stand-in that writes the metadata file the way buildx does
+/// (indented JSON, sorted keys, `image.name` the `--tag`s joined by commas).
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+meta= names=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --metadata-file) meta=$2; shift ;;
+    --tag) names="${names:+$names,}$2"; shift ;;
+  esac
+  shift
+done
+[ -n "$meta" ] || exit 0
+cat > "$meta" <<JSON
+{
+  "buildx.build.ref": "kmigrate/kmigrate0/0fjb6ubs52xx3vygf6fgdl611",
+  "containerimage.config.digest": "sha256:2937f66a9722f7f4a2df583de2f8cb97fc9196059a410e7f00072fc918930e66",
+  "containerimage.descriptor": {
+    "digest": "$DIGEST",
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "size": 506
+  },
+  "containerimage.digest": "$DIGEST",
+  "image.name": "$names"
+}
+JSON
+"#;
+
+/// Runs every `sh -c` build step of a rewritten config in order, as Cloud Build
+/// would after substituting (`$$` → `$`, `$PROJECT_ID` → `proj`), with
+/// `/workspace` in a scratch directory and the fake docker on PATH. Returns
+/// the workspace.
+fn run_shell_steps(config: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = tempfile::tempdir().unwrap();
+    let bin = ws.path().join(".bin");
+    fs::create_dir(&bin).unwrap();
+    fs::write(bin.join("docker"), FAKE_DOCKER).unwrap();
+    fs::set_permissions(bin.join("docker"), fs::Permissions::from_mode(0o755)).unwrap();
+    let doc: yaml_serde::Value = yaml_serde::from_str(config).unwrap();
+    let root = ws.path().to_str().unwrap();
+    for step in doc["steps"].as_sequence().unwrap() {
+        let shell = step["entrypoint"].as_str().unwrap_or_default();
+        if !["sh", "bash"].contains(&shell) {
+            continue;
+        }
+        let args = step["args"].as_sequence().unwrap();
+        let script = args[1].as_str().unwrap();
+        if !script.contains("docker buildx build") {
+            continue;
+        }
+        let script = script
+            .replace("$$", "\u{0}")
+            .replace("$PROJECT_ID", "proj")
+            .replace('\u{0}', "$")
+            .replace("/workspace", root);
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(ws.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("DIGEST", DIGEST)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{script}\n{o:?}");
+    }
+    ws
+}
+
+#[test]
+fn digest_files_are_written_again_after_the_build() {
+    let (out, messages, code) = rewritten(&fixture("digest-files-args.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    assert!(out.contains("--metadata-file"), "{out}");
+    let ws = run_shell_steps(&out);
+    let read = |f: &str| fs::read_to_string(ws.path().join(f)).unwrap();
+    assert_eq!(
+        read("image-digest.txt"),
+        format!("gcr.io/proj/app@{DIGEST}\ngcr.io/proj/app@{DIGEST}\n")
+    );
+    // The consumer step reads it as before.
+    let o = Command::new("head")
+        .args(["-1", ws.path().join("image-digest.txt").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), format!("gcr.io/proj/app@{DIGEST}\n"));
+
+    let (out, messages, code) = rewritten(&fixture("digest-files-script.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    let ws = run_shell_steps(&out);
+    let read = |f: &str| fs::read_to_string(ws.path().join(f)).unwrap();
+    assert_eq!(read("digest"), DIGEST);
+    assert_eq!(read("names.txt"), format!("gcr.io/p/app:v1@{DIGEST}\n"));
+    assert_eq!(read("b-digest"), DIGEST);
+    assert!(
+        messages.contains("writes `/workspace/digest` again"),
+        "{messages}"
+    );
+    // The rewritten file is clean under check (no archived image left).
+    let (_dir, path) = scratch(&out, "cloudbuild.yaml");
+    let (list, _) = findings(&path);
+    assert!(!rules_of(&list).contains(&"KM001".to_string()), "{list:#?}");
+}

@@ -19,6 +19,8 @@ pub enum Invocation<'a> {
         node: &'a Node,
         command: Range<usize>,
         nesting: Nesting,
+        /// The call is part of a pipeline or an `&&`/`||` list.
+        in_list: bool,
         /// Words of the whole call (program included) as shell text.
         program_words: usize,
     },
@@ -179,6 +181,7 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
                     node,
                     command: cmd.span.clone(),
                     nesting: cmd.nesting,
+                    in_list: cmd.in_list,
                     program_words: p + 1,
                 },
             });

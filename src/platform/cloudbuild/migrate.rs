@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::digest_files;
 use super::docker_steps::{self, DockerBuild};
 use super::kaniko_steps::{self, Invocation, KanikoStep};
 use super::{Build, Step};
@@ -14,6 +15,7 @@ use crate::platform::script_edit;
 use crate::shell;
 use crate::source::patch::Edit;
 use crate::source::render::{self, Quote, SeqLayout};
+use crate::source::scalar::ScalarStyle;
 use crate::source::{Entry, Item, Node, SourceFile, Syntax, Value};
 
 /// The image every migrated step runs.
@@ -171,11 +173,14 @@ fn migrate_step<'a>(
         // found either, and a `stat` per step was a few percent of a check.
         local_workdir: local.as_deref(),
     };
-    let conversions: Vec<Conversion> = kaniko
+    let mut conversions: Vec<Conversion> = kaniko
         .calls
         .iter()
         .map(|c| from_kaniko::convert(&c.call, &convert_opts))
         .collect();
+    for (call, conversion) in kaniko.calls.iter().zip(&mut conversions) {
+        explain_digest_files(&call.call, conversion);
+    }
 
     let mut blocked = None;
     if kaniko.is_warmer() {
@@ -220,6 +225,22 @@ fn migrate_step<'a>(
     }
 }
 
+/// The digest-file notes say what the rewrite does about them: the step
+/// writes the file again from the metadata (see [`digest_files`]).
+fn explain_digest_files(call: &crate::kaniko::Call, conversion: &mut Conversion) {
+    for u in &call.uses {
+        if !digest_files::FLAGS.contains(&u.spec.name.as_str()) {
+            continue;
+        }
+        let file = u.value.as_deref().unwrap_or_default();
+        for note in conversion.notes.iter_mut().filter(|n| n.args == u.args) {
+            note.help = Some(format!(
+                "the rewritten step writes `{file}` again after the build, from the metadata file with `sed`, so steps that read it keep working; the digest differs from Kaniko's"
+            ));
+        }
+    }
+}
+
 /// `buildx build --builder NAME <plan args>`.
 fn build_argv(conversion: &Conversion, builder: &str) -> Vec<String> {
     let mut plan = conversion.plan.clone();
@@ -247,29 +268,61 @@ fn step_edits(
     }
     for (call, conversion) in kaniko.calls.iter().zip(conversions) {
         let argv = build_argv(conversion, builder);
+        // Kaniko's digest files, written again from the metadata file after
+        // the build; `$$` is Cloud Build's escape for the shell's `$`.
+        let then: Vec<String> = conversion
+            .plan
+            .metadata_file
+            .as_deref()
+            .map(|m| digest_files::extraction(&call.call, m))
+            .unwrap_or_default()
+            .iter()
+            .map(|line| line.replace('$', "$$"))
+            .collect();
+        let then = (!then.is_empty()).then_some(then);
         match &call.invocation {
             Invocation::Args => {
                 let args = step.args?;
-                edits.push(replace_args(source, &args.value, &argv)?);
-                if let Some(ep) = step.entrypoint {
-                    let map = step.node.as_map()?;
-                    edits.push(remove_entry(
-                        source,
-                        &map.entries,
-                        ep,
-                        map.flow || source.syntax == Syntax::Json,
-                    ));
-                }
+                let Some(then) = then else {
+                    edits.push(replace_args(source, &args.value, &argv)?);
+                    if let Some(ep) = step.entrypoint {
+                        let map = step.node.as_map()?;
+                        edits.push(remove_entry(
+                            source,
+                            &map.entries,
+                            ep,
+                            map.flow || source.syntax == Syntax::Json,
+                        ));
+                    }
+                    continue;
+                };
+                // Two commands need a shell: `sh -c 'docker … && sed …'`.
+                let mut words = vec!["docker".to_string()];
+                words.extend(argv.iter().map(|a| args_item_as_shell_word(a)));
+                edits.push(replace_args_with_script(
+                    source,
+                    &args.value,
+                    &words,
+                    &then,
+                )?);
+                edits.push(match step.entrypoint {
+                    Some(ep) => replace_scalar(source, &ep.value, "sh"),
+                    None => insert_entrypoint_before(source, step, args)?,
+                });
             }
-            Invocation::Script { node, command, .. } => {
+            Invocation::Script {
+                node,
+                command,
+                in_list,
+                ..
+            } => {
                 let mut words = vec!["docker".to_string()];
                 words.extend(argv.iter().map(|a| shell::render_word(a)));
-                edits.push(script_edit::replace_command(
-                    source,
-                    node,
-                    command.clone(),
-                    &words,
-                )?);
+                let edit = script_edit::replace_command(source, node, command.clone(), &words)?;
+                edits.push(match then {
+                    Some(then) => and_then(node, edit, &then, *in_list)?,
+                    None => edit,
+                });
                 if let Some(ep) = step.entrypoint
                     && ep
                         .value
@@ -282,6 +335,125 @@ fn step_edits(
         }
     }
     Some(edits)
+}
+
+/// An `args` item (the literal word the program receives, with Cloud Build
+/// substitutions) as a word of a `sh -c` script: double-quoted when needed,
+/// substitutions left for Cloud Build, and `$$` (a literal `$` for the
+/// program) kept from the shell as `\$$`.
+fn args_item_as_shell_word(item: &str) -> String {
+    let mut dq = String::with_capacity(item.len());
+    let mut chars = item.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                dq.push_str("\\$$");
+            }
+            '`' | '"' | '\\' => {
+                dq.push('\\');
+                dq.push(c);
+            }
+            c => dq.push(c),
+        }
+    }
+    shell::render_word(&dq)
+}
+
+/// `args` replaced by `-c` and a script that runs `words`, then each of
+/// `then` when the previous command succeeded: a literal block in a block
+/// list (the call over continuation lines, one command a line), one quoted
+/// line in a flow list or JSON.
+fn replace_args_with_script(
+    source: &SourceFile,
+    node: &Node,
+    words: &[String],
+    then: &[String],
+) -> Option<Edit> {
+    let Value::Seq(seq) = &node.value else {
+        return None;
+    };
+    if seq.flow || source.syntax == Syntax::Json {
+        let mut script = words.join(" ");
+        for t in then {
+            script.push_str(" && ");
+            script.push_str(t);
+        }
+        return replace_args(source, node, &["-c".to_string(), script]);
+    }
+    let first = seq.items.first()?;
+    let col = column(&source.text, first.span.start);
+    let pad = " ".repeat(col + 2);
+    let mut script = script_edit::continuation_lines(words, &format!("{pad}  "), "\n");
+    for t in then {
+        script.push_str(&format!(" &&\n{pad}  {t}"));
+    }
+    let quote = Quote::of_seq(seq, source.syntax);
+    Some(Edit::replace(
+        node.span.clone(),
+        format!(
+            "- {}\n{}- |\n{pad}{script}",
+            render::scalar("-c", quote, false),
+            " ".repeat(col)
+        ),
+    ))
+}
+
+/// `entrypoint: sh` as a new entry just before the step's `args`.
+fn insert_entrypoint_before(source: &SourceFile, step: &Step, args: &Entry) -> Option<Edit> {
+    let map = step.node.as_map()?;
+    let text = if source.syntax == Syntax::Json {
+        "\"entrypoint\": \"sh\", ".to_string()
+    } else if map.flow {
+        "entrypoint: sh, ".to_string()
+    } else {
+        format!(
+            "entrypoint: sh\n{}",
+            " ".repeat(column(&source.text, args.span.start))
+        )
+    };
+    Some(Edit::insert(args.span.start, text))
+}
+
+/// Runs `then` after the rewritten command in `edit` when it succeeds,
+/// written in the script scalar's style; a command inside a list or
+/// pipeline is grouped first so the list keeps its meaning.
+fn and_then(node: &Node, mut edit: Edit, then: &[String], in_list: bool) -> Option<Edit> {
+    let Value::Scalar(scalar) = &node.value else {
+        return None;
+    };
+    let (sep, then) = match scalar.style {
+        // One command a line; `plan` turns `\n` into the file's line ending.
+        ScalarStyle::Literal(_) => (
+            format!(" &&\n{}", " ".repeat(scalar.block_indent + 2)),
+            then.to_vec(),
+        ),
+        ScalarStyle::DoubleQuoted => (
+            " && ".to_string(),
+            then.iter()
+                .map(|t| t.replace('\\', "\\\\").replace('"', "\\\""))
+                .collect(),
+        ),
+        ScalarStyle::SingleQuoted => (
+            " && ".to_string(),
+            then.iter().map(|t| t.replace('\'', "''")).collect(),
+        ),
+        ScalarStyle::Plain if then.iter().all(|t| render::plain_safe(t, false)) => {
+            (" && ".to_string(), then.to_vec())
+        }
+        _ => return None,
+    };
+    let mut text = std::mem::take(&mut edit.text);
+    for t in then {
+        text.push_str(&sep);
+        text.push_str(&t);
+    }
+    edit.text = if in_list {
+        format!("{{ {text}; }}")
+    } else {
+        text
+    };
+    Some(edit)
 }
 
 /// Replaces a scalar keeping its quoting.

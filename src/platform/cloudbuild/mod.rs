@@ -1,6 +1,7 @@
 //! Google Cloud Build: the build's steps, which of them run Kaniko, and the
 //! edits that migrate them.
 
+pub mod digest_files;
 pub mod docker_steps;
 pub mod kaniko_steps;
 pub mod migrate;
