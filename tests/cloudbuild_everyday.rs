@@ -276,3 +276,34 @@ fn digest_files_are_written_again_after_the_build() {
     let (list, _) = findings(&path);
     assert!(!rules_of(&list).contains(&"KM001".to_string()), "{list:#?}");
 }
+
+// ---- issue 14 item 13: buildkitd.toml outside the build context ----
+
+#[test]
+fn buildkitd_toml_is_written_outside_the_workspace() {
+    let (out, messages, code) = rewritten(&fixture("registry-settings.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    let doc: yaml_serde::Value = yaml_serde::from_str(&out).unwrap();
+    let setup = &doc["steps"][0];
+    assert_eq!(setup["id"].as_str(), Some("setup-buildx"), "{out}");
+    let script = setup["args"][1].as_str().unwrap();
+    let written = script
+        .split("> ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{script}"));
+    // Steps run in /workspace, the build context: the file must be
+    // absolute and elsewhere, or a `COPY . .` would put it in the image.
+    assert!(
+        written.starts_with('/') && !written.starts_with("/workspace"),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!("--buildkitd-config {written} ")),
+        "{script}"
+    );
+    // A second rewrite still finds the builder it created.
+    let (_dir, path) = scratch(&out, "cloudbuild.yaml");
+    let (again, _, _) = rewritten(&path);
+    assert_eq!(again, out);
+}

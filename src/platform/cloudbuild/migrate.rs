@@ -616,6 +616,12 @@ fn builder_flag_edits(source: &SourceFile, d: &DockerBuild, builder: &str) -> Ve
     edits
 }
 
+/// Where the setup step writes the builder's registry settings: Cloud
+/// Build's home directory, which every step shares, and not `/workspace`,
+/// the build context a `COPY . .` would put it from into the image. `buildx
+/// create` reads it at once and keeps a copy with the builder.
+const BUILDKITD_TOML: &str = "/builder/home/buildkitd.toml";
+
 /// The setup step's argv.
 fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>, Vec<String>) {
     let mut create = vec![
@@ -634,7 +640,7 @@ fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>
     }
     // Registry settings live in buildkitd.toml; write it, then create.
     create.push("--buildkitd-config".into());
-    create.push("buildkitd.toml".into());
+    create.push(BUILDKITD_TOML.into());
     create.push("--use".into());
     let lines: Vec<String> = registry
         .to_toml_lines()
@@ -642,7 +648,7 @@ fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>
         .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
         .collect();
     let script = format!(
-        "printf '%s\\n' {} > buildkitd.toml && docker {}",
+        "printf '%s\\n' {} > {BUILDKITD_TOML} && docker {}",
         lines.join(" "),
         create.join(" ")
     );
