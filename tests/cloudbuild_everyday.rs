@@ -307,3 +307,52 @@ fn buildkitd_toml_is_written_outside_the_workspace() {
     let (again, _, _) = rewritten(&path);
     assert_eq!(again, out);
 }
+
+// ---- issue 13 item 20: multi-document files, CR-only line endings ----
+
+#[test]
+fn a_second_document_is_reported_on_its_separator_line() {
+    let text = "steps:\n- name: gcr.io/kaniko-project/executor\n  args: [--destination=gcr.io/p/a]\n---\nsteps:\n- name: gcr.io/kaniko-project/executor\n  args: [--destination=gcr.io/p/b]\n";
+    let (_dir, path) = scratch(text, "cloudbuild.yaml");
+    let o = run(&["check", path.to_str().unwrap()]);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("cloudbuild.yaml:4:1"), "{said}");
+    assert!(said.contains("document"), "{said}");
+    assert_ne!(o.status.code(), Some(0), "{said}");
+    let o = run(&["rewrite", path.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(fs::read_to_string(&path).unwrap(), text, "nothing written");
+}
+
+#[test]
+fn cr_only_files_check_and_rewrite_like_crlf() {
+    for (name, text) in [
+        (
+            "cloudbuild.yaml",
+            "# build\rsteps:\r- name: gcr.io/kaniko-project/executor\r  args: [--destination=gcr.io/p/a, --cache]\r",
+        ),
+        (
+            ".gitlab-ci.yml",
+            "build:\r  image:\r    name: gcr.io/kaniko-project/executor:debug\r    entrypoint: [\"\"]\r  script:\r    - /kaniko/executor --context . --destination registry.example.com/app\r",
+        ),
+    ] {
+        let (_dir, path) = scratch(text, name);
+        let (list, _) = findings(&path);
+        let km001 = list.iter().find(|f| f["rule"] == "KM001").unwrap();
+        assert!(
+            km001["start"]["line"].as_u64().unwrap() > 1,
+            "{name}: {km001:#?}"
+        );
+        let o = run(&["rewrite", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let out = fs::read_to_string(&path).unwrap();
+        assert!(!out.contains('\n'), "{name}: a LF slipped in: {out:?}");
+        assert!(out.contains("buildx"), "{name}: {out:?}");
+        let lf = out.replace('\r', "\n");
+        yaml_serde::from_str::<yaml_serde::Value>(&lf).unwrap();
+        // `--stdout` writes the same bytes.
+        let (_d2, copy) = scratch(text, name);
+        let o = run(&["rewrite", "--stdout", copy.to_str().unwrap()]);
+        assert_eq!(stdout(&o), out, "{name}");
+    }
+}
