@@ -356,3 +356,38 @@ fn cr_only_files_check_and_rewrite_like_crlf() {
         assert_eq!(stdout(&o), out, "{name}");
     }
 }
+
+// ---- issue 14 item 14: new text follows the file's style ----
+
+#[test]
+fn new_text_is_quoted_as_the_file_quotes() {
+    let (out, messages, code) = rewritten(&fixture("style-single-quoted-km003.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    assert!(
+        out.contains("args: ['buildx', 'build', '--builder', 'kmigrate', '--cache-to',"),
+        "{out}"
+    );
+    assert!(out.contains("waitFor: ['-']"), "{out}");
+
+    let (out, messages, code) = rewritten(&fixture("style-double-quoted.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    assert!(out.contains("waitFor: [\"-\"]"), "{out}");
+    assert!(
+        !out.contains('\''),
+        "a single quote in a double-quoted file: {out}"
+    );
+    assert!(
+        out.contains("name: \"gcr.io/cloud-builders/docker\"\n  args: [\"buildx\", \"create\""),
+        "{out}"
+    );
+
+    let (out, messages, code) = rewritten(&fixture("style-script-quotes.yaml"));
+    assert_eq!(code, 0, "{messages}");
+    for kept in [
+        "--build-arg \"BASE=python:3.12-slim\"",
+        "--tag \"gcr.io/p/app\"",
+        "--tag 'gcr.io/p/app:latest'",
+    ] {
+        assert!(out.contains(kept), "{kept}: {out}");
+    }
+}

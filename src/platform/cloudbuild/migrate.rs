@@ -2,6 +2,7 @@
 //! place, one `setup-buildx` step inserted before the first step that needs
 //! the builder, and `waitFor` lists adjusted so every build waits for it.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::digest_files;
@@ -316,8 +317,14 @@ fn step_edits(
                 in_list,
                 ..
             } => {
+                let written = written_words(node, command);
                 let mut words = vec!["docker".to_string()];
-                words.extend(argv.iter().map(|a| shell::render_word(a)));
+                words.extend(argv.iter().map(|a| {
+                    written
+                        .get(a.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| shell::render_word(a))
+                }));
                 let edit = script_edit::replace_command(source, node, command.clone(), &words)?;
                 edits.push(match then {
                     Some(then) => and_then(node, edit, &then, *in_list)?,
@@ -335,6 +342,36 @@ fn step_edits(
         }
     }
     Some(edits)
+}
+
+/// The quoted words of the script command at `command` (decoded range),
+/// by value: a value the rewrite passes on is written as the file wrote it
+/// (`--build-arg "BASE=python:3.12-slim"` keeps its quotes). The value of a
+/// `--flag="value"` word counts too.
+fn written_words(node: &Node, command: &std::ops::Range<usize>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Value::Scalar(scalar) = &node.value else {
+        return out;
+    };
+    let script = shell::parse(&scalar.text);
+    let Some(cmd) = script.commands.iter().find(|c| c.span == *command) else {
+        return out;
+    };
+    for w in &cmd.words {
+        let text = &scalar.text[w.span.clone()];
+        if text.contains('\n') || text == w.dq {
+            continue;
+        }
+        out.insert(w.dq.clone(), text.to_string());
+        if let (Some((flag, value)), Some((_, dq_value))) =
+            (text.split_once('='), w.dq.split_once('='))
+            && flag.starts_with("--")
+            && value != dq_value
+        {
+            out.insert(dq_value.to_string(), value.to_string());
+        }
+    }
+    out
 }
 
 /// An `args` item (the literal word the program receives, with Cloud Build
@@ -582,11 +619,8 @@ fn builder_flag_edits(source: &SourceFile, d: &DockerBuild, builder: &str) -> Ve
     let text = &source.text;
     let build_node = &d.items[d.build_item].node;
     let flow = is_in_flow(source, build_node);
-    let quote = if source.syntax == Syntax::Json {
-        Quote::Json
-    } else {
-        Quote::Plain
-    };
+    // New items quoted as the list's own items are.
+    let quote = Quote::of_items(d.items, source.syntax);
     let mut new_items: Vec<String> = Vec::new();
     let mut edits = Vec::new();
     if d.classic {
@@ -667,17 +701,21 @@ fn insert_setup(
     let text = &source.text;
     let item = build.steps[before].item;
     let (entrypoint, argv) = setup_argv(builder, registry);
+    let file_quote = file_quote(build);
     let wait_quote = build
         .steps
         .iter()
         .find_map(|s| s.wait_for.and_then(|w| w.value.as_seq()))
         .map(|seq| Quote::of_seq(seq, source.syntax))
         .filter(|q| *q != Quote::Plain)
-        .unwrap_or(if source.syntax == Syntax::Json {
-            Quote::Json
-        } else {
-            Quote::Single
-        });
+        .or(file_quote)
+        .unwrap_or(Quote::Single);
+    // `id:`, `name:` and `entrypoint:` quoted as the next step's name is.
+    let name_quote = build.steps[before]
+        .name
+        .map(|n| Quote::of_node(&n.value, source.syntax))
+        .unwrap_or(Quote::Plain);
+    let value = |v: &str| render::scalar(v, name_quote, false);
     // The args style of the first migrated step's list, for consistency.
     let template_args = steps
         .iter()
@@ -697,7 +735,7 @@ fn insert_setup(
                 k.to_string()
             }
         };
-        let arg_items = format_items(&argv, if json { Quote::Json } else { Quote::Single }, true);
+        let arg_items = format_items(&argv, file_quote.unwrap_or(Quote::Single), true);
         let mut fields = vec![
             format!("{}: {}", key("id"), render::scalar(SETUP_ID, q, true)),
             format!(
@@ -798,9 +836,13 @@ fn insert_setup(
             )
         ),
     };
-    let mut out = format!("{first}id: {SETUP_ID}\n{pad}name: {DOCKER_BUILDER}\n");
+    let mut out = format!(
+        "{first}id: {}\n{pad}name: {}\n",
+        value(SETUP_ID),
+        value(DOCKER_BUILDER)
+    );
     if let Some(ep) = entrypoint {
-        out.push_str(&format!("{pad}entrypoint: {ep}\n"));
+        out.push_str(&format!("{pad}entrypoint: {}\n", value(ep)));
     }
     out.push_str(&format!("{pad}args:{args_text}\n"));
     out.push_str(&format!(
@@ -813,6 +855,39 @@ fn insert_setup(
         out.push('\n');
     }
     Edit::insert(at, out)
+}
+
+/// The quoting the file's steps use most (`Json` for JSON), `None` when
+/// they quote nothing.
+fn file_quote(build: &Build) -> Option<Quote> {
+    if build.source.syntax == Syntax::Json {
+        return Some(Quote::Json);
+    }
+    let (mut single, mut double) = (0usize, 0usize);
+    let mut count = |node: &Node| {
+        if let Value::Scalar(s) = &node.value {
+            match s.style {
+                ScalarStyle::SingleQuoted => single += 1,
+                ScalarStyle::DoubleQuoted => double += 1,
+                _ => {}
+            }
+        }
+    };
+    for step in &build.steps {
+        for entry in [step.name, step.entrypoint].into_iter().flatten() {
+            count(&entry.value);
+        }
+        for entry in [step.args, step.wait_for].into_iter().flatten() {
+            for item in entry.value.as_seq().map_or(&[][..], |s| &s.items) {
+                count(&item.node);
+            }
+        }
+    }
+    match (single, double) {
+        (0, 0) => None,
+        (s, d) if d > s => Some(Quote::Double),
+        _ => Some(Quote::Single),
+    }
 }
 
 /// The start of the comment lines directly above `offset`'s line (no blank
