@@ -391,3 +391,28 @@ fn new_text_is_quoted_as_the_file_quotes() {
         assert!(out.contains(kept), "{kept}: {out}");
     }
 }
+
+// ---- issue 14 item 15: what the platform reads is never "not valid YAML" ----
+
+#[test]
+fn a_flow_list_continued_at_its_keys_column_is_read_and_rewritten() {
+    let path = fixture("flow-continued-at-key-column.yaml");
+    let (list, text) = findings(&path);
+    let km001 = list.iter().find(|f| f["rule"] == "KM001").unwrap();
+    assert_eq!(
+        spanned(km001, &text),
+        "'gcr.io/kaniko-project/executor:latest'"
+    );
+    let (out, messages, code) = rewritten(&path);
+    assert_eq!(code, 0, "{messages}");
+    let doc: yaml_serde::Value = yaml_serde::from_str(&out).unwrap();
+    assert_eq!(doc["steps"][1]["args"][0].as_str(), Some("buildx"), "{out}");
+    assert!(out.contains("'--build-arg', 'MODE=${_MODE}'"), "{out}");
+    // The untouched step keeps its layout byte for byte.
+    assert!(
+        out.ends_with(
+            "  args: ['run', 'deploy', 'app',\n  '--image', 'gcr.io/${PROJECT_ID}/app']\n"
+        ),
+        "{out}"
+    );
+}

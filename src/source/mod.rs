@@ -3,6 +3,7 @@
 //! same way. Edits to a source go through [`patch`].
 
 pub mod fast;
+pub mod libyaml;
 pub mod patch;
 pub mod render;
 pub mod scalar;
