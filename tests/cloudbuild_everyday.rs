@@ -416,3 +416,14 @@ fn a_flow_list_continued_at_its_keys_column_is_read_and_rewritten() {
         "{out}"
     );
 }
+
+#[test]
+fn crlf_scripts_rewritten_over_several_lines_keep_crlf() {
+    let text = "steps:\r\n- name: gcr.io/kaniko-project/executor:debug\r\n  entrypoint: sh\r\n  args:\r\n  - -c\r\n  - |\r\n    /kaniko/executor --context . \\\r\n      --destination gcr.io/p/app --digest-file=/workspace/d\r\n";
+    let (_dir, path) = scratch(text, "cloudbuild.yaml");
+    let (out, messages, code) = rewritten(&path);
+    assert_eq!(code, 0, "{messages}");
+    assert!(out.contains("docker buildx build"), "{out:?}");
+    assert!(!out.contains("\r\r"), "{out:?}");
+    assert!(!out.replace("\r\n", "").contains('\n'), "{out:?}");
+}

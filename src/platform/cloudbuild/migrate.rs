@@ -124,7 +124,9 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     }
     let nl = source.line_ending.as_str();
     if nl != "\n" {
-        let fix = |e: &mut Edit| e.text = e.text.replace('\n', nl);
+        // Some edits (script continuation lines) already use the file's
+        // line ending: normalise first so none becomes `\r\r\n`.
+        let fix = |e: &mut Edit| e.text = e.text.replace("\r\n", "\n").replace('\n', nl);
         shared.iter_mut().for_each(fix);
         for s in &mut steps {
             s.edits.iter_mut().flatten().for_each(fix);
