@@ -14,7 +14,7 @@ use kmigrate::builder::{dockerfile, layer};
 use kmigrate::kaniko::call::{self, Arg};
 use kmigrate::source::SourceFile;
 use kmigrate::source::patch::{self, Edit};
-use kmigrate::source::{fast::parse as fast_parse, tree};
+use kmigrate::source::{fast::parse as fast_parse, libyaml, tree};
 
 /// A target's name and body.
 pub type Target = (&'static str, fn(&[u8]));
@@ -146,9 +146,41 @@ pub fn fast_tree(data: &[u8]) {
     if let Some(fast) = fast_parse(&text) {
         match tree::parse_with_tree_sitter(&text) {
             Ok(reference) => assert!(fast == reference, "different trees for {text:?}"),
-            Err(e) => panic!("read a text tree-sitter refuses ({e:?}): {text:?}"),
+            // tree-sitter-yaml refuses some layouts libyaml reads (a flow
+            // list continued at its key's column); there `fast` reads what
+            // libyaml reads.
+            Err(e) => assert!(
+                libyaml::holds_same_values(&text, &fast)
+                    || libyaml::refuses_what_kmigrate_checks_later(&text),
+                "read a text tree-sitter refuses ({e:?}) otherwise than libyaml: {text:?}"
+            ),
         }
     }
+}
+
+/// The spanned reader against libyaml: every text libyaml (yaml_serde)
+/// reads, `tree::parse` reads with the same values. Not in [`TARGETS`] yet:
+/// the generated documents still find the known gaps listed at
+/// `reads_what_libyaml_reads_on_generated_documents` (src/source/fast.rs);
+/// run it under cargo-fuzz to find more.
+pub fn reader_vs_libyaml(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if tree::check_block_indent(&text).is_err() {
+        return;
+    }
+    let Some(docs) = libyaml::documents(&text) else {
+        return;
+    };
+    let tree = tree::parse(&text)
+        .unwrap_or_else(|e| panic!("libyaml reads, kmigrate refuses ({e:?}): {text:?}"));
+    assert!(
+        docs.len() == tree.documents.len()
+            && docs
+                .iter()
+                .zip(&tree.documents)
+                .all(|(v, n)| libyaml::same_value(n, v)),
+        "different values: {text:?}"
+    );
 }
 
 /// The shell lexer: any text gives a script whose word spans lie inside it.

@@ -6,8 +6,12 @@
 //! sequence item or mapping entry (a Cloud Build step, a GitLab job, a
 //! `script:` key) covers that whole item: `# kmigrate: ignore[KM001]` above
 //! `- id: legacy` silences the step's image finding three lines further down.
-//! Ignoring a build rule (KM001, KM002, KM003) there also silences the notes
-//! about migrating that step or job (KM004, KM005, KM010–KM013). Only real YAML comments count: the
+//! An ignore silences exactly the rules it lists. A build rule (KM001, KM002,
+//! KM003) ignored there keeps the build as it is, which makes the notes about
+//! what its rewrite would change moot (KM004, KM005, KM010, KM011): those go
+//! with it. What is true of the call as written stays reported (KM012, what
+//! keeps it on Kaniko; KM013, a word Kaniko itself fails on) unless the
+//! comment lists it too. Only real YAML comments count: the
 //! comment spans come from the parsed tree, so a `#` inside a quoted string
 //! or a block scalar (a shell script line) is never an ignore. An ignore that
 //! silences nothing is reported as KM020.
@@ -26,10 +30,11 @@ pub const UNUSED_IGNORE: &str = "KM020";
 /// Rules whose finding marks a build (a step or job) to migrate.
 pub const BUILD_RULES: &[&str] = &["KM001", "KM002", "KM003"];
 
-/// Rules about how one build migrates (runner, cache TTL, flags). Ignoring a
-/// build rule above a step or job silences these in that step or job too:
-/// they are moot for a build that stays as it is.
-pub const MIGRATION_NOTES: &[&str] = &["KM004", "KM005", "KM010", "KM011", "KM012", "KM013"];
+/// Rules about what a build's rewrite changes (runner, cache TTL, flags
+/// removed or translated). Ignoring a build rule above a step or job makes
+/// these moot in that step or job: it stays as it is. KM012 and KM013 are
+/// not here: they describe the call as written, rewritten or not.
+pub const REWRITE_NOTES: &[&str] = &["KM004", "KM005", "KM010", "KM011"];
 
 /// One rule id inside one ignore comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,10 +192,10 @@ pub fn apply(
             let covers =
                 ig.line + 1 == start_line || (start_line..=end_line).contains(&ig.line) || in_block;
             let named = ig.rule.eq_ignore_ascii_case(f.rule);
-            let whole_build = in_block
-                && MIGRATION_NOTES.contains(&f.rule)
+            let moot = in_block
+                && REWRITE_NOTES.contains(&f.rule)
                 && BUILD_RULES.iter().any(|b| ig.rule.eq_ignore_ascii_case(b));
-            if (covers && named) || whole_build {
+            if (covers && named) || moot {
                 used[i] = true;
                 silenced = true;
             }
@@ -391,6 +396,40 @@ test:
         let f = finding_at(&s, "--cache-ttl=6h", "KM005");
         let Applied { kept, .. } = apply(&s, vec![f], &|_| true);
         assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn ignoring_a_build_keeps_what_is_true_of_the_call_as_written() {
+        let text = "steps:
+  # kmigrate: ignore[KM001]
+  - name: gcr.io/kaniko-project/executor:latest
+    args: ['--context=gs://b/c.tgz', '--cache', 'true']
+  # kmigrate: ignore[KM001,KM012]
+  - name: gcr.io/kaniko-project/executor:latest
+    args: ['--context=gs://b/d.tgz']
+";
+        let s = src(text);
+        let second = s.text.rfind("gcr.io/kaniko").unwrap();
+        let findings = vec![
+            finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001"),
+            finding_at(&s, "--context=gs://b/c.tgz", "KM012"),
+            finding_at(&s, "'--cache', 'true'", "KM013"),
+            Finding::new("KM001", second..second + 10, "m"),
+            finding_at(&s, "--context=gs://b/d.tgz", "KM012"),
+        ];
+        let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
+        let kept: Vec<_> = kept
+            .iter()
+            .map(|f| (f.rule, &s.text[f.span.clone()]))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("KM012", "--context=gs://b/c.tgz"),
+                ("KM013", "'--cache', 'true'")
+            ]
+        );
+        assert!(unused.is_empty(), "{unused:?}");
     }
 
     #[test]

@@ -309,13 +309,13 @@ fn rewrite_one(
     // else on stdout and stderr is for people and is escaped.
     let mut stdout = String::new();
     if args.stdout {
-        stdout = new_text.clone().unwrap_or_else(|| source.text.clone());
+        stdout = source.restore_line_endings(new_text.as_deref().unwrap_or(&source.text));
     } else if args.diff {
         if let Some(text) = &new_text {
             stdout = unified_diff(&source.text, text, &escape_inline(&display.to_string()));
         }
     } else if write && let Some(text) = &new_text {
-        crate::write::replace_file(path, text)
+        crate::write::replace_file(path, &source.restore_line_endings(text))
             .map_err(|e| format!("{display}: cannot write: {e}; the file is unchanged"))?;
     }
     Ok(Done {

@@ -292,6 +292,18 @@ pub fn parse(args: Vec<Arg>) -> Call {
 }
 
 fn positional_problem(table: &FlagTable, text: &str, i: usize) -> CallProblem {
+    // A word built from a variable may hold any flag: kmigrate cannot
+    // classify it, so the call keeps it by staying as written.
+    if looks_variable(text) {
+        return CallProblem {
+            kind: ProblemKind::Unknowable,
+            args: i..i + 1,
+            message: format!(
+                "`{text}` comes from a variable and may hold flags kmigrate cannot see"
+            ),
+            help: "write the flags out in the call, or migrate this call by hand".into(),
+        };
+    }
     let name = text.split('=').next().unwrap_or(text);
     let help = match table.long(name) {
         Some(spec) if text.contains('=') => format!(
@@ -386,6 +398,9 @@ mod tests {
             dynamic: true,
         }]);
         assert!(c.is_unknowable());
+        let c = call(&["\"$ONE\"", "$$EXTRA"]);
+        assert_eq!(c.problems.len(), 2);
+        assert!(c.problems.iter().all(|p| p.kind == ProblemKind::Unknowable));
         let c = call(&["--cache=yes"]);
         assert!(!c.is_unknowable());
         assert_eq!(c.problems[0].kind, ProblemKind::Malformed);

@@ -28,36 +28,7 @@ pub fn replace_command(
             if !original.contains('\n') && one_line.len() <= 100 {
                 one_line
             } else {
-                // Keep the call readable: one flag per continuation line,
-                // indented one step past the block's indentation.
-                let pad = " ".repeat(scalar.block_indent + 2);
-                // The command words (`docker buildx build`) share the first line.
-                let lead = words
-                    .iter()
-                    .take_while(|w| !w.starts_with('-'))
-                    .count()
-                    .min(words.len().saturating_sub(1))
-                    .max(1);
-                let mut out = words[..lead].join(" ");
-                let mut i = lead;
-                while i < words.len() {
-                    {
-                        out.push_str(&format!(" \\{nl}{pad}"));
-                    }
-                    out.push_str(&words[i]);
-                    // A flag and its value share a line.
-                    if words[i].starts_with("--")
-                        && !words[i].contains('=')
-                        && words.get(i + 1).is_some_and(|w| !w.starts_with('-'))
-                        && i + 2 < words.len()
-                    {
-                        out.push(' ');
-                        out.push_str(&words[i + 1]);
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                out
+                continuation_lines(words, &" ".repeat(scalar.block_indent + 2), nl)
             }
         }
         ScalarStyle::DoubleQuoted if !original.contains('\n') => {
@@ -85,6 +56,36 @@ pub fn replace_command(
         _ => return None,
     };
     Some(Edit::replace(range, text))
+}
+
+/// A command written readably over several lines: the command words
+/// (`docker buildx build`) on the first, then one flag (with its value) per
+/// `\` continuation line, each starting with `pad`.
+pub fn continuation_lines(words: &[String], pad: &str, nl: &str) -> String {
+    let lead = words
+        .iter()
+        .take_while(|w| !w.starts_with('-'))
+        .count()
+        .min(words.len().saturating_sub(1))
+        .max(1);
+    let mut out = words[..lead].join(" ");
+    let mut i = lead;
+    while i < words.len() {
+        out.push_str(&format!(" \\{nl}{pad}"));
+        out.push_str(&words[i]);
+        // A flag and its value share a line.
+        if words[i].starts_with("--")
+            && !words[i].contains('=')
+            && words.get(i + 1).is_some_and(|w| !w.starts_with('-'))
+            && i + 2 < words.len()
+        {
+            out.push(' ');
+            out.push_str(&words[i + 1]);
+            i += 1;
+        }
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]

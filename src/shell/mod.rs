@@ -42,6 +42,17 @@ impl Word {
     pub fn is_bare_expansion(&self) -> bool {
         self.unquoted_expansion && is_single_expansion(&self.dq)
     }
+
+    /// [`Self::is_bare_expansion`] for a script that escapes `$` as `$$`
+    /// before the shell reads it (Cloud Build's substitutions): `$$ARGS`
+    /// and `$${ARGS}` are the shell's `$ARGS` and `${ARGS}`.
+    pub fn is_bare_escaped_expansion(&self) -> bool {
+        self.unquoted_expansion
+            && self
+                .dq
+                .strip_prefix('$')
+                .is_some_and(|shell| shell.starts_with('$') && is_single_expansion(shell))
+    }
 }
 
 /// Where a command sits.

@@ -1,7 +1,9 @@
 //! A fast reader for the plain shape most CI files have: block mappings and
 //! sequences, one-line flow collections, quoted and plain scalars (plain ones
 //! may continue over lines), `|`/`>` block scalars, anchors, tags, aliases and
-//! comments, in LF text without tabs.
+//! comments, in LF text without tabs. Flow collections may continue over
+//! lines at any indentation, as libyaml reads them (tree-sitter-yaml refuses
+//! continuation lines indented no deeper than their key).
 //!
 //! Building tree-sitter-yaml's concrete tree, then kmigrate's from it, was a
 //! third of a `check` run; this reader builds kmigrate's [`Tree`] directly,
@@ -194,10 +196,21 @@ impl Reader<'_> {
     /// Ends the line after a node's content at `i`: blanks, an optional
     /// comment (after a blank), the line break; then the blank lines after.
     fn finish_line(&mut self, i: usize) -> Read<()> {
+        self.finish_line_at(i, false)
+    }
+
+    /// [`Self::finish_line`] after a closing quote or bracket,
+    /// where libyaml (and Go's yaml, PyYAML) read a `#` right after the
+    /// token as a comment (`'a'# note`); tree-sitter-yaml refuses that.
+    fn finish_line_after_token(&mut self, i: usize) -> Read<()> {
+        self.finish_line_at(i, true)
+    }
+
+    fn finish_line_at(&mut self, i: usize, glued_comment: bool) -> Read<()> {
         let j = self.skip_spaces(i);
         let mut end = j;
         if self.at(j) == b'#' {
-            if j == i {
+            if j == i && !glued_comment {
                 return Err(GiveUp);
             }
             end = self.line_end(j);
@@ -512,12 +525,12 @@ impl Reader<'_> {
         let node = match self.at(i) {
             b'[' | b'{' => {
                 let node = self.flow(i, depth)?;
-                self.finish_line(node.span.end)?;
+                self.finish_line_after_token(node.span.end)?;
                 node
             }
             b'"' | b'\'' => {
                 let node = self.quoted(i)?;
-                self.finish_line(node.span.end)?;
+                self.finish_line_after_token(node.span.end)?;
                 node
             }
             b'*' => {
@@ -715,21 +728,45 @@ impl Reader<'_> {
         Ok(self.scalar_node(i..end, style))
     }
 
-    /// A one-line flow collection at `i`; returns it with the offset past its
-    /// closing bracket.
+    /// Inside a flow collection, spaces and line breaks between tokens: a
+    /// flow collection may continue over lines at any indentation (libyaml,
+    /// Go's yaml and PyYAML all read `args: ['a',\n'b']` with `'b'` at the
+    /// key's column). A comment or a document marker there is left to
+    /// tree-sitter.
+    fn skip_flow_space(&self, mut i: usize) -> Read<usize> {
+        loop {
+            match self.at(i) {
+                b' ' => i += 1,
+                b'\n' => {
+                    i += 1;
+                    let rest = &self.b[i.min(self.b.len())..];
+                    if (rest.starts_with(b"---") || rest.starts_with(b"..."))
+                        && self.blank_or_eol(i + 3)
+                    {
+                        return Err(GiveUp);
+                    }
+                }
+                b'#' => return Err(GiveUp),
+                _ => return Ok(i),
+            }
+        }
+    }
+
+    /// A flow collection at `i` (over one line or several); returns it with
+    /// the offset past its closing bracket.
     fn flow(&self, i: usize, depth: usize) -> Read<Node> {
         if depth > MAX_NESTING {
             return Err(GiveUp);
         }
         let close = if self.at(i) == b'[' { b']' } else { b'}' };
-        let mut j = self.skip_spaces(i + 1);
+        let mut j = self.skip_flow_space(i + 1)?;
         let mut items = Vec::new();
         let mut entries = Vec::new();
         if self.at(j) != close {
             loop {
                 if close == b']' {
                     let node = self.flow_item(j, depth + 1)?;
-                    j = self.skip_spaces(node.full_span.end);
+                    j = self.skip_flow_space(node.full_span.end)?;
                     items.push(Item {
                         span: node.full_span.clone(),
                         node,
@@ -743,8 +780,8 @@ impl Reader<'_> {
                     if self.at(colon) != b':' || self.at(colon + 1) != b' ' {
                         return Err(GiveUp);
                     }
-                    let value = self.flow_item(self.skip_spaces(colon + 1), depth + 1)?;
-                    j = self.skip_spaces(value.full_span.end);
+                    let value = self.flow_item(self.skip_flow_space(colon + 1)?, depth + 1)?;
+                    j = self.skip_flow_space(value.full_span.end)?;
                     entries.push(Entry {
                         span: key.span.start..value.full_span.end,
                         key,
@@ -753,7 +790,7 @@ impl Reader<'_> {
                 }
                 match self.at(j) {
                     b',' => {
-                        j = self.skip_spaces(j + 1);
+                        j = self.skip_flow_space(j + 1)?;
                         if self.at(j) == close {
                             // A trailing comma.
                             return Err(GiveUp);
@@ -816,6 +853,11 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::libyaml::{
+        documents as libyaml_documents, holds_same_values as libyaml_agrees,
+        refuses_what_kmigrate_checks_later as libyaml_refuses_what_kmigrate_checks_later,
+        same_value,
+    };
     use crate::source::tree::parse_with_tree_sitter;
     use crate::test_rng::Rng;
 
@@ -831,9 +873,119 @@ mod tests {
         };
         match parse_with_tree_sitter(src) {
             Ok(reference) => assert_eq!(fast, reference, "different trees for {src:?}"),
-            Err(e) => panic!("fast read text tree-sitter refuses ({e:?}): {src:?}"),
+            // tree-sitter-yaml refuses some layouts libyaml reads (a flow
+            // list continued at its key's column): there `fast` must read
+            // what libyaml reads.
+            Err(e) => assert!(
+                libyaml_agrees(src, &fast) || libyaml_refuses_what_kmigrate_checks_later(src),
+                "fast read text tree-sitter refuses ({e:?}) and libyaml reads otherwise: {src:?}"
+            ),
         }
         true
+    }
+
+    /// The differential test against libyaml: every text libyaml reads,
+    /// kmigrate's reader (`tree::parse`: `fast`, else tree-sitter) reads
+    /// with the same values. Returns the texts it does not.
+    fn libyaml_disagreements<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for src in texts {
+            if crate::source::tree::check_block_indent(src).is_err() {
+                continue;
+            }
+            let Some(docs) = libyaml_documents(src) else {
+                continue;
+            };
+            match crate::source::tree::parse(src) {
+                Ok(tree)
+                    if docs.len() == tree.documents.len()
+                        && docs
+                            .iter()
+                            .zip(&tree.documents)
+                            .all(|(v, n)| same_value(n, v)) => {}
+                Ok(_) => out.push(format!("different values: {src:?}")),
+                Err(e) => out.push(format!("refused ({}): {src:?}", e.message)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_layouts_tree_sitter_refuses_as_libyaml_does() {
+        let docs = [
+            // The shape of a real Cloud Build file: continuation lines at
+            // the key's column.
+            "steps:\n- name: 'gcr.io/kaniko-project/executor:latest'\n  args: ['--destination', 'gcr.io/p/app',\n  '--cache=true',\n  '.']\n- name: x\n",
+            "a: [b,\nc]\n",
+            "a: {b: 1,\nc: [d,\n   e]}\nf: 2\n",
+            "- [a,\n  b]\n- c\n",
+            "a:\n  - [x,\n  y]\n",
+            // A comment right after a closing quote or bracket.
+            "a: 'x'# c\nb: [y]# d\n",
+        ];
+        for src in docs {
+            let tree = parse(src).unwrap_or_else(|| panic!("fast gave up on {src:?}"));
+            assert!(libyaml_agrees(src, &tree), "{src:?}");
+            assert!(agrees(src), "{src:?}");
+        }
+        // `+` keeps the empty lines after a block scalar, as libyaml does.
+        let src = "a: |+\n  x\n\n\nb: 1\n";
+        let tree = parse(src).unwrap();
+        assert!(libyaml_agrees(src, &tree), "{tree:?}");
+        // A comment or a document marker inside a flow collection is left
+        // to tree-sitter.
+        assert!(parse("a: [b, # c\n  d]\n").is_none());
+        assert!(parse("a: [b,\n---\n]\n").is_none());
+    }
+
+    #[test]
+    fn reads_what_libyaml_reads_on_every_fixture_and_the_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut texts = Vec::new();
+        // The corpus of real CI files, when given (`KMIGRATE_CORPUS=DIR`).
+        let corpus = std::env::var_os("KMIGRATE_CORPUS").map(std::path::PathBuf::from);
+        for dir in std::iter::once(root).chain(corpus) {
+            for entry in walkdir::WalkDir::new(dir) {
+                if let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) {
+                    texts.push(text);
+                }
+            }
+        }
+        let fixtures = libyaml_disagreements(texts.iter().map(String::as_str));
+        assert!(fixtures.is_empty(), "{fixtures:#?}");
+    }
+
+    /// The same on generated documents and their damaged copies. Ignored:
+    /// known gaps remain (each in under 1% of the documents), all in text no
+    /// CI file here uses: a `#` glued to a closing quote or bracket where
+    /// `fast` gives up for another reason (a flow trailing comma `[a, ]`, a
+    /// flow key without a value `{a}`), keep-chomped block scalars whose
+    /// lines start at the key's column, quoted scalars continued on a
+    /// less-indented line, and files of comments only (libyaml reads no
+    /// document, kmigrate one empty one). Run with `--ignored` to list them.
+    #[test]
+    #[ignore]
+    fn reads_what_libyaml_reads_on_generated_documents() {
+        let cases: usize = std::env::var("KMIGRATE_FAST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        let mut g = Gen(Rng(0x2545_f491_4f6c_dd1d));
+        let generated: Vec<String> = (0..cases)
+            .flat_map(|_| {
+                let doc = g.document();
+                let damaged = g.mutate(&doc);
+                [doc, damaged]
+            })
+            .collect();
+        let found = libyaml_disagreements(generated.iter().map(String::as_str));
+        assert!(
+            found.is_empty(),
+            "{} of {}: {:#?}",
+            found.len(),
+            generated.len(),
+            &found[..found.len().min(200)]
+        );
     }
 
     #[test]

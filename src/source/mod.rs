@@ -3,6 +3,7 @@
 //! same way. Edits to a source go through [`patch`].
 
 pub mod fast;
+pub mod libyaml;
 pub mod patch;
 pub mod render;
 pub mod scalar;
@@ -47,12 +48,17 @@ pub enum Syntax {
 pub enum LineEnding {
     Lf,
     CrLf,
+    /// Lone `\r` (classic Mac OS). The loaded text holds `\n` in their
+    /// place, byte for byte, so every offset and line count is the same as
+    /// in the file; [`SourceFile::restore_line_endings`] turns text back.
+    Cr,
 }
 
 impl LineEnding {
+    /// The terminator new text uses inside the loaded text.
     pub fn as_str(self) -> &'static str {
         match self {
-            LineEnding::Lf => "\n",
+            LineEnding::Lf | LineEnding::Cr => "\n",
             LineEnding::CrLf => "\r\n",
         }
     }
@@ -223,6 +229,13 @@ impl SourceFile {
 
     /// Parses `text` as the content of `path`.
     pub fn from_text(path: &Path, text: String) -> Result<Self, SourceError> {
+        // A file whose lines end in lone CRs reads as LF: YAML treats both as
+        // line breaks, and one byte for one keeps every offset.
+        let (text, cr_only) = if text.contains('\r') && !text.contains('\n') {
+            (text.replace('\r', "\n"), true)
+        } else {
+            (text, false)
+        };
         let line_starts = line_starts(&text);
         let syntax = if path.extension().is_some_and(|e| e == "json")
             || text
@@ -234,7 +247,9 @@ impl SourceFile {
         } else {
             Syntax::Yaml
         };
-        let line_ending = if text.contains("\r\n") {
+        let line_ending = if cr_only {
+            LineEnding::Cr
+        } else if text.contains("\r\n") {
             LineEnding::CrLf
         } else {
             LineEnding::Lf
@@ -286,6 +301,15 @@ impl SourceFile {
             line_ending,
             line_starts,
         })
+    }
+
+    /// `text` (this file's text, or a rewrite of it) with the file's own
+    /// line endings, for writing: lone CRs again in a CR-only file.
+    pub fn restore_line_endings(&self, text: &str) -> String {
+        match self.line_ending {
+            LineEnding::Cr => text.replace('\n', "\r"),
+            LineEnding::Lf | LineEnding::CrLf => text.to_string(),
+        }
     }
 
     /// Frees the parsed tree once nothing will read it again (the text and

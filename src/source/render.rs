@@ -3,7 +3,7 @@
 
 use super::Syntax;
 use super::scalar::ScalarStyle;
-use super::tree::{Node, Seq, Value};
+use super::tree::{Item, Node, Seq, Value};
 
 /// How scalars should be quoted when the file shows a preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +19,16 @@ pub enum Quote {
 impl Quote {
     /// The quoting most items of `seq` use (plain when none are quoted).
     pub fn of_seq(seq: &Seq, syntax: Syntax) -> Quote {
+        Quote::of_items(&seq.items, syntax)
+    }
+
+    /// The quoting most of `items` use (plain when none are quoted).
+    pub fn of_items(items: &[Item], syntax: Syntax) -> Quote {
         if syntax == Syntax::Json {
             return Quote::Json;
         }
         let (mut single, mut double, mut plain) = (0, 0, 0);
-        for item in &seq.items {
+        for item in items {
             if let Value::Scalar(s) = &item.node.value {
                 match s.style {
                     ScalarStyle::SingleQuoted => single += 1,

@@ -252,6 +252,24 @@ fn decode_flow(src: &str, start: usize, end: usize, kind: FlowKind) -> Decoded {
 }
 
 /// `|` and `>` scalars: header, then content lines at a common indentation.
+/// How many lines of nothing but spaces follow the line that `end` is on,
+/// before a line with content (or the end of the text).
+fn empty_lines_after(src: &str, end: usize) -> usize {
+    let Some(nl) = src[end..].find('\n') else {
+        return 0;
+    };
+    let mut count = 0;
+    let mut rest = &src[end + nl + 1..];
+    while let Some(i) = rest.find('\n') {
+        if !rest[..i].trim_end_matches('\r').bytes().all(|b| b == b' ') {
+            break;
+        }
+        count += 1;
+        rest = &rest[i + 1..];
+    }
+    count
+}
+
 fn decode_block(src: &str, start: usize, end: usize, parent_indent: usize) -> Decoded {
     let node = &src[start..end];
     let header_end = node.find('\n').map(|i| i + 1).unwrap_or(node.len());
@@ -357,11 +375,19 @@ fn decode_block(src: &str, start: usize, end: usize, parent_indent: usize) -> De
             }
         }
         Chomp::Keep => {
-            if has_content {
+            if has_content && trailing_break {
                 out.push('\n', prev_break_at);
             }
             for e in &pending_empty {
                 out.push('\n', *e);
+            }
+            // The node ends at its last character, so the empty lines after
+            // it are outside; `+` keeps them, as libyaml does (each maps to
+            // the node's end).
+            if trailing_break {
+                for _ in 0..empty_lines_after(src, end) {
+                    out.push('\n', end);
+                }
             }
         }
     }

@@ -19,6 +19,8 @@ pub enum Invocation<'a> {
         node: &'a Node,
         command: Range<usize>,
         nesting: Nesting,
+        /// The call is part of a pipeline or an `&&`/`||` list.
+        in_list: bool,
         /// Words of the whole call (program included) as shell text.
         program_words: usize,
     },
@@ -170,7 +172,7 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
                 .map(|w| Arg {
                     text: w.dq.clone(),
                     span: Some(s.source_range(&node.span, w.span.clone())),
-                    dynamic: w.is_bare_expansion(),
+                    dynamic: w.is_bare_expansion() || w.is_bare_escaped_expansion(),
                 })
                 .collect();
             found.calls.push(KanikoCall {
@@ -179,6 +181,7 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
                     node,
                     command: cmd.span.clone(),
                     nesting: cmd.nesting,
+                    in_list: cmd.in_list,
                     program_words: p + 1,
                 },
             });
@@ -253,5 +256,18 @@ mod tests {
         assert!(k[0].calls[0].call.args[0].dynamic);
         assert!(!k[0].calls[0].call.args[1].dynamic);
         assert!(k[0].calls[0].call.is_unknowable());
+    }
+
+    #[test]
+    fn escaped_dollar_variables_in_scripts_are_dynamic() {
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            "steps:\n- name: gcr.io/kaniko-project/executor:debug\n  entrypoint: sh\n  args: [-c, '/kaniko/executor $$A $${B} \"$$C\" x$$D $$$$']\n".into(),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
+        let dynamic: Vec<bool> = k[0].calls[0].call.args.iter().map(|a| a.dynamic).collect();
+        assert_eq!(dynamic, [true, true, false, false, false]);
     }
 }

@@ -2,8 +2,10 @@
 //! place, one `setup-buildx` step inserted before the first step that needs
 //! the builder, and `waitFor` lists adjusted so every build waits for it.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use super::digest_files;
 use super::docker_steps::{self, DockerBuild};
 use super::kaniko_steps::{self, Invocation, KanikoStep};
 use super::{Build, Step};
@@ -14,6 +16,7 @@ use crate::platform::script_edit;
 use crate::shell;
 use crate::source::patch::Edit;
 use crate::source::render::{self, Quote, SeqLayout};
+use crate::source::scalar::ScalarStyle;
 use crate::source::{Entry, Item, Node, SourceFile, Syntax, Value};
 
 /// The image every migrated step runs.
@@ -121,7 +124,9 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     }
     let nl = source.line_ending.as_str();
     if nl != "\n" {
-        let fix = |e: &mut Edit| e.text = e.text.replace('\n', nl);
+        // Some edits (script continuation lines) already use the file's
+        // line ending: normalise first so none becomes `\r\r\n`.
+        let fix = |e: &mut Edit| e.text = e.text.replace("\r\n", "\n").replace('\n', nl);
         shared.iter_mut().for_each(fix);
         for s in &mut steps {
             s.edits.iter_mut().flatten().for_each(fix);
@@ -171,11 +176,14 @@ fn migrate_step<'a>(
         // found either, and a `stat` per step was a few percent of a check.
         local_workdir: local.as_deref(),
     };
-    let conversions: Vec<Conversion> = kaniko
+    let mut conversions: Vec<Conversion> = kaniko
         .calls
         .iter()
         .map(|c| from_kaniko::convert(&c.call, &convert_opts))
         .collect();
+    for (call, conversion) in kaniko.calls.iter().zip(&mut conversions) {
+        explain_digest_files(&call.call, conversion);
+    }
 
     let mut blocked = None;
     if kaniko.is_warmer() {
@@ -220,6 +228,22 @@ fn migrate_step<'a>(
     }
 }
 
+/// The digest-file notes say what the rewrite does about them: the step
+/// writes the file again from the metadata (see [`digest_files`]).
+fn explain_digest_files(call: &crate::kaniko::Call, conversion: &mut Conversion) {
+    for u in &call.uses {
+        if !digest_files::FLAGS.contains(&u.spec.name.as_str()) {
+            continue;
+        }
+        let file = u.value.as_deref().unwrap_or_default();
+        for note in conversion.notes.iter_mut().filter(|n| n.args == u.args) {
+            note.help = Some(format!(
+                "the rewritten step writes `{file}` again after the build, from the metadata file with `sed`, so steps that read it keep working; the digest differs from Kaniko's"
+            ));
+        }
+    }
+}
+
 /// `buildx build --builder NAME <plan args>`.
 fn build_argv(conversion: &Conversion, builder: &str) -> Vec<String> {
     let mut plan = conversion.plan.clone();
@@ -247,29 +271,67 @@ fn step_edits(
     }
     for (call, conversion) in kaniko.calls.iter().zip(conversions) {
         let argv = build_argv(conversion, builder);
+        // Kaniko's digest files, written again from the metadata file after
+        // the build; `$$` is Cloud Build's escape for the shell's `$`.
+        let then: Vec<String> = conversion
+            .plan
+            .metadata_file
+            .as_deref()
+            .map(|m| digest_files::extraction(&call.call, m))
+            .unwrap_or_default()
+            .iter()
+            .map(|line| line.replace('$', "$$"))
+            .collect();
+        let then = (!then.is_empty()).then_some(then);
         match &call.invocation {
             Invocation::Args => {
                 let args = step.args?;
-                edits.push(replace_args(source, &args.value, &argv)?);
-                if let Some(ep) = step.entrypoint {
-                    let map = step.node.as_map()?;
-                    edits.push(remove_entry(
-                        source,
-                        &map.entries,
-                        ep,
-                        map.flow || source.syntax == Syntax::Json,
-                    ));
-                }
-            }
-            Invocation::Script { node, command, .. } => {
+                let Some(then) = then else {
+                    edits.push(replace_args(source, &args.value, &argv)?);
+                    if let Some(ep) = step.entrypoint {
+                        let map = step.node.as_map()?;
+                        edits.push(remove_entry(
+                            source,
+                            &map.entries,
+                            ep,
+                            map.flow || source.syntax == Syntax::Json,
+                        ));
+                    }
+                    continue;
+                };
+                // Two commands need a shell: `sh -c 'docker … && sed …'`.
                 let mut words = vec!["docker".to_string()];
-                words.extend(argv.iter().map(|a| shell::render_word(a)));
-                edits.push(script_edit::replace_command(
+                words.extend(argv.iter().map(|a| args_item_as_shell_word(a)));
+                edits.push(replace_args_with_script(
                     source,
-                    node,
-                    command.clone(),
+                    &args.value,
                     &words,
+                    &then,
                 )?);
+                edits.push(match step.entrypoint {
+                    Some(ep) => replace_scalar(source, &ep.value, "sh"),
+                    None => insert_entrypoint_before(source, step, args)?,
+                });
+            }
+            Invocation::Script {
+                node,
+                command,
+                in_list,
+                ..
+            } => {
+                let written = written_words(node, command);
+                let mut words = vec!["docker".to_string()];
+                words.extend(argv.iter().map(|a| {
+                    written
+                        .get(a.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| shell::render_word(a))
+                }));
+                let edit = script_edit::replace_command(source, node, command.clone(), &words)?;
+                edits.push(match then {
+                    Some(then) => and_then(node, edit, &then, *in_list)?,
+                    None => edit,
+                });
                 if let Some(ep) = step.entrypoint
                     && ep
                         .value
@@ -282,6 +344,155 @@ fn step_edits(
         }
     }
     Some(edits)
+}
+
+/// The quoted words of the script command at `command` (decoded range),
+/// by value: a value the rewrite passes on is written as the file wrote it
+/// (`--build-arg "BASE=python:3.12-slim"` keeps its quotes). The value of a
+/// `--flag="value"` word counts too.
+fn written_words(node: &Node, command: &std::ops::Range<usize>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Value::Scalar(scalar) = &node.value else {
+        return out;
+    };
+    let script = shell::parse(&scalar.text);
+    let Some(cmd) = script.commands.iter().find(|c| c.span == *command) else {
+        return out;
+    };
+    for w in &cmd.words {
+        let text = &scalar.text[w.span.clone()];
+        if text.contains('\n') || text == w.dq {
+            continue;
+        }
+        out.insert(w.dq.clone(), text.to_string());
+        if let (Some((flag, value)), Some((_, dq_value))) =
+            (text.split_once('='), w.dq.split_once('='))
+            && flag.starts_with("--")
+            && value != dq_value
+        {
+            out.insert(dq_value.to_string(), value.to_string());
+        }
+    }
+    out
+}
+
+/// An `args` item (the literal word the program receives, with Cloud Build
+/// substitutions) as a word of a `sh -c` script: double-quoted when needed,
+/// substitutions left for Cloud Build, and `$$` (a literal `$` for the
+/// program) kept from the shell as `\$$`.
+fn args_item_as_shell_word(item: &str) -> String {
+    let mut dq = String::with_capacity(item.len());
+    let mut chars = item.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                dq.push_str("\\$$");
+            }
+            '`' | '"' | '\\' => {
+                dq.push('\\');
+                dq.push(c);
+            }
+            c => dq.push(c),
+        }
+    }
+    shell::render_word(&dq)
+}
+
+/// `args` replaced by `-c` and a script that runs `words`, then each of
+/// `then` when the previous command succeeded: a literal block in a block
+/// list (the call over continuation lines, one command a line), one quoted
+/// line in a flow list or JSON.
+fn replace_args_with_script(
+    source: &SourceFile,
+    node: &Node,
+    words: &[String],
+    then: &[String],
+) -> Option<Edit> {
+    let Value::Seq(seq) = &node.value else {
+        return None;
+    };
+    if seq.flow || source.syntax == Syntax::Json {
+        let mut script = words.join(" ");
+        for t in then {
+            script.push_str(" && ");
+            script.push_str(t);
+        }
+        return replace_args(source, node, &["-c".to_string(), script]);
+    }
+    let first = seq.items.first()?;
+    let col = column(&source.text, first.span.start);
+    let pad = " ".repeat(col + 2);
+    let mut script = script_edit::continuation_lines(words, &format!("{pad}  "), "\n");
+    for t in then {
+        script.push_str(&format!(" &&\n{pad}  {t}"));
+    }
+    let quote = Quote::of_seq(seq, source.syntax);
+    Some(Edit::replace(
+        node.span.clone(),
+        format!(
+            "- {}\n{}- |\n{pad}{script}",
+            render::scalar("-c", quote, false),
+            " ".repeat(col)
+        ),
+    ))
+}
+
+/// `entrypoint: sh` as a new entry just before the step's `args`.
+fn insert_entrypoint_before(source: &SourceFile, step: &Step, args: &Entry) -> Option<Edit> {
+    let map = step.node.as_map()?;
+    let text = if source.syntax == Syntax::Json {
+        "\"entrypoint\": \"sh\", ".to_string()
+    } else if map.flow {
+        "entrypoint: sh, ".to_string()
+    } else {
+        format!(
+            "entrypoint: sh\n{}",
+            " ".repeat(column(&source.text, args.span.start))
+        )
+    };
+    Some(Edit::insert(args.span.start, text))
+}
+
+/// Runs `then` after the rewritten command in `edit` when it succeeds,
+/// written in the script scalar's style; a command inside a list or
+/// pipeline is grouped first so the list keeps its meaning.
+fn and_then(node: &Node, mut edit: Edit, then: &[String], in_list: bool) -> Option<Edit> {
+    let Value::Scalar(scalar) = &node.value else {
+        return None;
+    };
+    let (sep, then) = match scalar.style {
+        // One command a line; `plan` turns `\n` into the file's line ending.
+        ScalarStyle::Literal(_) => (
+            format!(" &&\n{}", " ".repeat(scalar.block_indent + 2)),
+            then.to_vec(),
+        ),
+        ScalarStyle::DoubleQuoted => (
+            " && ".to_string(),
+            then.iter()
+                .map(|t| t.replace('\\', "\\\\").replace('"', "\\\""))
+                .collect(),
+        ),
+        ScalarStyle::SingleQuoted => (
+            " && ".to_string(),
+            then.iter().map(|t| t.replace('\'', "''")).collect(),
+        ),
+        ScalarStyle::Plain if then.iter().all(|t| render::plain_safe(t, false)) => {
+            (" && ".to_string(), then.to_vec())
+        }
+        _ => return None,
+    };
+    let mut text = std::mem::take(&mut edit.text);
+    for t in then {
+        text.push_str(&sep);
+        text.push_str(&t);
+    }
+    edit.text = if in_list {
+        format!("{{ {text}; }}")
+    } else {
+        text
+    };
+    Some(edit)
 }
 
 /// Replaces a scalar keeping its quoting.
@@ -436,11 +647,8 @@ fn builder_flag_edits(source: &SourceFile, d: &DockerBuild, builder: &str) -> Ve
     let text = &source.text;
     let build_node = &d.items[d.build_item].node;
     let flow = is_in_flow(source, build_node);
-    let quote = if source.syntax == Syntax::Json {
-        Quote::Json
-    } else {
-        Quote::Plain
-    };
+    // New items quoted as the list's own items are.
+    let quote = Quote::of_items(d.items, source.syntax);
     let mut new_items: Vec<String> = Vec::new();
     let mut edits = Vec::new();
     if d.classic {
@@ -470,6 +678,12 @@ fn builder_flag_edits(source: &SourceFile, d: &DockerBuild, builder: &str) -> Ve
     edits
 }
 
+/// Where the setup step writes the builder's registry settings: Cloud
+/// Build's home directory, which every step shares, and not `/workspace`,
+/// the build context a `COPY . .` would put it from into the image. `buildx
+/// create` reads it at once and keeps a copy with the builder.
+const BUILDKITD_TOML: &str = "/builder/home/buildkitd.toml";
+
 /// The setup step's argv.
 fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>, Vec<String>) {
     let mut create = vec![
@@ -488,7 +702,7 @@ fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>
     }
     // Registry settings live in buildkitd.toml; write it, then create.
     create.push("--buildkitd-config".into());
-    create.push("buildkitd.toml".into());
+    create.push(BUILDKITD_TOML.into());
     create.push("--use".into());
     let lines: Vec<String> = registry
         .to_toml_lines()
@@ -496,7 +710,7 @@ fn setup_argv(builder: &str, registry: &RegistryConfig) -> (Option<&'static str>
         .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
         .collect();
     let script = format!(
-        "printf '%s\\n' {} > buildkitd.toml && docker {}",
+        "printf '%s\\n' {} > {BUILDKITD_TOML} && docker {}",
         lines.join(" "),
         create.join(" ")
     );
@@ -515,17 +729,21 @@ fn insert_setup(
     let text = &source.text;
     let item = build.steps[before].item;
     let (entrypoint, argv) = setup_argv(builder, registry);
+    let file_quote = file_quote(build);
     let wait_quote = build
         .steps
         .iter()
         .find_map(|s| s.wait_for.and_then(|w| w.value.as_seq()))
         .map(|seq| Quote::of_seq(seq, source.syntax))
         .filter(|q| *q != Quote::Plain)
-        .unwrap_or(if source.syntax == Syntax::Json {
-            Quote::Json
-        } else {
-            Quote::Single
-        });
+        .or(file_quote)
+        .unwrap_or(Quote::Single);
+    // `id:`, `name:` and `entrypoint:` quoted as the next step's name is.
+    let name_quote = build.steps[before]
+        .name
+        .map(|n| Quote::of_node(&n.value, source.syntax))
+        .unwrap_or(Quote::Plain);
+    let value = |v: &str| render::scalar(v, name_quote, false);
     // The args style of the first migrated step's list, for consistency.
     let template_args = steps
         .iter()
@@ -545,7 +763,7 @@ fn insert_setup(
                 k.to_string()
             }
         };
-        let arg_items = format_items(&argv, if json { Quote::Json } else { Quote::Single }, true);
+        let arg_items = format_items(&argv, file_quote.unwrap_or(Quote::Single), true);
         let mut fields = vec![
             format!("{}: {}", key("id"), render::scalar(SETUP_ID, q, true)),
             format!(
@@ -646,9 +864,13 @@ fn insert_setup(
             )
         ),
     };
-    let mut out = format!("{first}id: {SETUP_ID}\n{pad}name: {DOCKER_BUILDER}\n");
+    let mut out = format!(
+        "{first}id: {}\n{pad}name: {}\n",
+        value(SETUP_ID),
+        value(DOCKER_BUILDER)
+    );
     if let Some(ep) = entrypoint {
-        out.push_str(&format!("{pad}entrypoint: {ep}\n"));
+        out.push_str(&format!("{pad}entrypoint: {}\n", value(ep)));
     }
     out.push_str(&format!("{pad}args:{args_text}\n"));
     out.push_str(&format!(
@@ -661,6 +883,39 @@ fn insert_setup(
         out.push('\n');
     }
     Edit::insert(at, out)
+}
+
+/// The quoting the file's steps use most (`Json` for JSON), `None` when
+/// they quote nothing.
+fn file_quote(build: &Build) -> Option<Quote> {
+    if build.source.syntax == Syntax::Json {
+        return Some(Quote::Json);
+    }
+    let (mut single, mut double) = (0usize, 0usize);
+    let mut count = |node: &Node| {
+        if let Value::Scalar(s) = &node.value {
+            match s.style {
+                ScalarStyle::SingleQuoted => single += 1,
+                ScalarStyle::DoubleQuoted => double += 1,
+                _ => {}
+            }
+        }
+    };
+    for step in &build.steps {
+        for entry in [step.name, step.entrypoint].into_iter().flatten() {
+            count(&entry.value);
+        }
+        for entry in [step.args, step.wait_for].into_iter().flatten() {
+            for item in entry.value.as_seq().map_or(&[][..], |s| &s.items) {
+                count(&item.node);
+            }
+        }
+    }
+    match (single, double) {
+        (0, 0) => None,
+        (s, d) if d > s => Some(Quote::Double),
+        _ => Some(Quote::Single),
+    }
 }
 
 /// The start of the comment lines directly above `offset`'s line (no blank

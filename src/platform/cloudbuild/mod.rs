@@ -1,6 +1,7 @@
 //! Google Cloud Build: the build's steps, which of them run Kaniko, and the
 //! edits that migrate them.
 
+pub mod digest_files;
 pub mod docker_steps;
 pub mod kaniko_steps;
 pub mod migrate;
@@ -61,6 +62,17 @@ impl<'a> Build<'a> {
     /// Reads the build; a file without the shape of one is an error that
     /// names the place.
     pub fn parse(source: &'a SourceFile) -> Result<Build<'a>, SourceError> {
+        if let Some(second) = source.tree.documents.get(1) {
+            return Err(source
+                .error_at(
+                    document_start(&source.text, second.span.start),
+                    format!(
+                        "a second YAML document starts here ({} in the file): a Cloud Build config is one document, and kmigrate would read only one of them",
+                        source.tree.documents.len()
+                    ),
+                )
+                .with_help("split the file into one config per build (Cloud Build rejects several documents), then check each"));
+        }
         let Some(root) = source.root() else {
             return Err(SourceError::new(&source.path, "the file is empty")
                 .with_help("a Cloud Build config needs a top-level `steps:` list"));
@@ -154,6 +166,21 @@ impl<'a> Build<'a> {
     }
 }
 
+/// The start of the `---` line that opens the document whose content starts
+/// at `content` (the content itself when there is none).
+fn document_start(text: &str, content: usize) -> usize {
+    let mut line = text[..content].rfind('\n').map_or(0, |i| i + 1);
+    loop {
+        if text[line..].starts_with("---") {
+            return line;
+        }
+        if line == 0 {
+            return content;
+        }
+        line = text[..line - 1].rfind('\n').map_or(0, |i| i + 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +211,16 @@ mod tests {
         assert!(e.to_string().contains(":2:8: `steps` is a string"), "{e}");
         let e = Build::parse(&load("steps:\n- x\n")).unwrap_err();
         assert!(e.to_string().contains("step 1 is a"), "{e}");
+        let e = Build::parse(&load("steps: []\n---\n# b\nsteps: []\n")).unwrap_err();
+        assert!(
+            e.to_string().contains(":2:1: a second YAML document"),
+            "{e}"
+        );
+        let e = Build::parse(&load("---\nsteps: []\n--- # b\nsteps: []\n")).unwrap_err();
+        assert!(
+            e.to_string().contains(":3:1: a second YAML document"),
+            "{e}"
+        );
+        assert!(Build::parse(&load("---\nsteps: []\n...\n")).is_ok());
     }
 }
