@@ -723,11 +723,12 @@ mod tests {
         let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
         let (rules, text) = run(src, Target::Buildx);
         // The template and the manual job stay; `a` gets its own image
-        // (issue 14.2: a shared value changes only when all its users do).
+        // (issue 14.2: a shared value changes only when all its users do),
+        // after its leading `extends:` (issue 14.14).
         let text = text.unwrap();
         assert!(
             text.starts_with(
-                ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  image: docker:28.5-cli\n"
+                ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  image: docker:28.5-cli\n"
             ),
             "{text}"
         );
