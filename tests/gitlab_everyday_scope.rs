@@ -394,6 +394,24 @@ build:
     assert!(found.iter().all(|(_, s, _)| s == "info"), "{found:#?}");
     let out = kmigrate(repo, &["check", "."]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+
+    // A file of templates only (a template library, or a fragment whose
+    // users are elsewhere) ships its templates: they are reported as jobs
+    // are, so a CI gate on the library fails while it uses Kaniko.
+    write(
+        repo,
+        ".gitlab-ci.yml",
+        ".kaniko:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --destination registry.example.com/app\n",
+    );
+    let found = findings(repo, &["."]);
+    assert!(
+        found
+            .iter()
+            .any(|(r, s, m)| r == "KM001" && s == "error" && m.contains("`.kaniko`")),
+        "{found:#?}"
+    );
+    let out = kmigrate(repo, &["check", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
 }
 
 #[test]

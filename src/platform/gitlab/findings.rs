@@ -158,13 +158,15 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
 
     let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
     let plans = plans(p, &kjobs, opts);
+    let unused_is_info = runs_jobs(p);
     for (k, plan) in kjobs.iter().zip(plans) {
         let Some(plan) = plan else { continue };
-        // A template no job of this pipeline uses never runs here: its
-        // findings are info (its fix still migrates it for the pipelines
-        // that include it).
         let mut own = Collector::default();
-        let to = if k.job.hidden { &mut own } else { &mut c };
+        let to = if k.job.hidden && unused_is_info {
+            &mut own
+        } else {
+            &mut c
+        };
         for call in &k.calls {
             note_findings(to, call);
         }
@@ -198,7 +200,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
                     edits: vec![edit],
                 });
             }
-            if job.hidden {
+            if job.hidden && unused_is_info {
                 f.severity = Severity::Info;
             }
             c.add(d.file, f);
@@ -211,6 +213,16 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             FileFindings { file, findings }
         })
         .collect()
+}
+
+/// Whether the pipeline runs jobs of its own. Where it does, a template
+/// none of them uses never runs: its findings are info (its fix still
+/// migrates it for the pipelines that include it). Where it runs none, the
+/// file is a template library or a fragment whose users live elsewhere:
+/// its templates are what it ships, and they are reported as jobs are, so
+/// a CI gate on the library fails while it still uses Kaniko.
+fn runs_jobs(p: &Pipeline) -> bool {
+    p.jobs.iter().any(|j| !j.hidden)
 }
 
 fn note_findings(c: &mut Collector, call: &CallInfo) {
