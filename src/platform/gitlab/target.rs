@@ -102,7 +102,10 @@ fn word(dq: &str) -> String {
         out.push_str(&rest[..len]);
         rest = &rest[len..];
     }
-    render_word(&out)
+    // GitLab replaces `$[[ inputs.x ]]` in the file's text before any shell
+    // reads it, even where the shell saw single quotes (`'$[[ inputs.x ]]'`
+    // reaches here as a literal `\$[[`): keep it interpolable.
+    render_word(&out).replace("\\$[[", "$[[")
 }
 
 /// The `docker buildx build` words for `plan` (shell text, one word each).
@@ -270,6 +273,7 @@ mod tests {
             "\"$[[ inputs.image ]]:$[[ inputs.tag ]]\""
         );
         assert_eq!(word("a\\$b\\\"c"), "\"a\\$b\\\"c\"");
+        assert_eq!(word("\\$[[ inputs.x ]]"), "\"$[[ inputs.x ]]\"");
     }
 
     #[test]
