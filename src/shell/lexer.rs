@@ -298,24 +298,24 @@ impl Lexer<'_> {
     /// Returns false when the `$` is a literal dollar sign.
     fn expansion(&mut self, out: &mut String) -> bool {
         let start = self.pos;
-        if self.bytes[self.pos] == b'`' {
-            self.pos += 1;
-            while let Some(c) = self.peek(0) {
+        let opened = match (self.bytes[self.pos], self.peek(1)) {
+            (b'`', _) => {
                 self.pos += 1;
-                if c == b'\\' {
-                    self.pos += 1;
-                } else if c == b'`' {
-                    break;
-                }
+                self.skip_nested(Nest::Backquote);
+                true
             }
-            self.pos = self.pos.min(self.bytes.len());
-            out.push_str(&self.src[start..self.pos]);
-            return true;
-        }
-        match self.peek(1) {
-            Some(b'{') => self.skip_balanced(b'{', b'}', 2),
-            Some(b'(') => self.skip_balanced(b'(', b')', 2),
-            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+            (_, Some(b'{')) => {
+                self.pos += 2;
+                self.skip_nested(Nest::Brace);
+                true
+            }
+            (_, Some(b'(')) => {
+                self.pos += 2;
+                self.skip_nested(Nest::Paren);
+                true
+            }
+            (_, Some(b'[')) if self.peek(2) == Some(b'[') => self.skip_gitlab_input(),
+            (_, Some(c)) if c.is_ascii_alphabetic() || c == b'_' => {
                 self.pos += 1;
                 while self
                     .peek(0)
@@ -323,44 +323,120 @@ impl Lexer<'_> {
                 {
                     self.pos += 1;
                 }
+                true
             }
-            Some(c) if c.is_ascii_digit() || b"@*#?$!-".contains(&c) => self.pos += 2,
-            _ => {
-                self.pos += 1;
-                out.push_str("\\$");
-                return false;
+            (_, Some(c)) if c.is_ascii_digit() || b"@*#?$!-".contains(&c) => {
+                self.pos += 2;
+                true
             }
+            _ => false,
+        };
+        if !opened {
+            self.pos = start + 1;
+            out.push_str("\\$");
+            return false;
         }
         out.push_str(&self.src[start..self.pos]);
         true
     }
 
-    /// Moves past a bracketed expansion, honouring nesting and quotes.
-    fn skip_balanced(&mut self, open: u8, close: u8, skip: usize) {
+    /// GitLab's `$[[ inputs.name ]]` (CI/CD component inputs): GitLab
+    /// replaces it before any shell runs, so it is one opaque word however
+    /// many spaces it holds. Without its closing `]]` it is literal text.
+    fn skip_gitlab_input(&mut self) -> bool {
+        let body = self.pos + 3;
+        match self.src[body..].find("]]") {
+            Some(i) if !self.src[body..body + i].contains('\n') => {
+                self.pos = body + i + 2;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves past the body of an expansion whose opener (`$(`, `${`, `` ` ``)
+    /// was just consumed, honouring nested expansions, quotes and
+    /// backquotes (`$(echo ")")` ends at the second `)`). The nesting is
+    /// an explicit stack, so hostile input cannot exhaust the call stack.
+    fn skip_nested(&mut self, outer: Nest) {
         let start = self.pos;
-        self.pos += skip;
-        let mut depth = 1;
-        while let Some(c) = self.peek(0) {
-            self.pos += 1;
-            match c {
-                b'\\' => self.pos += 1,
-                b'\'' if open == b'(' => {
-                    if let Some(i) = self.src[self.pos..].find('\'') {
-                        self.pos += i + 1;
+        let mut stack = vec![outer];
+        while let Some(&top) = stack.last() {
+            let Some(ch) = self.next_char() else {
+                self.problems.push((start, "unterminated expansion".into()));
+                return;
+            };
+            // Every byte that matters here is ASCII.
+            let c = if ch.is_ascii() { ch as u8 } else { 0 };
+            let next = self.peek(0);
+            match (top, c) {
+                (_, b'\\') => {
+                    self.next_char();
+                }
+                (Nest::Backquote, b'`')
+                | (Nest::Quote, b'"')
+                | (Nest::Paren, b')')
+                | (Nest::Brace, b'}') => {
+                    stack.pop();
+                }
+                (Nest::Backquote, _) => {}
+                (Nest::Paren, b'\'') => match self.src[self.pos..].find('\'') {
+                    Some(i) => self.pos += i + 1,
+                    None => self.pos = self.bytes.len(),
+                },
+                (Nest::Paren, b'(') | (Nest::Brace, b'{') => stack.push(top),
+                (_, b'$') if next == Some(b'[') && self.peek(1) == Some(b'[') => {
+                    self.pos -= 1;
+                    if !self.skip_gitlab_input() {
+                        self.pos += 1;
                     }
                 }
-                c if c == open => depth += 1,
-                c if c == close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return;
-                    }
+                (_, b'$') if next == Some(b'(') => {
+                    self.pos += 1;
+                    stack.push(Nest::Paren);
                 }
+                (_, b'$') if next == Some(b'{') => {
+                    self.pos += 1;
+                    stack.push(Nest::Brace);
+                }
+                (_, b'`') => stack.push(Nest::Backquote),
+                (Nest::Paren | Nest::Brace, b'"') => stack.push(Nest::Quote),
                 _ => {}
             }
         }
-        self.pos = self.pos.min(self.bytes.len());
-        self.problems.push((start, "unterminated expansion".into()));
+    }
+}
+
+/// What an expansion body is inside of, while skipping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nest {
+    /// `$(…)`, `$((…))` or a `(…)` inside one.
+    Paren,
+    /// `${…}`.
+    Brace,
+    /// `"…"` inside an expansion.
+    Quote,
+    /// `` `…` ``.
+    Backquote,
+}
+
+/// The length of the expansion at the start of `s` (`$X`, `${…}`, `$(…)`,
+/// `` `…` ``, `$[[ … ]]`), or 0 when `s` does not start with one.
+pub fn expansion_len(s: &str) -> usize {
+    if !s.starts_with(['$', '`']) {
+        return 0;
+    }
+    let mut lx = Lexer {
+        src: s,
+        bytes: s.as_bytes(),
+        pos: 0,
+        heredocs: Vec::new(),
+        problems: Vec::new(),
+    };
+    if lx.expansion(&mut String::new()) {
+        lx.pos.min(s.len())
+    } else {
+        0
     }
 }
 
@@ -574,6 +650,92 @@ mod tests {
         let c = &s.commands[0];
         assert_eq!(c.assignments.len(), 1);
         assert_eq!(c.program().unwrap().1.dq, "/kaniko/executor");
+    }
+
+    /// Each opaque form is one word, kept byte for byte, whatever quotes,
+    /// spaces or parentheses it holds.
+    fn one_word(src: &str) -> Word {
+        let s = parse(&format!("x {src} y"));
+        assert!(s.problems.is_empty(), "{src}: {:?}", s.problems);
+        let w = &s.commands[0].words;
+        assert_eq!(w.len(), 3, "{src}: {w:?}");
+        assert_eq!(w[2].dq, "y");
+        w[1].clone()
+    }
+
+    #[test]
+    fn gitlab_inputs_are_one_opaque_word() {
+        let w = one_word("$[[ inputs.image_tag ]]");
+        assert_eq!(w.dq, "$[[ inputs.image_tag ]]");
+        assert!(w.is_bare_expansion());
+        let w = one_word("$[[ inputs.image ]]:$[[ inputs.tag | expand_vars ]]");
+        assert_eq!(w.dq, "$[[ inputs.image ]]:$[[ inputs.tag | expand_vars ]]");
+        assert!(w.has_expansion && !w.is_bare_expansion());
+        let w = one_word("\"VERSION=$[[ inputs.version ]]\"");
+        assert_eq!(w.dq, "VERSION=$[[ inputs.version ]]");
+        assert!(w.has_expansion && !w.unquoted_expansion);
+        // Without its `]]` it is a literal dollar, as GitLab leaves it.
+        assert_eq!(parse("x $[[ y").commands[0].words[1].dq, "\\$[[");
+    }
+
+    #[test]
+    fn command_substitutions_hold_quotes_and_parentheses() {
+        for src in [
+            "$(git rev-parse --short HEAD)",
+            "$(echo \")\" )",
+            "\"$(echo \")\" )\"",
+            "$( [ \"$[[ inputs.push ]]\" = \"false\" ] && echo \"--no-push --tarPath image.tar\" )",
+            "\"$(git describe --tags \"$(git rev-list --tags --max-count=1)\")\"",
+            "$(echo '(' \"${A:-)}\")",
+            "$(echo `echo )`)",
+        ] {
+            let w = one_word(src);
+            assert!(w.has_expansion, "{src}");
+            assert_eq!(w.dq, src.trim_matches('"'), "{src}");
+        }
+    }
+
+    #[test]
+    fn backquotes_nest_with_escapes() {
+        let w = one_word("`echo \\`whoami\\` )`");
+        assert_eq!(w.dq, "`echo \\`whoami\\` )`");
+        let w = one_word("\"built-by=$(echo `whoami`)\"");
+        assert_eq!(w.dq, "built-by=$(echo `whoami`)");
+    }
+
+    #[test]
+    fn parameter_expansions_and_arithmetic_are_one_word() {
+        for src in [
+            "${CTX:-.}",
+            "${CI_COMMIT_REF_SLUG//\\//-}",
+            "${A:-\"}\"}",
+            "${A:-${B:-c d}}",
+            "$((1+2))",
+            "$(( (1+2) * 3 ))",
+        ] {
+            let w = one_word(src);
+            assert_eq!(w.dq, src, "{src}");
+            assert!(w.unquoted_expansion, "{src}");
+        }
+    }
+
+    #[test]
+    fn expansion_len_measures_one_expansion() {
+        assert_eq!(expansion_len("$(a \")\") b"), 8);
+        assert_eq!(expansion_len("$[[ inputs.x ]]:y"), 15);
+        assert_eq!(expansion_len("${X}y"), 4);
+        assert_eq!(expansion_len("$ x"), 0);
+        assert_eq!(expansion_len("x"), 0);
+    }
+
+    #[test]
+    fn deep_or_unterminated_nesting_is_a_problem_not_a_panic() {
+        let deep = "$(\"".repeat(100_000);
+        let s = parse(&format!("x {deep}"));
+        assert_eq!(s.problems.len(), 1);
+        for src in ["x $(a \"é", "x `é", "x ${é", "x $(é\\"] {
+            assert_eq!(parse(src).problems.len(), 1, "{src}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 mod lexer;
 
-pub use lexer::parse;
+pub use lexer::{expansion_len, parse};
 
 use std::ops::Range;
 
@@ -20,7 +20,8 @@ pub struct Word {
     pub span: Range<usize>,
     /// The word with quotes removed, written so that it means the same inside
     /// double quotes: literal `$`, `` ` ``, `"` and `\` carry a backslash,
-    /// expansions (`$X`, `${X}`, `$(…)`) are kept as written.
+    /// expansions (`$X`, `${X}`, `$(…)`, `` `…` ``, `$((…))`, GitLab's
+    /// `$[[ inputs.x ]]`) are kept as written, each one opaque.
     pub dq: String,
     /// The word contains at least one expansion.
     pub has_expansion: bool,
@@ -139,6 +140,10 @@ pub fn escape_dq(literal: &str) -> String {
 }
 
 fn is_single_expansion(dq: &str) -> bool {
+    // A GitLab input may hold any text, flags included.
+    if dq.starts_with("$[[") {
+        return expansion_len(dq) == dq.len();
+    }
     let Some(rest) = dq.strip_prefix('$') else {
         return false;
     };

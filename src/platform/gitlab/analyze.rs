@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::detect::{ExecutorCall, ImageMatch, kaniko_use};
 use super::job::{Job, Section};
 use super::{ImageMatcher, Pipeline};
-use crate::buildx::from_kaniko::{Conversion, ConvertOptions, convert};
+use crate::buildx::from_kaniko::{Conversion, ConvertOptions, Note, NoteKind, convert};
 use crate::kaniko::{self, Arg};
 use crate::shell::Nesting;
 use crate::source::Span;
@@ -141,6 +141,7 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         .collect();
     let call = kaniko::call::parse(args);
     let mut conversion = convert(&call, opts);
+    note_default_context(&call, &mut conversion);
     unmark_plan(&mut conversion.plan);
     for n in &mut conversion.notes {
         unmark(&mut n.message);
@@ -159,6 +160,33 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         call,
         conversion,
     }
+}
+
+/// Kaniko's default context, `/workspace/`, is a directory of the Kaniko
+/// image, not the project checkout a GitLab job runs in: the rewrite keeps
+/// it (that is what Kaniko built) but never silently. A `--context` that is
+/// written but could not be read is no default at all: that build stays.
+fn note_default_context(call: &kaniko::Call, out: &mut Conversion) {
+    if call.value("context").is_some() || out.is_blocked() {
+        return;
+    }
+    let written = call.args.iter().position(|a| {
+        a.text == "-c" || a.text.starts_with("--context") && !a.text.starts_with("--context-")
+    });
+    out.notes.push(match written {
+        Some(i) => Note {
+            kind: NoteKind::Manual,
+            args: i..i + 1,
+            message: "the build context is written but kmigrate cannot read it".into(),
+            help: Some("give `--context` one value (e.g. `--context \"$CI_PROJECT_DIR\"`), or migrate this call by hand".into()),
+        },
+        None => Note {
+            kind: NoteKind::Changed,
+            args: 0..0,
+            message: "no `--context`: Kaniko built its default `/workspace/`, which in a GitLab job is not the project directory; the rewrite builds `/workspace` too".into(),
+            help: Some("if the project was meant, write `--context \"$CI_PROJECT_DIR\"` in the new call".into()),
+        },
+    });
 }
 
 /// Stands for `$CI_PROJECT_DIR` (the job's working directory) while a call

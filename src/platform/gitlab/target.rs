@@ -2,7 +2,7 @@
 //! and the shell commands each target emits for a `BuildPlan`.
 
 use crate::buildx::BuildPlan;
-use crate::shell::render_word;
+use crate::shell::{expansion_len, render_word};
 
 /// Where `kmigrate rewrite` takes a GitLab Kaniko job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,25 +83,29 @@ impl Options {
 
 /// Shell text for one double-quote-ready value. Attribute lists quote
 /// values that hold commas (`"name=a,b"`); those quotes are literal and
-/// get a backslash inside the double-quoted word.
+/// get a backslash inside the double-quoted word. Expansions (`$(… "…")`,
+/// `$[[ inputs.x ]]`) are copied as written: a quote inside one belongs to
+/// its own command and must not be escaped.
 fn word(dq: &str) -> String {
     let mut out = String::with_capacity(dq.len());
-    let mut prev = '\0';
-    for c in dq.chars() {
-        if c == '"' && prev != '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-        prev = c;
+    let mut rest = dq;
+    while let Some(c) = rest.chars().next() {
+        let len = match c {
+            '\\' => 1 + rest[1..].chars().next().map_or(0, char::len_utf8),
+            '$' | '`' => expansion_len(rest).max(1),
+            '"' => {
+                out.push('\\');
+                1
+            }
+            _ => c.len_utf8(),
+        };
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
     }
-    // GitLab's `$[[ inputs.x ]]` must stay as written to be interpolated;
-    // inside double quotes the shell never sees it anyway.
-    let rendered = render_word(&out);
-    if rendered.contains("\\$[[") {
-        rendered.replace("\\$[[", "$[[")
-    } else {
-        rendered
-    }
+    // GitLab replaces `$[[ inputs.x ]]` in the file's text before any shell
+    // reads it, even where the shell saw single quotes (`'$[[ inputs.x ]]'`
+    // reaches here as a literal `\$[[`): keep it interpolable.
+    render_word(&out).replace("\\$[[", "$[[")
 }
 
 /// The `docker buildx build` words for `plan` (shell text, one word each).
@@ -254,6 +258,22 @@ mod tests {
             "{w}"
         );
         assert!(w.ends_with("--push --provenance=false ."), "{w}");
+    }
+
+    #[test]
+    fn quotes_inside_expansions_stay_unescaped() {
+        // Attribute-list quotes are literal; a quote inside `$(…)` is not.
+        assert_eq!(word("\"a,b\""), "\"\\\"a,b\\\"\"");
+        assert_eq!(
+            word("REV=$(git describe --tags \"$(git rev-list -n1)\")"),
+            "\"REV=$(git describe --tags \"$(git rev-list -n1)\")\""
+        );
+        assert_eq!(
+            word("$[[ inputs.image ]]:$[[ inputs.tag ]]"),
+            "\"$[[ inputs.image ]]:$[[ inputs.tag ]]\""
+        );
+        assert_eq!(word("a\\$b\\\"c"), "\"a\\$b\\\"c\"");
+        assert_eq!(word("\\$[[ inputs.x ]]"), "\"$[[ inputs.x ]]\"");
     }
 
     #[test]
