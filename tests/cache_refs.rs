@@ -62,7 +62,7 @@ fn builds(text: &str, gitlab: bool) -> Vec<(BTreeSet<String>, BTreeSet<String>)>
             .collect()
     };
     let word = |s: &str| {
-        s.trim_start_matches(['-', ' ', '\'', '"', ','])
+        s.trim_start_matches(['-', ' ', '\'', '"', ',', '\n'])
             .split(['\'', '"', ' ', '\n', ','])
             .next()
             .unwrap_or("")
@@ -84,6 +84,10 @@ fn assert_distinct(builds: &[(BTreeSet<String>, BTreeSet<String>)]) {
     let mut by_ref: BTreeMap<&str, BTreeSet<&BTreeSet<String>>> = BTreeMap::new();
     for (tags, refs) in builds {
         assert!(!refs.is_empty(), "a build without a cache: {builds:?}");
+        assert!(
+            !tags.is_empty() && tags.iter().all(|t| !t.is_empty()),
+            "{builds:?}"
+        );
         for r in refs {
             by_ref.entry(r).or_default().insert(tags);
             let tag = r.rsplit_once(':').unwrap().1;
