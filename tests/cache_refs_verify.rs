@@ -57,9 +57,8 @@ fn parallel_steps_sharing_a_cache_repo_all_hit_their_warm_cache() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
-    let j: Value = serde_json::from_str(&report).unwrap_or_else(|e| {
-        panic!("{e}: {report}{}", String::from_utf8_lossy(&out.stderr))
-    });
+    let j: Value = serde_json::from_str(&report)
+        .unwrap_or_else(|e| panic!("{e}: {report}{}", String::from_utf8_lossy(&out.stderr)));
     let builds = j["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 4, "{j:#}");
     let mut cache_refs = Vec::new();
