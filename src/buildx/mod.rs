@@ -1,6 +1,7 @@
 //! `docker buildx build` as data: the shared [`BuildPlan`] and its argv form.
 
 pub mod argv;
+pub mod cache_refs;
 pub mod from_kaniko;
 pub mod plan;
 pub mod registry_config;

@@ -297,6 +297,9 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     };
     report.notes.extend(backend.caveats());
     let mut used_originals = vec![false; originals.len()];
+    // Builds whose cold run happened: where their result is, the build,
+    // its mapped plan, the cold run's stats and the original it comes from.
+    let mut ran = Vec::new();
     for (i, b) in builds.iter().enumerate() {
         let origin = if report.rewritten_in_memory {
             pair(b.plan.as_ref(), &originals, &used_originals)
@@ -367,6 +370,15 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         r.refs = mapped.refs.clone();
         opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
         let cold = backend.cold(i, &mapped);
+        ran.push((report.builds.len(), i, mapped, cold, origin));
+        report.builds.push(r);
+    }
+    // The warm runs start after every cold run, as the next run of the
+    // config starts after the whole last one: a build whose cache another
+    // build overwrote (one registry cache ref shared by two images) misses.
+    for (at, i, mapped, cold, origin) in ran {
+        let b = &builds[i];
+        let r = &mut report.builds[at];
         let mut warm = None;
         if cold.ok {
             opts.say(&format!(
@@ -375,14 +387,15 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             ));
             warm = Some(backend.warm(i, &mapped));
         }
-        judge(&mut r, &mapped, &cold, warm.as_ref());
+        judge(r, &mapped, &cold, warm.as_ref());
         r.cold = Some(cold);
         r.warm = warm;
-        if opts.compare_original && r.cold.as_ref().is_some_and(|c| c.ok) {
+        if opts.compare_original
+            && r.cold.as_ref().is_some_and(|c| c.ok)
+            && let Some(plan) = &b.plan
+        {
             match origin.map(|j| &originals[j]) {
-                Some(o) if o.kind == Kind::Kaniko => {
-                    compare_with(opts, &store, i, plan, o, &mut r)
-                }
+                Some(o) if o.kind == Kind::Kaniko => compare_with(opts, &store, i, plan, o, r),
                 _ => r.notes.push(
                     "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
                 ),
@@ -398,7 +411,6 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
                 Status::NotRun => "not run".to_string(),
             }
         ));
-        report.builds.push(r);
     }
     report.finish();
     Ok(report)

@@ -9,6 +9,7 @@ use super::digest_files;
 use super::docker_steps::{self, DockerBuild};
 use super::kaniko_steps::{self, Invocation, KanikoStep};
 use super::{Build, Step};
+use crate::buildx::cache_refs;
 use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
 use crate::buildx::registry_config::RegistryConfig;
 use crate::options::Options;
@@ -67,9 +68,13 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
         .and_then(|s| s.name.clone())
         .unwrap_or_else(|| opts.builder.clone());
 
+    let found = kaniko_steps::find(build);
+    let mut converted: Vec<Vec<Conversion>> =
+        found.iter().map(|k| convert_step(build, k, opts)).collect();
+    distinct_cache_refs(&found, &mut converted);
     let mut steps = Vec::new();
-    for k in kaniko_steps::find(build) {
-        steps.push(migrate_step(build, k, &builder, opts));
+    for (k, conversions) in found.into_iter().zip(converted) {
+        steps.push(migrate_step(build, k, conversions, &builder));
     }
 
     let mut driver_fixes = Vec::new();
@@ -143,15 +148,10 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     }
 }
 
-fn migrate_step<'a>(
-    build: &'a Build<'a>,
-    kaniko: KanikoStep<'a>,
-    builder: &str,
-    opts: &Options,
-) -> StepMigration<'a> {
+/// Each executor call of a Kaniko step converted.
+fn convert_step(build: &Build, kaniko: &KanikoStep, opts: &Options) -> Vec<Conversion> {
     let source = build.source;
     let step = kaniko.step;
-    let mut notes = Vec::new();
     let workdir = match step.dir.as_deref() {
         Some(d) if d.starts_with('/') => d.to_string(),
         Some(d) => format!("/workspace/{d}"),
@@ -184,7 +184,80 @@ fn migrate_step<'a>(
     for (call, conversion) in kaniko.calls.iter().zip(&mut conversions) {
         explain_digest_files(&call.call, conversion);
     }
+    conversions
+}
 
+/// Gives every migrated build of the file that would export to the same
+/// registry cache ref as a build of another image its own tag (steps run
+/// in parallel, and BuildKit keeps one cache manifest per ref).
+fn distinct_cache_refs(found: &[KanikoStep], converted: &mut [Vec<Conversion>]) {
+    let mut at: Vec<(usize, usize)> = Vec::new();
+    let mut uses: Vec<cache_refs::CacheUse> = Vec::new();
+    for (si, (k, convs)) in found.iter().zip(converted.iter()).enumerate() {
+        if k.is_warmer() || k.unreadable.is_some() {
+            continue;
+        }
+        for (ci, c) in convs.iter().enumerate() {
+            let Some(r) = c.cache_ref.as_deref().filter(|_| !c.is_blocked()) else {
+                continue;
+            };
+            at.push((si, ci));
+            uses.push(cache_refs::CacheUse {
+                cache_ref: r,
+                plan: &c.plan,
+                names: build_names(k.step, ci, convs.len(), &c.plan),
+            });
+        }
+    }
+    let new_refs = cache_refs::distinct(&uses);
+    let others: Vec<Vec<String>> = (0..uses.len())
+        .map(|i| cache_refs::sharing_names(&uses, &new_refs, i))
+        .collect();
+    drop(uses);
+    for (((si, ci), new_ref), others) in at.into_iter().zip(new_refs).zip(others) {
+        if let Some(r) = new_ref {
+            let call = &found[si].calls[ci].call;
+            cache_refs::retag(&mut converted[si][ci], call, &r, &others);
+        }
+    }
+}
+
+/// Readable names for call `call` of `of` in `step`, best first: the
+/// step's `id`, the Dockerfile, the image, the context, the step number.
+fn build_names(
+    step: &Step,
+    call: usize,
+    of: usize,
+    plan: &crate::buildx::BuildPlan,
+) -> Vec<String> {
+    let numbered = |base: String| {
+        if of > 1 {
+            format!("{base}-{}", call + 1)
+        } else {
+            base
+        }
+    };
+    let mut names = Vec::new();
+    if let Some(id) = &step.id {
+        names.push(numbered(id.clone()));
+    }
+    let split = crate::platform::gitlab::split::CallName::of(plan);
+    names.extend(split.suffixes[1].clone());
+    names.extend(split.image.clone());
+    names.extend(split.suffixes[2].clone());
+    names.push(numbered(format!("step-{}", step.index + 1)));
+    names
+}
+
+fn migrate_step<'a>(
+    build: &'a Build<'a>,
+    kaniko: KanikoStep<'a>,
+    conversions: Vec<Conversion>,
+    builder: &str,
+) -> StepMigration<'a> {
+    let source = build.source;
+    let step = kaniko.step;
+    let mut notes = Vec::new();
     let mut blocked = None;
     if kaniko.is_warmer() {
         blocked = Some("the step runs Kaniko's base-image warmer, which buildx does not need: remove the step (BuildKit pulls base images itself and caches them in the builder)".to_string());

@@ -7,6 +7,10 @@ use std::ops::Range;
 use super::detect::{ExecutorCall, ImageMatch, kaniko_use};
 use super::job::{Job, Section};
 use super::{ImageMatcher, Pipeline};
+use std::collections::HashSet;
+
+use super::split::{self, CallName};
+use crate::buildx::cache_refs;
 use crate::buildx::from_kaniko::{Conversion, ConvertOptions, Note, NoteKind, convert};
 use crate::kaniko::{self, Arg};
 use crate::shell::Nesting;
@@ -100,7 +104,8 @@ pub fn kaniko_jobs<'p>(
     cache_tag: &str,
 ) -> Vec<KanikoJob<'p>> {
     let opts = convert_options(p, cache_tag);
-    p.jobs
+    let mut kjobs: Vec<KanikoJob> = p
+        .jobs
         .iter()
         .filter_map(|job| {
             let k = kaniko_use(job, images)?;
@@ -115,7 +120,65 @@ pub fn kaniko_jobs<'p>(
                 calls,
             })
         })
-        .collect()
+        .collect();
+    distinct_cache_refs(&mut kjobs);
+    kjobs
+}
+
+/// Gives every build of the pipeline (the jobs of all its files, and the
+/// jobs a split makes of a multi-build job) that would export to the same
+/// registry cache ref as a build of another image its own tag: BuildKit
+/// keeps one cache manifest per ref. A call written once (a template used
+/// by several jobs) converts the same everywhere, so it is one build.
+fn distinct_cache_refs(kjobs: &mut [KanikoJob]) {
+    let mut at: Vec<(usize, usize)> = Vec::new();
+    let mut uses: Vec<cache_refs::CacheUse> = Vec::new();
+    for (ji, k) in kjobs.iter().enumerate() {
+        let split_names = (k.calls.len() > 1).then(|| {
+            let parts: Vec<CallName> = k
+                .calls
+                .iter()
+                .map(|c| CallName::of(&c.conversion.plan))
+                .collect();
+            split::names(&k.job.name, &parts, &HashSet::new()).jobs
+        });
+        for (ci, c) in k.calls.iter().enumerate() {
+            let Some(r) = c
+                .conversion
+                .cache_ref
+                .as_deref()
+                .filter(|_| !c.conversion.is_blocked())
+            else {
+                continue;
+            };
+            let own = match &split_names {
+                Some(names) => names[ci].clone(),
+                None => k.job.name.clone(),
+            };
+            let part = CallName::of(&c.conversion.plan);
+            let mut names = vec![own];
+            names.extend(part.suffixes[1].clone());
+            names.extend(part.image.clone());
+            names.extend(part.suffixes[2].clone());
+            at.push((ji, ci));
+            uses.push(cache_refs::CacheUse {
+                cache_ref: r,
+                plan: &c.conversion.plan,
+                names,
+            });
+        }
+    }
+    let new_refs = cache_refs::distinct(&uses);
+    let others: Vec<Vec<String>> = (0..uses.len())
+        .map(|i| cache_refs::sharing_names(&uses, &new_refs, i))
+        .collect();
+    drop(uses);
+    for (((ji, ci), new_ref), others) in at.into_iter().zip(new_refs).zip(others) {
+        if let Some(r) = new_ref {
+            let c = &mut kjobs[ji].calls[ci];
+            cache_refs::retag(&mut c.conversion, &c.call, &r, &others);
+        }
+    }
 }
 
 fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
