@@ -241,16 +241,6 @@ fn bad_inputs_are_located_errors() {
             ":5:",
         ),
         (
-            "a:\n  extends: .missing\n  script: [x]\n",
-            "`.missing`",
-            ":2:",
-        ),
-        (
-            "a:\n  script: !reference [.nope, script]\n",
-            "not defined",
-            ":2:",
-        ),
-        (
             "a:\n  script:\n    - key: value\n",
             "must be strings",
             ":3:",
@@ -268,6 +258,35 @@ fn bad_inputs_are_located_errors() {
             "{src:?}: {shown}"
         );
         assert!(e.help.is_some(), "{src:?}: no help");
+    }
+}
+
+#[test]
+fn undefined_templates_in_a_whole_pipeline_are_error_findings() {
+    // GitLab rejects these pipelines; kmigrate names the template where
+    // it is written and still checks the jobs (issue 15 item 3).
+    for (src, what) in [
+        ("a:\n  extends: .missing\n  script: [x]\n", "`.missing`"),
+        (
+            "a:\n  script: !reference [.nope, script]\n",
+            "`!reference [.nope, script]`",
+        ),
+    ] {
+        let p = load(&[(".gitlab-ci.yml", src)]).unwrap();
+        assert!(p.complete);
+        let a = p.job("a").unwrap();
+        assert_eq!(
+            a.unresolved_extends.len() + a.unresolved_references.len(),
+            1
+        );
+        let ff = findings::check(&p, &target::Options::default());
+        let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        let f = all[0];
+        assert_eq!((f.rule, f.severity), ("KM014", crate::rules::Severity::Error));
+        assert!(f.message.contains(what), "{}", f.message);
+        assert!(f.message.contains("GitLab rejects it"), "{}", f.message);
+        assert_eq!(p.files[0].position(f.span.start).0, 2);
     }
 }
 
