@@ -24,7 +24,9 @@ fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
 fn checkout(case: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join(".git")).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab-fragments").join(case);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gitlab-fragments")
+        .join(case);
     copy_dir(&src, tmp.path());
     tmp
 }
@@ -103,7 +105,10 @@ fn a_fragment_extending_a_missing_template_reports_its_kaniko_job() {
         "{m}"
     );
     assert!(!m.contains("image,"), "the job sets its own image: {m}");
-    assert_eq!(check_human(d.path(), "ci/build.yml", "fragment-base-env"), 1);
+    assert_eq!(
+        check_human(d.path(), "ci/build.yml", "fragment-base-env"),
+        1
+    );
     let (code, diff) = rewrite_diff(d.path(), "ci/build.yml");
     assert_eq!(code, 0, "{diff}");
     assert!(diff.contains("+    - docker buildx build"), "{diff}");
@@ -119,14 +124,21 @@ fn a_job_whose_image_comes_from_a_missing_template_gets_its_own_and_is_told_so()
     let km014 = with_rule(&findings, "KM014");
     let m: Vec<&str> = km014.iter().map(|f| message(f)).collect();
     assert!(
-        m.iter().any(|m| m.contains("image, services, variables, before_script and after_script may come from `.base-env`")),
+        m.iter().any(|m| m.contains(
+            "image, services, variables, before_script and after_script may come from `.base-env`"
+        )),
         "{m:?}"
     );
     // The fix replaces the template's image and services: said so.
-    let over = with_rule(&findings, "KM001")[0]["help"].as_str().unwrap().to_string()
+    let over = with_rule(&findings, "KM001")[0]["help"]
+        .as_str()
+        .unwrap()
+        .to_string()
         + &m.join("\n");
     assert!(
-        over.contains("sets the job's own `image` and `services`, which replace those of `.base-env`"),
+        over.contains(
+            "sets the job's own `image` and `services`, which replace those of `.base-env`"
+        ),
         "{over}"
     );
     let (code, diff) = rewrite_diff(d.path(), "ci/noimage.yml");
@@ -148,16 +160,25 @@ fn a_reference_to_a_missing_template_is_a_finding_and_stays_in_the_rewrite() {
     let m: Vec<&str> = km014.iter().map(|f| message(f)).collect();
     assert_eq!(m.len(), 2, "{m:?}");
     assert!(
-        m.iter().any(|m| m.contains("!reference [.other, before_script]` points into `.other`") && m.contains("did not read")),
+        m.iter().any(
+            |m| m.contains("!reference [.other, before_script]` points into `.other`")
+                && m.contains("did not read")
+        ),
         "{m:?}"
     );
     assert!(km014.iter().all(|f| f["severity"] == "info"));
-    assert_eq!(check_human(d.path(), "ci/build.yml", "fragment-reference"), 1);
+    assert_eq!(
+        check_human(d.path(), "ci/build.yml", "fragment-reference"),
+        1
+    );
     let (code, diff) = rewrite_diff(d.path(), "ci/build.yml");
     assert_eq!(code, 0, "{diff}");
     assert!(diff.contains("+    - docker buildx build"), "{diff}");
     assert!(!diff.contains("-    - !reference"), "{diff}");
-    let help = with_rule(&findings, "KM001")[0]["help"].as_str().unwrap().to_string();
+    let help = with_rule(&findings, "KM001")[0]["help"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(help.contains("the lines of `!reference [.other, before_script]` and `!reference [.other, script]` (not read) now run in the new image"), "{help}");
     snapshot!("fragment-reference.diff", diff);
 }
@@ -170,8 +191,14 @@ fn a_job_whose_kaniko_image_is_only_in_the_missing_template_is_reported_not_rewr
     let km001 = with_rule(&findings, "KM001");
     let jobs: Vec<&str> = km001.iter().map(|f| message(f)).collect();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
-    assert!(jobs[0].contains("`build`") && jobs[0].contains("KANIKO_DESTINATION"), "{jobs:?}");
-    assert!(jobs[1].contains("`publish`") && jobs[1].contains("`executor`"), "{jobs:?}");
+    assert!(
+        jobs[0].contains("`build`") && jobs[0].contains("KANIKO_DESTINATION"),
+        "{jobs:?}"
+    );
+    assert!(
+        jobs[1].contains("`publish`") && jobs[1].contains("`executor`"),
+        "{jobs:?}"
+    );
     assert!(km001.iter().all(|f| f["fixable"] == false));
     assert_eq!(
         check_human(d.path(), "ci/build.yml", "fragment-image-from-template"),
@@ -203,4 +230,27 @@ fn a_whole_pipeline_extending_an_undefined_template_is_a_finding_not_exit_2() {
     assert_eq!(km014[0]["severity"], "error");
     assert!(message(km014[0]).contains("`.base-env`"));
     assert_eq!(with_rule(&findings, "KM001").len(), 1);
+}
+
+#[test]
+fn a_missing_extends_in_a_whole_pipeline_is_an_error_finding_and_nothing_is_written() {
+    // Was a load error (exit 2, zero findings) before issue 15 item 3.
+    let tmp = tempfile::tempdir().unwrap();
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab/bad-missing-extends");
+    copy_dir(&src, tmp.path());
+    let before = std::fs::read(tmp.path().join(".gitlab-ci.yml")).unwrap();
+    let (code, findings) = check_json(tmp.path(), ".gitlab-ci.yml");
+    assert_eq!(code, 1);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["rule"], "KM014");
+    assert_eq!(findings[0]["severity"], "error");
+    assert_eq!(findings[0]["start"]["line"], 2);
+    assert!(message(&findings[0]).contains("`.kaniko`, which is not defined in this pipeline"));
+    let o = kmigrate(tmp.path(), &["rewrite", ".gitlab-ci.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read(tmp.path().join(".gitlab-ci.yml")).unwrap(),
+        before
+    );
 }

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use super::job::{Job, Located};
 use super::Pipeline;
+use super::job::{Job, Located};
 use crate::rules::{Finding, Severity};
 use crate::source::Span;
 
@@ -42,7 +42,11 @@ fn listed(items: &[String]) -> String {
 /// The template a `[.template, key]` reference names.
 fn referenced(r: &Located) -> &str {
     let inner = r.value.trim_start_matches('[');
-    inner.split(',').next().unwrap_or(inner).trim_end_matches(']')
+    inner
+        .split(',')
+        .next()
+        .unwrap_or(inner)
+        .trim_end_matches(']')
 }
 
 /// One finding per unknown `extends` name and `!reference`, where it is
@@ -79,7 +83,11 @@ pub fn unknown_template_findings(p: &Pipeline) -> Vec<(usize, Finding)> {
     for pass_own in [true, false] {
         for job in &p.jobs {
             let parts: Vec<String> = may_come_from(job).iter().map(|s| s.to_string()).collect();
-            for e in job.unresolved_extends.iter().filter(|e| own(job, e) == pass_own) {
+            for e in job
+                .unresolved_extends
+                .iter()
+                .filter(|e| own(job, e) == pass_own)
+            {
                 add(
                     e,
                     format!(
@@ -91,7 +99,11 @@ pub fn unknown_template_findings(p: &Pipeline) -> Vec<(usize, Finding)> {
                     ),
                 );
             }
-            for r in job.unresolved_references.iter().filter(|r| own(job, r) == pass_own) {
+            for r in job
+                .unresolved_references
+                .iter()
+                .filter(|r| own(job, r) == pass_own)
+            {
                 add(
                     r,
                     format!(
@@ -123,17 +135,26 @@ pub fn replaced_keys<'a>(job: &Job, texts: impl Iterator<Item = &'a str> + Clone
     if job.unresolved_extends.is_empty() {
         return Vec::new();
     }
-    ["image", "services", "before_script", "script", "after_script"]
-        .into_iter()
-        .filter(|k| job.config.get(k).is_none())
-        .filter(|k| {
-            texts.clone().any(|t| {
-                t.lines()
-                    .any(|l| l.trim_start().strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+    [
+        "image",
+        "services",
+        "before_script",
+        "script",
+        "after_script",
+    ]
+    .into_iter()
+    .filter(|k| job.config.get(k).is_none())
+    .filter(|k| {
+        texts.clone().any(|t| {
+            t.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix(k)
+                    .is_some_and(|r| r.starts_with(':'))
             })
         })
-        .map(|k| format!("`{k}`"))
-        .collect()
+    })
+    .map(|k| format!("`{k}`"))
+    .collect()
 }
 
 /// What the KM001 help of a migrated job adds about its unknown

@@ -283,7 +283,10 @@ fn undefined_templates_in_a_whole_pipeline_are_error_findings() {
         let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
         assert_eq!(all.len(), 1, "{all:?}");
         let f = all[0];
-        assert_eq!((f.rule, f.severity), ("KM014", crate::rules::Severity::Error));
+        assert_eq!(
+            (f.rule, f.severity),
+            ("KM014", crate::rules::Severity::Error)
+        );
         assert!(f.message.contains(what), "{}", f.message);
         assert!(f.message.contains("GitLab rejects it"), "{}", f.message);
         assert_eq!(p.files[0].position(f.span.start).0, 2);
