@@ -303,8 +303,13 @@ pub fn rewrite_job_as(
             }
             (Some(_), None) => out.script_prefix = setup,
             // A `before_script` of the job's own would replace the one an
-            // unknown template may give it.
-            (None, _) if !job.before_script.is_empty() || !job.unresolved_extends.is_empty() => {
+            // unknown template (or an unknown `default:` reference) may
+            // give it.
+            (None, _)
+                if !job.before_script.is_empty()
+                    || !job.unresolved_extends.is_empty()
+                    || !p.global_references.is_empty() =>
+            {
                 out.script_prefix = setup
             }
             (None, _) => {

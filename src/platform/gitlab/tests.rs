@@ -413,3 +413,28 @@ fn odd_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn unknown_references_in_image_and_default_are_findings_and_kept() {
+    let src = "default:\n  before_script: !reference [.setup, before_script]\nb:\n  image: !reference [.img, image]\n  script:\n    - /kaniko/executor --destination r.example.com/a\n";
+    let p = load(&[("ci/x.yml", src)]).unwrap();
+    assert!(!p.complete);
+    assert_eq!(p.global_references.len(), 1);
+    let b = p.job("b").unwrap();
+    assert!(b.image.is_none());
+    assert_eq!(b.unresolved_references[0].value, "[.img, image]");
+    let ff = findings::check(&p, &target::Options::default());
+    let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
+    let km014 = all.iter().filter(|f| f.rule == "KM014").count();
+    assert_eq!(km014, 2, "{all:?}");
+    let texts = findings::fixed_texts(&p, &ff).unwrap();
+    let text = &texts[0].1;
+    // The default's unknown lines still run: no `before_script` of the
+    // job's own replaces them, and both references stay.
+    assert!(!text.contains("  before_script:\n    - "), "{text}");
+    assert!(
+        text.contains("!reference [.setup, before_script]"),
+        "{text}"
+    );
+    assert!(text.contains("docker buildx build"), "{text}");
+}
