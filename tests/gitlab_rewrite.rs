@@ -343,11 +343,8 @@ fn no_split_rewrites_calls_in_place() {
 fn bad_input_is_a_located_error_and_nothing_is_written() {
     for (case, needle, line) in [
         ("bad-cycle", "`extends` cycle", ":4:"),
-        (
-            "bad-missing-extends",
-            "`.kaniko`, which is not defined",
-            ":2:",
-        ),
+        // `bad-missing-extends` is a KM014 error finding since issue 15
+        // item 3: tests/gitlab_fragments.rs.
         ("bad-yaml", "cannot be parsed", ":"),
     ] {
         let dir = copy_case(case);

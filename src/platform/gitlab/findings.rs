@@ -142,18 +142,8 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             .with_help("run `kmigrate check` where that file lives"),
         );
     }
-    for job in &p.jobs {
-        for e in &job.unresolved_extends {
-            c.add(
-                e.origin.file,
-                Finding::new(
-                    "KM014",
-                    e.origin.span.clone(),
-                    format!("job `{}` extends `{}`, which is defined in a file kmigrate did not read; a Kaniko job may be defined there", job.name, e.value),
-                )
-                .with_help("run `kmigrate check` on the whole pipeline (its `.gitlab-ci.yml`) or where the template lives"),
-            );
-        }
+    for (file, f) in super::fragment::unknown_template_findings(p) {
+        c.add(file, f);
     }
 
     let kjobs = kaniko_jobs(p, ImageMatcher::builtin(), &opts.cache_tag);
@@ -172,6 +162,21 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
+    }
+    // Jobs whose Kaniko image and call may be in a template not read.
+    for job in &p.jobs {
+        if kjobs.iter().any(|k| std::ptr::eq(k.job, job)) {
+            continue;
+        }
+        if let Some((file, span, message)) = super::fragment::probable_kaniko(job) {
+            let mut f = Finding::new("KM001", span, message).with_help(
+                "kmigrate cannot migrate it without the template: run `kmigrate check` on the whole pipeline, or where the template lives",
+            );
+            if job.hidden {
+                f.severity = Severity::Info;
+            }
+            c.add(file, f);
+        }
     }
     for job in &p.jobs {
         // Templates are judged through the jobs that use them.
@@ -466,9 +471,12 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         _ => (file, km001),
     };
     if plan.migrates {
+        let replaced =
+            super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
+        let note = super::fragment::replaced_note(job, &replaced).unwrap_or_default();
         c.add_with_edits(
             file,
-            km001.with_help(format!("rewrite it to {target}")),
+            km001.with_help(format!("rewrite it to {target}{note}")),
             &format!("migrate job `{}` to {target}", job.name),
             plan.edits.clone(),
         );

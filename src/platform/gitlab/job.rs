@@ -106,6 +106,9 @@ pub struct Job {
     /// pipeline: includes not followed, or a fragment given on its own).
     /// What they add to the job is unknown.
     pub unresolved_extends: Vec<Located>,
+    /// `!reference`s in the job whose target is not defined in the files
+    /// read, as `[.template, key]`: left in place, their value unknown.
+    pub unresolved_references: Vec<Located>,
     /// The job's mapping after `extends` and `!reference` (no defaults).
     pub config: RNode,
     pub stage: Option<Located>,
@@ -266,13 +269,18 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
 
     let (image_node, image_default) = pick("image", &defaults.image);
     let image = match image_node {
-        Some(n) if !n.is_null() => Some(cx.image(&n, image_default, "image")?),
+        // A `!reference` into a template kmigrate did not read: unknown.
+        Some(n) if n.is_null() || unresolved(&n) => None,
+        Some(n) => Some(cx.image(&n, image_default, "image")?),
         _ => None,
     };
     let (services_node, services_default) = pick("services", &defaults.services);
     let mut services = Vec::new();
     if let Some(n) = services_node {
         for item in n.as_seq().unwrap_or_default() {
+            if unresolved(item) {
+                continue;
+            }
             services.push(cx.image(item, services_default, "services")?);
         }
     }
@@ -339,6 +347,7 @@ pub(super) fn build(input: JobInput<'_>) -> Result<Job, SourceError> {
         extends,
         ancestors,
         unresolved_extends: Vec::new(),
+        unresolved_references: Vec::new(),
         stage: config.get("stage").and_then(located),
         image,
         services,
@@ -423,7 +432,7 @@ impl Cx<'_> {
         out: &mut Vec<Variable>,
     ) -> Result<(), SourceError> {
         let Some(entries) = n.as_map() else {
-            if n.is_null() || !self.strict {
+            if n.is_null() || unresolved(n) || !self.strict {
                 return Ok(());
             }
             return Err(self.err(
@@ -472,6 +481,9 @@ impl Cx<'_> {
                     self.script(i, section, from_default, depth + 1, out)?;
                 }
             }
+            // Lines from a template kmigrate did not read: unknown, and
+            // kept where they are written (a finding names the template).
+            RValue::Reference(_) => {}
             RValue::Null if depth > 0 || !self.strict => {}
             RValue::Null => {}
             _ if !self.strict => {}
@@ -489,4 +501,9 @@ impl Cx<'_> {
         }
         Ok(())
     }
+}
+
+/// A `!reference` left in place: it names a template kmigrate did not read.
+fn unresolved(n: &RNode) -> bool {
+    matches!(n.value, RValue::Reference(_))
 }

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod detect;
 pub mod docker_cache;
 pub mod findings;
+pub mod fragment;
 pub mod glob;
 pub mod include;
 pub mod job;
@@ -60,6 +61,13 @@ pub struct Pipeline {
     pub stages: Vec<String>,
     /// `default:` and the legacy top-level keywords.
     pub defaults: job::Defaults,
+    /// Every file of the pipeline was read: a template it names but does
+    /// not define makes GitLab reject it (in a partial pipeline the
+    /// template may be in a file kmigrate did not read).
+    pub complete: bool,
+    /// `!reference`s outside jobs (in `default:`, global keywords) whose
+    /// target is not defined in the files read.
+    pub global_references: Vec<Located>,
     /// Each file's indentation style, learned on first use (every job's
     /// rewrite needs its file's).
     indents: Vec<std::sync::OnceLock<yaml_edit::Indent>>,
@@ -96,12 +104,18 @@ impl Pipeline {
         // given on its own) may extend templates kmigrate cannot see.
         let partial = loaded.includes.iter().any(|i| i.not_followed.is_some())
             || files[0].path.file_name().and_then(|n| n.to_str()) != Some(".gitlab-ci.yml");
-        let extended = resolve::apply_extends(files, &top, partial)?;
+        // A template that is not defined is a finding (an error when the
+        // whole pipeline was read: GitLab rejects it), never the end of the
+        // check: the jobs are judged from what they say themselves.
+        let extended = resolve::apply_extends(files, &top, true)?;
         // Reserved keywords may hold references too (`default: before_script`).
         let mut resolved_top = Vec::with_capacity(top.len());
+        let mut missing_references = Vec::with_capacity(top.len());
         for e in &top {
             let base = extended.get(&e.key).map(|x| &x.value).unwrap_or(&e.value);
-            let value = resolve::resolve_references(files, &top, &extended, base)?;
+            let mut missing = Vec::new();
+            let value = resolve::resolve_references(files, &top, &extended, base, &mut missing)?;
+            missing_references.push(missing);
             resolved_top.push(REntry {
                 key: e.key.clone(),
                 key_origin: e.key_origin.clone(),
@@ -136,9 +150,15 @@ impl Pipeline {
             None => ["build", "test", "deploy"].map(String::from).to_vec(),
         };
         let mut jobs = Vec::new();
+        let mut global_references = Vec::new();
         // Each job takes its resolved entry: nothing else reads them now.
-        for e in resolved_top {
+        for (e, missing_refs) in resolved_top.into_iter().zip(missing_references) {
             if resolve::RESERVED.contains(&e.key.as_str()) {
+                // `default:` and the global keywords: their unknown
+                // references reach every job, named once here.
+                if !missing_refs.is_empty() {
+                    global_references.extend(located_references(missing_refs));
+                }
                 continue;
             }
             if e.value.as_map().is_none() {
@@ -169,6 +189,7 @@ impl Pipeline {
                 .into_iter()
                 .map(|(value, origin)| Located { value, origin })
                 .collect();
+            job.unresolved_references = located_references(missing_refs);
             jobs.push(job);
         }
         Ok(Pipeline {
@@ -179,6 +200,8 @@ impl Pipeline {
             jobs,
             stages,
             defaults,
+            complete: !partial,
+            global_references,
         })
     }
 
@@ -213,6 +236,17 @@ impl Pipeline {
             .iter()
             .filter(move |j| j.ancestors.iter().any(|a| a == name))
     }
+}
+
+/// Unknown `!reference` paths as the user writes them: `[.other, script]`.
+fn located_references(missing: Vec<(Vec<String>, Origin)>) -> Vec<Located> {
+    missing
+        .into_iter()
+        .map(|(path, origin)| Located {
+            value: format!("[{}]", path.join(", ")),
+            origin,
+        })
+        .collect()
 }
 
 #[cfg(test)]

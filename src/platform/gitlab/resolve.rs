@@ -375,88 +375,103 @@ impl ExtendCx<'_> {
 
 /// Replaces every `!reference` in `node` with the value it names in the
 /// extended configuration.
+/// A reference whose target is not defined in the files read is left in
+/// place (its value is unknown) and added to `missing`.
 pub fn resolve_references(
     files: &[SourceFile],
     top: &[REntry],
     extended: &HashMap<String, Extended>,
     node: &RNode,
+    missing: &mut Vec<(Vec<String>, Origin)>,
 ) -> Result<RNode, SourceError> {
-    let mut stack = Vec::new();
-    resolve_in(files, top, extended, node, &mut stack)
+    let mut cx = RefCx {
+        files,
+        top,
+        extended,
+        stack: Vec::new(),
+        missing,
+    };
+    cx.resolve_in(node)
 }
 
-fn resolve_in(
-    files: &[SourceFile],
-    top: &[REntry],
-    extended: &HashMap<String, Extended>,
-    node: &RNode,
-    stack: &mut Vec<Vec<String>>,
-) -> Result<RNode, SourceError> {
-    match &node.value {
-        RValue::Reference(path) => {
-            let shown = format!("!reference [{}]", path.join(", "));
-            if stack.contains(path) {
-                return Err(error(
-                    files,
-                    &node.origin,
-                    format!("{shown} refers back to itself"),
-                    "a referenced value cannot contain a reference to itself",
-                ));
+struct RefCx<'a, 'm> {
+    files: &'a [SourceFile],
+    top: &'a [REntry],
+    extended: &'a HashMap<String, Extended>,
+    /// The references being followed, outermost first.
+    stack: Vec<Vec<String>>,
+    missing: &'m mut Vec<(Vec<String>, Origin)>,
+}
+
+impl RefCx<'_, '_> {
+    fn resolve_in(&mut self, node: &RNode) -> Result<RNode, SourceError> {
+        let (files, top, extended) = (self.files, self.top, self.extended);
+        match &node.value {
+            RValue::Reference(path) => {
+                let shown = format!("!reference [{}]", path.join(", "));
+                if self.stack.contains(path) {
+                    return Err(error(
+                        files,
+                        &node.origin,
+                        format!("{shown} refers back to itself"),
+                        "a referenced value cannot contain a reference to itself",
+                    ));
+                }
+                if self.stack.len() >= MAX_REFERENCE_DEPTH {
+                    return Err(error(
+                        files,
+                        &node.origin,
+                        format!(
+                            "{shown}: references nest deeper than {MAX_REFERENCE_DEPTH} levels (GitLab's limit)"
+                        ),
+                        "reference the value directly",
+                    ));
+                }
+                let start = extended
+                    .get(&path[0])
+                    .map(|e| &e.value)
+                    .or_else(|| top.iter().find(|e| e.key == path[0]).map(|e| &e.value));
+                let mut cur = start;
+                for k in &path[1..] {
+                    cur = cur.and_then(|c| c.get(k));
+                }
+                let Some(target) = cur else {
+                    // Defined in a file kmigrate did not read (or misspelt):
+                    // a finding says so; the reference stays as written.
+                    if !self.missing.iter().any(|(_, o)| o == &node.origin) {
+                        self.missing.push((path.clone(), node.origin.clone()));
+                    }
+                    return Ok(node.clone());
+                };
+                self.stack.push(path.clone());
+                let r = self.resolve_in(target);
+                self.stack.pop();
+                r
             }
-            if stack.len() >= MAX_REFERENCE_DEPTH {
-                return Err(error(
-                    files,
-                    &node.origin,
-                    format!(
-                        "{shown}: references nest deeper than {MAX_REFERENCE_DEPTH} levels (GitLab's limit)"
-                    ),
-                    "reference the value directly",
-                ));
-            }
-            let start = extended
-                .get(&path[0])
-                .map(|e| &e.value)
-                .or_else(|| top.iter().find(|e| e.key == path[0]).map(|e| &e.value));
-            let mut cur = start;
-            for k in &path[1..] {
-                cur = cur.and_then(|c| c.get(k));
-            }
-            let Some(target) = cur else {
-                return Err(error(
-                    files,
-                    &node.origin,
-                    format!("{shown} names a value that is not defined in this pipeline"),
-                    "check the job and key names (references into project/remote includes cannot be read)",
-                ));
-            };
-            stack.push(path.clone());
-            let r = resolve_in(files, top, extended, target, stack);
-            stack.pop();
-            r
-        }
-        RValue::Seq(items) => Ok(RNode {
-            origin: node.origin.clone(),
-            value: RValue::Seq(
-                items
-                    .iter()
-                    .map(|i| resolve_in(files, top, extended, i, stack))
-                    .collect::<Result<_, _>>()?,
-            ),
-        }),
-        RValue::Map(entries) => Ok(RNode {
-            origin: node.origin.clone(),
-            value: RValue::Map(
-                entries
-                    .iter()
-                    .map(|e| {
-                        Ok(REntry {
-                            value: resolve_in(files, top, extended, &e.value, stack)?,
-                            ..e.clone()
+            RValue::Seq(items) => Ok(RNode {
+                origin: node.origin.clone(),
+                value: RValue::Seq(
+                    items
+                        .iter()
+                        .map(|i| self.resolve_in(i))
+                        .collect::<Result<_, _>>()?,
+                ),
+            }),
+            RValue::Map(entries) => Ok(RNode {
+                origin: node.origin.clone(),
+                value: RValue::Map(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            Ok(REntry {
+                                value: self.resolve_in(&e.value)?,
+                                ..e.clone()
+                            })
                         })
-                    })
-                    .collect::<Result<_, SourceError>>()?,
-            ),
-        }),
-        _ => Ok(node.clone()),
+                        .collect::<Result<_, SourceError>>()?,
+                ),
+            }),
+            _ => Ok(node.clone()),
+        }
     }
 }

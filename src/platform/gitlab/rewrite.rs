@@ -302,7 +302,16 @@ pub fn rewrite_job_as(
                 }
             }
             (Some(_), None) => out.script_prefix = setup,
-            (None, _) if !job.before_script.is_empty() => out.script_prefix = setup,
+            // A `before_script` of the job's own would replace the one an
+            // unknown template (or an unknown `default:` reference) may
+            // give it.
+            (None, _)
+                if !job.before_script.is_empty()
+                    || !job.unresolved_extends.is_empty()
+                    || !p.global_references.is_empty() =>
+            {
+                out.script_prefix = setup
+            }
             (None, _) => {
                 let pad = " ".repeat(indent.seq);
                 let mut block = String::from("before_script:");

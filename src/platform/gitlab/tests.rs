@@ -241,16 +241,6 @@ fn bad_inputs_are_located_errors() {
             ":5:",
         ),
         (
-            "a:\n  extends: .missing\n  script: [x]\n",
-            "`.missing`",
-            ":2:",
-        ),
-        (
-            "a:\n  script: !reference [.nope, script]\n",
-            "not defined",
-            ":2:",
-        ),
-        (
             "a:\n  script:\n    - key: value\n",
             "must be strings",
             ":3:",
@@ -268,6 +258,38 @@ fn bad_inputs_are_located_errors() {
             "{src:?}: {shown}"
         );
         assert!(e.help.is_some(), "{src:?}: no help");
+    }
+}
+
+#[test]
+fn undefined_templates_in_a_whole_pipeline_are_error_findings() {
+    // GitLab rejects these pipelines; kmigrate names the template where
+    // it is written and still checks the jobs (issue 15 item 3).
+    for (src, what) in [
+        ("a:\n  extends: .missing\n  script: [x]\n", "`.missing`"),
+        (
+            "a:\n  script: !reference [.nope, script]\n",
+            "`!reference [.nope, script]`",
+        ),
+    ] {
+        let p = load(&[(".gitlab-ci.yml", src)]).unwrap();
+        assert!(p.complete);
+        let a = p.job("a").unwrap();
+        assert_eq!(
+            a.unresolved_extends.len() + a.unresolved_references.len(),
+            1
+        );
+        let ff = findings::check(&p, &target::Options::default());
+        let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        let f = all[0];
+        assert_eq!(
+            (f.rule, f.severity),
+            ("KM014", crate::rules::Severity::Error)
+        );
+        assert!(f.message.contains(what), "{}", f.message);
+        assert!(f.message.contains("GitLab rejects it"), "{}", f.message);
+        assert_eq!(p.files[0].position(f.span.start).0, 2);
     }
 }
 
@@ -390,4 +412,29 @@ fn odd_inputs_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn unknown_references_in_image_and_default_are_findings_and_kept() {
+    let src = "default:\n  before_script: !reference [.setup, before_script]\nb:\n  image: !reference [.img, image]\n  script:\n    - /kaniko/executor --destination r.example.com/a\n";
+    let p = load(&[("ci/x.yml", src)]).unwrap();
+    assert!(!p.complete);
+    assert_eq!(p.global_references.len(), 1);
+    let b = p.job("b").unwrap();
+    assert!(b.image.is_none());
+    assert_eq!(b.unresolved_references[0].value, "[.img, image]");
+    let ff = findings::check(&p, &target::Options::default());
+    let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
+    let km014 = all.iter().filter(|f| f.rule == "KM014").count();
+    assert_eq!(km014, 2, "{all:?}");
+    let texts = findings::fixed_texts(&p, &ff).unwrap();
+    let text = &texts[0].1;
+    // The default's unknown lines still run: no `before_script` of the
+    // job's own replaces them, and both references stay.
+    assert!(!text.contains("  before_script:\n    - "), "{text}");
+    assert!(
+        text.contains("!reference [.setup, before_script]"),
+        "{text}"
+    );
+    assert!(text.contains("docker buildx build"), "{text}");
 }
