@@ -36,7 +36,11 @@ fn every_test_the_adversarial_table_names_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let table = std::fs::read_to_string(root.join("tests/ADVERSARIAL.md")).unwrap();
     let named = named_tests(&table);
-    assert!(named.len() >= 40, "the table names only {} tests", named.len());
+    assert!(
+        named.len() >= 40,
+        "the table names only {} tests",
+        named.len()
+    );
     let mut missing = Vec::new();
     for reference in &named {
         let (path, name) = location(root, reference);
@@ -45,7 +49,10 @@ fn every_test_the_adversarial_table_names_exists() {
             missing.push(reference.clone());
         }
     }
-    assert!(missing.is_empty(), "named in tests/ADVERSARIAL.md but not found: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "named in tests/ADVERSARIAL.md but not found: {missing:#?}"
+    );
 }
 
 #[test]
@@ -53,7 +60,10 @@ fn a_reference_names_its_file_and_test() {
     let root = Path::new("/r");
     assert_eq!(
         location(root, "security_fetch::endless"),
-        (PathBuf::from("/r/tests/security_fetch.rs"), "endless".to_string())
+        (
+            PathBuf::from("/r/tests/security_fetch.rs"),
+            "endless".to_string()
+        )
     );
     assert_eq!(
         location(root, "src/builder/user.rs::fifo"),

@@ -278,8 +278,14 @@ impl Reader<'_> {
     /// The implicit key starting at `i`: its node and the offset of its `:`.
     fn key(&self, i: usize) -> Option<(Node, usize)> {
         let (span, style) = match self.at(i) {
-            b'"' => (i..self.quoted_end(i).ok()?, ScalarStyle::DoubleQuoted),
-            b'\'' => (i..self.quoted_end(i).ok()?, ScalarStyle::SingleQuoted),
+            b'"' => (
+                i..self.quoted_end(i, false).ok()?,
+                ScalarStyle::DoubleQuoted,
+            ),
+            b'\'' => (
+                i..self.quoted_end(i, false).ok()?,
+                ScalarStyle::SingleQuoted,
+            ),
             // tree-sitter-yaml refuses some keys starting with `-`.
             b'-' => return None,
             c if starts_other_than_plain(c, self.at(i + 1)) => return None,
@@ -384,6 +390,11 @@ impl Reader<'_> {
         } else if indent == col && self.is_entry_dash(first) {
             // A sequence written at its key's column.
             self.block_seq(col, first, depth)
+        } else if indent == col && matches!(self.at(first), b'|' | b'>') {
+            // A block scalar header at its key's column: libyaml reads it
+            // as the value (its lines must still be indented deeper);
+            // tree-sitter-yaml refuses it.
+            self.block_scalar(first, col)
         } else {
             Ok(empty_node(colon + 1))
         }
@@ -558,22 +569,35 @@ impl Reader<'_> {
         Ok(node)
     }
 
-    /// The one-line quoted scalar at `i`.
+    /// The quoted scalar at `i`, over one line or several.
     fn quoted(&self, i: usize) -> Read<Node> {
         let style = if self.at(i) == b'"' {
             ScalarStyle::DoubleQuoted
         } else {
             ScalarStyle::SingleQuoted
         };
-        Ok(self.scalar_node(i..self.quoted_end(i)?, style))
+        Ok(self.scalar_node(i..self.quoted_end(i, true)?, style))
     }
 
-    /// End (past the closing quote) of the one-line quoted scalar at `i`.
-    fn quoted_end(&self, i: usize) -> Read<usize> {
+    /// End (past the closing quote) of the quoted scalar at `i`; with
+    /// `multi_line`, it may continue over lines at any indentation, as
+    /// libyaml reads it (an implicit key may not). A document marker ends
+    /// the text there (libyaml refuses it); a line break after a `\` is
+    /// left to tree-sitter.
+    fn quoted_end(&self, i: usize, multi_line: bool) -> Read<usize> {
         let quote = self.at(i);
         let mut j = i + 1;
         loop {
             match self.at(j) {
+                b'\n' if multi_line => {
+                    j += 1;
+                    let rest = &self.b[j.min(self.b.len())..];
+                    if (rest.starts_with(b"---") || rest.starts_with(b"..."))
+                        && self.blank_or_eol(j + 3)
+                    {
+                        return Err(GiveUp);
+                    }
+                }
                 b'\n' | 0 => return Err(GiveUp),
                 b'\'' if quote == b'\'' => {
                     if self.at(j + 1) == b'\'' {
@@ -636,10 +660,11 @@ impl Reader<'_> {
                     return Err(GiveUp);
                 }
                 let (line_content_end, comment) = self.plain_line(k)?;
-                if comment {
-                    return Err(GiveUp);
-                }
                 end = line_content_end;
+                if comment {
+                    // A comment ends the scalar; `finish_line` keeps it.
+                    break;
+                }
                 next = self.line_end(end);
             }
         }
@@ -777,23 +802,34 @@ impl Reader<'_> {
                         return Err(GiveUp);
                     }
                     let colon = key.span.end;
-                    if self.at(colon) != b':' || self.at(colon + 1) != b' ' {
-                        return Err(GiveUp);
+                    if self.at(colon) == b':' && self.at(colon + 1) == b' ' {
+                        let value = self.flow_item(self.skip_flow_space(colon + 1)?, depth + 1)?;
+                        j = self.skip_flow_space(value.full_span.end)?;
+                        entries.push(Entry {
+                            span: key.span.start..value.full_span.end,
+                            key,
+                            value,
+                        });
+                    } else {
+                        // `{a, b: c}`: a key without a value (tree-sitter's
+                        // entry spans just the key).
+                        j = self.skip_flow_space(key.full_span.end)?;
+                        if self.at(j) != b',' && self.at(j) != close {
+                            return Err(GiveUp);
+                        }
+                        entries.push(Entry {
+                            span: key.full_span.clone(),
+                            value: empty_node(key.full_span.end),
+                            key,
+                        });
                     }
-                    let value = self.flow_item(self.skip_flow_space(colon + 1)?, depth + 1)?;
-                    j = self.skip_flow_space(value.full_span.end)?;
-                    entries.push(Entry {
-                        span: key.span.start..value.full_span.end,
-                        key,
-                        value,
-                    });
                 }
                 match self.at(j) {
                     b',' => {
                         j = self.skip_flow_space(j + 1)?;
                         if self.at(j) == close {
-                            // A trailing comma.
-                            return Err(GiveUp);
+                            // A trailing comma: `[a, ]`.
+                            break;
                         }
                     }
                     c if c == close => break,
@@ -830,7 +866,12 @@ impl Reader<'_> {
                 let mut end = i;
                 loop {
                     match self.at(j) {
-                        b'\n' | 0 => return Err(GiveUp),
+                        // The line ends the scalar when the next token is
+                        // a `,` or the closing bracket (`[a\n, b]`); a
+                        // scalar continued over lines is left to
+                        // tree-sitter, by the caller.
+                        b'\n' => break,
+                        0 => return Err(GiveUp),
                         c if is_flow_indicator(c) => break,
                         b':' if self.blank_or_eol(j + 1) || is_flow_indicator(self.at(j + 1)) => {
                             break;
@@ -936,6 +977,99 @@ mod tests {
         // to tree-sitter.
         assert!(parse("a: [b, # c\n  d]\n").is_none());
         assert!(parse("a: [b,\n---\n]\n").is_none());
+    }
+
+    /// Each text is read (by `tree::parse`) with libyaml's values.
+    fn assert_reads_as_libyaml(texts: &[&str]) {
+        for src in texts {
+            assert!(libyaml_documents(src).is_some(), "libyaml refuses {src:?}");
+        }
+        let found = libyaml_disagreements(texts.iter().copied());
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn reads_comments_glued_to_a_trailing_comma_list_or_a_valueless_key() {
+        assert_reads_as_libyaml(&[
+            "- [a, ]# glued\n- x\n",
+            "- {a}# glued\n",
+            "a: {b, c: d, }# glued\n",
+            "- \"x\"# glued\n- [a, ]\n",
+        ]);
+        // `fast` reads them, and as tree-sitter does without the comment.
+        for src in [
+            "a: [b, ]\n",
+            "a: {b}\n",
+            "a: {b, c: d, }\n",
+            "a: [[b, ], {c, }]\n",
+        ] {
+            assert!(agrees(src), "fast gave up on {src:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_block_scalar_header_on_the_line_after_its_key() {
+        assert_reads_as_libyaml(&[
+            ".t: \n>+\n  /kaniko/executor\n  --context .\n\n  --cache=true\n",
+            "a:\n|\n x\nb: 1\n",
+            "- a:\n  |-\n   x\n- b\n",
+        ]);
+    }
+
+    #[test]
+    fn reads_quoted_scalars_continued_on_less_indented_lines() {
+        assert_reads_as_libyaml(&[
+            "  .t: 'it''\ns'\n",
+            "a:\n  b: \"x\ny\"\n  c: 1\n",
+            "- 'one\n\n two'\n- x\n",
+        ]);
+        // More indented, tree-sitter reads them too: the same tree.
+        for src in ["a: 'x\n  y'\nb: \"p\n\n  q\"\n"] {
+            assert!(agrees(src), "fast gave up on {src:?}");
+        }
+        // A document marker cannot be inside a quoted scalar.
+        assert!(parse("a: 'x\n---\n'\n").is_none());
+    }
+
+    #[test]
+    fn reads_flow_lists_continued_on_a_line_that_starts_with_a_comma() {
+        assert_reads_as_libyaml(&["x:y: [a\n, ]\n", "a: [b c\n , d]\nz: 1\n", "a: {b: c\n}\n"]);
+    }
+
+    #[test]
+    fn reads_a_plain_scalar_whose_last_line_has_a_comment() {
+        assert_reads_as_libyaml(&[
+            "- - /kaniko/executor\n    --dockerfile x # note\n- [a]# glued\n",
+        ]);
+        assert!(agrees("a: b\n  c # note\nd: 1\n"));
+    }
+
+    #[test]
+    fn reads_no_document_from_a_file_of_comments_only() {
+        // libyaml reads no document there (yaml_serde reports one null
+        // document, which `libyaml::documents` takes back), nor does kmigrate.
+        assert_eq!(libyaml_documents("# c\n\n"), Some(Vec::new()));
+        assert!(
+            crate::source::tree::parse("# c\n\n")
+                .unwrap()
+                .documents
+                .is_empty()
+        );
+        assert_eq!(libyaml_documents("---\n# c\n").map(|d| d.len()), Some(1));
+        assert_reads_as_libyaml(&[
+            "# head\n #name: - x\n",
+            "\n\n",
+            "#- k k: '[a]'\n",
+            "",
+            "---\n",
+            "a: 1\n---\n# c\n",
+            "a: 1\n...\n# c\n",
+        ]);
+    }
+
+    #[test]
+    fn reads_an_empty_string_tagged_str_as_libyaml_does() {
+        assert_reads_as_libyaml(&["steps: !!str\n# between\n"]);
     }
 
     #[test]

@@ -10,10 +10,25 @@ use super::{Node, Tree, Value};
 /// when it refuses the text.
 pub fn documents(src: &str) -> Option<Vec<yaml_serde::Value>> {
     use serde::Deserialize as _;
-    yaml_serde::Deserializer::from_str(src)
+    let docs = yaml_serde::Deserializer::from_str(src)
         .map(yaml_serde::Value::deserialize)
         .collect::<Result<Vec<_>, _>>()
-        .ok()
+        .ok()?;
+    // yaml_serde gives a stream without documents one null document (as
+    // serde deserializes empty input); libyaml reads none there, and so
+    // does kmigrate.
+    if docs == [yaml_serde::Value::Null] && only_blanks_and_comments(src) {
+        return Some(Vec::new());
+    }
+    Some(docs)
+}
+
+/// Every line of `src` is blank or a comment: a stream without documents.
+fn only_blanks_and_comments(src: &str) -> bool {
+    src.lines().all(|line| {
+        let line = line.trim_start_matches([' ', '\t']);
+        line.is_empty() || line.starts_with('#')
+    })
 }
 
 /// yaml_serde refuses `src` for what kmigrate's reader leaves to the
@@ -46,14 +61,19 @@ pub fn holds_same_values(src: &str, tree: &Tree) -> bool {
 
 /// `node` holds `value`: the same shape, and the same text for every
 /// string. A plain scalar libyaml resolves to a number, bool or null is
-/// text here (kmigrate reads it as written); aliases are kept here and
-/// expanded there, so they are not compared.
+/// text here (kmigrate reads it as written), and so is a tagged empty node
+/// libyaml resolves to ""; aliases are kept here and expanded there, so
+/// they are not compared.
 pub fn same_value(node: &Node, value: &yaml_serde::Value) -> bool {
     use yaml_serde::Value as Y;
     match (&node.value, value) {
         (_, Y::Tagged(t)) => same_value(node, &t.value),
         (Value::Alias(_), _) => true,
         (Value::Null, Y::Null) => true,
+        // An empty node tagged `!!str` (or another tag libyaml resolves to
+        // a string): libyaml gives "", kmigrate keeps the empty node with
+        // its tag as written, as it keeps plain scalars unresolved.
+        (Value::Null, Y::String(v)) => v.is_empty() && node.tag.is_some(),
         (Value::Scalar(s), Y::String(v)) => s.text == *v,
         (Value::Scalar(s), Y::Null | Y::Bool(_) | Y::Number(_)) => s.style == ScalarStyle::Plain,
         (Value::Seq(seq), Y::Sequence(items)) => {
