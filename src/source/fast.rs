@@ -704,9 +704,16 @@ impl Reader<'_> {
         if chomp != Chomp::Clip {
             h += 1;
         }
-        let header_end = self.skip_spaces(h);
+        let mut header_end = self.skip_spaces(h);
+        if self.at(header_end) == b'#' {
+            // A comment, with or without a blank before it (`|# note`, as
+            // libyaml reads it; tree-sitter-yaml refuses that one).
+            let comment_end = self.line_end(header_end);
+            self.comments.push(header_end..comment_end);
+            header_end = comment_end;
+        }
         if self.at(header_end) != b'\n' {
-            // An indentation indicator, a comment, or no content at all.
+            // An indentation indicator, or no content at all.
             return Err(GiveUp);
         }
         let mut line = header_end + 1;
@@ -1076,6 +1083,22 @@ mod tests {
             assert!(libyaml_refused_on_purpose(&e), "{src:?}: {e:?}");
         }
         assert!(crate::source::tree::parse("a: &x-y_1 1\nb: *x-y_1\n").is_ok());
+    }
+
+    #[test]
+    fn keeps_the_blanks_that_end_a_block_scalar() {
+        assert_reads_as_libyaml(&[
+            "a: |\n  x  \nb: 1\n",
+            "- >+\n  x\n\n  y \n- z\n",
+            "a: |-\n  x\n  y  ",
+        ]);
+    }
+
+    #[test]
+    fn reads_a_comment_glued_to_a_block_scalar_header() {
+        assert_reads_as_libyaml(&["a: |#c\n  x\n", "- >-# c\n  x\n  y\n- z\n", "a:\n|+#\n x\n"]);
+        // With a blank, tree-sitter reads it too: the same tree.
+        assert!(agrees("a: | # c\n  x\nb: >- # d\n  y\n"));
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! the rest, tree-sitter reads a copy with a blank before each such `#`, and
 //! the tree's spans are mapped back to the original text.
 
+use super::scalar::ScalarStyle;
 use super::tree::{Node, ParseError, Span, Tree, Value, scalar_value};
 
 /// The tree of `src` read through a copy with a blank before every `#`
 /// glued to a closing quote or bracket, with spans into `src`; `None` when
 /// there is no such `#` or the copy does not read either. A blank that does
-/// not stand before a comment in the copy's tree (a `#` inside a block
-/// scalar) would change a value: the copy is made again without it, once.
+/// not stand between a quoted scalar or flow collection and a comment in the
+/// copy's tree (a `#` inside a block or plain scalar) would change a value:
+/// the copy is made again without it, once.
 pub(super) fn reread(src: &str, read: impl Fn(&str) -> Result<Tree, ParseError>) -> Option<Tree> {
     let mut glued = glued_hashes(src);
     for _ in 0..2 {
@@ -19,16 +21,21 @@ pub(super) fn reread(src: &str, read: impl Fn(&str) -> Result<Tree, ParseError>)
         }
         let (copy, blanks) = with_blanks_before(src, &glued);
         let tree = read(&copy).ok()?;
-        let before_a_comment = |b: &usize| {
-            tree.comments
-                .binary_search_by_key(&(b + 1), |c| c.start)
-                .is_ok()
+        let ends = token_ends(&tree);
+        // The blank must sit between a closing quote or bracket and a
+        // comment: then the `#` is a comment in `src` too, for libyaml.
+        let between = |b: &usize| {
+            ends.binary_search(b).is_ok()
+                && tree
+                    .comments
+                    .binary_search_by_key(&(b + 1), |c| c.start)
+                    .is_ok()
         };
-        if !blanks.iter().all(before_a_comment) {
+        if !blanks.iter().all(between) {
             glued = glued
                 .iter()
                 .zip(&blanks)
-                .filter(|&(_, b)| before_a_comment(b))
+                .filter(|&(_, b)| between(b))
                 .map(|(&g, _)| g)
                 .collect();
             continue;
@@ -43,6 +50,30 @@ pub(super) fn reread(src: &str, read: impl Fn(&str) -> Result<Tree, ParseError>)
         return Some(Tree::new(documents, comments));
     }
     None
+}
+
+/// Where each quoted scalar and flow collection of `tree` ends (past its
+/// closing quote or bracket), sorted.
+fn token_ends(tree: &Tree) -> Vec<usize> {
+    let mut ends = Vec::new();
+    for doc in &tree.documents {
+        super::tree::visit(doc, &mut |n| {
+            let closed = match &n.value {
+                Value::Scalar(s) => matches!(
+                    s.style,
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted
+                ),
+                Value::Seq(seq) => seq.flow,
+                Value::Map(map) => map.flow,
+                Value::Null | Value::Alias(_) => false,
+            };
+            if closed {
+                ends.push(n.span.end);
+            }
+        });
+    }
+    ends.sort_unstable();
+    ends
 }
 
 /// Offsets of the `#` right after `'`, `"`, `]` or `}` in `src`.
@@ -135,5 +166,16 @@ mod tests {
         let t = tree::parse(src).unwrap();
         assert!(super::super::libyaml::holds_same_values(src, &t), "{t:?}");
         assert_eq!(t.comments, [src.len() - 4..src.len() - 1]);
+    }
+
+    #[test]
+    fn leaves_a_hash_after_a_bracket_inside_a_plain_scalar_alone() {
+        // `1}# glued` is a plain scalar: a blank would make a comment of
+        // its end.
+        for src in ["- ? q\n- -* {a: 1}# glued\n", "- ? q\n- x {a}# glued\n"] {
+            if let Ok(t) = tree::parse(src) {
+                assert!(super::super::libyaml::holds_same_values(src, &t), "{t:?}");
+            }
+        }
     }
 }
