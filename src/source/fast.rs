@@ -874,10 +874,23 @@ impl Reader<'_> {
                 loop {
                     match self.at(j) {
                         // The line ends the scalar when the next token is
-                        // a `,` or the closing bracket (`[a\n, b]`); a
-                        // scalar continued over lines is left to
-                        // tree-sitter, by the caller.
-                        b'\n' => break,
+                        // a `,`, a bracket or a `:` (`[a\n, b]`); else the
+                        // scalar continues on the next line, at any
+                        // indentation, as libyaml reads it (`[a\nb]` is
+                        // `["a b"]`).
+                        b'\n' => {
+                            let k = self.skip_flow_space(j)?;
+                            let (c, next) = (self.at(k), self.at(k + 1));
+                            if is_flow_indicator(c)
+                                || (c == b':' && (self.blank_or_eol(k + 1) || is_flow_indicator(next)))
+                            {
+                                break;
+                            }
+                            if starts_other_than_plain(c, next) {
+                                return Err(GiveUp);
+                            }
+                            j = k;
+                        }
                         0 => return Err(GiveUp),
                         c if is_flow_indicator(c) => break,
                         b':' if self.blank_or_eol(j + 1) || is_flow_indicator(self.at(j + 1)) => {
@@ -1043,6 +1056,17 @@ mod tests {
     #[test]
     fn reads_flow_lists_continued_on_a_line_that_starts_with_a_comma() {
         assert_reads_as_libyaml(&["x:y: [a\n, ]\n", "a: [b c\n , d]\nz: 1\n", "a: {b: c\n}\n"]);
+    }
+
+    #[test]
+    fn reads_plain_scalars_continued_over_lines_in_a_flow_collection() {
+        assert_reads_as_libyaml(&[
+            "- !reference [.t, s\ncript]\n",
+            "a: [b \nc, d]\n",
+            "a: {b: c\nd, e: f\n  g}\nh: 1\n",
+        ]);
+        // More indented, tree-sitter reads them too: the same tree.
+        assert!(agrees("a: [b\n  c, d\n\n   e]\n"));
     }
 
     #[test]
