@@ -270,7 +270,7 @@ impl Reader<'_> {
             _ if self.is_entry_dash(start) => self.block_seq(col, start, depth),
             _ => match self.key(start) {
                 Some(key) => self.block_map(col, key, depth),
-                None => self.inline_node(start, parent, depth),
+                None => self.inline_node(start, parent, depth, false),
             },
         }
     }
@@ -377,7 +377,7 @@ impl Reader<'_> {
     fn map_value(&mut self, col: usize, colon: usize, depth: usize) -> Read<Node> {
         let start = self.skip_spaces(colon + 1);
         if !self.is_eol(start) && self.at(start) != b'#' {
-            return self.inline_node(start, col, depth);
+            return self.inline_node(start, col, depth, true);
         }
         self.finish_line(colon + 1)?;
         if self.at_end() || self.at_document_marker() {
@@ -422,7 +422,7 @@ impl Reader<'_> {
                     _ if self.is_entry_dash(start) => self.block_seq(item_col, start, depth + 1)?,
                     _ => match self.key(start) {
                         Some(key) => self.block_map(item_col, key, depth + 1)?,
-                        None => self.inline_node(start, col, depth + 1)?,
+                        None => self.inline_node(start, col, depth + 1, false)?,
                     },
                 })
             };
@@ -497,7 +497,15 @@ impl Reader<'_> {
 
     /// A node starting mid-line at `i` (after `key: ` or `- `), inside a
     /// collection at column `parent`. Leaves `pos` at the next content line.
-    fn inline_node(&mut self, i: usize, parent: usize, depth: usize) -> Read<Node> {
+    /// `map_value`: it is a mapping's value, whose block sequence may be
+    /// written at the key's column (`a: &x\n- b`).
+    fn inline_node(
+        &mut self,
+        i: usize,
+        parent: usize,
+        depth: usize,
+        map_value: bool,
+    ) -> Read<Node> {
         let (props, start) = self.properties(i)?;
         let Some(props_start) = props.start else {
             return self.content(start, parent, depth);
@@ -505,10 +513,18 @@ impl Reader<'_> {
         let mut node = if self.is_eol(start) || self.at(start) == b'#' {
             // The content is on the next lines.
             self.finish_line(start)?;
-            if self.at_end() || self.at_document_marker() || self.indent() <= parent {
+            if self.at_end() || self.at_document_marker() {
                 return Err(GiveUp);
             }
-            let node = self.block_node(parent, depth)?;
+            let indent = self.indent();
+            let first = self.pos + indent;
+            let node = if map_value && indent == parent && self.is_entry_dash(first) {
+                self.block_seq(parent, first, depth)?
+            } else if indent <= parent {
+                return Err(GiveUp);
+            } else {
+                self.block_node(parent, depth)?
+            };
             if !matches!(node.value, Value::Map(_) | Value::Seq(_)) {
                 return Err(GiveUp);
             }
@@ -581,9 +597,9 @@ impl Reader<'_> {
 
     /// End (past the closing quote) of the quoted scalar at `i`; with
     /// `multi_line`, it may continue over lines at any indentation, as
-    /// libyaml reads it (an implicit key may not). A document marker ends
-    /// the text there (libyaml refuses it); a line break after a `\` is
-    /// left to tree-sitter.
+    /// libyaml reads it (an implicit key may not), a `\` before a line
+    /// break escaping it. A document marker there is left to tree-sitter
+    /// (libyaml refuses it).
     fn quoted_end(&self, i: usize, multi_line: bool) -> Read<usize> {
         let quote = self.at(i);
         let mut j = i + 1;
@@ -607,6 +623,8 @@ impl Reader<'_> {
                     }
                 }
                 b'"' if quote == b'"' => return Ok(j + 1),
+                // An escaped line break: the `\n` is handled above.
+                b'\\' if quote == b'"' && multi_line && self.at(j + 1) == b'\n' => j += 1,
                 b'\\' if quote == b'"' => j += 1 + self.escape_len(j + 1)?,
                 _ => j += 1,
             }
@@ -882,7 +900,8 @@ impl Reader<'_> {
                             let k = self.skip_flow_space(j)?;
                             let (c, next) = (self.at(k), self.at(k + 1));
                             if is_flow_indicator(c)
-                                || (c == b':' && (self.blank_or_eol(k + 1) || is_flow_indicator(next)))
+                                || (c == b':'
+                                    && (self.blank_or_eol(k + 1) || is_flow_indicator(next)))
                             {
                                 break;
                             }
@@ -1049,6 +1068,9 @@ mod tests {
         for src in ["a: 'x\n  y'\nb: \"p\n\n  q\"\n"] {
             assert!(agrees(src), "fast gave up on {src:?}");
         }
+        assert_reads_as_libyaml(&["args: &tpl\n- \"*\\n\\\nt\" #\n", "a: \"x\\\n  y\"\n"]);
+        assert!(agrees("a: &x\n- b\nc: !t\n- d\n"));
+        assert!(agrees("a: \"x\\\n  y \\\n  z\"\n"));
         // A document marker cannot be inside a quoted scalar.
         assert!(parse("a: 'x\n---\n'\n").is_none());
     }
