@@ -730,8 +730,8 @@ impl Reader<'_> {
             self.comments.push(header_end..comment_end);
             header_end = comment_end;
         }
-        if self.at(header_end) != b'\n' {
-            // An indentation indicator, or no content at all.
+        if !self.is_eol(header_end) {
+            // An indentation indicator.
             return Err(GiveUp);
         }
         let mut line = header_end + 1;
@@ -763,9 +763,9 @@ impl Reader<'_> {
             end = Some(self.src[..line_end].trim_end_matches(' ').len());
             line = line_end + 1;
         }
-        let Some(end) = end else {
-            return Err(GiveUp);
-        };
+        // Without content lines, the scalar is its header line, comment
+        // included, as tree-sitter spans it (libyaml reads "").
+        let end = end.unwrap_or_else(|| self.src[..header_end].trim_end_matches(' ').len());
         // The next content line starts after the scalar's last line; blank
         // lines after it hold no comments.
         self.pos = (self.line_end(end) + 1).min(self.b.len());
@@ -1145,6 +1145,19 @@ mod tests {
         assert_reads_as_libyaml(&["a: |#c\n  x\n", "- >-# c\n  x\n  y\n- z\n", "a:\n|+#\n x\n"]);
         // With a blank, tree-sitter reads it too: the same tree.
         assert!(agrees("a: | # c\n  x\nb: >- # d\n  y\n"));
+    }
+
+    #[test]
+    fn reads_block_scalars_without_content() {
+        assert_reads_as_libyaml(&[".t:\n|", "image: >#c\n  ", "<<:\n|\n", "a:\n|  # c\nb: 1\n"]);
+        for src in [
+            "a: |\nb: 1\n",
+            "a: >-  \n\nb: 1\n",
+            "- |+\n- x\n",
+            "a: | # c\n",
+        ] {
+            assert!(agrees(src), "fast gave up on {src:?}");
+        }
     }
 
     #[test]
