@@ -1104,6 +1104,7 @@ mod tests {
         // libyaml reads no document there (yaml_serde reports one null
         // document, which `libyaml::documents` takes back), nor does kmigrate.
         assert_eq!(libyaml_documents("# c\n\n"), Some(Vec::new()));
+        assert_eq!(libyaml_documents("\u{feff}# c"), Some(Vec::new()));
         assert!(
             crate::source::tree::parse("# c\n\n")
                 .unwrap()

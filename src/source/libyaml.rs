@@ -25,6 +25,7 @@ pub fn documents(src: &str) -> Option<Vec<yaml_serde::Value>> {
 
 /// Every line of `src` is blank or a comment: a stream without documents.
 fn only_blanks_and_comments(src: &str) -> bool {
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     src.lines().all(|line| {
         let line = line.trim_start_matches([' ', '\t']);
         line.is_empty() || line.starts_with('#')
