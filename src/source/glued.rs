@@ -165,7 +165,7 @@ mod tests {
         let src = "a: |\n  echo 'x'#y\nb: ['c']# d\n";
         let t = tree::parse(src).unwrap();
         assert!(super::super::libyaml::holds_same_values(src, &t), "{t:?}");
-        assert_eq!(t.comments, [src.len() - 4..src.len() - 1]);
+        assert_eq!(t.comments, vec![src.len() - 4..src.len() - 1]);
     }
 
     #[test]
