@@ -159,10 +159,12 @@ pub fn fast_tree(data: &[u8]) {
 }
 
 /// The spanned reader against libyaml: every text libyaml (yaml_serde)
-/// reads, `tree::parse` reads with the same values. Not in [`TARGETS`] yet:
-/// the generated documents still find the known gaps listed at
-/// `reads_what_libyaml_reads_on_generated_documents` (src/source/fast.rs);
-/// run it under cargo-fuzz to find more.
+/// reads, `tree::parse` reads with the same values, or refuses on purpose
+/// (`libyaml::refused_on_purpose`: an anchor name libyaml splits). Not in
+/// [`TARGETS`] yet: a mutation that adds a carriage return or a tab sends
+/// the text past `fast` to tree-sitter-yaml, which lacks libyaml's
+/// leniencies (a block scalar header at its key's column, continuation
+/// lines at the key's column, glued comments inside flow collections).
 pub fn reader_vs_libyaml(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if tree::check_block_indent(&text).is_err() {
@@ -171,8 +173,11 @@ pub fn reader_vs_libyaml(data: &[u8]) {
     let Some(docs) = libyaml::documents(&text) else {
         return;
     };
-    let tree = tree::parse(&text)
-        .unwrap_or_else(|e| panic!("libyaml reads, kmigrate refuses ({e:?}): {text:?}"));
+    let tree = match tree::parse(&text) {
+        Ok(tree) => tree,
+        Err(e) if libyaml::refused_on_purpose(&e) => return,
+        Err(e) => panic!("libyaml reads, kmigrate refuses ({e:?}): {text:?}"),
+    };
     assert!(
         docs.len() == tree.documents.len()
             && docs

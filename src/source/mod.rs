@@ -3,6 +3,7 @@
 //! same way. Edits to a source go through [`patch`].
 
 pub mod fast;
+mod glued;
 pub mod libyaml;
 pub mod patch;
 pub mod render;

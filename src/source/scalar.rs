@@ -271,10 +271,19 @@ fn empty_lines_after(src: &str, end: usize) -> usize {
 }
 
 fn decode_block(src: &str, start: usize, end: usize, parent_indent: usize) -> Decoded {
+    // The node's span ends at its last non-blank character; blanks after
+    // it on the last line are content (libyaml keeps them).
+    let end = end
+        + src[end..]
+            .bytes()
+            .take_while(|&b| b == b' ' || b == b'\t')
+            .count();
     let node = &src[start..end];
     let header_end = node.find('\n').map(|i| i + 1).unwrap_or(node.len());
     let header = node[..header_end].trim_end();
-    let header = header.split(" #").next().unwrap_or(header).trim_end();
+    // A comment may follow the indicators with or without a blank
+    // (`|# note`), as libyaml reads it.
+    let header = header.split('#').next().unwrap_or(header).trim_end();
     let folded = header.starts_with('>');
     let mut chomp = Chomp::Clip;
     let mut explicit_indent = None;

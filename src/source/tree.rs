@@ -343,7 +343,9 @@ pub fn parse(src: &str) -> Result<Tree, ParseError> {
     check_block_indent(src)?;
     match super::fast::parse(src) {
         Some(tree) => Ok(tree),
-        None => tree_sitter_tree(src),
+        None => {
+            tree_sitter_tree(src).or_else(|e| super::glued::reread(src, tree_sitter_tree).ok_or(e))
+        }
     }
 }
 
@@ -500,6 +502,29 @@ pub(super) fn empty_node(at: usize) -> Node {
     }
 }
 
+/// Part of the message refusing an anchor name libyaml would split.
+pub const ANCHOR_NAME_SPLIT: &str = "where GitLab's and Cloud Build's YAML readers end the name";
+
+/// Refuses an anchor or alias name holding a character where libyaml (and
+/// Go's yaml, a port of it) ends the name: YAML 1.2 and tree-sitter-yaml
+/// read `&a:b 5` as anchor `a:b` on `5`, the platforms as anchor `a` on
+/// `:b 5`. Reading either way silently would change values, so the text is
+/// refused with a way out.
+fn check_anchor_name(name: &str, offset: usize) -> Result<(), ParseError> {
+    match name
+        .chars()
+        .find(|c| matches!(c, '?' | ':' | '%' | '@' | '`'))
+    {
+        Some(c) => Err(ParseError {
+            offset,
+            message: format!(
+                "the anchor or alias name `{name}` holds `{c}`, {ANCHOR_NAME_SPLIT}; use only letters, digits, `-` and `_` in it"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 struct Builder<'s> {
     src: &'s str,
 }
@@ -533,7 +558,9 @@ impl<'s> Builder<'s> {
             for child in n.named_children(&mut c) {
                 match child.kind() {
                     "anchor" => {
-                        anchor = Some(self.text(child).trim_start_matches('&').to_string());
+                        let name = self.text(child).trim_start_matches('&');
+                        check_anchor_name(name, child.start_byte())?;
+                        anchor = Some(name.to_string());
                     }
                     "tag" => tag = Some(self.text(child).to_string()),
                     "comment" => {}
@@ -581,7 +608,11 @@ impl<'s> Builder<'s> {
                 };
                 self.scalar(span, style)
             }
-            "alias" => Value::Alias(self.text(n).trim_start_matches('*').to_string()),
+            "alias" => {
+                let name = self.text(n).trim_start_matches('*');
+                check_anchor_name(name, n.start_byte())?;
+                Value::Alias(name.to_string())
+            }
             "block_sequence" | "flow_sequence" => {
                 let flow = n.kind() == "flow_sequence";
                 let mut items = Vec::new();
