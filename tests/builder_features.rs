@@ -8,15 +8,6 @@ use std::path::Path;
 use kmigrate::builder::image::{Index, Manifest};
 use support::*;
 
-fn setup() -> Option<(Registry, String)> {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
-        return None;
-    }
-    let reg = Registry::start();
-    let base = push_busybox(&reg);
-    Some((reg, base))
-}
-
 fn build(state: &Path, args: &[&str]) -> String {
     ok(&kmigrate_build(state, args))
 }
@@ -46,7 +37,9 @@ fn tar_names(layer: &Path) -> Vec<String> {
 
 #[test]
 fn multi_stage_copy_from_and_whiteouts_unpack_correctly() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -115,7 +108,9 @@ fn multi_stage_copy_from_and_whiteouts_unpack_correctly() {
 
 #[test]
 fn dockerignore_excludes_files_and_their_changes_do_not_miss() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -164,7 +159,9 @@ fn dockerignore_excludes_files_and_their_changes_do_not_miss() {
 
 #[test]
 fn cache_misses_start_exactly_at_the_changed_copy() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -222,7 +219,9 @@ fn cache_misses_start_exactly_at_the_changed_copy() {
 
 #[test]
 fn cache_mode_min_exports_final_image_layers_and_max_every_stage() {
-    let Some((reg, base)) = setup() else { return };
+    let Some((reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -303,7 +302,9 @@ fn cache_mode_min_exports_final_image_layers_and_max_every_stage() {
 
 #[test]
 fn copy_flags_add_archives_users_and_oci_layout_base() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     // A gzip tar for ADD to extract.
     let mut tb = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -432,7 +433,9 @@ fn copy_flags_add_archives_users_and_oci_layout_base() {
 
 #[test]
 fn usage_errors_are_clear() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -510,7 +513,9 @@ fn usage_errors_are_clear() {
 
 #[test]
 fn local_cache_export_and_import_serve_a_cold_store() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -576,7 +581,9 @@ fn local_cache_export_and_import_serve_a_cold_store() {
 
 #[test]
 fn concurrent_builds_can_share_one_state_dir() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),

@@ -5,15 +5,6 @@ mod support;
 
 use support::*;
 
-fn setup() -> Option<(Registry, String)> {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
-        return None;
-    }
-    let reg = Registry::start();
-    let base = push_busybox(&reg);
-    Some((reg, base))
-}
-
 fn fail_text(out: &std::process::Output) -> String {
     assert!(!out.status.success(), "expected failure");
     format!(
@@ -25,7 +16,9 @@ fn fail_text(out: &std::process::Output) -> String {
 
 #[test]
 fn copy_sources_outside_the_context_are_refused() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let outer = tempfile::tempdir().unwrap();
     std::fs::write(outer.path().join("secret.txt"), "host secret").unwrap();
     let ctx = outer.path().join("ctx");
@@ -65,7 +58,9 @@ fn copy_sources_outside_the_context_are_refused() {
 
 #[test]
 fn hostile_base_layers_cannot_write_outside_the_rootfs() {
-    let Some((reg, _base)) = setup() else { return };
+    let Some((reg, _base)) = registry_with_busybox() else {
+        return;
+    };
     let host = tempfile::tempdir().unwrap();
     let hp = host.path().display().to_string();
     let state = tempfile::tempdir().unwrap();
@@ -139,7 +134,9 @@ fn hostile_base_layers_cannot_write_outside_the_rootfs() {
 
 #[test]
 fn run_sees_only_the_image_filesystem() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let host = tempfile::tempdir().unwrap();
     let marker = host.path().join("host-marker");
     std::fs::write(&marker, "host only").unwrap();
@@ -343,7 +340,9 @@ fn registry_credentials_are_used_but_never_appear_in_output_or_image() {
 
 #[test]
 fn run_gets_private_etc_files_that_reach_neither_host_nor_layer() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let host_resolv = std::fs::read("/etc/resolv.conf").ok();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -12,23 +12,6 @@ use std::process::{Command, Output};
 
 use support::*;
 
-fn setup() -> Option<(Registry, String)> {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
-        return None;
-    }
-    let reg = Registry::start();
-    let base = push_busybox(&reg);
-    Some((reg, base))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `kmigrate build ARGS` run from `dir`, as a user types it in a project.
 fn build_in(dir: &Path, state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kmigrate"))
@@ -72,7 +55,9 @@ fn assert_project_intact(work: &Path, case: &str) {
 /// extracts into `out/` inside it), not the rootfs, not `state/tmp`.
 #[test]
 fn hostile_whiteouts_in_a_base_image_delete_nothing_and_fail_the_build() {
-    let Some((reg, _base)) = setup() else { return };
+    let Some((reg, _base)) = registry_with_busybox() else {
+        return;
+    };
     for (i, entry) in [".wh...", "sub/.wh...", "sub/deep/.wh...", ".wh..", ".wh."]
         .iter()
         .enumerate()
@@ -94,7 +79,7 @@ fn hostile_whiteouts_in_a_base_image_delete_nothing_and_fail_the_build() {
             state.path(),
             &["-o", "type=local,dest=out", "."],
         );
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!out.status.success(), "{entry}: the build succeeded:\n{t}");
         assert!(t.contains("not a valid whiteout"), "{entry}: {t}");
         assert!(t.contains(entry.trim_start_matches("./")), "{entry}: {t}");
@@ -107,7 +92,7 @@ fn hostile_whiteouts_in_a_base_image_delete_nothing_and_fail_the_build() {
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("work"), "w").unwrap();
         let out = build_in(work.path(), state.path(), &["."]);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!out.status.success(), "{entry}: the build succeeded:\n{t}");
         assert!(t.contains("not a valid whiteout"), "{entry}: {t}");
         assert!(other.join("work").is_file(), "{entry}: state/tmp was wiped");
@@ -119,7 +104,9 @@ fn hostile_whiteouts_in_a_base_image_delete_nothing_and_fail_the_build() {
 /// fidelity), inside the exported tree only.
 #[test]
 fn valid_whiteouts_still_apply_in_a_local_export() {
-    let Some((reg, _base)) = setup() else { return };
+    let Some((reg, _base)) = registry_with_busybox() else {
+        return;
+    };
     let img = format!("{}/ok/whiteouts:1", reg.addr);
     push_busybox_plus_raw_layers(
         &img,
@@ -156,7 +143,9 @@ fn valid_whiteouts_still_apply_in_a_local_export() {
 /// `/etc`, never the host's.
 #[test]
 fn copy_from_globs_follow_symlinks_only_inside_the_stage_root() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("host-secret"), "HOST SECRET").unwrap();
     let hp = host.path().display().to_string();
@@ -215,7 +204,7 @@ fn copy_from_globs_follow_symlinks_only_inside_the_stage_root() {
             state.path(),
             &["-o", "type=local,dest=out", "."],
         );
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!t.contains("HOST SECRET"), "{what}: {t}");
         let x = work.path().join("out/x");
         let leaked = walkdir::WalkDir::new(&x)
@@ -230,7 +219,9 @@ fn copy_from_globs_follow_symlinks_only_inside_the_stage_root() {
 /// not a hang or a crash.
 #[test]
 fn copy_from_symlink_loops_fail_cleanly() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
     for src in ["/loop*", "/loop1", "/loop1/x"] {
         let work = project(&format!(
@@ -238,7 +229,7 @@ fn copy_from_symlink_loops_fail_cleanly() {
              FROM {base}\nCOPY --from=a {src} /x/\n"
         ));
         let out = build_in(work.path(), state.path(), &["."]);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!out.status.success(), "{src}: {t}");
         assert!(t.contains("symbolic links"), "{src}: {t}");
         assert!(
@@ -251,7 +242,9 @@ fn copy_from_symlink_loops_fail_cleanly() {
 /// Item 2: WORKDIR and USER resolve through the stage's own symlinks only.
 #[test]
 fn workdir_and_user_resolve_inside_the_stage_root() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let host = tempfile::tempdir().unwrap();
     let hp = host.path().display().to_string();
     std::fs::write(
@@ -292,7 +285,7 @@ fn workdir_and_user_resolve_inside_the_stage_root() {
             "FROM {base}\nRUN rm /etc/passwd && ln -s {hp}/passwd /etc/passwd\n{step}\n"
         ));
         let out = build_in(work.path(), state.path(), &["."]);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(
             !out.status.success(),
             "{step}: the host passwd was read: {t}"
@@ -306,7 +299,9 @@ fn workdir_and_user_resolve_inside_the_stage_root() {
 /// other local users; older state directories are tightened.
 #[test]
 fn state_directories_are_private() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let parent = tempfile::tempdir().unwrap();
     let state = parent.path().join("fresh/state");
     // A RUN as another user still works: it sees the image's `/`, not the
@@ -335,7 +330,9 @@ fn state_directories_are_private() {
 /// fidelity) while its extracted copy stays under the private state dir.
 #[test]
 fn setuid_bits_are_kept_in_layers() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let work = project(&format!(
         "FROM {base}\nRUN cp /bin/busybox /suid && chmod 4755 /suid\nCOPY --chmod=2755 canary /sgid\n"
     ));
@@ -465,7 +462,7 @@ fn rootless_copy_maps_owners_to_root() {
     }
     let bad = ctx.join("bad/Dockerfile");
     let out = run(&["-f", bad.to_str().unwrap(), ctx.to_str().unwrap()]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(
         t.contains("Dockerfile:2") && t.contains("needs root"),

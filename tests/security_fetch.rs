@@ -10,6 +10,7 @@
 //! test instead of hanging it or filling the disk.
 
 mod support;
+use support::output_text;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -212,16 +213,8 @@ fn build(state: &Path, args: &[&str]) -> Output {
     run_bounded(&all, 60)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn failed(out: &Output) -> String {
-    let t = text(out);
+    let t = output_text(out);
     assert!(!out.status.success(), "expected a failure:\n{t}");
     assert!(
         !t.contains("panicked"),
@@ -508,7 +501,7 @@ fn endless_cache_manifest_is_a_warning_and_the_build_goes_on() {
             d.path().to_str().unwrap(),
         ],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("4 MiB limit"), "{t}");
     assert!(server.sent() < BOUNDED_SEND, "sent {} bytes", server.sent());
@@ -665,7 +658,7 @@ fn verify_in(r: &Repo, extra: &[&str]) -> Output {
 }
 
 fn assert_refused_outside(r: &Repo, o: &Output, what: &str) {
-    let t = text(o);
+    let t = output_text(o);
     assert!(!o.status.success(), "{t}");
     assert!(
         t.contains(&format!("the {what} "))
@@ -684,7 +677,7 @@ fn verify_refuses_an_absolute_context_outside_the_repository() {
     let r = repo_building(&|outer| outer.display().to_string());
     assert_refused_outside(&r, &verify_in(&r, &[]), "build context");
     // The explicit flag builds it (and so reads the host file).
-    let t = text(&verify_in(&r, &["--allow-outside-repo"]));
+    let t = output_text(&verify_in(&r, &["--allow-outside-repo"]));
     assert!(!t.contains("outside the repository"), "{t}");
     assert!(t.contains(SECRET), "the flag lifts the refusal:\n{t}");
 }
@@ -701,7 +694,11 @@ fn verify_refuses_a_symlinked_context_that_points_out() {
     std::os::unix::fs::symlink(&r.outer, r.repo.join("ctx")).unwrap();
     let o = verify_in(&r, &[]);
     assert_refused_outside(&r, &o, "build context");
-    assert!(text(&o).contains("which resolves to"), "{}", text(&o));
+    assert!(
+        output_text(&o).contains("which resolves to"),
+        "{}",
+        output_text(&o)
+    );
 }
 
 #[test]
@@ -762,7 +759,7 @@ fn verify_passes_copy_of_the_whole_context_with_the_default_store() {
     let repo = copy_everything_repo();
     let cache_home = tempfile::tempdir().unwrap();
     let o = verify_with_cache_home(repo.path(), cache_home.path(), &[]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("PASS"), "{t}");
     assert!(
@@ -792,7 +789,7 @@ fn verify_keeps_a_store_inside_the_context_out_of_it() {
         cache_home.path(),
         &["--store", store.to_str().unwrap()],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(store.join("images").is_dir(), "the store was used: {t}");
 }

@@ -8,27 +8,10 @@ mod support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn setup() -> Option<(Registry, String)> {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
-        return None;
-    }
-    let reg = Registry::start();
-    let base = push_busybox(&reg);
-    Some((reg, base))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name} not exported: {e}"))
@@ -99,7 +82,9 @@ int main(void) {{
 
 #[test]
 fn run_cannot_reach_the_invoking_terminal() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     if !Path::new("/usr/bin/script").exists() {
         eprintln!("SKIP: script (util-linux) not available");
         return;
@@ -154,7 +139,7 @@ fn run_cannot_reach_the_invoking_terminal() {
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(status.success(), "{t}");
     assert!(
         !t.contains(&format!("READ[{marker}")),
@@ -173,7 +158,9 @@ fn run_cannot_reach_the_invoking_terminal() {
 
 #[test]
 fn device_nodes_made_in_run_cannot_be_opened() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     // CAP_MKNOD is in Docker's default set, so a root RUN can make a node;
     // without a device cgroup only `nodev` keeps it from opening host
     // devices (a terminal, a disk). 1:5 is /dev/zero: harmless to try.
@@ -205,7 +192,9 @@ fn device_nodes_made_in_run_cannot_be_opened() {
 
 #[test]
 fn inherited_file_descriptors_do_not_reach_run() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("secret.txt"), "host secret").unwrap();
     let file = std::fs::File::open(host.path().join("secret.txt")).unwrap();
@@ -248,7 +237,7 @@ fn inherited_file_descriptors_do_not_reach_run() {
         });
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let fds = read(dest.path(), "fds");
     let listed: Vec<&str> = fds.split_whitespace().collect();
     assert_eq!(
@@ -270,7 +259,9 @@ const DOCKER_CAPS: &str = "00000000a80425fb";
 
 #[test]
 fn run_cannot_write_host_sysctls_or_read_kernel_files() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     let core_before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let ctx = tempfile::tempdir().unwrap();
     // Writing core_pattern back with its own value: harmless even where the
@@ -344,7 +335,9 @@ fn processes_running(argv: &[&str]) -> Vec<i32> {
 
 #[test]
 fn a_killed_build_leaves_no_process_and_the_next_build_removes_its_work_dirs() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     // A number no other test uses, so the sleep is recognisable on the host.
     let secs = format!("{}", 900_000 + std::process::id() % 1000);
     let ctx = tempfile::tempdir().unwrap();
@@ -390,7 +383,7 @@ fn a_killed_build_leaves_no_process_and_the_next_build_removes_its_work_dirs() {
     assert!(
         left.is_empty(),
         "RUN processes outlived the killed build: {left:?}\n{}",
-        text(&out)
+        output_text(&out)
     );
     let tmp = state.path().join("tmp");
     let stale: Vec<_> = std::fs::read_dir(&tmp)
@@ -431,7 +424,9 @@ fn pids_cgroup_available() -> bool {
 
 #[test]
 fn a_fork_bomb_is_bounded_by_the_process_limit() {
-    let Some((_reg, base)) = setup() else { return };
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
     if !pids_cgroup_available() {
         eprintln!("SKIP: no pids cgroup on this host");
         return;
@@ -454,7 +449,7 @@ fn a_fork_bomb_is_bounded_by_the_process_limit() {
         &[ctx.path().to_str().unwrap()],
         &[("KMIGRATE_RUN_PIDS_LIMIT", "16")],
     );
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success(), "the RUN was not bounded:\n{t}");
     assert!(
         t.contains("Dockerfile:2") && t.contains("limit of 16 processes"),

@@ -73,14 +73,6 @@ fn json_of(out: &Output) -> Value {
     })
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The digest a registry serves for `repo:tag`.
 fn registry_digest(addr: &str, repo: &str, tag: &str) -> Option<String> {
     let r = ureq::get(&format!("http://{addr}/v2/{repo}/manifests/{tag}"))
@@ -131,7 +123,7 @@ fn cloudbuild_kaniko_config_is_rewritten_and_verified_against_a_mapped_registry(
         "json",
     ]);
     let j = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(j["rewritten_in_memory"], true);
     let builds = j["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 1, "{j:#}");
@@ -188,7 +180,7 @@ fn cloudbuild_default_store_and_compare_original() {
         &format!("_BASE={base}"),
         "--compare-original",
     ]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("PASS  build ("), "{t}");
     assert!(t.contains("still uses Kaniko"), "{t}");
@@ -236,7 +228,7 @@ fn gitlab_multi_build_job_is_split_and_each_image_verified() {
         "json",
     ]);
     let j = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(j["platform"], "gitlab");
     assert_eq!(j["rewritten_in_memory"], true);
     let builds = j["builds"].as_array().unwrap();
@@ -289,7 +281,7 @@ fn failing_dockerfile_exits_1_with_the_step_output() {
         "--substitution",
         &format!("_BASE={base}"),
     ]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("FAIL  step 1 ("), "{t}");
     assert!(t.contains("cold build failed"), "{t}");
@@ -308,7 +300,7 @@ fn unresolved_substitution_is_reported_by_name_and_exits_2() {
     let repo = copy_fixture("unresolved");
     let cfg = repo.path().join("cloudbuild.yaml");
     let out = verify(&[cfg.to_str().unwrap()]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(t.contains("NOT RUN  step 1 ("), "{t}");
     assert!(t.contains("unresolved: _DEPLOY_REGION"), "{t}");
@@ -326,12 +318,16 @@ fn unresolved_substitution_is_reported_by_name_and_exits_2() {
 fn bad_flags_and_configs_exit_2_with_why() {
     let out = verify(&["/nonexistent/cloudbuild.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("/nonexistent/cloudbuild.yaml"));
+    assert!(output_text(&out).contains("/nonexistent/cloudbuild.yaml"));
     let repo = copy_fixture("unresolved");
     let cfg = repo.path().join("cloudbuild.yaml");
     let out = verify(&[cfg.to_str().unwrap(), "--registry-map", "nothing"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("write FROM=TO"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("write FROM=TO"),
+        "{}",
+        output_text(&out)
+    );
     let out = verify(&[
         cfg.to_str().unwrap(),
         "--engine",
@@ -340,5 +336,9 @@ fn bad_flags_and_configs_exit_2_with_why() {
         "_DEPLOY_REGION=eu",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("--registry-map"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("--registry-map"),
+        "{}",
+        output_text(&out)
+    );
 }

@@ -281,6 +281,26 @@ pub fn kmigrate_build(state: &Path, args: &[&str]) -> Output {
 }
 
 /// Asserts success and returns combined output text.
+/// A registry with the busybox base image pushed to it, or `None` where
+/// the test must skip (see [`have`]).
+pub fn registry_with_busybox() -> Option<(Registry, String)> {
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return None;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    Some((reg, base))
+}
+
+/// A process's stdout then stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn ok(out: &Output) -> String {
     let s = format!(
         "{}{}",
