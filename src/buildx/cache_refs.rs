@@ -95,6 +95,27 @@ fn with_suffix(reference: &str, suffix: &str) -> String {
     format!("{reference}-{}", suffix.trim_end_matches(['-', '.']))
 }
 
+/// A build's new cache ref and the builds that made it necessary.
+pub struct Retag {
+    pub new_ref: String,
+    /// The first readable name of each other build that shared the old ref.
+    pub others: Vec<String>,
+}
+
+/// For each build, its [`Retag`] (`None`: it keeps its own ref): what
+/// each platform applies with [`retag`] once the builds are assigned.
+pub fn assign(builds: &[CacheUse]) -> Vec<Option<Retag>> {
+    let new_refs = distinct(builds);
+    (0..builds.len())
+        .map(|i| {
+            new_refs[i].clone().map(|new_ref| Retag {
+                new_ref,
+                others: sharing_names(builds, &new_refs, i),
+            })
+        })
+        .collect()
+}
+
 /// For each build, the ref it uses instead of its own (`None`: it keeps
 /// its own, which no build of another image shares). Stable: the same
 /// config gives the same refs on every run.
@@ -219,7 +240,7 @@ pub fn retag(conversion: &mut Conversion, call: &Call, new_ref: &str, others: &[
 
 /// The names of the builds other than `i` that shared `i`'s old ref, as
 /// each one's first readable name.
-pub fn sharing_names(builds: &[CacheUse], new_refs: &[Option<String>], i: usize) -> Vec<String> {
+fn sharing_names(builds: &[CacheUse], new_refs: &[Option<String>], i: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (j, b) in builds.iter().enumerate() {
         if j == i || b.cache_ref != builds[i].cache_ref || new_refs[j] == new_refs[i] {

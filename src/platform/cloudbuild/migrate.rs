@@ -209,15 +209,12 @@ fn distinct_cache_refs(found: &[KanikoStep], converted: &mut [Vec<Conversion>]) 
             });
         }
     }
-    let new_refs = cache_refs::distinct(&uses);
-    let others: Vec<Vec<String>> = (0..uses.len())
-        .map(|i| cache_refs::sharing_names(&uses, &new_refs, i))
-        .collect();
+    let assigned = cache_refs::assign(&uses);
     drop(uses);
-    for (((si, ci), new_ref), others) in at.into_iter().zip(new_refs).zip(others) {
-        if let Some(r) = new_ref {
+    for ((si, ci), t) in at.into_iter().zip(assigned) {
+        if let Some(t) = t {
             let call = &found[si].calls[ci].call;
-            cache_refs::retag(&mut converted[si][ci], call, &r, &others);
+            cache_refs::retag(&mut converted[si][ci], call, &t.new_ref, &t.others);
         }
     }
 }

@@ -168,15 +168,12 @@ fn distinct_cache_refs(kjobs: &mut [KanikoJob]) {
             });
         }
     }
-    let new_refs = cache_refs::distinct(&uses);
-    let others: Vec<Vec<String>> = (0..uses.len())
-        .map(|i| cache_refs::sharing_names(&uses, &new_refs, i))
-        .collect();
+    let assigned = cache_refs::assign(&uses);
     drop(uses);
-    for (((ji, ci), new_ref), others) in at.into_iter().zip(new_refs).zip(others) {
-        if let Some(r) = new_ref {
+    for ((ji, ci), t) in at.into_iter().zip(assigned) {
+        if let Some(t) = t {
             let c = &mut kjobs[ji].calls[ci];
-            cache_refs::retag(&mut c.conversion, &c.call, &r, &others);
+            cache_refs::retag(&mut c.conversion, &c.call, &t.new_ref, &t.others);
         }
     }
 }
