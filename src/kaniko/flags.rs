@@ -60,6 +60,10 @@ pub struct FlagSpec {
     pub fork: Option<String>,
     #[serde(default)]
     pub rule: Option<String>,
+    /// How buildx spells this flag (`same`), or what it writes instead;
+    /// only for the flags people keep in variables.
+    #[serde(default)]
+    pub passthrough: Option<String>,
 }
 
 impl FlagSpec {

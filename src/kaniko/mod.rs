@@ -7,6 +7,7 @@
 pub mod call;
 pub mod flags;
 pub mod images;
+pub mod passthrough;
 
 pub use call::{Arg, Call, CallProblem, FlagUse, ProblemKind};
 pub use flags::{Action, Arity, FlagSpec, FlagTable};

@@ -16,6 +16,7 @@ const PAGES: &[&str] = &[
     include_str!("../../rules/KM012.md"),
     include_str!("../../rules/KM013.md"),
     include_str!("../../rules/KM014.md"),
+    include_str!("../../rules/KM015.md"),
     include_str!("../../rules/KM020.md"),
 ];
 
