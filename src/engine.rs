@@ -3,8 +3,8 @@
 
 use crate::options::Options;
 use crate::platform::Platform;
-use crate::platform::cloudbuild::{Build, migrate};
-use crate::rules::{self, Finding};
+use crate::platform::cloudbuild::{Build, findings, migrate};
+use crate::rules::Finding;
 use crate::source::patch::{self, Edit};
 use crate::source::{SourceError, SourceFile};
 
@@ -18,7 +18,7 @@ pub fn analyze(
         Platform::CloudBuild => {
             let build = Build::parse(source)?;
             let migration = migrate::plan(&build, opts);
-            rules::cloudbuild_findings(&build, &migration)
+            findings::findings(&build, &migration)
         }
         Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
     };

@@ -59,7 +59,7 @@ pub struct FlagSpec {
     #[serde(default)]
     pub fork: Option<String>,
     #[serde(default)]
-    pub rule: Option<String>,
+    pub rule: Option<crate::rules::Rule>,
 }
 
 impl FlagSpec {

@@ -26,15 +26,13 @@ use crate::kaniko::flags::{Action, FlagSpec};
 use crate::platform::Platform;
 use crate::platform::cloudbuild::{Build, kaniko_steps};
 use crate::platform::gitlab;
-use crate::rules::{Finding, Severity, meta};
+use crate::rules::{Finding, Rule, Severity};
 use crate::source::{SourceError, SourceFile};
 
-/// Rules whose finding marks a build to migrate.
-const BUILD_RULES: &[&str] = &["KM001", "KM003"];
-
-/// Rules about a build as a whole, the multi-build split (KM002) included:
+/// Rules whose finding marks a build to migrate. The other rules of kind
+/// `build`, the multi-build split (KM002), are about a build as a whole:
 /// resolved by the build's own fix, never a note to review.
-const ALL_BUILD_RULES: &[&str] = crate::ignores::BUILD_RULES;
+const BUILD_RULES: &[Rule] = &[Rule::Km001, Rule::Km003];
 
 /// How far a build migrates on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,7 +65,7 @@ pub struct Input<'a> {
 pub struct BuildRow {
     pub path: String,
     pub line: usize,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub outcome: Outcome,
 }
 
@@ -86,7 +84,7 @@ pub struct FileRow {
 pub struct Task {
     pub path: String,
     pub line: usize,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     pub message: String,
     pub todo: String,
@@ -245,10 +243,7 @@ fn todo_for(f: &Finding) -> String {
         Some(h) => h.clone(),
         None => match f.fix {
             Some(_) => "review the rewritten step".to_string(),
-            None => format!(
-                "see {}",
-                meta::get(f.rule).map_or_else(String::new, |m| m.help_url())
-            ),
+            None => format!("see {}", f.rule.meta().help_url()),
         },
     }
 }
@@ -284,12 +279,12 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                 .iter()
                 .filter(|f| !std::ptr::eq(*f, *b) && region.contains(&f.span.start))
                 .collect();
-            let manual = b.fix.is_none() || around.iter().any(|f| f.rule == "KM012");
+            let manual = b.fix.is_none() || around.iter().any(|f| f.rule == Rule::Km012);
             let outcome = if manual {
                 Outcome::Manual
             } else if around
                 .iter()
-                .any(|f| !ALL_BUILD_RULES.contains(&f.rule) && f.severity >= Severity::Warning)
+                .any(|f| !f.rule.is_build() && f.severity >= Severity::Warning)
             {
                 Outcome::Partial
             } else {
@@ -307,7 +302,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             });
         }
         for f in input.findings {
-            let fixed_build = ALL_BUILD_RULES.contains(&f.rule)
+            let fixed_build = f.rule.is_build()
                 && (f.fix.is_some() || handled.iter().any(|r| r.contains(&f.span.start)));
             let fixed_note = f.fix.is_some() && f.severity == Severity::Info;
             if !fixed_build && !fixed_note {
@@ -320,7 +315,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                     todo: todo_for(f),
                 });
             }
-            if f.rule == "KM005" {
+            if f.rule == Rule::Km005 {
                 report.cache_ttl.push((path.clone(), line(f), todo_for(f)));
             }
         }
@@ -553,8 +548,8 @@ mod tests {
         assert_eq!(r.flags["--destination"].uses, 2);
         assert_eq!(r.flags["--cache-ttl"].uses, 1);
         assert_eq!(r.cache_ttl.len(), 1);
-        assert!(r.tasks.iter().any(|t| t.rule == "KM005" && t.line == 5));
-        assert!(!r.tasks.iter().any(|t| t.rule == "KM001"));
+        assert!(r.tasks.iter().any(|t| t.rule == Rule::Km005 && t.line == 5));
+        assert!(!r.tasks.iter().any(|t| t.rule == Rule::Km001));
         let md = r.to_markdown();
         assert!(md.contains("| Migrated automatically | 1 | 50% |"), "{md}");
         assert!(md.contains("| Partially (rewritten, review the warnings) | 1 | 50% |"));

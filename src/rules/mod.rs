@@ -1,20 +1,23 @@
-//! The rule engine: findings with optional fixes, one detector per rule.
+//! The rule model every detector and report imports: [`Rule`] (generated
+//! from the pages in `rules/`), [`Severity`], and [`Finding`]s with
+//! optional [`Fix`]es. A leaf: it imports nothing of the crate but the
+//! text [`Edit`] a fix is made of; the detectors live with their platform
+//! (`platform::cloudbuild::findings`, `platform::gitlab::findings`).
 //!
 //! Detectors never edit text: a finding's fix is a list of [`Edit`]s on the
 //! original text that `rewrite` applies together.
 
-mod cloudbuild;
 pub mod meta;
+#[cfg(test)]
+mod page;
 
 use std::fmt;
 use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::source::patch::Edit;
-
-pub use cloudbuild::findings as cloudbuild_findings;
-pub use meta::RuleMeta;
+pub use crate::source::patch::Edit;
+pub use meta::{Rule, RuleKind, RuleMeta, UnknownRule};
 
 /// How serious a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -46,7 +49,7 @@ pub struct Fix {
 /// One problem at one place in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     /// Byte range in the file the finding points at.
     pub span: Range<usize>,
@@ -57,13 +60,10 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with the rule's default severity and no fix.
-    pub fn new(rule: &'static str, span: Range<usize>, message: impl Into<String>) -> Self {
-        let severity = meta::get(rule)
-            .map(|m| m.severity)
-            .unwrap_or_else(|| panic!("rule {rule} has no page in rules/"));
+    pub fn new(rule: Rule, span: Range<usize>, message: impl Into<String>) -> Self {
         Finding {
             rule,
-            severity,
+            severity: rule.severity(),
             span,
             message: message.into(),
             help: None,

@@ -11,8 +11,7 @@ use super::rewrite::FileEdit;
 use super::rewrite::Sharing;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
-use crate::buildx::from_kaniko::NoteKind;
-use crate::rules::{Finding, Fix, Severity};
+use crate::rules::{Finding, Fix, Rule, Severity};
 use crate::source::Span;
 use crate::source::patch::{Conflict, Edit, apply};
 
@@ -88,7 +87,7 @@ impl Collector {
         }
         // The rule's page says whether it is fixable: one source of truth.
         debug_assert!(
-            crate::rules::meta::get(f.rule).is_some_and(|m| m.fixable),
+            f.rule.meta().fixable,
             "{} has a fix but its page says it is not fixable",
             f.rule
         );
@@ -121,7 +120,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         let why = inc.not_followed.clone().unwrap_or_default();
         if inc.unreadable {
             // GitLab rejects the pipeline; kmigrate checks the rest of it.
-            let mut f = Finding::new("KM014", inc.span.clone(), why).with_help(
+            let mut f = Finding::new(Rule::Km014, inc.span.clone(), why).with_help(
                 "name a GitLab CI file inside the repository (paths are relative to its root); the rest of the pipeline was checked without it",
             );
             f.severity = Severity::Error;
@@ -131,7 +130,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         c.add(
             inc.in_file,
             Finding::new(
-                "KM014",
+                Rule::Km014,
                 inc.span.clone(),
                 format!(
                     "`include: {}` `{}` is not read ({why}); a Kaniko job may be defined there",
@@ -169,7 +168,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             continue;
         }
         if let Some((file, span, message)) = super::fragment::probable_kaniko(job) {
-            let mut f = Finding::new("KM001", span, message).with_help(
+            let mut f = Finding::new(Rule::Km001, span, message).with_help(
                 "kmigrate cannot migrate it without the template: run `kmigrate check` on the whole pipeline, or where the template lives",
             );
             if job.hidden {
@@ -189,7 +188,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         }
         for d in super::docker_cache::problems(p, job, &opts.builder) {
             let mut f = Finding::new(
-                "KM003",
+                Rule::Km003,
                 d.span.clone(),
                 format!(
                     "job `{}` exports build cache with the default docker driver, which fails with \"Cache export is not supported for the docker driver\"",
@@ -232,14 +231,7 @@ fn runs_jobs(p: &Pipeline) -> bool {
 
 fn note_findings(c: &mut Collector, call: &CallInfo) {
     for n in &call.conversion.notes {
-        let rule = match n.kind {
-            NoteKind::Dropped => "KM010",
-            NoteKind::Changed => "KM011",
-            NoteKind::Manual => "KM012",
-            NoteKind::Malformed => "KM013",
-            NoteKind::CacheTtl => "KM005",
-        };
-        let mut f = Finding::new(rule, call.args_span(&n.args), n.message.clone());
+        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
             f = f.with_help(h.clone());
         }
@@ -422,7 +414,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         (
             f2,
             Finding::new(
-                "KM002",
+                Rule::Km002,
                 s2,
                 format!(
                     "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
@@ -432,7 +424,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             ),
         )
     });
-    let km001 = Finding::new("KM001", span.clone(), what);
+    let km001 = Finding::new(Rule::Km001, span.clone(), what);
     let plan = match plan {
         Ok(plan) => plan,
         Err(why) => {
@@ -523,7 +515,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         c.add(
             job.file,
             Finding::new(
-                "KM004",
+                Rule::Km004,
                 job.key_span.clone(),
                 format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
             )
@@ -573,7 +565,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 .unwrap_or_else(|| call.span.clone());
             let finding = if host.contains('$') {
                 Finding::new(
-                    "KM011",
+                    Rule::Km011,
                     span,
                     format!(
                         "job `{}` pushes to a registry kmigrate cannot tell before the job runs (it depends on `{host}`, set outside this pipeline's files), without writing Docker credentials: Kaniko may have found them through its built-in helpers (GitLab, GCR, ECR, ACR), the new builder reads only the Docker config",
@@ -585,7 +577,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 ))
             } else {
                 Finding::new(
-                    "KM011",
+                    Rule::Km011,
                     span,
                     format!(
                         "job `{}` pushes to `{host}` without writing Docker credentials: Kaniko may have found them through its built-in helpers (GCR, ECR, ACR), the new builder reads only the Docker config",
