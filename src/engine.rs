@@ -4,7 +4,7 @@
 use crate::options::Options;
 use crate::platform::Platform;
 use crate::platform::cloudbuild::{Build, findings, migrate};
-use crate::rules::Finding;
+use crate::rules::{Applicability, Finding};
 use crate::source::patch::{self, Edit};
 use crate::source::{SourceError, SourceFile};
 
@@ -33,6 +33,47 @@ pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Plat
             "name it cloudbuild.yaml / .gitlab-ci.yml, or pass --platform cloudbuild|gitlab",
         )
     })
+}
+
+/// Leaves out the fixes that change behaviour (`rewrite --only-exact`): a
+/// build whose rewrite changes what it does stays as it is, with its
+/// finding (its help says why), and so does every note whose fix is that
+/// rewrite. Edits it shares with a build that translates exactly (the
+/// Cloud Build setup step) stay with that build.
+pub fn keep_exact_fixes(findings: &mut [Finding]) {
+    use std::collections::HashSet;
+
+    let changes = |f: &Finding| {
+        f.fix
+            .as_ref()
+            .is_some_and(|x| x.applicability == Applicability::ChangesBehaviour)
+    };
+    let needed: HashSet<Edit> = findings
+        .iter()
+        .filter(|f| f.rule.is_build() && !changes(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| x.edits.iter().cloned()))
+        .collect();
+    let withheld: HashSet<Edit> = findings
+        .iter()
+        .filter(|f| changes(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| x.edits.iter().cloned()))
+        .filter(|e| !needed.contains(e))
+        .collect();
+    for f in findings.iter_mut() {
+        if changes(f) {
+            f.fix = None;
+            if f.rule.is_build() {
+                f.help = Some(
+                    "left unchanged by `--only-exact`: its rewrite changes what the build does (the KM011 notes say how); run `kmigrate rewrite` without `--only-exact` to apply it".into(),
+                );
+            }
+        } else if let Some(fix) = &mut f.fix {
+            fix.edits.retain(|e| !withheld.contains(e));
+            if fix.edits.is_empty() {
+                f.fix = None;
+            }
+        }
+    }
 }
 
 /// The text after applying every fix in `findings`; `None` when nothing

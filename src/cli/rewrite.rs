@@ -67,6 +67,11 @@ pub struct RewriteArgs {
     /// pre-commit, which passes every file).
     #[arg(long)]
     pub force_exclude: bool,
+    /// Apply only the translations that keep each build's behaviour: a
+    /// step or job whose rewrite changes it (KM011) stays as it is, with
+    /// its finding.
+    #[arg(long, alias = "only-safe")]
+    pub only_exact: bool,
     /// Skip named files that are neither CI configs by name nor local
     /// includes of a GitLab pipeline (for pre-commit, which passes every
     /// YAML file).
@@ -301,7 +306,10 @@ fn rewrite_one(
         });
     }
     // Rule selection and inline ignores keep rewrite away from silenced builds.
-    let findings = super::check::select(&source, findings, settings);
+    let mut findings = super::check::select(&source, findings, settings);
+    if args.only_exact {
+        engine::keep_exact_fixes(&mut findings);
+    }
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 

@@ -26,7 +26,7 @@ use crate::kaniko::flags::{Action, FlagSpec};
 use crate::platform::Platform;
 use crate::platform::cloudbuild::{Build, kaniko_steps};
 use crate::platform::gitlab;
-use crate::rules::{Finding, Rule, Severity};
+use crate::rules::{Applicability, Finding, Rule, Severity};
 use crate::source::{SourceError, SourceFile};
 
 /// Rules whose finding marks a build to migrate. The other rules of kind
@@ -67,6 +67,8 @@ pub struct BuildRow {
     pub line: usize,
     pub rule: Rule,
     pub outcome: Outcome,
+    /// How faithful its fix is; `None` without one.
+    pub applicability: Option<Applicability>,
 }
 
 /// One file's line in the report.
@@ -299,6 +301,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                 line: line(b),
                 rule: b.rule,
                 outcome,
+                applicability: b.fix.as_ref().map(|x| x.applicability),
             });
         }
         for f in input.findings {
@@ -368,6 +371,20 @@ impl Report {
         t
     }
 
+    /// Builds with a fix, by applicability: (exact, changes behaviour).
+    pub fn fixes(&self) -> (usize, usize) {
+        let count = |a| {
+            self.builds
+                .iter()
+                .filter(|b| b.applicability == Some(a))
+                .count()
+        };
+        (
+            count(Applicability::Exact),
+            count(Applicability::ChangesBehaviour),
+        )
+    }
+
     pub fn to_markdown(&self) -> String {
         let mut s = String::from("# kmigrate migration report\n\n");
         let [auto, partial, manual] = self.totals();
@@ -391,6 +408,17 @@ impl Report {
             ("Total", total),
         ] {
             let _ = writeln!(s, "| {label} | {n} | {} |", pct(n, total));
+        }
+        let (exact, changing) = self.fixes();
+        if exact + changing > 0 {
+            let _ = writeln!(
+                s,
+                "\nOf the {} build{} `kmigrate rewrite` fixes, {exact} translate{} exactly and {changing} change{} behaviour (`kmigrate rewrite --only-exact` leaves those as they are).",
+                exact + changing,
+                if exact + changing == 1 { "" } else { "s" },
+                if exact == 1 { "s" } else { "" },
+                if changing == 1 { "s" } else { "" },
+            );
         }
         s.push_str("\n## Files\n\n| File | Platform | Steps/jobs | Automatic | Partial | Manual |\n|---|---|---:|---:|---:|---:|\n");
         for f in &self.files {
@@ -467,6 +495,7 @@ impl Report {
 
     pub fn to_json(&self) -> Value {
         let [auto, partial, manual] = self.totals();
+        let (exact, changing) = self.fixes();
         json!({
             "version": 1,
             "summary": {
@@ -476,6 +505,7 @@ impl Report {
                 "automatic": auto,
                 "partial": partial,
                 "manual": manual,
+                "fixes": {"exact": exact, "changes_behaviour": changing},
             },
             "files": self.files.iter().map(|f| json!({
                 "path": f.path,

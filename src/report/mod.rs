@@ -303,13 +303,13 @@ pub(crate) mod testing {
             "Cloud Build step runs Kaniko",
         )
         .with_help("rewrite the step to docker buildx build")
-        .with_fix(Fix {
-            description: "use the docker builder".into(),
-            edits: vec![Edit::replace(
+        .with_fix(Fix::new(
+            "use the docker builder",
+            vec![Edit::replace(
                 at..at + image.len(),
                 "gcr.io/cloud-builders/docker",
             )],
-        });
+        ));
         let ttl = "'--cache-ttl=6h'";
         let t = TEXT.find(ttl).unwrap();
         let km005 = Finding::new(

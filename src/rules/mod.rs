@@ -38,12 +38,58 @@ impl fmt::Display for Severity {
     }
 }
 
+/// How faithfully a fix carries a build over (ruff's fix applicability,
+/// in a migration's terms). Ordered: `Exact < ChangesBehaviour`.
+///
+/// There is no display-only kind: where kmigrate cannot write the
+/// migration, the finding has no fix and its help says what to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applicability {
+    /// The new build does what the Kaniko build did.
+    #[default]
+    Exact,
+    /// The new build differs (a flag translated or removed with a change,
+    /// registry credentials Kaniko found by itself: the KM011 notes say
+    /// how). `kmigrate rewrite` applies it; `--only-exact` leaves the build
+    /// as it is.
+    ChangesBehaviour,
+}
+
+impl Applicability {
+    /// `ChangesBehaviour` when `changes`, else `Exact`.
+    pub fn changing_behaviour_if(changes: bool) -> Self {
+        if changes {
+            Applicability::ChangesBehaviour
+        } else {
+            Applicability::Exact
+        }
+    }
+}
+
 /// Text edits that resolve a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fix {
     /// One line saying what the fix does.
     pub description: String,
     pub edits: Vec<Edit>,
+    pub applicability: Applicability,
+}
+
+impl Fix {
+    /// An exact fix.
+    pub fn new(description: impl Into<String>, edits: Vec<Edit>) -> Self {
+        Fix {
+            description: description.into(),
+            edits,
+            applicability: Applicability::Exact,
+        }
+    }
+
+    pub fn with_applicability(mut self, applicability: Applicability) -> Self {
+        self.applicability = applicability;
+        self
+    }
 }
 
 /// One problem at one place in one file.

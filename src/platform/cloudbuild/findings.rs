@@ -7,7 +7,7 @@ use crate::buildx::from_kaniko::{Note, NoteKind};
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
 use crate::platform::cloudbuild::{Build, Step};
-use crate::rules::{Edit, Finding, Fix, Rule};
+use crate::rules::{Applicability, Edit, Finding, Fix, Rule};
 
 /// Every Cloud Build finding.
 pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
@@ -54,10 +54,19 @@ fn step_label(step: &Step) -> String {
 fn fix_for(migration: &Migration, edits: &[Edit], description: String) -> Fix {
     let mut all = edits.to_vec();
     all.extend(migration.shared.iter().cloned());
-    Fix {
-        description,
-        edits: all,
-    }
+    Fix::new(description, all)
+}
+
+/// How faithful a step's rewrite is: it changes behaviour where a flag is
+/// translated or removed with a change (a KM011 note).
+fn step_applicability(s: &StepMigration) -> Applicability {
+    let changed = s
+        .conversions
+        .iter()
+        .flat_map(|c| &c.notes)
+        .chain(&s.notes)
+        .any(|n| n.kind == NoteKind::Changed);
+    Applicability::changing_behaviour_if(changed)
 }
 
 /// Where a step's finding points: its image name, else its first call.
@@ -102,7 +111,10 @@ fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration)
                     "`kmigrate rewrite` turns it into `docker buildx build` on the `{}` docker-container builder with a registry cache",
                     migration.builder
                 ))
-                .with_fix(fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step))));
+                .with_fix(
+                    fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step)))
+                        .with_applicability(step_applicability(s)),
+                );
         }
         (None, Some(why)) => f = f.with_help(format!("not rewritten automatically: {why}")),
         (None, None) => {}
@@ -153,14 +165,17 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
                 NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
             )
         {
-            f = f.with_fix(fix_for(
-                migration,
-                edits,
-                format!(
-                    "rewrite {} to docker buildx build",
-                    step_label(s.kaniko.step)
-                ),
-            ));
+            f = f.with_fix(
+                fix_for(
+                    migration,
+                    edits,
+                    format!(
+                        "rewrite {} to docker buildx build",
+                        step_label(s.kaniko.step)
+                    ),
+                )
+                .with_applicability(step_applicability(s)),
+            );
         }
         out.push(f);
     }

@@ -11,7 +11,8 @@ use super::rewrite::FileEdit;
 use super::rewrite::Sharing;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
-use crate::rules::{Finding, Fix, Rule, Severity};
+use crate::buildx::from_kaniko::NoteKind;
+use crate::rules::{Applicability, Finding, Fix, Rule, Severity};
 use crate::source::Span;
 use crate::source::patch::{Conflict, Edit, apply};
 
@@ -51,6 +52,9 @@ impl Collector {
             if let Some(fix) = f.fix {
                 match &mut existing.fix {
                     Some(e) => {
+                        // One job's fix that changes behaviour makes the
+                        // merged fix change behaviour.
+                        e.applicability = e.applicability.max(fix.applicability);
                         for edit in fix.edits {
                             if !e.edits.contains(&edit) {
                                 e.edits.push(edit);
@@ -77,7 +81,14 @@ impl Collector {
 
     /// Adds `f` in `file` with the edits of that file, and a companion
     /// finding in every other file the edits touch.
-    fn add_with_edits(&mut self, file: usize, f: Finding, description: &str, edits: Vec<FileEdit>) {
+    fn add_with_edits(
+        &mut self,
+        file: usize,
+        f: Finding,
+        description: &str,
+        applicability: Applicability,
+        edits: Vec<FileEdit>,
+    ) {
         let mut by_file: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
         for (i, e) in edits {
             let list = by_file.entry(i).or_default();
@@ -94,20 +105,14 @@ impl Collector {
         let own = by_file.remove(&file).unwrap_or_default();
         for (other, edits) in by_file {
             let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
-            let companion =
-                Finding::new(f.rule, at..at, format!("{}{PART}", f.message)).with_fix(Fix {
-                    description: description.to_string(),
-                    edits,
-                });
+            let companion = Finding::new(f.rule, at..at, format!("{}{PART}", f.message))
+                .with_fix(Fix::new(description, edits).with_applicability(applicability));
             self.add(other, companion);
         }
         let f = if own.is_empty() {
             f
         } else {
-            f.with_fix(Fix {
-                description: description.to_string(),
-                edits: own,
-            })
+            f.with_fix(Fix::new(description, own).with_applicability(applicability))
         };
         self.add(file, f);
     }
@@ -199,10 +204,10 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             if let Some((file, edit)) = d.fix
                 && file == d.file
             {
-                f = f.with_fix(Fix {
-                    description: "create a docker-container builder before the build".into(),
-                    edits: vec![edit],
-                });
+                f = f.with_fix(Fix::new(
+                    "create a docker-container builder before the build",
+                    vec![edit],
+                ));
             }
             if job.hidden && unused_is_info {
                 f.severity = Severity::Info;
@@ -462,6 +467,20 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         }
         _ => (file, km001),
     };
+    // The job's rewrite changes behaviour where a flag's translation does,
+    // or where it pushes with credentials only Kaniko's helpers found
+    // (both reported as KM011).
+    let credentials = if plan.migrates {
+        credential_findings(k)
+    } else {
+        Vec::new()
+    };
+    let changed = k
+        .calls
+        .iter()
+        .flat_map(|c| &c.conversion.notes)
+        .any(|n| n.kind == NoteKind::Changed);
+    let applicability = Applicability::changing_behaviour_if(changed || !credentials.is_empty());
     if plan.migrates {
         let replaced =
             super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
@@ -470,6 +489,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             file,
             km001.with_help(format!("rewrite it to {target}{note}")),
             &format!("migrate job `{}` to {target}", job.name),
+            applicability,
             plan.edits.clone(),
         );
     } else {
@@ -490,6 +510,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
                 f2,
                 finding.with_help(format!("split into one job per image{with}")),
                 &format!("split job `{}` into one job per image{with}", job.name),
+                applicability,
                 plan.edits.clone(),
             ),
             Split::Kept(why) if plan.migrates => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
@@ -510,7 +531,9 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     if !plan.migrates {
         return;
     }
-    credential_findings(c, k);
+    for (file, f) in credentials {
+        c.add(file, f);
+    }
     if opts.target == Target::Buildx {
         c.add(
             job.file,
@@ -527,8 +550,9 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
 /// Registries a migrated job pushes to (or reads cache from) with no
 /// credentials the new builder can see: Kaniko found them through its
 /// built-in helpers (GitLab, GCR, ECR, ACR); docker and buildctl read only
-/// the Docker config.
-fn credential_findings(c: &mut Collector, k: &KanikoJob) {
+/// the Docker config. Each with the file it belongs in.
+fn credential_findings(k: &KanikoJob) -> Vec<(usize, Finding)> {
+    let mut out = Vec::new();
     let job = k.job;
     let configured = job.lines().any(|l| {
         l.text.contains(".docker/config.json")
@@ -536,7 +560,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
             || l.text.contains("DOCKER_AUTH_CONFIG")
     }) || job.variable("DOCKER_AUTH_CONFIG").is_some();
     if configured {
-        return;
+        return out;
     }
     let mut seen: Vec<String> = Vec::new();
     for call in &k.calls {
@@ -588,9 +612,10 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                     "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
                 ))
             };
-            c.add(call.file, finding);
+            out.push((call.file, finding));
         }
     }
+    out
 }
 
 /// The text of every file after applying every fix; unchanged files are
