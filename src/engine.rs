@@ -22,7 +22,7 @@ pub fn analyze(
         }
         Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
     };
-    findings.sort_by(|a, b| (a.span.start, a.rule).cmp(&(b.span.start, b.rule)));
+    findings.sort_by_key(|f| (f.span.start, f.rule));
     Ok(findings)
 }
 

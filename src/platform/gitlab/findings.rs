@@ -403,33 +403,8 @@ fn primary(k: &KanikoJob) -> (usize, Span) {
 fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<JobPlan, String>) {
     let job = k.job;
     let (file, span) = primary(k);
-    let what = match &k.image {
-        Some(m) => format!(
-            "job `{}` runs the archived Kaniko image ({})",
-            job.name, m.id
-        ),
-        None => format!("job `{}` runs the archived Kaniko executor", job.name),
-    };
-    let km002 = k.is_multi_build().then(|| {
-        let (f2, s2) = k
-            .calls
-            .get(1)
-            .map(|c| (c.file, c.span.clone()))
-            .unwrap_or((file, span.clone()));
-        (
-            f2,
-            Finding::new(
-                Rule::Km002,
-                s2,
-                format!(
-                    "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
-                    job.name,
-                    k.calls.len()
-                ),
-            ),
-        )
-    });
-    let km001 = Finding::new(Rule::Km001, span.clone(), what);
+    let km002 = km002_multi_build(k, file, &span);
+    let km001 = km001_archived_image(k, span.clone());
     let plan = match plan {
         Ok(plan) => plan,
         Err(why) => {
@@ -499,34 +474,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        // The split is part of the job's one plan: its fix is the plan.
-        let with = if plan.migrates {
-            " (with the KM001 fix)"
-        } else {
-            ""
-        };
-        match &plan.split {
-            Split::Done => c.add_with_edits(
-                f2,
-                finding.with_help(format!("split into one job per image{with}")),
-                &format!("split job `{}` into one job per image{with}", job.name),
-                applicability,
-                plan.edits.clone(),
-            ),
-            Split::Kept(why) if plan.migrates => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
-            Split::Kept(why) => c.add(
-                f2,
-                finding.with_help(format!(
-                    "not split automatically: {why}; split it by hand, one job per image"
-                )),
-            ),
-            Split::Off | Split::NotNeeded => c.add(
-                f2,
-                finding.with_help(
-                    "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
-                ),
-            ),
-        }
+        add_km002(c, k, f2, finding, &plan, applicability);
     }
     if !plan.migrates {
         return;
@@ -535,16 +483,102 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         c.add(file, f);
     }
     if opts.target == Target::Buildx {
-        c.add(
-            job.file,
-            Finding::new(
-                Rule::Km004,
-                job.key_span.clone(),
-                format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
-            )
-            .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)"),
-        );
+        c.add(job.file, km004_privileged_runner(k, opts));
     }
+}
+
+/// KM001: the job runs Kaniko, at `span`.
+fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
+    let job = k.job;
+    let what = match &k.image {
+        Some(m) => format!(
+            "job `{}` runs the archived Kaniko image ({})",
+            job.name, m.id
+        ),
+        None => format!("job `{}` runs the archived Kaniko executor", job.name),
+    };
+    Finding::new(Rule::Km001, span, what)
+}
+
+/// KM002: the job runs the executor more than once; at its second call,
+/// else where its KM001 is (`file`, `span`).
+fn km002_multi_build(k: &KanikoJob, file: usize, span: &Span) -> Option<(usize, Finding)> {
+    let job = k.job;
+    k.is_multi_build().then(|| {
+        let (f2, s2) = k
+            .calls
+            .get(1)
+            .map(|c| (c.file, c.span.clone()))
+            .unwrap_or((file, span.clone()));
+        (
+            f2,
+            Finding::new(
+                Rule::Km002,
+                s2,
+                format!(
+                    "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
+                    job.name,
+                    k.calls.len()
+                ),
+            ),
+        )
+    })
+}
+
+/// Adds a job's KM002 in `file`: the split is part of the job's one plan,
+/// so its fix is the plan.
+fn add_km002(
+    c: &mut Collector,
+    k: &KanikoJob,
+    file: usize,
+    finding: Finding,
+    plan: &JobPlan,
+    applicability: Applicability,
+) {
+    let job = k.job;
+    let with = if plan.migrates {
+        " (with the KM001 fix)"
+    } else {
+        ""
+    };
+    match &plan.split {
+        Split::Done => c.add_with_edits(
+            file,
+            finding.with_help(format!("split into one job per image{with}")),
+            &format!("split job `{}` into one job per image{with}", job.name),
+            applicability,
+            plan.edits.clone(),
+        ),
+        Split::Kept(why) if plan.migrates => c.add(
+            file,
+            finding.with_help(format!(
+                "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
+            )),
+        ),
+        Split::Kept(why) => c.add(
+            file,
+            finding.with_help(format!(
+                "not split automatically: {why}; split it by hand, one job per image"
+            )),
+        ),
+        Split::Off | Split::NotNeeded => c.add(
+            file,
+            finding.with_help(
+                "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
+            ),
+        ),
+    }
+}
+
+/// KM004: a job migrated to docker-in-docker needs a privileged runner.
+fn km004_privileged_runner(k: &KanikoJob, opts: &Options) -> Finding {
+    let job = k.job;
+    Finding::new(
+        Rule::Km004,
+        job.key_span.clone(),
+        format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
+    )
+    .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)")
 }
 
 /// Registries a migrated job pushes to (or reads cache from) with no
