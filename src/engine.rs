@@ -116,3 +116,79 @@ pub fn apply_fixes(
     }
     Ok(Some(text))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::Rule;
+
+    const TWO_STEPS: &str = "steps:
+  - id: api
+    name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=gcr.io/p/api']
+  - id: arm
+    name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=gcr.io/p/arm', '--custom-platform=linux/arm64', '--single-snapshot']
+";
+
+    fn findings(text: &str) -> (SourceFile, Vec<Finding>) {
+        let source = SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap();
+        let f = analyze(&source, Platform::CloudBuild, &Options::default()).unwrap();
+        (source, f)
+    }
+
+    #[test]
+    fn a_step_with_a_behaviour_change_has_fixes_that_change_behaviour() {
+        let (source, all) = findings(TWO_STEPS);
+        let applicability = |step: &str| -> Vec<(Rule, Applicability)> {
+            let at = source.text.find(step).unwrap();
+            let end = source.text[at..]
+                .find("\n  - ")
+                .map_or(source.text.len(), |i| at + i);
+            all.iter()
+                .filter(|f| (at..end).contains(&f.span.start))
+                .filter_map(|f| Some((f.rule, f.fix.as_ref()?.applicability)))
+                .collect()
+        };
+        assert_eq!(
+            applicability("id: api"),
+            [(Rule::Km001, Applicability::Exact)]
+        );
+        let arm = applicability("id: arm");
+        assert!(arm.len() >= 2, "{arm:?}");
+        assert!(
+            arm.iter()
+                .all(|(_, a)| *a == Applicability::ChangesBehaviour),
+            "{arm:?}"
+        );
+    }
+
+    #[test]
+    fn keeping_exact_fixes_leaves_the_changing_step_and_keeps_the_shared_setup() {
+        let (source, mut all) = findings(TWO_STEPS);
+        keep_exact_fixes(&mut all);
+        let text = apply_fixes(&source, &all).unwrap().unwrap();
+        assert!(text.contains("id: setup-buildx"), "{text}");
+        assert!(
+            text.ends_with("  - id: arm\n    name: gcr.io/kaniko-project/executor:latest\n    args: ['--destination=gcr.io/p/arm', '--custom-platform=linux/arm64', '--single-snapshot']\n"),
+            "{text}"
+        );
+        let arm = all
+            .iter()
+            .find(|f| f.rule == Rule::Km001 && f.fix.is_none())
+            .unwrap();
+        assert!(arm.help.as_deref().unwrap().contains("--only-exact"));
+        // With only the changing step, nothing is written: not even the
+        // setup step it alone needed.
+        let only_arm = TWO_STEPS.replace(
+            "  - id: api\n    name: gcr.io/kaniko-project/executor:latest\n    args: ['--destination=gcr.io/p/api']\n",
+            "",
+        );
+        let (source, mut all) = findings(&only_arm);
+        keep_exact_fixes(&mut all);
+        assert_eq!(apply_fixes(&source, &all).unwrap(), None);
+        assert!(all.iter().all(|f| f.fix.is_none()));
+    }
+}

@@ -123,6 +123,12 @@ impl Finding {
     }
 
     pub fn with_fix(mut self, fix: Fix) -> Self {
+        // The rule's page says whether it is fixable: one source of truth.
+        debug_assert!(
+            self.rule.meta().fixable,
+            "{} has a fix but its page says it is not fixable",
+            self.rule
+        );
         self.fix = Some(fix);
         self
     }

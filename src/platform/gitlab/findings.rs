@@ -96,12 +96,6 @@ impl Collector {
                 list.push(e);
             }
         }
-        // The rule's page says whether it is fixable: one source of truth.
-        debug_assert!(
-            f.rule.meta().fixable,
-            "{} has a fix but its page says it is not fixable",
-            f.rule
-        );
         let own = by_file.remove(&file).unwrap_or_default();
         for (other, edits) in by_file {
             let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
