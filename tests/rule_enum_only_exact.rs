@@ -84,51 +84,22 @@ fn gitlab_only_exact_keeps_the_job_whose_translation_changes_behaviour() {
     assert!(err.contains("would rewrite 1 Kaniko job"), "{err}");
 }
 
+/// The exit code of `kmigrate args` in `dir`.
+fn exit_code(dir: &Path, args: &[&str]) -> Option<i32> {
+    let o = kmigrate(dir, args);
+    eprintln!("{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o.status.code()
+}
+
 #[test]
 fn only_exact_in_place_then_again_changes_nothing_more() {
     let d = fixtures();
-    let o = kmigrate(
-        d.path(),
-        &[
-            "rewrite",
-            "--only-exact",
-            "cloudbuild.yaml",
-            ".gitlab-ci.yml",
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = kmigrate(
-        d.path(),
-        &[
-            "rewrite",
-            "--check",
-            "--only-exact",
-            "cloudbuild.yaml",
-            ".gitlab-ci.yml",
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let files = ["cloudbuild.yaml", ".gitlab-ci.yml"];
+    let run = |flags: &[&str]| exit_code(d.path(), &[&["rewrite"], flags, &files[..]].concat());
+    assert_eq!(run(&["--only-exact"]), Some(0));
+    assert_eq!(run(&["--check", "--only-exact"]), Some(0));
     // Without the flag, what is left is still rewritten.
-    let o = kmigrate(
-        d.path(),
-        &["rewrite", "--check", "cloudbuild.yaml", ".gitlab-ci.yml"],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(run(&["--check"]), Some(1));
 }
 
 #[test]
