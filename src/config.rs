@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{Severity, meta};
+use crate::rules::{Rule, Severity};
 
 /// The names a configuration file may have, in the order they are looked for
 /// in each directory.
@@ -181,7 +181,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let mut message = e.message().to_string();
             if let Some(span) = e.span() {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -189,24 +189,28 @@ impl Config {
             }
             err(message)
         })?;
-        let known = |id: &str| meta::get(id).is_some();
-        let mut ids: Vec<(&str, &str)> = Vec::new();
-        for id in config.rules.select.iter().flatten() {
-            ids.push(("rules.select", id));
-        }
-        for id in &config.rules.ignore {
-            ids.push(("rules.ignore", id));
-        }
-        for id in config.rules.severity.keys() {
-            ids.push(("rules.severity", id));
-        }
-        for (key, id) in ids {
-            if !known(id) {
-                return Err(err(format!(
+        // Every id names a rule, and is kept as the rule spells it.
+        let canonical = |key: &str, id: &mut String| -> Result<(), ConfigError> {
+            let rule: Rule = id.parse().map_err(|_| {
+                err(format!(
                     "`{key}` names unknown rule `{id}` (run `kmigrate rules` for the list)"
-                )));
-            }
+                ))
+            })?;
+            *id = rule.id().to_string();
+            Ok(())
+        };
+        for id in config.rules.select.iter_mut().flatten() {
+            canonical("rules.select", id)?;
         }
+        for id in &mut config.rules.ignore {
+            canonical("rules.ignore", id)?;
+        }
+        let mut severity = BTreeMap::new();
+        for (mut id, level) in std::mem::take(&mut config.rules.severity) {
+            canonical("rules.severity", &mut id)?;
+            severity.insert(id, level);
+        }
+        config.rules.severity = severity;
         if config.rewrite.builder.trim().is_empty() {
             return Err(err("`rewrite.builder` must not be empty".into()));
         }
@@ -228,7 +232,8 @@ impl Config {
     }
 
     /// Whether findings of `rule` are reported.
-    pub fn rule_enabled(&self, rule: &str) -> bool {
+    pub fn rule_enabled(&self, rule: Rule) -> bool {
+        let rule = rule.id();
         let selected = match &self.rules.select {
             Some(sel) => sel.iter().any(|s| s == rule),
             None => true,
@@ -237,10 +242,10 @@ impl Config {
     }
 
     /// The severity `rule` is reported at (override, else the default).
-    pub fn severity_of(&self, rule: &str, default: Severity) -> Severity {
+    pub fn severity_of(&self, rule: Rule, default: Severity) -> Severity {
         self.rules
             .severity
-            .get(rule)
+            .get(rule.id())
             .map(|s| Severity::from(*s))
             .unwrap_or(default)
     }
@@ -407,7 +412,7 @@ mod tests {
         assert_eq!(c.rewrite.builder, "kmigrate");
         assert_eq!(c.rewrite.cache_tag, "buildcache");
         assert!(c.rewrite.split);
-        assert!(c.rule_enabled("KM001"));
+        assert!(c.rule_enabled(Rule::Km001));
     }
 
     #[test]
@@ -432,11 +437,14 @@ exclude = ["vendor/**"]
 "#,
         )
         .unwrap();
-        assert!(c.rule_enabled("KM001"));
-        assert!(!c.rule_enabled("KM002"), "not selected");
-        assert!(!c.rule_enabled("KM010"), "ignored wins over select");
-        assert_eq!(c.severity_of("KM005", Severity::Warning), Severity::Error);
-        assert_eq!(c.severity_of("KM001", Severity::Error), Severity::Error);
+        assert!(c.rule_enabled(Rule::Km001));
+        assert!(!c.rule_enabled(Rule::Km002), "not selected");
+        assert!(!c.rule_enabled(Rule::Km010), "ignored wins over select");
+        assert_eq!(
+            c.severity_of(Rule::Km005, Severity::Warning),
+            Severity::Error
+        );
+        assert_eq!(c.severity_of(Rule::Km001, Severity::Error), Severity::Error);
         assert_eq!(c.rewrite.builder, "ci");
         assert_eq!(c.rewrite.docker_version.as_deref(), Some("27"));
         assert!(!c.rewrite.split);
@@ -457,6 +465,20 @@ exclude = ["vendor/**"]
             assert!(shown.starts_with("dir/kmigrate.toml: "), "{shown}");
             assert!(shown.contains(&format!("`{key}`")), "{shown}");
         }
+    }
+
+    #[test]
+    fn rule_ids_are_read_as_the_command_line_reads_them() {
+        let c = parse("[rules]\nselect = [\" km001\"]\nignore = [\"km010\"]\n[rules.severity]\nkm005 = \"error\"").unwrap();
+        assert!(c.rule_enabled(Rule::Km001));
+        assert!(!c.rule_enabled(Rule::Km010));
+        assert_eq!(
+            c.severity_of(Rule::Km005, Severity::Warning),
+            Severity::Error
+        );
+        // `config --show` prints each id as the rule spells it.
+        assert_eq!(c.rules.select, Some(vec!["KM001".to_string()]));
+        assert!(c.to_toml().contains("KM005 = \"error\""), "{}", c.to_toml());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use crate::options::Options;
 use crate::platform::Platform;
-use crate::platform::cloudbuild::{Build, migrate};
-use crate::rules::{self, Finding};
+use crate::platform::cloudbuild::{Build, findings, migrate};
+use crate::rules::{Applicability, Finding};
 use crate::source::patch::{self, Edit};
 use crate::source::{SourceError, SourceFile};
 
@@ -18,11 +18,11 @@ pub fn analyze(
         Platform::CloudBuild => {
             let build = Build::parse(source)?;
             let migration = migrate::plan(&build, opts);
-            rules::cloudbuild_findings(&build, &migration)
+            findings::findings(&build, &migration)
         }
         Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
     };
-    findings.sort_by(|a, b| (a.span.start, a.rule).cmp(&(b.span.start, b.rule)));
+    findings.sort_by_key(|f| (f.span.start, f.rule));
     Ok(findings)
 }
 
@@ -33,6 +33,47 @@ pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Plat
             "name it cloudbuild.yaml / .gitlab-ci.yml, or pass --platform cloudbuild|gitlab",
         )
     })
+}
+
+/// Leaves out the fixes that change behaviour (`rewrite --only-exact`): a
+/// build whose rewrite changes what it does stays as it is, with its
+/// finding (its help says why), and so does every note whose fix is that
+/// rewrite. Edits it shares with a build that translates exactly (the
+/// Cloud Build setup step) stay with that build.
+pub fn keep_exact_fixes(findings: &mut [Finding]) {
+    use std::collections::HashSet;
+
+    let changes = |f: &Finding| {
+        f.fix
+            .as_ref()
+            .is_some_and(|x| x.applicability == Applicability::ChangesBehaviour)
+    };
+    let needed: HashSet<Edit> = findings
+        .iter()
+        .filter(|f| f.rule.is_build() && !changes(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| x.edits.iter().cloned()))
+        .collect();
+    let withheld: HashSet<Edit> = findings
+        .iter()
+        .filter(|f| changes(f))
+        .flat_map(|f| f.fix.iter().flat_map(|x| x.edits.iter().cloned()))
+        .filter(|e| !needed.contains(e))
+        .collect();
+    for f in findings.iter_mut() {
+        if changes(f) {
+            f.fix = None;
+            if f.rule.is_build() {
+                f.help = Some(
+                    "left unchanged by `--only-exact`: its rewrite changes what the build does (the KM011 notes say how); run `kmigrate rewrite` without `--only-exact` to apply it".into(),
+                );
+            }
+        } else if let Some(fix) = &mut f.fix {
+            fix.edits.retain(|e| !withheld.contains(e));
+            if fix.edits.is_empty() {
+                f.fix = None;
+            }
+        }
+    }
 }
 
 /// The text after applying every fix in `findings`; `None` when nothing
@@ -74,4 +115,80 @@ pub fn apply_fixes(
         .with_help("please report this with the file"));
     }
     Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rules::Rule;
+
+    const TWO_STEPS: &str = "steps:
+  - id: api
+    name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=gcr.io/p/api']
+  - id: arm
+    name: gcr.io/kaniko-project/executor:latest
+    args: ['--destination=gcr.io/p/arm', '--custom-platform=linux/arm64', '--single-snapshot']
+";
+
+    fn findings(text: &str) -> (SourceFile, Vec<Finding>) {
+        let source = SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap();
+        let f = analyze(&source, Platform::CloudBuild, &Options::default()).unwrap();
+        (source, f)
+    }
+
+    #[test]
+    fn a_step_with_a_behaviour_change_has_fixes_that_change_behaviour() {
+        let (source, all) = findings(TWO_STEPS);
+        let applicability = |step: &str| -> Vec<(Rule, Applicability)> {
+            let at = source.text.find(step).unwrap();
+            let end = source.text[at..]
+                .find("\n  - ")
+                .map_or(source.text.len(), |i| at + i);
+            all.iter()
+                .filter(|f| (at..end).contains(&f.span.start))
+                .filter_map(|f| Some((f.rule, f.fix.as_ref()?.applicability)))
+                .collect()
+        };
+        assert_eq!(
+            applicability("id: api"),
+            [(Rule::Km001, Applicability::Exact)]
+        );
+        let arm = applicability("id: arm");
+        assert!(arm.len() >= 2, "{arm:?}");
+        assert!(
+            arm.iter()
+                .all(|(_, a)| *a == Applicability::ChangesBehaviour),
+            "{arm:?}"
+        );
+    }
+
+    #[test]
+    fn keeping_exact_fixes_leaves_the_changing_step_and_keeps_the_shared_setup() {
+        let (source, mut all) = findings(TWO_STEPS);
+        keep_exact_fixes(&mut all);
+        let text = apply_fixes(&source, &all).unwrap().unwrap();
+        assert!(text.contains("id: setup-buildx"), "{text}");
+        assert!(
+            text.ends_with("  - id: arm\n    name: gcr.io/kaniko-project/executor:latest\n    args: ['--destination=gcr.io/p/arm', '--custom-platform=linux/arm64', '--single-snapshot']\n"),
+            "{text}"
+        );
+        let arm = all
+            .iter()
+            .find(|f| f.rule == Rule::Km001 && f.fix.is_none())
+            .unwrap();
+        assert!(arm.help.as_deref().unwrap().contains("--only-exact"));
+        // With only the changing step, nothing is written: not even the
+        // setup step it alone needed.
+        let only_arm = TWO_STEPS.replace(
+            "  - id: api\n    name: gcr.io/kaniko-project/executor:latest\n    args: ['--destination=gcr.io/p/api']\n",
+            "",
+        );
+        let (source, mut all) = findings(&only_arm);
+        keep_exact_fixes(&mut all);
+        assert_eq!(apply_fixes(&source, &all).unwrap(), None);
+        assert!(all.iter().all(|f| f.fix.is_none()));
+    }
 }

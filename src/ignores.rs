@@ -14,27 +14,19 @@
 //! comment lists it too. Only real YAML comments count: the
 //! comment spans come from the parsed tree, so a `#` inside a quoted string
 //! or a block scalar (a shell script line) is never an ignore. An ignore that
-//! silences nothing is reported as KM020.
+//! silences nothing is reported as KM020. Which rules are builds and which
+//! notes their rewrite makes moot is each rule page's `kind`.
 
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::rules::{Finding, meta};
+use crate::rules::{Finding, Rule, RuleKind};
 use crate::source::{Node, SourceFile, Value};
 
 /// The rule an unused ignore is reported under.
-pub const UNUSED_IGNORE: &str = "KM020";
-
-/// Rules whose finding marks a build (a step or job) to migrate.
-pub const BUILD_RULES: &[&str] = &["KM001", "KM002", "KM003"];
-
-/// Rules about what a build's rewrite changes (runner, cache TTL, flags
-/// removed or translated). Ignoring a build rule above a step or job makes
-/// these moot in that step or job: it stays as it is. KM012 and KM013 are
-/// not here: they describe the call as written, rewritten or not.
-pub const REWRITE_NOTES: &[&str] = &["KM004", "KM005", "KM010", "KM011", "KM015"];
+pub const UNUSED_IGNORE: Rule = Rule::Km020;
 
 /// One rule id inside one ignore comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +34,8 @@ pub struct Ignore {
     /// 1-based line of the comment.
     pub line: usize,
     pub rule: String,
+    /// The rule `rule` names; `None` when it names none (reported as KM020).
+    pub known: Option<Rule>,
     /// Byte span of the id inside the comment.
     pub span: Range<usize>,
     /// The reason written after the brackets, if any.
@@ -86,6 +80,7 @@ pub fn parse(source: &SourceFile) -> Vec<Ignore> {
                 out.push(Ignore {
                     line,
                     rule: id.to_string(),
+                    known: id.parse().ok(),
                     span: start..start + id.len(),
                     reason: reason.clone(),
                 });
@@ -162,10 +157,15 @@ pub struct Applied {
 /// with KM020 findings for ignores that silenced nothing. `rule_enabled`
 /// says which rules ran: an ignore for a rule that is switched off is not
 /// "unused".
+///
+/// Ignoring a build rule (kind `build`) above a step or job makes the notes
+/// about what its rewrite changes (kind `rewrite-note`) moot in that step
+/// or job: it stays as it is. Notes about the call as written (kind
+/// `call-note`) stay unless named.
 pub fn apply(
     source: &SourceFile,
     findings: Vec<Finding>,
-    rule_enabled: &dyn Fn(&str) -> bool,
+    rule_enabled: &dyn Fn(Rule) -> bool,
 ) -> Applied {
     let ignores = parse(source);
     if ignores.is_empty() {
@@ -191,10 +191,10 @@ pub fn apply(
                 .is_some_and(|b| b.contains(&f.span.start));
             let covers =
                 ig.line + 1 == start_line || (start_line..=end_line).contains(&ig.line) || in_block;
-            let named = ig.rule.eq_ignore_ascii_case(f.rule);
+            let named = ig.known == Some(f.rule);
             let moot = in_block
-                && REWRITE_NOTES.contains(&f.rule)
-                && BUILD_RULES.iter().any(|b| ig.rule.eq_ignore_ascii_case(b));
+                && f.rule.kind() == RuleKind::RewriteNote
+                && ig.known.is_some_and(Rule::is_build);
             if (covers && named) || moot {
                 used[i] = true;
                 silenced = true;
@@ -211,8 +211,8 @@ pub fn apply(
         if used {
             continue;
         }
-        let known = meta::get(&ig.rule.to_ascii_uppercase()).is_some();
-        if known && !rule_enabled(&ig.rule.to_ascii_uppercase()) {
+        let known = ig.known.is_some();
+        if ig.known.is_some_and(|r| !rule_enabled(r)) {
             continue;
         }
         let message = if known {
@@ -248,7 +248,7 @@ mod tests {
         SourceFile::from_text(Path::new("cloudbuild.yaml"), text.to_string()).unwrap()
     }
 
-    fn finding_at(source: &SourceFile, needle: &str, rule: &'static str) -> Finding {
+    fn finding_at(source: &SourceFile, needle: &str, rule: Rule) -> Finding {
         let start = source.text.find(needle).unwrap();
         Finding::new(rule, start..start + needle.len(), "m")
     }
@@ -278,9 +278,9 @@ mod tests {
     fn silences_line_below_and_same_line_and_reports_unused() {
         let s = src(TEXT);
         let findings = vec![
-            finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001"),
-            finding_at(&s, "--cache-ttl=6h", "KM005"),
-            finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM001"),
+            finding_at(&s, "gcr.io/kaniko-project/executor:latest", Rule::Km001),
+            finding_at(&s, "--cache-ttl=6h", Rule::Km005),
+            finding_at(&s, "gcr.io/kaniko-project/executor:debug", Rule::Km001),
         ];
         let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
         // KM001 on line 3 silenced by the comment above; KM005 on line 4
@@ -288,12 +288,12 @@ mod tests {
         // merely contains the ignore text silences nothing.
         let kept: Vec<_> = kept
             .iter()
-            .map(|f| (f.rule, s.position(f.span.start).0))
+            .map(|f| (f.rule.id(), s.position(f.span.start).0))
             .collect();
         assert_eq!(kept, [("KM001", 6)]);
         let unused: Vec<_> = unused
             .iter()
-            .map(|f| (f.rule, &s.text[f.span.clone()]))
+            .map(|f| (f.rule.id(), &s.text[f.span.clone()]))
             .collect();
         assert_eq!(unused, [("KM020", "KM010")]);
     }
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn a_blank_line_ends_the_reach_of_an_ignore() {
         let s = src("steps:\n  # kmigrate: ignore[KM001]\n\n  - name: x\n");
-        let f = finding_at(&s, "x", "KM001");
+        let f = finding_at(&s, "x", Rule::Km001);
         let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(unused.len(), 1);
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn same_line_ignore_silences() {
         let s = src(TEXT);
-        let f = finding_at(&s, "--cache-ttl=6h", "KM010");
+        let f = finding_at(&s, "--cache-ttl=6h", Rule::Km010);
         let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty());
         // KM001 on line 2 covers the step's migration notes, so only
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn ignores_for_disabled_rules_are_not_unused_but_unknown_ids_are() {
         let s = src("# kmigrate: ignore[KM003,KM777]\nsteps: []\n");
-        let Applied { unused, .. } = apply(&s, vec![], &|r| r != "KM003");
+        let Applied { unused, .. } = apply(&s, vec![], &|r| r != Rule::Km003);
         assert_eq!(unused.len(), 1);
         assert!(unused[0].message.contains("KM777"), "{}", unused[0].message);
     }
@@ -338,9 +338,9 @@ mod tests {
     name: gcr.io/kaniko-project/executor:latest
 ";
         let s = src(text);
-        let legacy = finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001");
+        let legacy = finding_at(&s, "gcr.io/kaniko-project/executor:latest", Rule::Km001);
         let app_at = s.text.rfind("gcr.io/kaniko").unwrap();
-        let app = Finding::new("KM001", app_at..app_at + 10, "m");
+        let app = Finding::new(Rule::Km001, app_at..app_at + 10, "m");
         let Applied { kept, unused, .. } = apply(&s, vec![legacy, app], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].span.start, app_at, "the next step is not covered");
@@ -358,8 +358,8 @@ test:
   script: [make]
 ";
         let s = SourceFile::from_text(Path::new(".gitlab-ci.yml"), text.to_string()).unwrap();
-        let inside = finding_at(&s, "/kaniko/executor", "KM002");
-        let outside = finding_at(&s, "make", "KM002");
+        let inside = finding_at(&s, "/kaniko/executor", Rule::Km002);
+        let outside = finding_at(&s, "make", Rule::Km002);
         let Applied { kept, .. } = apply(&s, vec![inside, outside], &|_| true);
         assert_eq!(kept.len(), 1);
         assert_eq!(&s.text[kept[0].span.clone()], "make");
@@ -377,10 +377,10 @@ test:
         let s = src(text);
         let ttl_at = |n: usize| s.text.match_indices("--cache-ttl").nth(n).unwrap().0;
         let findings = vec![
-            finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001"),
-            Finding::new("KM005", ttl_at(0)..ttl_at(0) + 5, "m"),
-            finding_at(&s, "--snapshot-mode=redo", "KM010"),
-            Finding::new("KM005", ttl_at(1)..ttl_at(1) + 5, "m"),
+            finding_at(&s, "gcr.io/kaniko-project/executor:latest", Rule::Km001),
+            Finding::new(Rule::Km005, ttl_at(0)..ttl_at(0) + 5, "m"),
+            finding_at(&s, "--snapshot-mode=redo", Rule::Km010),
+            Finding::new(Rule::Km005, ttl_at(1)..ttl_at(1) + 5, "m"),
         ];
         let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
         assert_eq!(kept.len(), 1, "{kept:?}");
@@ -393,7 +393,7 @@ test:
         // A note rule named alone does not reach other notes.
         let s =
             src("steps:\n  # kmigrate: ignore[KM010]\n  - name: x\n    args: ['--cache-ttl=6h']\n");
-        let f = finding_at(&s, "--cache-ttl=6h", "KM005");
+        let f = finding_at(&s, "--cache-ttl=6h", Rule::Km005);
         let Applied { kept, .. } = apply(&s, vec![f], &|_| true);
         assert_eq!(kept.len(), 1);
     }
@@ -411,16 +411,16 @@ test:
         let s = src(text);
         let second = s.text.rfind("gcr.io/kaniko").unwrap();
         let findings = vec![
-            finding_at(&s, "gcr.io/kaniko-project/executor:latest", "KM001"),
-            finding_at(&s, "--context=gs://b/c.tgz", "KM012"),
-            finding_at(&s, "'--cache', 'true'", "KM013"),
-            Finding::new("KM001", second..second + 10, "m"),
-            finding_at(&s, "--context=gs://b/d.tgz", "KM012"),
+            finding_at(&s, "gcr.io/kaniko-project/executor:latest", Rule::Km001),
+            finding_at(&s, "--context=gs://b/c.tgz", Rule::Km012),
+            finding_at(&s, "'--cache', 'true'", Rule::Km013),
+            Finding::new(Rule::Km001, second..second + 10, "m"),
+            finding_at(&s, "--context=gs://b/d.tgz", Rule::Km012),
         ];
         let Applied { kept, unused, .. } = apply(&s, findings, &|_| true);
         let kept: Vec<_> = kept
             .iter()
-            .map(|f| (f.rule, &s.text[f.span.clone()]))
+            .map(|f| (f.rule.id(), &s.text[f.span.clone()]))
             .collect();
         assert_eq!(
             kept,
@@ -438,7 +438,7 @@ test:
         let ig = parse(&s);
         assert_eq!(ig.len(), 1);
         assert_eq!(ig[0].reason.as_deref(), Some("why"));
-        let f = finding_at(&s, "x", "KM001");
+        let f = finding_at(&s, "x", Rule::Km001);
         let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty() && unused.is_empty());
     }
@@ -462,18 +462,18 @@ test:
                 .collect::<Vec<_>>(),
             [(2, "KM002")]
         );
-        let f = finding_at(&s, "/kaniko/executor", "KM001");
-        let g = finding_at(&s, "gcr.io/kaniko-project/executor:debug", "KM002");
+        let f = finding_at(&s, "/kaniko/executor", Rule::Km001);
+        let g = finding_at(&s, "gcr.io/kaniko-project/executor:debug", Rule::Km002);
         let Applied { kept, unused, .. } = apply(&s, vec![f, g], &|_| true);
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].rule, "KM001");
+        assert_eq!(kept[0].rule, Rule::Km001);
         assert!(unused.is_empty());
     }
 
     #[test]
     fn multi_line_finding_is_silenced_from_inside_its_span() {
         let s = src("steps:\n  - name: a\n    # kmigrate: ignore[KM003]\n    args: [b]\n");
-        let f = Finding::new("KM003", 9..s.text.len() - 1, "m");
+        let f = Finding::new(Rule::Km003, 9..s.text.len() - 1, "m");
         let Applied { kept, unused, .. } = apply(&s, vec![f], &|_| true);
         assert!(kept.is_empty() && unused.is_empty());
     }

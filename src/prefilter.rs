@@ -1,10 +1,12 @@
 //! A byte-level test that lets `check` skip parsing files that cannot hold
 //! a finding.
 //!
-//! Every rule needs one of a few words in the file's text: a Kaniko image
-//! or call (`kaniko`, `executor`), a docker or buildx build (KM003:
-//! `docker`, `buildx`), a GitLab `include` (files it pulls in, KM014), or an
-//! inline `kmigrate: ignore` comment (KM020). A file with none of them is
+//! Every rule needs one of a few words in the file's text, which its page
+//! lists as `markers`: a Kaniko image or call (`kaniko`, `executor`), a
+//! docker or buildx build (KM003: `docker`, `buildx`), a GitLab `include`
+//! (files it pulls in, KM014), or an inline `kmigrate: ignore` comment
+//! (KM020). A new rule declares its words on its page, so it cannot be
+//! forgotten here. A file with none of them is
 //! reported clean without being parsed, which is most files in a large
 //! monorepo. The test is conservative: it looks at raw bytes, ignoring ASCII
 //! case, so a word in a comment or in the middle of another word still
@@ -22,20 +24,32 @@
 //! or truncated one is still reported.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::platform::Platform;
+use crate::rules::meta;
 
-/// The words (lower case) whose presence sends a file to the parser.
-pub const MARKERS: &[&[u8]] = &[
-    b"kaniko",
-    b"executor",
-    b"docker",
-    b"buildx",
-    b"include",
-    b"kmigrate",
-    b"\\x",
-    b"\\u",
-];
+/// Escapes that could spell any word in YAML or JSON.
+const ESCAPES: &[&[u8]] = &[b"\\x", b"\\u"];
+
+/// The words (lower case) whose presence sends a file to the parser: every
+/// rule's markers, and the escapes.
+pub fn markers() -> &'static [&'static [u8]] {
+    static MARKERS: OnceLock<Vec<&'static [u8]>> = OnceLock::new();
+    MARKERS.get_or_init(|| {
+        let mut words: Vec<&'static [u8]> = Vec::new();
+        let rule_words = meta::all().iter().flat_map(|m| m.markers.iter());
+        for w in rule_words
+            .map(|w| w.as_bytes())
+            .chain(ESCAPES.iter().copied())
+        {
+            if !words.contains(&w) {
+                words.push(w);
+            }
+        }
+        words
+    })
+}
 
 /// Whether the file at `path`, of `platform`, may have a finding and must
 /// be parsed. `false` means no rule can fire on it.
@@ -53,9 +67,9 @@ pub fn must_parse(path: &Path, platform: Option<Platform>, text: &[u8]) -> bool 
     !self_contained || has_marker(text)
 }
 
-/// Whether any of [`MARKERS`] occurs in `text`, ignoring ASCII case.
+/// Whether any of [`markers`] occurs in `text`, ignoring ASCII case.
 pub fn has_marker(text: &[u8]) -> bool {
-    contains_any(text, MARKERS)
+    contains_any(text, markers())
 }
 
 /// Whether a GitLab pipeline's text may have an `include` (or an escape
@@ -139,6 +153,23 @@ mod tests {
                 must_parse(Path::new(".gitlab-ci.yml"), GL, text.as_bytes()),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn the_markers_are_the_rule_pages_words_and_the_escapes() {
+        let words: Vec<&str> = markers()
+            .iter()
+            .map(|w| std::str::from_utf8(w).unwrap())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "kaniko", "executor", "docker", "buildx", "include", "kmigrate", "\\x", "\\u"
+            ]
+        );
+        for m in meta::all() {
+            assert!(!m.markers.is_empty(), "{} has no marker", m.id);
         }
     }
 

@@ -8,6 +8,7 @@ use super::plan::{AttrList, BuildArg, BuildPlan};
 use super::registry_config::{RegistryConfig, registry_host};
 use crate::kaniko::call::ProblemKind;
 use crate::kaniko::{Action, Call, FlagUse};
+use crate::rules::Rule;
 
 /// Where the call runs, which decides paths and defaults.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct ConvertOptions<'a> {
     pub local_workdir: Option<&'a Path>,
 }
 
-/// Severity class of a conversion note; the rule engine maps it to a rule.
+/// Severity class of a conversion note; [`NoteKind::rule`] names its rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoteKind {
     /// KM010: a flag without effect under buildx was removed.
@@ -37,6 +38,19 @@ pub enum NoteKind {
     Malformed,
     /// KM005: `--cache-ttl` needs a registry cleanup policy instead.
     CacheTtl,
+}
+
+impl NoteKind {
+    /// The rule a note of this kind is reported under, on every platform.
+    pub fn rule(self) -> Rule {
+        match self {
+            NoteKind::Dropped => Rule::Km010,
+            NoteKind::Changed => Rule::Km011,
+            NoteKind::Manual => Rule::Km012,
+            NoteKind::Malformed => Rule::Km013,
+            NoteKind::CacheTtl => Rule::Km005,
+        }
+    }
 }
 
 /// Something the user must know about the conversion of one call.
@@ -213,8 +227,8 @@ fn table_notes(call: &Call, out: &mut Conversion) {
                 format!("`{written}` cannot be translated: {reason}"),
             ),
         };
-        let kind = match spec.rule.as_deref() {
-            Some("KM005") => NoteKind::CacheTtl,
+        let kind = match spec.rule {
+            Some(Rule::Km005) => NoteKind::CacheTtl,
             _ => kind,
         };
         if kind == NoteKind::CacheTtl {

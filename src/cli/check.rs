@@ -20,7 +20,7 @@ use crate::ignores;
 use crate::platform::Platform;
 use crate::report::terminal::{escape, escape_inline};
 use crate::report::{self, FileResult, Format, Run, Tally, human};
-use crate::rules::{Finding, Severity, meta};
+use crate::rules::{Finding, Rule, RuleKind, Severity};
 use crate::source::{SourceError, SourceFile};
 
 const EXIT_CODES: &str = "\
@@ -159,7 +159,7 @@ pub fn check_source(
 /// away from that step even though its flag notes carry the same rewrite.
 pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) -> Vec<Finding> {
     let config = &settings.config.config;
-    let enabled = |rule: &str| config.rule_enabled(rule);
+    let enabled = |rule: Rule| config.rule_enabled(rule);
     let (findings, mut dropped): (Vec<Finding>, Vec<Finding>) =
         findings.into_iter().partition(|f| enabled(f.rule));
     let mut findings = if settings.no_ignores {
@@ -189,7 +189,7 @@ pub fn select(source: &SourceFile, findings: Vec<Finding>, settings: &Settings) 
 
 /// A build finding (KM001-KM003) with its rewrite.
 fn is_build(f: &Finding) -> bool {
-    ignores::BUILD_RULES.contains(&f.rule) && f.fix.is_some()
+    f.rule.is_build() && f.fix.is_some()
 }
 
 /// Withholds from `findings` the edits of the silenced build findings in
@@ -224,8 +224,9 @@ fn withhold_edits(findings: &mut Vec<Finding>, dropped: &[Finding]) {
             .is_some_and(|x| x.edits.iter().any(|e| withheld.contains(e)))
     };
     // A note that only describes the withheld rewrite is moot; one about the
-    // call as written stays, without the rewrite as its fix.
-    findings.retain(|f| is_build(f) || !tied(f) || TRUE_OF_THE_CALL_AS_WRITTEN.contains(&f.rule));
+    // call as written (kind `call-note`: KM013, Kaniko itself fails on the
+    // word) stays, without the rewrite as its fix.
+    findings.retain(|f| is_build(f) || !tied(f) || f.rule.kind() == RuleKind::CallNote);
     for f in findings.iter_mut() {
         if !is_build(f) && tied(f) {
             f.fix = None;
@@ -238,10 +239,6 @@ fn withhold_edits(findings: &mut Vec<Finding>, dropped: &[Finding]) {
         }
     }
 }
-
-/// Notes that hold for a build that stays on Kaniko (KM013: Kaniko itself
-/// fails on the word), unlike those about what its rewrite changes.
-const TRUE_OF_THE_CALL_AS_WRITTEN: &[&str] = &["KM013"];
 
 fn check_target(target: &Target, settings: &Settings) -> Result<FileResult, SourceError> {
     let bytes = match target.bytes.take() {
@@ -366,21 +363,25 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let upper = |ids: &[String]| -> Vec<String> {
+    let parse = |ids: &[String]| -> Result<Vec<String>, String> {
         ids.iter()
-            .map(|id| id.trim().to_ascii_uppercase())
+            .map(|id| match id.parse::<Rule>() {
+                Ok(rule) => Ok(rule.id().to_string()),
+                // The id as the user wrote it, minus blanks and case.
+                Err(_) => Err(id.trim().to_ascii_uppercase()),
+            })
             .collect()
     };
-    let (select, ignore) = (upper(&args.select), upper(&args.ignore));
-    for id in select.iter().chain(&ignore) {
-        if meta::get(id).is_none() {
+    let (select, ignore) = match (parse(&args.select), parse(&args.ignore)) {
+        (Ok(select), Ok(ignore)) => (select, ignore),
+        (Err(id), _) | (_, Err(id)) => {
             eprintln!(
-                "kmigrate: unknown rule `{}` (run `kmigrate rules` for the list)",
-                escape_inline(id)
+                "kmigrate: {}",
+                crate::rules::UnknownRule(escape_inline(&id).into_owned())
             );
             return ExitCode::from(2);
         }
-    }
+    };
     if !select.is_empty() {
         loaded.config.rules.select = Some(select);
     }

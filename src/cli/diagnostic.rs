@@ -6,7 +6,7 @@ use miette::{Diagnostic, LabeledSpan};
 
 use crate::report::snippet::{Excerpt, Snippet};
 use crate::report::terminal::{escape, escape_inline};
-use crate::rules::{Finding, Severity, meta};
+use crate::rules::{Finding, Severity};
 use crate::source::SourceFile;
 
 /// One finding as drawn, its texts from input escaped for the terminal.
@@ -51,7 +51,7 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 
     fn url<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        meta::get(self.finding.rule).map(|m| Box::new(m.help_url()) as Box<dyn fmt::Display>)
+        Some(Box::new(self.finding.rule.meta().help_url()))
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

@@ -11,7 +11,7 @@ use crate::engine;
 use crate::options::Options;
 use crate::platform::Platform;
 use crate::report::terminal::{escape, escape_inline};
-use crate::rules::{Finding, Severity};
+use crate::rules::{Finding, Rule, Severity};
 use crate::source::SourceFile;
 
 /// Rewrite Kaniko steps to docker buildx.
@@ -67,6 +67,11 @@ pub struct RewriteArgs {
     /// pre-commit, which passes every file).
     #[arg(long)]
     pub force_exclude: bool,
+    /// Apply only the translations that keep each build's behaviour: a
+    /// step or job whose rewrite changes it (KM011) stays as it is, with
+    /// its finding.
+    #[arg(long, alias = "only-safe")]
+    pub only_exact: bool,
     /// Skip named files that are neither CI configs by name nor local
     /// includes of a GitLab pipeline (for pre-commit, which passes every
     /// YAML file).
@@ -297,11 +302,14 @@ fn rewrite_one(
     if includes_covered {
         // Its included files are rewritten in the same run.
         findings.retain(|f| {
-            !(f.rule == "KM014" && f.message.contains(crate::platform::gitlab::SHARED_FIX_NOTE))
+            !(f.rule == Rule::Km014 && f.message.contains(crate::platform::gitlab::SHARED_FIX_NOTE))
         });
     }
     // Rule selection and inline ignores keep rewrite away from silenced builds.
-    let findings = super::check::select(&source, findings, settings);
+    let mut findings = super::check::select(&source, findings, settings);
+    if args.only_exact {
+        engine::keep_exact_fixes(&mut findings);
+    }
     let new_text = engine::apply_fixes(&source, &findings).map_err(|e| e.to_string())?;
     let display = path.display();
 
@@ -342,7 +350,7 @@ fn report(
     let (shared, fixed) = {
         let km001 = findings
             .iter()
-            .filter(|f| f.rule == "KM001" && f.fix.is_some());
+            .filter(|f| f.rule == Rule::Km001 && f.fix.is_some());
         let shared = km001
             .clone()
             .filter(|f| crate::platform::gitlab::findings::is_part(f))
@@ -351,12 +359,14 @@ fn report(
     };
     let driver = findings
         .iter()
-        .filter(|f| f.rule == "KM003" && f.fix.is_some())
+        .filter(|f| f.rule == Rule::Km003 && f.fix.is_some())
         .count();
     let split = findings
         .iter()
         .filter(|f| {
-            f.rule == "KM002" && f.fix.is_some() && !crate::platform::gitlab::findings::is_part(f)
+            f.rule == Rule::Km002
+                && f.fix.is_some()
+                && !crate::platform::gitlab::findings::is_part(f)
         })
         .count();
     let unit = match platform {
@@ -396,7 +406,7 @@ fn report(
     let notes: Vec<&Finding> = findings
         .iter()
         // Findings the rewrite resolved are summarised above, not repeated.
-        .filter(|f| !(matches!(f.rule, "KM001" | "KM002" | "KM003") && f.fix.is_some()))
+        .filter(|f| !(f.rule.is_build() && f.fix.is_some()))
         .collect();
     let warnings = notes
         .iter()

@@ -73,9 +73,8 @@ pub fn rules() -> ExitCode {
 }
 
 pub fn explain(args: ExplainArgs) -> ExitCode {
-    let id = args.rule.trim().to_ascii_uppercase();
-    match meta::get(&id) {
-        Some(rule) => {
+    match args.rule.parse::<crate::rules::Rule>().map(|r| r.meta()) {
+        Ok(rule) => {
             let mut page = render_markdown(rule.doc, stdout_color());
             let _ = write!(
                 page,
@@ -87,7 +86,7 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
             print!("{page}");
             ExitCode::SUCCESS
         }
-        None => {
+        Err(_) => {
             let ids: Vec<&str> = meta::all().iter().map(|r| r.id).collect();
             eprintln!(
                 "kmigrate: no rule `{}`; rules are {}",

@@ -59,7 +59,7 @@ pub struct FlagSpec {
     #[serde(default)]
     pub fork: Option<String>,
     #[serde(default)]
-    pub rule: Option<String>,
+    pub rule: Option<crate::rules::Rule>,
     /// How buildx spells this flag (`same`), or what it writes instead;
     /// only for the flags people keep in variables.
     #[serde(default)]

@@ -171,7 +171,7 @@ impl Renderer {
             let drawn = named.excerpt(span).is_some_and(|excerpt| {
                 let diag = Diag {
                     severity: f.severity,
-                    rule: f.rule,
+                    rule: f.rule.id(),
                     message: escape(&f.message).into_owned(),
                     source: &excerpt,
                     help: (!help.is_empty()).then_some(help),

@@ -26,15 +26,13 @@ use crate::kaniko::flags::{Action, FlagSpec};
 use crate::platform::Platform;
 use crate::platform::cloudbuild::{Build, kaniko_steps};
 use crate::platform::gitlab;
-use crate::rules::{Finding, Severity, meta};
+use crate::rules::{Applicability, Finding, Rule, Severity};
 use crate::source::{SourceError, SourceFile};
 
-/// Rules whose finding marks a build to migrate.
-const BUILD_RULES: &[&str] = &["KM001", "KM003"];
-
-/// Rules about a build as a whole, the multi-build split (KM002) included:
+/// Rules whose finding marks a build to migrate. The other rules of kind
+/// `build`, the multi-build split (KM002), are about a build as a whole:
 /// resolved by the build's own fix, never a note to review.
-const ALL_BUILD_RULES: &[&str] = crate::ignores::BUILD_RULES;
+const BUILD_RULES: &[Rule] = &[Rule::Km001, Rule::Km003];
 
 /// How far a build migrates on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,8 +65,10 @@ pub struct Input<'a> {
 pub struct BuildRow {
     pub path: String,
     pub line: usize,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub outcome: Outcome,
+    /// How faithful its fix is; `None` without one.
+    pub applicability: Option<Applicability>,
 }
 
 /// One file's line in the report.
@@ -86,7 +86,7 @@ pub struct FileRow {
 pub struct Task {
     pub path: String,
     pub line: usize,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     pub message: String,
     pub todo: String,
@@ -245,10 +245,7 @@ fn todo_for(f: &Finding) -> String {
         Some(h) => h.clone(),
         None => match f.fix {
             Some(_) => "review the rewritten step".to_string(),
-            None => format!(
-                "see {}",
-                meta::get(f.rule).map_or_else(String::new, |m| m.help_url())
-            ),
+            None => format!("see {}", f.rule.meta().help_url()),
         },
     }
 }
@@ -284,12 +281,12 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                 .iter()
                 .filter(|f| !std::ptr::eq(*f, *b) && region.contains(&f.span.start))
                 .collect();
-            let manual = b.fix.is_none() || around.iter().any(|f| f.rule == "KM012");
+            let manual = b.fix.is_none() || around.iter().any(|f| f.rule == Rule::Km012);
             let outcome = if manual {
                 Outcome::Manual
             } else if around
                 .iter()
-                .any(|f| !ALL_BUILD_RULES.contains(&f.rule) && f.severity >= Severity::Warning)
+                .any(|f| !f.rule.is_build() && f.severity >= Severity::Warning)
             {
                 Outcome::Partial
             } else {
@@ -304,10 +301,11 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                 line: line(b),
                 rule: b.rule,
                 outcome,
+                applicability: b.fix.as_ref().map(|x| x.applicability),
             });
         }
         for f in input.findings {
-            let fixed_build = ALL_BUILD_RULES.contains(&f.rule)
+            let fixed_build = f.rule.is_build()
                 && (f.fix.is_some() || handled.iter().any(|r| r.contains(&f.span.start)));
             let fixed_note = f.fix.is_some() && f.severity == Severity::Info;
             if !fixed_build && !fixed_note {
@@ -320,7 +318,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                     todo: todo_for(f),
                 });
             }
-            if f.rule == "KM005" {
+            if f.rule == Rule::Km005 {
                 report.cache_ttl.push((path.clone(), line(f), todo_for(f)));
             }
         }
@@ -373,6 +371,20 @@ impl Report {
         t
     }
 
+    /// Builds with a fix, by applicability: (exact, changes behaviour).
+    pub fn fixes(&self) -> (usize, usize) {
+        let count = |a| {
+            self.builds
+                .iter()
+                .filter(|b| b.applicability == Some(a))
+                .count()
+        };
+        (
+            count(Applicability::Exact),
+            count(Applicability::ChangesBehaviour),
+        )
+    }
+
     pub fn to_markdown(&self) -> String {
         let mut s = String::from("# kmigrate migration report\n\n");
         let [auto, partial, manual] = self.totals();
@@ -396,6 +408,17 @@ impl Report {
             ("Total", total),
         ] {
             let _ = writeln!(s, "| {label} | {n} | {} |", pct(n, total));
+        }
+        let (exact, changing) = self.fixes();
+        if exact + changing > 0 {
+            let _ = writeln!(
+                s,
+                "\nOf the {} build{} `kmigrate rewrite` fixes, {exact} translate{} exactly and {changing} change{} behaviour (`kmigrate rewrite --only-exact` leaves those as they are).",
+                exact + changing,
+                if exact + changing == 1 { "" } else { "s" },
+                if exact == 1 { "s" } else { "" },
+                if changing == 1 { "s" } else { "" },
+            );
         }
         s.push_str("\n## Files\n\n| File | Platform | Steps/jobs | Automatic | Partial | Manual |\n|---|---|---:|---:|---:|---:|\n");
         for f in &self.files {
@@ -472,6 +495,7 @@ impl Report {
 
     pub fn to_json(&self) -> Value {
         let [auto, partial, manual] = self.totals();
+        let (exact, changing) = self.fixes();
         json!({
             "version": 1,
             "summary": {
@@ -481,6 +505,7 @@ impl Report {
                 "automatic": auto,
                 "partial": partial,
                 "manual": manual,
+                "fixes": {"exact": exact, "changes_behaviour": changing},
             },
             "files": self.files.iter().map(|f| json!({
                 "path": f.path,
@@ -553,8 +578,8 @@ mod tests {
         assert_eq!(r.flags["--destination"].uses, 2);
         assert_eq!(r.flags["--cache-ttl"].uses, 1);
         assert_eq!(r.cache_ttl.len(), 1);
-        assert!(r.tasks.iter().any(|t| t.rule == "KM005" && t.line == 5));
-        assert!(!r.tasks.iter().any(|t| t.rule == "KM001"));
+        assert!(r.tasks.iter().any(|t| t.rule == Rule::Km005 && t.line == 5));
+        assert!(!r.tasks.iter().any(|t| t.rule == Rule::Km001));
         let md = r.to_markdown();
         assert!(md.contains("| Migrated automatically | 1 | 50% |"), "{md}");
         assert!(md.contains("| Partially (rewritten, review the warnings) | 1 | 50% |"));

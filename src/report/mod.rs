@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rules::{Finding, Severity, meta};
+use crate::rules::{Finding, Severity};
 use crate::source::{SourceError, SourceFile, patch};
 
 /// Output formats of `kmigrate check`.
@@ -90,7 +90,7 @@ pub struct Located<'a> {
 
 impl<'a> Located<'a> {
     pub fn help_url(&self) -> String {
-        help_url(self.finding.rule)
+        self.finding.rule.meta().help_url()
     }
 
     /// The file's text with this finding's fix applied alone, as a unified
@@ -118,13 +118,6 @@ impl<'a> Located<'a> {
             .unwrap_or_default();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
-}
-
-/// The page documenting `rule`.
-pub fn help_url(rule: &str) -> String {
-    meta::get(rule)
-        .map(|m| m.help_url())
-        .unwrap_or_else(|| "https://github.com/kmigrate/kmigrate#lint-kmigrate-check".into())
 }
 
 /// A path as printed in every format: forward slashes, no leading `./`.
@@ -305,21 +298,25 @@ pub(crate) mod testing {
         let image = "gcr.io/kaniko-project/executor:latest";
         let at = TEXT.find(image).unwrap();
         let km001 = Finding::new(
-            "KM001",
+            crate::rules::Rule::Km001,
             at..at + image.len(),
             "Cloud Build step runs Kaniko",
         )
         .with_help("rewrite the step to docker buildx build")
-        .with_fix(Fix {
-            description: "use the docker builder".into(),
-            edits: vec![Edit::replace(
+        .with_fix(Fix::new(
+            "use the docker builder",
+            vec![Edit::replace(
                 at..at + image.len(),
                 "gcr.io/cloud-builders/docker",
             )],
-        });
+        ));
         let ttl = "'--cache-ttl=6h'";
         let t = TEXT.find(ttl).unwrap();
-        let km005 = Finding::new("KM005", t..t + ttl.len(), "--cache-ttl has no equivalent");
+        let km005 = Finding::new(
+            crate::rules::Rule::Km005,
+            t..t + ttl.len(),
+            "--cache-ttl has no equivalent",
+        );
         Run {
             files: vec![FileResult {
                 path: PathBuf::from("./ci/cloudbuild.yaml"),

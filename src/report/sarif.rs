@@ -85,7 +85,7 @@ pub fn to_value(run: &Run) -> Value {
                 "partialFingerprints": {"kmigrate/v1": fingerprint},
                 "properties": {"helpUri": l.help_url(), "fixable": f.fix.is_some()},
             });
-            if let Some(i) = rules.iter().position(|r| r.id == f.rule) {
+            if let Some(i) = rules.iter().position(|r| r.rule == f.rule) {
                 result["ruleIndex"] = json!(i);
             }
             if let Some(fix) = &f.fix {

@@ -1,20 +1,23 @@
-//! The rule engine: findings with optional fixes, one detector per rule.
+//! The rule model every detector and report imports: [`Rule`] (generated
+//! from the pages in `rules/`), [`Severity`], and [`Finding`]s with
+//! optional [`Fix`]es. A leaf: it imports nothing of the crate but the
+//! text [`Edit`] a fix is made of; the detectors live with their platform
+//! (`platform::cloudbuild::findings`, `platform::gitlab::findings`).
 //!
 //! Detectors never edit text: a finding's fix is a list of [`Edit`]s on the
 //! original text that `rewrite` applies together.
 
-mod cloudbuild;
 pub mod meta;
+#[cfg(test)]
+mod page;
 
 use std::fmt;
 use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::source::patch::Edit;
-
-pub use cloudbuild::findings as cloudbuild_findings;
-pub use meta::RuleMeta;
+pub use crate::source::patch::Edit;
+pub use meta::{Rule, RuleKind, RuleMeta, UnknownRule};
 
 /// How serious a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -35,18 +38,64 @@ impl fmt::Display for Severity {
     }
 }
 
+/// How faithfully a fix carries a build over (ruff's fix applicability,
+/// in a migration's terms). Ordered: `Exact < ChangesBehaviour`.
+///
+/// There is no display-only kind: where kmigrate cannot write the
+/// migration, the finding has no fix and its help says what to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applicability {
+    /// The new build does what the Kaniko build did.
+    #[default]
+    Exact,
+    /// The new build differs (a flag translated or removed with a change,
+    /// registry credentials Kaniko found by itself: the KM011 notes say
+    /// how). `kmigrate rewrite` applies it; `--only-exact` leaves the build
+    /// as it is.
+    ChangesBehaviour,
+}
+
+impl Applicability {
+    /// `ChangesBehaviour` when `changes`, else `Exact`.
+    pub fn changing_behaviour_if(changes: bool) -> Self {
+        if changes {
+            Applicability::ChangesBehaviour
+        } else {
+            Applicability::Exact
+        }
+    }
+}
+
 /// Text edits that resolve a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fix {
     /// One line saying what the fix does.
     pub description: String,
     pub edits: Vec<Edit>,
+    pub applicability: Applicability,
+}
+
+impl Fix {
+    /// An exact fix.
+    pub fn new(description: impl Into<String>, edits: Vec<Edit>) -> Self {
+        Fix {
+            description: description.into(),
+            edits,
+            applicability: Applicability::Exact,
+        }
+    }
+
+    pub fn with_applicability(mut self, applicability: Applicability) -> Self {
+        self.applicability = applicability;
+        self
+    }
 }
 
 /// One problem at one place in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     /// Byte range in the file the finding points at.
     pub span: Range<usize>,
@@ -57,13 +106,10 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with the rule's default severity and no fix.
-    pub fn new(rule: &'static str, span: Range<usize>, message: impl Into<String>) -> Self {
-        let severity = meta::get(rule)
-            .map(|m| m.severity)
-            .unwrap_or_else(|| panic!("rule {rule} has no page in rules/"));
+    pub fn new(rule: Rule, span: Range<usize>, message: impl Into<String>) -> Self {
         Finding {
             rule,
-            severity,
+            severity: rule.severity(),
             span,
             message: message.into(),
             help: None,
@@ -77,6 +123,12 @@ impl Finding {
     }
 
     pub fn with_fix(mut self, fix: Fix) -> Self {
+        // The rule's page says whether it is fixable: one source of truth.
+        debug_assert!(
+            self.rule.meta().fixable,
+            "{} has a fix but its page says it is not fixable",
+            self.rule
+        );
         self.fix = Some(fix);
         self
     }

@@ -12,7 +12,7 @@ use super::rewrite::Sharing;
 use super::target::{Options, Target};
 use super::{ImageMatcher, Pipeline};
 use crate::buildx::from_kaniko::NoteKind;
-use crate::rules::{Finding, Fix, Severity};
+use crate::rules::{Applicability, Finding, Fix, Rule, Severity};
 use crate::source::Span;
 use crate::source::patch::{Conflict, Edit, apply};
 
@@ -52,6 +52,9 @@ impl Collector {
             if let Some(fix) = f.fix {
                 match &mut existing.fix {
                     Some(e) => {
+                        // One job's fix that changes behaviour makes the
+                        // merged fix change behaviour.
+                        e.applicability = e.applicability.max(fix.applicability);
                         for edit in fix.edits {
                             if !e.edits.contains(&edit) {
                                 e.edits.push(edit);
@@ -78,7 +81,14 @@ impl Collector {
 
     /// Adds `f` in `file` with the edits of that file, and a companion
     /// finding in every other file the edits touch.
-    fn add_with_edits(&mut self, file: usize, f: Finding, description: &str, edits: Vec<FileEdit>) {
+    fn add_with_edits(
+        &mut self,
+        file: usize,
+        f: Finding,
+        description: &str,
+        applicability: Applicability,
+        edits: Vec<FileEdit>,
+    ) {
         let mut by_file: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
         for (i, e) in edits {
             let list = by_file.entry(i).or_default();
@@ -86,29 +96,17 @@ impl Collector {
                 list.push(e);
             }
         }
-        // The rule's page says whether it is fixable: one source of truth.
-        debug_assert!(
-            crate::rules::meta::get(f.rule).is_some_and(|m| m.fixable),
-            "{} has a fix but its page says it is not fixable",
-            f.rule
-        );
         let own = by_file.remove(&file).unwrap_or_default();
         for (other, edits) in by_file {
             let at = edits.iter().map(|e| e.range.start).min().unwrap_or(0);
-            let companion =
-                Finding::new(f.rule, at..at, format!("{}{PART}", f.message)).with_fix(Fix {
-                    description: description.to_string(),
-                    edits,
-                });
+            let companion = Finding::new(f.rule, at..at, format!("{}{PART}", f.message))
+                .with_fix(Fix::new(description, edits).with_applicability(applicability));
             self.add(other, companion);
         }
         let f = if own.is_empty() {
             f
         } else {
-            f.with_fix(Fix {
-                description: description.to_string(),
-                edits: own,
-            })
+            f.with_fix(Fix::new(description, own).with_applicability(applicability))
         };
         self.add(file, f);
     }
@@ -121,7 +119,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         let why = inc.not_followed.clone().unwrap_or_default();
         if inc.unreadable {
             // GitLab rejects the pipeline; kmigrate checks the rest of it.
-            let mut f = Finding::new("KM014", inc.span.clone(), why).with_help(
+            let mut f = Finding::new(Rule::Km014, inc.span.clone(), why).with_help(
                 "name a GitLab CI file inside the repository (paths are relative to its root); the rest of the pipeline was checked without it",
             );
             f.severity = Severity::Error;
@@ -131,7 +129,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         c.add(
             inc.in_file,
             Finding::new(
-                "KM014",
+                Rule::Km014,
                 inc.span.clone(),
                 format!(
                     "`include: {}` `{}` is not read ({why}); a Kaniko job may be defined there",
@@ -169,7 +167,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             continue;
         }
         if let Some((file, span, message)) = super::fragment::probable_kaniko(job) {
-            let mut f = Finding::new("KM001", span, message).with_help(
+            let mut f = Finding::new(Rule::Km001, span, message).with_help(
                 "kmigrate cannot migrate it without the template: run `kmigrate check` on the whole pipeline, or where the template lives",
             );
             if job.hidden {
@@ -189,7 +187,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         }
         for d in super::docker_cache::problems(p, job, &opts.builder) {
             let mut f = Finding::new(
-                "KM003",
+                Rule::Km003,
                 d.span.clone(),
                 format!(
                     "job `{}` exports build cache with the default docker driver, which fails with \"Cache export is not supported for the docker driver\"",
@@ -200,10 +198,10 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             if let Some((file, edit)) = d.fix
                 && file == d.file
             {
-                f = f.with_fix(Fix {
-                    description: "create a docker-container builder before the build".into(),
-                    edits: vec![edit],
-                });
+                f = f.with_fix(Fix::new(
+                    "create a docker-container builder before the build",
+                    vec![edit],
+                ));
             }
             if job.hidden && unused_is_info {
                 f.severity = Severity::Info;
@@ -232,14 +230,7 @@ fn runs_jobs(p: &Pipeline) -> bool {
 
 fn note_findings(c: &mut Collector, call: &CallInfo) {
     for n in &call.conversion.notes {
-        let rule = match n.kind {
-            NoteKind::Dropped => "KM010",
-            NoteKind::Changed => "KM011",
-            NoteKind::Manual => "KM012",
-            NoteKind::Malformed => "KM013",
-            NoteKind::CacheTtl => "KM005",
-        };
-        let mut f = Finding::new(rule, call.args_span(&n.args), n.message.clone());
+        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
             f = f.with_help(h.clone());
         }
@@ -406,33 +397,8 @@ fn primary(k: &KanikoJob) -> (usize, Span) {
 fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<JobPlan, String>) {
     let job = k.job;
     let (file, span) = primary(k);
-    let what = match &k.image {
-        Some(m) => format!(
-            "job `{}` runs the archived Kaniko image ({})",
-            job.name, m.id
-        ),
-        None => format!("job `{}` runs the archived Kaniko executor", job.name),
-    };
-    let km002 = k.is_multi_build().then(|| {
-        let (f2, s2) = k
-            .calls
-            .get(1)
-            .map(|c| (c.file, c.span.clone()))
-            .unwrap_or((file, span.clone()));
-        (
-            f2,
-            Finding::new(
-                "KM002",
-                s2,
-                format!(
-                    "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
-                    job.name,
-                    k.calls.len()
-                ),
-            ),
-        )
-    });
-    let km001 = Finding::new("KM001", span.clone(), what);
+    let km002 = km002_multi_build(k, file, &span);
+    let km001 = km001_archived_image(k, span.clone());
     let plan = match plan {
         Ok(plan) => plan,
         Err(why) => {
@@ -470,6 +436,20 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         }
         _ => (file, km001),
     };
+    // The job's rewrite changes behaviour where a flag's translation does,
+    // or where it pushes with credentials only Kaniko's helpers found
+    // (both reported as KM011).
+    let credentials = if plan.migrates {
+        credential_findings(k)
+    } else {
+        Vec::new()
+    };
+    let changed = k
+        .calls
+        .iter()
+        .flat_map(|c| &c.conversion.notes)
+        .any(|n| n.kind == NoteKind::Changed);
+    let applicability = Applicability::changing_behaviour_if(changed || !credentials.is_empty());
     if plan.migrates {
         let replaced =
             super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
@@ -478,6 +458,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             file,
             km001.with_help(format!("rewrite it to {target}{note}")),
             &format!("migrate job `{}` to {target}", job.name),
+            applicability,
             plan.edits.clone(),
         );
     } else {
@@ -487,56 +468,119 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        // The split is part of the job's one plan: its fix is the plan.
-        let with = if plan.migrates {
-            " (with the KM001 fix)"
-        } else {
-            ""
-        };
-        match &plan.split {
-            Split::Done => c.add_with_edits(
-                f2,
-                finding.with_help(format!("split into one job per image{with}")),
-                &format!("split job `{}` into one job per image{with}", job.name),
-                plan.edits.clone(),
-            ),
-            Split::Kept(why) if plan.migrates => c.add(f2, finding.with_help(format!("not split automatically ({why}); the rewrite still isolates each build in BuildKit"))),
-            Split::Kept(why) => c.add(
-                f2,
-                finding.with_help(format!(
-                    "not split automatically: {why}; split it by hand, one job per image"
-                )),
-            ),
-            Split::Off | Split::NotNeeded => c.add(
-                f2,
-                finding.with_help(
-                    "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
-                ),
-            ),
-        }
+        add_km002(c, k, f2, finding, &plan, applicability);
     }
     if !plan.migrates {
         return;
     }
-    credential_findings(c, k);
-    if opts.target == Target::Buildx {
-        c.add(
-            job.file,
-            Finding::new(
-                "KM004",
-                job.key_span.clone(),
-                format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
-            )
-            .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)"),
-        );
+    for (file, f) in credentials {
+        c.add(file, f);
     }
+    if opts.target == Target::Buildx {
+        c.add(job.file, km004_privileged_runner(k, opts));
+    }
+}
+
+/// KM001: the job runs Kaniko, at `span`.
+fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
+    let job = k.job;
+    let what = match &k.image {
+        Some(m) => format!(
+            "job `{}` runs the archived Kaniko image ({})",
+            job.name, m.id
+        ),
+        None => format!("job `{}` runs the archived Kaniko executor", job.name),
+    };
+    Finding::new(Rule::Km001, span, what)
+}
+
+/// KM002: the job runs the executor more than once; at its second call,
+/// else where its KM001 is (`file`, `span`).
+fn km002_multi_build(k: &KanikoJob, file: usize, span: &Span) -> Option<(usize, Finding)> {
+    let job = k.job;
+    k.is_multi_build().then(|| {
+        let (f2, s2) = k
+            .calls
+            .get(1)
+            .map(|c| (c.file, c.span.clone()))
+            .unwrap_or((file, span.clone()));
+        (
+            f2,
+            Finding::new(
+                Rule::Km002,
+                s2,
+                format!(
+                    "job `{}` runs the executor {} times in one container with the cache on: cache and files leak between the builds",
+                    job.name,
+                    k.calls.len()
+                ),
+            ),
+        )
+    })
+}
+
+/// Adds a job's KM002 in `file`: the split is part of the job's one plan,
+/// so its fix is the plan.
+fn add_km002(
+    c: &mut Collector,
+    k: &KanikoJob,
+    file: usize,
+    finding: Finding,
+    plan: &JobPlan,
+    applicability: Applicability,
+) {
+    let job = k.job;
+    let with = if plan.migrates {
+        " (with the KM001 fix)"
+    } else {
+        ""
+    };
+    match &plan.split {
+        Split::Done => c.add_with_edits(
+            file,
+            finding.with_help(format!("split into one job per image{with}")),
+            &format!("split job `{}` into one job per image{with}", job.name),
+            applicability,
+            plan.edits.clone(),
+        ),
+        Split::Kept(why) if plan.migrates => c.add(
+            file,
+            finding.with_help(format!(
+                "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
+            )),
+        ),
+        Split::Kept(why) => c.add(
+            file,
+            finding.with_help(format!(
+                "not split automatically: {why}; split it by hand, one job per image"
+            )),
+        ),
+        Split::Off | Split::NotNeeded => c.add(
+            file,
+            finding.with_help(
+                "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
+            ),
+        ),
+    }
+}
+
+/// KM004: a job migrated to docker-in-docker needs a privileged runner.
+fn km004_privileged_runner(k: &KanikoJob, opts: &Options) -> Finding {
+    let job = k.job;
+    Finding::new(
+        Rule::Km004,
+        job.key_span.clone(),
+        format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
+    )
+    .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)")
 }
 
 /// Registries a migrated job pushes to (or reads cache from) with no
 /// credentials the new builder can see: Kaniko found them through its
 /// built-in helpers (GitLab, GCR, ECR, ACR); docker and buildctl read only
-/// the Docker config.
-fn credential_findings(c: &mut Collector, k: &KanikoJob) {
+/// the Docker config. Each with the file it belongs in.
+fn credential_findings(k: &KanikoJob) -> Vec<(usize, Finding)> {
+    let mut out = Vec::new();
     let job = k.job;
     let configured = job.lines().any(|l| {
         l.text.contains(".docker/config.json")
@@ -544,7 +588,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
             || l.text.contains("DOCKER_AUTH_CONFIG")
     }) || job.variable("DOCKER_AUTH_CONFIG").is_some();
     if configured {
-        return;
+        return out;
     }
     let mut seen: Vec<String> = Vec::new();
     for call in &k.calls {
@@ -573,7 +617,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 .unwrap_or_else(|| call.span.clone());
             let finding = if host.contains('$') {
                 Finding::new(
-                    "KM011",
+                    Rule::Km011,
                     span,
                     format!(
                         "job `{}` pushes to a registry kmigrate cannot tell before the job runs (it depends on `{host}`, set outside this pipeline's files), without writing Docker credentials: Kaniko may have found them through its built-in helpers (GitLab, GCR, ECR, ACR), the new builder reads only the Docker config",
@@ -585,7 +629,7 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                 ))
             } else {
                 Finding::new(
-                    "KM011",
+                    Rule::Km011,
                     span,
                     format!(
                         "job `{}` pushes to `{host}` without writing Docker credentials: Kaniko may have found them through its built-in helpers (GCR, ECR, ACR), the new builder reads only the Docker config",
@@ -596,9 +640,10 @@ fn credential_findings(c: &mut Collector, k: &KanikoJob) {
                     "add a login before the build, e.g. `echo \"$REGISTRY_PASSWORD\" | docker login {host} -u \"$REGISTRY_USER\" --password-stdin`, or a credential helper"
                 ))
             };
-            c.add(call.file, finding);
+            out.push((call.file, finding));
         }
     }
+    out
 }
 
 /// The text of every file after applying every fix; unchanged files are

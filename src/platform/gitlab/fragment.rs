@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use super::Pipeline;
 use super::job::{Job, Located};
-use crate::rules::{Finding, Severity};
+use crate::rules::{Finding, Rule, Severity};
 use crate::source::Span;
 
 /// The job keys a build depends on, in the order findings list them.
@@ -72,7 +72,7 @@ pub fn unknown_template_findings(p: &Pipeline) -> Vec<(usize, Finding)> {
     };
     let mut add = |at: &Located, message: String| {
         if seen.insert((at.origin.file, at.origin.span.start)) {
-            let mut f = Finding::new("KM014", at.origin.span.clone(), message).with_help(help);
+            let mut f = Finding::new(Rule::Km014, at.origin.span.clone(), message).with_help(help);
             f.severity = severity;
             out.push((at.origin.file, f));
         }

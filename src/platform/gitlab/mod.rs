@@ -352,7 +352,7 @@ pub fn file_findings(
             .to_string();
         mine.push(
             crate::rules::Finding::new(
-                "KM014",
+                crate::rules::Rule::Km014,
                 inc.span.clone(),
                 format!("`{path}` (included here) {SHARED_FIX_NOTE}"),
             )

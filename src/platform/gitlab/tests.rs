@@ -284,7 +284,7 @@ fn undefined_templates_in_a_whole_pipeline_are_error_findings() {
         assert_eq!(all.len(), 1, "{all:?}");
         let f = all[0];
         assert_eq!(
-            (f.rule, f.severity),
+            (f.rule.id(), f.severity),
             ("KM014", crate::rules::Severity::Error)
         );
         assert!(f.message.contains(what), "{}", f.message);
@@ -345,19 +345,22 @@ fn an_included_file_is_judged_as_part_of_its_pipeline() {
     let opts = crate::options::Options::default();
     let k = SourceFile::load(&d.path().join("ci/k.yml")).unwrap();
     let in_template = file_findings(&k, &opts).unwrap();
-    let km001 = in_template.iter().find(|f| f.rule == "KM001").unwrap();
+    let km001 = in_template
+        .iter()
+        .find(|f| f.rule == crate::rules::Rule::Km001)
+        .unwrap();
     // Judged through the job `api` that uses it, not as a lone template.
     assert!(km001.message.contains("`api`"), "{}", km001.message);
     assert!(km001.fix.is_some());
     let entry = SourceFile::load(&d.path().join(".gitlab-ci.yml")).unwrap();
     let in_entry = file_findings(&entry, &opts).unwrap();
-    let mut rules: Vec<_> = in_entry.iter().map(|f| f.rule).collect();
+    let mut rules: Vec<_> = in_entry.iter().map(|f| f.rule.id()).collect();
     rules.sort();
     assert_eq!(rules, ["KM004", "KM014"]);
     assert!(
         in_entry
             .iter()
-            .any(|f| f.rule == "KM014" && f.message.contains("ci/k.yml"))
+            .any(|f| f.rule == crate::rules::Rule::Km014 && f.message.contains("ci/k.yml"))
     );
     let bad = crate::options::Options {
         gitlab_target: "kaniko".into(),
@@ -425,7 +428,10 @@ fn unknown_references_in_image_and_default_are_findings_and_kept() {
     assert_eq!(b.unresolved_references[0].value, "[.img, image]");
     let ff = findings::check(&p, &target::Options::default());
     let all: Vec<_> = ff.iter().flat_map(|f| &f.findings).collect();
-    let km014 = all.iter().filter(|f| f.rule == "KM014").count();
+    let km014 = all
+        .iter()
+        .filter(|f| f.rule == crate::rules::Rule::Km014)
+        .count();
     assert_eq!(km014, 2, "{all:?}");
     let texts = findings::fixed_texts(&p, &ff).unwrap();
     let text = &texts[0].1;

@@ -7,8 +7,7 @@ use crate::buildx::from_kaniko::{Note, NoteKind};
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
 use crate::platform::cloudbuild::{Build, Step};
-use crate::rules::{Finding, Fix};
-use crate::source::patch::Edit;
+use crate::rules::{Applicability, Edit, Finding, Fix, Rule};
 
 /// Every Cloud Build finding.
 pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
@@ -29,7 +28,7 @@ fn km003_script_cache_exports(build: &Build, migration: &Migration) -> Vec<Findi
         .into_iter()
         .map(|e| {
             Finding::new(
-                "KM003",
+                Rule::Km003,
                 e.span,
                 format!(
                     "{} exports cache (`--cache-to {}`) in its script but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
@@ -55,10 +54,19 @@ fn step_label(step: &Step) -> String {
 fn fix_for(migration: &Migration, edits: &[Edit], description: String) -> Fix {
     let mut all = edits.to_vec();
     all.extend(migration.shared.iter().cloned());
-    Fix {
-        description,
-        edits: all,
-    }
+    Fix::new(description, all)
+}
+
+/// How faithful a step's rewrite is: it changes behaviour where a flag is
+/// translated or removed with a change (a KM011 note).
+fn step_applicability(s: &StepMigration) -> Applicability {
+    let changed = s
+        .conversions
+        .iter()
+        .flat_map(|c| &c.notes)
+        .chain(&s.notes)
+        .any(|n| n.kind == NoteKind::Changed);
+    Applicability::changing_behaviour_if(changed)
 }
 
 /// Where a step's finding points: its image name, else its first call.
@@ -92,7 +100,7 @@ fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration)
         _ => "calls /kaniko/executor, the archived Kaniko builder".to_string(),
     };
     let mut f = Finding::new(
-        "KM001",
+        Rule::Km001,
         step_span(s),
         format!("{} {what}", step_label(step)),
     );
@@ -103,7 +111,10 @@ fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration)
                     "`kmigrate rewrite` turns it into `docker buildx build` on the `{}` docker-container builder with a registry cache",
                     migration.builder
                 ))
-                .with_fix(fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step))));
+                .with_fix(
+                    fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step)))
+                        .with_applicability(step_applicability(s)),
+                );
         }
         (None, Some(why)) => f = f.with_help(format!("not rewritten automatically: {why}")),
         (None, None) => {}
@@ -139,14 +150,11 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
         .flat_map(|(c, call)| c.notes.iter().map(move |n| (call, n)))
         .chain(s.notes.iter().map(|n| (None, n)));
     for (call, note) in notes {
-        let rule = match note.kind {
-            NoteKind::Dropped => "KM010",
-            NoteKind::Changed => "KM011",
-            NoteKind::Manual => "KM012",
-            NoteKind::Malformed => "KM013",
-            NoteKind::CacheTtl => "KM005",
-        };
-        let mut f = Finding::new(rule, note_span(s, call, note), note.message.clone());
+        let mut f = Finding::new(
+            note.kind.rule(),
+            note_span(s, call, note),
+            note.message.clone(),
+        );
         if let Some(h) = &note.help {
             f = f.with_help(h.clone());
         }
@@ -157,14 +165,17 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
                 NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
             )
         {
-            f = f.with_fix(fix_for(
-                migration,
-                edits,
-                format!(
-                    "rewrite {} to docker buildx build",
-                    step_label(s.kaniko.step)
-                ),
-            ));
+            f = f.with_fix(
+                fix_for(
+                    migration,
+                    edits,
+                    format!(
+                        "rewrite {} to docker buildx build",
+                        step_label(s.kaniko.step)
+                    ),
+                )
+                .with_applicability(step_applicability(s)),
+            );
         }
         out.push(f);
     }
@@ -180,7 +191,7 @@ fn km003_docker_driver_cache(build: &Build, migration: &Migration) -> Vec<Findin
             let step = &build.steps[d.step];
             let span = step.args.map(|a| a.value.span.clone()).unwrap_or_else(|| step.item.span.clone());
             Finding::new(
-                "KM003",
+                Rule::Km003,
                 span,
                 format!(
                     "{} exports cache (`--cache-to {}`) but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
