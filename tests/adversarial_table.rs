@@ -18,12 +18,12 @@ fn named_tests(table: &str) -> Vec<String> {
 }
 
 /// Where `reference` says its test is: `tests/<file>.rs` for
-/// `file::name`, the source file for `src/path.rs::name`.
+/// `file::name`, the source file for `crates/<crate>/src/path.rs::name`.
 fn location(root: &Path, reference: &str) -> (PathBuf, String) {
     let (file, name) = reference
         .rsplit_once("::")
         .unwrap_or_else(|| panic!("`{reference}` is not `file::test_name`"));
-    let path = if file.starts_with("src/") {
+    let path = if file.starts_with("crates/") {
         root.join(file)
     } else {
         root.join("tests").join(format!("{file}.rs"))
@@ -66,8 +66,11 @@ fn a_reference_names_its_file_and_test() {
         )
     );
     assert_eq!(
-        location(root, "src/builder/user.rs::fifo"),
-        (PathBuf::from("/r/src/builder/user.rs"), "fifo".to_string())
+        location(root, "crates/kmigrate-builder/src/user.rs::fifo"),
+        (
+            PathBuf::from("/r/crates/kmigrate-builder/src/user.rs"),
+            "fifo".to_string()
+        )
     );
     assert_eq!(
         named_tests("| a | b | `x::y` |\n| c | `d::e` |\nno row `f::g`\n"),
