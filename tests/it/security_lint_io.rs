@@ -368,7 +368,7 @@ fn a_one_line_config_prints_a_bounded_excerpt_per_finding() {
         &["check", "-q", "--select", "KM001", "cloudbuild.json"],
     );
     let out = text(&o.stdout);
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("security_lint_io__windowed_diagnostic", out);
     });
 }

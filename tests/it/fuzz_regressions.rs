@@ -3,8 +3,7 @@
 //! hung a target) is replayed, then a bounded, fixed-seed batch of mutated
 //! inputs per target. The long runs use cargo-fuzz; see README "Fuzzing".
 
-#[path = "../fuzz/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

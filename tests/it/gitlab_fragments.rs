@@ -4,21 +4,10 @@
 //! the end of the check. The real binary, human and JSON output.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+
+use crate::support::kmigrate;
 
 use serde_json::Value;
-
-fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("FORCE_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("kmigrate runs")
-}
 
 /// A checkout (with `.git`) holding a copy of fixture directory `case`.
 fn checkout(case: &str) -> tempfile::TempDir {
@@ -48,14 +37,6 @@ fn text(b: &[u8]) -> String {
     let re = regex::Regex::new(r" in \d+\.\d\ds").unwrap();
     re.replace_all(&String::from_utf8_lossy(b), " in [TIME]")
         .into_owned()
-}
-
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
 }
 
 /// `check --format json` of `file`: the exit code and the findings.

@@ -3,16 +3,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("kmigrate runs")
-}
+use crate::support::kmigrate;
 
 const TWO_STEPS: &str = "steps:
   # kmigrate: ignore[KM001] the platform team migrates this one

@@ -2,7 +2,7 @@
 //! user namespace (root inside maps to the caller) and writes layers whose
 //! files the RUN created are owned by 0:0, as Docker would.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

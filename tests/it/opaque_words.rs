@@ -199,14 +199,6 @@ fn missing_context_is_reported_not_silently_workspace() {
     assert!(out.contains("/workspace"), "{out}");
 }
 
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
-
 #[test]
 fn rewritten_fixtures_snapshot() {
     for case in ["component", "scripts"] {

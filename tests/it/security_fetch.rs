@@ -9,7 +9,7 @@
 //! here has an address-space limit and a timeout, so a regression fails the
 //! test instead of hanging it or filling the disk.
 
-mod support;
+use crate::support;
 use support::output_text;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,9 @@
 //! Test helpers: a real `docker-registry` on 127.0.0.1, a busybox base image
 //! written by kmigrate's own image writer, a private `dockerd`, and a runner
 //! for the `kmigrate` binary. Servers are killed on Drop.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -293,6 +292,19 @@ pub fn registry_with_busybox() -> Option<(Registry, String)> {
 }
 
 /// A process's stdout then stderr, as text.
+/// Runs the `kmigrate` binary in `cwd` without colour and with no stdin.
+pub fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("FORCE_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("kmigrate runs")
+}
+
 pub fn output_text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -421,10 +433,6 @@ impl Drop for Dockerd {
     }
 }
 
-pub fn tmp_path(d: &tempfile::TempDir, p: &str) -> PathBuf {
-    d.path().join(p)
-}
-
 /// Like [`kmigrate_build`] with extra environment variables.
 pub fn kmigrate_build_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kmigrate"))
@@ -543,4 +551,14 @@ pub fn raw_tar(entries: &[(&str, char, &str)]) -> Vec<u8> {
         }
     }
     b.into_inner().unwrap()
+}
+
+/// Compares `$value` with `snapshots/<$name>.snap` (insta; every snapshot
+/// of the suite lives in the top-level `snapshots/`).
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
 }

@@ -17,7 +17,7 @@ fn named_tests(table: &str) -> Vec<String> {
         .collect()
 }
 
-/// Where `reference` says its test is: `tests/<file>.rs` for
+/// Where `reference` says its test is: `tests/it/<file>.rs` for
 /// `file::name`, the source file for `crates/<crate>/src/path.rs::name`.
 fn location(root: &Path, reference: &str) -> (PathBuf, String) {
     let (file, name) = reference
@@ -26,7 +26,7 @@ fn location(root: &Path, reference: &str) -> (PathBuf, String) {
     let path = if file.starts_with("crates/") {
         root.join(file)
     } else {
-        root.join("tests").join(format!("{file}.rs"))
+        root.join("tests/it").join(format!("{file}.rs"))
     };
     (path, name.to_string())
 }
@@ -61,7 +61,7 @@ fn a_reference_names_its_file_and_test() {
     assert_eq!(
         location(root, "security_fetch::endless"),
         (
-            PathBuf::from("/r/tests/security_fetch.rs"),
+            PathBuf::from("/r/tests/it/security_fetch.rs"),
             "endless".to_string()
         )
     );

@@ -43,14 +43,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
-
 /// The file's text after `rewrite --stdout`, plus what it said on stderr.
 fn rewrite_stdout(path: &Path) -> (String, String, i32) {
     let o = run(&["rewrite", "--stdout", path.to_str().unwrap()]);

@@ -4,7 +4,7 @@
 //! a failing Dockerfile (exit 1 with the step's output) and an unresolved
 //! substitution (exit 2 naming it).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

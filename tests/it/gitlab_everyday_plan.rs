@@ -88,14 +88,6 @@ fn tree_text(dir: &Path) -> String {
         .join("\n")
 }
 
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
-
 /// `check --format json` of the case's files, parsed.
 fn check_json(dir: &Path) -> Value {
     let o = run_on(dir, &["check", "--format", "json"]);

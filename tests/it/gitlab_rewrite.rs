@@ -84,14 +84,6 @@ fn tree_text(dir: &Path) -> String {
         .join("\n")
 }
 
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
-
 /// Rewrites a copy of `case` with `target`, returning the directory,
 /// the messages and the original texts.
 fn rewrite_case(case: &str, target: &str) -> (tempfile::TempDir, String) {

@@ -6,15 +6,14 @@
 //! the suite; the long run is ignored by default:
 //!
 //! ```sh
-//! FUZZ_SECS=600 FUZZ_SEED=1 nice cargo test --test security_builder_fs_fuzz \
+//! FUZZ_SECS=600 FUZZ_SEED=1 nice cargo test --test it security_builder_fs_fuzz:: \
 //!     -- --ignored --nocapture
 //! ```
 //!
 //! A failing input is written to `$FUZZ_OUT` (default the system temp
 //! dir) as `layer_tar-crash-<n>`; copy it to `fuzz/regressions/layer_tar/`.
 
-#[path = "../fuzz/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::time::{Duration, Instant};
 
@@ -103,7 +102,7 @@ fn whiteout_heavy_layers_stay_inside_the_root() {
 }
 
 #[test]
-#[ignore = "long run: FUZZ_SECS=600 cargo test --test security_builder_fs_fuzz -- --ignored --nocapture"]
+#[ignore = "long run: FUZZ_SECS=600 cargo test --test it security_builder_fs_fuzz:: -- --ignored --nocapture"]
 fn whiteout_heavy_layers_long_run() {
     let secs = std::env::var("FUZZ_SECS")
         .ok()

@@ -3,7 +3,7 @@
 //! data root) through bollard, pushed to a loopback registry, removed,
 //! pulled back and rebuilt with the pushed image as the cache.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! modes, and rootless COPY owners. Every image is crafted in the test and
 //! served by a real registry on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Builder features against a real registry: multi-stage `COPY --from`,
 //! whiteouts, `.dockerignore`, cache hit/miss boundaries, cache modes.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

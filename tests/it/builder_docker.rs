@@ -2,7 +2,7 @@
 //! private `dockerd` on its own socket) and `docker run` prints what the RUN
 //! steps wrote, whiteouts included.
 
-mod support;
+use crate::support;
 
 use support::*;
 

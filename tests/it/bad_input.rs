@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const KANIKO: &str = include_str!("fixtures/bad/kaniko.yaml");
+const KANIKO: &str = include_str!("../fixtures/bad/kaniko.yaml");
 
 fn kmigrate(dir: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kmigrate"))

@@ -3,7 +3,7 @@
 //! `--target`, a dropped build arg, a dropped label) must yield findings
 //! that name the path; the faithful mapping must yield none.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! no_new_privs, processes bounded and never outliving kmigrate, stale work
 //! directories cleaned.
 
-mod support;
+use crate::support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::support::kmigrate;
+
 use serde_json::Value;
 
 fn fixture(rel: &str) -> PathBuf {
@@ -33,18 +35,6 @@ fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture("repo"), dir.path());
     dir
-}
-
-fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmigrate"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("FORCE_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("kmigrate runs")
 }
 
 fn kmigrate_stdin(cwd: &Path, args: &[&str], input: &[u8]) -> Output {
@@ -74,14 +64,6 @@ fn err(o: &Output) -> String {
 fn normalise(s: &str) -> String {
     let re = regex::Regex::new(r" in \d+\.\d\ds").unwrap();
     re.replace_all(s, " in [TIME]").into_owned()
-}
-
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
 }
 
 fn rules_of(json: &Value) -> Vec<(String, String)> {

@@ -2,7 +2,7 @@
 //! push + registry cache export, then a cold store importing the cache runs
 //! nothing and reproduces the manifest digest.
 
-mod support;
+use crate::support;
 
 use support::*;
 

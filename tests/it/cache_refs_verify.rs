@@ -3,7 +3,7 @@
 //! its own registry cache tag, so every build's warm run, which starts
 //! after all the cold runs as the next run of the config does, hits.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

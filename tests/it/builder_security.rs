@@ -1,7 +1,7 @@
 //! Security: context escapes, hostile base-image layers, host isolation of
 //! RUN, and credentials kept out of output and images.
 
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -14,14 +14,6 @@ fn kmigrate(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("kmigrate runs")
 }
 
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
-
 #[test]
 fn rules_lists_every_rule() {
     let o = kmigrate(&["rules"], &[]);
