@@ -1,28 +1,18 @@
 //! kmigrate: find and fix archived-Kaniko usage in CI configs.
 //!
-//! The pipeline reads left to right: `discover` finds files, `source` loads
-//! one file into a spanned tree, `platform` gives each CI system's view of it,
-//! `kaniko` parses executor calls against the flag table, `rules` turn those
-//! into findings with fixes, `report` prints findings and `rewrite` applies
-//! fixes. `buildx` holds the shared `BuildPlan`.
+//! The work lives in the workspace's crates, from the bottom up:
+//! `kmigrate-plan` (a `docker buildx build` as data), `kmigrate-lint` (read
+//! CI files, find Kaniko, rewrite it; no `unsafe`), `kmigrate-builder` (the
+//! daemonless image builder; the only home of `unsafe`) and `kmigrate-verify`
+//! (prove a rewritten config builds and hits its cache). This crate is the
+//! command line; it re-exports the others under the paths the tests, benches
+//! and fuzz targets use (`kmigrate::source`, `kmigrate::builder`, …).
 
-pub mod batch;
-pub mod builder;
-pub mod buildx;
 pub mod cli;
-pub mod config;
-pub mod discover;
-pub mod engine;
-pub mod ignores;
-pub mod kaniko;
-pub mod options;
-pub mod platform;
-pub mod prefilter;
-pub mod report;
-pub mod rules;
-pub mod shell;
-pub mod source;
-#[cfg(test)]
-mod test_rng;
-pub mod verify;
-pub mod write;
+
+pub use kmigrate_builder as builder;
+pub use kmigrate_lint::{
+    batch, buildx, config, discover, engine, ignores, kaniko, options, platform, prefilter, report,
+    rules, shell, source, write,
+};
+pub use kmigrate_verify as verify;

@@ -1,0 +1,863 @@
+//! The build engine: stages, steps, cache lookups with lazy materialisation,
+//! layer creation, image assembly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::api::{BuildError, BuildOptions, BuildReport, StepRecord};
+use super::cache::{self, CacheRecord, LayerRef};
+use super::context::Context;
+use super::dockerfile::{self, Args, Dockerfile, Instruction};
+use super::image::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
+use super::instructions::{healthcheck, parse_arg, run_env};
+use super::layer::{self, TarOptions};
+use super::progress::human;
+use super::registry::Client;
+use super::sandbox;
+use super::snapshot;
+use super::store::Store;
+use super::words;
+use kmigrate_plan::BuildPlan;
+
+pub(crate) type R<T> = Result<T, BuildError>;
+
+pub(crate) fn io_err(ctx: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BuildError {
+    move |e| BuildError::Io(format!("{ctx}: {e}"))
+}
+
+/// Where a blob not yet in the local store can be fetched.
+#[derive(Debug, Clone)]
+pub(crate) enum BlobSource {
+    Registry { registry: String, repo: String },
+    Dir(PathBuf),
+}
+
+/// A blob known from a descriptor: where to fetch it and the size the
+/// descriptor declares, which bounds the download.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownBlob {
+    pub source: BlobSource,
+    pub size: u64,
+}
+
+/// A stage's result so far.
+#[derive(Debug, Clone)]
+pub(crate) struct StageState {
+    pub name: String,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerRef>,
+    pub key: String,
+    pub rootfs: Option<PathBuf>,
+    /// Keys of layer steps in this image's chain (for `mode=min`).
+    pub chain: Vec<String>,
+    pub last_created: String,
+}
+
+pub(crate) struct Engine<'a> {
+    pub plan: &'a BuildPlan,
+    pub opts: &'a BuildOptions,
+    pub store: Store,
+    pub client: Client,
+    pub blob_sources: HashMap<String, KnownBlob>,
+    pub imported: HashMap<String, CacheRecord>,
+    pub records: Vec<CacheRecord>,
+    pub report: BuildReport,
+    pub epoch: Option<u64>,
+    pub step_no: usize,
+    pub images: HashMap<String, StageState>,
+    pub work_dirs: Vec<PathBuf>,
+    pub platform: String,
+    /// The live TTY spinner of the running step and its title.
+    pub bar: Option<(indicatif::ProgressBar, String)>,
+}
+
+struct Stage {
+    name: Option<String>,
+    index: usize,
+    from: Instruction,
+    body: Vec<Instruction>,
+}
+
+impl<'a> Engine<'a> {
+    fn now_created(&self) -> String {
+        let secs = self.epoch.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        image::rfc3339(secs)
+    }
+
+    fn lookup(&self, key: &str) -> Option<CacheRecord> {
+        if self.plan.no_cache {
+            return None;
+        }
+        if let Some(r) = self.imported.get(key) {
+            return Some(r.clone());
+        }
+        let p = self.store.cache_dir().join(format!("{key}.json"));
+        let r: CacheRecord = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
+        match &r.layer {
+            Some(l) if !self.store.has(&l.digest) => None,
+            _ => Some(r),
+        }
+    }
+
+    fn save_record(&mut self, r: &CacheRecord) -> R<()> {
+        // Write then rename, so concurrent builds on one store never read a
+        // partial record.
+        let p = self.store.cache_dir().join(format!("{}.json", r.key));
+        let tmp = self.store.temp_file_path("record");
+        fs::write(&tmp, serde_json::to_vec(r).unwrap_or_default())
+            .map_err(io_err("cache record"))?;
+        fs::rename(&tmp, p).map_err(io_err("cache record"))?;
+        Ok(())
+    }
+
+    /// Runs the whole build up to the image; returns the target stage.
+    pub fn run(&mut self) -> R<StageState> {
+        let ctx_dir = PathBuf::from(&self.plan.context);
+        if self.plan.context == "-"
+            || self.plan.context.contains("://")
+            || self.plan.context.starts_with("git@")
+        {
+            return Err(BuildError::Usage(format!(
+                "build context {:?} is not supported: the embedded builder needs a local directory",
+                self.plan.context
+            )));
+        }
+        if !ctx_dir.is_dir() {
+            return Err(BuildError::Usage(format!(
+                "build context {:?} is not a directory",
+                self.plan.context
+            )));
+        }
+        let df_path = match &self.plan.dockerfile {
+            Some(f) if f == "-" => {
+                return Err(BuildError::Usage(
+                    "-f - (Dockerfile on stdin) is not supported".into(),
+                ));
+            }
+            Some(f) => PathBuf::from(f),
+            None => ctx_dir.join("Dockerfile"),
+        };
+        let text =
+            super::limits::read_regular_text(&df_path, super::limits::DOCKERFILE_MAX, "Dockerfile")
+                .map_err(|e| {
+                    BuildError::Usage(format!("cannot read Dockerfile {}: {e}", df_path.display()))
+                })?;
+        let df = dockerfile::parse(&df_path.display().to_string(), &text).map_err(Box::new)?;
+        for n in &df.notes {
+            self.log(&format!("note: {n}"));
+        }
+        let (ignore, ignore_file) = super::ignore::IgnoreRules::load(&ctx_dir, &df_path)
+            .map_err(io_err(".dockerignore"))?;
+        if let Some(f) = ignore_file {
+            self.log(&format!("using ignore file {f}"));
+        }
+        let mut ctx = Context::new(&ctx_dir, ignore).map_err(io_err("build context"))?;
+        // kmigrate's own state never enters the context it builds.
+        let own = std::iter::once(self.store.root())
+            .chain(self.opts.exclude_from_context.iter().map(|p| p.as_path()));
+        for dir in own {
+            if let Some(rel) = fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| {
+                    d.strip_prefix(&ctx.root)
+                        .ok()
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                })
+                .filter(|r| !r.is_empty())
+            {
+                ctx.ignore.exclude_always(&rel);
+            }
+        }
+
+        // Build args.
+        let mut build_args: BTreeMap<String, String> = BTreeMap::new();
+        for a in &self.plan.build_args {
+            let v = match &a.value {
+                Some(v) => Some(v.clone()),
+                None => std::env::var(&a.name).ok(),
+            };
+            if let Some(v) = v {
+                build_args.insert(a.name.clone(), v);
+            }
+        }
+        if let Some(e) = build_args
+            .get("SOURCE_DATE_EPOCH")
+            .and_then(|v| v.parse().ok())
+        {
+            self.epoch = Some(e);
+        }
+        let mut consumed: Vec<String> = Vec::new();
+
+        // Stages and global args.
+        let host = image::host_platform();
+        let mut globals: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in [
+            ("TARGETPLATFORM", self.platform.clone()),
+            ("TARGETOS", host.os.clone()),
+            ("TARGETARCH", host.architecture.clone()),
+            ("TARGETVARIANT", host.variant.clone().unwrap_or_default()),
+            ("BUILDPLATFORM", self.platform.clone()),
+            ("BUILDOS", host.os.clone()),
+            ("BUILDARCH", host.architecture.clone()),
+        ] {
+            globals.insert(k.into(), v);
+        }
+        let mut stages: Vec<Stage> = Vec::new();
+        for ins in &df.instructions {
+            if ins.keyword == "FROM" {
+                let mut w = words::split_words(&ins.rest);
+                let name = if w.len() == 3 && w[1].eq_ignore_ascii_case("as") {
+                    Some(w.pop().unwrap_or_default().to_ascii_lowercase())
+                } else if w.len() == 1 {
+                    None
+                } else {
+                    return Err(Box::new(
+                        df.error_at(ins, "FROM takes an image and an optional `AS name`"),
+                    )
+                    .into());
+                };
+                if let Some(p) = ins.flag("platform") {
+                    self.log(&format!(
+                        "note: line {}: FROM --platform={p} ignored: the build runs for {}",
+                        ins.line, self.platform
+                    ));
+                }
+                stages.push(Stage {
+                    name,
+                    index: stages.len(),
+                    from: ins.clone(),
+                    body: Vec::new(),
+                });
+            } else if let Some(st) = stages.last_mut() {
+                st.body.push(ins.clone());
+            } else if ins.keyword == "ARG" {
+                for (k, v) in parse_arg(&df, ins, &globals)? {
+                    let val = build_args.get(&k).cloned().or(v).unwrap_or_default();
+                    if build_args.contains_key(&k) {
+                        consumed.push(k.clone());
+                    }
+                    globals.insert(k, val);
+                }
+            } else {
+                return Err(Box::new(df.error_at(
+                    ins,
+                    format!(
+                        "{} before the first FROM: only ARG may come first",
+                        ins.keyword
+                    ),
+                ))
+                .into());
+            }
+        }
+        if stages.is_empty() {
+            return Err(BuildError::Usage(format!(
+                "{}: no FROM instruction",
+                df.name
+            )));
+        }
+        let target = match &self.plan.target {
+            Some(t) => stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                .ok_or_else(|| {
+                    BuildError::Usage(format!(
+                        "target stage {t:?} could not be found in {}",
+                        df.name
+                    ))
+                })?,
+            None => stages.len() - 1,
+        };
+        let find_stage = |name: &str, before: usize| -> Option<usize> {
+            let lower = name.to_ascii_lowercase();
+            stages[..before]
+                .iter()
+                .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+        };
+        // Which stages the target needs.
+        let mut needed = vec![false; stages.len()];
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if needed[i] {
+                continue;
+            }
+            needed[i] = true;
+            let from = words::expand(&words::split_words(&stages[i].from.rest)[0], &globals)
+                .unwrap_or_default();
+            if let Some(j) = find_stage(&from, i) {
+                todo.push(j);
+            }
+            for ins in &stages[i].body {
+                if let Some(f) = ins.flag("from")
+                    && matches!(ins.keyword.as_str(), "COPY" | "ADD")
+                    && let Some(j) = find_stage(&words::expand(f, &globals).unwrap_or_default(), i)
+                {
+                    todo.push(j);
+                }
+            }
+        }
+
+        let mut done: Vec<Option<StageState>> = vec![None; stages.len()];
+        for si in 0..stages.len() {
+            if !needed[si] {
+                continue;
+            }
+            let stage = &stages[si];
+            let label = stage
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{}", stage.index));
+            let from_raw = words::split_words(&stage.from.rest)[0].clone();
+            let from = words::expand(&from_raw, &globals)
+                .map_err(|e| Box::new(df.error_at(&stage.from, e)))?;
+            let mut st = if from.eq_ignore_ascii_case("scratch") {
+                StageState {
+                    name: label.clone(),
+                    config: ImageConfig {
+                        architecture: host.architecture.clone(),
+                        os: host.os.clone(),
+                        rootfs: RootFs {
+                            kind: "layers".into(),
+                            diff_ids: vec![],
+                        },
+                        ..Default::default()
+                    },
+                    layers: vec![],
+                    key: cache::root_key(&self.platform, "scratch"),
+                    rootfs: None,
+                    chain: vec![],
+                    last_created: image::rfc3339(self.epoch.unwrap_or(0)),
+                }
+            } else if let Some(j) = find_stage(&from, si) {
+                let mut s = done[j]
+                    .clone()
+                    .ok_or_else(|| BuildError::Step(format!("stage {from} was not built")))?;
+                s.key = cache::root_key(&self.platform, &format!("stage:{}", s.key));
+                // The rootfs of the parent stage stays with the parent.
+                s.rootfs = None;
+                s
+            } else {
+                let t0 = Instant::now();
+                self.step_no += 1;
+                let n = self.step_no;
+                self.begin(n, &format!("[{label}] FROM {from}"));
+                let s = self.pull(&from).map_err(|e| match e {
+                    BuildError::Io(m) | BuildError::Usage(m) => {
+                        Box::new(df.error_at(&stage.from, m)).into()
+                    }
+                    o => o,
+                })?;
+                self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
+                s
+            };
+            st.name = label.clone();
+            if !st.config.config.on_build.is_empty()
+                && !from.eq_ignore_ascii_case("scratch")
+                && find_stage(&from, si).is_none()
+            {
+                self.warn(format!(
+                    "{from} has ONBUILD triggers ({}), which the embedded builder does not run",
+                    st.config.config.on_build.join("; ")
+                ));
+                st.config.config.on_build.clear();
+            }
+            // Stage-local args start empty; declared ARGs pull in globals.
+            let mut args: BTreeMap<String, String> = BTreeMap::new();
+            let total = stage.body.len();
+            for (i, ins) in stage.body.iter().enumerate() {
+                self.step(
+                    &df,
+                    &ctx,
+                    &mut st,
+                    &mut done,
+                    &stages_names(&stages),
+                    si,
+                    ins,
+                    i + 1,
+                    total,
+                    &mut args,
+                    &globals,
+                    &build_args,
+                    &mut consumed,
+                )?;
+            }
+            done[si] = Some(st);
+        }
+        let unused: Vec<&String> = build_args
+            .keys()
+            .filter(|k| !consumed.contains(k) && k.as_str() != "SOURCE_DATE_EPOCH")
+            .collect();
+        if !unused.is_empty() {
+            self.warn(format!(
+                "one or more build-args {unused:?} were not consumed"
+            ));
+        }
+        let mut fin = done[target]
+            .take()
+            .ok_or_else(|| BuildError::Step("target stage not built".into()))?;
+        for (k, v) in &self.plan.labels {
+            fin.config.config.labels.insert(k.clone(), v.clone());
+        }
+        Ok(fin)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        df: &Dockerfile,
+        ctx: &Context,
+        st: &mut StageState,
+        done: &mut [Option<StageState>],
+        names: &[Option<String>],
+        si: usize,
+        ins: &Instruction,
+        pos: usize,
+        total: usize,
+        args: &mut BTreeMap<String, String>,
+        globals: &BTreeMap<String, String>,
+        build_args: &BTreeMap<String, String>,
+        consumed: &mut Vec<String>,
+    ) -> R<()> {
+        let t0 = Instant::now();
+        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
+        // Variables visible to expansion: args, then env (env wins).
+        let mut vars = args.clone();
+        for e in &st.config.config.env {
+            if let Some((k, v)) = e.split_once('=') {
+                vars.insert(k.into(), v.into());
+            }
+        }
+        let exp = |s: &str| words::expand(s, &vars).map_err(err);
+        let kw = ins.keyword.as_str();
+        let cfg: &mut RunConfig = &mut st.config.config;
+        let shell = cfg
+            .shell
+            .clone()
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        let as_cmd = |a: &Args| -> Vec<String> {
+            match a {
+                Args::Json(v) => v.clone(),
+                Args::Shell(s) => {
+                    let mut v = shell.clone();
+                    v.push(s.clone());
+                    v
+                }
+            }
+        };
+        let mut text = ins.text();
+        match kw {
+            "ARG" => {
+                for (k, v) in parse_arg(df, ins, &vars)? {
+                    let val = build_args
+                        .get(&k)
+                        .cloned()
+                        .or(v)
+                        .or_else(|| globals.get(&k).cloned())
+                        .unwrap_or_default();
+                    if build_args.contains_key(&k) {
+                        consumed.push(k.clone());
+                    }
+                    args.insert(k, val);
+                }
+                text = format!(
+                    "ARG {}",
+                    args.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            "ENV" => {
+                let pairs = words::parse_pairs(&exp(&ins.rest)?, true).map_err(err)?;
+                for (k, v) in &pairs {
+                    cfg.env_set(k, v);
+                }
+                text = format!(
+                    "ENV {}",
+                    pairs
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            "LABEL" => {
+                for (k, v) in words::parse_pairs(&exp(&ins.rest)?, false).map_err(err)? {
+                    cfg.labels.insert(k, v);
+                }
+            }
+            "MAINTAINER" => {
+                cfg.labels.insert("maintainer".into(), ins.rest.clone());
+            }
+            "WORKDIR" => {
+                let w = exp(&ins.rest)?;
+                let cur = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", cur.trim_end_matches('/'))
+                };
+                let clean = format!("/{}", super::fsutil::clean_components(&joined).join("/"));
+                text = format!("WORKDIR {clean}");
+                cfg.working_dir = Some(clean);
+            }
+            "USER" => {
+                let u = exp(&ins.rest)?;
+                text = format!("USER {u}");
+                cfg.user = Some(u);
+            }
+            "EXPOSE" => {
+                for p in words::split_words(&exp(&ins.rest)?) {
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    cfg.exposed_ports.insert(p, serde_json::json!({}));
+                }
+            }
+            "VOLUME" => {
+                let vols = match &ins.args {
+                    Args::Json(v) => v.clone(),
+                    Args::Shell(s) => words::split_words(&exp(s)?),
+                };
+                for v in vols {
+                    cfg.volumes.insert(v, serde_json::json!({}));
+                }
+            }
+            "STOPSIGNAL" => cfg.stop_signal = Some(exp(&ins.rest)?),
+            "CMD" => cfg.cmd = Some(as_cmd(&ins.args)),
+            "ENTRYPOINT" => {
+                cfg.entrypoint = Some(as_cmd(&ins.args));
+                cfg.cmd = None;
+            }
+            "SHELL" => match &ins.args {
+                Args::Json(v) if !v.is_empty() => cfg.shell = Some(v.clone()),
+                _ => {
+                    return Err(err(
+                        "SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]"
+                            .into(),
+                    ));
+                }
+            },
+            "ONBUILD" => cfg.on_build.push(ins.rest.clone()),
+            "HEALTHCHECK" => cfg.healthcheck = Some(healthcheck(ins, &shell).map_err(err)?),
+            "RUN" | "COPY" | "ADD" => {}
+            _ => return Err(err(format!("unsupported instruction {kw}"))),
+        }
+        self.step_no += 1;
+        let n = self.step_no;
+        let title = format!("[{} {pos}/{total}] {}", st.name, text);
+        if !matches!(kw, "RUN" | "COPY" | "ADD") {
+            self.line_step(n, &title);
+        } else {
+            self.begin(n, &title);
+        }
+        if !matches!(kw, "RUN" | "COPY" | "ADD") {
+            st.key = cache::next_key(&st.key, kw, &text, "");
+            st.config.history.push(History {
+                created: Some(st.last_created.clone()),
+                created_by: Some(text.clone()),
+                comment: Some("kmigrate".into()),
+                empty_layer: true,
+            });
+            self.report.steps.push(StepRecord {
+                stage: st.name.clone(),
+                line: ins.line,
+                instruction: text,
+                cached: false,
+                executed: false,
+                duration: t0.elapsed(),
+                key: st.key.clone(),
+                layer: None,
+            });
+            return Ok(());
+        }
+
+        // Layer steps: compute the key, then hit or execute.
+        let env: Vec<(String, String)> = run_env(&st.config.config, args);
+        let (extras, action) = if kw == "RUN" {
+            for f in ["mount", "network", "security"] {
+                if ins.flag(f).is_some() {
+                    return Err(Box::new(df.error_help(
+                        ins,
+                        format!("RUN --{f} is not supported by the embedded builder"),
+                        "remove the flag or build this Dockerfile with BuildKit",
+                    ))
+                    .into());
+                }
+            }
+            if let Some((f, _)) = ins.flags.first() {
+                return Err(err(format!("unknown flag for RUN: --{f}")));
+            }
+            let mut e: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            e.sort();
+            let cfg = &st.config.config;
+            let extras = format!(
+                "env|{}|{}|user={}|workdir={}|shell={:?}",
+                e.len(),
+                e.join("\n"),
+                cfg.user.clone().unwrap_or_default(),
+                cfg.working_dir.clone().unwrap_or_default(),
+                cfg.shell
+            );
+            (extras, Action::Run(as_cmd(&ins.args)))
+        } else {
+            // `--from` may name an image through an ARG, global ones included.
+            let mut from_vars = globals.clone();
+            from_vars.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let from = match ins.flag("from") {
+                Some(f) => Some(words::expand(f, &from_vars).map_err(err)?),
+                None => None,
+            };
+            let plan = self.plan_copy(df, ctx, st, done, names, si, ins, &vars, from.as_deref())?;
+            (plan.key_extras.clone(), Action::Copy(plan))
+        };
+        let key = cache::next_key(&st.key, kw, &text, &extras);
+        let created_by = match &action {
+            Action::Run(argv) => format!("RUN {}", argv.join(" ")),
+            Action::Copy(_) => text.clone(),
+        };
+        let (record, executed) = match self.lookup(&key) {
+            Some(rec) => {
+                if let (Some(root), Some(l)) = (st.rootfs.clone(), &rec.layer) {
+                    let p = self.ensure_blob(&l.digest)?;
+                    layer::extract(&p, &root)
+                        .map_err(io_err(format!("applying cached layer {}", l.digest)))?;
+                }
+                self.end(n, "CACHED");
+                (rec, false)
+            }
+            None => {
+                let rec = self.execute(df, ctx, ins, st, done, &action, &env, &key, n, &text)?;
+                self.save_record(&rec)?;
+                let size = rec
+                    .layer
+                    .as_ref()
+                    .map(|l| format!(" (layer {})", human(l.size)))
+                    .unwrap_or_default();
+                self.end(n, &format!("DONE {:.1}s{size}", t0.elapsed().as_secs_f64()));
+                (rec, true)
+            }
+        };
+        if let Some(l) = &record.layer {
+            st.layers.push(l.clone());
+            st.config.rootfs.diff_ids.push(l.diff_id.clone());
+            st.chain.push(key.clone());
+            st.last_created = record.created.clone();
+        }
+        st.config.history.push(History {
+            created: Some(record.created.clone()),
+            created_by: Some(created_by),
+            comment: Some("kmigrate".into()),
+            empty_layer: record.layer.is_none(),
+        });
+        if executed {
+            self.report.executed += 1;
+        } else {
+            self.report.cached += 1;
+        }
+        self.report.steps.push(StepRecord {
+            stage: st.name.clone(),
+            line: ins.line,
+            instruction: text,
+            cached: !executed,
+            executed,
+            duration: t0.elapsed(),
+            key: key.clone(),
+            layer: record.layer.as_ref().map(|l| l.digest.clone()),
+        });
+        self.records.push(record);
+        st.key = key;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        df: &Dockerfile,
+        ctx: &Context,
+        ins: &Instruction,
+        st: &mut StageState,
+        done: &mut [Option<StageState>],
+        action: &Action,
+        env: &[(String, String)],
+        key: &str,
+        n: usize,
+        text: &str,
+    ) -> R<CacheRecord> {
+        let root = self.ensure_rootfs_pub(st)?;
+        let before = snapshot::take(&root).map_err(io_err("snapshot"))?;
+        match action {
+            Action::Run(argv) => {
+                let cfg = &st.config.config;
+                let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+                let wd_host =
+                    super::fsutil::secure_join(&root, &wd, true).map_err(io_err("WORKDIR"))?;
+                fs::create_dir_all(&wd_host).map_err(io_err(format!("creating WORKDIR {wd}")))?;
+                let (uid, gid, groups) =
+                    super::user::resolve(&root, cfg.user.as_deref().unwrap_or("root"))
+                        .map_err(|e| Box::new(df.error_at(ins, e)))?;
+                let mut env = env.to_vec();
+                if !env.iter().any(|(k, _)| k == "HOME") {
+                    env.push(("HOME".into(), super::user::home(&root, uid)));
+                }
+                let log_path = self.store.temp_file_path("run-log");
+                let scratch = self.store.temp_dir("etc").map_err(io_err("work dir"))?;
+                self.work_dirs.push(scratch.clone());
+                let etc = sandbox::EtcFiles::prepare(&root, &scratch)
+                    .map_err(io_err("preparing /etc files for RUN"))?;
+                let spec = sandbox::RunSpec {
+                    rootfs: root.clone(),
+                    argv: argv.clone(),
+                    env,
+                    cwd: wd,
+                    uid,
+                    gid,
+                    groups,
+                    binds: etc.binds.clone(),
+                    pids_limit: self.opts.run_pids_limit,
+                };
+                let sink = self.opts.log.clone();
+                let bar = self.bar.as_ref().map(|(b, _)| b.clone());
+                let quiet = self.opts.progress == super::api::Progress::Quiet;
+                let on_line = move |l: &str| {
+                    if quiet {
+                        return;
+                    }
+                    let line = format!("#{n} {l}");
+                    match &bar {
+                        Some(b) => b.println(line),
+                        None => {
+                            if let Ok(mut w) = sink.lock() {
+                                let _ = writeln!(w, "{line}");
+                            }
+                        }
+                    }
+                };
+                let res = sandbox::run_streaming(&spec, &log_path, &on_line);
+                etc.cleanup();
+                let out = res.map_err(|e| {
+                    BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line))
+                })?;
+                let _ = fs::remove_file(&log_path);
+                let shown = String::from_utf8_lossy(&out.output).to_string();
+                let limited = out.pids_limit_reached.map(|n| {
+                    format!(
+                        "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
+                    )
+                });
+                if out.code != 0 {
+                    return Err(BuildError::Step(format!(
+                        "{}:{}: step `{text}` failed with exit code {}{}\n{}",
+                        df.name,
+                        ins.line,
+                        out.code,
+                        limited.map(|l| format!(": {l}")).unwrap_or_default(),
+                        shown.trim_end()
+                    )));
+                }
+                if let Some(l) = limited {
+                    self.warn(format!("{}:{}: {l}", df.name, ins.line));
+                }
+            }
+            Action::Copy(plan) => self.do_copy(df, ins, st, done, plan, &root, ctx)?,
+        }
+        let after = snapshot::take(&root).map_err(io_err("snapshot"))?;
+        let diff = snapshot::diff(&before, &after);
+        let created = self.now_created();
+        let layer_ref = if diff.is_empty() {
+            None
+        } else {
+            let tmp = self.store.temp_file_path("layer");
+            let w = layer::write_diff(
+                &root,
+                &diff,
+                &tmp,
+                TarOptions {
+                    epoch: self.epoch,
+                    map_to_root: rootless_ids(),
+                },
+            )
+            .map_err(io_err("writing layer"))?;
+            self.store
+                .adopt(&tmp, &w.digest)
+                .map_err(io_err("storing layer"))?;
+            Some(LayerRef {
+                digest: w.digest,
+                diff_id: w.diff_id,
+                size: w.size,
+                media_type: layer::GZIP_LAYER.into(),
+            })
+        };
+        Ok(CacheRecord {
+            key: key.to_string(),
+            parent: st.key.clone(),
+            stage: st.name.clone(),
+            instruction: text.to_string(),
+            layer: layer_ref,
+            created,
+        })
+    }
+
+    /// Writes the config and manifest of a finished stage into the store.
+    pub fn assemble(&mut self, st: &StageState) -> R<(Vec<u8>, Vec<u8>)> {
+        let mut cfg = st.config.clone();
+        let host = image::host_platform();
+        cfg.architecture = host.architecture;
+        cfg.os = host.os;
+        cfg.created = Some(match self.epoch {
+            Some(e) => image::rfc3339(e),
+            None => st.last_created.clone(),
+        });
+        cfg.rootfs.kind = "layers".into();
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| BuildError::Io(e.to_string()))?;
+        let cfg_digest = self.store.put_bytes(&cfg_bytes).map_err(io_err("config"))?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(image::MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(image::CONFIG, &cfg_digest, cfg_bytes.len() as u64),
+            layers: st
+                .layers
+                .iter()
+                .map(|l| Descriptor::new(&l.media_type, &l.digest, l.size))
+                .collect(),
+            annotations: BTreeMap::new(),
+        };
+        let m_bytes = serde_json::to_vec(&manifest).map_err(|e| BuildError::Io(e.to_string()))?;
+        let m_digest = self.store.put_bytes(&m_bytes).map_err(io_err("manifest"))?;
+        self.report.manifest_digest = m_digest;
+        self.report.config_digest = cfg_digest;
+        Ok((cfg_bytes, m_bytes))
+    }
+
+    pub fn cleanup(&mut self) {
+        for d in self.work_dirs.drain(..) {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The host ids that are root inside a rootless sandbox, when not root.
+pub(crate) fn rootless_ids() -> Option<(u32, u32)> {
+    let uid = nix::unistd::Uid::effective();
+    (!uid.is_root()).then(|| (uid.as_raw(), nix::unistd::Gid::effective().as_raw()))
+}
+
+fn stages_names(stages: &[Stage]) -> Vec<Option<String>> {
+    stages.iter().map(|s| s.name.clone()).collect()
+}
+
+pub(crate) enum Action {
+    Run(Vec<String>),
+    Copy(super::copy::CopyPlan),
+}

@@ -1,0 +1,141 @@
+//! The embedded, daemonless image builder behind `kmigrate build`.
+//!
+//! Module map: [`dockerfile`] and [`words`] parse; [`context`], [`ignore`]
+//! and [`glob`] resolve COPY sources; `engine` runs stages and steps
+//! (`instructions` for per-instruction helpers, [`copy`] for COPY/ADD,
+//! `pull` for base images, `progress` for the step view); [`sandbox`]
+//! executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
+//! diffs into deterministic tars and extract layers safely ([`fsutil`]);
+//! [`cache`] holds the key scheme and cache records, `cache_io` moves them
+//! to and from registries and directories; [`image`] is the OCI data model,
+//! [`registry`] the distribution client, [`store`] the local content store,
+//! `output` writes images out; [`api`] holds the public types.
+pub mod api;
+pub mod cache;
+mod cache_io;
+pub mod context;
+pub mod copy;
+pub mod digest;
+pub mod dockerfile;
+mod engine;
+pub mod fsutil;
+pub mod glob;
+pub mod ignore;
+pub mod image;
+mod instructions;
+pub mod layer;
+pub mod limits;
+mod output;
+mod progress;
+mod pull;
+pub mod registry;
+pub mod sandbox;
+pub mod snapshot;
+pub mod store;
+mod tmp_session;
+pub mod user;
+pub mod words;
+
+use std::collections::HashMap;
+
+pub use api::{BuildError, BuildOptions, BuildReport, LogSink, Progress, StepRecord};
+
+/// Builds `plan` daemonless and returns what happened.
+///
+/// The Dockerfile is parsed and the stages the target needs are built in
+/// order. Each RUN/COPY/ADD step gets a `kmigrate-key-v1` cache key; a key
+/// found in the local store (`opts.state_dir`) or in an imported
+/// `--cache-from` is a hit and is neither executed nor extracted (a build
+/// whose every step hits materialises nothing). Misses run in a namespace
+/// sandbox and their filesystem diff becomes a layer. Then the image config
+/// and manifest are assembled, `--cache-to` exports run, and the outputs
+/// (`--push`, `--output type=…`) are written. `--metadata-file` gets buildx's
+/// `containerimage.digest` and `image.name` keys.
+///
+/// ```no_run
+/// use kmigrate_builder::{build, BuildOptions};
+/// let plan = kmigrate_plan::parse_build_args(&["-t", "127.0.0.1:5000/app:1", "--push", "."]).unwrap();
+/// let report = build(&plan, &BuildOptions::new("/tmp/kmigrate-state")).unwrap();
+/// println!("{} executed, {} cached, {}", report.executed, report.cached, report.manifest_digest);
+/// ```
+pub fn build(
+    plan: &kmigrate_plan::BuildPlan,
+    opts: &BuildOptions,
+) -> Result<BuildReport, BuildError> {
+    let host = image::host_platform();
+    let platform = format!("{}/{}", host.os, host.architecture);
+    for p in &plan.platforms {
+        let ok = p == &platform || p.starts_with(&format!("{platform}/"));
+        if !ok {
+            return Err(BuildError::Usage(format!(
+                "--platform {p} is not supported: the embedded builder builds for the host platform {platform} only"
+            )));
+        }
+    }
+    let store = store::Store::open(&opts.state_dir).map_err(|e| {
+        BuildError::Io(format!("state directory {}: {e}", opts.state_dir.display()))
+    })?;
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut eng = engine::Engine {
+        plan,
+        opts,
+        store,
+        client: registry::Client::new(opts.registry.clone()),
+        blob_sources: HashMap::new(),
+        imported: HashMap::new(),
+        records: Vec::new(),
+        report: BuildReport::default(),
+        epoch,
+        step_no: 0,
+        images: HashMap::new(),
+        work_dirs: Vec::new(),
+        platform,
+        bar: None,
+    };
+    let res = (|| -> Result<(), BuildError> {
+        if !plan.annotations.is_empty() {
+            eng.warn("--annotation is not supported by the embedded builder; ignored".into());
+        }
+        if !plan.secrets.is_empty() {
+            eng.warn("--secret is not supported by the embedded builder (RUN --mount is refused); ignored".into());
+        }
+        if plan.sbom.as_deref().is_some_and(|s| s != "false") {
+            eng.warn("--sbom: no SBOM attestation is produced".into());
+        }
+        if plan.provenance.as_deref().is_some_and(|s| s != "false") {
+            eng.log("note: no provenance attestation is produced (as with --provenance=false)");
+        }
+        eng.import_caches()?;
+        let fin = eng.run()?;
+        let (cfg, man) = eng.assemble(&fin)?;
+        eng.export_caches(&fin)?;
+        eng.outputs(&fin, &cfg, &man)?;
+        if let Some(path) = &plan.metadata_file {
+            let mut names = eng.report.names.clone();
+            if names.is_empty() {
+                names = plan.tags.clone();
+            }
+            let md = serde_json::json!({
+                "containerimage.digest": eng.report.manifest_digest,
+                "containerimage.config.digest": eng.report.config_digest,
+                "image.name": names.join(","),
+            });
+            std::fs::write(path, serde_json::to_vec_pretty(&md).unwrap_or_default())
+                .map_err(|e| BuildError::Io(format!("--metadata-file {path}: {e}")))?;
+        }
+        Ok(())
+    })();
+    eng.cleanup();
+    res?;
+    let r = &eng.report;
+    eng.log(&format!(
+        "kmigrate build: {} layer steps: {} executed, {} cached; image {}",
+        r.executed + r.cached,
+        r.executed,
+        r.cached,
+        r.manifest_digest
+    ));
+    Ok(eng.report)
+}

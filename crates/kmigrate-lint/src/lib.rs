@@ -1,0 +1,28 @@
+//! The linter and rewriter: find archived-Kaniko usage in CI configs and fix
+//! it, without running anything.
+//!
+//! The pipeline reads left to right: `discover` finds files, `source` loads
+//! one file into a spanned tree, `platform` gives each CI system's view of it,
+//! `kaniko` parses executor calls against the flag table, `rules` turn those
+//! into findings with fixes, `report` prints findings and `write` applies
+//! fixes. `buildx` holds the shared `BuildPlan`.
+
+#![deny(unsafe_code)]
+
+pub mod batch;
+pub mod buildx;
+pub mod config;
+pub mod discover;
+pub mod engine;
+pub mod ignores;
+pub mod kaniko;
+pub mod options;
+pub mod platform;
+pub mod prefilter;
+pub mod report;
+pub mod rules;
+pub mod shell;
+pub mod source;
+#[cfg(test)]
+mod test_rng;
+pub mod write;

@@ -1,0 +1,15 @@
+//! `docker buildx build` as data: the [`BuildPlan`] every part of kmigrate
+//! shares (the rewrite writes it, `verify` extracts it, the embedded builder
+//! runs it) and its argv form.
+//!
+//! It is a crate of its own so the builder can take a plan without
+//! depending on the linter.
+
+#![forbid(unsafe_code)]
+
+pub mod argv;
+pub mod plan;
+pub mod registry_config;
+
+pub use argv::{BuildxArgs, parse_build_args};
+pub use plan::{AttrList, BuildArg, BuildPlan};

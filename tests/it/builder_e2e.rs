@@ -1,0 +1,207 @@
+//! End to end: busybox base from a real registry, RUN in namespaces, layers,
+//! push + registry cache export, then a cold store importing the cache runs
+//! nothing and reproduces the manifest digest.
+
+use crate::support;
+
+use support::*;
+
+#[test]
+fn cold_then_warm_from_registry_cache_is_fully_cached_with_same_digest() {
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base}\nRUN echo one > /one && mkdir -p /app\nCOPY app.txt /app/\nRUN cat /app/app.txt > /app/copy && rm /one\nCMD [\"cat\", \"/app/copy\"]\n"
+                ),
+            ),
+            ("app.txt", "hello from the context\n"),
+        ],
+    );
+    let image = format!("{}/app/e2e:1", reg.addr);
+    let cache = format!(
+        "type=registry,ref={}/app/e2e-cache:buildcache,mode=max",
+        reg.addr
+    );
+    let cache_from = format!("type=registry,ref={}/app/e2e-cache:buildcache", reg.addr);
+    let meta = ctx.path().join("meta.json");
+    let s1 = tempfile::tempdir().unwrap();
+    let ctxs = ctx.path().to_str().unwrap();
+    let out = ok(&kmigrate_build(
+        s1.path(),
+        &[
+            "-t",
+            &image,
+            "--push",
+            "--cache-to",
+            &cache,
+            "--cache-from",
+            &cache_from,
+            "--provenance=false",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            ctxs,
+        ],
+    ));
+    assert_eq!(counts(&out), (3, 0), "{out}");
+    let d1 = image_digest(&out);
+    let md: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(md["containerimage.digest"], d1.as_str());
+    assert_eq!(md["image.name"], image.as_str());
+
+    // The pushed manifest is there under the tag with the same digest.
+    let r = kmigrate::builder::registry::Reference::parse(&image).unwrap();
+    let got = reg.client().get_manifest(&r, "1").unwrap();
+    assert_eq!(got.digest, d1);
+
+    // Fresh state: every step from the registry cache, nothing executed.
+    let s2 = tempfile::tempdir().unwrap();
+    let out2 = ok(&kmigrate_build(
+        s2.path(),
+        &["-t", &image, "--push", "--cache-from", &cache_from, ctxs],
+    ));
+    assert_eq!(counts(&out2), (0, 3), "{out2}");
+    assert_eq!(image_digest(&out2), d1);
+    // Lazy: no layer blob was downloaded into the new store.
+    let blobs = std::fs::read_dir(s2.path().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert!(
+        blobs <= 3,
+        "only config/manifest blobs expected, found {blobs}"
+    );
+
+    // Fresh state pushing to a new repository: layers are mounted across
+    // repositories (base and cache repos), still without downloading them.
+    let copy = format!("{}/app/e2e-copy:1", reg.addr);
+    let s3 = tempfile::tempdir().unwrap();
+    let out3 = ok(&kmigrate_build(
+        s3.path(),
+        &["-t", &copy, "--push", "--cache-from", &cache_from, ctxs],
+    ));
+    assert_eq!(counts(&out3), (0, 3), "{out3}");
+    assert_eq!(image_digest(&out3), d1);
+    let blobs = std::fs::read_dir(s3.path().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert!(
+        blobs <= 3,
+        "layers were downloaded instead of mounted: {blobs} blobs"
+    );
+    let mut c = reg.client();
+    let rc = kmigrate::builder::registry::Reference::parse(&copy).unwrap();
+    let m: kmigrate::builder::image::Manifest =
+        serde_json::from_slice(&c.get_manifest(&rc, "1").unwrap().bytes).unwrap();
+    for l in m.layers.iter().chain([&m.config]) {
+        assert!(
+            c.has_blob(&rc.registry, &rc.repository, &l.digest).unwrap(),
+            "{} missing",
+            l.digest
+        );
+    }
+}
+
+/// The library API `verify` uses: report fields, captured logs, and
+/// reproducible cold builds under `SOURCE_DATE_EPOCH` (as a build arg).
+#[test]
+fn library_api_reports_steps_and_cold_builds_reproduce_with_source_date_epoch() {
+    use kmigrate::builder::{BuildOptions, Progress, build};
+    use std::sync::{Arc, Mutex};
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base}\nARG V\nRUN echo $V > /v && mkdir -p /d && touch /d/stamp\nCOPY f /f\nENV X=1\n"
+                ),
+            ),
+            ("f", "file"),
+        ],
+    );
+    let image = format!("{}/lib/app:1", reg.addr);
+    let cache = format!("{}/lib/cache:c", reg.addr);
+    let argv = |extra: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "-t".into(),
+            image.clone(),
+            "--push".into(),
+            "--build-arg".into(),
+            "V=one".into(),
+            "--build-arg".into(),
+            "SOURCE_DATE_EPOCH=1700000000".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(ctx.path().to_str().unwrap().into());
+        kmigrate::buildx::parse_build_args(&a).unwrap()
+    };
+    let run = |plan: &kmigrate::buildx::BuildPlan| {
+        let state = tempfile::tempdir().unwrap();
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let mut opts = BuildOptions::new(state.path());
+        opts.progress = Progress::Plain;
+        opts.log = buf.clone();
+        let r = build(plan, &opts).unwrap();
+        let log = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        (r, log)
+    };
+    let (r1, log1) = run(&argv(&[
+        "--cache-to",
+        &format!("type=registry,ref={cache},mode=max"),
+    ]));
+    assert_eq!((r1.executed, r1.cached), (2, 0));
+    assert!(r1.cache_bytes_exported > 0);
+    assert_eq!(
+        r1.pushed,
+        [format!("{}/lib/app@{}", reg.addr, r1.manifest_digest)]
+    );
+    let layer_steps: Vec<_> = r1.steps.iter().filter(|s| s.layer.is_some()).collect();
+    assert_eq!(layer_steps.len(), 2);
+    assert!(
+        r1.steps
+            .iter()
+            .any(|s| s.instruction == "ENV X=1" && !s.cached && !s.executed && s.line == 5)
+    );
+    assert!(log1.contains("kmigrate build: 2 layer steps: 2 executed, 0 cached"));
+
+    // A second cold build (new store, no cache) reproduces the digest although
+    // RUN created files with fresh mtimes: they are clamped to the epoch.
+    let (r2, _) = run(&argv(&[]));
+    assert_eq!(r2.executed, 2);
+    assert_eq!(r2.manifest_digest, r1.manifest_digest);
+
+    // Warm from the registry cache: nothing executed, same digest, 0 new bytes.
+    let (r3, _) = run(&argv(&[
+        "--cache-from",
+        &format!("type=registry,ref={cache}"),
+    ]));
+    assert_eq!((r3.executed, r3.cached), (0, 2));
+    assert!(
+        r3.steps
+            .iter()
+            .filter(|s| s.layer.is_some())
+            .all(|s| s.cached)
+    );
+    assert_eq!(r3.manifest_digest, r1.manifest_digest);
+
+    // A changed build arg misses the RUN (and the COPY after it).
+    let mut plan = argv(&["--cache-from", &format!("type=registry,ref={cache}")]);
+    plan.build_args[0] = kmigrate::buildx::BuildArg::parse("V=two");
+    let (r4, _) = run(&plan);
+    assert_eq!((r4.executed, r4.cached), (2, 0));
+    assert_ne!(r4.manifest_digest, r1.manifest_digest);
+}

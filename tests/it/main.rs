@@ -1,0 +1,46 @@
+//! kmigrate's integration tests, one binary: each module runs the real
+//! `kmigrate` binary (or the library) on fixtures under `tests/fixtures`;
+//! `support` starts the servers they need (a registry, a private dockerd)
+//! on 127.0.0.1. One binary links the workspace once instead of once per
+//! test file. Run one area with `cargo test --test it lint_check::`.
+
+#[macro_use]
+mod support;
+
+// The fuzz targets' bodies, replayed on stable by `fuzz_regressions` and
+// `security_builder_fs_fuzz`.
+#[path = "../../fuzz/harness.rs"]
+mod harness;
+
+mod adversarial_table;
+mod bad_input;
+mod builder_docker;
+mod builder_e2e;
+mod builder_features;
+mod builder_rootless;
+mod builder_security;
+mod cache_refs;
+mod cache_refs_verify;
+mod cloudbuild_everyday;
+mod cloudbuild_rewrite;
+mod fuzz_regressions;
+mod gitlab_everyday_plan;
+mod gitlab_everyday_scope;
+mod gitlab_fragments;
+mod gitlab_rewrite;
+mod lint_check;
+mod lint_precommit;
+mod lint_report;
+mod lint_rewrite;
+mod lint_rules;
+mod opaque_words;
+mod rule_enum_only_exact;
+mod security_builder_fs;
+mod security_builder_fs_fuzz;
+mod security_fetch;
+mod security_lint_io;
+mod security_lint_perf;
+mod security_sandbox;
+mod verify_compare;
+mod verify_docker;
+mod verify_e2e;
