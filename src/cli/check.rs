@@ -6,12 +6,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 
+use super::ExitStatus;
+use super::exit::exit_if_broken_pipe;
 use crate::batch;
 use crate::config::{ConfigError, Loaded};
 use crate::discover::{self, Target};
@@ -19,7 +20,7 @@ use crate::engine;
 use crate::ignores;
 use crate::platform::Platform;
 use crate::report::terminal::{escape, escape_inline};
-use crate::report::{self, FileResult, Format, Run, Tally, human};
+use crate::report::{self, FileResult, Format, Run, Tally, human, statistics};
 use crate::rules::{Finding, Severity, meta};
 use crate::source::{SourceError, SourceFile};
 
@@ -40,6 +41,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Print how many findings each rule has instead of the findings (a
+    /// table, or JSON with `--format json`).
+    #[arg(long)]
+    pub statistics: bool,
     /// Write the report to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -71,7 +76,8 @@ pub struct CheckArgs {
     /// Never report these rules (comma-separated; added to `rules.ignore`).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub ignore: Vec<String>,
-    /// No summary line on stderr.
+    /// No summary line on stderr (printed after human and concise output,
+    /// and with `--output`).
     #[arg(short, long)]
     pub quiet: bool,
     /// Apply `paths.exclude` to files named on the command line too (for
@@ -123,6 +129,35 @@ pub fn load_config(
             Loaded::discover(&start)
         }
     }
+}
+
+/// Applies `--select` (replacing `rules.select`) and `--ignore` (added to
+/// `rules.ignore`) to the configuration; an unknown id is a usage error.
+pub fn select_rules(
+    loaded: &mut Loaded,
+    select: &[String],
+    ignore: &[String],
+) -> Result<(), ExitStatus> {
+    let upper = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| id.trim().to_ascii_uppercase())
+            .collect()
+    };
+    let (select, ignore) = (upper(select), upper(ignore));
+    for id in select.iter().chain(&ignore) {
+        if meta::get(id).is_none() {
+            eprintln!(
+                "kmigrate: unknown rule `{}` (run `kmigrate rules` for the list)",
+                escape_inline(id)
+            );
+            return Err(ExitStatus::Error);
+        }
+    }
+    if !select.is_empty() {
+        loaded.config.rules.select = Some(select);
+    }
+    loaded.config.rules.ignore.extend(ignore);
+    Ok(())
 }
 
 /// What a check run needs besides the files.
@@ -332,6 +367,9 @@ fn stream_human(
                 if written.is_ok() {
                     written = out.write_all(text.as_bytes());
                 }
+                if let Err(e) = &written {
+                    exit_if_broken_pipe(e);
+                }
             }
             Err(e) => errors.push(e),
         },
@@ -340,7 +378,7 @@ fn stream_human(
     Ok((tally, errors))
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
+pub fn run(args: CheckArgs) -> ExitStatus {
     let started = Instant::now();
     // `check` writes nothing: a pipeline checked for one of its included
     // files serves the others.
@@ -352,7 +390,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     if args.stdin_filename.is_some() && !paths.iter().any(|p| p == Path::new("-")) {
         eprintln!("kmigrate: --stdin-filename needs `-` among the paths");
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
     // Stdin's configuration is looked up from the name it is checked under.
     let config_start = match (paths.first(), &args.stdin_filename) {
@@ -363,28 +401,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kmigrate: {}", escape(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitStatus::Error;
         }
     };
-    let upper = |ids: &[String]| -> Vec<String> {
-        ids.iter()
-            .map(|id| id.trim().to_ascii_uppercase())
-            .collect()
-    };
-    let (select, ignore) = (upper(&args.select), upper(&args.ignore));
-    for id in select.iter().chain(&ignore) {
-        if meta::get(id).is_none() {
-            eprintln!(
-                "kmigrate: unknown rule `{}` (run `kmigrate rules` for the list)",
-                escape_inline(id)
-            );
-            return ExitCode::from(2);
-        }
+    if let Err(status) = select_rules(&mut loaded, &args.select, &args.ignore) {
+        return status;
     }
-    if !select.is_empty() {
-        loaded.config.rules.select = Some(select);
-    }
-    loaded.config.rules.ignore.extend(ignore);
 
     let settings = Settings {
         config: loaded,
@@ -426,32 +448,53 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 .join(", ")
         );
     }
+    if args.statistics && !matches!(args.format, Format::Human | Format::Concise | Format::Json) {
+        eprintln!("kmigrate: --statistics prints a table or, with --format json, JSON");
+        return ExitStatus::Error;
+    }
     let to_file = args.output.is_some();
     let color = !to_file && super::rules::stdout_color();
     // Errors on stderr, the summary, and the exit code: the end of every run.
-    let conclude = |errors: &[SourceError], tally: Tally| {
+    let stdin_name = args
+        .stdin_filename
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("-"));
+    // What stdin held, for the line a parse error in it points at.
+    let mut stdin_bytes: Option<Vec<u8>> = None;
+    // The summary is for people: after a report for them, or when the
+    // report went to a file (a CI job's log then still says what failed).
+    let summarise =
+        !args.quiet && (matches!(args.format, Format::Human | Format::Concise) || to_file);
+    let conclude = |errors: &[SourceError], tally: Tally, stdin_bytes: Option<&[u8]>| {
         // Files that could not be checked always go to stderr too: not every
-        // format has a place for them (GitLab Code Quality has none).
-        eprint!("{}", human::render_errors(errors));
-        if args.format == Format::Human && !args.quiet {
+        // format shows them to the person running the check.
+        let line_of = |e: &SourceError| {
+            let (line, _) = e.position?;
+            match stdin_bytes {
+                Some(bytes) if e.path == stdin_name => human::line_of_bytes(bytes, line),
+                _ => human::line_of_bytes(&SourceFile::read(&e.path).ok()?, line),
+            }
+        };
+        eprint!("{}", human::render_errors_with(errors, &line_of));
+        if summarise {
             eprintln!("{}", tally.summary(errors.len(), started.elapsed()));
         }
         if !errors.is_empty() {
-            ExitCode::from(2)
+            ExitStatus::Error
         } else if !args.exit_zero
             && tally
                 .max_severity()
                 .is_some_and(|s| s >= Severity::from(args.fail_on))
         {
-            ExitCode::from(1)
+            ExitStatus::Failure
         } else {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
     };
 
     // The human report of a directory scan is written while files are being
     // checked, so memory holds one batch of files, not the whole report.
-    if args.format == Format::Human && !reads_stdin {
+    if args.format == Format::Human && !reads_stdin && !args.statistics {
         let streamed = match open_output(args.output.as_deref()) {
             Ok(mut out) => stream_human(&found.targets, &settings, color, &mut out)
                 .map_err(|e| report_write_error(args.output.as_deref(), &e)),
@@ -461,11 +504,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
             Ok((tally, mut errors)) => {
                 errors.extend(found.errors);
                 sort_errors(&mut errors);
-                conclude(&errors, tally)
+                conclude(&errors, tally, None)
             }
             Err(e) => {
                 eprintln!("kmigrate: {}", escape(&e));
-                ExitCode::from(2)
+                ExitStatus::Error
             }
         };
     }
@@ -474,12 +517,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     errors.extend(found.errors);
 
     if reads_stdin {
-        let name = args
-            .stdin_filename
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("-"));
+        let name = stdin_name.clone();
         let result = SourceFile::read_stream(&name, std::io::stdin().lock())
-            .and_then(|bytes| SourceFile::from_bytes(&name, bytes))
+            .and_then(|bytes| {
+                stdin_bytes = Some(bytes.clone());
+                SourceFile::from_bytes(&name, bytes)
+            })
             .and_then(|source| {
                 let findings = check_source(&source, Platform::from_path(&name), &settings)?;
                 Ok(FileResult {
@@ -501,7 +544,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         errors,
         elapsed: started.elapsed(),
     };
-    let text = report::render(args.format, &run, color);
+    let text = match (args.statistics, args.format) {
+        (true, Format::Json) => crate::report::terminal::escape_json(statistics::render_json(&run)),
+        (true, _) => statistics::render_text(&run),
+        (false, format) => report::render(format, &run, color),
+    };
     let written = open_output(args.output.as_deref()).and_then(|mut out| {
         out.write_all(text.as_bytes())
             .and_then(|_| out.flush())
@@ -509,9 +556,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
     });
     if let Err(e) = written {
         eprintln!("kmigrate: {}", escape(&e));
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
-    conclude(&run.errors, run.tally())
+    conclude(&run.errors, run.tally(), stdin_bytes.as_deref())
 }
 
 /// Errors in path, then position, order, as every format lists them.
@@ -529,7 +576,10 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
     }
 }
 
+/// Why the report could not be written; a reader that stopped reading ends
+/// the run quietly instead (see [`exit_if_broken_pipe`]).
 fn report_write_error(path: Option<&Path>, e: &std::io::Error) -> String {
+    exit_if_broken_pipe(e);
     match path {
         Some(p) => format!("cannot write {}: {e}", p.display()),
         None => format!("cannot write the report: {e}"),

@@ -2,11 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::ExitStatus;
 use super::diagnostic;
+use super::exit::exit_if_broken_pipe;
 use crate::engine;
 use crate::options::Options;
 use crate::platform::Platform;
@@ -84,7 +85,7 @@ struct Done {
 
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
 /// would change, 2 when a file could not be read, parsed or written.
-pub fn run(args: RewriteArgs) -> ExitCode {
+pub fn run(args: RewriteArgs) -> ExitStatus {
     if args.check || args.diff || args.stdout {
         // Nothing is written: a pipeline checked for one of its included
         // files serves the others.
@@ -98,7 +99,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {}", escape(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitStatus::Error;
         }
     };
     let defaults = loaded.options();
@@ -136,7 +137,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         for msg in refused {
             eprintln!("error: {}", escape(&msg));
         }
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
     let mut changed = false;
     let mut errored = false;
@@ -153,6 +154,7 @@ pub fn run(args: RewriteArgs) -> ExitCode {
             Ok(done) => {
                 changed |= done.changed;
                 if stdout_ok && let Err(e) = stdout.write_all(done.stdout.as_bytes()) {
+                    exit_if_broken_pipe(&e);
                     eprintln!("error: cannot write to stdout: {e}");
                     (stdout_ok, errored) = (false, true);
                 }
@@ -165,15 +167,16 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         },
     );
     if stdout_ok && let Err(e) = stdout.flush() {
+        exit_if_broken_pipe(&e);
         eprintln!("error: cannot write to stdout: {e}");
         errored = true;
     }
     if errored {
-        ExitCode::from(2)
+        ExitStatus::Error
     } else if args.check && changed {
-        ExitCode::from(1)
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     }
 }
 
