@@ -360,3 +360,133 @@ fn a_report_written_to_a_file_still_prints_the_summary() {
     let json = kmigrate(dir.path(), &["check", "--format", "json", "."]);
     assert_eq!(err(&json), "");
 }
+
+// ---- item 1: `rewrite` on a tree, on stdin, with -q and rule selection ------
+
+/// The files a unified diff on stdout changes, as its `+++ b/` headers say.
+fn diffed(o: &Output) -> Vec<String> {
+    out(o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ b/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rewrite_walks_a_directory_exactly_like_check() {
+    let dir = tree("repo");
+    // A broken YAML file without a Kaniko word: `check .` leaves it alone,
+    // so does `rewrite .`.
+    fs::create_dir_all(dir.path().join("docs")).unwrap();
+    fs::write(
+        dir.path().join("docs/cloudbuild.yaml"),
+        "steps:\n  - name: x\n   bad: y\n",
+    )
+    .unwrap();
+
+    let check = kmigrate(dir.path(), &["check", "--format", "concise", "."]);
+    let mut checked: Vec<String> = out(&check)
+        .lines()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    checked.dedup();
+    assert_eq!(
+        checked,
+        ["cloudbuild.yaml", "services/api/cloudbuild.yaml"],
+        "vendor/ is excluded by paths.exclude, generated/ by .gitignore"
+    );
+
+    let diff = kmigrate(dir.path(), &["rewrite", "--diff", "."]);
+    assert_eq!(diff.status.code(), Some(0), "{}", err(&diff));
+    assert_eq!(diffed(&diff), checked);
+
+    let check_mode = kmigrate(dir.path(), &["rewrite", "--check", "."]);
+    assert_eq!(check_mode.status.code(), Some(1), "{}", err(&check_mode));
+
+    // In place: then `check` finds nothing left, and the skipped files are
+    // untouched.
+    let rewrite = kmigrate(dir.path(), &["rewrite", "."]);
+    assert_eq!(rewrite.status.code(), Some(0), "{}", err(&rewrite));
+    let after = kmigrate(dir.path(), &["check", "."]);
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}{}",
+        out(&after),
+        err(&after)
+    );
+    for skipped in ["vendor/cloudbuild.yaml", "generated/cloudbuild.yaml"] {
+        assert_eq!(
+            fs::read_to_string(dir.path().join(skipped)).unwrap(),
+            fs::read_to_string(fixture("repo/services/api/cloudbuild.yaml")).unwrap(),
+            "{skipped}"
+        );
+    }
+    // A directory walked from elsewhere gives the same files.
+    let sub = kmigrate(
+        dir.path().parent().unwrap(),
+        &[
+            "rewrite",
+            "--check",
+            dir.path().join("services").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(sub.status.code(), Some(0), "{}", err(&sub));
+}
+
+#[test]
+fn rewrite_reads_stdin_and_prints_the_result() {
+    let dir = tree("repo");
+    let text = fs::read_to_string(dir.path().join("cloudbuild.yaml")).unwrap();
+    let piped = kmigrate_stdin(
+        dir.path(),
+        &["rewrite", "--stdin-filename", "cloudbuild.yaml", "-"],
+        &text,
+    );
+    assert_eq!(piped.status.code(), Some(0), "{}", err(&piped));
+    let named = kmigrate(dir.path(), &["rewrite", "--stdout", "cloudbuild.yaml"]);
+    assert_eq!(out(&piped), out(&named));
+    assert!(out(&piped).contains("docker buildx build") || out(&piped).contains("buildx"));
+    // Nothing on disk changed.
+    assert_eq!(
+        fs::read_to_string(dir.path().join("cloudbuild.yaml")).unwrap(),
+        text
+    );
+    // `--check` on stdin says whether it would change.
+    let would = kmigrate_stdin(dir.path(), &["rewrite", "--check", "-"], &text);
+    assert_eq!(would.status.code(), Some(1), "{}", err(&would));
+    assert!(would.stdout.is_empty());
+    // `-` is rewritten alone.
+    let mixed = kmigrate_stdin(dir.path(), &["rewrite", "-", "cloudbuild.yaml"], &text);
+    assert_eq!(mixed.status.code(), Some(2));
+}
+
+#[test]
+fn rewrite_is_quiet_with_q_and_applies_only_the_selected_rules() {
+    let dir = tree("repo");
+    let quiet = kmigrate(dir.path(), &["rewrite", "-q", "--diff", "."]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(err(&quiet), "");
+    assert_eq!(diffed(&quiet).len(), 2);
+
+    let ignored = kmigrate(
+        dir.path(),
+        &["rewrite", "--ignore", "KM001", "--check", "."],
+    );
+    assert_eq!(ignored.status.code(), Some(0), "{}", err(&ignored));
+    let selected = kmigrate(
+        dir.path(),
+        &["rewrite", "--select", "km001", "--check", "."],
+    );
+    assert_eq!(selected.status.code(), Some(1), "{}", err(&selected));
+    let unknown = kmigrate(
+        dir.path(),
+        &["rewrite", "--select", "KM999", "--check", "."],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        err(&unknown).contains("unknown rule `KM999`"),
+        "{}",
+        err(&unknown)
+    );
+}
