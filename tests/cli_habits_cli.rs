@@ -490,3 +490,15 @@ fn rewrite_is_quiet_with_q_and_applies_only_the_selected_rules() {
         err(&unknown)
     );
 }
+
+#[test]
+fn rewrite_of_a_directory_without_ci_files_is_an_error() {
+    let dir = tree("repo");
+    let o = kmigrate(dir.path(), &["rewrite", "--check", "vendor"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("vendor: is a directory with no CI file to rewrite"),
+        "{}",
+        err(&o)
+    );
+}

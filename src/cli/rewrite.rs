@@ -328,6 +328,16 @@ fn walk_directories(
             };
         }
         let found = crate::discover::discover(std::slice::from_ref(&path), &settings.config);
+        // Asked to change files, finding none is most often a wrong path.
+        if found.targets.is_empty() && found.errors.is_empty() {
+            errors.push(
+                crate::source::SourceError::new(&path, "is a directory with no CI file to rewrite")
+                    .with_help(
+                        "name the CI file itself, or a directory holding cloudbuild*.yaml|yml|json \
+                         or .gitlab-ci.yml (.gitignore and paths.exclude apply)",
+                    ),
+            );
+        }
         errors.extend(found.errors);
         for t in found.targets {
             inputs.walked.insert(t.path.clone());

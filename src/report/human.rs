@@ -238,18 +238,31 @@ pub fn render_errors_with(
     out
 }
 
+/// At most this many characters of an error's line are shown, around the
+/// column (a minified file may be one line of megabytes).
+const EXCERPT_CHARS: usize = 120;
+
 /// Line `line` of a file, `text`, with a caret under column `col` (both
 /// 1-based, the column in characters).
 fn excerpt(line: usize, col: usize, text: &str) -> String {
     let number = line.to_string();
     let gutter = " ".repeat(number.len());
+    let at = col.saturating_sub(1);
+    let start = at.saturating_sub(EXCERPT_CHARS / 2);
+    let len = text.chars().count();
+    let cut =
+        |from: usize, to: usize| -> String { text.chars().skip(from).take(to - from).collect() };
+    let end = len.min(start + EXCERPT_CHARS);
+    let lead = if start > 0 { "…" } else { "" };
+    let tail = if end < len { "…" } else { "" };
     // Escaped first, so the caret counts the characters as shown.
-    let before: String = text.chars().take(col.saturating_sub(1)).collect();
-    let indent = escape_inline(&before).chars().count();
+    let before = escape_inline(&cut(start, at.clamp(start, end)))
+        .chars()
+        .count();
     format!(
-        "{gutter} |\n{number} | {}\n{gutter} | {}^",
-        escape_inline(text),
-        " ".repeat(indent)
+        "{gutter} |\n{number} | {lead}{}{tail}\n{gutter} | {}^",
+        escape_inline(&cut(start, end)),
+        " ".repeat(lead.chars().count() + before)
     )
 }
 
@@ -303,6 +316,13 @@ mod tests {
             out,
             "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  |\n3 |   - nme\\u{9}x\n  |     ^\n  help: fix it\n"
         );
+        // A long line is cut around the column.
+        let long = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let shown = excerpt(1, 501, &long);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[1].chars().count() < 130, "{shown}");
+        let caret = lines[2].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[1].chars().nth(caret), Some('X'), "{shown}");
         assert_eq!(line_of_bytes(b"a\r\nb\n", 1).as_deref(), Some("a"));
         assert_eq!(line_of_bytes(b"a\nb", 2).as_deref(), Some("b"));
         assert_eq!(line_of_bytes(b"a\nb", 3), None);
