@@ -502,3 +502,51 @@ fn rewrite_of_a_directory_without_ci_files_is_an_error() {
         err(&o)
     );
 }
+
+// ---- item 8: consistency -----------------------------------------------------
+
+#[test]
+fn force_exclude_says_which_pattern_excluded_a_named_file() {
+    let dir = tree("repo");
+    for cmd in ["check", "rewrite"] {
+        let o = kmigrate(
+            dir.path(),
+            &[cmd, "--force-exclude", "vendor/cloudbuild.yaml"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {}", err(&o));
+        assert!(
+            err(&o).contains(
+                "warning: vendor/cloudbuild.yaml is excluded by paths.exclude `vendor/**`"
+            ),
+            "{cmd}: {}",
+            err(&o)
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(dir.path().join("vendor/cloudbuild.yaml")).unwrap(),
+        fs::read_to_string(fixture("repo/vendor/cloudbuild.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn a_diff_of_an_absolute_path_names_it_as_given() {
+    let dir = tree("repo");
+    let abs = dir.path().join("cloudbuild.yaml");
+    let o = kmigrate(dir.path(), &["rewrite", "--diff", abs.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let diff = out(&o);
+    assert!(
+        diff.starts_with(&format!("--- {0}\n+++ {0}\n", abs.display())),
+        "{diff}"
+    );
+    let json: Value = serde_json::from_slice(
+        &kmigrate(
+            dir.path(),
+            &["check", "--format", "json", abs.to_str().unwrap()],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let preview = json["findings"][0]["fix"]["preview"].as_str().unwrap();
+    assert!(!preview.contains("a//"), "{preview}");
+}

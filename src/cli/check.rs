@@ -81,7 +81,8 @@ pub struct CheckArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Apply `paths.exclude` to files named on the command line too (for
-    /// pre-commit and editors, which pass every file).
+    /// pre-commit and editors, which pass every file). When that leaves no
+    /// file, a warning names the pattern (not with --ci-files-only).
     #[arg(long)]
     pub force_exclude: bool,
     /// Skip named files that are neither CI configs by name nor local
@@ -424,10 +425,15 @@ pub fn run(args: CheckArgs) -> ExitStatus {
         file_paths = discover::ci_files_only(file_paths);
     }
     let mut found = discover::discover(&file_paths, &settings.config);
+    let mut force_excluded = Vec::new();
     if args.force_exclude {
-        found
-            .targets
-            .retain(|t| !settings.config.is_excluded(&t.path));
+        found.targets.retain(|t| {
+            let pattern = settings.config.excluded_by(&t.path);
+            if let Some(pattern) = pattern {
+                force_excluded.push((t.path.clone(), pattern.to_string()));
+            }
+            pattern.is_none()
+        });
     }
     discover::add_included(
         &mut found,
@@ -438,6 +444,11 @@ pub fn run(args: CheckArgs) -> ExitStatus {
     // A tool passing its files (pre-commit, an editor) names files that
     // are not CI configs as a matter of course: no warning for those.
     let passed_by_a_tool = args.force_exclude || args.ci_files_only;
+    // Said to a person; hooks (which also pass --ci-files-only) name
+    // excluded files as a matter of course.
+    if found.targets.is_empty() && !reads_stdin && !args.quiet && !args.ci_files_only {
+        warn_all_excluded(&force_excluded, &settings.config);
+    }
     if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin && !passed_by_a_tool {
         eprintln!(
             "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
@@ -559,6 +570,31 @@ pub fn run(args: CheckArgs) -> ExitStatus {
         return ExitStatus::Error;
     }
     conclude(&run.errors, run.tally(), stdin_bytes.as_deref())
+}
+
+/// Says why nothing is checked when `--force-exclude` dropped every file
+/// named: each file (the first few) and the `paths.exclude` pattern that
+/// excludes it.
+pub fn warn_all_excluded(excluded: &[(PathBuf, String)], config: &Loaded) {
+    const SHOWN: usize = 5;
+    let from = config
+        .path
+        .as_ref()
+        .map(|p| format!(" in {}", escape_inline(&p.display().to_string())))
+        .unwrap_or_default();
+    for (path, pattern) in excluded.iter().take(SHOWN) {
+        eprintln!(
+            "kmigrate: warning: {} is excluded by paths.exclude `{}`{from} (--force-exclude)",
+            escape_inline(&path.display().to_string()),
+            escape_inline(pattern)
+        );
+    }
+    if excluded.len() > SHOWN {
+        eprintln!(
+            "kmigrate: warning: and {} more files excluded",
+            excluded.len() - SHOWN
+        );
+    }
 }
 
 /// Errors in path, then position, order, as every format lists them.

@@ -210,7 +210,17 @@ pub fn run(mut args: RewriteArgs) -> ExitStatus {
     } else {
         let mut named = args.files.clone();
         if args.force_exclude {
-            named.retain(|p| !settings.config.is_excluded(p));
+            let mut excluded = Vec::new();
+            named.retain(|p| {
+                let pattern = settings.config.excluded_by(p);
+                if let Some(pattern) = pattern {
+                    excluded.push((p.clone(), pattern.to_string()));
+                }
+                pattern.is_none()
+            });
+            if named.is_empty() && !args.quiet && !args.ci_files_only {
+                super::check::warn_all_excluded(&excluded, &settings.config);
+            }
         }
         if args.ci_files_only {
             named = crate::discover::ci_files_only(named);
@@ -608,11 +618,12 @@ fn report(
 }
 
 fn unified_diff(old: &str, new: &str, name: &str) -> String {
+    let (old_name, new_name) = crate::report::diff_headers(name);
     let diff = similar::TextDiff::from_lines(old, new);
     let text = diff
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .header(&old_name, &new_name)
         .to_string();
     // A comment may hold raw escape sequences: a diff is for reading, and
     // `--stdout` gives the exact text.

@@ -102,12 +102,12 @@ impl<'a> Located<'a> {
     pub fn fix_preview(&self) -> Option<String> {
         let fix = self.finding.fix.as_ref()?;
         let fixed = patch::apply(&self.source.text, &fix.edits).ok()?;
-        let name = display_path(self.path);
+        let (old, new) = diff_headers(&display_path(self.path));
         let diff = similar::TextDiff::from_lines(self.source.text.as_str(), fixed.as_str());
         Some(
             diff.unified_diff()
                 .context_radius(2)
-                .header(&format!("a/{name}"), &format!("b/{name}"))
+                .header(&old, &new)
                 .to_string(),
         )
     }
@@ -121,6 +121,17 @@ impl<'a> Located<'a> {
             .get(self.finding.span.clone())
             .unwrap_or_default();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The `---`/`+++` names of a diff of the file `name`: `a/name` and
+/// `b/name` as git writes them, or an absolute path as given (`a//tmp/x`
+/// would be neither).
+pub fn diff_headers(name: &str) -> (String, String) {
+    if name.starts_with('/') {
+        (name.to_string(), name.to_string())
+    } else {
+        (format!("a/{name}"), format!("b/{name}"))
     }
 }
 
