@@ -70,12 +70,8 @@ pub struct CheckArgs {
     /// Disregard `# kmigrate: ignore[...]` comments.
     #[arg(long)]
     pub no_ignores: bool,
-    /// Only report these rules (comma-separated; replaces `rules.select`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub select: Vec<String>,
-    /// Never report these rules (comma-separated; added to `rules.ignore`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub ignore: Vec<String>,
+    #[command(flatten)]
+    pub rules: RuleSelection,
     /// No summary line on stderr (printed after human and concise output,
     /// and with `--output`).
     #[arg(short, long)]
@@ -90,6 +86,18 @@ pub struct CheckArgs {
     /// YAML file).
     #[arg(long)]
     pub ci_files_only: bool,
+}
+
+/// `--select` and `--ignore`, shared by `check` (the findings reported) and
+/// `rewrite` (the fixes applied).
+#[derive(Debug, Args)]
+pub struct RuleSelection {
+    /// Only these rules (comma-separated; replaces `rules.select`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub select: Vec<String>,
+    /// Never these rules (comma-separated; added to `rules.ignore`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub ignore: Vec<String>,
 }
 
 /// `--fail-on` levels.
@@ -134,17 +142,13 @@ pub fn load_config(
 
 /// Applies `--select` (replacing `rules.select`) and `--ignore` (added to
 /// `rules.ignore`) to the configuration; an unknown id is a usage error.
-pub fn select_rules(
-    loaded: &mut Loaded,
-    select: &[String],
-    ignore: &[String],
-) -> Result<(), ExitStatus> {
+pub fn select_rules(loaded: &mut Loaded, rules: &RuleSelection) -> Result<(), ExitStatus> {
     let upper = |ids: &[String]| -> Vec<String> {
         ids.iter()
             .map(|id| id.trim().to_ascii_uppercase())
             .collect()
     };
-    let (select, ignore) = (upper(select), upper(ignore));
+    let (select, ignore) = (upper(&rules.select), upper(&rules.ignore));
     for id in select.iter().chain(&ignore) {
         if meta::get(id).is_none() {
             eprintln!(
@@ -405,7 +409,7 @@ pub fn run(args: CheckArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
-    if let Err(status) = select_rules(&mut loaded, &args.select, &args.ignore) {
+    if let Err(status) = select_rules(&mut loaded, &args.rules) {
         return status;
     }
 

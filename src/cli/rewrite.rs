@@ -41,14 +41,9 @@ pub struct RewriteArgs {
     /// The file name stdin (`-`) is rewritten as and detected by.
     #[arg(long, value_name = "PATH")]
     pub stdin_filename: Option<PathBuf>,
-    /// Only apply the fixes of these rules (comma-separated; replaces
-    /// `rules.select`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub select: Vec<String>,
-    /// Never apply the fixes of these rules (comma-separated; added to
-    /// `rules.ignore`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub ignore: Vec<String>,
+    // The rules whose fixes are applied.
+    #[command(flatten)]
+    pub rules: super::check::RuleSelection,
     /// Errors only on stderr: no per-file summary or notes.
     #[arg(short, long)]
     pub quiet: bool,
@@ -172,7 +167,7 @@ pub fn run(mut args: RewriteArgs) -> ExitStatus {
                 return ExitStatus::Error;
             }
         };
-    if let Err(status) = super::check::select_rules(&mut loaded, &args.select, &args.ignore) {
+    if let Err(status) = super::check::select_rules(&mut loaded, &args.rules) {
         return status;
     }
     let defaults = loaded.options();
