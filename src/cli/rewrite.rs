@@ -129,7 +129,8 @@ impl Inputs {
 }
 
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
-/// would change, 2 when a file could not be read, parsed or written.
+/// would change, 2 when a file could not be read, parsed or written, or a
+/// named directory holds no CI file.
 pub fn run(mut args: RewriteArgs) -> ExitStatus {
     let reads_stdin = args.files.iter().any(|p| p == Path::new("-"));
     if reads_stdin && args.files.len() > 1 {
