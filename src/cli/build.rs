@@ -1,10 +1,10 @@
 //! `kmigrate build`: the embedded builder behind `docker buildx build` flags.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::ExitStatus;
 use crate::builder::{self, BuildOptions, Progress};
 use crate::buildx::BuildxArgs;
 
@@ -29,13 +29,13 @@ fn default_state_dir() -> PathBuf {
     builder::api::user_cache_dir().join("builder")
 }
 
-pub fn run(cmd: BuildCmd) -> ExitCode {
+pub fn run(cmd: BuildCmd) -> ExitStatus {
     let plan = cmd.buildx.into_plan();
     let progress = match Progress::parse(plan.progress.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("kmigrate build: {e}");
-            return ExitCode::from(2);
+            return ExitStatus::Error;
         }
     };
     let progress = match progress {
@@ -52,15 +52,15 @@ pub fn run(cmd: BuildCmd) -> ExitCode {
             if progress == Progress::Quiet {
                 println!("{}", report.manifest_digest);
             }
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(e) => {
             let usage = matches!(e, builder::BuildError::Usage(_));
             eprintln!("{}", render(&e));
             if usage {
-                ExitCode::from(2)
+                ExitStatus::Error
             } else {
-                ExitCode::FAILURE
+                ExitStatus::Failure
             }
         }
     }

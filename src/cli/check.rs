@@ -6,12 +6,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 
+use super::ExitStatus;
+use super::exit::exit_if_broken_pipe;
 use crate::batch;
 use crate::config::{ConfigError, Loaded};
 use crate::discover::{self, Target};
@@ -19,7 +20,7 @@ use crate::engine;
 use crate::ignores;
 use crate::platform::Platform;
 use crate::report::terminal::{escape, escape_inline};
-use crate::report::{self, FileResult, Format, Run, Tally, human};
+use crate::report::{self, FileResult, Format, Run, Tally, human, statistics};
 use crate::rules::{Finding, Rule, RuleKind, Severity};
 use crate::source::{SourceError, SourceFile};
 
@@ -40,6 +41,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Print how many findings each rule has instead of the findings (a
+    /// table, or JSON with `--format json`).
+    #[arg(long)]
+    pub statistics: bool,
     /// Write the report to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -65,17 +70,15 @@ pub struct CheckArgs {
     /// Disregard `# kmigrate: ignore[...]` comments.
     #[arg(long)]
     pub no_ignores: bool,
-    /// Only report these rules (comma-separated; replaces `rules.select`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub select: Vec<String>,
-    /// Never report these rules (comma-separated; added to `rules.ignore`).
-    #[arg(long, value_delimiter = ',', value_name = "IDS")]
-    pub ignore: Vec<String>,
-    /// No summary line on stderr.
+    #[command(flatten)]
+    pub rules: RuleSelection,
+    /// No summary line on stderr (printed after human and concise output,
+    /// and with `--output`).
     #[arg(short, long)]
     pub quiet: bool,
     /// Apply `paths.exclude` to files named on the command line too (for
-    /// pre-commit and editors, which pass every file).
+    /// pre-commit and editors, which pass every file). When that leaves no
+    /// file, a warning names the pattern (not with --ci-files-only).
     #[arg(long)]
     pub force_exclude: bool,
     /// Skip named files that are neither CI configs by name nor local
@@ -83,6 +86,18 @@ pub struct CheckArgs {
     /// YAML file).
     #[arg(long)]
     pub ci_files_only: bool,
+}
+
+/// `--select` and `--ignore`, shared by `check` (the findings reported) and
+/// `rewrite` (the fixes applied).
+#[derive(Debug, Args)]
+pub struct RuleSelection {
+    /// Only these rules (comma-separated; replaces `rules.select`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub select: Vec<String>,
+    /// Never these rules (comma-separated; added to `rules.ignore`).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub ignore: Vec<String>,
 }
 
 /// `--fail-on` levels.
@@ -123,6 +138,35 @@ pub fn load_config(
             Loaded::discover(&start)
         }
     }
+}
+
+/// Applies `--select` (replacing `rules.select`) and `--ignore` (added to
+/// `rules.ignore`) to the configuration; an unknown id is a usage error.
+pub fn select_rules(loaded: &mut Loaded, rules: &RuleSelection) -> Result<(), ExitStatus> {
+    let parse = |ids: &[String]| -> Result<Vec<String>, String> {
+        ids.iter()
+            .map(|id| match id.parse::<Rule>() {
+                Ok(rule) => Ok(rule.id().to_string()),
+                // The id as the user wrote it, minus blanks and case.
+                Err(_) => Err(id.trim().to_ascii_uppercase()),
+            })
+            .collect()
+    };
+    let (select, ignore) = match (parse(&rules.select), parse(&rules.ignore)) {
+        (Ok(select), Ok(ignore)) => (select, ignore),
+        (Err(id), _) | (_, Err(id)) => {
+            eprintln!(
+                "kmigrate: {}",
+                crate::rules::UnknownRule(escape_inline(&id).into_owned())
+            );
+            return Err(ExitStatus::Error);
+        }
+    };
+    if !select.is_empty() {
+        loaded.config.rules.select = Some(select);
+    }
+    loaded.config.rules.ignore.extend(ignore);
+    Ok(())
 }
 
 /// What a check run needs besides the files.
@@ -329,6 +373,9 @@ fn stream_human(
                 if written.is_ok() {
                     written = out.write_all(text.as_bytes());
                 }
+                if let Err(e) = &written {
+                    exit_if_broken_pipe(e);
+                }
             }
             Err(e) => errors.push(e),
         },
@@ -337,7 +384,7 @@ fn stream_human(
     Ok((tally, errors))
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
+pub fn run(args: CheckArgs) -> ExitStatus {
     let started = Instant::now();
     // `check` writes nothing: a pipeline checked for one of its included
     // files serves the others.
@@ -349,7 +396,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     if args.stdin_filename.is_some() && !paths.iter().any(|p| p == Path::new("-")) {
         eprintln!("kmigrate: --stdin-filename needs `-` among the paths");
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
     // Stdin's configuration is looked up from the name it is checked under.
     let config_start = match (paths.first(), &args.stdin_filename) {
@@ -360,32 +407,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kmigrate: {}", escape(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitStatus::Error;
         }
     };
-    let parse = |ids: &[String]| -> Result<Vec<String>, String> {
-        ids.iter()
-            .map(|id| match id.parse::<Rule>() {
-                Ok(rule) => Ok(rule.id().to_string()),
-                // The id as the user wrote it, minus blanks and case.
-                Err(_) => Err(id.trim().to_ascii_uppercase()),
-            })
-            .collect()
-    };
-    let (select, ignore) = match (parse(&args.select), parse(&args.ignore)) {
-        (Ok(select), Ok(ignore)) => (select, ignore),
-        (Err(id), _) | (_, Err(id)) => {
-            eprintln!(
-                "kmigrate: {}",
-                crate::rules::UnknownRule(escape_inline(&id).into_owned())
-            );
-            return ExitCode::from(2);
-        }
-    };
-    if !select.is_empty() {
-        loaded.config.rules.select = Some(select);
+    if let Err(status) = select_rules(&mut loaded, &args.rules) {
+        return status;
     }
-    loaded.config.rules.ignore.extend(ignore);
 
     let settings = Settings {
         config: loaded,
@@ -403,10 +430,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
         file_paths = discover::ci_files_only(file_paths);
     }
     let mut found = discover::discover(&file_paths, &settings.config);
+    let mut force_excluded = Vec::new();
     if args.force_exclude {
-        found
-            .targets
-            .retain(|t| !settings.config.is_excluded(&t.path));
+        found.targets.retain(|t| {
+            let pattern = settings.config.excluded_by(&t.path);
+            if let Some(pattern) = pattern {
+                force_excluded.push((t.path.clone(), pattern.to_string()));
+            }
+            pattern.is_none()
+        });
     }
     discover::add_included(
         &mut found,
@@ -417,6 +449,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
     // A tool passing its files (pre-commit, an editor) names files that
     // are not CI configs as a matter of course: no warning for those.
     let passed_by_a_tool = args.force_exclude || args.ci_files_only;
+    // Said to a person; hooks (which also pass --ci-files-only) name
+    // excluded files as a matter of course.
+    if found.targets.is_empty() && !reads_stdin && !args.quiet && !args.ci_files_only {
+        warn_all_excluded(&force_excluded, &settings.config);
+    }
     if found.targets.is_empty() && found.errors.is_empty() && !reads_stdin && !passed_by_a_tool {
         eprintln!(
             "kmigrate: warning: no CI files (cloudbuild*.yaml|yml|json, .gitlab-ci.yml) under {}",
@@ -427,32 +464,53 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 .join(", ")
         );
     }
+    if args.statistics && !matches!(args.format, Format::Human | Format::Concise | Format::Json) {
+        eprintln!("kmigrate: --statistics prints a table or, with --format json, JSON");
+        return ExitStatus::Error;
+    }
     let to_file = args.output.is_some();
     let color = !to_file && super::rules::stdout_color();
     // Errors on stderr, the summary, and the exit code: the end of every run.
-    let conclude = |errors: &[SourceError], tally: Tally| {
+    let stdin_name = args
+        .stdin_filename
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("-"));
+    // What stdin held, for the line a parse error in it points at.
+    let mut stdin_bytes: Option<Vec<u8>> = None;
+    // The summary is for people: after a report for them, or when the
+    // report went to a file (a CI job's log then still says what failed).
+    let summarise =
+        !args.quiet && (matches!(args.format, Format::Human | Format::Concise) || to_file);
+    let conclude = |errors: &[SourceError], tally: Tally, stdin_bytes: Option<&[u8]>| {
         // Files that could not be checked always go to stderr too: not every
-        // format has a place for them (GitLab Code Quality has none).
-        eprint!("{}", human::render_errors(errors));
-        if args.format == Format::Human && !args.quiet {
+        // format shows them to the person running the check.
+        let line_of = |e: &SourceError| {
+            let (line, _) = e.position?;
+            match stdin_bytes {
+                Some(bytes) if e.path == stdin_name => human::line_of_bytes(bytes, line),
+                _ => human::line_of_bytes(&SourceFile::read(&e.path).ok()?, line),
+            }
+        };
+        eprint!("{}", human::render_errors_with(errors, &line_of));
+        if summarise {
             eprintln!("{}", tally.summary(errors.len(), started.elapsed()));
         }
         if !errors.is_empty() {
-            ExitCode::from(2)
+            ExitStatus::Error
         } else if !args.exit_zero
             && tally
                 .max_severity()
                 .is_some_and(|s| s >= Severity::from(args.fail_on))
         {
-            ExitCode::from(1)
+            ExitStatus::Failure
         } else {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
     };
 
     // The human report of a directory scan is written while files are being
     // checked, so memory holds one batch of files, not the whole report.
-    if args.format == Format::Human && !reads_stdin {
+    if args.format == Format::Human && !reads_stdin && !args.statistics {
         let streamed = match open_output(args.output.as_deref()) {
             Ok(mut out) => stream_human(&found.targets, &settings, color, &mut out)
                 .map_err(|e| report_write_error(args.output.as_deref(), &e)),
@@ -462,11 +520,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
             Ok((tally, mut errors)) => {
                 errors.extend(found.errors);
                 sort_errors(&mut errors);
-                conclude(&errors, tally)
+                conclude(&errors, tally, None)
             }
             Err(e) => {
                 eprintln!("kmigrate: {}", escape(&e));
-                ExitCode::from(2)
+                ExitStatus::Error
             }
         };
     }
@@ -475,12 +533,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     errors.extend(found.errors);
 
     if reads_stdin {
-        let name = args
-            .stdin_filename
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("-"));
+        let name = stdin_name.clone();
         let result = SourceFile::read_stream(&name, std::io::stdin().lock())
-            .and_then(|bytes| SourceFile::from_bytes(&name, bytes))
+            .and_then(|bytes| {
+                stdin_bytes = Some(bytes.clone());
+                SourceFile::from_bytes(&name, bytes)
+            })
             .and_then(|source| {
                 let findings = check_source(&source, Platform::from_path(&name), &settings)?;
                 Ok(FileResult {
@@ -502,7 +560,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         errors,
         elapsed: started.elapsed(),
     };
-    let text = report::render(args.format, &run, color);
+    let text = match (args.statistics, args.format) {
+        (true, Format::Json) => crate::report::terminal::escape_json(statistics::render_json(&run)),
+        (true, _) => statistics::render_text(&run),
+        (false, format) => report::render(format, &run, color),
+    };
     let written = open_output(args.output.as_deref()).and_then(|mut out| {
         out.write_all(text.as_bytes())
             .and_then(|_| out.flush())
@@ -510,9 +572,34 @@ pub fn run(args: CheckArgs) -> ExitCode {
     });
     if let Err(e) = written {
         eprintln!("kmigrate: {}", escape(&e));
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
-    conclude(&run.errors, run.tally())
+    conclude(&run.errors, run.tally(), stdin_bytes.as_deref())
+}
+
+/// Says why nothing is checked when `--force-exclude` dropped every file
+/// named: each file (the first few) and the `paths.exclude` pattern that
+/// excludes it.
+pub fn warn_all_excluded(excluded: &[(PathBuf, String)], config: &Loaded) {
+    const SHOWN: usize = 5;
+    let from = config
+        .path
+        .as_ref()
+        .map(|p| format!(" in {}", escape_inline(&p.display().to_string())))
+        .unwrap_or_default();
+    for (path, pattern) in excluded.iter().take(SHOWN) {
+        eprintln!(
+            "kmigrate: warning: {} is excluded by paths.exclude `{}`{from} (--force-exclude)",
+            escape_inline(&path.display().to_string()),
+            escape_inline(pattern)
+        );
+    }
+    if excluded.len() > SHOWN {
+        eprintln!(
+            "kmigrate: warning: and {} more files excluded",
+            excluded.len() - SHOWN
+        );
+    }
 }
 
 /// Errors in path, then position, order, as every format lists them.
@@ -530,7 +617,10 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
     }
 }
 
+/// Why the report could not be written; a reader that stopped reading ends
+/// the run quietly instead (see [`exit_if_broken_pipe`]).
 fn report_write_error(path: Option<&Path>, e: &std::io::Error) -> String {
+    exit_if_broken_pipe(e);
     match path {
         Some(p) => format!("cannot write {}: {e}", p.display()),
         None => format!("cannot write the report: {e}"),

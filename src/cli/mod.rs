@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod diagnostic;
+mod exit;
 mod report;
 mod rewrite;
 mod rules;
@@ -11,6 +12,8 @@ mod verify;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use exit::ExitStatus;
 
 /// Find and fix archived-Kaniko usage in Cloud Build and GitLab CI.
 #[derive(Debug, Parser)]
@@ -31,10 +34,10 @@ pub enum Command {
     /// hand, the manual tasks, the Kaniko flags seen and cache-TTL cleanup policies.
     Report(report::ReportArgs),
     /// List every rule: id, default severity, fixable, summary.
-    Rules,
-    /// Print a rule's documentation page.
+    Rules(rules::RulesArgs),
+    /// Print the documentation page of one or more rules (`--all`: every rule).
     Explain(rules::ExplainArgs),
-    /// Show the effective configuration (`kmigrate config --show`).
+    /// Show the effective configuration.
     Config(rules::ConfigArgs),
     /// Build an image daemonless from `docker buildx build` flags.
     Build(build::BuildCmd),
@@ -45,15 +48,17 @@ pub enum Command {
 
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
+    exit::quiet_on_closed_pipe();
     let cli = Cli::parse();
-    match cli.command {
+    let status = match cli.command {
         Command::Rewrite(args) => rewrite::run(args),
         Command::Check(args) => check::run(args),
         Command::Report(args) => report::run(args),
-        Command::Rules => rules::rules(),
+        Command::Rules(args) => rules::rules(args),
         Command::Explain(args) => rules::explain(args),
         Command::Config(args) => rules::config(args),
         Command::Build(cmd) => build::run(cmd),
         Command::Verify(args) => verify::run(args),
-    }
+    };
+    status.into()
 }

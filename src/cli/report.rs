@@ -2,10 +2,10 @@
 //! [`crate::report::migration`]).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::ExitStatus;
 use super::check::{Settings, check_targets, load_config};
 use crate::discover;
 use crate::engine;
@@ -45,7 +45,7 @@ pub enum ReportFormat {
     Json,
 }
 
-pub fn run(args: ReportArgs) -> ExitCode {
+pub fn run(args: ReportArgs) -> ExitStatus {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -59,7 +59,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kmigrate: {}", escape(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitStatus::Error;
         }
     };
     let settings = Settings {
@@ -111,21 +111,24 @@ pub fn run(args: ReportArgs) -> ExitCode {
         }
     };
     let written = match &args.output {
-        Some(p) => {
-            std::fs::write(p, &text).map_err(|e| format!("cannot write {}: {e}", p.display()))
-        }
-        None => {
-            print!("{text}");
-            Ok(())
-        }
+        Some(p) => std::fs::write(p, &text).map_err(|e| {
+            eprintln!(
+                "kmigrate: {}",
+                escape(&format!("cannot write {}: {e}", p.display()))
+            );
+            ExitStatus::Error
+        }),
+        None => match super::exit::print(&text) {
+            ExitStatus::Success => Ok(()),
+            status => Err(status),
+        },
     };
-    if let Err(e) = written {
-        eprintln!("kmigrate: {}", escape(&e));
-        return ExitCode::from(2);
+    if let Err(status) = written {
+        return status;
     }
     if failed {
-        ExitCode::from(2)
+        ExitStatus::Error
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     }
 }

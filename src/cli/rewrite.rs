@@ -1,12 +1,17 @@
-//! `kmigrate rewrite FILE…`: apply every fix, in place or as a diff.
+//! `kmigrate rewrite PATH…`: apply every fix, in place or as a diff.
+//!
+//! Directories are walked as `kmigrate check` walks them (see
+//! [`crate::discover`]); `-` rewrites stdin to stdout.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::ExitStatus;
 use super::diagnostic;
+use super::exit::exit_if_broken_pipe;
 use crate::engine;
 use crate::options::Options;
 use crate::platform::Platform;
@@ -17,7 +22,8 @@ use crate::source::SourceFile;
 /// Rewrite Kaniko steps to docker buildx.
 #[derive(Debug, Args)]
 pub struct RewriteArgs {
-    /// Files to rewrite.
+    /// Files or directories to rewrite; directories are walked like
+    /// `kmigrate check` walks them. `-` reads stdin and prints the result.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Print a unified diff instead of writing.
@@ -32,6 +38,15 @@ pub struct RewriteArgs {
     /// Treat every file as this platform instead of detecting it.
     #[arg(long, value_enum)]
     pub platform: Option<Platform>,
+    /// The file name stdin (`-`) is rewritten as and detected by.
+    #[arg(long, value_name = "PATH")]
+    pub stdin_filename: Option<PathBuf>,
+    // The rules whose fixes are applied.
+    #[command(flatten)]
+    pub rules: super::check::RuleSelection,
+    /// Errors only on stderr: no per-file summary or notes.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Name of the docker-container builder to create and use
     /// [default: `rewrite.builder` in kmigrate.toml, else kmigrate].
     #[arg(long)]
@@ -81,31 +96,86 @@ pub struct RewriteArgs {
 
 /// What rewriting one file did, and what it has to say, printed by the
 /// caller in the order the files were named.
+#[derive(Default)]
 struct Done {
     changed: bool,
     stdout: String,
     stderr: String,
 }
 
+/// Where the files' texts come from.
+#[derive(Default)]
+struct Inputs {
+    /// Stdin's bytes (`-`), under the name they are rewritten as.
+    stdin: Option<(PathBuf, Vec<u8>)>,
+    /// Files a directory walk found (not named): like `check`, a walked
+    /// file that cannot hold a finding is left alone unparsed, so a broken
+    /// YAML file without Kaniko words is not an error.
+    walked: HashSet<PathBuf>,
+}
+
+impl Inputs {
+    /// The file to rewrite, or `None` for a walked file with nothing to do.
+    fn load(&self, path: &Path, platform: Option<Platform>) -> Result<Option<SourceFile>, String> {
+        let bytes = match &self.stdin {
+            Some((name, bytes)) if name == path => bytes.clone(),
+            _ => SourceFile::read(path).map_err(|e| e.to_string())?,
+        };
+        if self.walked.contains(path)
+            && !crate::prefilter::must_parse(path, platform.or(Platform::from_path(path)), &bytes)
+        {
+            SourceFile::check_bytes(path, &bytes).map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        SourceFile::from_bytes(path, bytes)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Exit codes: 0 done (or nothing to do), 1 with `--check` when a file
-/// would change, 2 when a file could not be read, parsed or written.
-pub fn run(args: RewriteArgs) -> ExitCode {
+/// would change, 2 when a file could not be read, parsed or written, or a
+/// named directory holds no CI file.
+pub fn run(mut args: RewriteArgs) -> ExitStatus {
+    let reads_stdin = args.files.iter().any(|p| p == Path::new("-"));
+    if reads_stdin && args.files.len() > 1 {
+        eprintln!("error: `-` (stdin) is rewritten alone; name the files in another run");
+        return ExitStatus::Error;
+    }
+    if args.stdin_filename.is_some() && !reads_stdin {
+        eprintln!("error: --stdin-filename needs `-` as the path");
+        return ExitStatus::Error;
+    }
+    // Stdin is never written back: its result goes to stdout.
+    if reads_stdin && !(args.diff || args.check) {
+        args.stdout = true;
+    }
     if args.check || args.diff || args.stdout {
         // Nothing is written: a pipeline checked for one of its included
         // files serves the others.
         crate::platform::gitlab::cache::enable();
     }
-    let loaded = match super::check::load_config(
-        args.config.as_deref(),
-        args.no_config,
-        args.files.first().map(PathBuf::as_path),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {}", escape(&e.to_string()));
-            return ExitCode::from(2);
-        }
+    let stdin_name = args
+        .stdin_filename
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("-"));
+    // Stdin's configuration is looked up from the name it is rewritten as.
+    let config_start = if reads_stdin {
+        Some(stdin_name.as_path())
+    } else {
+        args.files.first().map(PathBuf::as_path)
     };
+    let mut loaded =
+        match super::check::load_config(args.config.as_deref(), args.no_config, config_start) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {}", escape(&e.to_string()));
+                return ExitStatus::Error;
+            }
+        };
+    if let Err(status) = super::check::select_rules(&mut loaded, &args.rules) {
+        return status;
+    }
     let defaults = loaded.options();
     let opts = Options {
         builder: args.builder.clone().unwrap_or(defaults.builder.clone()),
@@ -127,24 +197,63 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         // Every named file is analysed in full.
         prefilter: false,
     };
-    let mut named: Vec<&PathBuf> = args
-        .files
-        .iter()
-        .filter(|p| !(args.force_exclude && settings.config.is_excluded(p)))
-        .collect();
-    if args.ci_files_only {
-        named = crate::discover::ci_files_only(named);
-    }
-    let (files, covered) = with_included(&named, &args, &settings);
+    let mut inputs = Inputs::default();
+    let mut errored = false;
+    let named: Vec<PathBuf> = if reads_stdin {
+        match SourceFile::read_stream(&stdin_name, std::io::stdin().lock()) {
+            Ok(bytes) => inputs.stdin = Some((stdin_name.clone(), bytes)),
+            Err(e) => {
+                eprintln!("error: {}", escape(&e.to_string()));
+                return ExitStatus::Error;
+            }
+        }
+        vec![stdin_name]
+    } else {
+        let mut named = args.files.clone();
+        if args.force_exclude {
+            let mut excluded = Vec::new();
+            named.retain(|p| {
+                let pattern = settings.config.excluded_by(p);
+                if let Some(pattern) = pattern {
+                    excluded.push((p.clone(), pattern.to_string()));
+                }
+                pattern.is_none()
+            });
+            if named.is_empty() && !args.quiet && !args.ci_files_only {
+                super::check::warn_all_excluded(&excluded, &settings.config);
+            }
+        }
+        if args.ci_files_only {
+            named = crate::discover::ci_files_only(named);
+        }
+        let found = walk_directories(named, &args, &settings, &mut inputs);
+        for e in &found.errors {
+            eprintln!("error: {}", escape(&e.to_string()));
+        }
+        errored |= !found.errors.is_empty();
+        match found.files {
+            Some(files) => files,
+            None => return ExitStatus::Error,
+        }
+    };
+    let named: Vec<&PathBuf> = named.iter().collect();
+    // Stdin is rewritten alone, whatever a pipeline read from it includes.
+    let (files, covered) = if reads_stdin {
+        (
+            named.iter().map(|p| p.to_path_buf()).collect(),
+            HashSet::new(),
+        )
+    } else {
+        with_included(&named, &args, &settings)
+    };
     let files: Vec<&PathBuf> = files.iter().collect();
-    if let Err(refused) = preflight(&files, &args, &opts, &settings) {
+    if let Err(refused) = preflight(&files, &args, &opts, &settings, &inputs) {
         for msg in refused {
             eprintln!("error: {}", escape(&msg));
         }
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
     let mut changed = false;
-    let mut errored = false;
     let mut stdout = std::io::stdout().lock();
     let mut stdout_ok = true;
     crate::batch::in_order(
@@ -152,16 +261,27 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         parallel_is_safe(&args, &files),
         |path| {
             let covered = covered.contains(*path);
-            rewrite_one(path, &args, &opts, &settings, covered, writes(&args))
+            rewrite_one(
+                path,
+                &args,
+                &opts,
+                &settings,
+                &inputs,
+                covered,
+                writes(&args),
+            )
         },
         |result| match result {
             Ok(done) => {
                 changed |= done.changed;
                 if stdout_ok && let Err(e) = stdout.write_all(done.stdout.as_bytes()) {
+                    exit_if_broken_pipe(&e);
                     eprintln!("error: cannot write to stdout: {e}");
                     (stdout_ok, errored) = (false, true);
                 }
-                eprint!("{}", done.stderr);
+                if !args.quiet {
+                    eprint!("{}", done.stderr);
+                }
             }
             Err(msg) => {
                 errored = true;
@@ -170,15 +290,78 @@ pub fn run(args: RewriteArgs) -> ExitCode {
         },
     );
     if stdout_ok && let Err(e) = stdout.flush() {
+        exit_if_broken_pipe(&e);
         eprintln!("error: cannot write to stdout: {e}");
         errored = true;
     }
     if errored {
-        ExitCode::from(2)
+        ExitStatus::Error
     } else if args.check && changed {
-        ExitCode::from(1)
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
+    }
+}
+
+/// What a walk of the named directories gives: the files to rewrite, or
+/// `None` after a usage error was reported; and the paths that could not be
+/// read.
+struct Walked {
+    files: Option<Vec<PathBuf>>,
+    errors: Vec<crate::source::SourceError>,
+}
+
+/// The named paths with each directory replaced by the CI files found in it
+/// as `kmigrate check` finds them (`.gitignore`, `paths.exclude`, CI file
+/// names; sorted), files in the order named. The walked files are noted in
+/// `inputs`.
+fn walk_directories(
+    named: Vec<PathBuf>,
+    args: &RewriteArgs,
+    settings: &super::check::Settings,
+    inputs: &mut Inputs,
+) -> Walked {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in named {
+        if !path.is_dir() {
+            files.push(path);
+            continue;
+        }
+        if args.stdout {
+            eprintln!(
+                "error: {} is a directory: --stdout prints one file; name the file, or use --diff",
+                escape_inline(&path.display().to_string())
+            );
+            return Walked {
+                files: None,
+                errors,
+            };
+        }
+        let found = crate::discover::discover(std::slice::from_ref(&path), &settings.config);
+        // Asked to change files, finding none is most often a wrong path.
+        if found.targets.is_empty() && found.errors.is_empty() {
+            errors.push(
+                crate::source::SourceError::new(&path, "is a directory with no CI file to rewrite")
+                    .with_help(
+                        "name the CI file itself, or a directory holding cloudbuild*.yaml|yml|json \
+                         or .gitlab-ci.yml (.gitignore and paths.exclude apply)",
+                    ),
+            );
+        }
+        errors.extend(found.errors);
+        for t in found.targets {
+            inputs.walked.insert(t.path.clone());
+            files.push(t.path);
+        }
+    }
+    // A file reached twice (named and walked, or by two directories) is
+    // rewritten once.
+    let mut seen = HashSet::new();
+    files.retain(|p| !inputs.walked.contains(p) || seen.insert(crate::discover::file_key(p)));
+    Walked {
+        files: Some(files),
+        errors,
     }
 }
 
@@ -200,6 +383,7 @@ fn preflight(
     args: &RewriteArgs,
     opts: &Options,
     settings: &super::check::Settings,
+    inputs: &Inputs,
 ) -> Result<(), Vec<String>> {
     if !writes(args) || files.len() < 2 {
         return Ok(());
@@ -209,7 +393,7 @@ fn preflight(
         files,
         true,
         |path| {
-            let done = rewrite_one(path, args, opts, settings, false, false).ok()?;
+            let done = rewrite_one(path, args, opts, settings, inputs, false, false).ok()?;
             let blocked = done
                 .changed
                 .then(|| crate::write::check_writable(path).err())
@@ -293,10 +477,13 @@ fn rewrite_one(
     args: &RewriteArgs,
     opts: &Options,
     settings: &super::check::Settings,
+    inputs: &Inputs,
     includes_covered: bool,
     write: bool,
 ) -> Result<Done, String> {
-    let source = SourceFile::load(path).map_err(|e| e.to_string())?;
+    let Some(source) = inputs.load(path, args.platform)? else {
+        return Ok(Done::default());
+    };
     let platform = engine::platform_of(&source, args.platform).map_err(|e| e.to_string())?;
     let mut findings = engine::analyze(&source, platform, opts).map_err(|e| e.to_string())?;
     if includes_covered {
@@ -437,11 +624,12 @@ fn report(
 }
 
 fn unified_diff(old: &str, new: &str, name: &str) -> String {
+    let (old_name, new_name) = crate::report::diff_headers(name);
     let diff = similar::TextDiff::from_lines(old, new);
     let text = diff
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .header(&old_name, &new_name)
         .to_string();
     // A comment may hold raw escape sequences: a diff is for reading, and
     // `--stdout` gives the exact text.

@@ -1,28 +1,51 @@
-//! `kmigrate rules`, `kmigrate explain ID` and `kmigrate config --show`:
-//! the rules and the configuration as documentation.
+//! `kmigrate rules`, `kmigrate explain ID…` and `kmigrate config`: the
+//! rules and the configuration as documentation.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::ExitStatus;
+use super::exit::print;
 use crate::config::Loaded;
 use crate::rules::meta;
+
+/// `kmigrate rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RulesFormat,
+}
+
+/// Formats of `kmigrate rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RulesFormat {
+    /// A table.
+    Text,
+    /// An array of `{id, severity, fixable, summary, url}`.
+    Json,
+}
 
 /// `kmigrate explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Rule id, e.g. KM002 (case-insensitive).
-    pub rule: String,
+    /// Rule ids, e.g. KM002 (case-insensitive).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub rules: Vec<String>,
+    /// Every rule's page, in id order.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `kmigrate config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Print the effective configuration (file values over the defaults).
-    #[arg(long, required = true)]
+    /// Print the effective configuration (file values over the defaults);
+    /// what `kmigrate config` does without it too.
+    #[arg(long)]
     pub show: bool,
     /// Configuration file to read instead of searching upward.
     #[arg(long)]
@@ -67,54 +90,87 @@ pub fn rules_table() -> String {
     out
 }
 
-pub fn rules() -> ExitCode {
-    print!("{}", rules_table());
-    ExitCode::SUCCESS
+/// Every rule as JSON, for tools and scripts.
+pub fn rules_json() -> String {
+    let rules: Vec<serde_json::Value> = meta::all()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "severity": r.severity.to_string(),
+                "fixable": r.fixable,
+                "summary": r.summary,
+                "url": r.help_url(),
+            })
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&rules).expect("JSON serialises");
+    s.push('\n');
+    s
 }
 
-pub fn explain(args: ExplainArgs) -> ExitCode {
-    match args.rule.parse::<crate::rules::Rule>().map(|r| r.meta()) {
-        Ok(rule) => {
-            let mut page = render_markdown(rule.doc, stdout_color());
-            let _ = write!(
-                page,
-                "\nSeverity: {}. Fixable by `kmigrate rewrite`: {}.\nOnline: {}\n",
-                rule.severity,
-                if rule.fixable { "yes" } else { "no" },
-                rule.help_url()
-            );
-            print!("{page}");
-            ExitCode::SUCCESS
-        }
-        Err(_) => {
-            let ids: Vec<&str> = meta::all().iter().map(|r| r.id).collect();
-            eprintln!(
-                "kmigrate: no rule `{}`; rules are {}",
-                crate::report::terminal::escape_inline(&args.rule),
-                ids.join(", ")
-            );
-            ExitCode::from(2)
-        }
-    }
+pub fn rules(args: RulesArgs) -> ExitStatus {
+    let text = match args.format {
+        RulesFormat::Text => rules_table(),
+        RulesFormat::Json => rules_json(),
+    };
+    print(&text)
 }
 
-pub fn config(args: ConfigArgs) -> ExitCode {
-    debug_assert!(args.show);
+/// A rule's page for the terminal, with its severity, fixability and link.
+fn page(rule: &meta::RuleMeta, color: bool) -> String {
+    let mut page = render_markdown(rule.doc, color);
+    let _ = write!(
+        page,
+        "\nSeverity: {}. Fixable by `kmigrate rewrite`: {}.\nOnline: {}\n",
+        rule.severity,
+        if rule.fixable { "yes" } else { "no" },
+        rule.help_url()
+    );
+    page
+}
+
+pub fn explain(args: ExplainArgs) -> ExitStatus {
+    let rules = if args.all {
+        meta::all().iter().collect()
+    } else {
+        let mut rules = Vec::new();
+        for asked in &args.rules {
+            match asked.parse::<crate::rules::Rule>() {
+                Ok(rule) => rules.push(rule.meta()),
+                Err(_) => {
+                    let ids: Vec<&str> = meta::all().iter().map(|r| r.id).collect();
+                    eprintln!(
+                        "kmigrate: no rule `{}`; rules are {}",
+                        crate::report::terminal::escape_inline(asked),
+                        ids.join(", ")
+                    );
+                    return ExitStatus::Error;
+                }
+            }
+        }
+        rules
+    };
+    let color = stdout_color();
+    let pages: Vec<String> = rules.into_iter().map(|r| page(r, color)).collect();
+    print(&pages.join("\n"))
+}
+
+pub fn config(args: ConfigArgs) -> ExitStatus {
+    // `--show` is the only action, so it is also the default.
+    let _ = args.show;
     let loaded = match &args.config {
         Some(path) => Loaded::from_file(path),
         None => Loaded::discover(&args.path),
     };
     match loaded {
-        Ok(loaded) => {
-            print!("{}", show(&loaded));
-            ExitCode::SUCCESS
-        }
+        Ok(loaded) => print(&show(&loaded)),
         Err(e) => {
             eprintln!(
                 "kmigrate: {}",
                 crate::report::terminal::escape(&e.to_string())
             );
-            ExitCode::from(2)
+            ExitStatus::Error
         }
     }
 }

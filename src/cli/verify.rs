@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::{Args, ValueEnum};
 
+use super::ExitStatus;
 use crate::builder::Progress;
 use crate::report::terminal::{escape, escape_json};
 use crate::verify::{self, EngineKind, Mapping, VerifyOptions};
@@ -85,7 +85,7 @@ fn pairs(flag: &str, raw: &[String], out: &mut BTreeMap<String, String>) -> Resu
     Ok(())
 }
 
-pub fn run(args: VerifyArgs) -> ExitCode {
+pub fn run(args: VerifyArgs) -> ExitStatus {
     let mut opts = VerifyOptions::new(&args.config);
     let setup = (|| -> Result<(), String> {
         for m in &args.registry_map {
@@ -97,7 +97,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     })();
     if let Err(e) = setup {
         eprintln!("kmigrate verify: {}", escape(&e));
-        return ExitCode::from(2);
+        return ExitStatus::Error;
     }
     opts.context = args.context;
     opts.engine = match args.engine {
@@ -124,7 +124,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
                     println!("{}", escape_json(verify::report::json(&report).to_string()))
                 }
             }
-            ExitCode::from(report.exit_code)
+            ExitStatus::from_code(report.exit_code)
         }
         Err(e) => {
             match args.format {
@@ -137,7 +137,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
                     )
                 ),
             }
-            ExitCode::from(2)
+            ExitStatus::Error
         }
     }
 }

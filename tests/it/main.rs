@@ -21,6 +21,7 @@ mod builder_rootless;
 mod builder_security;
 mod cache_refs;
 mod cache_refs_verify;
+mod cli_habits_cli;
 mod cloudbuild_everyday;
 mod cloudbuild_rewrite;
 mod fuzz_regressions;

@@ -332,19 +332,26 @@ impl Loaded {
     /// Whether a walked file is excluded by `paths.exclude`. Patterns are
     /// relative to the configuration file's directory.
     pub fn is_excluded(&self, path: &Path) -> bool {
+        self.excluded_by(path).is_some()
+    }
+
+    /// The first `paths.exclude` pattern that excludes `path`, if any (see
+    /// [`Loaded::is_excluded`]).
+    pub fn excluded_by(&self, path: &Path) -> Option<&str> {
         if self.excludes.is_empty() {
-            return false;
+            return None;
         }
-        let Some(config_path) = &self.path else {
-            return false;
-        };
+        let config_path = self.path.as_ref()?;
         let base = config_path.parent().unwrap_or(Path::new(""));
         let abs = absolute(path);
         let base_abs = absolute(base);
-        if let Ok(rel) = abs.strip_prefix(&base_abs) {
-            return self.excludes.is_match(rel);
-        }
-        self.excludes.is_match(path)
+        let matched = match abs.strip_prefix(&base_abs) {
+            Ok(rel) => self.excludes.matches(rel),
+            Err(_) => self.excludes.matches(path),
+        };
+        // Each pattern adds two globs to the set: itself and `pattern/**`.
+        let first = *matched.first()?;
+        self.config.paths.exclude.get(first / 2).map(String::as_str)
     }
 }
 

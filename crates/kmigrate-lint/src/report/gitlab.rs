@@ -43,7 +43,31 @@ pub fn to_value(run: &Run) -> Value {
             })
         })
         .collect();
-    Value::Array(issues)
+    Value::Array(issues.into_iter().chain(not_checked(run)).collect())
+}
+
+/// The check name of a file that could not be read or parsed.
+pub const NOT_CHECKED: &str = "kmigrate-not-checked";
+
+/// One issue per file that could not be checked: the merge request shows
+/// that the file hides whatever it holds, at the parser's position. Its
+/// fingerprint is the path's (a file has one such error), so it is the same
+/// issue while the file stays broken, wherever the error moves.
+fn not_checked(run: &Run) -> impl Iterator<Item = Value> + '_ {
+    run.errors.iter().map(|e| {
+        let path = display_path(&e.path);
+        let line = e.position.map_or(1, |p| p.0);
+        json!({
+            "type": "issue",
+            "description": format!("kmigrate could not check this file: {}", e.message),
+            "check_name": NOT_CHECKED,
+            "categories": ["Bug Risk"],
+            "content": {"body": e.help.as_deref().unwrap_or(&e.message)},
+            "fingerprint": super::fingerprint(&[NOT_CHECKED, &path]),
+            "severity": "critical",
+            "location": {"path": path, "lines": {"begin": line, "end": line}},
+        })
+    })
 }
 
 pub fn render(run: &Run) -> String {
@@ -85,6 +109,23 @@ mod tests {
         assert!(i["description"].as_str().unwrap().starts_with("KM001: "));
         assert_eq!(i["fingerprint"].as_str().unwrap().len(), 32);
         assert_eq!(v[1]["severity"], "minor");
+    }
+
+    #[test]
+    fn a_file_not_checked_is_an_issue_at_the_parser_position() {
+        let v = to_value(&testing::run());
+        let i = &v[2];
+        assert_eq!(i["check_name"], NOT_CHECKED);
+        assert_eq!(i["severity"], "critical");
+        assert_eq!(i["location"]["path"], "bad/cloudbuild.yaml");
+        assert_eq!(i["location"]["lines"]["begin"], 3);
+        assert!(
+            i["description"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be parsed: bad")
+        );
+        assert_eq!(i["fingerprint"].as_str().unwrap().len(), 32);
     }
 
     #[test]

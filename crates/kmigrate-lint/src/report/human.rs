@@ -209,11 +209,69 @@ impl Renderer {
 
 /// The paths and files that could not be checked, one `error:` block each.
 pub fn render_errors(errors: &[SourceError]) -> String {
+    render_errors_with(errors, &|_| None)
+}
+
+/// [`render_errors`], each positioned error with the line `line_of` gives
+/// (the text of the error's line, if the file can still be read) and a
+/// caret under the column, like a compiler's.
+pub fn render_errors_with(
+    errors: &[SourceError],
+    line_of: &dyn Fn(&SourceError) -> Option<String>,
+) -> String {
     let mut out = String::new();
     for e in errors {
-        let _ = writeln!(out, "error: {}", escape(&e.to_string()));
+        let shown = match (e.position, line_of(e)) {
+            (Some((line, col)), Some(text)) => {
+                let mut head = e.clone();
+                let help = head.help.take();
+                let mut shown = format!("{head}\n{}", excerpt(line, col, &text));
+                if let Some(help) = help {
+                    let _ = write!(shown, "\n  help: {help}");
+                }
+                shown
+            }
+            _ => e.to_string(),
+        };
+        let _ = writeln!(out, "error: {}", escape(&shown));
     }
     out
+}
+
+/// At most this many characters of an error's line are shown, around the
+/// column (a minified file may be one line of megabytes).
+const EXCERPT_CHARS: usize = 120;
+
+/// Line `line` of a file, `text`, with a caret under column `col` (both
+/// 1-based, the column in characters).
+fn excerpt(line: usize, col: usize, text: &str) -> String {
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    let at = col.saturating_sub(1);
+    let start = at.saturating_sub(EXCERPT_CHARS / 2);
+    let len = text.chars().count();
+    let cut =
+        |from: usize, to: usize| -> String { text.chars().skip(from).take(to - from).collect() };
+    let end = len.min(start + EXCERPT_CHARS);
+    let lead = if start > 0 { "…" } else { "" };
+    let tail = if end < len { "…" } else { "" };
+    // Escaped first, so the caret counts the characters as shown.
+    let before = escape_inline(&cut(start, at.clamp(start, end)))
+        .chars()
+        .count();
+    format!(
+        "{gutter} |\n{number} | {lead}{}{tail}\n{gutter} | {}^",
+        escape_inline(&cut(start, end)),
+        " ".repeat(lead.chars().count() + before)
+    )
+}
+
+/// Line `line` (1-based) of `bytes`, decoded leniently: the line an error
+/// points at, for [`render_errors_with`].
+pub fn line_of_bytes(bytes: &[u8], line: usize) -> Option<String> {
+    let raw = bytes.split(|b| *b == b'\n').nth(line.checked_sub(1)?)?;
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    Some(String::from_utf8_lossy(raw).into_owned())
 }
 
 #[cfg(test)]
@@ -248,6 +306,26 @@ mod tests {
             render_errors(&testing::run().errors),
             "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  help: fix it\n"
         );
+    }
+
+    #[test]
+    fn a_positioned_error_shows_its_line_and_a_caret() {
+        let errors = testing::run().errors;
+        let out = render_errors_with(&errors, &|_| Some("  - nme\tx".into()));
+        assert_eq!(
+            out,
+            "error: bad/cloudbuild.yaml:3:5: cannot be parsed: bad\n  |\n3 |   - nme\\u{9}x\n  |     ^\n  help: fix it\n"
+        );
+        // A long line is cut around the column.
+        let long = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let shown = excerpt(1, 501, &long);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[1].chars().count() < 130, "{shown}");
+        let caret = lines[2].chars().position(|c| c == '^').unwrap();
+        assert_eq!(lines[1].chars().nth(caret), Some('X'), "{shown}");
+        assert_eq!(line_of_bytes(b"a\r\nb\n", 1).as_deref(), Some("a"));
+        assert_eq!(line_of_bytes(b"a\nb", 2).as_deref(), Some("b"));
+        assert_eq!(line_of_bytes(b"a\nb", 3), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! file sorted by position, so output is deterministic however many threads
 //! checked the files.
 
+pub mod concise;
 pub mod github;
 pub mod gitlab;
 pub mod human;
@@ -15,6 +16,7 @@ pub mod migration;
 pub mod plain;
 pub mod sarif;
 pub mod snippet;
+pub mod statistics;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ use crate::source::{SourceError, SourceFile, patch};
 pub enum Format {
     /// Diagnostics with the source span (miette); summary on stderr.
     Human,
+    /// One line per finding: `path:line:col: KM001 [error] message`.
+    Concise,
     /// Versioned JSON document (schema in the README).
     Json,
     /// SARIF 2.1.0 log (GitHub code scanning and others).
@@ -98,12 +102,12 @@ impl<'a> Located<'a> {
     pub fn fix_preview(&self) -> Option<String> {
         let fix = self.finding.fix.as_ref()?;
         let fixed = patch::apply(&self.source.text, &fix.edits).ok()?;
-        let name = display_path(self.path);
+        let (old, new) = diff_headers(&display_path(self.path));
         let diff = similar::TextDiff::from_lines(self.source.text.as_str(), fixed.as_str());
         Some(
             diff.unified_diff()
                 .context_radius(2)
-                .header(&format!("a/{name}"), &format!("b/{name}"))
+                .header(&old, &new)
                 .to_string(),
         )
     }
@@ -117,6 +121,17 @@ impl<'a> Located<'a> {
             .get(self.finding.span.clone())
             .unwrap_or_default();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The `---`/`+++` names of a diff of the file `name`: `a/name` and
+/// `b/name` as git writes them, or an absolute path as given (`a//tmp/x`
+/// would be neither).
+pub fn diff_headers(name: &str) -> (String, String) {
+    if name.starts_with('/') {
+        (name.to_string(), name.to_string())
+    } else {
+        (format!("a/{name}"), format!("b/{name}"))
     }
 }
 
@@ -140,7 +155,6 @@ impl Run {
     /// collapsed, and its rank among identical (rule, path, text) findings;
     /// never a line number, so it survives lines moving and re-indentation.
     pub fn fingerprints(&self) -> Vec<String> {
-        use sha2::{Digest, Sha256};
         let mut seen: std::collections::HashMap<(String, String, String), usize> =
             std::collections::HashMap::new();
         self.located()
@@ -151,16 +165,9 @@ impl Run {
                     l.normalised_snippet(),
                 );
                 let rank = seen.entry(key.clone()).or_insert(0);
-                let mut h = Sha256::new();
-                for part in [&key.0, &key.1, &key.2, &rank.to_string()] {
-                    h.update(part.as_bytes());
-                    h.update([0]);
-                }
+                let fp = fingerprint(&[&key.0, &key.1, &key.2, &rank.to_string()]);
                 *rank += 1;
-                h.finalize()[..16]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
+                fp
             })
             .collect()
     }
@@ -264,6 +271,20 @@ impl Tally {
     }
 }
 
+/// A hash of `parts` (each ended by a NUL), as 32 hex digits.
+pub fn fingerprint(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -272,6 +293,7 @@ fn plural(n: usize) -> &'static str {
 pub fn render(format: Format, run: &Run, color: bool) -> String {
     match format {
         Format::Human => human::render(run, color),
+        Format::Concise => concise::render(run),
         Format::Json => terminal::escape_json(json::render(run)),
         Format::Sarif => terminal::escape_json(sarif::render(run)),
         Format::Gitlab => terminal::escape_json(gitlab::render(run)),

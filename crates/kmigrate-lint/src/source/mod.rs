@@ -258,9 +258,11 @@ impl SourceFile {
         let tree = match tree::parse(&text) {
             Ok(t) => t,
             Err(e) => {
-                let pos = position_with(&line_starts, &text, e.offset);
+                let mut pos = position_with(&line_starts, &text, e.offset);
                 // libyaml-based yaml_serde explains most syntax errors better
-                // than "this is not valid YAML"; prefer its wording.
+                // than "this is not valid YAML"; prefer its wording, and its
+                // position (the span-keeping grammar often stops at the start
+                // of the block it could not finish).
                 // libyaml's scanner is quadratic in flow nesting (100,000
                 // nested `[` took minutes): past the depth guard, or with
                 // deep brackets anywhere, give the tree's own message.
@@ -269,7 +271,12 @@ impl SourceFile {
                 {
                     Err(e.message.clone())
                 } else {
-                    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|ye| ye.to_string())
+                    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|ye| {
+                        if let Some(at) = ye.location() {
+                            pos = position_with(&line_starts, &text, at.index());
+                        }
+                        ye.to_string()
+                    })
                 };
                 let (message, help) = match lenient {
                     Err(why) => (
