@@ -2,6 +2,7 @@
 
 pub mod argv;
 pub mod cache_refs;
+pub mod equivalence;
 pub mod from_kaniko;
 pub mod plan;
 pub mod registry_config;

@@ -579,7 +579,13 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
     };
     let p = Pipeline::from_text(&root, path, text.to_string())
         .map_err(|e| format!("{}: {}", e.path.display(), e.message))?;
-    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| !j.hidden).collect();
+    Ok(pipeline_builds(&p, inputs, false))
+}
+
+/// The builds of a loaded pipeline's jobs (and of its hidden templates
+/// too when `templates`: a template library is what its file ships).
+pub fn pipeline_builds(p: &Pipeline, inputs: &Inputs, templates: bool) -> Vec<Extracted> {
+    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| templates || !j.hidden).collect();
     let stage_of = |j: &&crate::platform::gitlab::Job| {
         let s = j.stage.as_ref().map(|s| s.value.as_str()).unwrap_or("test");
         p.stages.iter().position(|x| x == s).unwrap_or(usize::MAX)
@@ -633,7 +639,7 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

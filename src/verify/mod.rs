@@ -13,6 +13,7 @@ pub mod compare;
 pub mod confine;
 pub mod docker;
 pub mod embedded;
+pub mod equivalence;
 pub mod extract;
 pub mod mapping;
 pub mod report;
