@@ -228,8 +228,10 @@ impl BuildPlan {
         if let Some(f) = &self.dockerfile {
             pair("--file", f);
         }
-        for t in &self.tags {
-            pair("--tag", t);
+        if !fault::drops_tags() {
+            for t in &self.tags {
+                pair("--tag", t);
+            }
         }
         for a in &self.build_args {
             pair("--build-arg", &a.to_string());
@@ -283,6 +285,33 @@ impl BuildPlan {
             out.push(format!("--sbom={s}"));
         }
         out.push(self.context.clone());
+        out
+    }
+}
+
+/// A deliberately broken translation, for the tests of the safety net
+/// (`verify::equivalence`): with it on, rendered plans lose their tags, as
+/// a flag table that dropped `--destination` would. Test builds only.
+pub(crate) mod fault {
+    #[cfg(test)]
+    thread_local! {
+        static DROP_TAGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Whether rendering drops `--tag` (always false outside tests).
+    pub fn drops_tags() -> bool {
+        #[cfg(test)]
+        return DROP_TAGS.with(|d| d.get());
+        #[cfg(not(test))]
+        false
+    }
+
+    /// Runs `f` with the broken translation on (this thread only).
+    #[cfg(test)]
+    pub fn dropping_tags<T>(f: impl FnOnce() -> T) -> T {
+        DROP_TAGS.with(|d| d.set(true));
+        let out = f();
+        DROP_TAGS.with(|d| d.set(false));
         out
     }
 }

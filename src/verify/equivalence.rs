@@ -15,7 +15,7 @@ use super::extract::{self, Extracted, Inputs};
 use super::vars::GitInfo;
 use crate::buildx::equivalence::{self, Explained, Field};
 use crate::platform::Platform;
-use crate::platform::gitlab::Pipeline;
+use crate::platform::gitlab::{Job, Pipeline};
 
 /// A build whose rewrite does not reproduce it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ fn stand_in(name: &str) -> String {
 /// Runs `read` (which extracts the original and the rewritten builds with
 /// the given variable overrides) and compares the builds. Variables neither
 /// side can resolve get a stand-in and are read again, once.
-pub fn compare_with<F>(read: F, explained: &Explained) -> Vec<Mismatch>
+pub fn compare_with<F>(read: F, explained: &dyn Fn(&str) -> Explained) -> Vec<Mismatch>
 where
     F: Fn(&BTreeMap<String, String>) -> (Vec<Extracted>, Vec<Extracted>),
 {
@@ -91,7 +91,7 @@ fn unchanged(a: &Extracted, b: &Extracted) -> bool {
 pub fn compare_builds(
     original: &[Extracted],
     rewritten: &[Extracted],
-    explained: &Explained,
+    explained: &dyn Fn(&str) -> Explained,
 ) -> Vec<Mismatch> {
     let mut used_o = vec![false; original.len()];
     let mut used_r = vec![false; rewritten.len()];
@@ -128,7 +128,7 @@ pub fn compare_builds(
         // Kaniko itself rejects) has no plan to hold the rewrite to.
         let Some(before) = &o.plan else { continue };
         let fields = match &rewritten[j].plan {
-            Some(after) => equivalence::differences(before, after, explained),
+            Some(after) => equivalence::differences(before, after, &explained(&o.unit)),
             None => vec![Field::Build],
         };
         if !fields.is_empty() {
@@ -173,7 +173,12 @@ fn config_dir(path: &Path) -> &Path {
 }
 
 /// Compares a Cloud Build config's text with its rewrite.
-pub fn cloudbuild(path: &Path, before: &str, after: &str, explained: &Explained) -> Vec<Mismatch> {
+pub fn cloudbuild(
+    path: &Path,
+    before: &str,
+    after: &str,
+    explained: &dyn Fn(&str) -> Explained,
+) -> Vec<Mismatch> {
     let git = GitInfo::default();
     let dir = config_dir(path);
     compare_with(
@@ -189,16 +194,23 @@ pub fn cloudbuild(path: &Path, before: &str, after: &str, explained: &Explained)
 }
 
 /// Compares a GitLab pipeline with its rewrite (`after`: the pipeline
-/// with the edited files replaced), templates included.
-pub fn gitlab(before: &Pipeline, after: &Pipeline, explained: &Explained) -> Vec<Mismatch> {
+/// with the edited files replaced): the jobs and templates `before_jobs`
+/// and `after_jobs` select (the ones a rewrite may have changed).
+pub fn gitlab(
+    before: &Pipeline,
+    after: &Pipeline,
+    before_jobs: &dyn Fn(&Job) -> bool,
+    after_jobs: &dyn Fn(&Job) -> bool,
+    explained: &dyn Fn(&str) -> Explained,
+) -> Vec<Mismatch> {
     let git = GitInfo::default();
     let dir = before.root_dir.as_path();
     compare_with(
         |overrides| {
             let i = inputs(dir, &git, overrides);
             (
-                extract::pipeline_builds(before, &i, true),
-                extract::pipeline_builds(after, &i, true),
+                extract::pipeline_builds(before, &i, before_jobs),
+                extract::pipeline_builds(after, &i, after_jobs),
             )
         },
         explained,
@@ -214,15 +226,23 @@ pub fn texts(
     after: &str,
     explained: &Explained,
 ) -> Result<Vec<Mismatch>, String> {
+    let explained = |_: &str| explained.clone();
     match platform {
-        Platform::CloudBuild => Ok(cloudbuild(path, before, after, explained)),
+        Platform::CloudBuild => Ok(cloudbuild(path, before, after, &explained)),
         Platform::GitLab => {
             let root = crate::platform::gitlab::include::repo_root(path);
             let load = |text: &str| {
                 Pipeline::from_text(&root, path, text.to_string())
                     .map_err(|e| format!("{}: {}", e.path.display(), e.message))
             };
-            Ok(gitlab(&load(before)?, &load(after)?, explained))
+            let every = |_: &Job| true;
+            Ok(gitlab(
+                &load(before)?,
+                &load(after)?,
+                &every,
+                &every,
+                &explained,
+            ))
         }
     }
 }
@@ -239,6 +259,53 @@ mod tests {
         )
     }
 
+    /// The engine `check` and `rewrite` run, with a broken translation:
+    /// the build is withheld with a KM012 finding and the text keeps it.
+    fn withheld_under_a_broken_translation(path: &str, text: &str, unit_word: &str) {
+        use crate::buildx::plan::fault;
+        use crate::engine;
+        let source = crate::source::SourceFile::from_text(Path::new(path), text.into()).unwrap();
+        let platform = engine::platform_of(&source, None).unwrap();
+        let opts = crate::options::Options::default();
+        // The same text migrates when the translation is right.
+        let good = engine::analyze(&source, platform, &opts).unwrap();
+        let fixed = engine::apply_fixes(&source, &good).unwrap().expect("a rewrite");
+        assert!(fixed.contains("--tag"), "{fixed}");
+        assert!(!good.iter().any(|f| f.rule == "KM012"), "{good:#?}");
+
+        let findings = fault::dropping_tags(|| engine::analyze(&source, platform, &opts)).unwrap();
+        let km012: Vec<_> = findings.iter().filter(|f| f.rule == "KM012").collect();
+        assert_eq!(km012.len(), 1, "{findings:#?}");
+        let m = &km012[0].message;
+        assert!(m.contains("was withheld") && m.contains("tags"), "{m}");
+        assert!(m.contains(unit_word), "{m}");
+        assert!(
+            km012[0].help.as_deref().unwrap_or("").contains("report"),
+            "{:?}",
+            km012[0].help
+        );
+        // Nothing of the build's broken rewrite is written.
+        let after = fault::dropping_tags(|| engine::apply_fixes(&source, &findings)).unwrap();
+        if let Some(after) = &after {
+            assert!(after.contains("--destination"), "{after}");
+            assert!(!after.contains("buildx build"), "{after}");
+        }
+    }
+
+    #[test]
+    fn a_broken_cloud_build_translation_is_withheld() {
+        withheld_under_a_broken_translation("cloudbuild.yaml", KANIKO, "step 1");
+    }
+
+    #[test]
+    fn a_broken_gitlab_translation_is_withheld() {
+        withheld_under_a_broken_translation(
+            "/nonexistent-kmigrate-test/.gitlab-ci.yml",
+            "build:\n  image: {name: gcr.io/kaniko-project/executor:debug, entrypoint: [\"\"]}\n  script:\n    - /kaniko/executor --context \"$CI_PROJECT_DIR\" --destination \"$CI_REGISTRY_IMAGE:1\"\n",
+            "job `build`",
+        );
+    }
+
     #[test]
     fn a_faithful_rewrite_has_no_mismatch() {
         let after = buildx(
@@ -248,7 +315,7 @@ mod tests {
             Path::new("cloudbuild.yaml"),
             KANIKO,
             &after,
-            &Explained::default(),
+            &|_: &str| Explained::default(),
         );
         assert_eq!(got, []);
     }
@@ -262,7 +329,7 @@ mod tests {
             Path::new("cloudbuild.yaml"),
             KANIKO,
             &after,
-            &Explained::default(),
+            &|_: &str| Explained::default(),
         );
         assert_eq!(
             got,
@@ -278,10 +345,10 @@ mod tests {
     #[test]
     fn a_lost_build_and_an_unreadable_one_are_named() {
         let gone = "steps:\n- id: app\n  name: gcr.io/cloud-builders/docker\n  args: [version]\n";
-        let got = cloudbuild(Path::new("c.yaml"), KANIKO, gone, &Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), KANIKO, gone, &|_: &str| Explained::default());
         assert_eq!(got[0].fields, [Field::Build]);
         let bad = buildx("--no-such-flag, app");
-        let got = cloudbuild(Path::new("c.yaml"), KANIKO, &bad, &Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), KANIKO, &bad, &|_: &str| Explained::default());
         assert_eq!(got[0].fields, [Field::Build]);
     }
 
@@ -291,11 +358,11 @@ mod tests {
         let after = buildx(
             "--builder, kmigrate, --tag, '${_IMAGE}:2', --cache-from, 'type=registry,ref=${_IMAGE}/cache:buildcache', --cache-to, 'type=registry,ref=${_IMAGE}/cache:buildcache,mode=max', --push, --provenance=false, app",
         );
-        let got = cloudbuild(Path::new("c.yaml"), &before, &after, &Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| Explained::default());
         assert_eq!(got[0].fields, [Field::Tags]);
         let after = after.replace(":2'", ":1'");
         assert_eq!(
-            cloudbuild(Path::new("c.yaml"), &before, &after, &Explained::default()),
+            cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| Explained::default()),
             []
         );
     }

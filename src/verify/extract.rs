@@ -579,13 +579,18 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
     };
     let p = Pipeline::from_text(&root, path, text.to_string())
         .map_err(|e| format!("{}: {}", e.path.display(), e.message))?;
-    Ok(pipeline_builds(&p, inputs, false))
+    Ok(pipeline_builds(&p, inputs, &|j| !j.hidden))
 }
 
-/// The builds of a loaded pipeline's jobs (and of its hidden templates
-/// too when `templates`: a template library is what its file ships).
-pub fn pipeline_builds(p: &Pipeline, inputs: &Inputs, templates: bool) -> Vec<Extracted> {
-    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| templates || !j.hidden).collect();
+/// The builds of the jobs of a loaded pipeline that `select` picks
+/// (`verify` runs the jobs; the rewrite's safety net also reads the
+/// hidden templates a template library ships).
+pub fn pipeline_builds(
+    p: &Pipeline,
+    inputs: &Inputs,
+    select: &dyn Fn(&crate::platform::gitlab::Job) -> bool,
+) -> Vec<Extracted> {
+    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| select(j)).collect();
     let stage_of = |j: &&crate::platform::gitlab::Job| {
         let s = j.stage.as_ref().map(|s| s.value.as_str()).unwrap_or("test");
         p.stages.iter().position(|x| x == s).unwrap_or(usize::MAX)

@@ -76,6 +76,8 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     for (k, conversions) in found.into_iter().zip(converted) {
         steps.push(migrate_step(build, k, conversions, &builder));
     }
+    // Nothing is offered that does not build what the step built.
+    super::equivalence::withhold_unfaithful(build, &mut steps, opts);
 
     let mut driver_fixes = Vec::new();
     for d in docker_steps::builds(build) {

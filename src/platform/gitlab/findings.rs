@@ -290,6 +290,8 @@ fn plans(
             keep_shared_values(p, kjobs, opts, &mut plans);
         }
         accept_together(p, kjobs, opts, &mut plans);
+        // Nothing is offered that does not build what the job built.
+        super::equivalence::withhold_unfaithful(p, kjobs, opts, &mut plans);
         if refused(&plans) == before {
             break;
         }
@@ -436,6 +438,13 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     let plan = match plan {
         Ok(plan) => plan,
         Err(why) => {
+            if let Some(what) = why.strip_prefix(super::equivalence::WITHHELD) {
+                c.add(
+                    file,
+                    Finding::new("KM012", span.clone(), what)
+                        .with_help(crate::verify::equivalence::REPORT_HELP),
+                );
+            }
             c.add(file, km001.with_help(format!("left unchanged: {why}")));
             if let Some((f2, finding)) = km002 {
                 c.add(

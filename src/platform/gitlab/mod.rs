@@ -19,6 +19,7 @@ pub mod analyze;
 pub mod cache;
 pub mod detect;
 pub mod docker_cache;
+pub mod equivalence;
 pub mod findings;
 pub mod fragment;
 pub mod glob;
