@@ -157,7 +157,11 @@ fn listed() -> Vec<PathBuf> {
 fn the_kept_figure_is_the_figure_of_the_listed_fixtures() {
     let files = listed();
     for f in &files {
-        assert!(f.is_file(), "{} is listed in FILES but missing", f.display());
+        assert!(
+            f.is_file(),
+            "{} is listed in FILES but missing",
+            f.display()
+        );
     }
     let fig = figure(&files);
     println!("{}\nleft: {:#?}", fig.line(), fig.left);

@@ -74,10 +74,8 @@ fn check_file(path: &Path, t: &mut Tally) {
         return;
     };
     t.rewritten += 1;
-    let explained = Explained::from_notes(
-        findings.iter().map(|f| f.message.as_str()),
-        &opts.cache_tag,
-    );
+    let explained =
+        Explained::from_notes(findings.iter().map(|f| f.message.as_str()), &opts.cache_tag);
     match equivalence::texts(path, platform, &source.text, &after, &explained) {
         Ok(mismatches) => {
             for m in mismatches {
@@ -89,9 +87,10 @@ fn check_file(path: &Path, t: &mut Tally) {
                 ));
             }
         }
-        Err(e) => t
-            .problems
-            .push(format!("{}: the rewrite cannot be read: {e}", path.display())),
+        Err(e) => t.problems.push(format!(
+            "{}: the rewrite cannot be read: {e}",
+            path.display()
+        )),
     }
 }
 
@@ -135,9 +134,6 @@ fn every_corpus_rewrite_builds_what_the_original_built() {
     for p in ci_files(&dir) {
         check_file(&p, &mut t);
     }
-    println!(
-        "corpus: {} files read, {} rewritten",
-        t.files, t.rewritten
-    );
+    println!("corpus: {} files read, {} rewritten", t.files, t.rewritten);
     assert!(t.problems.is_empty(), "{}", t.problems.join("\n"));
 }

@@ -112,7 +112,11 @@ impl Explained {
 
 /// The fields in which `rewritten` differs from `original` without an
 /// explanation, in [`Field`] order (empty: the rewrite builds the same).
-pub fn differences(original: &BuildPlan, rewritten: &BuildPlan, explained: &Explained) -> Vec<Field> {
+pub fn differences(
+    original: &BuildPlan,
+    rewritten: &BuildPlan,
+    explained: &Explained,
+) -> Vec<Field> {
     let mut out = Vec::new();
     let mut check = |field: Field, same: bool| {
         if !same {
@@ -125,7 +129,10 @@ pub fn differences(original: &BuildPlan, rewritten: &BuildPlan, explained: &Expl
         Field::Dockerfile,
         dockerfile(original) == dockerfile(rewritten),
     );
-    check(Field::BuildArgs, original.build_args == rewritten.build_args);
+    check(
+        Field::BuildArgs,
+        original.build_args == rewritten.build_args,
+    );
     check(Field::Target, original.target == rewritten.target);
     check(Field::Labels, original.labels == rewritten.labels);
     check(
@@ -195,8 +202,12 @@ fn same_caches(original: &[AttrList], rewritten: &[AttrList], explained: &Explai
     original.len() == rewritten.len()
         && original.iter().zip(rewritten).all(|(o, r)| {
             let rest = |a: &AttrList| {
-                let mut v: Vec<(String, String)> =
-                    a.attrs.iter().filter(|(k, _)| k != "ref").cloned().collect();
+                let mut v: Vec<(String, String)> = a
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k != "ref")
+                    .cloned()
+                    .collect();
                 v.sort();
                 v
             };
@@ -240,14 +251,22 @@ mod tests {
     #[test]
     fn renames_are_read_from_the_retag_note() {
         let e = Explained::from_notes(
-            ["the registry cache is `r/c:ci-api`, not `r/c:ci`: the build `web` of another image would export to that ref too", "other"],
+            [
+                "the registry cache is `r/c:ci-api`, not `r/c:ci`: the build `web` of another image would export to that ref too",
+                "other",
+            ],
             "ci",
         );
         assert_eq!(e.cache_tag.as_deref(), Some("ci"));
-        assert_eq!(e.cache_renames, [("r/c:ci".to_string(), "r/c:ci-api".to_string())]);
+        assert_eq!(
+            e.cache_renames,
+            [("r/c:ci".to_string(), "r/c:ci-api".to_string())]
+        );
         assert_eq!(Explained::from_notes([], DEFAULT_CACHE_TAG).cache_tag, None);
         let chosen = Explained::from_notes(
-            ["Kaniko's default cache repository is `<repository of $D>/cache`, which cannot be derived from a variable; kmigrate uses `$D-buildcache`"],
+            [
+                "Kaniko's default cache repository is `<repository of $D>/cache`, which cannot be derived from a variable; kmigrate uses `$D-buildcache`",
+            ],
             DEFAULT_CACHE_TAG,
         );
         assert!(chosen.cache_repo_chosen);
@@ -344,7 +363,8 @@ mod tests {
     #[test]
     fn every_listed_field_is_compared() {
         let base = plan();
-        let cases: Vec<(Field, Box<dyn Fn(&mut BuildPlan)>)> = vec![
+        type Change = Box<dyn Fn(&mut BuildPlan)>;
+        let cases: Vec<(Field, Change)> = vec![
             (
                 Field::Context,
                 Box::new(|p| {

@@ -113,7 +113,11 @@ pub fn compare_builds(
             .find(|&j| {
                 !tags.is_empty() && rewritten[j].plan.as_ref().is_some_and(|p| p.tags == tags)
             })
-            .or_else(|| (0..rewritten.len()).filter(free).find(|&j| rewritten[j].unit == o.unit))
+            .or_else(|| {
+                (0..rewritten.len())
+                    .filter(free)
+                    .find(|&j| rewritten[j].unit == o.unit)
+            })
             .or_else(|| (0..rewritten.len()).find(free));
         let Some(j) = partner else {
             out.push(Mismatch {
@@ -184,8 +188,13 @@ pub fn cloudbuild(
     compare_with(
         |overrides| {
             let read = |text: &str| {
-                extract::extract(path, text, Platform::CloudBuild, &inputs(dir, &git, overrides))
-                    .unwrap_or_default()
+                extract::extract(
+                    path,
+                    text,
+                    Platform::CloudBuild,
+                    &inputs(dir, &git, overrides),
+                )
+                .unwrap_or_default()
             };
             (read(before), read(after))
         },
@@ -269,7 +278,9 @@ mod tests {
         let opts = crate::options::Options::default();
         // The same text migrates when the translation is right.
         let good = engine::analyze(&source, platform, &opts).unwrap();
-        let fixed = engine::apply_fixes(&source, &good).unwrap().expect("a rewrite");
+        let fixed = engine::apply_fixes(&source, &good)
+            .unwrap()
+            .expect("a rewrite");
         assert!(fixed.contains("--tag"), "{fixed}");
         assert!(!good.iter().any(|f| f.rule == "KM012"), "{good:#?}");
 
@@ -311,12 +322,9 @@ mod tests {
         let after = buildx(
             "--builder, kmigrate, --tag, r.example/app:1, --cache-from, 'type=registry,ref=r.example/app/cache:buildcache', --cache-to, 'type=registry,ref=r.example/app/cache:buildcache,mode=max', --push, --provenance=false, app",
         );
-        let got = cloudbuild(
-            Path::new("cloudbuild.yaml"),
-            KANIKO,
-            &after,
-            &|_: &str| Explained::default(),
-        );
+        let got = cloudbuild(Path::new("cloudbuild.yaml"), KANIKO, &after, &|_: &str| {
+            Explained::default()
+        });
         assert_eq!(got, []);
     }
 
@@ -325,12 +333,9 @@ mod tests {
         let after = buildx(
             "--builder, kmigrate, --cache-from, 'type=registry,ref=r.example/app/cache:buildcache', --cache-to, 'type=registry,ref=r.example/app/cache:buildcache,mode=max', --push, --provenance=false, app",
         );
-        let got = cloudbuild(
-            Path::new("cloudbuild.yaml"),
-            KANIKO,
-            &after,
-            &|_: &str| Explained::default(),
-        );
+        let got = cloudbuild(Path::new("cloudbuild.yaml"), KANIKO, &after, &|_: &str| {
+            Explained::default()
+        });
         assert_eq!(
             got,
             [Mismatch {
@@ -345,10 +350,14 @@ mod tests {
     #[test]
     fn a_lost_build_and_an_unreadable_one_are_named() {
         let gone = "steps:\n- id: app\n  name: gcr.io/cloud-builders/docker\n  args: [version]\n";
-        let got = cloudbuild(Path::new("c.yaml"), KANIKO, gone, &|_: &str| Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), KANIKO, gone, &|_: &str| {
+            Explained::default()
+        });
         assert_eq!(got[0].fields, [Field::Build]);
         let bad = buildx("--no-such-flag, app");
-        let got = cloudbuild(Path::new("c.yaml"), KANIKO, &bad, &|_: &str| Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), KANIKO, &bad, &|_: &str| {
+            Explained::default()
+        });
         assert_eq!(got[0].fields, [Field::Build]);
     }
 
@@ -358,11 +367,15 @@ mod tests {
         let after = buildx(
             "--builder, kmigrate, --tag, '${_IMAGE}:2', --cache-from, 'type=registry,ref=${_IMAGE}/cache:buildcache', --cache-to, 'type=registry,ref=${_IMAGE}/cache:buildcache,mode=max', --push, --provenance=false, app",
         );
-        let got = cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| Explained::default());
+        let got = cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| {
+            Explained::default()
+        });
         assert_eq!(got[0].fields, [Field::Tags]);
         let after = after.replace(":2'", ":1'");
         assert_eq!(
-            cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| Explained::default()),
+            cloudbuild(Path::new("c.yaml"), &before, &after, &|_: &str| {
+                Explained::default()
+            }),
             []
         );
     }

@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::Pipeline;
 use super::analyze::KanikoJob;
 use super::job::Job;
 use super::plan::{JobPlan, footprint, touches};
 use super::target::{Options, Target};
-use super::Pipeline;
 use crate::buildx::equivalence::Explained;
 use crate::source::patch::{Edit, apply};
 use crate::verify::equivalence::{self, Mismatch};
@@ -19,16 +19,25 @@ use crate::verify::equivalence::{self, Mismatch};
 /// can say so under KM012.
 pub const WITHHELD: &str = "the translation did not reproduce the build: ";
 
-/// What a job runs, as far as a rewrite can change it.
-fn runs(job: &Job) -> (Option<&str>, Vec<&str>, Vec<(&str, Option<&str>)>) {
-    (
-        job.image.as_ref().map(|i| i.name.value.as_str()),
-        job.lines().map(|l| l.text.as_str()).collect(),
-        job.variables
+/// What a job runs, as far as a rewrite can change it: its image, script
+/// lines and variables.
+#[derive(PartialEq, Eq)]
+struct Runs<'a> {
+    image: Option<&'a str>,
+    lines: Vec<&'a str>,
+    variables: Vec<(&'a str, Option<&'a str>)>,
+}
+
+fn runs(job: &Job) -> Runs<'_> {
+    Runs {
+        image: job.image.as_ref().map(|i| i.name.value.as_str()),
+        lines: job.lines().map(|l| l.text.as_str()).collect(),
+        variables: job
+            .variables
             .iter()
             .map(|v| (v.name.as_str(), v.value.as_ref().map(|x| x.value.as_str())))
             .collect(),
-    )
+    }
 }
 
 /// Refuses (as `Err` starting with [`WITHHELD`]) every accepted plan whose
@@ -122,7 +131,8 @@ fn compare(
         .filter(|(_, p)| matches!(p, Some(Ok(_))))
         .map(|(k, _)| k.job.name.as_str())
         .collect();
-    let before_jobs = |j: &Job| planned.contains(j.name.as_str()) || changed.contains(j.name.as_str());
+    let before_jobs =
+        |j: &Job| planned.contains(j.name.as_str()) || changed.contains(j.name.as_str());
     let after_jobs =
         |j: &Job| changed.contains(j.name.as_str()) || planned.contains(j.name.as_str());
     let explained = |unit: &str| {
