@@ -19,6 +19,8 @@ use kmigrate::rules::{Finding, Severity};
 use kmigrate::source::SourceFile;
 use kmigrate::verify::equivalence;
 
+mod plan_equiv_common;
+
 /// What a set of files comes to.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Figure {
@@ -205,16 +207,7 @@ fn a_file_left_for_a_human_is_counted_with_its_reason() {
 
 #[test]
 fn the_corpus_figure_is_printed_where_the_corpus_is() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let Some(dir) = std::env::var_os("KMIGRATE_CORPUS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            manifest.join("../shared/corpus"),
-            manifest.join("../../shared/corpus"),
-        ])
-        .find(|d| d.is_dir())
-    else {
+    let Some(dir) = plan_equiv_common::corpus_dir() else {
         println!("../shared/corpus not found (set KMIGRATE_CORPUS): no corpus figure");
         return;
     };

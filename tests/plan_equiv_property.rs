@@ -16,6 +16,9 @@ use kmigrate::options::Options;
 use kmigrate::source::SourceFile;
 use kmigrate::verify::equivalence;
 
+mod plan_equiv_common;
+use plan_equiv_common::corpus_dir;
+
 /// Every file under `dir` that may be a CI config, sorted.
 fn ci_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -92,20 +95,6 @@ fn check_file(path: &Path, t: &mut Tally) {
             path.display()
         )),
     }
-}
-
-/// `$KMIGRATE_CORPUS`, else `../shared/corpus` next to the checkout (or
-/// next to the worktree's parent, for a git worktree).
-fn corpus_dir() -> Option<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("KMIGRATE_CORPUS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            manifest.join("../shared/corpus"),
-            manifest.join("../../shared/corpus"),
-        ])
-        .find(|d| d.is_dir())
 }
 
 #[test]
