@@ -54,9 +54,8 @@ struct Tally {
 }
 
 /// The rewrite settings the property holds under: the defaults, another
-/// cache tag, no split, and GitLab's `split` target (which keeps Kaniko).
-/// (`--gitlab-target buildkit` writes `buildctl-daemonless.sh`, which the
-/// extractor does not read back: its rewrites are not compared.)
+/// cache tag, no split, and GitLab's other targets (rootless BuildKit, and
+/// `split`, which keeps Kaniko).
 fn settings() -> Vec<Options> {
     let d = Options::default;
     vec![
@@ -71,6 +70,10 @@ fn settings() -> Vec<Options> {
         },
         Options {
             gitlab_target: "split".into(),
+            ..d()
+        },
+        Options {
+            gitlab_target: "buildkit".into(),
             ..d()
         },
     ]

@@ -123,7 +123,12 @@ pub fn differences(
             out.push(field);
         }
     };
-    check(Field::Tags, original.tags == rewritten.tags);
+    // Names matter only where an image is pushed or written: a build that
+    // exports nothing but its cache names nothing.
+    check(
+        Field::Tags,
+        original.tags == rewritten.tags || !(names_image(original) || names_image(rewritten)),
+    );
     check(Field::Context, original.context == rewritten.context);
     check(
         Field::Dockerfile,
@@ -151,6 +156,16 @@ pub fn differences(
     );
     check(Field::Secrets, original.secrets == rewritten.secrets);
     out
+}
+
+/// Whether the plan pushes or writes an image that carries its tags.
+fn names_image(plan: &BuildPlan) -> bool {
+    plan.push
+        || plan.load
+        || plan
+            .outputs
+            .iter()
+            .any(|o| !matches!(o.kind(), Some("cacheonly" | "local" | "tar")))
 }
 
 /// The Dockerfile a plan builds: `-f` or `<context>/Dockerfile`.
@@ -299,6 +314,23 @@ mod tests {
             describe(&[Field::Tags, Field::Output]),
             "tags, output (push / no-push / tar)"
         );
+    }
+
+    #[test]
+    fn tags_of_a_cache_only_build_name_nothing() {
+        let cache_only = |tags: &[&str]| BuildPlan {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            push: false,
+            outputs: vec![AttrList::parse("type=cacheonly")],
+            ..plan()
+        };
+        let none = Explained::default();
+        assert!(differences(&cache_only(&["r/a:1"]), &cache_only(&[]), &none).is_empty());
+        let mut tar = cache_only(&["r/a:1"]);
+        tar.outputs = vec![AttrList::parse("type=docker,dest=i.tar")];
+        let mut untagged = tar.clone();
+        untagged.tags.clear();
+        assert_eq!(differences(&tar, &untagged, &none), [Field::Tags]);
     }
 
     #[test]

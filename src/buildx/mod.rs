@@ -1,6 +1,7 @@
 //! `docker buildx build` as data: the shared [`BuildPlan`] and its argv form.
 
 pub mod argv;
+pub mod buildctl;
 pub mod cache_refs;
 pub mod equivalence;
 pub mod from_kaniko;

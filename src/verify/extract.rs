@@ -24,6 +24,8 @@ pub enum Kind {
     Buildx,
     DockerBuild,
     Kaniko,
+    /// `buildctl build` (GitLab's rootless BuildKit target).
+    Buildctl,
 }
 
 /// One image build found in a config.
@@ -228,6 +230,9 @@ fn classify(words: &[String]) -> Option<(Kind, usize)> {
     if base == "executor" && (prog.contains("kaniko") || prog == "executor") {
         return Some((Kind::Kaniko, 1));
     }
+    if matches!(base, "buildctl" | "buildctl-daemonless.sh") && w(1) == Some("build") {
+        return Some((Kind::Buildctl, 2));
+    }
     None
 }
 
@@ -242,6 +247,7 @@ fn plan_of(
     let rest = &words[start..];
     let (mut plan, notes) = match kind {
         Kind::Buildx | Kind::DockerBuild => (parse_build_args(rest)?, Vec::new()),
+        Kind::Buildctl => (crate::buildx::buildctl::parse(rest)?, Vec::new()),
         Kind::Kaniko => {
             let call = call::parse(rest.iter().map(Arg::new).collect());
             let conv = from_kaniko::convert(

@@ -10,7 +10,7 @@ use super::Pipeline;
 use super::analyze::KanikoJob;
 use super::job::Job;
 use super::plan::{JobPlan, footprint, touches};
-use super::target::{Options, Target};
+use super::target::Options;
 use crate::buildx::equivalence::Explained;
 use crate::source::patch::{Edit, apply};
 use crate::verify::equivalence::{self, Mismatch};
@@ -49,10 +49,6 @@ pub fn withhold_unfaithful(
     opts: &Options,
     plans: &mut [Option<Result<JobPlan, String>>],
 ) -> bool {
-    // `buildctl-daemonless.sh` is not a command verify reads back.
-    if opts.target == Target::Buildkit {
-        return false;
-    }
     let mut by_file: BTreeMap<usize, Vec<Edit>> = BTreeMap::new();
     for plan in plans.iter().flatten().flatten() {
         for (f, e) in &plan.edits {
