@@ -71,7 +71,7 @@ fn a_gitlab_rewrite_that_loses_the_target_is_caught() {
     assert_eq!(got, [mismatch("build", &[Field::Target])]);
     let message = got[0].message("job `build`");
     assert!(
-        message.contains("withheld") && message.contains("(target differs)"),
+        message.contains("withheld") && message.contains("(different target)"),
         "{message}"
     );
 }

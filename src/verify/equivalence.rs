@@ -32,13 +32,8 @@ impl Mismatch {
     /// The KM012 message for a build whose rewrite was withheld.
     pub fn message(&self, what: &str) -> String {
         format!(
-            "the rewrite of {what} was withheld: the translation did not reproduce the build ({} differ{}); the build is left as it was",
+            "the rewrite of {what} was withheld: the translation did not reproduce the build (different {}); the build is left as it was",
             equivalence::describe(&self.fields),
-            if self.fields.len() == 1 && self.fields[0] != Field::Build {
-                "s"
-            } else {
-                ""
-            }
         )
     }
 }
@@ -344,7 +339,7 @@ mod tests {
                 fields: vec![Field::Tags]
             }]
         );
-        assert!(got[0].message("step 1").contains("(tags differs)"));
+        assert!(got[0].message("step 1").contains("(different tags)"));
     }
 
     #[test]
