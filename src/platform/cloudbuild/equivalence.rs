@@ -50,10 +50,12 @@ pub fn withhold_unfaithful(build: &Build, steps: &mut [StepMigration], opts: &Op
         Err(_) => return,
     };
     for m in mismatches {
+        // A build only the rewritten text runs, or one no migrated step
+        // names, cannot be traced to one step: every rewrite is withheld
+        // (an unexplained change is never written).
+        let traced = m.original && steps.iter().any(|s| s.edits.is_some() && unit(s) == m.unit);
         for s in steps.iter_mut().filter(|s| s.edits.is_some()) {
-            // A build only the rewritten text runs cannot be traced to one
-            // step: every rewrite is withheld.
-            if m.original && unit(s) != m.unit {
+            if traced && unit(s) != m.unit {
                 continue;
             }
             withhold(s, &m);

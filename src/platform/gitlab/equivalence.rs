@@ -77,29 +77,44 @@ pub fn withhold_unfaithful(
     let mut refused = false;
     for m in &mismatches {
         let job = m.original.then(|| p.job(&m.unit)).flatten();
-        for (k, plan) in kjobs.iter().zip(plans.iter_mut()) {
-            if !matches!(plan, Some(Ok(_))) {
-                continue;
-            }
-            let responsible = match (job, plan.as_ref()) {
-                (Some(j), _) if std::ptr::eq(j, k.job) => true,
-                // A job whose build changed through a value it shares
-                // with a migrating job: every plan that edits its values.
-                (Some(j), Some(Ok(plan))) if kjobs.iter().all(|o| !std::ptr::eq(o.job, j)) => {
-                    let spans = footprint(p, j);
-                    plan.edits
-                        .iter()
-                        .any(|(f, e)| spans.iter().any(|(sf, s)| touches(*f, e, *sf, s)))
+        let owns_plan = |j: &Job| {
+            kjobs
+                .iter()
+                .zip(plans.iter())
+                .any(|(o, plan)| std::ptr::eq(o.job, j) && matches!(plan, Some(Ok(_))))
+        };
+        let responsible: Vec<usize> = (0..kjobs.len())
+            .filter(|&i| {
+                let Some(Ok(plan)) = &plans[i] else {
+                    return false;
+                };
+                match job {
+                    Some(j) if owns_plan(j) => std::ptr::eq(j, kjobs[i].job),
+                    // A build that changed through a value its job shares
+                    // with a migrating job: every plan that edits its values.
+                    Some(j) => {
+                        let spans = footprint(p, j);
+                        plan.edits
+                            .iter()
+                            .any(|(f, e)| spans.iter().any(|(sf, s)| touches(*f, e, *sf, s)))
+                    }
+                    None => true,
                 }
-                (Some(_), _) => false,
-                // A build only the rewrite runs: no plan can be trusted.
-                (None, _) => true,
-            };
-            if responsible {
-                let what = format!("job `{}`", k.job.name);
-                *plan = Some(Err(format!("{WITHHELD}{}", m.message(&what))));
-                refused = true;
-            }
+            })
+            .collect();
+        // A difference no single plan explains withholds them all: an
+        // unexplained change is never written.
+        let responsible = if responsible.is_empty() {
+            (0..kjobs.len())
+                .filter(|&i| matches!(plans[i], Some(Ok(_))))
+                .collect()
+        } else {
+            responsible
+        };
+        for i in responsible {
+            let what = format!("job `{}`", kjobs[i].job.name);
+            plans[i] = Some(Err(format!("{WITHHELD}{}", m.message(&what))));
+            refused = true;
         }
     }
     refused
