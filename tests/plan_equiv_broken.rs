@@ -75,3 +75,25 @@ fn a_gitlab_rewrite_that_loses_the_target_is_caught() {
         "{message}"
     );
 }
+
+/// Found by the safety net: rewriting the args of a step that are an
+/// anchor another step aliases handed that step buildx args under the
+/// Kaniko image. The step is now left for a human, with the reason.
+#[test]
+fn an_anchored_args_list_another_step_uses_is_not_rewritten() {
+    let text = "steps:\n- id: build-0\n  name: gcr.io/kaniko-project/executor:latest\n  args: &a ['--destination=gcr.io/p/app:1', '--context=.']\n- id: build-1\n  name: gcr.io/kaniko-project/executor:latest\n  args: *a\n";
+    let source = SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap();
+    let platform = engine::platform_of(&source, None).unwrap();
+    let findings = engine::analyze(&source, platform, &Options::default()).unwrap();
+    assert!(!findings.iter().any(|f| f.rule == "KM012"), "{findings:#?}");
+    let first = findings
+        .iter()
+        .find(|f| f.rule == "KM001" && f.message.contains("build-0"))
+        .unwrap();
+    assert!(first.fix.is_none(), "{first:#?}");
+    assert!(
+        first.help.as_deref().unwrap_or("").contains("anchor `&a`"),
+        "{first:#?}"
+    );
+    assert_eq!(engine::apply_fixes(&source, &findings).unwrap(), None);
+}
