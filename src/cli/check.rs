@@ -440,6 +440,12 @@ pub fn run(args: CheckArgs) -> ExitStatus {
             pattern.is_none()
         });
     }
+    // A parse error's line is shown only from files found by name (named,
+    // or walked as a CI file) and stdin: a file that only a pipeline's
+    // `include:` reaches may be any file of the checkout, and a hostile
+    // pipeline must not get its content into the log (positions only).
+    let named: std::collections::HashSet<PathBuf> =
+        found.targets.iter().map(|t| t.path.clone()).collect();
     discover::add_included(
         &mut found,
         &settings.config,
@@ -488,7 +494,10 @@ pub fn run(args: CheckArgs) -> ExitStatus {
             let (line, _) = e.position?;
             match stdin_bytes {
                 Some(bytes) if e.path == stdin_name => human::line_of_bytes(bytes, line),
-                _ => human::line_of_bytes(&SourceFile::read(&e.path).ok()?, line),
+                _ if named.contains(&e.path) => {
+                    human::line_of_bytes(&SourceFile::read(&e.path).ok()?, line)
+                }
+                _ => None,
             }
         };
         eprint!("{}", human::render_errors_with(errors, &line_of));

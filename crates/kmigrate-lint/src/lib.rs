@@ -19,6 +19,7 @@ pub mod kaniko;
 pub mod options;
 pub mod platform;
 pub mod prefilter;
+pub mod readback;
 pub mod report;
 pub mod rules;
 pub mod shell;

@@ -228,8 +228,10 @@ impl BuildPlan {
         if let Some(f) = &self.dockerfile {
             pair("--file", f);
         }
-        for t in &self.tags {
-            pair("--tag", t);
+        if !fault::drops_tags() {
+            for t in &self.tags {
+                pair("--tag", t);
+            }
         }
         for a in &self.build_args {
             pair("--build-arg", &a.to_string());
@@ -283,6 +285,89 @@ impl BuildPlan {
             out.push(format!("--sbom={s}"));
         }
         out.push(self.context.clone());
+        out
+    }
+}
+
+/// The host paths of `plan` other than its context and Dockerfile: local
+/// cache sources and destinations and output destinations, each with what
+/// it is. Mutable, so the extractor can place them where the CI job would.
+pub fn path_slots(plan: &mut BuildPlan) -> Vec<(&'static str, &mut String)> {
+    fn slots<'a>(
+        list: &'a mut [AttrList],
+        what: &'static str,
+        kinds: &[Option<&str>],
+        keys: &[&str],
+        out: &mut Vec<(&'static str, &'a mut String)>,
+    ) {
+        for spec in list {
+            let kind = spec.kind().map(str::to_string);
+            if !kinds.contains(&kind.as_deref()) {
+                continue;
+            }
+            for (k, v) in spec.attrs.iter_mut() {
+                if keys.contains(&k.as_str()) && v != "-" && !v.is_empty() {
+                    out.push((what, v));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    slots(
+        &mut plan.cache_from,
+        "local cache source",
+        &[Some("local")],
+        &["src"],
+        &mut out,
+    );
+    slots(
+        &mut plan.cache_to,
+        "local cache destination",
+        &[Some("local")],
+        &["dest"],
+        &mut out,
+    );
+    slots(
+        &mut plan.outputs,
+        "output destination",
+        &[
+            None,
+            Some("local"),
+            Some("oci"),
+            Some("docker"),
+            Some("tar"),
+        ],
+        &["dest", ""],
+        &mut out,
+    );
+    out
+}
+
+/// A deliberately broken translation, for the tests of the safety net
+/// (`verify::equivalence`): with it on, rendered plans lose their tags, as
+/// a flag table that dropped `--destination` would. Compiled in only for
+/// kmigrate-plan's own tests and with the `test-fault` feature, which the
+/// linter's tests turn on (never the binary's features).
+pub mod fault {
+    #[cfg(any(test, feature = "test-fault"))]
+    thread_local! {
+        static DROP_TAGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Whether rendering drops `--tag` (always false outside tests).
+    pub fn drops_tags() -> bool {
+        #[cfg(any(test, feature = "test-fault"))]
+        return DROP_TAGS.with(|d| d.get());
+        #[cfg(not(any(test, feature = "test-fault")))]
+        false
+    }
+
+    /// Runs `f` with the broken translation on (this thread only).
+    #[cfg(any(test, feature = "test-fault"))]
+    pub fn dropping_tags<T>(f: impl FnOnce() -> T) -> T {
+        DROP_TAGS.with(|d| d.set(true));
+        let out = f();
+        DROP_TAGS.with(|d| d.set(false));
         out
     }
 }

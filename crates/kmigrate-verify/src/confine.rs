@@ -11,64 +11,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use kmigrate_lint::buildx::{AttrList, BuildPlan};
+use kmigrate_lint::buildx::BuildPlan;
 
 /// The flag that lifts the check, as the CLI spells it.
 pub const FLAG: &str = "--allow-outside-repo";
-
-/// The host paths of `plan` other than its context and Dockerfile: local
-/// cache sources and destinations and output destinations, each with what
-/// it is. Mutable, so `extract` can place them where the CI job would.
-pub fn path_slots(plan: &mut BuildPlan) -> Vec<(&'static str, &mut String)> {
-    fn slots<'a>(
-        list: &'a mut [AttrList],
-        what: &'static str,
-        kinds: &[Option<&str>],
-        keys: &[&str],
-        out: &mut Vec<(&'static str, &'a mut String)>,
-    ) {
-        for spec in list {
-            let kind = spec.kind().map(str::to_string);
-            if !kinds.contains(&kind.as_deref()) {
-                continue;
-            }
-            for (k, v) in spec.attrs.iter_mut() {
-                if keys.contains(&k.as_str()) && v != "-" && !v.is_empty() {
-                    out.push((what, v));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    slots(
-        &mut plan.cache_from,
-        "local cache source",
-        &[Some("local")],
-        &["src"],
-        &mut out,
-    );
-    slots(
-        &mut plan.cache_to,
-        "local cache destination",
-        &[Some("local")],
-        &["dest"],
-        &mut out,
-    );
-    slots(
-        &mut plan.outputs,
-        "output destination",
-        &[
-            None,
-            Some("local"),
-            Some("oci"),
-            Some("docker"),
-            Some("tar"),
-        ],
-        &["dest", ""],
-        &mut out,
-    );
-    out
-}
 
 /// Where `p` really is: its canonical form when it exists (symlinks
 /// resolved), else the canonical form of its nearest existing ancestor
@@ -112,7 +58,7 @@ pub fn check(plan: &BuildPlan, repo: &Path) -> Result<(), String> {
         ("build context", context.clone()),
         ("Dockerfile", dockerfile),
     ];
-    for (what, v) in path_slots(&mut plan) {
+    for (what, v) in kmigrate_lint::buildx::plan::path_slots(&mut plan) {
         paths.push((what, PathBuf::from(v.as_str())));
     }
     for (what, p) in paths {
@@ -136,6 +82,7 @@ pub fn check(plan: &BuildPlan, repo: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kmigrate_lint::buildx::AttrList;
 
     fn plan(context: &Path) -> BuildPlan {
         BuildPlan {

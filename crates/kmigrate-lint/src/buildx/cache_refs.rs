@@ -238,6 +238,15 @@ pub fn retag(conversion: &mut Conversion, call: &Call, new_ref: &str, others: &[
     conversion.cache_ref = Some(new_ref.to_string());
 }
 
+/// The (old, new) refs a note written by [`retag`] names: what explains a
+/// rewritten build's cache ref differing from the original's.
+pub fn renamed(note_message: &str) -> Option<(String, String)> {
+    let rest = note_message.strip_prefix("the registry cache is `")?;
+    let (new, rest) = rest.split_once("`, not `")?;
+    let (old, _) = rest.split_once("`: ")?;
+    Some((old.to_string(), new.to_string()))
+}
+
 /// The names of the builds other than `i` that shared `i`'s old ref, as
 /// each one's first readable name.
 fn sharing_names(builds: &[CacheUse], new_refs: &[Option<String>], i: usize) -> Vec<String> {

@@ -81,6 +81,11 @@ impl Conversion {
     }
 }
 
+/// Says, in a note, that kmigrate chose the cache repository itself (the
+/// destination is a variable): the rewritten ref differs from Kaniko's
+/// default by design.
+pub const CACHE_REPO_CHOSEN: &str = "cannot be derived from a variable; kmigrate uses";
+
 /// Converts a parsed call.
 pub fn convert(call: &Call, opts: &ConvertOptions) -> Conversion {
     let mut out = Conversion::default();
@@ -508,7 +513,7 @@ fn cache(call: &Call, opts: &ConvertOptions, out: &mut Conversion) {
                         kind: NoteKind::Changed,
                         args: flag_args(call, "cache"),
                         message: format!(
-                            "Kaniko's default cache repository is `<repository of {dest}>/cache`, which cannot be derived from a variable; kmigrate uses `{dest}-{}`",
+                            "Kaniko's default cache repository is `<repository of {dest}>/cache`, which {CACHE_REPO_CHOSEN} `{dest}-{}`",
                             opts.cache_tag
                         ),
                         help: Some("add --cache-repo to choose the cache repository explicitly".into()),

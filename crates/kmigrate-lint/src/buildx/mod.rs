@@ -3,8 +3,10 @@
 //! assigned across the builds of one config.
 
 pub mod cache_refs;
+pub mod equivalence;
 pub mod from_kaniko;
 
 pub use kmigrate_plan::{
-    AttrList, BuildArg, BuildPlan, BuildxArgs, argv, parse_build_args, plan, registry_config,
+    AttrList, BuildArg, BuildPlan, BuildxArgs, argv, buildctl, parse_build_args, plan,
+    registry_config,
 };

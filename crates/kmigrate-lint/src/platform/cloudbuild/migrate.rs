@@ -76,6 +76,8 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     for (k, conversions) in found.into_iter().zip(converted) {
         steps.push(migrate_step(build, k, conversions, &builder));
     }
+    // Nothing is offered that does not build what the step built.
+    super::equivalence::withhold_unfaithful(build, &mut steps, opts);
 
     let mut driver_fixes = Vec::new();
     for d in docker_steps::builds(build) {
@@ -266,6 +268,11 @@ fn migrate_step<'a>(
         blocked = Some("the executor runs inside a loop or conditional, where a rewrite could change which images are built; migrate the script by hand".into());
     } else if matches!(step.args.map(|a| &a.value.value), Some(Value::Alias(_))) {
         blocked = Some("`args` is an alias of an anchor used elsewhere; edit the anchor by hand".into());
+    } else if let Some(anchor) = step.args.and_then(|a| a.value.anchor.as_deref())
+        && aliased(&source.text, anchor)
+    {
+        // Rewriting the anchor would hand the other users buildx args.
+        blocked = Some(format!("`args` is the anchor `&{anchor}`, which is used elsewhere (`*{anchor}`): rewriting it would change those uses too; edit the anchor by hand"));
     }
     if let Some(n) = step.name.and_then(|e| e.value.as_str())
         && n.contains('$')
@@ -296,6 +303,15 @@ fn migrate_step<'a>(
         edits,
         blocked,
     }
+}
+
+/// Whether `text` uses the anchor `name` (`*name` as a whole word).
+fn aliased(text: &str, name: &str) -> bool {
+    let alias = format!("*{name}");
+    text.match_indices(&alias).any(|(i, _)| {
+        !text[i + alias.len()..]
+            .starts_with(|c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    })
 }
 
 /// The digest-file notes say what the rewrite does about them: the step

@@ -3,6 +3,7 @@
 
 pub mod digest_files;
 pub mod docker_steps;
+pub mod equivalence;
 pub mod findings;
 pub mod kaniko_steps;
 pub mod migrate;

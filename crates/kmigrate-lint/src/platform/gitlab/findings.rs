@@ -281,6 +281,8 @@ fn plans(
             keep_shared_values(p, kjobs, opts, &mut plans);
         }
         accept_together(p, kjobs, opts, &mut plans);
+        // Nothing is offered that does not build what the job built.
+        super::equivalence::withhold_unfaithful(p, kjobs, opts, &mut plans);
         if refused(&plans) == before {
             break;
         }
@@ -402,6 +404,13 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     let plan = match plan {
         Ok(plan) => plan,
         Err(why) => {
+            if let Some(what) = why.strip_prefix(super::equivalence::WITHHELD) {
+                c.add(
+                    file,
+                    Finding::new(Rule::Km012, span.clone(), what)
+                        .with_help(crate::readback::equivalence::REPORT_HELP),
+                );
+            }
             c.add(file, km001.with_help(format!("left unchanged: {why}")));
             if let Some((f2, finding)) = km002 {
                 c.add(

@@ -19,6 +19,7 @@ pub mod analyze;
 pub mod cache;
 pub mod detect;
 pub mod docker_cache;
+pub mod equivalence;
 pub mod findings;
 pub mod fragment;
 pub mod glob;
@@ -208,6 +209,29 @@ impl Pipeline {
     /// How file `i` indents.
     pub fn indent(&self, i: usize) -> yaml_edit::Indent {
         *self.indents[i].get_or_init(|| yaml_edit::Indent::of(&self.files[i]))
+    }
+
+    /// The same pipeline with the files `texts` names (by index) replaced:
+    /// what a rewrite would leave, read without writing anything. The
+    /// includes are the ones already followed (a rewrite never edits them).
+    pub fn with_texts(&self, texts: &[(usize, String)]) -> Result<Self, SourceError> {
+        let mut files = self.files.clone();
+        for (i, text) in texts {
+            if let Some(f) = files.get_mut(*i) {
+                *f = SourceFile::from_text(&f.path, text.clone())?;
+            }
+        }
+        let configs = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| value::convert_file(f, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::resolve(include::Loaded {
+            root_dir: self.root_dir.clone(),
+            files,
+            configs,
+            includes: self.includes.clone(),
+        })
     }
 
     /// The job or template called `name`.

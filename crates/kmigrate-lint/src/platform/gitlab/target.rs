@@ -185,6 +185,15 @@ pub fn buildctl_words(plan: &BuildPlan) -> Result<Vec<String>, String> {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             pair("--output", image_output(&plan.tags, &rest));
+        } else if matches!(o.get("type"), Some("docker" | "oci"))
+            && o.get("name").is_none()
+            && !plan.tags.is_empty()
+        {
+            // A tarball names its image as Kaniko's `--tarPath` did (buildx
+            // takes the names from `--tag`; buildctl needs them here).
+            let mut named = o.clone();
+            named.set("name", plan.tags.join(","));
+            pair("--output", named.to_string());
         } else {
             pair("--output", o.to_string());
         }
@@ -258,6 +267,28 @@ mod tests {
             "{w}"
         );
         assert!(w.ends_with("--push --provenance=false ."), "{w}");
+    }
+
+    #[test]
+    fn a_tarball_output_names_its_image_for_buildctl() {
+        // Kaniko's `--no-push --destination X --tarPath t.tar` wrote a
+        // tarball naming X; buildctl names it only in the output itself.
+        let tar = crate::buildx::parse_build_args(
+            &[
+                "--tag",
+                "$CI_REGISTRY_IMAGE/a:1",
+                "--output",
+                "type=docker,dest=image.tar",
+                ".",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        let w = buildctl_words(&tar).unwrap().join(" ");
+        assert!(
+            w.contains("--output \"type=docker,dest=image.tar,name=$CI_REGISTRY_IMAGE/a:1\""),
+            "{w}"
+        );
     }
 
     #[test]

@@ -328,7 +328,7 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 }
 
 /// Expands a shell word in its double-quote-ready form
-/// ([`kmigrate_lint::shell::Word::dq`]): backslash escapes are literal characters,
+/// ([`crate::shell::Word::dq`]): backslash escapes are literal characters,
 /// `$NAME` / `${NAME}` / `${NAME:-d}` take the table's value, and a command
 /// substitution cannot be known (returned as unresolved `$(…)`).
 pub fn expand_word(dq: &str, vars: &Vars) -> (String, Vec<String>) {

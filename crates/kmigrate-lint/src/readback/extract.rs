@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::vars::{self, GitInfo, Vars};
-use kmigrate_lint::buildx::from_kaniko::{self, ConvertOptions};
-use kmigrate_lint::buildx::{BuildPlan, parse_build_args};
-use kmigrate_lint::kaniko::call::{self, Arg};
-use kmigrate_lint::kaniko::{ImageKind, match_image};
-use kmigrate_lint::platform::Platform;
-use kmigrate_lint::platform::cloudbuild::Build;
-use kmigrate_lint::platform::gitlab::Pipeline;
-use kmigrate_lint::shell;
-use kmigrate_lint::source::{SourceFile, Value};
+use crate::buildx::from_kaniko::{self, ConvertOptions};
+use crate::buildx::{BuildPlan, parse_build_args};
+use crate::kaniko::call::{self, Arg};
+use crate::kaniko::{ImageKind, match_image};
+use crate::platform::Platform;
+use crate::platform::cloudbuild::Build;
+use crate::platform::gitlab::Pipeline;
+use crate::shell;
+use crate::source::{SourceFile, Value};
 
 /// How the build was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -24,6 +24,8 @@ pub enum Kind {
     Buildx,
     DockerBuild,
     Kaniko,
+    /// `buildctl build` (GitLab's rootless BuildKit target).
+    Buildctl,
 }
 
 /// One image build found in a config.
@@ -228,6 +230,9 @@ fn classify(words: &[String]) -> Option<(Kind, usize)> {
     if base == "executor" && (prog.contains("kaniko") || prog == "executor") {
         return Some((Kind::Kaniko, 1));
     }
+    if matches!(base, "buildctl" | "buildctl-daemonless.sh") && w(1) == Some("build") {
+        return Some((Kind::Buildctl, 2));
+    }
     None
 }
 
@@ -242,6 +247,7 @@ fn plan_of(
     let rest = &words[start..];
     let (mut plan, notes) = match kind {
         Kind::Buildx | Kind::DockerBuild => (parse_build_args(rest)?, Vec::new()),
+        Kind::Buildctl => (crate::buildx::buildctl::parse(rest)?, Vec::new()),
         Kind::Kaniko => {
             let call = call::parse(rest.iter().map(Arg::new).collect());
             let conv = from_kaniko::convert(
@@ -275,7 +281,7 @@ fn plan_of(
     }
     // Local caches and outputs are paths of the CI job too, not of
     // wherever verify runs.
-    for (_, p) in super::confine::path_slots(&mut plan) {
+    for (_, p) in crate::buildx::plan::path_slots(&mut plan) {
         *p = local_path(p, workdir_ci, local_cwd, context_dir)?;
     }
     Ok((kind, plan, notes))
@@ -555,10 +561,8 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
 
 /// Jobs in stage order, moved so that every job comes after the jobs it
 /// `needs:` (GitLab allows needs within a stage). A cycle keeps stage order.
-fn needs_order(
-    jobs: Vec<&kmigrate_lint::platform::gitlab::Job>,
-) -> Vec<&kmigrate_lint::platform::gitlab::Job> {
-    let mut out: Vec<&kmigrate_lint::platform::gitlab::Job> = Vec::with_capacity(jobs.len());
+fn needs_order(jobs: Vec<&crate::platform::gitlab::Job>) -> Vec<&crate::platform::gitlab::Job> {
+    let mut out: Vec<&crate::platform::gitlab::Job> = Vec::with_capacity(jobs.len());
     let mut pending = jobs;
     while !pending.is_empty() {
         let ready = pending.iter().position(|j| {
@@ -581,8 +585,19 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
     };
     let p = Pipeline::from_text(&root, path, text.to_string())
         .map_err(|e| format!("{}: {}", e.path.display(), e.message))?;
-    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| !j.hidden).collect();
-    let stage_of = |j: &&kmigrate_lint::platform::gitlab::Job| {
+    Ok(pipeline_builds(&p, inputs, &|j| !j.hidden))
+}
+
+/// The builds of the jobs of a loaded pipeline that `select` picks
+/// (`verify` runs the jobs; the rewrite's safety net also reads the
+/// hidden templates a template library ships).
+pub fn pipeline_builds(
+    p: &Pipeline,
+    inputs: &Inputs,
+    select: &dyn Fn(&crate::platform::gitlab::Job) -> bool,
+) -> Vec<Extracted> {
+    let mut jobs: Vec<_> = p.jobs.iter().filter(|j| select(j)).collect();
+    let stage_of = |j: &&crate::platform::gitlab::Job| {
         let s = j.stage.as_ref().map(|s| s.value.as_str()).unwrap_or("test");
         p.stages.iter().position(|x| x == s).unwrap_or(usize::MAX)
     };
@@ -635,7 +650,7 @@ fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, St
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
