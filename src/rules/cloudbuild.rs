@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use crate::buildx::from_kaniko::{Note, NoteKind};
+use crate::kaniko::passthrough;
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
 use crate::platform::cloudbuild::{Build, Step};
@@ -16,6 +17,7 @@ pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
     for s in &migration.steps {
         out.push(km001_archived_image(build, migration, s));
         out.extend(flag_notes(build, migration, s));
+        out.extend(km015_passthrough(migration, s));
     }
     out.extend(km003_docker_driver_cache(build, migration));
     out.extend(km003_script_cache_exports(build, migration));
@@ -169,6 +171,35 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
         out.push(f);
     }
     out
+}
+
+/// KM015: a substitution set by the trigger, handed to buildx as written.
+fn km015_passthrough(migration: &Migration, s: &StepMigration) -> Vec<Finding> {
+    let Some(edits) = &s.edits else {
+        return Vec::new();
+    };
+    s.passthrough
+        .iter()
+        .map(|p| {
+            Finding::new(
+                "KM015",
+                p.span.clone().unwrap_or_else(|| step_span(s)),
+                passthrough::message(
+                    &p.written,
+                    "by the build trigger (or also used as a value in this file)",
+                ),
+            )
+            .with_help(passthrough::help(&p.written))
+            .with_fix(fix_for(
+                migration,
+                edits,
+                format!(
+                    "rewrite {} to docker buildx build",
+                    step_label(s.kaniko.step)
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// KM003: a cache export on the default docker driver.

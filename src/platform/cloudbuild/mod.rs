@@ -5,6 +5,8 @@ pub mod digest_files;
 pub mod docker_steps;
 pub mod kaniko_steps;
 pub mod migrate;
+pub mod separate;
+pub mod substitutions;
 
 use std::collections::HashMap;
 
