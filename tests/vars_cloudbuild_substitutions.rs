@@ -208,3 +208,77 @@ fn a_translated_default_naming_substitutions_needs_dynamic_substitutions() {
     assert!(text.contains("dynamicSubstitutions"), "{text}");
     snapshot!("vars_cloudbuild__script-flags-static", text);
 }
+
+/// What a build does, as `verify` reads it from a config with the
+/// substitutions at their defaults.
+fn plans(name: &str, text: &str) -> Vec<String> {
+    use kmigrate::verify::extract::{Inputs, extract};
+    let git = kmigrate::verify::vars::GitInfo {
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        branch: Some("main".into()),
+        tag: None,
+    };
+    let overrides = Default::default();
+    let inputs = Inputs {
+        context_dir: Path::new("/src/repo"),
+        git: &git,
+        overrides: &overrides,
+    };
+    let found = extract(
+        Path::new(name),
+        text,
+        kmigrate::platform::Platform::CloudBuild,
+        &inputs,
+    )
+    .unwrap();
+    found
+        .iter()
+        .map(|e| {
+            let p = e
+                .plan
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: {e:?}"));
+            format!(
+                "tags={:?} args={:?} target={:?} platforms={:?} push={} from={:?} to={:?} context={}",
+                p.tags,
+                p.build_args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                p.target,
+                p.platforms,
+                p.push,
+                p.cache_from.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                p.cache_to.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                p.context
+            )
+        })
+        .collect()
+}
+
+/// The rewrite builds what Kaniko built with the substitutions at their
+/// defaults: same tags, build args, platform, push, cache and context.
+#[test]
+fn the_rewrite_builds_the_same_plan_at_the_defaults() {
+    for name in [
+        "bool-default.yaml",
+        "extra-args-default.yaml",
+        "script-flags.yaml",
+        "script-bool-inline-default.yaml",
+    ] {
+        let path = fixture(name);
+        let before = plans(name, &fs::read_to_string(&path).unwrap());
+        let after = plans(name, &rewritten(&path));
+        assert_eq!(before, after, "{name}");
+    }
+}
+
+/// With `ALLOW_LOOSE` an unused substitution is fine, so the KM011 does not
+/// ask to remove it; a default of several buildx flags cannot sit in one
+/// `args` item, so that step stays on Kaniko with a KM012 saying why.
+#[test]
+fn loose_substitutions_and_defaults_too_wide_for_one_args_item() {
+    let text = report("bool-loose.yaml", false);
+    assert!(text.contains("`_USE_CACHE` = `0`"), "{text}");
+    assert!(!text.contains("unused substitution"), "{text}");
+    assert!(text.contains("KM012 at `'${_EXTRA_ARGS}'`"), "{text}");
+    assert!(text.contains("several buildx flags"), "{text}");
+    snapshot!("vars_cloudbuild__bool-loose", text);
+}

@@ -7,6 +7,7 @@ use crate::buildx::from_kaniko::{Note, NoteKind};
 use crate::kaniko::passthrough;
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
+use crate::platform::cloudbuild::substitutions::Handling;
 use crate::platform::cloudbuild::{Build, Step};
 use crate::rules::{Finding, Fix};
 use crate::source::patch::Edit;
@@ -184,10 +185,13 @@ fn km015_passthrough(migration: &Migration, s: &StepMigration) -> Vec<Finding> {
             Finding::new(
                 "KM015",
                 p.span.clone().unwrap_or_else(|| step_span(s)),
-                passthrough::message(
-                    &p.written,
-                    "by the build trigger (or also used as a value in this file)",
-                ),
+                match p.handling {
+                    Handling::Passthrough { shared: true } => format!(
+                        "`{}` is also used elsewhere in this file, so kmigrate leaves its default as it is: the migrated build passes it to `docker buildx build` unchanged",
+                        p.written
+                    ),
+                    _ => passthrough::message(&p.written, "by the build trigger"),
+                },
             )
             .with_help(passthrough::help(&p.written))
             .with_fix(fix_for(

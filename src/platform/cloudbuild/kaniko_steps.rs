@@ -147,8 +147,10 @@ fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Subst
         match value {
             // Set by the trigger, or also a value elsewhere in the file:
             // its text is the interface, so it is handed on as it is.
-            _ if substitutions::uses(build, r.name) > 1 => record(r.name, Handling::Passthrough),
-            None => record(r.name, Handling::Passthrough),
+            _ if substitutions::uses(build, r.name) > 1 => {
+                record(r.name, Handling::Passthrough { shared: true })
+            }
+            None => record(r.name, Handling::Passthrough { shared: false }),
             Some(v) if !shell && v.is_empty() => {
                 let at = args.len();
                 args.push(arg(w.text.clone()));
@@ -403,7 +405,7 @@ mod tests {
         assert!(!call.call.is_unknowable());
         assert!(matches!(
             call.substituted[0].handling,
-            Handling::Passthrough
+            Handling::Passthrough { shared: false }
         ));
         assert_eq!(call.substituted[0].written, "${_EXTRA_ARGS}");
 

@@ -338,7 +338,7 @@ fn migrate_step<'a>(
         .calls
         .iter()
         .flat_map(|c| &c.substituted)
-        .filter(|s| matches!(s.handling, Handling::Passthrough))
+        .filter(|s| matches!(s.handling, Handling::Passthrough { .. }))
         .cloned()
         .collect();
     let edits = if blocked.is_some() {

@@ -75,7 +75,7 @@ pub fn layout(
     let with_units = units(&argv_of(with));
     for (i, s) in call.substituted.iter().enumerate() {
         match &s.handling {
-            Handling::Passthrough => refs.push(s.written.clone()),
+            Handling::Passthrough { .. } => refs.push(s.written.clone()),
             Handling::Flags { args, default } => {
                 let Some(without) = each.get(i).and_then(Option::as_ref) else {
                     continue;
@@ -87,7 +87,7 @@ pub fn layout(
                             s.written
                         )
                     })
-                    .and_then(|u| fit(build, s, &u, shell));
+                    .and_then(|u| fit(build, s, default, &u, shell));
                 match translated {
                     Ok(value) => {
                         out.notes
@@ -206,6 +206,7 @@ fn extra(with: &[Vec<String>], without: &[Vec<String>]) -> Option<Vec<Vec<String
 fn fit(
     build: &Build,
     s: &Substituted,
+    default: &str,
     units: &[Vec<String>],
     shell: bool,
 ) -> Result<String, String> {
@@ -228,6 +229,11 @@ fn fit(
             }
         }
     };
+    let value = words.join(" ");
+    // A default Cloud Build reads as it is keeps reading the same.
+    if value == default {
+        return Ok(value);
+    }
     for w in &words {
         if w.contains('$') && !substitutions::dynamic(build) {
             return Err(format!(
@@ -245,7 +251,7 @@ fn fit(
             ));
         }
     }
-    Ok(words.join(" "))
+    Ok(value)
 }
 
 #[cfg(test)]

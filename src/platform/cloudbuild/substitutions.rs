@@ -146,9 +146,10 @@ pub enum Handling {
     /// A substitution holding flags, with a visible default: the call's
     /// args `args` are the default's words.
     Flags { args: Range<usize>, default: String },
-    /// Set outside the file: not part of the call, handed to buildx as
-    /// written (KM015).
-    Passthrough,
+    /// Set outside the file (or `shared` with other uses in it, so its
+    /// default stays as written): not part of the call, handed to buildx
+    /// as written (KM015).
+    Passthrough { shared: bool },
     /// Cannot be migrated: the call's arg `arg` stays a KM012 with this
     /// message and help.
     Blocked {
@@ -214,7 +215,7 @@ pub fn explain(build: &Build, call: &KanikoCall, conversion: &mut Conversion) {
                     n.help = Some(help.clone());
                 }
             }
-            Handling::Flags { .. } | Handling::Passthrough => {}
+            Handling::Flags { .. } | Handling::Passthrough { .. } => {}
         }
     }
 }
