@@ -200,7 +200,7 @@ fn convert_step(
         .collect();
     for (call, conversion) in kaniko.calls.iter().zip(&mut conversions) {
         explain_digest_files(&call.call, conversion);
-        substitutions::explain(build, call, conversion);
+        substitutions::explain_blocked(call, conversion);
     }
     let alternatives = kaniko
         .calls
@@ -329,7 +329,12 @@ fn migrate_step<'a>(
         .collect();
     let mut conversions = conversions;
     for (l, c) in layouts.iter().zip(&mut conversions) {
-        c.notes.extend(l.notes.iter().cloned());
+        c.notes.extend(
+            l.notes
+                .iter()
+                .filter(|n| n.kind == NoteKind::Manual)
+                .cloned(),
+        );
         if blocked.is_none() {
             blocked = l.blocked.clone();
         }
@@ -350,6 +355,19 @@ fn migrate_step<'a>(
         blocked = Some(
             "the script's quoting style cannot hold the rewritten call; migrate it by hand".into(),
         );
+    }
+    // What the rewrite fixes about substitutions is only true of a
+    // migrated step.
+    if blocked.is_none() {
+        for ((call, c), l) in kaniko.calls.iter().zip(&mut conversions).zip(&layouts) {
+            c.notes.extend(substitutions::bool_notes(build, call));
+            c.notes.extend(
+                l.notes
+                    .iter()
+                    .filter(|n| n.kind != NoteKind::Manual)
+                    .cloned(),
+            );
+        }
     }
     StepMigration {
         kaniko,

@@ -229,6 +229,11 @@ fn fit(
             }
         }
     };
+    // A default whose flags buildx reads as they are (`--target=prod`)
+    // stays as written.
+    if same_flags(default, &words, shell) {
+        return Ok(default.to_string());
+    }
     let value = words.join(" ");
     // A default Cloud Build reads as it is keeps reading the same.
     if value == default {
@@ -254,6 +259,35 @@ fn fit(
     Ok(value)
 }
 
+/// Whether `default` holds the flags `translated` holds, only spelled
+/// `--flag=value` where the translation writes `--flag value`, or in
+/// another order.
+fn same_flags(default: &str, translated: &[String], shell: bool) -> bool {
+    let words: Vec<&str> = if shell {
+        default.split_whitespace().collect()
+    } else {
+        vec![default]
+    };
+    let mut written: Vec<Vec<String>> = words
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+            _ => vec![w.to_string()],
+        })
+        .collect();
+    let mut ours = units(
+        &translated
+            .iter()
+            .cloned()
+            .chain(std::iter::once(".".to_string()))
+            .collect::<Vec<_>>(),
+    );
+    ours.pop();
+    written.sort();
+    ours.sort();
+    written == ours
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +308,18 @@ mod tests {
         );
         let other = units(&words("--tag u ."));
         assert!(extra(&with, &other).is_none());
+    }
+
+    #[test]
+    fn a_default_in_buildx_spelling_is_the_same_flags() {
+        let t = words("--build-arg X=1 --label team=core");
+        assert!(same_flags("--label=team=core --build-arg=X=1", &t, true));
+        assert!(!same_flags("--label=team=core", &t, true));
+        assert!(same_flags("--target=prod", &words("--target prod"), false));
+        assert!(!same_flags(
+            "--custom-platform=linux/arm64",
+            &words("--platform linux/arm64"),
+            false
+        ));
     }
 }

@@ -170,52 +170,62 @@ pub struct Substituted {
     pub handling: Handling,
 }
 
-/// The findings of a call's substitutions: a boolean fixed at its default
-/// (KM011), and the KM012 of one kmigrate cannot resolve, which names it.
-pub fn explain(build: &Build, call: &KanikoCall, conversion: &mut Conversion) {
+/// The KM011 of each boolean fixed at its default: what a trigger can no
+/// longer choose, and how to keep the choice. Only for a migrated step.
+pub fn bool_notes(build: &Build, call: &KanikoCall) -> Vec<Note> {
+    let mut out = Vec::new();
     for s in &call.substituted {
-        match &s.handling {
-            Handling::Bool { arg, value } => {
-                let flag = call.call.args[*arg]
-                    .text
-                    .split('=')
-                    .next()
-                    .unwrap_or_default();
-                let mut help = format!(
-                    "to keep the choice per trigger, keep two steps (one with `{flag}=true`, one with `{flag}=false`, each run by its own trigger), or a `bash -c` step that picks the buildx flags from `${}`",
-                    s.name
-                );
-                let declared = build.substitutions.contains_key(&s.name);
-                if declared && uses(build, &s.name) == 1 && !allow_loose(build) {
-                    help.push_str(&format!(
-                        ". Nothing else uses `{name}` now, and Cloud Build rejects a build with an unused substitution: remove `{name}` from `substitutions:` and the triggers, or set `options: substitutionOption: ALLOW_LOOSE`",
-                        name = s.name
-                    ));
-                }
-                conversion.notes.push(Note {
-                    kind: NoteKind::Changed,
-                    args: *arg..*arg + 1,
-                    message: format!(
-                        "`{}` is fixed at its default {} (`{}` = `{value}`): a trigger that overrides `{}` is no longer honoured",
-                        s.written,
-                        if declared { "in `substitutions:`" } else { "written after `:-`" },
-                        s.name,
-                        s.name
-                    ),
-                    help: Some(help),
-                });
+        let Handling::Bool { arg, value } = &s.handling else {
+            continue;
+        };
+        let flag = call.call.args[*arg]
+            .text
+            .split('=')
+            .next()
+            .unwrap_or_default();
+        let mut help = format!(
+            "to keep the choice per trigger, keep two steps (one with `{flag}=true`, one with `{flag}=false`, each run by its own trigger), or a `bash -c` step that picks the buildx flags from `${}`",
+            s.name
+        );
+        let declared = build.substitutions.contains_key(&s.name);
+        if declared && uses(build, &s.name) == 1 && !allow_loose(build) {
+            help.push_str(&format!(
+                ". Nothing else uses `{name}` now, and Cloud Build rejects a build with an unused substitution: remove `{name}` from `substitutions:` and the triggers, or set `options: substitutionOption: ALLOW_LOOSE`",
+                name = s.name
+            ));
+        }
+        out.push(Note {
+            kind: NoteKind::Changed,
+            args: *arg..*arg + 1,
+            message: format!(
+                "`{}` is fixed at its default {} (`{}` = `{value}`): a trigger that overrides `{}` is no longer honoured",
+                s.written,
+                if declared {
+                    "in `substitutions:`"
+                } else {
+                    "written after `:-`"
+                },
+                s.name,
+                s.name
+            ),
+            help: Some(help),
+        });
+    }
+    out
+}
+
+/// The KM012 of a substitution kmigrate cannot resolve names it and says why.
+pub fn explain_blocked(call: &KanikoCall, conversion: &mut Conversion) {
+    for s in &call.substituted {
+        if let Handling::Blocked { arg, message, help } = &s.handling {
+            for n in conversion
+                .notes
+                .iter_mut()
+                .filter(|n| n.kind == NoteKind::Manual && n.args == (*arg..*arg + 1))
+            {
+                n.message = message.clone();
+                n.help = Some(help.clone());
             }
-            Handling::Blocked { arg, message, help } => {
-                for n in conversion
-                    .notes
-                    .iter_mut()
-                    .filter(|n| n.kind == NoteKind::Manual && n.args == (*arg..*arg + 1))
-                {
-                    n.message = message.clone();
-                    n.help = Some(help.clone());
-                }
-            }
-            Handling::Flags { .. } | Handling::Passthrough { .. } => {}
         }
     }
 }
