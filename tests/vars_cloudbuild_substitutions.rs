@@ -291,3 +291,21 @@ fn a_default_too_wide_for_one_args_item_keeps_the_step() {
     assert!(!text.contains("KM011"), "{text}");
     snapshot!("vars_cloudbuild__extra-args-too-wide", text);
 }
+
+/// Several calls and shapes in one file: a trigger-set item next to a
+/// digest file (the step becomes `sh -c`, the substitution stays one word),
+/// an inline `:-` default and a default already spelled as buildx reads it.
+#[test]
+fn mixed_steps_keep_every_reference() {
+    let text = report("mixed-steps.yaml", true);
+    assert!(text.contains("KM015 at `${_APP_FLAGS}`"), "{text}");
+    let out = text.split("---- rewritten ----\n").nth(1).unwrap();
+    assert!(out.contains("${_CLI_FLAGS:---target=release}"), "{out}");
+    assert!(out.contains("$_AGENT_FLAGS"), "{out}");
+    assert!(
+        out.contains("_AGENT_FLAGS: --label=owner=platform --build-arg=GO_VERSION=1.22"),
+        "{out}"
+    );
+    assert!(!out.contains("/kaniko/executor"), "{out}");
+    snapshot!("vars_cloudbuild__mixed-steps", text);
+}
