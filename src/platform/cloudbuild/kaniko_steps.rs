@@ -81,6 +81,9 @@ fn is_whole_substitution(text: &str) -> bool {
     inner.is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
+/// The most flag-holding substitutions with a default one call may use.
+const MAX_FLAG_SUBSTITUTIONS: usize = 32;
+
 /// One word of a call before substitutions are resolved.
 struct Word {
     /// Its value with quoting removed.
@@ -99,6 +102,7 @@ struct Word {
 fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Substituted>) {
     let mut args = Vec::new();
     let mut substituted = Vec::new();
+    let mut flag_substitutions = 0;
     for w in words {
         let mut record = |name: &str, handling: Handling| {
             substituted.push(Substituted {
@@ -147,9 +151,7 @@ fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Subst
         match value {
             // Set by the trigger, or also a value elsewhere in the file:
             // its text is the interface, so it is handed on as it is.
-            _ if substitutions::uses(build, r.name) > 1 => {
-                record(r.name, Handling::Passthrough { shared: true })
-            }
+            _ if build.uses(r.name) > 1 => record(r.name, Handling::Passthrough { shared: true }),
             None => record(r.name, Handling::Passthrough { shared: false }),
             Some(v) if !shell && v.is_empty() => {
                 let at = args.len();
@@ -169,7 +171,24 @@ fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Subst
                     },
                 );
             }
+            // Each one costs a conversion of the call (see `separate`).
+            Some(_) if flag_substitutions >= MAX_FLAG_SUBSTITUTIONS => {
+                let at = args.len();
+                args.push(arg(w.text.clone()));
+                record(
+                    r.name,
+                    Handling::Blocked {
+                        arg: at,
+                        message: format!(
+                            "`{}`: the call takes flags from more than {MAX_FLAG_SUBSTITUTIONS} substitutions, more than kmigrate translates",
+                            w.written
+                        ),
+                        help: "migrate the step by hand".into(),
+                    },
+                );
+            }
             Some(v) => {
+                flag_substitutions += 1;
                 let start = args.len();
                 let parts: Vec<String> = if shell {
                     v.split_whitespace().map(String::from).collect()
@@ -418,6 +437,30 @@ mod tests {
         let b = Build::parse(&s).unwrap();
         let k = find(&b);
         assert!(k[0].calls[0].call.args[0].dynamic);
+        assert!(k[0].calls[0].call.is_unknowable());
+    }
+
+    #[test]
+    fn flag_substitutions_per_call_are_bounded() {
+        let n = MAX_FLAG_SUBSTITUTIONS + 3;
+        let words: String = (0..n).map(|i| format!(" $_F{i}")).collect();
+        let defaults: String = (0..n)
+            .map(|i| format!("  _F{i}: --label=n={i}\n"))
+            .collect();
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            format!("steps:\n- name: gcr.io/kaniko-project/executor:debug\n  entrypoint: sh\n  args: [-c, '/kaniko/executor -d x{words}']\nsubstitutions:\n{defaults}"),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
+        let handled = &k[0].calls[0].substituted;
+        assert_eq!(handled.len(), n);
+        let blocked = handled
+            .iter()
+            .filter(|s| matches!(s.handling, Handling::Blocked { .. }))
+            .count();
+        assert_eq!(blocked, 3);
         assert!(k[0].calls[0].call.is_unknowable());
     }
 

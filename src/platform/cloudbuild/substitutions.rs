@@ -6,6 +6,7 @@
 //! `args` item stays one argv element whatever the value holds, and only a
 //! shell step splits it into words.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use super::Build;
@@ -67,32 +68,33 @@ pub fn visible_value(build: &Build, r: &Reference) -> Option<String> {
         .or_else(|| r.inline_default.map(String::from))
 }
 
-/// How many times the file's text refers to substitution `name`.
-pub fn uses(build: &Build, name: &str) -> usize {
-    let text = &build.source.text;
+/// How many times `text` refers to each user substitution (`$_X`, `${_X`),
+/// in one pass: `$$` is a literal dollar, not a reference.
+pub fn use_counts(text: &str) -> HashMap<String, usize> {
     let bytes = text.as_bytes();
-    let mut count = 0;
-    let mut at = 0;
-    while let Some(i) = text[at..].find('$') {
-        let start = at + i;
-        at = start + 1;
-        // `$$` is a literal dollar: skip both.
-        if bytes.get(start + 1) == Some(&b'$') {
-            at = start + 2;
+    let mut counts = HashMap::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
             continue;
         }
-        let rest = &text[start + 1..];
-        let rest = rest.strip_prefix('{').unwrap_or(rest);
-        if let Some(after) = rest.strip_prefix(name)
-            && !after
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            count += 1;
+        if bytes.get(i + 1) == Some(&b'$') {
+            i += 2;
+            continue;
         }
+        let start = i + 1 + usize::from(bytes.get(i + 1) == Some(&b'{'));
+        let end = start
+            + bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+        if bytes.get(start) == Some(&b'_') && end > start + 1 {
+            *counts.entry(text[start..end].to_string()).or_insert(0) += 1;
+        }
+        i = end.max(i + 1);
     }
-    count
+    counts
 }
 
 /// Whether `options:` sets `key` (either spelling) to `value`.
@@ -188,7 +190,7 @@ pub fn bool_notes(build: &Build, call: &KanikoCall) -> Vec<Note> {
             s.name
         );
         let declared = build.substitutions.contains_key(&s.name);
-        if declared && uses(build, &s.name) == 1 && !allow_loose(build) {
+        if declared && build.uses(&s.name) == 1 && !allow_loose(build) {
             help.push_str(&format!(
                 ". Nothing else uses `{name}` now, and Cloud Build rejects a build with an unused substitution: remove `{name}` from `substitutions:` and the triggers, or set `options: substitutionOption: ALLOW_LOOSE`",
                 name = s.name
@@ -267,7 +269,8 @@ mod tests {
         )
         .unwrap();
         let b = Build::parse(&s).unwrap();
-        assert_eq!(uses(&b, "_A"), 3);
+        assert_eq!(b.uses("_A"), 3);
+        assert_eq!(b.uses("_AB"), 1);
         assert!(allow_loose(&b));
         assert!(!dynamic(&b));
         assert_eq!(default_node(&b, "_A").and_then(|n| n.as_str()), Some("x"));
