@@ -46,6 +46,7 @@ mod security_fetch;
 mod security_lint_io;
 mod security_lint_perf;
 mod security_sandbox;
+mod vars_cloudbuild_substitutions;
 mod verify_compare;
 mod verify_docker;
 mod verify_e2e;

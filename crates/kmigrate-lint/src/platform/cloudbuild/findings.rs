@@ -4,8 +4,10 @@
 use std::ops::Range;
 
 use crate::buildx::from_kaniko::{Note, NoteKind};
+use crate::kaniko::passthrough;
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
+use crate::platform::cloudbuild::substitutions::Handling;
 use crate::platform::cloudbuild::{Build, Step};
 use crate::rules::{Applicability, Edit, Finding, Fix, Rule};
 
@@ -15,6 +17,7 @@ pub fn findings(build: &Build, migration: &Migration) -> Vec<Finding> {
     for s in &migration.steps {
         out.push(km001_archived_image(build, migration, s));
         out.extend(flag_notes(build, migration, s));
+        out.extend(km015_passthrough(migration, s));
     }
     out.extend(km003_docker_driver_cache(build, migration));
     out.extend(km003_script_cache_exports(build, migration));
@@ -180,6 +183,38 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
         out.push(f);
     }
     out
+}
+
+/// KM015: a substitution set by the trigger, handed to buildx as written.
+fn km015_passthrough(migration: &Migration, s: &StepMigration) -> Vec<Finding> {
+    let Some(edits) = &s.edits else {
+        return Vec::new();
+    };
+    s.passthrough
+        .iter()
+        .map(|p| {
+            Finding::new(
+                Rule::Km015,
+                p.span.clone().unwrap_or_else(|| step_span(s)),
+                match p.handling {
+                    Handling::Passthrough { shared: true } => format!(
+                        "`{}` is also used elsewhere in this file, so kmigrate leaves its default as it is: the migrated build passes it to `docker buildx build` unchanged",
+                        p.written
+                    ),
+                    _ => passthrough::message(&p.written, "by the build trigger"),
+                },
+            )
+            .with_help(passthrough::help(&p.written))
+            .with_fix(fix_for(
+                migration,
+                edits,
+                format!(
+                    "rewrite {} to docker buildx build",
+                    step_label(s.kaniko.step)
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// KM003: a cache export on the default docker driver.

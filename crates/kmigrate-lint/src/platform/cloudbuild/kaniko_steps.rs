@@ -2,8 +2,9 @@
 
 use std::ops::Range;
 
+use super::substitutions::{self, Handling, Substituted};
 use super::{Build, Step};
-use crate::kaniko::call::{Arg, Call, parse};
+use crate::kaniko::call::{Arg, Call, parse, parse_go_bool};
 use crate::kaniko::{ImageKind, ImageMatch, match_image};
 use crate::shell::{self, Nesting};
 use crate::source::{Node, Value};
@@ -31,6 +32,9 @@ pub enum Invocation<'a> {
 pub struct KanikoCall<'a> {
     pub call: Call,
     pub invocation: Invocation<'a>,
+    /// The user substitutions in the call's flags and what kmigrate does
+    /// with each.
+    pub substituted: Vec<Substituted>,
 }
 
 /// A step that uses Kaniko.
@@ -77,6 +81,158 @@ fn is_whole_substitution(text: &str) -> bool {
     inner.is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
+/// The most flag-holding substitutions with a default one call may use.
+const MAX_FLAG_SUBSTITUTIONS: usize = 32;
+
+/// One word of a call before substitutions are resolved.
+struct Word {
+    /// Its value with quoting removed.
+    text: String,
+    /// As the file (or the decoded script) writes it.
+    written: String,
+    span: Option<Range<usize>>,
+    /// A whole-word expansion that may stand for several flags.
+    dynamic: bool,
+}
+
+/// The call's args with the user substitutions kmigrate can resolve
+/// resolved: a boolean flag's value and a flag-holding substitution by their
+/// visible default (its words when a shell splits them), one set outside the
+/// file left out of the call to be passed to buildx as written.
+fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Substituted>) {
+    let mut args = Vec::new();
+    let mut substituted = Vec::new();
+    let mut flag_substitutions = 0;
+    for w in words {
+        let mut record = |name: &str, handling: Handling| {
+            substituted.push(Substituted {
+                name: name.to_string(),
+                written: w.written.clone(),
+                span: w.span.clone(),
+                handling,
+            })
+        };
+        let arg = |text: String| Arg {
+            text,
+            span: w.span.clone(),
+            dynamic: w.dynamic,
+        };
+        if let Some((flag, r)) = substitutions::bool_reference(&w.text) {
+            let at = args.len();
+            match substitutions::visible_value(build, &r) {
+                Some(v) if parse_go_bool(&v).is_some() => {
+                    args.push(arg(format!("{flag}={v}")));
+                    record(r.name, Handling::Bool { arg: at, value: v });
+                }
+                value => {
+                    let (message, help) = unreadable_bool(&w.text, flag, r.name, value);
+                    args.push(arg(w.text.clone()));
+                    record(
+                        r.name,
+                        Handling::Blocked {
+                            arg: at,
+                            message,
+                            help,
+                        },
+                    );
+                }
+            }
+            continue;
+        }
+        let Some(r) = w
+            .dynamic
+            .then(|| substitutions::reference(&w.text))
+            .flatten()
+        else {
+            args.push(arg(w.text.clone()));
+            continue;
+        };
+        let value = substitutions::visible_value(build, &r);
+        match value {
+            // Set by the trigger, or also a value elsewhere in the file:
+            // its text is the interface, so it is handed on as it is.
+            _ if build.uses(r.name) > 1 => record(r.name, Handling::Passthrough { shared: true }),
+            None => record(r.name, Handling::Passthrough { shared: false }),
+            Some(v) if !shell && v.is_empty() => {
+                let at = args.len();
+                args.push(arg(w.text.clone()));
+                record(
+                    r.name,
+                    Handling::Blocked {
+                        arg: at,
+                        message: format!(
+                            "`{}` defaults to the empty string: Cloud Build passes it as one empty argument, which Kaniko rejects (`unknown command \"\"`) and buildx would read as a second build context",
+                            w.written
+                        ),
+                        help: format!(
+                            "give `{}` a default of one flag (a trigger that sets it to nothing breaks the build either way), or run the build in a shell step (`entrypoint: bash`, `args: [-c, …]`) where an empty `{}` expands to no word",
+                            r.name, w.written
+                        ),
+                    },
+                );
+            }
+            // Each one costs a conversion of the call (see `separate`).
+            Some(_) if flag_substitutions >= MAX_FLAG_SUBSTITUTIONS => {
+                let at = args.len();
+                args.push(arg(w.text.clone()));
+                record(
+                    r.name,
+                    Handling::Blocked {
+                        arg: at,
+                        message: format!(
+                            "`{}`: the call takes flags from more than {MAX_FLAG_SUBSTITUTIONS} substitutions, more than kmigrate translates",
+                            w.written
+                        ),
+                        help: "migrate the step by hand".into(),
+                    },
+                );
+            }
+            Some(v) => {
+                flag_substitutions += 1;
+                let start = args.len();
+                let parts: Vec<String> = if shell {
+                    v.split_whitespace().map(String::from).collect()
+                } else {
+                    vec![v.clone()]
+                };
+                for part in parts {
+                    args.push(Arg {
+                        text: part,
+                        span: w.span.clone(),
+                        dynamic: false,
+                    });
+                }
+                record(
+                    r.name,
+                    Handling::Flags {
+                        args: start..args.len(),
+                        default: v,
+                    },
+                );
+            }
+        }
+    }
+    (args, substituted)
+}
+
+/// The KM012 text for `--flag=<substitution>` without a boolean default.
+fn unreadable_bool(word: &str, flag: &str, name: &str, value: Option<String>) -> (String, String) {
+    match value {
+        None => (
+            format!(
+                "`{word}`: `{name}` has no default in `substitutions:`, so kmigrate cannot tell whether `{flag}` is on"
+            ),
+            format!(
+                "add a default (`{name}: 'true'` or `'false'`) to `substitutions:` and kmigrate migrates the step at that value, or migrate the step by hand"
+            ),
+        ),
+        Some(v) => (
+            format!("`{word}`: `{name}` defaults to `{v}`, which is not a boolean"),
+            format!("Kaniko reads true/false (or 1/0, t/f); fix the default of `{name}`"),
+        ),
+    }
+}
+
 /// Finds every Kaniko step of the build.
 pub fn find<'a>(build: &'a Build<'a>) -> Vec<KanikoStep<'a>> {
     build
@@ -109,11 +265,12 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
     if runs_executor_directly {
         match step.arg_nodes(build.source) {
             Some(items) => {
-                let mut args = Vec::new();
+                let mut words = Vec::new();
                 for item in items {
                     match &item.node.value {
-                        Value::Scalar(s) => args.push(Arg {
+                        Value::Scalar(s) => words.push(Word {
                             text: s.text.clone(),
+                            written: s.text.clone(),
                             span: Some(item.node.span.clone()),
                             dynamic: is_whole_substitution(&s.text),
                         }),
@@ -125,9 +282,11 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
                         }
                     }
                 }
+                let (args, substituted) = resolve(build, words, false);
                 found.calls.push(KanikoCall {
                     call: parse(args),
                     invocation: Invocation::Args,
+                    substituted,
                 });
             }
             None if step.args.is_some() => {
@@ -136,6 +295,7 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
             None => found.calls.push(KanikoCall {
                 call: parse(Vec::new()),
                 invocation: Invocation::Args,
+                substituted: Vec::new(),
             }),
         }
         return Some(found);
@@ -167,16 +327,19 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
             if !is_executor {
                 continue;
             }
-            let args = cmd.words[p + 1..]
+            let words = cmd.words[p + 1..]
                 .iter()
-                .map(|w| Arg {
+                .map(|w| Word {
                     text: w.dq.clone(),
+                    written: s.text[w.span.clone()].to_string(),
                     span: Some(s.source_range(&node.span, w.span.clone())),
                     dynamic: w.is_bare_expansion() || w.is_bare_escaped_expansion(),
                 })
                 .collect();
+            let (args, substituted) = resolve(build, words, true);
             found.calls.push(KanikoCall {
                 call: parse(args),
+                substituted,
                 invocation: Invocation::Script {
                     node,
                     command: cmd.span.clone(),
@@ -253,8 +416,51 @@ mod tests {
         .unwrap();
         let b = Build::parse(&s).unwrap();
         let k = find(&b);
+        // A user substitution without a default is the trigger's: it is
+        // left out of the call and passed to buildx as written (KM015).
+        let call = &k[0].calls[0];
+        assert_eq!(call.call.args.len(), 1);
+        assert!(!call.call.args[0].dynamic);
+        assert!(!call.call.is_unknowable());
+        assert!(matches!(
+            call.substituted[0].handling,
+            Handling::Passthrough { shared: false }
+        ));
+        assert_eq!(call.substituted[0].written, "${_EXTRA_ARGS}");
+
+        // A built-in one as a whole item stays a word kmigrate cannot see.
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            "steps:\n- name: gcr.io/kaniko-project/executor\n  args: ['${PROJECT_ID}', '--destination=x']\n".into(),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
         assert!(k[0].calls[0].call.args[0].dynamic);
-        assert!(!k[0].calls[0].call.args[1].dynamic);
+        assert!(k[0].calls[0].call.is_unknowable());
+    }
+
+    #[test]
+    fn flag_substitutions_per_call_are_bounded() {
+        let n = MAX_FLAG_SUBSTITUTIONS + 3;
+        let words: String = (0..n).map(|i| format!(" $_F{i}")).collect();
+        let defaults: String = (0..n)
+            .map(|i| format!("  _F{i}: --label=n={i}\n"))
+            .collect();
+        let s = SourceFile::from_text(
+            Path::new("cloudbuild.yaml"),
+            format!("steps:\n- name: gcr.io/kaniko-project/executor:debug\n  entrypoint: sh\n  args: [-c, '/kaniko/executor -d x{words}']\nsubstitutions:\n{defaults}"),
+        )
+        .unwrap();
+        let b = Build::parse(&s).unwrap();
+        let k = find(&b);
+        let handled = &k[0].calls[0].substituted;
+        assert_eq!(handled.len(), n);
+        let blocked = handled
+            .iter()
+            .filter(|s| matches!(s.handling, Handling::Blocked { .. }))
+            .count();
+        assert_eq!(blocked, 3);
         assert!(k[0].calls[0].call.is_unknowable());
     }
 

@@ -8,6 +8,8 @@ use std::path::Path;
 use super::digest_files;
 use super::docker_steps::{self, DockerBuild};
 use super::kaniko_steps::{self, Invocation, KanikoStep};
+use super::separate;
+use super::substitutions::{self, Handling, Substituted};
 use super::{Build, Step};
 use crate::buildx::cache_refs;
 use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
@@ -33,6 +35,8 @@ pub struct StepMigration<'a> {
     pub conversions: Vec<Conversion>,
     /// Extra notes about the step (not tied to one flag).
     pub notes: Vec<Note>,
+    /// Substitutions set outside the file, handed to buildx as written (KM015).
+    pub passthrough: Vec<Substituted>,
     /// The step's own edits; `None` when it must be migrated by hand.
     pub edits: Option<Vec<Edit>>,
     /// Why the step is left unchanged.
@@ -69,12 +73,12 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
         .unwrap_or_else(|| opts.builder.clone());
 
     let found = kaniko_steps::find(build);
-    let mut converted: Vec<Vec<Conversion>> =
-        found.iter().map(|k| convert_step(build, k, opts)).collect();
+    let (mut converted, alternatives): (Vec<Vec<Conversion>>, Vec<Vec<Alternatives>>) =
+        found.iter().map(|k| convert_step(build, k, opts)).unzip();
     distinct_cache_refs(&found, &mut converted);
     let mut steps = Vec::new();
-    for (k, conversions) in found.into_iter().zip(converted) {
-        steps.push(migrate_step(build, k, conversions, &builder));
+    for ((k, conversions), alts) in found.into_iter().zip(converted).zip(alternatives) {
+        steps.push(migrate_step(build, k, conversions, &alts, &builder));
     }
     // Nothing is offered that does not build what the step built.
     super::equivalence::withhold_unfaithful(build, &mut steps, opts);
@@ -150,8 +154,21 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
     }
 }
 
-/// Each executor call of a Kaniko step converted.
-fn convert_step(build: &Build, kaniko: &KanikoStep, opts: &Options) -> Vec<Conversion> {
+/// A call converted without the words of its flag-holding substitutions:
+/// all of them (`bare`), and each one alone (`each`, by substitution), so
+/// the buildx flags each default becomes can be told apart.
+#[derive(Debug, Default)]
+struct Alternatives {
+    bare: Option<Conversion>,
+    each: Vec<Option<Conversion>>,
+}
+
+/// Each executor call of a Kaniko step converted, with its alternatives.
+fn convert_step(
+    build: &Build,
+    kaniko: &KanikoStep,
+    opts: &Options,
+) -> (Vec<Conversion>, Vec<Alternatives>) {
     let source = build.source;
     let step = kaniko.step;
     let workdir = match step.dir.as_deref() {
@@ -185,8 +202,22 @@ fn convert_step(build: &Build, kaniko: &KanikoStep, opts: &Options) -> Vec<Conve
         .collect();
     for (call, conversion) in kaniko.calls.iter().zip(&mut conversions) {
         explain_digest_files(&call.call, conversion);
+        substitutions::explain_blocked(call, conversion);
     }
-    conversions
+    let alternatives = kaniko
+        .calls
+        .iter()
+        .map(|c| {
+            let convert = |call: crate::kaniko::Call| from_kaniko::convert(&call, &convert_opts);
+            Alternatives {
+                bare: separate::without_flags(c, None).map(convert),
+                each: (0..c.substituted.len())
+                    .map(|i| separate::without_flags(c, Some(i)).map(convert))
+                    .collect(),
+            }
+        })
+        .collect();
+    (conversions, alternatives)
 }
 
 /// Gives every migrated build of the file that would export to the same
@@ -252,6 +283,7 @@ fn migrate_step<'a>(
     build: &'a Build<'a>,
     kaniko: KanikoStep<'a>,
     conversions: Vec<Conversion>,
+    alternatives: &[Alternatives],
     builder: &str,
 ) -> StepMigration<'a> {
     let source = build.source;
@@ -286,20 +318,69 @@ fn migrate_step<'a>(
         });
     }
 
+    let layouts: Vec<separate::Layout> = kaniko
+        .calls
+        .iter()
+        .zip(&conversions)
+        .zip(alternatives)
+        .map(|((call, with), alt)| {
+            separate::layout(
+                build,
+                call,
+                |c| build_argv(c, builder),
+                with,
+                alt.bare.as_ref(),
+                &alt.each,
+            )
+        })
+        .collect();
+    let mut conversions = conversions;
+    for (l, c) in layouts.iter().zip(&mut conversions) {
+        c.notes.extend(
+            l.notes
+                .iter()
+                .filter(|n| n.kind == NoteKind::Manual)
+                .cloned(),
+        );
+        if blocked.is_none() {
+            blocked = l.blocked.clone();
+        }
+    }
+    let passthrough: Vec<Substituted> = kaniko
+        .calls
+        .iter()
+        .flat_map(|c| &c.substituted)
+        .filter(|s| matches!(s.handling, Handling::Passthrough { .. }))
+        .cloned()
+        .collect();
     let edits = if blocked.is_some() {
         None
     } else {
-        step_edits(source, step, &kaniko, &conversions, builder)
+        step_edits(source, step, &kaniko, &conversions, &layouts)
     };
     if edits.is_none() && blocked.is_none() {
         blocked = Some(
             "the script's quoting style cannot hold the rewritten call; migrate it by hand".into(),
         );
     }
+    // What the rewrite fixes about substitutions is only true of a
+    // migrated step.
+    if blocked.is_none() {
+        for ((call, c), l) in kaniko.calls.iter().zip(&mut conversions).zip(&layouts) {
+            c.notes.extend(substitutions::bool_notes(build, call));
+            c.notes.extend(
+                l.notes
+                    .iter()
+                    .filter(|n| n.kind != NoteKind::Manual)
+                    .cloned(),
+            );
+        }
+    }
     StepMigration {
         kaniko,
         conversions,
         notes,
+        passthrough,
         edits,
         blocked,
     }
@@ -349,14 +430,17 @@ fn step_edits(
     step: &Step,
     kaniko: &KanikoStep,
     conversions: &[Conversion],
-    builder: &str,
+    layouts: &[separate::Layout],
 ) -> Option<Vec<Edit>> {
     let mut edits = Vec::new();
     if let Some(name) = step.name {
         edits.push(replace_scalar(source, &name.value, DOCKER_BUILDER));
     }
-    for (call, conversion) in kaniko.calls.iter().zip(conversions) {
-        let argv = build_argv(conversion, builder);
+    for ((call, conversion), layout) in kaniko.calls.iter().zip(conversions).zip(layouts) {
+        let argv = &layout.argv;
+        for (node, value) in &layout.defaults {
+            edits.push(replace_scalar(source, node, value));
+        }
         // Kaniko's digest files, written again from the metadata file after
         // the build; `$$` is Cloud Build's escape for the shell's `$`.
         let then: Vec<String> = conversion
@@ -373,7 +457,7 @@ fn step_edits(
             Invocation::Args => {
                 let args = step.args?;
                 let Some(then) = then else {
-                    edits.push(replace_args(source, &args.value, &argv)?);
+                    edits.push(replace_args(source, &args.value, argv)?);
                     if let Some(ep) = step.entrypoint {
                         let map = step.node.as_map()?;
                         edits.push(remove_entry(
@@ -407,7 +491,10 @@ fn step_edits(
             } => {
                 let written = written_words(node, command);
                 let mut words = vec!["docker".to_string()];
-                words.extend(argv.iter().map(|a| {
+                words.extend(argv.iter().enumerate().map(|(i, a)| {
+                    if layout.raw.contains(&i) {
+                        return a.clone();
+                    }
                     written
                         .get(a.as_str())
                         .cloned()

@@ -7,6 +7,8 @@ pub mod equivalence;
 pub mod findings;
 pub mod kaniko_steps;
 pub mod migrate;
+pub mod separate;
+pub mod substitutions;
 
 use std::collections::HashMap;
 
@@ -58,6 +60,9 @@ pub struct Build<'a> {
     pub steps: Vec<Step<'a>>,
     /// `substitutions:` defaults.
     pub substitutions: HashMap<String, String>,
+    /// How often the text refers to each user substitution, counted once
+    /// on first use (see [`substitutions::use_counts`]).
+    uses: std::cell::OnceCell<HashMap<String, usize>>,
 }
 
 impl<'a> Build<'a> {
@@ -148,7 +153,17 @@ impl<'a> Build<'a> {
             steps_entry,
             steps,
             substitutions,
+            uses: std::cell::OnceCell::new(),
         })
+    }
+
+    /// How many times the file's text refers to user substitution `name`.
+    pub fn uses(&self, name: &str) -> usize {
+        self.uses
+            .get_or_init(|| substitutions::use_counts(&self.source.text))
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Expands `$_X` / `${_X}` user substitutions with their defaults.
