@@ -107,6 +107,7 @@ impl BuildxArgs {
             progress: self.progress,
             no_cache: self.no_cache,
             pull: self.pull,
+            passthrough: Vec::new(),
         }
     }
 }

@@ -231,6 +231,13 @@ fn runs_jobs(p: &Pipeline) -> bool {
 }
 
 fn note_findings(c: &mut Collector, call: &CallInfo) {
+    for n in &call.var_notes {
+        let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
+        if let Some(h) = &n.help {
+            f = f.with_help(h.clone());
+        }
+        c.add(n.file, f);
+    }
     for n in &call.conversion.notes {
         let rule = match n.kind {
             NoteKind::Dropped => "KM010",
@@ -694,11 +701,14 @@ mod tests {
 
     #[test]
     fn flags_from_variables_leave_the_job_unchanged_with_reasons() {
-        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . $KANIKO_ARGS\n";
+        // A variable set outside the file is passed through (KM015); one
+        // whose definition has no buildx spelling keeps the job on Kaniko.
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - KANIKO_ARGS=--tar-path=/out.tar\n    - /kaniko/executor --context . $KANIKO_ARGS\n";
         let (rules, text) = run(src, Target::Buildx);
         assert!(text.is_none());
         assert_eq!(ids(&rules), ["KM001", "KM012"]);
         assert!(rules[1].1.contains("$KANIKO_ARGS"), "{rules:?}");
+        assert!(rules[1].1.contains("line 4"), "{rules:?}");
     }
 
     #[test]
@@ -740,7 +750,7 @@ mod tests {
 
     #[test]
     fn a_template_shared_with_a_manual_job_is_left_alone() {
-        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
+        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [ARGS=--tar-path=/o.tar, /kaniko/executor --context . $ARGS]\n";
         let (rules, text) = run(src, Target::Buildx);
         // The template and the manual job stay; `a` gets its own image
         // (issue 14.2: a shared value changes only when all its users do),
@@ -753,7 +763,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("b:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n"),
+            text.ends_with("b:\n  extends: .k\n  script: [ARGS=--tar-path=/o.tar, /kaniko/executor --context . $ARGS]\n"),
             "{text}"
         );
         assert!(

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod detect;
 pub mod docker_cache;
 pub mod findings;
+pub mod flag_vars;
 pub mod fragment;
 pub mod glob;
 pub mod include;
