@@ -178,3 +178,33 @@ fn an_empty_yaml_default_is_visible_but_its_real_value_comes_from_elsewhere() {
     assert!(out.contains(r#"USER_KANIKO_FLAGS: """#), "{out}");
     assert!(out.contains("$USER_KANIKO_FLAGS tools"), "{out}");
 }
+
+#[test]
+fn component_input_defaults_are_translated_and_inputs_without_one_pass_through() {
+    let f = findings(&fixture("component"));
+    assert!(!rules(&f).contains(&"KM012"), "{f:?}");
+    let km015: Vec<&str> = f
+        .iter()
+        .filter(|(r, _, _)| r == "KM015")
+        .map(|(_, m, _)| m.as_str())
+        .collect();
+    assert_eq!(km015.len(), 3, "{f:?}");
+    assert!(
+        km015[0].contains("`$[[ inputs.image_args ]]` gets its default (line 4) translated"),
+        "{km015:?}"
+    );
+    assert!(
+        km015[2].contains("`$[[ inputs.caller_args ]]` is set by the component's caller"),
+        "{km015:?}"
+    );
+    let out = rewritten("component");
+    assert!(
+        out.contains(r#"default: "--tag $CI_REGISTRY_IMAGE:from-input --label team=infra""#),
+        "{out}"
+    );
+    assert!(
+        out.contains("--push --provenance=false $[[ inputs.image_args ]] $[[ inputs.more_args ]] $[[ inputs.caller_args ]] ."),
+        "{out}"
+    );
+    snapshot!("vars_gitlab_component", out);
+}

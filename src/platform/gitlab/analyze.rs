@@ -218,9 +218,13 @@ fn call_info(
         .enumerate()
         .filter(|(i, _)| args[*i].dynamic)
         .filter_map(|(i, w)| {
-            let name = flag_vars::variable_name(&w.dq)?;
             let written = &line.text[w.span.clone()];
             let at = (line.origin.file, arg_spans[i].clone());
+            if let Some(input) = flag_vars::input_name(&w.dq) {
+                let file = line.origin.file;
+                return Some((i, flag_vars::resolve_input(files, file, input, written, at)));
+            }
+            let name = flag_vars::variable_name(&w.dq)?;
             Some((i, flag_vars::resolve(files, job, &exec, name, written, at)))
         })
         .collect();

@@ -138,20 +138,10 @@ pub fn resolve(
             "in the project's CI/CD settings, by a caller or a trigger",
         ));
     }
-    let mut t = Translated::default();
-    for d in &defs {
-        let text = &files[d.file].text[d.value_span.clone()];
-        if let Err(why) = translate(d, text, name, &mut t) {
-            return Resolution::Blocked {
-                message: format!(
-                    "`{written}` is set on line {} to `{}`, which kmigrate cannot translate: {why}",
-                    d.line,
-                    text.trim()
-                ),
-                help: "write the flags out in the call, or migrate this call by hand".into(),
-            };
-        }
-    }
+    let t = match translate_all(files, &defs, name, written) {
+        Ok(t) => t,
+        Err(blocked) => return blocked,
+    };
     // GitLab's project variables override the YAML ones: an empty YAML
     // default that no script line replaces is a placeholder for a value
     // set elsewhere, which reaches buildx as it is.
@@ -175,6 +165,103 @@ pub fn resolve(
         help: Some(kaniko::passthrough::help(written)),
     });
     Resolution::Translated { t, outside }
+}
+
+/// Translates every definition, or says which one cannot be.
+fn translate_all(
+    files: &[SourceFile],
+    defs: &[Definition],
+    name: &str,
+    written: &str,
+) -> Result<Translated, Resolution> {
+    let mut t = Translated::default();
+    for d in defs {
+        let text = &files[d.file].text[d.value_span.clone()];
+        if let Err(why) = translate(d, text, (name, written), &mut t) {
+            return Err(Resolution::Blocked {
+                message: format!(
+                    "`{written}` is set on line {} to `{}`, which kmigrate cannot translate: {why}",
+                    d.line,
+                    text.trim()
+                ),
+                help: "write the flags out in the call, or migrate this call by hand".into(),
+            });
+        }
+    }
+    Ok(t)
+}
+
+/// The input a call word names (`$[[ inputs.args ]]`), if it is one.
+pub fn input_name(dq: &str) -> Option<&str> {
+    let inner = dq.strip_prefix("$[[")?.strip_suffix("]]")?.trim();
+    let name = inner.strip_prefix("inputs.")?;
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        .then_some(name)
+        .filter(|n| !n.is_empty())
+}
+
+/// Resolves the component input word `written` of a call written in file
+/// `file`: the `spec: inputs:` default of that file is translated (callers
+/// that pass the input must use buildx spelling: KM015); with no default
+/// the input comes from the caller and is passed through (KM015).
+pub fn resolve_input(
+    files: &[SourceFile],
+    file: usize,
+    name: &str,
+    written: &str,
+    word_at: (usize, Span),
+) -> Resolution {
+    let note = |message: String| VarNote {
+        file: word_at.0,
+        span: word_at.1.clone(),
+        rule: "KM015",
+        message,
+        help: Some(kaniko::passthrough::help(written)),
+    };
+    let f = &files[file];
+    let default = f
+        .tree
+        .documents
+        .first()
+        .filter(|_| f.tree.documents.len() == 2)
+        .and_then(|d| d.get("spec")?.get("inputs")?.get(name)?.get("default"));
+    let Some(default) = default else {
+        return Resolution::Passthrough(note(kaniko::passthrough::message(
+            written,
+            "by the component's caller (`inputs:` of its `include:`)",
+        )));
+    };
+    let span = default.span.clone();
+    let line = f.position(span.start).0;
+    if !default
+        .as_str()
+        .is_some_and(|v| same_words(&f.text[span.clone()], v))
+    {
+        return Resolution::Blocked {
+            message: format!(
+                "`{written}` has a default on line {line} in a form kmigrate cannot edit word by word"
+            ),
+            help: "write the flags out in the call, or migrate this call by hand".into(),
+        };
+    }
+    let def = Definition {
+        file,
+        value_span: span,
+        line,
+        yaml: true,
+        conditional: false,
+        accumulates: false,
+    };
+    match translate_all(files, std::slice::from_ref(&def), name, written) {
+        Ok(t) => Resolution::Translated {
+            t,
+            outside: Some(note(format!(
+                "`{written}` gets its default (line {line}) translated to buildx spelling; a caller that passes this input still writes Kaniko flags, which buildx rejects with `unknown flag`"
+            ))),
+        },
+        Err(blocked) => blocked,
+    }
 }
 
 /// The commands a job section runs, for uses and definitions.
@@ -385,7 +472,12 @@ fn tokens(text: &str) -> Result<Vec<(Range<usize>, String)>, String> {
 }
 
 /// Rewrites one definition (its source `text`) in buildx spelling into `t`.
-fn translate(d: &Definition, text: &str, name: &str, t: &mut Translated) -> Result<(), String> {
+fn translate(
+    d: &Definition,
+    text: &str,
+    (name, written): (&str, &str),
+    t: &mut Translated,
+) -> Result<(), String> {
     let toks = tokens(text)?;
     // The variable's own earlier value stays as it is (it is translated
     // where it is set).
@@ -431,7 +523,7 @@ fn translate(d: &Definition, text: &str, name: &str, t: &mut Translated) -> Resu
                     t.notes.push(note(
                         "KM011",
                         format!(
-                            "`{value}` in `${name}` (line {}): Kaniko looked for it in the working directory, then in the context; buildx only in the working directory",
+                            "`{value}` in `{written}` (line {}): Kaniko looked for it in the working directory, then in the context; buildx only in the working directory",
                             d.line
                         ),
                         Some("check that the path names the Dockerfile Kaniko built".into()),
@@ -477,7 +569,7 @@ fn translate(d: &Definition, text: &str, name: &str, t: &mut Translated) -> Resu
                 t.notes.push(note(
                     rule,
                     format!(
-                        "`{}` removed from `${name}` (line {}): {reason}",
+                        "`{}` removed from `{written}` (line {}): {reason}",
                         text[first.0.start..last.0.end].trim(),
                         d.line
                     ),
@@ -523,6 +615,9 @@ mod tests {
         assert_eq!(variable_name("${DEST}"), Some("DEST"));
         assert_eq!(variable_name("${DEST:-x}"), None);
         assert_eq!(variable_name("$[[ inputs.x ]]"), None);
+        assert_eq!(input_name("$[[ inputs.image_args ]]"), Some("image_args"));
+        assert_eq!(input_name("$[[inputs.a-b]]"), Some("a-b"));
+        assert_eq!(input_name("$[[ inputs.x | expand_vars ]]"), None);
         assert!(mentions("a $X b", "X"));
         assert!(mentions("${X:-d}", "X"));
         assert!(!mentions("$XY", "X"));
