@@ -140,7 +140,7 @@ pub fn resolve(
     }
     let t = match translate_all(files, &defs, name, written) {
         Ok(t) => t,
-        Err(blocked) => return blocked,
+        Err(blocked) => return *blocked,
     };
     // GitLab's project variables override the YAML ones: an empty YAML
     // default that no script line replaces is a placeholder for a value
@@ -173,19 +173,19 @@ fn translate_all(
     defs: &[Definition],
     name: &str,
     written: &str,
-) -> Result<Translated, Resolution> {
+) -> Result<Translated, Box<Resolution>> {
     let mut t = Translated::default();
     for d in defs {
         let text = &files[d.file].text[d.value_span.clone()];
         if let Err(why) = translate(d, text, (name, written), &mut t) {
-            return Err(Resolution::Blocked {
+            return Err(Box::new(Resolution::Blocked {
                 message: format!(
                     "`{written}` is set on line {} to `{}`, which kmigrate cannot translate: {why}",
                     d.line,
                     text.trim()
                 ),
                 help: "write the flags out in the call, or migrate this call by hand".into(),
-            });
+            }));
         }
     }
     Ok(t)
@@ -260,7 +260,7 @@ pub fn resolve_input(
                 "`{written}` gets its default (line {line}) translated to buildx spelling; a caller that passes this input still writes Kaniko flags, which buildx rejects with `unknown flag`"
             ))),
         },
-        Err(blocked) => blocked,
+        Err(blocked) => *blocked,
     }
 }
 
