@@ -712,6 +712,29 @@ mod tests {
     }
 
     #[test]
+    fn flag_variables_translate_every_spelling_in_place() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - A='-dr.example.com/a:1 --context=dir://sub --custom-platform=linux/arm64'\n    - /kaniko/executor $A\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(!ids(&rules).contains(&"KM012"), "{rules:?}");
+        let text = text.unwrap();
+        assert!(
+            text.contains("- A='--tag=r.example.com/a:1 sub --platform=linux/arm64'\n    - docker buildx build --push --provenance=false $A\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_definition_after_the_call_in_a_loop_counts() {
+        // The second round of the loop builds with the value set after the
+        // call: that definition must be translated too (here it cannot be).
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - X=\"--destination r.example.com/a\"\n    - |\n      for i in 1 2; do\n        /kaniko/executor --context . $X\n        X=\"--tar-path=/o.tar\"\n      done\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        let km012 = rules.iter().find(|(r, _)| r == "KM012").unwrap();
+        assert!(km012.1.contains("line 8"), "{rules:?}");
+    }
+
+    #[test]
     fn calls_in_loops_are_rewritten_in_place_but_not_split() {
         let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - |\n      for app in api web; do\n        /kaniko/executor --cache=true --context $app --destination $CI_REGISTRY_IMAGE/$app\n      done\n    - /kaniko/executor --cache=true --context . --destination $CI_REGISTRY_IMAGE/all\n";
         let (rules, text) = run(src, Target::Buildx);

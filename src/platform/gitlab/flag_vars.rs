@@ -366,8 +366,10 @@ fn definitions(
             continue;
         }
         let parsed = job.parsed(s);
+        // In a loop, a value set after the call reaches its next round.
+        let looped = call.command.nesting == Nesting::Loop;
         let before = |w: &Word| {
-            s != call.section || {
+            s != call.section || looped || {
                 let at = parsed.line_ranges[call.line].start + call.command.span.start;
                 w.span.start < at
             }
@@ -402,6 +404,11 @@ fn definitions(
             let file = line.origin.file;
             let src = &files[file].text;
             let lineno = files[file].position(span.start).0;
+            if line.from_default {
+                return Err(format!(
+                    "is set on line {lineno} in `default:`, which every job runs: kmigrate does not rewrite it for one job"
+                ));
+            }
             // Edits go to the file: the shell text must be written as is.
             if src.get(span.clone()) != line.text.get(range.clone()) {
                 return Err(format!(
