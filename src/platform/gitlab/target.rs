@@ -278,6 +278,25 @@ mod tests {
     }
 
     #[test]
+    fn passed_through_words_stay_unquoted_before_the_context() {
+        let mut p = plan();
+        p.passthrough = vec!["$KANIKO_ARGS".into(), "$[[ inputs.args ]]".into()];
+        let w = buildx_words(&p).join(" ");
+        assert!(w.ends_with(" $KANIKO_ARGS $[[ inputs.args ]] ."), "{w}");
+        // A variable that holds the context: no positional of the call's own.
+        p.context.clear();
+        let w = buildx_words(&p).join(" ");
+        assert!(
+            w.ends_with("--provenance=false $KANIKO_ARGS $[[ inputs.args ]]"),
+            "{w}"
+        );
+        assert!(
+            buildctl_words(&p).is_err(),
+            "buildctl spells flags differently"
+        );
+    }
+
+    #[test]
     fn quotes_inside_expansions_stay_unescaped() {
         // Attribute-list quotes are literal; a quote inside `$(…)` is not.
         assert_eq!(word("\"a,b\""), "\"\\\"a,b\\\"\"");
