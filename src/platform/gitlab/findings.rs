@@ -724,6 +724,18 @@ mod tests {
     }
 
     #[test]
+    fn a_predefined_variable_in_a_flag_place_is_not_taken_for_flags() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --destination r.example.com/a $CI_PROJECT_DIR\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM012"
+                && m.contains("`$CI_PROJECT_DIR` is a GitLab predefined variable")),
+            "{rules:?}"
+        );
+    }
+
+    #[test]
     fn a_definition_after_the_call_in_a_loop_counts() {
         // The second round of the loop builds with the value set after the
         // call: that definition must be translated too (here it cannot be).

@@ -114,9 +114,17 @@ pub fn resolve(
             help: Some(kaniko::passthrough::help(written)),
         })
     };
-    // GitLab's predefined variables hold names and paths, never flags.
+    // GitLab's predefined variables hold names and paths, never flags:
+    // in a flag's place Kaniko reads one as a stray positional word.
     if name.starts_with("CI_") || name.starts_with("GITLAB_") {
-        return passthrough(kaniko::passthrough::message(written, "by GitLab"));
+        return Resolution::Blocked {
+            message: format!(
+                "`{written}` is a GitLab predefined variable (a name or a path, not flags), written where a flag belongs"
+            ),
+            help: format!(
+                "give it to the flag it is meant for (e.g. `--context {written}`), or migrate this call by hand"
+            ),
+        };
     }
     if let Some(other) = other_use(job, name) {
         return passthrough(format!(
