@@ -213,25 +213,41 @@ fn call_info(
         })
         .collect();
     // Variables standing for flags: followed to their definitions.
-    let resolved: Vec<(usize, Resolution)> = words
+    // A quoted `"$X"` in a flag's place is one argument: one flag.
+    let quoted = |i: usize, w: &crate::shell::Word| {
+        !w.unquoted_expansion
+            && (flag_vars::variable_name(&w.dq).is_some() || flag_vars::input_name(&w.dq).is_some())
+            && !(i > 0 && takes_separate_value(&words[i - 1].dq))
+    };
+    let resolved: Vec<(usize, String, Resolution)> = words
         .iter()
         .enumerate()
-        .filter(|(i, _)| args[*i].dynamic)
+        .filter(|(i, w)| args[*i].dynamic || quoted(*i, w))
         .filter_map(|(i, w)| {
             let written = &line.text[w.span.clone()];
             let at = (line.origin.file, arg_spans[i].clone());
-            if let Some(input) = flag_vars::input_name(&w.dq) {
-                let file = line.origin.file;
-                return Some((i, flag_vars::resolve_input(files, file, input, written, at)));
-            }
-            let name = flag_vars::variable_name(&w.dq)?;
-            Some((i, flag_vars::resolve(files, job, &exec, name, written, at)))
+            let r = if let Some(input) = flag_vars::input_name(&w.dq) {
+                flag_vars::resolve_input(files, line.origin.file, input, written, at)
+            } else {
+                let name = flag_vars::variable_name(&w.dq)?;
+                flag_vars::resolve(files, job, &exec, name, written, at)
+            };
+            let r = match r {
+                Resolution::Translated { t, .. } if quoted(i, w) && t.not_one_word => {
+                    Resolution::Blocked {
+                        message: format!("`{written}` is one argument, and a value it is set to is not exactly one flag"),
+                        help: "write the flag out in the call, or migrate this call by hand".into(),
+                    }
+                }
+                r => r,
+            };
+            Some((i, written.to_string(), r))
         })
         .collect();
     let mut call = kaniko::call::parse(args);
     let var_tags: Vec<String> = resolved
         .iter()
-        .filter_map(|(_, r)| match r {
+        .filter_map(|(_, _, r)| match r {
             Resolution::Translated { t, .. } => Some(t.tags.clone()),
             _ => None,
         })
@@ -280,7 +296,7 @@ fn call_info(
 #[allow(clippy::type_complexity)]
 fn apply_resolutions(
     call: &mut kaniko::Call,
-    resolved: &[(usize, Resolution)],
+    resolved: &[(usize, String, Resolution)],
 ) -> (
     Vec<super::rewrite::FileEdit>,
     Vec<flag_vars::VarNote>,
@@ -292,7 +308,7 @@ fn apply_resolutions(
     let mut words = Vec::new();
     let mut contexts = 0;
     let mut blocked: Vec<(usize, String, String)> = Vec::new();
-    for (i, r) in resolved {
+    for (i, written, r) in resolved {
         match r {
             Resolution::Translated { t, outside } => {
                 contexts += usize::from(t.context);
@@ -329,11 +345,11 @@ fn apply_resolutions(
                 edits.extend(t.edits.iter().cloned());
                 notes.extend(t.notes.iter().cloned());
                 notes.extend(outside.iter().cloned());
-                words.push(call.args[*i].text.clone());
+                words.push(written.clone());
             }
             Resolution::Passthrough(note) => {
                 notes.push(note.clone());
-                words.push(call.args[*i].text.clone());
+                words.push(written.clone());
             }
             Resolution::Blocked { message, help } => {
                 blocked.push((*i, message.clone(), help.clone()))
@@ -342,7 +358,7 @@ fn apply_resolutions(
     }
     if contexts > 0
         && (contexts > 1 || call.value("context").is_some())
-        && let Some((i, _)) = resolved.first()
+        && let Some((i, _, _)) = resolved.first()
     {
         blocked.push((
             *i,
@@ -351,7 +367,7 @@ fn apply_resolutions(
             "keep one `--context`, or migrate this call by hand".into(),
         ));
     }
-    let answered: Vec<usize> = resolved.iter().map(|(i, _)| *i).collect();
+    let answered: Vec<usize> = resolved.iter().map(|(i, _, _)| *i).collect();
     call.problems.retain(|p| {
         !(p.args.len() == 1 && answered.contains(&p.args.start))
             || blocked.iter().any(|(i, _, _)| *i == p.args.start)

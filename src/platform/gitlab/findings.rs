@@ -736,6 +736,27 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_variable_is_one_flag() {
+        let one = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - D=--destination=r.example.com/a:1\n    - /kaniko/executor --context . \"$D\" \"$OUTSIDE\"\n";
+        let (rules, text) = run(one, Target::Buildx);
+        assert!(!ids(&rules).contains(&"KM012"), "{rules:?}");
+        let text = text.unwrap();
+        assert!(
+            text.contains("- D=--tag=r.example.com/a:1\n    - docker buildx build --push --provenance=false \"$D\" \"$OUTSIDE\" .\n"),
+            "{text}"
+        );
+        let two = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - D=\"--destination r.example.com/a:1\"\n    - /kaniko/executor --context . \"$D\"\n";
+        let (rules, text) = run(two, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules
+                .iter()
+                .any(|(r, m)| r == "KM012" && m.contains("is one argument")),
+            "{rules:?}"
+        );
+    }
+
+    #[test]
     fn a_definition_after_the_call_in_a_loop_counts() {
         // The second round of the loop builds with the value set after the
         // call: that definition must be translated too (here it cannot be).

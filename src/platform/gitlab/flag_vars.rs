@@ -49,6 +49,9 @@ pub struct Translated {
     pub sets: Vec<(String, usize)>,
     /// The images the definitions push (`--destination` values).
     pub tags: Vec<String>,
+    /// Some definition is not exactly one word once translated (a quoted
+    /// `"$X"` is one argument, so it cannot take such a value).
+    pub not_one_word: bool,
 }
 
 /// What becomes of one variable word of a call.
@@ -504,6 +507,11 @@ fn translate(
     if let Some(p) = call.problems.first() {
         return Err(p.message.clone());
     }
+    let single = flags.len() == toks.len()
+        && call.uses.len() == 1
+        && call.uses[0].args.len() == 1
+        && !matches!(call.uses[0].spec.action, Action::Drop | Action::DropWarn);
+    t.not_one_word |= !single;
     let at = |r: &Range<usize>| d.value_span.start + r.start..d.value_span.start + r.end;
     let mut edit = |r: Range<usize>, with: &str| t.edits.push((d.file, Edit::replace(r, with)));
     for u in &call.uses {
