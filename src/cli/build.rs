@@ -30,7 +30,13 @@ fn default_state_dir() -> PathBuf {
 }
 
 pub fn run(cmd: BuildCmd) -> ExitStatus {
-    let plan = cmd.buildx.into_plan();
+    let plan = match cmd.buildx.into_plan() {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("kmigrate build: {e}");
+            return ExitStatus::Error;
+        }
+    };
     let progress = match Progress::parse(plan.progress.as_deref()) {
         Ok(p) => p,
         Err(e) => {

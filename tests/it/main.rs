@@ -47,6 +47,7 @@ mod security_lint_io;
 mod security_lint_perf;
 mod security_sandbox;
 mod vars_cloudbuild_substitutions;
+mod vars_gitlab_flags;
 mod verify_compare;
 mod verify_docker;
 mod verify_e2e;

@@ -162,14 +162,27 @@ fn an_extra_args_item_with_an_empty_default_stays_on_kaniko() {
 
 #[test]
 fn a_flag_substitution_also_used_as_a_value_is_passed_through() {
+    // Its default is in the spelling buildx shares with Kaniko: it stays.
     let text = report("extra-args-shared.yaml", true);
-    assert!(text.contains("KM015 at `${_PLATFORM}`"), "{text}");
+    assert!(text.contains("KM015 at `${_TARGET}`"), "{text}");
     let out = text.split("---- rewritten ----\n").nth(1).unwrap();
-    assert!(
-        out.contains("_PLATFORM: --custom-platform=linux/arm64"),
-        "{out}"
-    );
+    assert!(out.contains("_TARGET: --target=release"), "{out}");
+    assert!(out.contains("${_TARGET}"), "{out}");
     snapshot!("vars_cloudbuild__extra-args-shared", text);
+}
+
+#[test]
+fn a_shared_flag_substitution_in_kaniko_spelling_keeps_the_step() {
+    // `--custom-platform` is Kaniko's: buildx would stop with `unknown
+    // flag`, and the default cannot be rewritten for the other use. (Before,
+    // the step was migrated and the safety net withheld it as a kmigrate bug.)
+    let text = report("extra-args-shared-kaniko-spelling.yaml", false);
+    assert!(
+        text.contains("KM012 at `${_PLATFORM}`") && text.contains("also used elsewhere"),
+        "{text}"
+    );
+    assert!(!text.contains("was withheld"), "{text}");
+    snapshot!("vars_cloudbuild__extra-args-shared-kaniko-spelling", text);
 }
 
 #[test]

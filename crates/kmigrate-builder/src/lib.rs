@@ -62,6 +62,13 @@ pub fn build(
     plan: &kmigrate_plan::BuildPlan,
     opts: &BuildOptions,
 ) -> Result<BuildReport, BuildError> {
+    if let Some(word) = plan.passthrough.first() {
+        // A variable with no value stood in a flag's place: nothing says
+        // which flags it holds.
+        return Err(BuildError::Usage(format!(
+            "unexpected argument '{word}': `docker buildx build` takes one context"
+        )));
+    }
     let host = image::host_platform();
     let platform = format!("{}/{}", host.os, host.architecture);
     for p in &plan.platforms {

@@ -70,16 +70,19 @@ pub struct BuildxArgs {
     /// Always attempt to pull referenced images.
     #[arg(long)]
     pub pull: bool,
-    /// Build context: a directory, `-`, or a URL.
-    #[arg(value_name = "PATH | URL | -")]
-    pub context: String,
+    /// Build context: a directory, `-`, or a URL. Read back from a CI file,
+    /// the words beside it may be variables passed through as flags (see
+    /// [`crate::stand_in`]).
+    #[arg(value_name = "PATH | URL | -", required = true, num_args = 1..)]
+    pub context: Vec<String>,
 }
 
 impl BuildxArgs {
     /// Converts parsed flags into the shared plan.
-    pub fn into_plan(self) -> BuildPlan {
-        BuildPlan {
-            context: self.context,
+    pub fn into_plan(self) -> Result<BuildPlan, String> {
+        let (context, passthrough) = split_context(self.context)?;
+        Ok(BuildPlan {
+            context,
             dockerfile: self.file,
             tags: self.tags,
             build_args: self.build_args.iter().map(|a| BuildArg::parse(a)).collect(),
@@ -107,8 +110,28 @@ impl BuildxArgs {
             progress: self.progress,
             no_cache: self.no_cache,
             pull: self.pull,
-        }
+            passthrough,
+        })
     }
+}
+
+/// The context among the positional words, and the stand-ins of variables
+/// passed through as flags. buildx takes one positional word: the context is
+/// the last word that is not a stand-in, or, when every word is one, the
+/// first (a variable that holds the context, beside others that hold flags).
+fn split_context(words: Vec<String>) -> Result<(String, Vec<String>), String> {
+    let at = words
+        .iter()
+        .rposition(|w| !crate::stand_in::is_word(w))
+        .unwrap_or(0);
+    let mut passthrough = words;
+    let context = passthrough.remove(at);
+    if let Some(extra) = passthrough.iter().find(|w| !crate::stand_in::is_word(w)) {
+        return Err(format!(
+            "error: unexpected argument '{extra}' found: `docker buildx build` takes one context"
+        ));
+    }
+    Ok((context, passthrough))
 }
 
 /// Wraps [`BuildxArgs`] so clap can parse a bare argv.
@@ -125,8 +148,8 @@ struct BuildxCommand {
 pub fn parse_build_args<S: AsRef<str>>(argv: &[S]) -> Result<BuildPlan, String> {
     use clap::Parser;
     BuildxCommand::try_parse_from(argv.iter().map(|s| s.as_ref()))
-        .map(|c| c.args.into_plan())
         .map_err(|e| e.render().to_string().trim().to_string())
+        .and_then(|c| c.args.into_plan())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod argv;
 pub mod buildctl;
 pub mod plan;
 pub mod registry_config;
+pub mod stand_in;
 
 pub use argv::{BuildxArgs, parse_build_args};
 pub use plan::{AttrList, BuildArg, BuildPlan};

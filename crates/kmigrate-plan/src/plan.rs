@@ -52,6 +52,10 @@ pub struct BuildPlan {
     pub no_cache: bool,
     /// `--pull`.
     pub pull: bool,
+    /// Shell words handed to buildx as written, before the context: a
+    /// variable holding flags (`$KANIKO_ARGS`) whose value kmigrate does not
+    /// rewrite. Opaque: the shell splits them at run time.
+    pub passthrough: Vec<String>,
 }
 
 /// A `--build-arg`: `NAME=value`, or a bare `NAME` that takes its value from
@@ -284,7 +288,11 @@ impl BuildPlan {
         if let Some(s) = &self.sbom {
             out.push(format!("--sbom={s}"));
         }
-        out.push(self.context.clone());
+        out.extend(self.passthrough.iter().cloned());
+        // An empty context: a passed-through variable holds it.
+        if !self.context.is_empty() {
+            out.push(self.context.clone());
+        }
         out
     }
 }

@@ -26,6 +26,8 @@ pub enum Field {
     CacheImports,
     CacheExports,
     Secrets,
+    /// Variables passed through to the build as flags (KM015).
+    Passthrough,
     /// The build itself: it is missing from the rewritten text, or cannot
     /// be read back from it.
     Build,
@@ -46,6 +48,7 @@ impl fmt::Display for Field {
             Field::CacheImports => "cache imports",
             Field::CacheExports => "cache exports",
             Field::Secrets => "secrets",
+            Field::Passthrough => "flags passed through from variables",
             Field::Build => "the build itself",
         })
     }
@@ -155,6 +158,10 @@ pub fn differences(
         same_caches(&original.cache_to, &rewritten.cache_to, explained),
     );
     check(Field::Secrets, original.secrets == rewritten.secrets);
+    check(
+        Field::Passthrough,
+        original.passthrough == rewritten.passthrough,
+    );
     out
 }
 
@@ -432,6 +439,10 @@ mod tests {
             (Field::CacheImports, Box::new(|p| p.cache_from.clear())),
             (Field::CacheExports, Box::new(|p| p.cache_to.clear())),
             (Field::Secrets, Box::new(|p| p.secrets.push("id=a".into()))),
+            (
+                Field::Passthrough,
+                Box::new(|p| p.passthrough.push("%EXTRA%".into())),
+            ),
         ];
         for (field, change) in cases {
             let mut r = base.clone();

@@ -106,6 +106,7 @@ pub fn convert(call: &Call, opts: &ConvertOptions) -> Conversion {
     let context = context(call, opts, &mut out);
     out.plan.dockerfile = dockerfile(call, opts, &context, &mut out);
     out.plan.context = context;
+    out.plan.passthrough = call.passthrough.clone();
 
     out.plan.tags = call
         .values("destination")

@@ -71,6 +71,10 @@ pub struct Call {
     pub args: Vec<Arg>,
     pub uses: Vec<FlagUse>,
     pub problems: Vec<CallProblem>,
+    /// Words standing for a variable whose value is unknown where the call
+    /// is read back ([`kmigrate_plan::stand_in`]) in a flag's place: passed
+    /// through to the build as flags.
+    pub passthrough: Vec<String>,
 }
 
 impl Call {
@@ -204,6 +208,10 @@ pub fn parse(args: Vec<Arg>) -> Call {
                     continue;
                 }
             }
+        } else if kmigrate_plan::stand_in::is_word(&text) {
+            call.passthrough.push(text);
+            i += 1;
+            continue;
         } else {
             call.problems.push(positional_problem(table, &text, i));
             i += 1;

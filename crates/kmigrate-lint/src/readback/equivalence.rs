@@ -44,7 +44,7 @@ pub const REPORT_HELP: &str = "this is a bug in kmigrate: please report it with 
 /// The stand-in value of a variable without one: a word with no `$`, no
 /// space, so both sides read it as the same literal.
 fn stand_in(name: &str) -> String {
-    format!("%{name}%")
+    kmigrate_plan::stand_in::word(name)
 }
 
 /// Runs `read` (which extracts the original and the rewritten builds with

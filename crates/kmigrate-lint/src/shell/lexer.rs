@@ -69,6 +69,7 @@ pub fn parse(src: &str) -> Script {
     }
     Script {
         commands: asm.commands,
+        assignments: asm.bare_assignments,
         problems: lx.problems,
     }
 }
@@ -453,6 +454,8 @@ struct Assembler {
     control: Vec<Control>,
     words: Vec<Word>,
     assignments: Vec<Word>,
+    /// Assignments with no command after them.
+    bare_assignments: Vec<(Word, Nesting)>,
     redirect_target: bool,
     /// Skipping a `for x in …` or `case x in` header.
     in_header: bool,
@@ -526,12 +529,6 @@ impl Assembler {
 
     fn finish_command(&mut self, in_list: bool) {
         self.redirect_target = false;
-        if self.words.is_empty() {
-            self.assignments.clear();
-            return;
-        }
-        let words = std::mem::take(&mut self.words);
-        let span = words[0].span.start..words[words.len() - 1].span.end;
         let nesting = if self.control.contains(&Control::Loop) {
             Nesting::Loop
         } else if self.control.is_empty() {
@@ -539,6 +536,14 @@ impl Assembler {
         } else {
             Nesting::Conditional
         };
+        if self.words.is_empty() {
+            let bare = std::mem::take(&mut self.assignments);
+            self.bare_assignments
+                .extend(bare.into_iter().map(|w| (w, nesting)));
+            return;
+        }
+        let words = std::mem::take(&mut self.words);
+        let span = words[0].span.start..words[words.len() - 1].span.end;
         self.commands.push(Command {
             words,
             span,
@@ -553,7 +558,8 @@ fn is_assignment(w: &Word) -> bool {
     let Some(eq) = w.dq.find('=') else {
         return false;
     };
-    let name = &w.dq[..eq];
+    // Bash's `X+=value` appends (GitLab's shells are often bash).
+    let name = w.dq[..eq].strip_suffix('+').unwrap_or(&w.dq[..eq]);
     !name.is_empty()
         && name
             .chars()
@@ -650,6 +656,25 @@ mod tests {
         let c = &s.commands[0];
         assert_eq!(c.assignments.len(), 1);
         assert_eq!(c.program().unwrap().1.dq, "/kaniko/executor");
+    }
+
+    #[test]
+    fn bare_assignments_are_kept_with_their_nesting() {
+        let s = parse("A=1\nif t; then B+=\" x\"; fi\nfor i in 1; do C=\"$C y\"; done\nD=2 cmd");
+        let got: Vec<(&str, Nesting)> = s
+            .assignments
+            .iter()
+            .map(|(w, n)| (w.dq.as_str(), *n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("A=1", Nesting::TopLevel),
+                ("B+= x", Nesting::Conditional),
+                ("C=$C y", Nesting::Loop)
+            ]
+        );
+        assert_eq!(s.commands.last().unwrap().assignments[0].dq, "D=2");
     }
 
     /// Each opaque form is one word, kept byte for byte, whatever quotes,

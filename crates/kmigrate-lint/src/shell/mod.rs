@@ -93,6 +93,10 @@ impl Command {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Script {
     pub commands: Vec<Command>,
+    /// Assignments that are commands of their own (`X=1`, `X+=" y"`; not
+    /// `X=1 cmd`, which only sets `X` for `cmd`), in order, each with where
+    /// it sits: a variable's definitions for later commands.
+    pub assignments: Vec<(Word, Nesting)>,
     /// Unterminated quotes or heredocs, with the offset where they start.
     pub problems: Vec<(usize, String)>,
 }

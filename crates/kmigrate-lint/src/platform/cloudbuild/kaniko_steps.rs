@@ -151,6 +151,26 @@ fn resolve(build: &Build, words: Vec<Word>, shell: bool) -> (Vec<Arg>, Vec<Subst
         match value {
             // Set by the trigger, or also a value elsewhere in the file:
             // its text is the interface, so it is handed on as it is.
+            // A default in Kaniko's own spelling cannot stay as it is:
+            // buildx would stop with `unknown flag` (the safety net sees it).
+            Some(v) if build.uses(r.name) > 1 && !buildx_reads_as_is(&v, shell) => {
+                let at = args.len();
+                args.push(arg(w.text.clone()));
+                record(
+                    r.name,
+                    Handling::Blocked {
+                        arg: at,
+                        message: format!(
+                            "`{}` holds Kaniko flags (`{v}`) and is also used elsewhere in the file, so kmigrate cannot rewrite its default, and buildx does not read it as it is",
+                            w.written
+                        ),
+                        help: format!(
+                            "give the build its own substitution (e.g. `{}_BUILD`) holding only its flags, and run `kmigrate rewrite` again",
+                            r.name
+                        ),
+                    },
+                );
+            }
             _ if build.uses(r.name) > 1 => record(r.name, Handling::Passthrough { shared: true }),
             None => record(r.name, Handling::Passthrough { shared: false }),
             Some(v) if !shell && v.is_empty() => {
@@ -476,4 +496,20 @@ mod tests {
         let dynamic: Vec<bool> = k[0].calls[0].call.args.iter().map(|a| a.dynamic).collect();
         assert_eq!(dynamic, [true, true, false, false, false]);
     }
+}
+
+/// Whether buildx reads `value` (a substitution's default) as Kaniko meant
+/// it: only flags both spell the same (`--build-arg`, `--target`, …).
+fn buildx_reads_as_is(value: &str, shell: bool) -> bool {
+    let words: Vec<Arg> = if shell {
+        value.split_whitespace().map(Arg::new).collect()
+    } else {
+        vec![Arg::new(value)]
+    };
+    let call = crate::kaniko::call::parse(words);
+    call.problems.is_empty()
+        && call
+            .uses
+            .iter()
+            .all(|u| u.spec.passthrough.as_deref() == Some("same"))
 }

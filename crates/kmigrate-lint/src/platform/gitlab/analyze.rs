@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use super::detect::{ExecutorCall, ImageMatch, kaniko_use};
+use super::flag_vars::{self, Resolution};
 use super::job::{Job, Section};
 use super::{ImageMatcher, Pipeline};
 use std::collections::HashSet;
@@ -28,6 +29,13 @@ pub struct CallInfo {
     pub arg_spans: Vec<Span>,
     pub call: kaniko::Call,
     pub conversion: Conversion,
+    /// Edits of the definitions of the variables the call takes flags from.
+    pub var_edits: Vec<super::rewrite::FileEdit>,
+    /// Findings about those variables (KM010/KM011 for what their
+    /// translation removed, KM015 for what is passed through).
+    pub var_notes: Vec<flag_vars::VarNote>,
+    /// The images those variables' translated definitions push to.
+    pub var_tags: Vec<String>,
 }
 
 impl CallInfo {
@@ -112,7 +120,7 @@ pub fn kaniko_jobs<'p>(
             let calls = k
                 .calls
                 .into_iter()
-                .map(|exec| call_info(job, exec, &opts))
+                .map(|exec| call_info(&p.files, job, exec, &opts))
                 .collect();
             Some(KanikoJob {
                 job,
@@ -178,7 +186,12 @@ fn distinct_cache_refs(kjobs: &mut [KanikoJob]) {
     }
 }
 
-fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
+fn call_info(
+    files: &[crate::source::SourceFile],
+    job: &Job,
+    exec: ExecutorCall,
+    opts: &ConvertOptions,
+) -> CallInfo {
     let line = exec.script_line(job);
     let arg_spans: Vec<Span> = exec
         .args()
@@ -199,9 +212,62 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
             dynamic: w.is_bare_expansion() && !(i > 0 && takes_separate_value(&words[i - 1].dq)),
         })
         .collect();
-    let call = kaniko::call::parse(args);
+    // Variables standing for flags: followed to their definitions.
+    // A quoted `"$X"` in a flag's place is one argument: one flag.
+    let quoted = |i: usize, w: &crate::shell::Word| {
+        !w.unquoted_expansion
+            && (flag_vars::variable_name(&w.dq).is_some() || flag_vars::input_name(&w.dq).is_some())
+            && !(i > 0 && takes_separate_value(&words[i - 1].dq))
+    };
+    let resolved: Vec<(usize, String, Resolution)> = words
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| args[*i].dynamic || quoted(*i, w))
+        .filter_map(|(i, w)| {
+            let written = &line.text[w.span.clone()];
+            let at = (line.origin.file, arg_spans[i].clone());
+            let r = if let Some(input) = flag_vars::input_name(&w.dq) {
+                flag_vars::resolve_input(files, line.origin.file, input, written, at)
+            } else {
+                let name = flag_vars::variable_name(&w.dq)?;
+                flag_vars::resolve(files, job, &exec, name, written, at)
+            };
+            let r = match r {
+                Resolution::Translated { t, .. } if quoted(i, w) && t.not_one_word => {
+                    Resolution::Blocked {
+                        message: format!("`{written}` is one argument, and a value it is set to is not exactly one flag"),
+                        help: "write the flag out in the call, or migrate this call by hand".into(),
+                    }
+                }
+                r => r,
+            };
+            Some((i, written.to_string(), r))
+        })
+        .collect();
+    let mut call = kaniko::call::parse(args);
+    let var_tags: Vec<String> = resolved
+        .iter()
+        .filter_map(|(_, _, r)| match r {
+            Resolution::Translated { t, .. } => Some(t.tags.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let (var_edits, var_notes, passthrough, var_context) = apply_resolutions(&mut call, &resolved);
     let mut conversion = convert(&call, opts);
-    note_default_context(&call, &mut conversion);
+    if !passthrough.is_empty() && !conversion.is_blocked() {
+        conversion.plan.passthrough = passthrough;
+    }
+    if var_context {
+        // A variable holds the context (and Kaniko's default Dockerfile
+        // in it is buildx's too, unless the call names one).
+        conversion.plan.context.clear();
+        if call.value("dockerfile").is_none() {
+            conversion.plan.dockerfile = None;
+        }
+    } else {
+        note_default_context(&call, &mut conversion);
+    }
     unmark_plan(&mut conversion.plan);
     for n in &mut conversion.notes {
         unmark(&mut n.message);
@@ -219,7 +285,113 @@ fn call_info(job: &Job, exec: ExecutorCall, opts: &ConvertOptions) -> CallInfo {
         exec,
         call,
         conversion,
+        var_edits,
+        var_notes,
+        var_tags,
     }
+}
+
+/// What the call's variables mean for it: their problems answered (or made
+/// precise), and the edits, notes and passed-through words they bring.
+#[allow(clippy::type_complexity)]
+fn apply_resolutions(
+    call: &mut kaniko::Call,
+    resolved: &[(usize, String, Resolution)],
+) -> (
+    Vec<super::rewrite::FileEdit>,
+    Vec<flag_vars::VarNote>,
+    Vec<String>,
+    bool,
+) {
+    let mut edits = Vec::new();
+    let mut notes = Vec::new();
+    let mut words = Vec::new();
+    let mut contexts = 0;
+    let mut blocked: Vec<(usize, String, String)> = Vec::new();
+    for (i, written, r) in resolved {
+        match r {
+            Resolution::Translated { t, outside } => {
+                contexts += usize::from(t.context);
+                let clash = t
+                    .sets
+                    .iter()
+                    .find(|(flag, _)| call.value(flag).is_some())
+                    .map(|(flag, line)| (flag.clone(), *line));
+                if let Some((flag, line)) = clash {
+                    blocked.push((
+                        *i,
+                        format!(
+                            "`{}` sets `--{flag}` on line {line}, and so does the call: kmigrate does not decide which one wins",
+                            call.args[*i].text
+                        ),
+                        "keep the flag in one place, or migrate this call by hand".into(),
+                    ));
+                    continue;
+                }
+                if t.context
+                    && let Some(d) = call.value("dockerfile")
+                    && !d.starts_with(['/', '$'])
+                {
+                    blocked.push((
+                        *i,
+                        format!(
+                            "`{}` holds the context and the call names the Dockerfile `{d}`, which Kaniko looked for in that context",
+                            call.args[*i].text
+                        ),
+                        "give the Dockerfile as an absolute path, or migrate this call by hand".into(),
+                    ));
+                    continue;
+                }
+                edits.extend(t.edits.iter().cloned());
+                notes.extend(t.notes.iter().cloned());
+                notes.extend(outside.iter().cloned());
+                words.push(written.clone());
+            }
+            Resolution::Passthrough(note) => {
+                notes.push(note.clone());
+                words.push(written.clone());
+            }
+            Resolution::Blocked { message, help } => {
+                blocked.push((*i, message.clone(), help.clone()))
+            }
+        }
+    }
+    if contexts > 0
+        && (contexts > 1 || call.value("context").is_some())
+        && let Some((i, _, _)) = resolved.first()
+    {
+        blocked.push((
+            *i,
+            "the build context is given more than once (in the call or in several variables)"
+                .into(),
+            "keep one `--context`, or migrate this call by hand".into(),
+        ));
+    }
+    let answered: Vec<usize> = resolved.iter().map(|(i, _, _)| *i).collect();
+    call.problems.retain(|p| {
+        !(p.args.len() == 1 && answered.contains(&p.args.start))
+            || blocked.iter().any(|(i, _, _)| *i == p.args.start)
+    });
+    for p in call.problems.iter_mut() {
+        if let Some((_, m, h)) = blocked.iter().find(|(i, _, _)| p.args == (*i..*i + 1)) {
+            p.message = m.clone();
+            p.help = h.clone();
+        }
+    }
+    for (i, m, h) in &blocked {
+        if !call.problems.iter().any(|p| p.args == (*i..*i + 1)) {
+            call.problems.push(kaniko::CallProblem {
+                kind: kaniko::ProblemKind::Unknowable,
+                args: *i..*i + 1,
+                message: m.clone(),
+                help: h.clone(),
+            });
+        }
+    }
+    if !blocked.is_empty() {
+        return (Vec::new(), Vec::new(), Vec::new(), false);
+    }
+    (edits, notes, words, contexts > 0)
 }
 
 /// Kaniko's default context, `/workspace/`, is a directory of the Kaniko

@@ -229,6 +229,13 @@ fn runs_jobs(p: &Pipeline) -> bool {
 }
 
 fn note_findings(c: &mut Collector, call: &CallInfo) {
+    for n in &call.var_notes {
+        let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
+        if let Some(h) = &n.help {
+            f = f.with_help(h.clone());
+        }
+        c.add(n.file, f);
+    }
     for n in &call.conversion.notes {
         let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
@@ -748,11 +755,70 @@ mod tests {
 
     #[test]
     fn flags_from_variables_leave_the_job_unchanged_with_reasons() {
-        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --context . $KANIKO_ARGS\n";
+        // A variable set outside the file is passed through (KM015); one
+        // whose definition has no buildx spelling keeps the job on Kaniko.
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - KANIKO_ARGS=--tar-path=/out.tar\n    - /kaniko/executor --context . $KANIKO_ARGS\n";
         let (rules, text) = run(src, Target::Buildx);
         assert!(text.is_none());
         assert_eq!(ids(&rules), ["KM001", "KM012"]);
         assert!(rules[1].1.contains("$KANIKO_ARGS"), "{rules:?}");
+        assert!(rules[1].1.contains("line 4"), "{rules:?}");
+    }
+
+    #[test]
+    fn flag_variables_translate_every_spelling_in_place() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - A='-dr.example.com/a:1 --context=dir://sub --custom-platform=linux/arm64'\n    - /kaniko/executor $A\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(!ids(&rules).contains(&"KM012"), "{rules:?}");
+        let text = text.unwrap();
+        assert!(
+            text.contains("- A='--tag=r.example.com/a:1 sub --platform=linux/arm64'\n    - docker buildx build --push --provenance=false $A\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_predefined_variable_in_a_flag_place_is_not_taken_for_flags() {
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - /kaniko/executor --destination r.example.com/a $CI_PROJECT_DIR\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules.iter().any(|(r, m)| r == "KM012"
+                && m.contains("`$CI_PROJECT_DIR` is a GitLab predefined variable")),
+            "{rules:?}"
+        );
+    }
+
+    #[test]
+    fn a_quoted_variable_is_one_flag() {
+        let one = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - D=--destination=r.example.com/a:1\n    - /kaniko/executor --context . \"$D\" \"$OUTSIDE\"\n";
+        let (rules, text) = run(one, Target::Buildx);
+        assert!(!ids(&rules).contains(&"KM012"), "{rules:?}");
+        let text = text.unwrap();
+        assert!(
+            text.contains("- D=--tag=r.example.com/a:1\n    - docker buildx build --push --provenance=false \"$D\" \"$OUTSIDE\" .\n"),
+            "{text}"
+        );
+        let two = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - D=\"--destination r.example.com/a:1\"\n    - /kaniko/executor --context . \"$D\"\n";
+        let (rules, text) = run(two, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        assert!(
+            rules
+                .iter()
+                .any(|(r, m)| r == "KM012" && m.contains("is one argument")),
+            "{rules:?}"
+        );
+    }
+
+    #[test]
+    fn a_definition_after_the_call_in_a_loop_counts() {
+        // The second round of the loop builds with the value set after the
+        // call: that definition must be translated too (here it cannot be).
+        let src = "build:\n  image: gcr.io/kaniko-project/executor:debug\n  script:\n    - X=\"--destination r.example.com/a\"\n    - |\n      for i in 1 2; do\n        /kaniko/executor --context . $X\n        X=\"--tar-path=/o.tar\"\n      done\n";
+        let (rules, text) = run(src, Target::Buildx);
+        assert!(text.is_none(), "{text:?}");
+        let km012 = rules.iter().find(|(r, _)| r == "KM012").unwrap();
+        assert!(km012.1.contains("line 8"), "{rules:?}");
     }
 
     #[test]
@@ -794,7 +860,7 @@ mod tests {
 
     #[test]
     fn a_template_shared_with_a_manual_job_is_left_alone() {
-        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n";
+        let src = ".k:\n  image: gcr.io/kaniko-project/executor:debug\na:\n  extends: .k\n  script: [/kaniko/executor --context . --destination r.example.com/a]\nb:\n  extends: .k\n  script: [ARGS=--tar-path=/o.tar, /kaniko/executor --context . $ARGS]\n";
         let (rules, text) = run(src, Target::Buildx);
         // The template and the manual job stay; `a` gets its own image
         // (issue 14.2: a shared value changes only when all its users do),
@@ -807,7 +873,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("b:\n  extends: .k\n  script: [/kaniko/executor --context . $ARGS]\n"),
+            text.ends_with("b:\n  extends: .k\n  script: [ARGS=--tar-path=/o.tar, /kaniko/executor --context . $ARGS]\n"),
             "{text}"
         );
         assert!(

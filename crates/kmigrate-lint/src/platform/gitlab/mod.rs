@@ -21,6 +21,7 @@ pub mod detect;
 pub mod docker_cache;
 pub mod equivalence;
 pub mod findings;
+pub mod flag_vars;
 pub mod fragment;
 pub mod glob;
 pub mod include;

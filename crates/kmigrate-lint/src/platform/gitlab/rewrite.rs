@@ -90,6 +90,12 @@ pub fn rewrite_job_as(
             "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
         })?;
         out.calls.push((c.file, edit));
+        // The definitions of the variables the call takes flags from.
+        for e in &c.var_edits {
+            if !out.edits.contains(e) {
+                out.edits.push(e.clone());
+            }
+        }
     }
     // A line's new text, for a copy in the job (`None`: the line goes).
     let copied = |line: &ScriptLine| -> Option<String> {
@@ -242,6 +248,7 @@ pub fn rewrite_job_as(
             .plan
             .tags
             .iter()
+            .chain(&c.var_tags)
             .chain(c.conversion.cache_ref.iter())
             .any(|r| registry_of(job, r) == Registry::Gitlab)
     });

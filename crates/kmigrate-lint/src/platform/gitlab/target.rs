@@ -110,10 +110,21 @@ fn word(dq: &str) -> String {
 
 /// The `docker buildx build` words for `plan` (shell text, one word each).
 pub fn buildx_words(plan: &BuildPlan) -> Vec<String> {
+    let args = plan.to_args();
+    // The passed-through words come just before the context, as written:
+    // quoting them would stop the shell from splitting the flags they hold.
+    let context = usize::from(!plan.context.is_empty());
+    let opaque = args.len() - context - plan.passthrough.len()..args.len() - context;
     ["docker", "buildx", "build"]
         .iter()
         .map(|s| s.to_string())
-        .chain(plan.to_args().iter().map(|a| word(a)))
+        .chain(args.iter().enumerate().map(|(i, a)| {
+            if opaque.contains(&i) {
+                a.clone()
+            } else {
+                word(a)
+            }
+        }))
         .collect()
 }
 
@@ -124,6 +135,12 @@ pub fn buildctl_words(plan: &BuildPlan) -> Result<Vec<String>, String> {
         return Err(
             "`--annotation` has no buildctl-daemonless.sh equivalent kmigrate writes".into(),
         );
+    }
+    if !plan.passthrough.is_empty() {
+        return Err(format!(
+            "`{}` holds flags for buildx; buildctl spells them differently",
+            plan.passthrough.join(" ")
+        ));
     }
     if plan.context.contains("://") {
         return Err(format!(
@@ -288,6 +305,25 @@ mod tests {
         assert!(
             w.contains("--output \"type=docker,dest=image.tar,name=$CI_REGISTRY_IMAGE/a:1\""),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn passed_through_words_stay_unquoted_before_the_context() {
+        let mut p = plan();
+        p.passthrough = vec!["$KANIKO_ARGS".into(), "$[[ inputs.args ]]".into()];
+        let w = buildx_words(&p).join(" ");
+        assert!(w.ends_with(" $KANIKO_ARGS $[[ inputs.args ]] ."), "{w}");
+        // A variable that holds the context: no positional of the call's own.
+        p.context.clear();
+        let w = buildx_words(&p).join(" ");
+        assert!(
+            w.ends_with("--provenance=false $KANIKO_ARGS $[[ inputs.args ]]"),
+            "{w}"
+        );
+        assert!(
+            buildctl_words(&p).is_err(),
+            "buildctl spells flags differently"
         );
     }
 
