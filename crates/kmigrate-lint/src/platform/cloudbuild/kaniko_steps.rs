@@ -381,6 +381,22 @@ fn inspect<'a>(build: &'a Build<'a>, step: &'a Step<'a>) -> Option<KanikoStep<'a
     Some(found)
 }
 
+/// Whether buildx reads `value` (a substitution's default) as Kaniko meant
+/// it: only flags both spell the same (`--build-arg`, `--target`, …).
+fn buildx_reads_as_is(value: &str, shell: bool) -> bool {
+    let words: Vec<Arg> = if shell {
+        value.split_whitespace().map(Arg::new).collect()
+    } else {
+        vec![Arg::new(value)]
+    };
+    let call = crate::kaniko::call::parse(words);
+    call.problems.is_empty()
+        && call
+            .uses
+            .iter()
+            .all(|u| u.spec.passthrough.as_deref() == Some("same"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,20 +512,4 @@ mod tests {
         let dynamic: Vec<bool> = k[0].calls[0].call.args.iter().map(|a| a.dynamic).collect();
         assert_eq!(dynamic, [true, true, false, false, false]);
     }
-}
-
-/// Whether buildx reads `value` (a substitution's default) as Kaniko meant
-/// it: only flags both spell the same (`--build-arg`, `--target`, …).
-fn buildx_reads_as_is(value: &str, shell: bool) -> bool {
-    let words: Vec<Arg> = if shell {
-        value.split_whitespace().map(Arg::new).collect()
-    } else {
-        vec![Arg::new(value)]
-    };
-    let call = crate::kaniko::call::parse(words);
-    call.problems.is_empty()
-        && call
-            .uses
-            .iter()
-            .all(|u| u.spec.passthrough.as_deref() == Some("same"))
 }
