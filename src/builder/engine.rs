@@ -24,8 +24,22 @@ use crate::buildx::BuildPlan;
 
 pub(crate) type R<T> = Result<T, BuildError>;
 
+/// Wraps an I/O error with what was being done and the path it was done to.
 pub(crate) fn io_err(ctx: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BuildError {
-    move |e| BuildError::Io(format!("{ctx}: {e}"))
+    move |source| BuildError::Io {
+        context: ctx.to_string(),
+        source,
+    }
+}
+
+/// Wraps a JSON error with the document it is about (empty: none).
+pub(crate) fn json_err(
+    ctx: impl std::fmt::Display,
+) -> impl FnOnce(serde_json::Error) -> BuildError {
+    move |source| BuildError::Json {
+        context: ctx.to_string(),
+        source,
+    }
 }
 
 /// Where a blob not yet in the local store can be fetched.
@@ -349,11 +363,10 @@ impl<'a> Engine<'a> {
                 self.step_no += 1;
                 let n = self.step_no;
                 self.begin(n, &format!("[{label}] FROM {from}"));
+                // Where a base image cannot be had, point at its FROM line.
                 let s = self.pull(&from).map_err(|e| match e {
-                    BuildError::Io(m) | BuildError::Usage(m) => {
-                        Box::new(df.error_at(&stage.from, m)).into()
-                    }
-                    o => o,
+                    BuildError::Dockerfile(_) | BuildError::Step(_) => e,
+                    other => Box::new(df.error_at(&stage.from, other.to_string())).into(),
                 })?;
                 self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
                 s
@@ -819,7 +832,7 @@ impl<'a> Engine<'a> {
             None => st.last_created.clone(),
         });
         cfg.rootfs.kind = "layers".into();
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| BuildError::Io(e.to_string()))?;
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(json_err(""))?;
         let cfg_digest = self.store.put_bytes(&cfg_bytes).map_err(io_err("config"))?;
         let manifest = Manifest {
             schema_version: 2,
@@ -833,7 +846,7 @@ impl<'a> Engine<'a> {
                 .collect(),
             annotations: BTreeMap::new(),
         };
-        let m_bytes = serde_json::to_vec(&manifest).map_err(|e| BuildError::Io(e.to_string()))?;
+        let m_bytes = serde_json::to_vec(&manifest).map_err(json_err(""))?;
         let m_digest = self.store.put_bytes(&m_bytes).map_err(io_err("manifest"))?;
         self.report.manifest_digest = m_digest;
         self.report.config_digest = cfg_digest;

@@ -171,10 +171,62 @@ impl Report {
     }
 }
 
-/// A failure that stops verify before any verdict (exit 2).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct VerifyError(pub String);
+/// A failure that stops verify before any verdict (exit 2). Each message
+/// names the file or flag and quotes its cause, which is also `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The config cannot be read or its platform told.
+    #[error("{}: {}{}", path.display(), source.message, source.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// The config cannot be analysed or rewritten in memory.
+    #[error("{}: {}", path.display(), source.message)]
+    Rewrite {
+        path: PathBuf,
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// The config's builds cannot be extracted.
+    #[error("{}: {message}", path.display())]
+    Extract { path: PathBuf, message: String },
+    /// The config has no image build.
+    #[error("{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)", path.display())]
+    NoBuild { path: PathBuf },
+    /// `--context` does not resolve.
+    #[error("--context {}: {source} (pass the repository checkout the config builds from)", path.display())]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded store cannot be cleared or created.
+    #[error("cannot {action} the store {}: {source}", path.display())]
+    Store {
+        /// `clear` or `create`.
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--engine docker` without a registry both sides can reach.
+    #[error(
+        "--engine docker pushes each image to a registry and pulls it back for the warm check: pass --registry-map FROM=TO with a registry the Docker Engine can reach (e.g. a registry on 127.0.0.1:5000)"
+    )]
+    DockerNeedsRegistry,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(
+        "cannot reach the Docker Engine at {host}: {source} (start dockerd, or set DOCKER_HOST / --docker-host)"
+    )]
+    DockerUnreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
 
 /// What a backend does with one plan.
 pub trait Backend {
@@ -189,13 +241,9 @@ pub trait Backend {
 /// Runs verify and returns the report; `Err` when it cannot start at all.
 pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     let path = &opts.config;
-    let read_err = |e: crate::source::SourceError| {
-        VerifyError(format!(
-            "{}: {}{}",
-            path.display(),
-            e.message,
-            e.help.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
+    let read_err = |source| VerifyError::Read {
+        path: path.clone(),
+        source,
     };
     let source = SourceFile::load(path).map_err(read_err)?;
     let platform = engine::platform_of(&source, None).map_err(read_err)?;
@@ -207,12 +255,12 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let context_dir = context_dir.canonicalize().map_err(|e| {
-        VerifyError(format!(
-            "--context {}: {e} (pass the repository checkout the config builds from)",
-            context_dir.display()
-        ))
-    })?;
+    let context_dir = context_dir
+        .canonicalize()
+        .map_err(|source| VerifyError::Context {
+            path: context_dir.clone(),
+            source,
+        })?;
     let store = match &opts.store {
         Some(s) => s.clone(),
         None => default_store(&context_dir),
@@ -232,12 +280,25 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         exit_code: 2,
     };
 
+    let rewrite_err = |source| VerifyError::Rewrite {
+        path: path.clone(),
+        source,
+    };
+    let extract_err = |message| VerifyError::Extract {
+        path: path.clone(),
+        message,
+    };
+    let store_err = |action, store: &Path| {
+        let path = store.to_path_buf();
+        move |source| VerifyError::Store {
+            action,
+            path,
+            source,
+        }
+    };
     // Rewrite in memory when the config still runs Kaniko.
-    let findings = engine::analyze(&source, platform, &Options::default())
-        .map_err(|e| VerifyError(format!("{}: {}", path.display(), e.message)))?;
-    let text = match engine::apply_fixes(&source, &findings)
-        .map_err(|e| VerifyError(format!("{}: {}", path.display(), e.message)))?
-    {
+    let findings = engine::analyze(&source, platform, &Options::default()).map_err(rewrite_err)?;
+    let text = match engine::apply_fixes(&source, &findings).map_err(rewrite_err)? {
         Some(t) => {
             report.rewritten_in_memory = true;
             report.notes.push(format!(
@@ -254,20 +315,15 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         git: &git,
         overrides: &opts.overrides,
     };
-    let mut builds = extract::extract(path, &text, platform, &inputs)
-        .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?;
+    let mut builds = extract::extract(path, &text, platform, &inputs).map_err(extract_err)?;
     confine_builds(opts, &context_dir, &mut builds);
     if builds.is_empty() {
-        return Err(VerifyError(format!(
-            "{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)",
-            path.display()
-        )));
+        return Err(VerifyError::NoBuild { path: path.clone() });
     }
     // The builds of the file as written: where each rewritten build comes
     // from, and the Kaniko plans `--compare-original` builds.
     let mut originals = if report.rewritten_in_memory || opts.compare_original {
-        extract::extract(path, &source.text, platform, &inputs)
-            .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?
+        extract::extract(path, &source.text, platform, &inputs).map_err(extract_err)?
     } else {
         Vec::new()
     };
@@ -278,11 +334,9 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
 
     // A fresh embedded store: the cold run must start without any cache.
     if store.exists() {
-        std::fs::remove_dir_all(&store)
-            .map_err(|e| VerifyError(format!("cannot clear the store {}: {e}", store.display())))?;
+        std::fs::remove_dir_all(&store).map_err(store_err("clear", &store))?;
     }
-    std::fs::create_dir_all(&store)
-        .map_err(|e| VerifyError(format!("cannot create the store {}: {e}", store.display())))?;
+    std::fs::create_dir_all(&store).map_err(store_err("create", &store))?;
     // Canonical, as contexts are: backends and `--compare-original` keep
     // the store out of every context it lies in.
     let store = store.canonicalize().unwrap_or(store);
@@ -600,4 +654,42 @@ pub fn local_only(plan: &BuildPlan, out: &Path) -> BuildPlan {
 
 pub(crate) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn errors_name_the_flag_and_keep_the_io_error() {
+        let d = tempfile::tempdir().unwrap();
+        let config = d.path().join("cloudbuild.yaml");
+        std::fs::write(&config, "steps:\n- name: gcr.io/cloud-builders/docker\n").unwrap();
+        let mut opts = VerifyOptions::new(&config);
+        opts.context = Some(d.path().join("missing"));
+        let e = run(&opts).unwrap_err();
+        let VerifyError::Context { path, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(path, &d.path().join("missing"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--context {}: {source} (pass the repository checkout the config builds from)",
+                path.display()
+            )
+        );
+        let io = e
+            .source()
+            .unwrap()
+            .downcast_ref::<std::io::Error>()
+            .unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+        let e = run(&VerifyOptions::new(d.path().join("none.yaml"))).unwrap_err();
+        assert!(matches!(e, VerifyError::Read { .. }), "{e:?}");
+        assert!(e.source().is_some());
+    }
 }
