@@ -94,6 +94,7 @@ pub fn build(
         work_dirs: Vec::new(),
         platform,
         bar: None,
+        consumed: Vec::new(),
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
