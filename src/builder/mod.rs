@@ -10,6 +10,11 @@
 //! to and from registries and directories; [`image`] is the OCI data model,
 //! [`registry`] the distribution client, [`store`] the local content store,
 //! `output` writes images out; [`api`] holds the public types.
+//!
+//! Every `unsafe` block of the builder (`fork`, `pre_exec` and the syscalls
+//! nix has no wrapper for, in [`sandbox`] and `tmp_session`) says why it is
+//! sound in a `// SAFETY:` comment; clippy refuses one that does not.
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod api;
 pub mod cache;
 mod cache_io;

@@ -28,13 +28,15 @@ mod proc_masks;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root, setgid, setgroups, setuid};
 
 /// Device nodes bound from the host into the sandbox's `/dev`.
@@ -256,23 +258,19 @@ pub fn run_streaming(
         // the RUN with it, below). A kmigrate already gone: stop here.
         die_with_parent()?;
         if nix::unistd::getppid() != caller {
-            unsafe { nix::libc::_exit(127) }
+            exit_now(127);
         }
         close_inherited_fds();
         if let Some(fd) = cgroup_procs {
             // Joining before the fork puts every process of the RUN in it.
+            // SAFETY: `fd` is the open `cgroup.procs` file that `limit` owns
+            // until after `spawn` returns, and the buffer is 1 valid byte.
             if unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
                 return Err(io::Error::last_os_error());
             }
         }
         if let Some(n) = nproc {
-            let lim = nix::libc::rlimit {
-                rlim_cur: n,
-                rlim_max: n,
-            };
-            if unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_NPROC, &lim) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)?;
         }
         let mut flags = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
@@ -289,14 +287,14 @@ pub fn run_streaming(
         }
         // Held open by this process only: the RUN sees it hang up if this
         // process died before the RUN armed its own death signal.
-        let mut alive = [0 as nix::libc::c_int; 2];
-        if unsafe { nix::libc::pipe2(alive.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let (alive_read, alive_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         // The next process is PID 1 of the new pid namespace; this one waits.
+        // SAFETY: this process was forked by `spawn` and runs only this
+        // closure; the fork's child, like its parent, makes only syscalls
+        // (no allocation, no locks) until it calls `exec` or `_exit`.
         match unsafe { fork() }? {
             ForkResult::Parent { child } => {
-                unsafe { nix::libc::close(alive[0]) };
+                drop(alive_read);
                 let code = loop {
                     match nix::sys::wait::waitpid(child, None) {
                         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
@@ -306,11 +304,11 @@ pub fn run_streaming(
                         Err(_) => break 127,
                     }
                 };
-                unsafe { nix::libc::_exit(code) }
+                exit_now(code);
             }
             ForkResult::Child => {}
         }
-        unsafe { nix::libc::close(alive[1]) };
+        drop(alive_write);
         // A session of its own: no controlling terminal, so neither
         // `/dev/tty` nor TIOCSTI reaches the user's terminal.
         nix::unistd::setsid()?;
@@ -354,24 +352,19 @@ pub fn run_streaming(
             Some(c_devopts.as_c_str()),
         )?;
         for (src, dst) in &devs {
-            let fd = unsafe {
-                nix::libc::open(
-                    dst.as_ptr(),
-                    nix::libc::O_CREAT | nix::libc::O_WRONLY | nix::libc::O_CLOEXEC,
-                    0o666,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe { nix::libc::close(fd) };
+            // The mount point of the device: an empty file, closed at once.
+            drop(open(
+                dst.as_c_str(),
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            )?);
             bind_mount(src, dst)?;
         }
         for (src, dst) in &binds {
             bind_mount(src, dst)?;
         }
         for (target, link) in &dev_links {
-            unsafe { nix::libc::symlink(target.as_ptr(), link.as_ptr()) };
+            nix::unistd::symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str())?;
         }
         chdir(c_root.as_c_str())?;
         pivot_root(c_dot.as_c_str(), c_dot.as_c_str())?;
@@ -382,6 +375,9 @@ pub fn run_streaming(
         for cap in 0..64 {
             if !KEEP_CAPS.contains(&cap) {
                 // EINVAL past the kernel's last capability is expected.
+                // nix has no wrapper for PR_CAPBSET_DROP.
+                // SAFETY: PR_CAPBSET_DROP takes a capability number and no
+                // pointers; it only changes this process's bounding set.
                 unsafe {
                     nix::libc::prctl(
                         nix::libc::PR_CAPBSET_DROP,
@@ -399,18 +395,20 @@ pub fn run_streaming(
         setgid(gid)?;
         setuid(uid)?;
         // setuid/setgid binaries in the image grant nothing more.
-        if unsafe { nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        nix::sys::prctl::set_no_new_privs()?;
         // Last, as changing credentials clears it: when the waiting process
         // dies (with kmigrate), PID 1 dies and the kernel kills the rest.
         die_with_parent()?;
-        if parent_gone(alive[0]) {
-            unsafe { nix::libc::_exit(127) }
+        if parent_gone(&alive_read) {
+            exit_now(127);
         }
-        unsafe { nix::libc::close(alive[0]) };
+        drop(alive_read);
         Ok(())
     };
+    // SAFETY: `pre_exec` runs `setup` in the forked child, where only
+    // async-signal-safe calls are sound: `setup` makes syscalls through nix
+    // and libc on values prepared above (C strings, maps, ids), allocates
+    // nothing and takes no lock.
     unsafe {
         cmd.pre_exec(setup);
     }
@@ -452,12 +450,15 @@ pub fn run_streaming(
 /// A pipe for the RUN's stdout and stderr (close-on-exec on kmigrate's
 /// side; the child's copies become fds 1 and 2).
 fn output_pipe() -> io::Result<(fs::File, OwnedFd)> {
-    let mut fds = [0 as nix::libc::c_int; 2];
-    if unsafe { nix::libc::pipe2(fds.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
-    unsafe { Ok((fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((fs::File::from(read), write))
+}
+
+/// Ends the calling (forked) process at once: no atexit handlers, no
+/// flushing of the parent's buffers, which the child shares.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers and is async-signal-safe.
+    unsafe { nix::libc::_exit(code) }
 }
 
 /// Reads the RUN's output until every writer is gone: each chunk goes to
@@ -506,23 +507,20 @@ fn pump(
 
 /// `PR_SET_PDEATHSIG(SIGKILL)` for the calling process.
 fn die_with_parent() -> io::Result<()> {
-    let sig = nix::libc::SIGKILL as nix::libc::c_ulong;
-    if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     Ok(())
 }
 
 /// Whether the write end of the pipe whose read end is `fd` is closed
 /// everywhere (its only holder exited).
-fn parent_gone(fd: nix::libc::c_int) -> bool {
-    let mut p = nix::libc::pollfd {
-        fd,
-        events: nix::libc::POLLIN,
-        revents: 0,
-    };
-    let ready = unsafe { nix::libc::poll(&mut p, 1, 0) };
-    ready == 1 && p.revents & nix::libc::POLLHUP != 0
+fn parent_gone(fd: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let ready = poll(&mut p, PollTimeout::ZERO);
+    ready == Ok(1)
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Marks every descriptor above 2 close-on-exec, so nothing the caller
@@ -530,6 +528,9 @@ fn parent_gone(fd: nix::libc::c_int) -> bool {
 /// Marked rather than closed: std reports a failed `exec` through one of
 /// them. `close_range` (Linux 5.11) or, before it, one `fcntl` per fd.
 fn close_inherited_fds() {
+    // nix has no `close_range`.
+    // SAFETY: close_range takes no pointers; with CLOSE_RANGE_CLOEXEC it only
+    // sets a flag on this process's descriptors.
     let r = unsafe {
         nix::libc::syscall(
             nix::libc::SYS_close_range,
@@ -541,30 +542,21 @@ fn close_inherited_fds() {
     if r == 0 {
         return;
     }
-    let mut lim = nix::libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let max = if unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur.min(1 << 20) as nix::libc::c_int
-    } else {
-        1 << 16
+    let max = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => soft.min(1 << 20) as nix::libc::c_int,
+        Err(_) => 1 << 16,
     };
     for fd in 3..max {
+        // By number, open or not: nix's `fcntl` wants a borrowed (open) fd.
+        // SAFETY: F_SETFD takes no pointers; on a closed number it fails
+        // with EBADF and changes nothing.
         unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
     }
 }
 
 fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
-    let fd = unsafe { nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = unsafe { nix::libc::write(fd, data.as_ptr().cast(), data.len()) };
-    unsafe { nix::libc::close(fd) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    nix::unistd::write(&fd, data)?;
     Ok(())
 }
 
@@ -582,6 +574,25 @@ fn bind_mount(src: &std::ffi::CStr, dst: &std::ffi::CStr) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_gone_sees_the_write_end_close() {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        assert!(!parent_gone(&read));
+        drop(write);
+        assert!(parent_gone(&read));
+    }
+
+    #[test]
+    fn write_file_writes_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, "").unwrap();
+        write_file(&cpath(&p).unwrap(), b"deny\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"deny\n");
+        let e = write_file(&cpath(&dir.path().join("none")).unwrap(), b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn output_is_logged_whole_split_in_lines_and_kept_bounded() {
