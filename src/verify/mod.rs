@@ -239,7 +239,56 @@ pub trait Backend {
 }
 
 /// Runs verify and returns the report; `Err` when it cannot start at all.
+///
+/// Steps: read the config and rewrite it in memory if it still runs Kaniko
+/// ([`prepare`]), start from an empty store ([`fresh_store`]), run every
+/// build cold, then every build warm and judge it ([`Session`]).
 pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
+    let Prepared {
+        mut report,
+        platform,
+        store,
+        builds,
+        originals,
+    } = prepare(opts)?;
+    let store = fresh_store(store)?;
+    let opts = &VerifyOptions {
+        store: Some(store.clone()),
+        ..opts.clone()
+    };
+    let backend: Box<dyn Backend> = match opts.engine {
+        EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
+        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts)?),
+    };
+    report.notes.extend(backend.caveats());
+    let mut session = Session {
+        opts,
+        store: &store,
+        platform,
+        builds: &builds,
+        originals: &originals,
+        backend,
+    };
+    let ran = session.cold_runs(&mut report);
+    session.warm_runs(&mut report, ran);
+    report.finish();
+    Ok(report)
+}
+
+/// What verify builds: the report started, the builds of the config (as
+/// rewritten in memory if it still runs Kaniko) and of the file as written.
+struct Prepared {
+    report: Report,
+    platform: Platform,
+    /// The store as given or defaulted (not yet cleared).
+    store: PathBuf,
+    builds: Vec<Extracted>,
+    originals: Vec<Extracted>,
+}
+
+/// Reads the config, resolves `--context`, rewrites in memory when the
+/// config still runs Kaniko, and extracts its builds.
+fn prepare(opts: &VerifyOptions) -> Result<Prepared, VerifyError> {
     let path = &opts.config;
     let read_err = |source| VerifyError::Read {
         path: path.clone(),
@@ -288,14 +337,6 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         path: path.clone(),
         message,
     };
-    let store_err = |action, store: &Path| {
-        let path = store.to_path_buf();
-        move |source| VerifyError::Store {
-            action,
-            path,
-            source,
-        }
-    };
     // Rewrite in memory when the config still runs Kaniko.
     let findings = engine::analyze(&source, platform, &Options::default()).map_err(rewrite_err)?;
     let text = match engine::apply_fixes(&source, &findings).map_err(rewrite_err)? {
@@ -331,44 +372,107 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     if opts.compare_original && !originals.iter().any(|o| o.kind == Kind::Kaniko) {
         report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
     }
+    Ok(Prepared {
+        report,
+        platform,
+        store,
+        builds,
+        originals,
+    })
+}
 
-    // A fresh embedded store: the cold run must start without any cache.
+/// Empties (or creates) the embedded store, so the cold run starts without
+/// any cache, and returns it canonical, as contexts are: backends and
+/// `--compare-original` keep the store out of every context it lies in.
+fn fresh_store(store: PathBuf) -> Result<PathBuf, VerifyError> {
+    let store_err = |action, store: &Path| {
+        let path = store.to_path_buf();
+        move |source| VerifyError::Store {
+            action,
+            path,
+            source,
+        }
+    };
     if store.exists() {
         std::fs::remove_dir_all(&store).map_err(store_err("clear", &store))?;
     }
     std::fs::create_dir_all(&store).map_err(store_err("create", &store))?;
-    // Canonical, as contexts are: backends and `--compare-original` keep
-    // the store out of every context it lies in.
-    let store = store.canonicalize().unwrap_or(store);
-    let opts = &VerifyOptions {
-        store: Some(store.clone()),
-        ..opts.clone()
-    };
+    Ok(store.canonicalize().unwrap_or(store))
+}
 
-    let mut backend: Box<dyn Backend> = match opts.engine {
-        EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
-        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts)?),
-    };
-    report.notes.extend(backend.caveats());
-    let mut used_originals = vec![false; originals.len()];
-    // Builds whose cold run happened: where their result is, the build,
-    // its mapped plan, the cold run's stats and the original it comes from.
-    let mut ran = Vec::new();
-    for (i, b) in builds.iter().enumerate() {
-        let origin = if report.rewritten_in_memory {
-            pair(b.plan.as_ref(), &originals, &used_originals)
-        } else {
-            None
-        };
-        if let Some(j) = origin {
-            used_originals[j] = true;
+/// A build whose cold run happened: where its result is in the report, the
+/// build's index, its mapped plan, the cold run's stats and the original
+/// it comes from.
+type ColdRun = (usize, usize, mapping::MappedPlan, RunStats, Option<usize>);
+
+/// The builds of one verify run and the backend that runs them.
+struct Session<'a> {
+    opts: &'a VerifyOptions,
+    store: &'a Path,
+    platform: Platform,
+    builds: &'a [Extracted],
+    originals: &'a [Extracted],
+    backend: Box<dyn Backend>,
+}
+
+impl Session<'_> {
+    /// Runs every build that has a plan cold; the others get their result
+    /// (not run, and why) at once.
+    fn cold_runs(&mut self, report: &mut Report) -> Vec<ColdRun> {
+        let opts = self.opts;
+        let mut used_originals = vec![false; self.originals.len()];
+        let mut ran = Vec::new();
+        for (i, b) in self.builds.iter().enumerate() {
+            let origin = if report.rewritten_in_memory {
+                pair(b.plan.as_ref(), self.originals, &used_originals)
+            } else {
+                None
+            };
+            if let Some(j) = origin {
+                used_originals[j] = true;
+            }
+            let mut r = self.new_result(b, origin, report.rewritten_in_memory);
+            let Some(plan) = &b.plan else {
+                if !b.unresolved.is_empty() {
+                    r.reasons.push(format!(
+                        "unresolved: {} (pass --substitution NAME=VALUE or --variable NAME=VALUE)",
+                        b.unresolved.join(", ")
+                    ));
+                }
+                if let Some(e) = &b.error {
+                    r.reasons.push(e.clone());
+                }
+                opts.say(&format!(
+                    "{} ({}): not run: {}",
+                    b.unit,
+                    b.location,
+                    r.reasons.join("; ")
+                ));
+                report.builds.push(r);
+                continue;
+            };
+            let mapped =
+                mapping::map_plan(plan, &opts.maps, self.store, &format!("build-{}", i + 1));
+            r.refs = mapped.refs.clone();
+            opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
+            let cold = self.backend.cold(i, &mapped);
+            ran.push((report.builds.len(), i, mapped, cold, origin));
+            report.builds.push(r);
         }
-        let (unit, location) = match origin.map(|j| &originals[j]) {
+        ran
+    }
+
+    /// The result of build `b` before it runs: where it is (and comes
+    /// from, when rewritten in memory) and the notes about its values.
+    fn new_result(&self, b: &Extracted, origin: Option<usize>, rewritten: bool) -> BuildResult {
+        let (unit, location) = match origin.map(|j| &self.originals[j]) {
             // Cloud Build steps keep their place; split GitLab jobs keep
             // their new name and say where they come from.
-            Some(o) if platform == Platform::CloudBuild => (o.unit.clone(), o.location.clone()),
+            Some(o) if self.platform == Platform::CloudBuild => {
+                (o.unit.clone(), o.location.clone())
+            }
             Some(o) => (b.unit.clone(), o.location.clone()),
-            None if report.rewritten_in_memory => (
+            None if rewritten => (
                 b.unit.clone(),
                 format!("{} (in the rewritten text)", b.location),
             ),
@@ -401,73 +505,54 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
                 "still a Kaniko call after the rewrite: verified as its buildx conversion".into(),
             );
         }
-        let Some(plan) = &b.plan else {
-            if !b.unresolved.is_empty() {
-                r.reasons.push(format!(
-                    "unresolved: {} (pass --substitution NAME=VALUE or --variable NAME=VALUE)",
-                    b.unresolved.join(", ")
+        r
+    }
+
+    /// Runs every cold-built build warm and judges it. The warm runs start
+    /// after every cold run, as the next run of the config starts after the
+    /// whole last one: a build whose cache another build overwrote (one
+    /// registry cache ref shared by two images) misses.
+    fn warm_runs(&mut self, report: &mut Report, ran: Vec<ColdRun>) {
+        let opts = self.opts;
+        for (at, i, mapped, cold, origin) in ran {
+            let b = &self.builds[i];
+            let r = &mut report.builds[at];
+            let mut warm = None;
+            if cold.ok {
+                opts.say(&format!(
+                    "{} ({}): warm build (state wiped)…",
+                    b.unit, b.location
                 ));
+                warm = Some(self.backend.warm(i, &mapped));
             }
-            if let Some(e) = &b.error {
-                r.reasons.push(e.clone());
+            judge(r, &mapped, &cold, warm.as_ref());
+            r.cold = Some(cold);
+            r.warm = warm;
+            if opts.compare_original
+                && r.cold.as_ref().is_some_and(|c| c.ok)
+                && let Some(plan) = &b.plan
+            {
+                match origin.map(|j| &self.originals[j]) {
+                    Some(o) if o.kind == Kind::Kaniko => {
+                        compare_with(opts, self.store, i, plan, o, r)
+                    }
+                    _ => r.notes.push(
+                        "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
+                    ),
+                }
             }
             opts.say(&format!(
-                "{} ({}): not run: {}",
-                b.unit,
-                b.location,
-                r.reasons.join("; ")
+                "{} ({}): {}",
+                r.unit,
+                r.location,
+                match r.status {
+                    Status::Pass => "pass".to_string(),
+                    Status::Fail => format!("FAIL: {}", r.reasons.join("; ")),
+                    Status::NotRun => "not run".to_string(),
+                }
             ));
-            report.builds.push(r);
-            continue;
-        };
-        let mapped = mapping::map_plan(plan, &opts.maps, &store, &format!("build-{}", i + 1));
-        r.refs = mapped.refs.clone();
-        opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
-        let cold = backend.cold(i, &mapped);
-        ran.push((report.builds.len(), i, mapped, cold, origin));
-        report.builds.push(r);
-    }
-    // The warm runs start after every cold run, as the next run of the
-    // config starts after the whole last one: a build whose cache another
-    // build overwrote (one registry cache ref shared by two images) misses.
-    for (at, i, mapped, cold, origin) in ran {
-        let b = &builds[i];
-        let r = &mut report.builds[at];
-        let mut warm = None;
-        if cold.ok {
-            opts.say(&format!(
-                "{} ({}): warm build (state wiped)…",
-                b.unit, b.location
-            ));
-            warm = Some(backend.warm(i, &mapped));
         }
-        judge(r, &mapped, &cold, warm.as_ref());
-        r.cold = Some(cold);
-        r.warm = warm;
-        if opts.compare_original
-            && r.cold.as_ref().is_some_and(|c| c.ok)
-            && let Some(plan) = &b.plan
-        {
-            match origin.map(|j| &originals[j]) {
-                Some(o) if o.kind == Kind::Kaniko => compare_with(opts, &store, i, plan, o, r),
-                _ => r.notes.push(
-                    "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
-                ),
-            }
-        }
-        opts.say(&format!(
-            "{} ({}): {}",
-            r.unit,
-            r.location,
-            match r.status {
-                Status::Pass => "pass".to_string(),
-                Status::Fail => format!("FAIL: {}", r.reasons.join("; ")),
-                Status::NotRun => "not run".to_string(),
-            }
-        ));
     }
-    report.finish();
-    Ok(report)
 }
 
 /// The default store of a repository: outside it (a build context must not
