@@ -13,6 +13,16 @@ use super::image::{self, Descriptor, Index};
 use super::registry::{Reference, RegistryError};
 use crate::buildx::AttrList;
 
+/// An image archive that `--output type=oci|docker` writes.
+#[derive(Clone, Copy)]
+struct Archive<'a> {
+    dest: &'a Path,
+    /// `oci`, or `docker` (which adds `manifest.json`).
+    kind: &'a str,
+    /// A tar file, else a directory (`tar=false`).
+    tar: bool,
+}
+
 impl Engine<'_> {
     /// Produces the requested outputs for the assembled image.
     pub(crate) fn outputs(
@@ -67,15 +77,12 @@ impl Engine<'_> {
                         ))
                     })?;
                     let tar = spec.get("tar") != Some("false");
-                    self.write_archive(
-                        Path::new(dest),
-                        &kind,
+                    let archive = Archive {
+                        dest: Path::new(dest),
+                        kind: &kind,
                         tar,
-                        &names,
-                        fin,
-                        cfg_bytes,
-                        man_bytes,
-                    )?;
+                    };
+                    self.write_archive(archive, &names, fin, cfg_bytes, man_bytes)?;
                     self.log(&format!("wrote {kind} image to {dest}"));
                 }
                 "local" => {
@@ -138,17 +145,15 @@ impl Engine<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_archive(
         &mut self,
-        dest: &Path,
-        kind: &str,
-        tar: bool,
+        archive: Archive,
         names: &[String],
         fin: &StageState,
         cfg_bytes: &[u8],
         man_bytes: &[u8],
     ) -> R<()> {
+        let Archive { dest, kind, tar } = archive;
         let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
         for l in &fin.layers {
             let p = self.ensure_blob(&l.digest)?;
