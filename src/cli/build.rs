@@ -83,7 +83,7 @@ fn render(e: &builder::BuildError) -> String {
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
     let mut out = String::new();
-    let out = match handler.render_report(&mut out, e) {
+    let out = match handler.render_report(&mut out, &Flat(e)) {
         Ok(()) => out,
         Err(_) => format!("error: {e}"),
     };
@@ -93,5 +93,66 @@ fn render(e: &builder::BuildError) -> String {
         out
     } else {
         crate::report::terminal::escape(&out).into_owned()
+    }
+}
+
+/// A build error as miette renders it, without its `source()` chain: each
+/// message already quotes its cause, which the chain would print again.
+struct Flat<'a>(&'a builder::BuildError);
+
+impl std::fmt::Debug for Flat<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl std::fmt::Display for Flat<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.0, f)
+    }
+}
+
+impl std::error::Error for Flat<'_> {}
+
+impl miette::Diagnostic for Flat<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.code()
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.url()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.0.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.0.diagnostic_source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let e = builder::BuildError::Io {
+            context: "state directory /x".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "Not a directory"),
+        };
+        let out = render(&e);
+        assert_eq!(out.matches("Not a directory").count(), 1, "{out}");
+        assert!(out.contains("state directory /x: Not a directory"), "{out}");
     }
 }

@@ -132,7 +132,7 @@ pub fn run(args: VerifyArgs) -> ExitStatus {
                 Format::Json => println!(
                     "{}",
                     escape_json(
-                        serde_json::json!({"config": args.config.display().to_string(), "error": e.0, "exit_code": 2})
+                        serde_json::json!({"config": args.config.display().to_string(), "error": e.to_string(), "exit_code": 2})
                             .to_string()
                     )
                 ),

@@ -382,28 +382,11 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    unsafe {
-        nix::libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        ) == 0
-    }
+    xattr::set(path, name, value).is_ok()
 }
 
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    let len =
-        unsafe { nix::libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
+    xattr::get(path, name).ok().flatten()
 }
 
 #[test]

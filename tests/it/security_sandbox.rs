@@ -226,6 +226,8 @@ fn inherited_file_descriptors_do_not_reach_run() {
         .arg(ctx.path());
     // As a shell's `exec 7<file` would: descriptors without close-on-exec
     // that kmigrate inherits (dup2 clears the flag).
+    // SAFETY: the closure runs between fork and exec and only calls dup2,
+    // which is async-signal-safe, on descriptors this test owns.
     unsafe {
         cmd.pre_exec(move || {
             for (src, dst) in [(f, 7), (d, 10), (f, 251), (d, 3)] {

@@ -8,8 +8,10 @@ use std::time::Duration;
 use miette::Diagnostic;
 use thiserror::Error;
 
+use super::cache::CacheError;
+use super::digest::{BlobError, DigestError};
 use super::dockerfile::DockerfileError;
-use super::registry::RegistryConfig;
+use super::registry::{RegistryConfig, RegistryError};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -151,8 +153,92 @@ pub enum BuildError {
     #[error("{0}")]
     #[diagnostic(code(kmigrate::build::step))]
     Step(String),
-    /// Registry, cache or output failure.
+    /// A file or directory operation failed; `context` names the path and
+    /// what was being done with it.
+    #[error("{context}: {source}")]
+    #[diagnostic(code(kmigrate::build::io))]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A registry request failed (pulling a base image, pushing).
+    #[error("{}", with_context(context, source))]
+    #[diagnostic(code(kmigrate::build::io))]
+    Registry {
+        /// What was being done, e.g. `pulling busybox`; empty when the
+        /// registry's message says it all.
+        context: String,
+        #[source]
+        source: RegistryError,
+    },
+    /// A blob could not be fetched into the local store.
+    #[error("{}", with_context(context, source))]
+    #[diagnostic(code(kmigrate::build::io))]
+    Blob {
+        context: String,
+        #[source]
+        source: BlobError,
+    },
+    /// Pushing an image (`--push`, `--output type=registry`) failed.
+    #[error("pushing {name}: {source}")]
+    #[diagnostic(code(kmigrate::build::io))]
+    Push {
+        name: String,
+        #[source]
+        source: TransferError,
+    },
+    /// A `--cache-to` export failed.
+    #[error("{context}: {source}")]
+    #[diagnostic(code(kmigrate::build::io))]
+    Cache {
+        context: String,
+        #[source]
+        source: CacheError,
+    },
+    /// An image manifest, index or config that is not valid JSON.
+    #[error("{}", with_context(context, source))]
+    #[diagnostic(code(kmigrate::build::io))]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(code(kmigrate::build::io))]
+    Digest(#[from] DigestError),
+    /// An image or blob that is missing or inconsistent (no manifest for the
+    /// platform, a layer count that does not match the config).
     #[error("{0}")]
     #[diagnostic(code(kmigrate::build::io))]
-    Io(String),
+    Image(String),
+}
+
+/// `context: cause`, or the cause alone when there is no context.
+fn with_context(context: &str, cause: &dyn std::fmt::Display) -> String {
+    if context.is_empty() {
+        cause.to_string()
+    } else {
+        format!("{context}: {cause}")
+    }
+}
+
+impl From<RegistryError> for BuildError {
+    /// A registry failure whose message says it all.
+    fn from(source: RegistryError) -> Self {
+        Self::Registry {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
+/// Why a blob could not be copied to a registry: the registry failed, or
+/// the blob could not be made local first.
+#[derive(Debug, Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Local(Box<BuildError>),
 }

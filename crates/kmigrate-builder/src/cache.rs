@@ -15,8 +15,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::digest;
+use super::api::{BuildError, TransferError};
+use super::digest::{self, DigestError};
 use super::image::{self, Descriptor, Manifest};
+use super::registry::RegistryError;
 
 pub const KEY_SCHEME: &str = "kmigrate-key-v1";
 pub const ARTIFACT_TYPE: &str = "application/vnd.kmigrate.cache.v1";
@@ -110,6 +112,43 @@ impl CacheConfig {
             annotations: BTreeMap::new(),
         }
     }
+}
+
+/// Why a cache import or export failed. An import's failure is a warning;
+/// an export's is [`BuildError::Cache`] unless `ignore-error=true`.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A `--cache-from`/`--cache-to` the embedded builder cannot use: an
+    /// unsupported type, a missing `ref=`/`dest=`, a bad `mode=`.
+    #[error("{0}")]
+    Spec(String),
+    /// What was found is not a kmigrate cache.
+    #[error("{0}")]
+    Foreign(String),
+    /// The cache manifest is not JSON.
+    #[error("not a cache manifest: {0}")]
+    NotManifest(#[source] serde_json::Error),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A layer could not be copied to the cache's registry.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// A layer could not be made local for a `type=local` export.
+    #[error(transparent)]
+    Build(Box<BuildError>),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    /// A file of a local cache directory.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// Export mode.

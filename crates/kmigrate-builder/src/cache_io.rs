@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
-use super::cache::{self, CacheConfig, CacheRecord, Mode};
+use super::cache::{self, CacheConfig, CacheError, CacheRecord, Mode};
 use super::digest;
 use super::engine::{BlobSource, Engine, KnownBlob, R, StageState};
 use super::image::{self, Descriptor, Index, Manifest};
@@ -32,9 +32,9 @@ impl Engine<'_> {
                     let src = spec.get("src").unwrap_or("");
                     self.import_local(Path::new(src))
                 }
-                "inline" | "gha" | "s3" | "azblob" => Err(format!(
+                "inline" | "gha" | "s3" | "azblob" => Err(CacheError::Spec(format!(
                     "cache type {kind:?} is not supported by the embedded builder; ignored"
-                )),
+                ))),
                 other => {
                     return Err(BuildError::Usage(format!(
                         "unknown --cache-from type {other:?}: use type=registry,ref=... or type=local,src=..."
@@ -49,24 +49,23 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn import_registry(&mut self, raw: &str) -> Result<usize, String> {
+    fn import_registry(&mut self, raw: &str) -> Result<usize, CacheError> {
         let r = Reference::parse(raw)?;
         let m = self.client.get_manifest(&r, r.reference())?;
-        let man: Manifest =
-            serde_json::from_slice(&m.bytes).map_err(|e| format!("not a cache manifest: {e}"))?;
+        let man: Manifest = serde_json::from_slice(&m.bytes).map_err(CacheError::NotManifest)?;
         if man.config.media_type != cache::CONFIG_TYPE {
-            return Err(format!(
+            return Err(CacheError::Foreign(format!(
                 "{raw} is not a kmigrate cache (config media type {}); ignored",
                 man.config.media_type
-            ));
+            )));
         }
         let cfg = {
             if man.config.size > CACHE_CONFIG_MAX {
-                return Err(format!(
+                return Err(CacheError::Foreign(format!(
                     "the cache config is {} bytes, over the {} limit for a cache config",
                     man.config.size,
                     limits::show(CACHE_CONFIG_MAX)
-                ));
+                )));
             }
             let path = self.store.temp_file_path("cache-config");
             let fetched = self
@@ -78,12 +77,13 @@ impl Engine<'_> {
                     man.config.size,
                     &path,
                 )
+                .map_err(CacheError::from)
                 .and_then(|()| {
                     limits::read_regular_file(&path, CACHE_CONFIG_MAX, "cache config")
-                        .map_err(|e| e.to_string())
+                        .map_err(CacheError::Io)
                 });
             let _ = fs::remove_file(&path);
-            serde_json::from_slice::<CacheConfig>(&fetched?).map_err(|e| e.to_string())?
+            serde_json::from_slice::<CacheConfig>(&fetched?)?
         };
         let source = BlobSource::Registry {
             registry: r.registry.clone(),
@@ -93,26 +93,29 @@ impl Engine<'_> {
         Ok(self.add_records(cfg.records))
     }
 
-    fn import_local(&mut self, dir: &Path) -> Result<usize, String> {
-        let read = |p: &Path, limit: u64, what: &str| -> Result<Vec<u8>, String> {
-            limits::read_regular_file(p, limit, what).map_err(|e| format!("{}: {e}", p.display()))
+    fn import_local(&mut self, dir: &Path) -> Result<usize, CacheError> {
+        let read = |p: &Path, limit: u64, what: &str| -> Result<Vec<u8>, CacheError> {
+            limits::read_regular_file(p, limit, what).map_err(|source| CacheError::File {
+                path: p.to_path_buf(),
+                source,
+            })
         };
         let idx: Index =
-            serde_json::from_slice(&read(&dir.join("index.json"), MANIFEST_MAX, "index")?)
-                .map_err(|e| e.to_string())?;
-        let d = idx.manifests.first().ok_or("empty index.json")?;
-        let blob = |d: &str, limit: u64, what: &str| -> Result<Vec<u8>, String> {
+            serde_json::from_slice(&read(&dir.join("index.json"), MANIFEST_MAX, "index")?)?;
+        let d = idx
+            .manifests
+            .first()
+            .ok_or_else(|| CacheError::Foreign("empty index.json".into()))?;
+        let blob = |d: &str, limit: u64, what: &str| -> Result<Vec<u8>, CacheError> {
             let hex = digest::validate(d)?;
             read(&dir.join("blobs/sha256").join(hex), limit, what)
         };
-        let man: Manifest = serde_json::from_slice(&blob(&d.digest, MANIFEST_MAX, "manifest")?)
-            .map_err(|e| e.to_string())?;
+        let man: Manifest = serde_json::from_slice(&blob(&d.digest, MANIFEST_MAX, "manifest")?)?;
         if man.config.media_type != cache::CONFIG_TYPE {
-            return Err("not a kmigrate cache".into());
+            return Err(CacheError::Foreign("not a kmigrate cache".into()));
         }
         let cfg: CacheConfig =
-            serde_json::from_slice(&blob(&man.config.digest, CACHE_CONFIG_MAX, "cache config")?)
-                .map_err(|e| e.to_string())?;
+            serde_json::from_slice(&blob(&man.config.digest, CACHE_CONFIG_MAX, "cache config")?)?;
         self.know_cache_layers(&man, &BlobSource::Dir(dir.to_path_buf()));
         Ok(self.add_records(cfg.records))
     }
@@ -157,34 +160,35 @@ impl Engine<'_> {
                 Err(e) if ignore => self.warn(format!(
                     "cache export to {spec} failed (ignore-error=true): {e}"
                 )),
-                Err(e) => {
-                    return Err(BuildError::Io(format!(
-                        "cache export to {spec} failed: {e}"
-                    )));
+                Err(source) => {
+                    return Err(BuildError::Cache {
+                        context: format!("cache export to {spec} failed"),
+                        source,
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    fn export_one(&mut self, spec: &AttrList, fin: &StageState) -> Result<u64, String> {
+    fn export_one(&mut self, spec: &AttrList, fin: &StageState) -> Result<u64, CacheError> {
         let kind = spec.kind().unwrap_or(if spec.get("").is_some() {
             "registry"
         } else {
             ""
         });
-        let mode = Mode::parse(spec.get("mode"))?;
+        let mode = Mode::parse(spec.get("mode")).map_err(CacheError::Spec)?;
         let records = cache::select(&self.records, &fin.chain, mode);
         let cfg = CacheConfig::new(mode.as_str(), records);
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| e.to_string())?;
+        let cfg_bytes = serde_json::to_vec(&cfg)?;
         let man = cfg.manifest(&cfg_bytes);
-        let man_bytes = serde_json::to_vec(&man).map_err(|e| e.to_string())?;
+        let man_bytes = serde_json::to_vec(&man)?;
         match kind {
             "registry" => {
                 let raw = spec
                     .get("ref")
                     .or(spec.get(""))
-                    .ok_or("type=registry needs ref=")?;
+                    .ok_or_else(|| CacheError::Spec("type=registry needs ref=".into()))?;
                 let r = Reference::parse(raw)?;
                 let mut n = 0;
                 for l in &man.layers {
@@ -203,19 +207,24 @@ impl Engine<'_> {
                 Ok(n + man_bytes.len() as u64)
             }
             "local" => {
-                let dest = PathBuf::from(spec.get("dest").ok_or("type=local needs dest=")?);
+                let dest = PathBuf::from(
+                    spec.get("dest")
+                        .ok_or_else(|| CacheError::Spec("type=local needs dest=".into()))?,
+                );
                 let mut n = 0;
                 let blobs = dest.join("blobs/sha256");
-                fs::create_dir_all(&blobs).map_err(|e| e.to_string())?;
+                fs::create_dir_all(&blobs)?;
                 for l in &man.layers {
                     let target = blobs.join(digest::validate(&l.digest)?);
                     if !target.exists() {
-                        let p = self.ensure_blob(&l.digest).map_err(|e| e.to_string())?;
-                        n += fs::copy(p, target).map_err(|e| e.to_string())?;
+                        let p = self
+                            .ensure_blob(&l.digest)
+                            .map_err(|e| CacheError::Build(Box::new(e)))?;
+                        n += fs::copy(p, target)?;
                     }
                 }
                 for b in [&cfg_bytes, &man_bytes] {
-                    fs::write(blobs.join(digest::sha256_hex(b)), b).map_err(|e| e.to_string())?;
+                    fs::write(blobs.join(digest::sha256_hex(b)), b)?;
                     n += b.len() as u64;
                 }
                 write_layout(
@@ -226,14 +235,15 @@ impl Engine<'_> {
                         man_bytes.len() as u64,
                     ),
                     "cache",
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 Ok(n)
             }
-            "inline" => Err("inline cache is not supported by the embedded builder".into()),
-            other => Err(format!(
-                "unknown --cache-to type {other:?}: use type=registry,ref=... or type=local,dest=..."
+            "inline" => Err(CacheError::Spec(
+                "inline cache is not supported by the embedded builder".into(),
             )),
+            other => Err(CacheError::Spec(format!(
+                "unknown --cache-to type {other:?}: use type=registry,ref=... or type=local,dest=..."
+            ))),
         }
     }
 }

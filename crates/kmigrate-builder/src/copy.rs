@@ -6,9 +6,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
-use super::context::{self, Context};
-use super::dockerfile::{Args, Dockerfile, Instruction};
-use super::engine::{Engine, R, StageState, io_err};
+use super::context;
+use super::dockerfile::{Args, Keyword};
+use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
 use super::words;
@@ -34,21 +34,17 @@ pub struct CopyPlan {
 }
 
 impl Engine<'_> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn plan_copy(
         &mut self,
-        df: &Dockerfile,
-        ctx: &Context,
+        step: &Step,
         st: &StageState,
         done: &mut [Option<StageState>],
-        names: &[Option<String>],
-        si: usize,
-        ins: &Instruction,
-        vars: &std::collections::BTreeMap<String, String>,
         from_flag: Option<&str>,
     ) -> R<CopyPlan> {
-        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
-        let is_add = ins.keyword == "ADD";
+        let (df, ins, vars) = (step.scope.df, step.ins, &step.vars);
+        let (ctx, names, si) = (step.scope.ctx, step.scope.names, step.si);
+        let err = |m: String| -> BuildError { step.err(m) };
+        let is_add = ins.keyword == Keyword::Add;
         for (f, _) in &ins.flags {
             if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") {
                 return Err(err(format!("unknown flag for {}: --{f}", ins.keyword)));
@@ -162,18 +158,15 @@ impl Engine<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_copy(
         &mut self,
-        df: &Dockerfile,
-        ins: &Instruction,
-        _st: &mut StageState,
+        step: &Step,
         done: &mut [Option<StageState>],
         plan: &CopyPlan,
         root: &Path,
-        ctx: &Context,
     ) -> R<()> {
-        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
+        let ctx = step.scope.ctx;
+        let err = |m: String| -> BuildError { step.err(m) };
         // Sources: host path, the name a file keeps under a directory
         // destination (the name as written, even when it is a symlink), and
         // for a directory its walk entries.

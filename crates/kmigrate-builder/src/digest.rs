@@ -28,18 +28,57 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Checks that `d` is `sha256:` followed by 64 lower-case hex digits, so a
 /// digest read from a registry or a cache record can be used as a file name.
-pub fn validate(d: &str) -> Result<&str, String> {
+pub fn validate(d: &str) -> Result<&str, DigestError> {
     let hex = d
         .strip_prefix("sha256:")
-        .ok_or_else(|| format!("unsupported digest {d:?}: only sha256 is supported"))?;
+        .ok_or_else(|| DigestError::Unsupported(d.to_string()))?;
     if hex.len() != 64
         || !hex
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
-        return Err(format!("malformed digest {d:?}"));
+        return Err(DigestError::Malformed(d.to_string()));
     }
     Ok(hex)
+}
+
+/// A digest that cannot name a blob.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("unsupported digest {0:?}: only sha256 is supported")]
+    Unsupported(String),
+    #[error("malformed digest {0:?}")]
+    Malformed(String),
+}
+
+/// Why a blob was not written by [`write_verified`]; every message names
+/// the blob or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    /// Creating, flushing or renaming the file at `path` failed.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the source failed.
+    #[error("blob {digest}: {source}")]
+    Read {
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "blob {digest} is longer than the {size} bytes its descriptor declares; stopped reading"
+    )]
+    TooLong { digest: String, size: u64 },
+    #[error("blob {digest} is {got} bytes, shorter than the {size} bytes its descriptor declares")]
+    TooShort { digest: String, got: u64, size: u64 },
+    #[error("blob digest mismatch: asked {expected}, got {got}")]
+    Mismatch { expected: String, got: String },
 }
 
 /// A writer that hashes and counts the bytes written through it.
@@ -112,7 +151,7 @@ pub fn write_verified(
     dest: &std::path::Path,
     expected: &str,
     size: u64,
-) -> Result<(), String> {
+) -> Result<(), BlobError> {
     validate(expected)?;
     let part = {
         use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,31 +162,41 @@ pub fn write_verified(
             done: false,
         }
     };
-    let f =
-        std::fs::File::create(&part.path).map_err(|e| format!("{}: {e}", part.path.display()))?;
+    let file_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| BlobError::File { path, source }
+    };
+    let f = std::fs::File::create(&part.path).map_err(file_err(&part.path))?;
     let mut w = HashingWriter::new(io::BufWriter::new(f));
-    io::copy(&mut src.take(size + 1), &mut w).map_err(|e| format!("blob {expected}: {e}"))?;
+    io::copy(&mut src.take(size + 1), &mut w).map_err(|source| BlobError::Read {
+        digest: expected.to_string(),
+        source,
+    })?;
     let (f, got, n) = w.finish();
+    let digest = expected.to_string();
     if n > size {
-        return Err(format!(
-            "blob {expected} is longer than the {size} bytes its descriptor declares; stopped reading"
-        ));
+        return Err(BlobError::TooLong { digest, size });
     }
     if n < size {
-        return Err(format!(
-            "blob {expected} is {n} bytes, shorter than the {size} bytes its descriptor declares"
-        ));
+        return Err(BlobError::TooShort {
+            digest,
+            got: n,
+            size,
+        });
     }
     if got != expected {
-        return Err(format!("blob digest mismatch: asked {expected}, got {got}"));
+        return Err(BlobError::Mismatch {
+            expected: digest,
+            got,
+        });
     }
     // Flushes the buffer; the file closes before the rename.
     drop(
         f.into_inner()
-            .map_err(|e| format!("{}: {}", part.path.display(), e.error()))?,
+            .map_err(|e| e.into_error())
+            .map_err(file_err(&part.path))?,
     );
-    part.persist(dest)
-        .map_err(|e| format!("{}: {e}", dest.display()))
+    part.persist(dest).map_err(file_err(dest))
 }
 
 /// Hashes a file's content.
@@ -192,13 +241,17 @@ mod tests {
         let dest = d.path().join("blob");
         let good = sha256_digest(b"0123456789");
         let leftovers = || std::fs::read_dir(d.path()).unwrap().count();
-        let e =
-            write_verified(io::repeat(b'x'), &dest, &sha256_digest(b"xxxx"), 4 - 1).unwrap_err();
+        let e = write_verified(io::repeat(b'x'), &dest, &sha256_digest(b"xxxx"), 4 - 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("longer than the 3 bytes"), "{e}");
-        let e = write_verified(&b"01234"[..], &dest, &good, 10).unwrap_err();
+        let e = write_verified(&b"01234"[..], &dest, &good, 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is 5 bytes, shorter than the 10 bytes"), "{e}");
         let e = write_verified(&b"9876543210"[..], &dest, &good, 10).unwrap_err();
-        assert!(e.contains("digest mismatch"), "{e}");
+        assert!(matches!(e, BlobError::Mismatch { .. }), "{e}");
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
         assert_eq!(leftovers(), 0, "no partial file after an error");
         write_verified(&b"0123456789"[..], &dest, &good, 10).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");

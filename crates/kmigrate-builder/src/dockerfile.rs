@@ -16,13 +16,125 @@ pub struct Instruction {
     pub line: usize,
     /// Byte span of the whole instruction in the file (for diagnostics).
     pub span: (usize, usize),
-    /// Upper-case keyword (`RUN`, `COPY`, ...).
-    pub keyword: String,
+    /// What the instruction is; the parser refuses unknown keywords.
+    pub keyword: Keyword,
     /// Leading `--name=value` flags (`--name` alone has value `None`).
     pub flags: Vec<(String, Option<String>)>,
     pub args: Args,
     /// The instruction text after the keyword and flags, continuations joined.
     pub rest: String,
+}
+
+/// The instructions the builder knows, decided once by the parser so the
+/// engine dispatches on a type rather than on strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Keyword {
+    From,
+    Run,
+    Cmd,
+    Label,
+    Maintainer,
+    Expose,
+    Env,
+    Add,
+    Copy,
+    Entrypoint,
+    Volume,
+    User,
+    Workdir,
+    Arg,
+    OnBuild,
+    StopSignal,
+    Healthcheck,
+    Shell,
+}
+
+impl Keyword {
+    const ALL: [Keyword; 18] = [
+        Keyword::From,
+        Keyword::Run,
+        Keyword::Cmd,
+        Keyword::Label,
+        Keyword::Maintainer,
+        Keyword::Expose,
+        Keyword::Env,
+        Keyword::Add,
+        Keyword::Copy,
+        Keyword::Entrypoint,
+        Keyword::Volume,
+        Keyword::User,
+        Keyword::Workdir,
+        Keyword::Arg,
+        Keyword::OnBuild,
+        Keyword::StopSignal,
+        Keyword::Healthcheck,
+        Keyword::Shell,
+    ];
+
+    /// The keyword as written in upper case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyword::From => "FROM",
+            Keyword::Run => "RUN",
+            Keyword::Cmd => "CMD",
+            Keyword::Label => "LABEL",
+            Keyword::Maintainer => "MAINTAINER",
+            Keyword::Expose => "EXPOSE",
+            Keyword::Env => "ENV",
+            Keyword::Add => "ADD",
+            Keyword::Copy => "COPY",
+            Keyword::Entrypoint => "ENTRYPOINT",
+            Keyword::Volume => "VOLUME",
+            Keyword::User => "USER",
+            Keyword::Workdir => "WORKDIR",
+            Keyword::Arg => "ARG",
+            Keyword::OnBuild => "ONBUILD",
+            Keyword::StopSignal => "STOPSIGNAL",
+            Keyword::Healthcheck => "HEALTHCHECK",
+            Keyword::Shell => "SHELL",
+        }
+    }
+
+    /// The keyword of `word`, case-insensitively.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(word))
+    }
+
+    /// Whether the step makes a layer (and a cache record): RUN, COPY, ADD.
+    pub fn makes_layer(self) -> bool {
+        matches!(self, Keyword::Run | Keyword::Copy | Keyword::Add)
+    }
+
+    /// Whether `--name` flags are read before the arguments.
+    fn takes_flags(self) -> bool {
+        matches!(
+            self,
+            Keyword::From | Keyword::Run | Keyword::Copy | Keyword::Add | Keyword::Healthcheck
+        )
+    }
+
+    /// Whether a `[...]` argument is the JSON (exec) form.
+    fn takes_json(self) -> bool {
+        matches!(
+            self,
+            Keyword::Run
+                | Keyword::Cmd
+                | Keyword::Entrypoint
+                | Keyword::Shell
+                | Keyword::Copy
+                | Keyword::Add
+                | Keyword::Volume
+                | Keyword::Healthcheck
+        )
+    }
+}
+
+impl std::fmt::Display for Keyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Exec (JSON array) or shell form.
@@ -44,7 +156,7 @@ impl Instruction {
 
     /// Canonical text: keyword, flags, arguments (used in history and cache keys).
     pub fn text(&self) -> String {
-        let mut s = self.keyword.clone();
+        let mut s = self.keyword.as_str().to_string();
         for (n, v) in &self.flags {
             match v {
                 Some(v) => s.push_str(&format!(" --{n}={v}")),
@@ -125,27 +237,6 @@ impl Dockerfile {
         }
     }
 }
-
-const KNOWN: &[&str] = &[
-    "FROM",
-    "RUN",
-    "CMD",
-    "LABEL",
-    "MAINTAINER",
-    "EXPOSE",
-    "ENV",
-    "ADD",
-    "COPY",
-    "ENTRYPOINT",
-    "VOLUME",
-    "USER",
-    "WORKDIR",
-    "ARG",
-    "ONBUILD",
-    "STOPSIGNAL",
-    "HEALTHCHECK",
-    "SHELL",
-];
 
 /// Parses Dockerfile text.
 pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
@@ -241,18 +332,14 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
             Some(p) => (&logical[..p], logical[p..].trim_start()),
             None => (logical.as_str(), ""),
         };
-        let keyword = kw.to_ascii_uppercase();
         let mk_err = |msg: String, help: Option<String>| df.error_span(first_line, span, msg, help);
-        if !KNOWN.contains(&keyword.as_str()) {
+        let Some(keyword) = Keyword::parse(kw) else {
             return Err(mk_err(format!("unknown instruction: {kw}"), None));
-        }
+        };
         // Flags.
         let mut flags = Vec::new();
         let mut rest = rest;
-        if matches!(
-            keyword.as_str(),
-            "FROM" | "RUN" | "COPY" | "ADD" | "HEALTHCHECK"
-        ) {
+        if keyword.takes_flags() {
             while let Some(f) = rest.strip_prefix("--") {
                 let (word, after) = match f.find(char::is_whitespace) {
                     Some(p) => (&f[..p], f[p..].trim_start()),
@@ -267,7 +354,7 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
             }
         }
         // Heredocs are not supported.
-        if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD")
+        if keyword.makes_layer()
             && let Some(p) = rest.find("<<")
         {
             let after = rest[p + 2..]
@@ -285,11 +372,7 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
                 ));
             }
         }
-        let args = if matches!(
-            keyword.as_str(),
-            "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "COPY" | "ADD" | "VOLUME" | "HEALTHCHECK"
-        ) && rest.starts_with('[')
-        {
+        let args = if keyword.takes_json() && rest.starts_with('[') {
             match serde_json::from_str::<Vec<String>>(rest) {
                 Ok(v) => Args::Json(v),
                 Err(_) => Args::Shell(rest.to_string()),
@@ -345,6 +428,26 @@ mod tests {
         assert_eq!(df.instructions[4].flag("from"), Some("b"));
         assert_eq!(df.instructions[4].line, 9);
         assert_eq!(df.instructions[4].text(), "COPY --from=b --chmod=755 /a /b");
+    }
+
+    #[test]
+    fn keywords_are_typed_once_whatever_their_case() {
+        let df = parse(
+            "Dockerfile",
+            "from scratch\nHealthCheck NONE\nonbuild RUN x\n",
+        )
+        .unwrap();
+        let k: Vec<_> = df.instructions.iter().map(|i| i.keyword).collect();
+        assert_eq!(k, [Keyword::From, Keyword::Healthcheck, Keyword::OnBuild]);
+        for k in Keyword::ALL {
+            assert_eq!(Keyword::parse(k.as_str()), Some(k));
+            assert_eq!(Keyword::parse(&k.as_str().to_ascii_lowercase()), Some(k));
+            assert_eq!(
+                k.makes_layer(),
+                matches!(k, Keyword::Run | Keyword::Copy | Keyword::Add)
+            );
+        }
+        assert_eq!(Keyword::parse("FORM"), None);
     }
 
     #[test]

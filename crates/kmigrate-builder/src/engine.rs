@@ -10,9 +10,9 @@ use std::time::Instant;
 use super::api::{BuildError, BuildOptions, BuildReport, StepRecord};
 use super::cache::{self, CacheRecord, LayerRef};
 use super::context::Context;
-use super::dockerfile::{self, Args, Dockerfile, Instruction};
+use super::dockerfile::{self, Dockerfile, Instruction, Keyword};
 use super::image::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
-use super::instructions::{healthcheck, parse_arg, run_env};
+use super::instructions::{self, parse_arg, run_env};
 use super::layer::{self, TarOptions};
 use super::progress::human;
 use super::registry::Client;
@@ -24,8 +24,22 @@ use kmigrate_plan::BuildPlan;
 
 pub(crate) type R<T> = Result<T, BuildError>;
 
+/// Wraps an I/O error with what was being done and the path it was done to.
 pub(crate) fn io_err(ctx: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BuildError {
-    move |e| BuildError::Io(format!("{ctx}: {e}"))
+    move |source| BuildError::Io {
+        context: ctx.to_string(),
+        source,
+    }
+}
+
+/// Wraps a JSON error with the document it is about (empty: none).
+pub(crate) fn json_err(
+    ctx: impl std::fmt::Display,
+) -> impl FnOnce(serde_json::Error) -> BuildError {
+    move |source| BuildError::Json {
+        context: ctx.to_string(),
+        source,
+    }
 }
 
 /// Where a blob not yet in the local store can be fetched.
@@ -72,6 +86,8 @@ pub(crate) struct Engine<'a> {
     pub platform: String,
     /// The live TTY spinner of the running step and its title.
     pub bar: Option<(indicatif::ProgressBar, String)>,
+    /// `--build-arg`s some ARG declared (the others are warned about).
+    pub consumed: Vec<String>,
 }
 
 struct Stage {
@@ -120,6 +136,58 @@ impl<'a> Engine<'a> {
 
     /// Runs the whole build up to the image; returns the target stage.
     pub fn run(&mut self) -> R<StageState> {
+        let (df, ctx) = self.load_dockerfile()?;
+        let build_args = self.build_args();
+        let globals = self.predefined_args();
+        let (stages, globals) = self.split_stages(&df, &build_args, globals)?;
+        let target = match &self.plan.target {
+            Some(t) => stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                .ok_or_else(|| {
+                    BuildError::Usage(format!(
+                        "target stage {t:?} could not be found in {}",
+                        df.name
+                    ))
+                })?,
+            None => stages.len() - 1,
+        };
+        let needed = needed_stages(&stages, target, &globals);
+        let names = stages_names(&stages);
+        let scope = Scope {
+            df: &df,
+            ctx: &ctx,
+            names: &names,
+            globals: &globals,
+            build_args: &build_args,
+        };
+        let mut done: Vec<Option<StageState>> = vec![None; stages.len()];
+        for (si, stage) in stages.iter().enumerate() {
+            if needed[si] {
+                done[si] = Some(self.build_stage(&scope, stage, &mut done)?);
+            }
+        }
+        let unused: Vec<&String> = build_args
+            .keys()
+            .filter(|k| !self.consumed.contains(k) && k.as_str() != "SOURCE_DATE_EPOCH")
+            .collect();
+        if !unused.is_empty() {
+            self.warn(format!(
+                "one or more build-args {unused:?} were not consumed"
+            ));
+        }
+        let mut fin = done[target]
+            .take()
+            .ok_or_else(|| BuildError::Step("target stage not built".into()))?;
+        for (k, v) in &self.plan.labels {
+            fin.config.config.labels.insert(k.clone(), v.clone());
+        }
+        Ok(fin)
+    }
+
+    /// Checks the build context, reads and parses the Dockerfile, and opens
+    /// the context with its ignore rules (kmigrate's own state excluded).
+    fn load_dockerfile(&mut self) -> R<(Dockerfile, Context)> {
         let ctx_dir = PathBuf::from(&self.plan.context);
         if self.plan.context == "-"
             || self.plan.context.contains("://")
@@ -176,8 +244,12 @@ impl<'a> Engine<'a> {
                 ctx.ignore.exclude_always(&rel);
             }
         }
+        Ok((df, ctx))
+    }
 
-        // Build args.
+    /// The `--build-arg` values (a bare name takes the environment's);
+    /// `SOURCE_DATE_EPOCH` among them sets the build's epoch.
+    fn build_args(&mut self) -> BTreeMap<String, String> {
         let mut build_args: BTreeMap<String, String> = BTreeMap::new();
         for a in &self.plan.build_args {
             let v = match &a.value {
@@ -194,9 +266,11 @@ impl<'a> Engine<'a> {
         {
             self.epoch = Some(e);
         }
-        let mut consumed: Vec<String> = Vec::new();
+        build_args
+    }
 
-        // Stages and global args.
+    /// BuildKit's predefined platform ARGs.
+    fn predefined_args(&self) -> BTreeMap<String, String> {
         let host = image::host_platform();
         let mut globals: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in [
@@ -210,9 +284,20 @@ impl<'a> Engine<'a> {
         ] {
             globals.insert(k.into(), v);
         }
+        globals
+    }
+
+    /// Splits the Dockerfile into stages at each FROM; the ARGs before the
+    /// first FROM are added to `globals`.
+    fn split_stages(
+        &mut self,
+        df: &Dockerfile,
+        build_args: &BTreeMap<String, String>,
+        mut globals: BTreeMap<String, String>,
+    ) -> R<(Vec<Stage>, BTreeMap<String, String>)> {
         let mut stages: Vec<Stage> = Vec::new();
         for ins in &df.instructions {
-            if ins.keyword == "FROM" {
+            if ins.keyword == Keyword::From {
                 let mut w = words::split_words(&ins.rest);
                 let name = if w.len() == 3 && w[1].eq_ignore_ascii_case("as") {
                     Some(w.pop().unwrap_or_default().to_ascii_lowercase())
@@ -238,11 +323,11 @@ impl<'a> Engine<'a> {
                 });
             } else if let Some(st) = stages.last_mut() {
                 st.body.push(ins.clone());
-            } else if ins.keyword == "ARG" {
-                for (k, v) in parse_arg(&df, ins, &globals)? {
+            } else if ins.keyword == Keyword::Arg {
+                for (k, v) in parse_arg(df, ins, &globals)? {
                     let val = build_args.get(&k).cloned().or(v).unwrap_or_default();
                     if build_args.contains_key(&k) {
-                        consumed.push(k.clone());
+                        self.consumed.push(k.clone());
                     }
                     globals.insert(k, val);
                 }
@@ -263,306 +348,115 @@ impl<'a> Engine<'a> {
                 df.name
             )));
         }
-        let target = match &self.plan.target {
-            Some(t) => stages
-                .iter()
-                .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
-                .ok_or_else(|| {
-                    BuildError::Usage(format!(
-                        "target stage {t:?} could not be found in {}",
-                        df.name
-                    ))
-                })?,
-            None => stages.len() - 1,
-        };
-        let find_stage = |name: &str, before: usize| -> Option<usize> {
-            let lower = name.to_ascii_lowercase();
-            stages[..before]
-                .iter()
-                .position(|s| s.name.as_deref() == Some(lower.as_str()))
-                .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
-        };
-        // Which stages the target needs.
-        let mut needed = vec![false; stages.len()];
-        let mut todo = vec![target];
-        while let Some(i) = todo.pop() {
-            if needed[i] {
-                continue;
-            }
-            needed[i] = true;
-            let from = words::expand(&words::split_words(&stages[i].from.rest)[0], &globals)
-                .unwrap_or_default();
-            if let Some(j) = find_stage(&from, i) {
-                todo.push(j);
-            }
-            for ins in &stages[i].body {
-                if let Some(f) = ins.flag("from")
-                    && matches!(ins.keyword.as_str(), "COPY" | "ADD")
-                    && let Some(j) = find_stage(&words::expand(f, &globals).unwrap_or_default(), i)
-                {
-                    todo.push(j);
-                }
-            }
-        }
-
-        let mut done: Vec<Option<StageState>> = vec![None; stages.len()];
-        for si in 0..stages.len() {
-            if !needed[si] {
-                continue;
-            }
-            let stage = &stages[si];
-            let label = stage
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("stage-{}", stage.index));
-            let from_raw = words::split_words(&stage.from.rest)[0].clone();
-            let from = words::expand(&from_raw, &globals)
-                .map_err(|e| Box::new(df.error_at(&stage.from, e)))?;
-            let mut st = if from.eq_ignore_ascii_case("scratch") {
-                StageState {
-                    name: label.clone(),
-                    config: ImageConfig {
-                        architecture: host.architecture.clone(),
-                        os: host.os.clone(),
-                        rootfs: RootFs {
-                            kind: "layers".into(),
-                            diff_ids: vec![],
-                        },
-                        ..Default::default()
-                    },
-                    layers: vec![],
-                    key: cache::root_key(&self.platform, "scratch"),
-                    rootfs: None,
-                    chain: vec![],
-                    last_created: image::rfc3339(self.epoch.unwrap_or(0)),
-                }
-            } else if let Some(j) = find_stage(&from, si) {
-                let mut s = done[j]
-                    .clone()
-                    .ok_or_else(|| BuildError::Step(format!("stage {from} was not built")))?;
-                s.key = cache::root_key(&self.platform, &format!("stage:{}", s.key));
-                // The rootfs of the parent stage stays with the parent.
-                s.rootfs = None;
-                s
-            } else {
-                let t0 = Instant::now();
-                self.step_no += 1;
-                let n = self.step_no;
-                self.begin(n, &format!("[{label}] FROM {from}"));
-                let s = self.pull(&from).map_err(|e| match e {
-                    BuildError::Io(m) | BuildError::Usage(m) => {
-                        Box::new(df.error_at(&stage.from, m)).into()
-                    }
-                    o => o,
-                })?;
-                self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
-                s
-            };
-            st.name = label.clone();
-            if !st.config.config.on_build.is_empty()
-                && !from.eq_ignore_ascii_case("scratch")
-                && find_stage(&from, si).is_none()
-            {
-                self.warn(format!(
-                    "{from} has ONBUILD triggers ({}), which the embedded builder does not run",
-                    st.config.config.on_build.join("; ")
-                ));
-                st.config.config.on_build.clear();
-            }
-            // Stage-local args start empty; declared ARGs pull in globals.
-            let mut args: BTreeMap<String, String> = BTreeMap::new();
-            let total = stage.body.len();
-            for (i, ins) in stage.body.iter().enumerate() {
-                self.step(
-                    &df,
-                    &ctx,
-                    &mut st,
-                    &mut done,
-                    &stages_names(&stages),
-                    si,
-                    ins,
-                    i + 1,
-                    total,
-                    &mut args,
-                    &globals,
-                    &build_args,
-                    &mut consumed,
-                )?;
-            }
-            done[si] = Some(st);
-        }
-        let unused: Vec<&String> = build_args
-            .keys()
-            .filter(|k| !consumed.contains(k) && k.as_str() != "SOURCE_DATE_EPOCH")
-            .collect();
-        if !unused.is_empty() {
-            self.warn(format!(
-                "one or more build-args {unused:?} were not consumed"
-            ));
-        }
-        let mut fin = done[target]
-            .take()
-            .ok_or_else(|| BuildError::Step("target stage not built".into()))?;
-        for (k, v) in &self.plan.labels {
-            fin.config.config.labels.insert(k.clone(), v.clone());
-        }
-        Ok(fin)
+        Ok((stages, globals))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Builds stage `stage` from its base and runs its instructions.
+    fn build_stage(
+        &mut self,
+        scope: &Scope,
+        stage: &Stage,
+        done: &mut [Option<StageState>],
+    ) -> R<StageState> {
+        let df = scope.df;
+        let si = stage.index;
+        let label = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", stage.index));
+        let from_raw = words::split_words(&stage.from.rest)[0].clone();
+        let from = words::expand(&from_raw, scope.globals)
+            .map_err(|e| Box::new(df.error_at(&stage.from, e)))?;
+        let parent = find_stage(scope.names, &from, si);
+        let mut st = if from.eq_ignore_ascii_case("scratch") {
+            self.scratch(&label)
+        } else if let Some(j) = parent {
+            let mut s = done[j]
+                .clone()
+                .ok_or_else(|| BuildError::Step(format!("stage {from} was not built")))?;
+            s.key = cache::root_key(&self.platform, &format!("stage:{}", s.key));
+            // The rootfs of the parent stage stays with the parent.
+            s.rootfs = None;
+            s
+        } else {
+            let t0 = Instant::now();
+            self.step_no += 1;
+            let n = self.step_no;
+            self.begin(n, &format!("[{label}] FROM {from}"));
+            // Where a base image cannot be had, point at its FROM line.
+            let s = self.pull(&from).map_err(|e| match e {
+                BuildError::Dockerfile(_) | BuildError::Step(_) => e,
+                other => Box::new(df.error_at(&stage.from, other.to_string())).into(),
+            })?;
+            self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
+            s
+        };
+        st.name = label;
+        if !st.config.config.on_build.is_empty()
+            && !from.eq_ignore_ascii_case("scratch")
+            && parent.is_none()
+        {
+            self.warn(format!(
+                "{from} has ONBUILD triggers ({}), which the embedded builder does not run",
+                st.config.config.on_build.join("; ")
+            ));
+            st.config.config.on_build.clear();
+        }
+        // Stage-local args start empty; declared ARGs pull in globals.
+        let mut run = StageRun {
+            si,
+            st,
+            args: BTreeMap::new(),
+            total: stage.body.len(),
+        };
+        for (i, ins) in stage.body.iter().enumerate() {
+            self.step(scope, &mut run, done, ins, i + 1)?;
+        }
+        Ok(run.st)
+    }
+
+    /// The empty state of `FROM scratch`.
+    fn scratch(&self, label: &str) -> StageState {
+        let host = image::host_platform();
+        StageState {
+            name: label.to_string(),
+            config: ImageConfig {
+                architecture: host.architecture,
+                os: host.os,
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: vec![],
+                },
+                ..Default::default()
+            },
+            layers: vec![],
+            key: cache::root_key(&self.platform, "scratch"),
+            rootfs: None,
+            chain: vec![],
+            last_created: image::rfc3339(self.epoch.unwrap_or(0)),
+        }
+    }
+
+    /// Runs instruction `ins`, the `pos`-th of its stage: metadata
+    /// instructions change the config, RUN/COPY/ADD make a layer.
     fn step(
         &mut self,
-        df: &Dockerfile,
-        ctx: &Context,
-        st: &mut StageState,
+        scope: &Scope,
+        run: &mut StageRun,
         done: &mut [Option<StageState>],
-        names: &[Option<String>],
-        si: usize,
         ins: &Instruction,
         pos: usize,
-        total: usize,
-        args: &mut BTreeMap<String, String>,
-        globals: &BTreeMap<String, String>,
-        build_args: &BTreeMap<String, String>,
-        consumed: &mut Vec<String>,
     ) -> R<()> {
         let t0 = Instant::now();
-        let err = |m: String| -> BuildError { Box::new(df.error_at(ins, m)).into() };
-        // Variables visible to expansion: args, then env (env wins).
-        let mut vars = args.clone();
-        for e in &st.config.config.env {
-            if let Some((k, v)) = e.split_once('=') {
-                vars.insert(k.into(), v.into());
-            }
-        }
-        let exp = |s: &str| words::expand(s, &vars).map_err(err);
-        let kw = ins.keyword.as_str();
-        let cfg: &mut RunConfig = &mut st.config.config;
-        let shell = cfg
-            .shell
-            .clone()
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-        let as_cmd = |a: &Args| -> Vec<String> {
-            match a {
-                Args::Json(v) => v.clone(),
-                Args::Shell(s) => {
-                    let mut v = shell.clone();
-                    v.push(s.clone());
-                    v
-                }
-            }
-        };
-        let mut text = ins.text();
-        match kw {
-            "ARG" => {
-                for (k, v) in parse_arg(df, ins, &vars)? {
-                    let val = build_args
-                        .get(&k)
-                        .cloned()
-                        .or(v)
-                        .or_else(|| globals.get(&k).cloned())
-                        .unwrap_or_default();
-                    if build_args.contains_key(&k) {
-                        consumed.push(k.clone());
-                    }
-                    args.insert(k, val);
-                }
-                text = format!(
-                    "ARG {}",
-                    args.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-            }
-            "ENV" => {
-                let pairs = words::parse_pairs(&exp(&ins.rest)?, true).map_err(err)?;
-                for (k, v) in &pairs {
-                    cfg.env_set(k, v);
-                }
-                text = format!(
-                    "ENV {}",
-                    pairs
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-            }
-            "LABEL" => {
-                for (k, v) in words::parse_pairs(&exp(&ins.rest)?, false).map_err(err)? {
-                    cfg.labels.insert(k, v);
-                }
-            }
-            "MAINTAINER" => {
-                cfg.labels.insert("maintainer".into(), ins.rest.clone());
-            }
-            "WORKDIR" => {
-                let w = exp(&ins.rest)?;
-                let cur = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-                let joined = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}/{w}", cur.trim_end_matches('/'))
-                };
-                let clean = format!("/{}", super::fsutil::clean_components(&joined).join("/"));
-                text = format!("WORKDIR {clean}");
-                cfg.working_dir = Some(clean);
-            }
-            "USER" => {
-                let u = exp(&ins.rest)?;
-                text = format!("USER {u}");
-                cfg.user = Some(u);
-            }
-            "EXPOSE" => {
-                for p in words::split_words(&exp(&ins.rest)?) {
-                    let p = if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    cfg.exposed_ports.insert(p, serde_json::json!({}));
-                }
-            }
-            "VOLUME" => {
-                let vols = match &ins.args {
-                    Args::Json(v) => v.clone(),
-                    Args::Shell(s) => words::split_words(&exp(s)?),
-                };
-                for v in vols {
-                    cfg.volumes.insert(v, serde_json::json!({}));
-                }
-            }
-            "STOPSIGNAL" => cfg.stop_signal = Some(exp(&ins.rest)?),
-            "CMD" => cfg.cmd = Some(as_cmd(&ins.args)),
-            "ENTRYPOINT" => {
-                cfg.entrypoint = Some(as_cmd(&ins.args));
-                cfg.cmd = None;
-            }
-            "SHELL" => match &ins.args {
-                Args::Json(v) if !v.is_empty() => cfg.shell = Some(v.clone()),
-                _ => {
-                    return Err(err(
-                        "SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]"
-                            .into(),
-                    ));
-                }
-            },
-            "ONBUILD" => cfg.on_build.push(ins.rest.clone()),
-            "HEALTHCHECK" => cfg.healthcheck = Some(healthcheck(ins, &shell).map_err(err)?),
-            "RUN" | "COPY" | "ADD" => {}
-            _ => return Err(err(format!("unsupported instruction {kw}"))),
-        }
+        let step = Step::new(scope, run, ins);
+        let text = self.apply_metadata(&step, run)?;
         self.step_no += 1;
         let n = self.step_no;
-        let title = format!("[{} {pos}/{total}] {}", st.name, text);
-        if !matches!(kw, "RUN" | "COPY" | "ADD") {
+        let title = format!("[{} {pos}/{}] {}", run.st.name, run.total, text);
+        if !ins.keyword.makes_layer() {
             self.line_step(n, &title);
-        } else {
-            self.begin(n, &title);
-        }
-        if !matches!(kw, "RUN" | "COPY" | "ADD") {
-            st.key = cache::next_key(&st.key, kw, &text, "");
+            let st = &mut run.st;
+            st.key = cache::next_key(&st.key, ins.keyword.as_str(), &text, "");
             st.config.history.push(History {
                 created: Some(st.last_created.clone()),
                 created_by: Some(text.clone()),
@@ -581,47 +475,97 @@ impl<'a> Engine<'a> {
             });
             return Ok(());
         }
+        self.begin(n, &title);
+        self.layer_step(&step, run, done, n, text, t0)
+    }
 
-        // Layer steps: compute the key, then hit or execute.
-        let env: Vec<(String, String)> = run_env(&st.config.config, args);
-        let (extras, action) = if kw == "RUN" {
-            for f in ["mount", "network", "security"] {
-                if ins.flag(f).is_some() {
-                    return Err(Box::new(df.error_help(
-                        ins,
-                        format!("RUN --{f} is not supported by the embedded builder"),
-                        "remove the flag or build this Dockerfile with BuildKit",
-                    ))
-                    .into());
-                }
+    /// Applies a metadata instruction to the stage's config (nothing for
+    /// RUN/COPY/ADD) and returns the step's canonical text: ARG, ENV,
+    /// WORKDIR and USER show their values after expansion.
+    fn apply_metadata(&mut self, step: &Step, run: &mut StageRun) -> R<String> {
+        let ins = step.ins;
+        let cfg: &mut RunConfig = &mut run.st.config.config;
+        let text = match ins.keyword {
+            Keyword::Arg => Some(self.arg_step(step, &mut run.args)?),
+            Keyword::Env => Some(instructions::env(step, cfg)?),
+            Keyword::Label => instructions::label(step, cfg)?,
+            Keyword::Maintainer => instructions::maintainer(step, cfg),
+            Keyword::Workdir => Some(instructions::workdir(step, cfg)?),
+            Keyword::User => Some(instructions::user(step, cfg)?),
+            Keyword::Expose => instructions::expose(step, cfg)?,
+            Keyword::Volume => instructions::volume(step, cfg)?,
+            Keyword::StopSignal => instructions::stop_signal(step, cfg)?,
+            Keyword::Cmd => instructions::cmd(step, cfg),
+            Keyword::Entrypoint => instructions::entrypoint(step, cfg),
+            Keyword::Shell => instructions::shell(step, cfg)?,
+            Keyword::OnBuild => instructions::on_build(step, cfg),
+            Keyword::Healthcheck => instructions::healthcheck_step(step, cfg)?,
+            Keyword::Run | Keyword::Copy | Keyword::Add => None,
+            // A FROM always starts a stage, so it is never a step.
+            Keyword::From => {
+                return Err(step.err(format!("unsupported instruction {}", ins.keyword)));
             }
-            if let Some((f, _)) = ins.flags.first() {
-                return Err(err(format!("unknown flag for RUN: --{f}")));
+        };
+        Ok(text.unwrap_or_else(|| ins.text()))
+    }
+
+    /// ARG: declares stage args from `--build-arg`, the default, or the
+    /// global of that name, in that order.
+    fn arg_step(&mut self, step: &Step, args: &mut BTreeMap<String, String>) -> R<String> {
+        let build_args = step.scope.build_args;
+        for (k, v) in parse_arg(step.scope.df, step.ins, &step.vars)? {
+            let val = build_args
+                .get(&k)
+                .cloned()
+                .or(v)
+                .or_else(|| step.scope.globals.get(&k).cloned())
+                .unwrap_or_default();
+            if build_args.contains_key(&k) {
+                self.consumed.push(k.clone());
             }
-            let mut e: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            e.sort();
-            let cfg = &st.config.config;
-            let extras = format!(
-                "env|{}|{}|user={}|workdir={}|shell={:?}",
-                e.len(),
-                e.join("\n"),
-                cfg.user.clone().unwrap_or_default(),
-                cfg.working_dir.clone().unwrap_or_default(),
-                cfg.shell
-            );
-            (extras, Action::Run(as_cmd(&ins.args)))
+            args.insert(k, val);
+        }
+        Ok(format!(
+            "ARG {}",
+            args.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    }
+
+    /// RUN, COPY or ADD: computes the cache key, then takes the layer from
+    /// the cache or executes the step, and records it.
+    fn layer_step(
+        &mut self,
+        step: &Step,
+        run: &mut StageRun,
+        done: &mut [Option<StageState>],
+        n: usize,
+        text: String,
+        t0: Instant,
+    ) -> R<()> {
+        let ins = step.ins;
+        let env: Vec<(String, String)> = run_env(&run.st.config.config, &run.args);
+        let (extras, action) = if ins.keyword == Keyword::Run {
+            let argv = run_argv(step, &run.st.config.config)?;
+            (
+                run_key_extras(&env, &run.st.config.config),
+                Action::Run(argv),
+            )
         } else {
             // `--from` may name an image through an ARG, global ones included.
-            let mut from_vars = globals.clone();
-            from_vars.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let mut from_vars = step.scope.globals.clone();
+            from_vars.extend(step.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
             let from = match ins.flag("from") {
-                Some(f) => Some(words::expand(f, &from_vars).map_err(err)?),
+                Some(f) => Some(words::expand(f, &from_vars).map_err(|e| step.err(e))?),
                 None => None,
             };
-            let plan = self.plan_copy(df, ctx, st, done, names, si, ins, &vars, from.as_deref())?;
+            let plan = self.plan_copy(step, &run.st, done, from.as_deref())?;
             (plan.key_extras.clone(), Action::Copy(plan))
         };
-        let key = cache::next_key(&st.key, kw, &text, &extras);
+        let st = &mut run.st;
+        let key = cache::next_key(&st.key, ins.keyword.as_str(), &text, &extras);
         let created_by = match &action {
             Action::Run(argv) => format!("RUN {}", argv.join(" ")),
             Action::Copy(_) => text.clone(),
@@ -637,7 +581,14 @@ impl<'a> Engine<'a> {
                 (rec, false)
             }
             None => {
-                let rec = self.execute(df, ctx, ins, st, done, &action, &env, &key, n, &text)?;
+                let job = LayerJob {
+                    action: &action,
+                    env: &env,
+                    key: &key,
+                    n,
+                    text: &text,
+                };
+                let rec = self.execute(step, st, done, &job)?;
                 self.save_record(&rec)?;
                 let size = rec
                     .layer
@@ -680,96 +631,20 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Executes a layer step on the stage's root and turns its filesystem
+    /// diff into a layer in the store.
     fn execute(
         &mut self,
-        df: &Dockerfile,
-        ctx: &Context,
-        ins: &Instruction,
+        step: &Step,
         st: &mut StageState,
         done: &mut [Option<StageState>],
-        action: &Action,
-        env: &[(String, String)],
-        key: &str,
-        n: usize,
-        text: &str,
+        job: &LayerJob,
     ) -> R<CacheRecord> {
         let root = self.ensure_rootfs_pub(st)?;
         let before = snapshot::take(&root).map_err(io_err("snapshot"))?;
-        match action {
-            Action::Run(argv) => {
-                let cfg = &st.config.config;
-                let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-                let wd_host =
-                    super::fsutil::secure_join(&root, &wd, true).map_err(io_err("WORKDIR"))?;
-                fs::create_dir_all(&wd_host).map_err(io_err(format!("creating WORKDIR {wd}")))?;
-                let (uid, gid, groups) =
-                    super::user::resolve(&root, cfg.user.as_deref().unwrap_or("root"))
-                        .map_err(|e| Box::new(df.error_at(ins, e)))?;
-                let mut env = env.to_vec();
-                if !env.iter().any(|(k, _)| k == "HOME") {
-                    env.push(("HOME".into(), super::user::home(&root, uid)));
-                }
-                let log_path = self.store.temp_file_path("run-log");
-                let scratch = self.store.temp_dir("etc").map_err(io_err("work dir"))?;
-                self.work_dirs.push(scratch.clone());
-                let etc = sandbox::EtcFiles::prepare(&root, &scratch)
-                    .map_err(io_err("preparing /etc files for RUN"))?;
-                let spec = sandbox::RunSpec {
-                    rootfs: root.clone(),
-                    argv: argv.clone(),
-                    env,
-                    cwd: wd,
-                    uid,
-                    gid,
-                    groups,
-                    binds: etc.binds.clone(),
-                    pids_limit: self.opts.run_pids_limit,
-                };
-                let sink = self.opts.log.clone();
-                let bar = self.bar.as_ref().map(|(b, _)| b.clone());
-                let quiet = self.opts.progress == super::api::Progress::Quiet;
-                let on_line = move |l: &str| {
-                    if quiet {
-                        return;
-                    }
-                    let line = format!("#{n} {l}");
-                    match &bar {
-                        Some(b) => b.println(line),
-                        None => {
-                            if let Ok(mut w) = sink.lock() {
-                                let _ = writeln!(w, "{line}");
-                            }
-                        }
-                    }
-                };
-                let res = sandbox::run_streaming(&spec, &log_path, &on_line);
-                etc.cleanup();
-                let out = res.map_err(|e| {
-                    BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line))
-                })?;
-                let _ = fs::remove_file(&log_path);
-                let shown = String::from_utf8_lossy(&out.output).to_string();
-                let limited = out.pids_limit_reached.map(|n| {
-                    format!(
-                        "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
-                    )
-                });
-                if out.code != 0 {
-                    return Err(BuildError::Step(format!(
-                        "{}:{}: step `{text}` failed with exit code {}{}\n{}",
-                        df.name,
-                        ins.line,
-                        out.code,
-                        limited.map(|l| format!(": {l}")).unwrap_or_default(),
-                        shown.trim_end()
-                    )));
-                }
-                if let Some(l) = limited {
-                    self.warn(format!("{}:{}: {l}", df.name, ins.line));
-                }
-            }
-            Action::Copy(plan) => self.do_copy(df, ins, st, done, plan, &root, ctx)?,
+        match job.action {
+            Action::Run(argv) => self.run_in_sandbox(step, &st.config.config, &root, argv, job)?,
+            Action::Copy(plan) => self.do_copy(step, done, plan, &root)?,
         }
         let after = snapshot::take(&root).map_err(io_err("snapshot"))?;
         let diff = snapshot::diff(&before, &after);
@@ -799,13 +674,93 @@ impl<'a> Engine<'a> {
             })
         };
         Ok(CacheRecord {
-            key: key.to_string(),
+            key: job.key.to_string(),
             parent: st.key.clone(),
             stage: st.name.clone(),
-            instruction: text.to_string(),
+            instruction: job.text.to_string(),
             layer: layer_ref,
             created,
         })
+    }
+
+    /// RUN: runs `argv` in the sandbox on `root` as the config's user in its
+    /// working directory, streaming output lines to the log.
+    fn run_in_sandbox(
+        &mut self,
+        step: &Step,
+        cfg: &RunConfig,
+        root: &std::path::Path,
+        argv: &[String],
+        job: &LayerJob,
+    ) -> R<()> {
+        let (df, ins, n, text) = (step.scope.df, step.ins, job.n, job.text);
+        let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+        let wd_host = super::fsutil::secure_join(root, &wd, true).map_err(io_err("WORKDIR"))?;
+        fs::create_dir_all(&wd_host).map_err(io_err(format!("creating WORKDIR {wd}")))?;
+        let (uid, gid, groups) = super::user::resolve(root, cfg.user.as_deref().unwrap_or("root"))
+            .map_err(|e| Box::new(df.error_at(ins, e)))?;
+        let mut env = job.env.to_vec();
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".into(), super::user::home(root, uid)));
+        }
+        let log_path = self.store.temp_file_path("run-log");
+        let scratch = self.store.temp_dir("etc").map_err(io_err("work dir"))?;
+        self.work_dirs.push(scratch.clone());
+        let etc = sandbox::EtcFiles::prepare(root, &scratch)
+            .map_err(io_err("preparing /etc files for RUN"))?;
+        let spec = sandbox::RunSpec {
+            rootfs: root.to_path_buf(),
+            argv: argv.to_vec(),
+            env,
+            cwd: wd,
+            uid,
+            gid,
+            groups,
+            binds: etc.binds.clone(),
+            pids_limit: self.opts.run_pids_limit,
+        };
+        let sink = self.opts.log.clone();
+        let bar = self.bar.as_ref().map(|(b, _)| b.clone());
+        let quiet = self.opts.progress == super::api::Progress::Quiet;
+        let on_line = move |l: &str| {
+            if quiet {
+                return;
+            }
+            let line = format!("#{n} {l}");
+            match &bar {
+                Some(b) => b.println(line),
+                None => {
+                    if let Ok(mut w) = sink.lock() {
+                        let _ = writeln!(w, "{line}");
+                    }
+                }
+            }
+        };
+        let res = sandbox::run_streaming(&spec, &log_path, &on_line);
+        etc.cleanup();
+        let out =
+            res.map_err(|e| BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line)))?;
+        let _ = fs::remove_file(&log_path);
+        let shown = String::from_utf8_lossy(&out.output).to_string();
+        let limited = out.pids_limit_reached.map(|n| {
+            format!(
+                "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
+            )
+        });
+        if out.code != 0 {
+            return Err(BuildError::Step(format!(
+                "{}:{}: step `{text}` failed with exit code {}{}\n{}",
+                df.name,
+                ins.line,
+                out.code,
+                limited.map(|l| format!(": {l}")).unwrap_or_default(),
+                shown.trim_end()
+            )));
+        }
+        if let Some(l) = limited {
+            self.warn(format!("{}:{}: {l}", df.name, ins.line));
+        }
+        Ok(())
     }
 
     /// Writes the config and manifest of a finished stage into the store.
@@ -819,7 +774,7 @@ impl<'a> Engine<'a> {
             None => st.last_created.clone(),
         });
         cfg.rootfs.kind = "layers".into();
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| BuildError::Io(e.to_string()))?;
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(json_err(""))?;
         let cfg_digest = self.store.put_bytes(&cfg_bytes).map_err(io_err("config"))?;
         let manifest = Manifest {
             schema_version: 2,
@@ -833,7 +788,7 @@ impl<'a> Engine<'a> {
                 .collect(),
             annotations: BTreeMap::new(),
         };
-        let m_bytes = serde_json::to_vec(&manifest).map_err(|e| BuildError::Io(e.to_string()))?;
+        let m_bytes = serde_json::to_vec(&manifest).map_err(json_err(""))?;
         let m_digest = self.store.put_bytes(&m_bytes).map_err(io_err("manifest"))?;
         self.report.manifest_digest = m_digest;
         self.report.config_digest = cfg_digest;
@@ -855,6 +810,144 @@ pub(crate) fn rootless_ids() -> Option<(u32, u32)> {
 
 fn stages_names(stages: &[Stage]) -> Vec<Option<String>> {
     stages.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The stage before `before` that `name` refers to, by name or by index.
+pub(crate) fn find_stage(names: &[Option<String>], name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    names[..before]
+        .iter()
+        .position(|n| n.as_deref() == Some(lower.as_str()))
+        .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+}
+
+/// Which stages the target needs: its base stages and the stages its
+/// COPY/ADD `--from` name, transitively.
+fn needed_stages(stages: &[Stage], target: usize, globals: &BTreeMap<String, String>) -> Vec<bool> {
+    let names = stages_names(stages);
+    let mut needed = vec![false; stages.len()];
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if needed[i] {
+            continue;
+        }
+        needed[i] = true;
+        let from = words::expand(&words::split_words(&stages[i].from.rest)[0], globals)
+            .unwrap_or_default();
+        if let Some(j) = find_stage(&names, &from, i) {
+            todo.push(j);
+        }
+        for ins in &stages[i].body {
+            if let Some(f) = ins.flag("from")
+                && matches!(ins.keyword, Keyword::Copy | Keyword::Add)
+                && let Some(j) =
+                    find_stage(&names, &words::expand(f, globals).unwrap_or_default(), i)
+            {
+                todo.push(j);
+            }
+        }
+    }
+    needed
+}
+
+/// What every step of one build reads.
+pub(crate) struct Scope<'s> {
+    pub df: &'s Dockerfile,
+    pub ctx: &'s Context,
+    /// Stage names (`AS name`, lower case) by index.
+    pub names: &'s [Option<String>],
+    /// ARGs declared before the first FROM, and the predefined ones.
+    pub globals: &'s BTreeMap<String, String>,
+    pub build_args: &'s BTreeMap<String, String>,
+}
+
+/// A stage being built: its state and its declared ARGs.
+pub(crate) struct StageRun {
+    pub si: usize,
+    pub st: StageState,
+    pub args: BTreeMap<String, String>,
+    /// Instructions in the stage (for `[stage n/total]` titles).
+    pub total: usize,
+}
+
+/// One instruction as it runs: the build's scope, its stage, and the
+/// variables it expands with (stage ARGs, then ENV, which wins).
+pub(crate) struct Step<'s> {
+    pub scope: &'s Scope<'s>,
+    pub si: usize,
+    pub ins: &'s Instruction,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl<'s> Step<'s> {
+    fn new(scope: &'s Scope<'s>, run: &StageRun, ins: &'s Instruction) -> Self {
+        let mut vars = run.args.clone();
+        for e in &run.st.config.config.env {
+            if let Some((k, v)) = e.split_once('=') {
+                vars.insert(k.into(), v.into());
+            }
+        }
+        Step {
+            scope,
+            si: run.si,
+            ins,
+            vars,
+        }
+    }
+
+    /// An error pointing at the instruction.
+    pub fn err(&self, message: impl Into<String>) -> BuildError {
+        Box::new(self.scope.df.error_at(self.ins, message)).into()
+    }
+
+    /// `s` with the step's variables expanded.
+    pub fn expand(&self, s: &str) -> R<String> {
+        words::expand(s, &self.vars).map_err(|e| self.err(e))
+    }
+}
+
+/// A layer step to execute: what to do, with which environment, and its
+/// key, step number and text.
+pub(crate) struct LayerJob<'j> {
+    pub action: &'j Action,
+    pub env: &'j [(String, String)],
+    pub key: &'j str,
+    pub n: usize,
+    pub text: &'j str,
+}
+
+/// RUN's command line; refuses the flags the embedded builder lacks.
+fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
+    let ins = step.ins;
+    for f in ["mount", "network", "security"] {
+        if ins.flag(f).is_some() {
+            return Err(Box::new(step.scope.df.error_help(
+                ins,
+                format!("RUN --{f} is not supported by the embedded builder"),
+                "remove the flag or build this Dockerfile with BuildKit",
+            ))
+            .into());
+        }
+    }
+    if let Some((f, _)) = ins.flags.first() {
+        return Err(step.err(format!("unknown flag for RUN: --{f}")));
+    }
+    Ok(instructions::as_cmd(cfg, &ins.args))
+}
+
+/// What a RUN's cache key covers besides its text: its environment, user,
+/// working directory and shell.
+fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
+    let mut e: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    e.sort();
+    format!(
+        "env|{}|{}|user={}|workdir={}|shell={:?}",
+        e.len(),
+        e.join("\n"),
+        cfg.user.clone().unwrap_or_default(),
+        cfg.working_dir.clone().unwrap_or_default(),
+        cfg.shell
+    )
 }
 
 pub(crate) enum Action {

@@ -1,12 +1,152 @@
-//! Helpers for individual instructions: the RUN environment, ARG
-//! declarations, HEALTHCHECK.
+//! One function per metadata instruction (ENV, LABEL, WORKDIR, ...), each
+//! applying its instruction to the stage's config and returning the step's
+//! text when it differs from the instruction as written; and helpers for
+//! RUN's environment and command line, ARG declarations, HEALTHCHECK.
 
 use std::collections::BTreeMap;
 
-use super::dockerfile::{Dockerfile, Instruction};
-use super::engine::R;
+use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::engine::{R, Step};
 use super::image::RunConfig;
 use super::words;
+
+/// ENV: sets the pairs; the text shows them expanded.
+pub(crate) fn env(step: &Step, cfg: &mut RunConfig) -> R<String> {
+    let pairs = words::parse_pairs(&step.expand(&step.ins.rest)?, true).map_err(|e| step.err(e))?;
+    for (k, v) in &pairs {
+        cfg.env_set(k, v);
+    }
+    Ok(format!(
+        "ENV {}",
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+}
+
+pub(crate) fn label(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    for (k, v) in
+        words::parse_pairs(&step.expand(&step.ins.rest)?, false).map_err(|e| step.err(e))?
+    {
+        cfg.labels.insert(k, v);
+    }
+    Ok(None)
+}
+
+pub(crate) fn maintainer(step: &Step, cfg: &mut RunConfig) -> Option<String> {
+    cfg.labels
+        .insert("maintainer".into(), step.ins.rest.clone());
+    None
+}
+
+/// WORKDIR: relative to the current one, cleaned; the text shows the result.
+pub(crate) fn workdir(step: &Step, cfg: &mut RunConfig) -> R<String> {
+    let w = step.expand(&step.ins.rest)?;
+    let cur = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+    let joined = if w.starts_with('/') {
+        w
+    } else {
+        format!("{}/{w}", cur.trim_end_matches('/'))
+    };
+    let clean = format!("/{}", super::fsutil::clean_components(&joined).join("/"));
+    let text = format!("WORKDIR {clean}");
+    cfg.working_dir = Some(clean);
+    Ok(text)
+}
+
+pub(crate) fn user(step: &Step, cfg: &mut RunConfig) -> R<String> {
+    let u = step.expand(&step.ins.rest)?;
+    let text = format!("USER {u}");
+    cfg.user = Some(u);
+    Ok(text)
+}
+
+/// EXPOSE: a port without a protocol is TCP.
+pub(crate) fn expose(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    for p in words::split_words(&step.expand(&step.ins.rest)?) {
+        let p = if p.contains('/') {
+            p
+        } else {
+            format!("{p}/tcp")
+        };
+        cfg.exposed_ports.insert(p, serde_json::json!({}));
+    }
+    Ok(None)
+}
+
+pub(crate) fn volume(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    let vols = match &step.ins.args {
+        Args::Json(v) => v.clone(),
+        Args::Shell(s) => words::split_words(&step.expand(s)?),
+    };
+    for v in vols {
+        cfg.volumes.insert(v, serde_json::json!({}));
+    }
+    Ok(None)
+}
+
+pub(crate) fn stop_signal(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    cfg.stop_signal = Some(step.expand(&step.ins.rest)?);
+    Ok(None)
+}
+
+pub(crate) fn cmd(step: &Step, cfg: &mut RunConfig) -> Option<String> {
+    cfg.cmd = Some(as_cmd(cfg, &step.ins.args));
+    None
+}
+
+/// ENTRYPOINT: also clears an inherited CMD, as Docker does.
+pub(crate) fn entrypoint(step: &Step, cfg: &mut RunConfig) -> Option<String> {
+    cfg.entrypoint = Some(as_cmd(cfg, &step.ins.args));
+    cfg.cmd = None;
+    None
+}
+
+pub(crate) fn shell(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    match &step.ins.args {
+        Args::Json(v) if !v.is_empty() => cfg.shell = Some(v.clone()),
+        _ => {
+            return Err(
+                step.err("SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]")
+            );
+        }
+    }
+    Ok(None)
+}
+
+/// ONBUILD: kept in the config for images built from this one.
+pub(crate) fn on_build(step: &Step, cfg: &mut RunConfig) -> Option<String> {
+    cfg.on_build.push(step.ins.rest.clone());
+    None
+}
+
+pub(crate) fn healthcheck_step(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
+    let shell = default_shell(cfg);
+    cfg.healthcheck = Some(healthcheck(step.ins, &shell).map_err(|e| step.err(e))?);
+    Ok(None)
+}
+
+/// The config's SHELL, else `/bin/sh -c`.
+fn default_shell(cfg: &RunConfig) -> Vec<String> {
+    cfg.shell
+        .clone()
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// The command line of a JSON-form argument, or of a shell-form one run by
+/// the config's shell.
+pub(crate) fn as_cmd(cfg: &RunConfig, args: &Args) -> Vec<String> {
+    match args {
+        Args::Json(v) => v.clone(),
+        Args::Shell(s) => {
+            let mut v = default_shell(cfg);
+            v.push(s.clone());
+            v
+        }
+    }
+}
 
 /// The environment of a RUN: image env plus build args in scope (env wins),
 /// with Docker's default PATH.

@@ -10,6 +10,11 @@
 //! to and from registries and directories; [`image`] is the OCI data model,
 //! [`registry`] the distribution client, [`store`] the local content store,
 //! `output` writes images out; [`api`] holds the public types.
+//!
+//! Every `unsafe` block of the builder (`fork`, `pre_exec` and the syscalls
+//! nix has no wrapper for, in [`sandbox`] and `tmp_session`) says why it is
+//! sound in a `// SAFETY:` comment; clippy refuses one that does not.
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod api;
 pub mod cache;
 mod cache_io;
@@ -79,9 +84,10 @@ pub fn build(
             )));
         }
     }
-    let store = store::Store::open(&opts.state_dir).map_err(|e| {
-        BuildError::Io(format!("state directory {}: {e}", opts.state_dir.display()))
-    })?;
+    let store = store::Store::open(&opts.state_dir).map_err(engine::io_err(format!(
+        "state directory {}",
+        opts.state_dir.display()
+    )))?;
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -100,6 +106,7 @@ pub fn build(
         work_dirs: Vec::new(),
         platform,
         bar: None,
+        consumed: Vec::new(),
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
@@ -130,7 +137,7 @@ pub fn build(
                 "image.name": names.join(","),
             });
             std::fs::write(path, serde_json::to_vec_pretty(&md).unwrap_or_default())
-                .map_err(|e| BuildError::Io(format!("--metadata-file {path}: {e}")))?;
+                .map_err(engine::io_err(format!("--metadata-file {path}")))?;
         }
         Ok(())
     })();
@@ -145,4 +152,58 @@ pub fn build(
         r.manifest_digest
     ));
     Ok(eng.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn an_unusable_state_directory_keeps_its_path_and_io_error() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let plan = kmigrate_plan::parse_build_args(&["."]).unwrap();
+        let e = build(&plan, &BuildOptions::new(file.join("state"))).unwrap_err();
+        let BuildError::Io { context, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            context,
+            &format!("state directory {}", file.join("state").display())
+        );
+        assert_eq!(e.to_string(), format!("{context}: {source}"));
+        let io = e
+            .source()
+            .unwrap()
+            .downcast_ref::<std::io::Error>()
+            .unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory);
+    }
+
+    #[test]
+    fn registry_and_cache_errors_chain_to_their_cause() {
+        let e = BuildError::Cache {
+            context: "cache export to type=registry,ref=x failed".into(),
+            source: cache::CacheError::Registry(registry::RegistryError::Reference(
+                "invalid image reference \"\"".into(),
+            )),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cache export to type=registry,ref=x failed: invalid image reference \"\""
+        );
+        let cause = e.source().unwrap();
+        assert!(cause.downcast_ref::<cache::CacheError>().is_some());
+        let e: BuildError = registry::RegistryError::Response("x: HTTP 500".into()).into();
+        assert_eq!(e.to_string(), "x: HTTP 500");
+        assert!(
+            e.source()
+                .unwrap()
+                .downcast_ref::<registry::RegistryError>()
+                .is_some()
+        );
+    }
 }

@@ -48,18 +48,34 @@ pub fn show(n: u64) -> String {
 /// Reads `r` to its end, refusing more than `limit` bytes. The error names
 /// `what` and the limit; reading stops one byte past the limit, so an
 /// endless stream costs at most `limit` bytes of memory.
-pub fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+pub fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, LimitError> {
     let mut bytes = Vec::new();
     r.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("reading {what}: {e}"))?;
+        .map_err(|source| LimitError::Read {
+            what: what.to_string(),
+            source,
+        })?;
     if bytes.len() as u64 > limit {
-        return Err(format!(
-            "{what} is larger than the {} limit; refusing to read more",
-            show(limit)
-        ));
+        return Err(LimitError::TooLarge {
+            what: what.to_string(),
+            limit,
+        });
     }
     Ok(bytes)
+}
+
+/// Why [`read_limited`] returned no bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} is larger than the {} limit; refusing to read more", show(*limit))]
+    TooLarge { what: String, limit: u64 },
 }
 
 /// Reads a regular file of at most `limit` bytes ([`open_regular`]: FIFOs,
@@ -117,6 +133,8 @@ mod tests {
     #[test]
     fn endless_streams_stop_at_the_limit() {
         let e = read_limited(io::repeat(b'x'), 1024, "manifest").unwrap_err();
+        assert!(matches!(e, LimitError::TooLarge { limit: 1024, .. }), "{e}");
+        let e = e.to_string();
         assert!(e.contains("larger than the 1 KiB limit"), "{e}");
         assert_eq!(read_limited(&b"abc"[..], 3, "m").unwrap(), b"abc");
     }

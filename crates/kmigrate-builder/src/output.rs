@@ -6,12 +6,22 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::api::BuildError;
+use super::api::{BuildError, TransferError};
 use super::digest;
-use super::engine::{Engine, R, StageState, io_err};
+use super::engine::{Engine, R, StageState, io_err, json_err};
 use super::image::{self, Descriptor, Index};
-use super::registry::Reference;
+use super::registry::{Reference, RegistryError};
 use kmigrate_plan::AttrList;
+
+/// An image archive that `--output type=oci|docker` writes.
+#[derive(Clone, Copy)]
+struct Archive<'a> {
+    dest: &'a Path,
+    /// `oci`, or `docker` (which adds `manifest.json`).
+    kind: &'a str,
+    /// A tar file, else a directory (`tar=false`).
+    tar: bool,
+}
 
 impl Engine<'_> {
     /// Produces the requested outputs for the assembled image.
@@ -52,7 +62,8 @@ impl Engine<'_> {
                     }
                     for name in names.clone() {
                         self.push_image(&name, fin, cfg_bytes, man_bytes)?;
-                        let r = Reference::parse(&name).map_err(BuildError::Usage)?;
+                        let r = Reference::parse(&name)
+                            .map_err(|e| BuildError::Usage(e.to_string()))?;
                         self.report
                             .pushed
                             .push(format!("{}/{}@{man_digest}", r.registry, r.repository));
@@ -66,15 +77,12 @@ impl Engine<'_> {
                         ))
                     })?;
                     let tar = spec.get("tar") != Some("false");
-                    self.write_archive(
-                        Path::new(dest),
-                        &kind,
+                    let archive = Archive {
+                        dest: Path::new(dest),
+                        kind: &kind,
                         tar,
-                        &names,
-                        fin,
-                        cfg_bytes,
-                        man_bytes,
-                    )?;
+                    };
+                    self.write_archive(archive, &names, fin, cfg_bytes, man_bytes)?;
                     self.log(&format!("wrote {kind} image to {dest}"));
                 }
                 "local" => {
@@ -110,8 +118,12 @@ impl Engine<'_> {
         cfg_bytes: &[u8],
         man_bytes: &[u8],
     ) -> R<()> {
-        let r = Reference::parse(name).map_err(BuildError::Usage)?;
-        let e = |m: String| BuildError::Io(format!("pushing {name}: {m}"));
+        let r = Reference::parse(name).map_err(|e| BuildError::Usage(e.to_string()))?;
+        let e = |source: TransferError| BuildError::Push {
+            name: name.to_string(),
+            source,
+        };
+        let re = |source: RegistryError| e(source.into());
         for l in &fin.layers {
             self.copy_blob_to(&r.registry, &r.repository, &l.digest)
                 .map_err(e)?;
@@ -120,40 +132,32 @@ impl Engine<'_> {
         if !self
             .client
             .has_blob(&r.registry, &r.repository, &cd)
-            .map_err(e)?
+            .map_err(re)?
         {
             self.client
                 .push_blob_bytes(&r.registry, &r.repository, &cd, cfg_bytes)
-                .map_err(e)?;
+                .map_err(re)?;
         }
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         self.client
             .put_manifest(&r, &tag, image::MANIFEST, man_bytes)
-            .map_err(e)?;
+            .map_err(re)?;
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_archive(
         &mut self,
-        dest: &Path,
-        kind: &str,
-        tar: bool,
+        archive: Archive,
         names: &[String],
         fin: &StageState,
         cfg_bytes: &[u8],
         man_bytes: &[u8],
     ) -> R<()> {
+        let Archive { dest, kind, tar } = archive;
         let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
         for l in &fin.layers {
             let p = self.ensure_blob(&l.digest)?;
-            files.insert(
-                format!(
-                    "blobs/sha256/{}",
-                    digest::validate(&l.digest).map_err(BuildError::Io)?
-                ),
-                p,
-            );
+            files.insert(format!("blobs/sha256/{}", digest::validate(&l.digest)?), p);
         }
         let mut inline: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         inline.insert(
@@ -186,7 +190,7 @@ impl Engine<'_> {
         };
         inline.insert(
             "index.json".into(),
-            serde_json::to_vec(&index).map_err(|e| BuildError::Io(e.to_string()))?,
+            serde_json::to_vec(&index).map_err(json_err(""))?,
         );
         inline.insert(
             "oci-layout".into(),
@@ -200,7 +204,7 @@ impl Engine<'_> {
             }]);
             inline.insert(
                 "manifest.json".into(),
-                serde_json::to_vec(&dm).map_err(|e| BuildError::Io(e.to_string()))?,
+                serde_json::to_vec(&dm).map_err(json_err(""))?,
             );
         }
         let e = io_err(dest.display());

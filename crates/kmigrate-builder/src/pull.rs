@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::api::BuildError;
+use super::api::{BuildError, TransferError};
 use super::cache::{self, LayerRef};
-use super::engine::{BlobSource, Engine, KnownBlob, R, StageState, io_err};
+use super::engine::{BlobSource, Engine, KnownBlob, R, StageState, io_err, json_err};
 use super::image::{self, ImageConfig, Manifest};
 use super::layer;
 use super::limits::{self, IMAGE_CONFIG_MAX, MANIFEST_MAX};
@@ -22,23 +22,26 @@ impl Engine<'_> {
             return Ok(path);
         }
         let Some(KnownBlob { source, size }) = self.blob_sources.get(digest).cloned() else {
-            return Err(BuildError::Io(format!(
+            return Err(BuildError::Image(format!(
                 "blob {digest} is neither in the local store nor in a known cache"
             )));
         };
         match source {
             BlobSource::Registry { registry, repo } => {
                 self.client
-                    .get_blob(&registry, &repo, digest, size, &path)
-                    .map_err(BuildError::Io)?;
+                    .get_blob(&registry, &repo, digest, size, &path)?;
             }
             BlobSource::Dir(dir) => {
-                let hex = super::digest::validate(digest).map_err(BuildError::Io)?;
+                let hex = super::digest::validate(digest)?;
                 let src = dir.join("blobs/sha256").join(hex);
                 let (f, _) = limits::open_regular(&src)
                     .map_err(io_err(format!("blob {digest} in {}", dir.display())))?;
-                super::digest::write_verified(f, &path, digest, size)
-                    .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
+                super::digest::write_verified(f, &path, digest, size).map_err(|source| {
+                    BuildError::Blob {
+                        context: dir.display().to_string(),
+                        source,
+                    }
+                })?;
             }
         }
         Ok(path)
@@ -66,7 +69,7 @@ impl Engine<'_> {
         };
         self.know_blobs(&m, &source);
         if m.config.size > IMAGE_CONFIG_MAX {
-            return Err(BuildError::Io(format!(
+            return Err(BuildError::Image(format!(
                 "{raw}: the image config is {} bytes, over the {} limit for an image config",
                 m.config.size,
                 limits::show(IMAGE_CONFIG_MAX)
@@ -76,9 +79,9 @@ impl Engine<'_> {
         let cfg_bytes = limits::read_regular_file(&cfg_path, IMAGE_CONFIG_MAX, "image config")
             .map_err(io_err("image config"))?;
         let config: ImageConfig = serde_json::from_slice(&cfg_bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad image config: {e}")))?;
+            .map_err(json_err(format!("{raw}: bad image config")))?;
         if config.rootfs.diff_ids.len() != m.layers.len() {
-            return Err(BuildError::Io(format!(
+            return Err(BuildError::Image(format!(
                 "{raw}: config lists {} diff_ids for {} layers",
                 config.rootfs.diff_ids.len(),
                 m.layers.len()
@@ -111,19 +114,22 @@ impl Engine<'_> {
     /// Fetches an image manifest from a registry, following an index to the
     /// host platform.
     pub(crate) fn resolve_registry(&mut self, raw: &str) -> R<(Manifest, String, BlobSource)> {
-        let r = Reference::parse(raw).map_err(BuildError::Usage)?;
+        let r = Reference::parse(raw).map_err(|e| BuildError::Usage(e.to_string()))?;
         let mut fetched = self
             .client
             .get_manifest(&r, r.reference())
-            .map_err(|e| BuildError::Io(format!("pulling {raw}: {e}")))?;
+            .map_err(|source| BuildError::Registry {
+                context: format!("pulling {raw}"),
+                source,
+            })?;
         if fetched.media_type == image::INDEX || fetched.media_type == image::DOCKER_LIST {
             let idx: image::Index = serde_json::from_slice(&fetched.bytes)
-                .map_err(|e| BuildError::Io(format!("{raw}: bad index: {e}")))?;
+                .map_err(json_err(format!("{raw}: bad index")))?;
             let d = self.pick_platform(raw, &idx)?;
-            fetched = self.client.get_manifest(&r, &d).map_err(BuildError::Io)?;
+            fetched = self.client.get_manifest(&r, &d)?;
         }
         let m: Manifest = serde_json::from_slice(&fetched.bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+            .map_err(json_err(format!("{raw}: bad manifest")))?;
         let src = BlobSource::Registry {
             registry: r.registry.clone(),
             repo: r.repository.clone(),
@@ -141,7 +147,9 @@ impl Engine<'_> {
                     .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
             })
             .map(|m| m.digest.clone())
-            .ok_or_else(|| BuildError::Io(format!("{raw} has no manifest for {}", self.platform)))
+            .ok_or_else(|| {
+                BuildError::Image(format!("{raw} has no manifest for {}", self.platform))
+            })
     }
 
     /// Reads an image from an OCI layout directory:
@@ -160,7 +168,7 @@ impl Engine<'_> {
         };
         let dir = PathBuf::from(dir);
         let read = |d: &str| -> R<Vec<u8>> {
-            let hex = super::digest::validate(d).map_err(BuildError::Io)?;
+            let hex = super::digest::validate(d)?;
             limits::read_regular_file(
                 &dir.join("blobs/sha256").join(hex),
                 MANIFEST_MAX,
@@ -172,7 +180,7 @@ impl Engine<'_> {
             &limits::read_regular_file(&dir.join("index.json"), MANIFEST_MAX, "index")
                 .map_err(io_err(format!("{raw}: index.json")))?,
         )
-        .map_err(|e| BuildError::Io(format!("{raw}: bad index.json: {e}")))?;
+        .map_err(json_err(format!("{raw}: bad index.json")))?;
         let desc = idx
             .manifests
             .iter()
@@ -181,23 +189,22 @@ impl Engine<'_> {
                 Some(s) if s.starts_with("sha256:") => &m.digest == s,
                 Some(t) => m.annotations.get("org.opencontainers.image.ref.name") == Some(t),
             })
-            .ok_or_else(|| BuildError::Io(format!("{raw}: no matching image in the layout")))?
+            .ok_or_else(|| BuildError::Image(format!("{raw}: no matching image in the layout")))?
             .clone();
         let mut digest = desc.digest.clone();
         let mut bytes = read(&digest)?;
         if desc.media_type == image::INDEX {
-            let inner: image::Index = serde_json::from_slice(&bytes)
-                .map_err(|e| BuildError::Io(format!("{raw}: {e}")))?;
+            let inner: image::Index = serde_json::from_slice(&bytes).map_err(json_err(raw))?;
             digest = self.pick_platform(raw, &inner)?;
             bytes = read(&digest)?;
         }
         if super::digest::sha256_digest(&bytes) != digest {
-            return Err(BuildError::Io(format!(
+            return Err(BuildError::Image(format!(
                 "{raw}: manifest does not match its digest"
             )));
         }
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| BuildError::Io(format!("{raw}: bad manifest: {e}")))?;
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(json_err(format!("{raw}: bad manifest")))?;
         Ok((m, digest, BlobSource::Dir(dir)))
     }
 
@@ -210,7 +217,7 @@ impl Engine<'_> {
         registry: &str,
         repo: &str,
         digest: &str,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, TransferError> {
         if self.client.has_blob(registry, repo, digest)? {
             return Ok(0);
         }
@@ -228,7 +235,9 @@ impl Engine<'_> {
         {
             return Ok(0);
         }
-        let p = self.ensure_blob(digest).map_err(|e| e.to_string())?;
-        self.client.push_blob(registry, repo, digest, &p)
+        let p = self
+            .ensure_blob(digest)
+            .map_err(|e| TransferError::Local(Box::new(e)))?;
+        Ok(self.client.push_blob(registry, repo, digest, &p)?)
     }
 }

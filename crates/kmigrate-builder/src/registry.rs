@@ -29,7 +29,9 @@ impl Reference {
     /// Parses `[registry/]repo[:tag][@digest]` as Docker does.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || s.chars().any(|c| c.is_whitespace()) {
-            return Err(format!("invalid image reference {s:?}"));
+            return Err(RegistryError::Reference(format!(
+                "invalid image reference {s:?}"
+            )));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
@@ -58,9 +60,9 @@ impl Reference {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c))
         {
-            return Err(format!(
+            return Err(RegistryError::Reference(format!(
                 "invalid repository name in {s:?}: use lower-case letters, digits, '.', '_', '-' and '/'"
-            ));
+            )));
         }
         let tag = if tag.is_none() && digest.is_none() {
             Some("latest".to_string())
@@ -128,7 +130,69 @@ pub struct Fetched {
     pub digest: String,
 }
 
-type Result<T> = std::result::Result<T, String>;
+type Result<T> = std::result::Result<T, RegistryError>;
+
+/// A failed registry operation. Messages name the registry, repository or
+/// URL (without credentials or query) and quote the cause; the cause itself
+/// (transport, I/O, JSON, digest) is the error's `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// An image reference that does not parse.
+    #[error("{0}")]
+    Reference(String),
+    #[error(transparent)]
+    Digest(#[from] digest::DigestError),
+    /// A request that could not be built.
+    #[error("{request}: {source}")]
+    Request {
+        /// Method and redacted URL.
+        request: String,
+        #[source]
+        source: ureq::http::Error,
+    },
+    /// A request that got no answer (connection, TLS, timeout).
+    #[error("{request}: {source}")]
+    Transport {
+        /// Method and redacted URL.
+        request: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// Credentials missing or refused, or an auth scheme not supported.
+    #[error("{0}")]
+    Auth(String),
+    /// An answer with an unexpected status or content.
+    #[error("{0}")]
+    Response(String),
+    /// A response body that could not be read within its bound.
+    #[error(transparent)]
+    Body(#[from] limits::LimitError),
+    /// A token response that is not JSON.
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A downloaded blob that could not be written or failed verification.
+    #[error("{repository}: {source}")]
+    Blob {
+        /// `registry/repository`.
+        repository: String,
+        #[source]
+        source: digest::BlobError,
+    },
+    /// The local file of a blob to upload could not be read.
+    #[error("{}: {source}", path.display())]
+    Upload {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The open upload file's metadata could not be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -216,13 +280,20 @@ impl Client {
             if let Some(a) = &auth {
                 req = req.header("Authorization", a.as_str());
             }
+            let request = || format!("{method} {}", redact(url));
             let req = req
                 .body(body.map(|b| b.to_vec()).unwrap_or_default())
-                .map_err(|e| format!("{method} {}: {e}", redact(url)))?;
+                .map_err(|source| RegistryError::Request {
+                    request: request(),
+                    source,
+                })?;
             let resp = self
                 .agent
                 .run(req)
-                .map_err(|e| format!("{method} {}: {e}", redact(url)))?;
+                .map_err(|source| RegistryError::Transport {
+                    request: request(),
+                    source,
+                })?;
             if resp.status().as_u16() == 401 && attempt == 0 {
                 attempt += 1;
                 let challenge = resp
@@ -252,7 +323,7 @@ impl Client {
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
             let b = basic.ok_or_else(|| {
-                format!("registry {registry} requires authentication: add credentials with `docker login {registry}`")
+                RegistryError::Auth(format!("registry {registry} requires authentication: add credentials with `docker login {registry}`"))
             })?;
             self.tokens.insert(
                 (registry.to_string(), "*".to_string()),
@@ -261,12 +332,16 @@ impl Client {
             return Ok(());
         }
         if !lower.starts_with("bearer") {
-            return Err(format!("registry {registry}: unsupported auth challenge"));
+            return Err(RegistryError::Auth(format!(
+                "registry {registry}: unsupported auth challenge"
+            )));
         }
         let params = parse_challenge(&challenge[6..]);
-        let realm = params
-            .get("realm")
-            .ok_or_else(|| format!("registry {registry}: bearer challenge without realm"))?;
+        let realm = params.get("realm").ok_or_else(|| {
+            RegistryError::Auth(format!(
+                "registry {registry}: bearer challenge without realm"
+            ))
+        })?;
         let mut url = format!("{realm}?scope={}", urlencode(scope));
         if let Some(s) = params.get("service") {
             url.push_str(&format!("&service={}", urlencode(s)));
@@ -275,11 +350,12 @@ impl Client {
         if let Some(b) = &basic {
             req = req.header("Authorization", &format!("Basic {b}"));
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| format!("token request to {}: {e}", redact(realm)))?;
+        let mut resp = req.call().map_err(|source| RegistryError::Transport {
+            request: format!("token request to {}", redact(realm)),
+            source,
+        })?;
         if resp.status().as_u16() != 200 {
-            return Err(format!(
+            return Err(RegistryError::Auth(format!(
                 "token request to {} for {scope}: HTTP {}{}",
                 redact(realm),
                 resp.status().as_u16(),
@@ -288,17 +364,22 @@ impl Client {
                 } else {
                     ""
                 }
-            ));
+            )));
         }
         let what = format!("token response from {}", redact(realm));
         let bytes = limits::read_limited(resp.body_mut().as_reader(), TOKEN_RESPONSE_MAX, &what)?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{what}: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|source| RegistryError::Json { what, source })?;
         let tok = v
             .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
-            .ok_or_else(|| format!("token response from {} has no token", redact(realm)))?;
+            .ok_or_else(|| {
+                RegistryError::Auth(format!(
+                    "token response from {} has no token",
+                    redact(realm)
+                ))
+            })?;
         self.tokens.insert(
             (registry.to_string(), scope.to_string()),
             format!("Bearer {tok}"),
@@ -351,10 +432,14 @@ impl Client {
         )?;
         let status = resp.status().as_u16();
         if status == 404 {
-            return Err(format!("{r}: manifest {reference} not found (HTTP 404)"));
+            return Err(RegistryError::Response(format!(
+                "{r}: manifest {reference} not found (HTTP 404)"
+            )));
         }
         if status != 200 {
-            return Err(format!("{r}: GET manifest {reference}: HTTP {status}"));
+            return Err(RegistryError::Response(format!(
+                "{r}: GET manifest {reference}: HTTP {status}"
+            )));
         }
         let media_type = resp
             .headers()
@@ -374,9 +459,9 @@ impl Client {
         )?;
         let d = digest::sha256_digest(&bytes);
         if reference.starts_with("sha256:") && d != reference {
-            return Err(format!(
+            return Err(RegistryError::Response(format!(
                 "{r}: manifest digest mismatch: asked {reference}, got {d}"
-            ));
+            )));
         }
         let media_type = if media_type.is_empty() || media_type == "application/json" {
             serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -413,10 +498,16 @@ impl Client {
         let mut resp = self.send("GET", registry, repo, &url, &[], None)?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(format!("{registry}/{repo}: GET blob {d}: HTTP {status}"));
+            return Err(RegistryError::Response(format!(
+                "{registry}/{repo}: GET blob {d}: HTTP {status}"
+            )));
         }
-        digest::write_verified(resp.body_mut().as_reader(), dest, d, size)
-            .map_err(|e| format!("{registry}/{repo}: {e}"))
+        digest::write_verified(resp.body_mut().as_reader(), dest, d, size).map_err(|source| {
+            RegistryError::Blob {
+                repository: format!("{registry}/{repo}"),
+                source,
+            }
+        })
     }
 
     /// True when the registry already has the blob.
@@ -432,8 +523,11 @@ impl Client {
             return Ok(0);
         }
         let put = self.start_upload(registry, repo, d)?;
-        let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let len = f.metadata().map_err(|e| e.to_string())?.len();
+        let mut f = std::fs::File::open(path).map_err(|source| RegistryError::Upload {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let len = f.metadata()?.len();
         // The POST above answered any auth challenge for this repository's
         // push scope; the streamed PUT reuses that authorization.
         let auth = self.auth_header(registry, &format!("repository:{repo}:pull,push"));
@@ -445,18 +539,25 @@ impl Client {
         if let Some(a) = &auth {
             req = req.header("Authorization", a.as_str());
         }
+        let request = || format!("PUT {}", redact(&put));
         let req = req
             .body(ureq::SendBody::from_reader(&mut f))
-            .map_err(|e| format!("PUT {}: {e}", redact(&put)))?;
+            .map_err(|source| RegistryError::Request {
+                request: request(),
+                source,
+            })?;
         let resp = self
             .agent
             .run(req)
-            .map_err(|e| format!("PUT {}: {e}", redact(&put)))?;
+            .map_err(|source| RegistryError::Transport {
+                request: request(),
+                source,
+            })?;
         let status = resp.status().as_u16();
         if status != 201 {
-            return Err(format!(
+            return Err(RegistryError::Response(format!(
                 "{registry}/{repo}: uploading blob {d}: HTTP {status}"
-            ));
+            )));
         }
         Ok(len)
     }
@@ -495,15 +596,17 @@ impl Client {
         )?;
         let status = resp.status().as_u16();
         if status != 202 {
-            return Err(format!(
+            return Err(RegistryError::Response(format!(
                 "{registry}/{repo}: starting blob upload: HTTP {status}"
-            ));
+            )));
         }
         let loc = resp
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("{registry}/{repo}: upload without Location"))?
+            .ok_or_else(|| {
+                RegistryError::Response(format!("{registry}/{repo}: upload without Location"))
+            })?
             .to_string();
         let loc = if loc.starts_with('/') {
             format!("{base}{loc}")
@@ -537,9 +640,9 @@ impl Client {
         )?;
         let status = resp.status().as_u16();
         if status != 201 {
-            return Err(format!(
+            return Err(RegistryError::Response(format!(
                 "{registry}/{repo}: uploading blob {d}: HTTP {status}"
-            ));
+            )));
         }
         Ok(())
     }
@@ -569,10 +672,10 @@ impl Client {
                 .as_reader()
                 .take(ERROR_EXCERPT_MAX)
                 .read_to_string(&mut body);
-            return Err(format!(
+            return Err(RegistryError::Response(format!(
                 "{r}: pushing manifest: HTTP {status}: {}",
                 body.trim()
-            ));
+            )));
         }
         Ok(())
     }
@@ -749,6 +852,40 @@ mod tests {
         let r = Reference::parse(&format!("localhost/a@{d}")).unwrap();
         assert_eq!(r.reference(), d);
         assert!(Reference::parse("Upper/Case").is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_messages_and_their_causes() {
+        use std::error::Error as _;
+        let e = Reference::parse("Upper/Case").unwrap_err();
+        assert!(matches!(e, RegistryError::Reference(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            r#"invalid repository name in "Upper/Case": use lower-case letters, digits, '.', '_', '-' and '/'"#
+        );
+        let e = Reference::parse("a@sha512:00").unwrap_err();
+        assert!(matches!(e, RegistryError::Digest(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            r#"unsupported digest "sha512:00": only sha256 is supported"#
+        );
+
+        // Nothing listens on port 1: the transport error is the source.
+        let mut c = Client::new(RegistryConfig::default());
+        let r = Reference::parse("127.0.0.1:1/a:b").unwrap();
+        let e = c.get_manifest(&r, "b").unwrap_err();
+        let RegistryError::Transport { request, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(request, "GET http://127.0.0.1:1/v2/a/manifests/b");
+        assert_eq!(e.to_string(), format!("{request}: {source}"));
+        assert!(e.source().unwrap().downcast_ref::<ureq::Error>().is_some());
+
+        let d = tempfile::tempdir().unwrap();
+        let e = c
+            .push_blob("127.0.0.1:1", "a", &digest::sha256_digest(b""), d.path())
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::Transport { .. }), "{e:?}");
     }
 
     #[test]

@@ -28,13 +28,15 @@ mod proc_masks;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root, setgid, setgroups, setuid};
 
 /// Device nodes bound from the host into the sandbox's `/dev`.
@@ -182,66 +184,8 @@ pub fn run_streaming(
     }
     let root = fs::canonicalize(&spec.rootfs)?;
     prepare_mount_points(&root)?;
-    let rootless = !Uid::effective().is_root();
-    let host_uid = Uid::effective().as_raw();
-    let host_gid = Gid::effective().as_raw();
-
-    // Everything the child needs is prepared here: no allocation after fork.
-    let c_root = cpath(&root)?;
-    let c_proc = cpath(&root.join("proc"))?;
-    let c_dev = cpath(&root.join("dev"))?;
-    let c_slash = CString::new("/").expect("static");
-    let c_dot = CString::new(".").expect("static");
-    let c_proc_fs = CString::new("proc").expect("static");
-    let c_tmpfs = CString::new("tmpfs").expect("static");
-    let c_devopts = CString::new("mode=755,size=65536k").expect("static");
-    let c_cwd = CString::new(spec.cwd.clone()).map_err(io::Error::other)?;
-    let masks = proc_masks::ProcMasks::new(&root.join("proc"))?;
-    // The root is remounted `nodev`; the flags it has are kept, as a user
-    // namespace refuses to clear them.
-    let root_flags =
-        MsFlags::from_bits_truncate(nix::sys::statvfs::statvfs(&root)?.flags().bits() as _)
-            & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-    let devs: Vec<(CString, CString)> = DEVICES
-        .iter()
-        .filter(|d| Path::new("/dev").join(d).exists())
-        .map(|d| {
-            Ok((
-                cpath(&Path::new("/dev").join(d))?,
-                cpath(&root.join("dev").join(d))?,
-            ))
-        })
-        .collect::<io::Result<_>>()?;
-    let dev_links: Vec<(CString, CString)> = [
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-    ]
-    .iter()
-    .map(|(t, n)| {
-        Ok((
-            CString::new(*t).expect("static"),
-            cpath(&root.join("dev").join(n))?,
-        ))
-    })
-    .collect::<io::Result<_>>()?;
-    let binds: Vec<(CString, CString)> = spec
-        .binds
-        .iter()
-        .map(|(a, b)| Ok((cpath(a)?, cpath(b)?)))
-        .collect::<io::Result<_>>()?;
-    let uid_map = format!("0 {host_uid} 1\n");
-    let gid_map = format!("0 {host_gid} 1\n");
-    let groups: Vec<Gid> = spec.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
     let limit = spec.pids_limit.map(pids::PidsLimit::new);
-    let cgroup_procs = limit.as_ref().and_then(|l| l.join_fd());
-    let nproc = match &limit {
-        Some(l) if cgroup_procs.is_none() => Some(l.max() as nix::libc::rlim_t),
-        _ => None,
-    };
-    let caller = nix::unistd::getpid();
+    let setup = ChildSetup::prepare(spec, &root, limit.as_ref())?;
 
     let (out_read, out_write) = output_pipe()?;
     let mut cmd = Command::new(&spec.argv[0]);
@@ -251,168 +195,12 @@ pub fn run_streaming(
         .stdin(Stdio::null())
         .stdout(Stdio::from(out_write.try_clone()?))
         .stderr(Stdio::from(out_write));
-    let setup = move || -> io::Result<()> {
-        // This process only waits for the RUN; it dies with kmigrate (and
-        // the RUN with it, below). A kmigrate already gone: stop here.
-        die_with_parent()?;
-        if nix::unistd::getppid() != caller {
-            unsafe { nix::libc::_exit(127) }
-        }
-        close_inherited_fds();
-        if let Some(fd) = cgroup_procs {
-            // Joining before the fork puts every process of the RUN in it.
-            if unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        if let Some(n) = nproc {
-            let lim = nix::libc::rlimit {
-                rlim_cur: n,
-                rlim_max: n,
-            };
-            if unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_NPROC, &lim) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        let mut flags = CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC;
-        if rootless {
-            flags |= CloneFlags::CLONE_NEWUSER;
-        }
-        unshare(flags)?;
-        if rootless {
-            write_file(c"/proc/self/setgroups", b"deny\n")?;
-            write_file(c"/proc/self/uid_map", uid_map.as_bytes())?;
-            write_file(c"/proc/self/gid_map", gid_map.as_bytes())?;
-        }
-        // Held open by this process only: the RUN sees it hang up if this
-        // process died before the RUN armed its own death signal.
-        let mut alive = [0 as nix::libc::c_int; 2];
-        if unsafe { nix::libc::pipe2(alive.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // The next process is PID 1 of the new pid namespace; this one waits.
-        match unsafe { fork() }? {
-            ForkResult::Parent { child } => {
-                unsafe { nix::libc::close(alive[0]) };
-                let code = loop {
-                    match nix::sys::wait::waitpid(child, None) {
-                        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
-                        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-                        Ok(_) => continue,
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        Err(_) => break 127,
-                    }
-                };
-                unsafe { nix::libc::_exit(code) }
-            }
-            ForkResult::Child => {}
-        }
-        unsafe { nix::libc::close(alive[1]) };
-        // A session of its own: no controlling terminal, so neither
-        // `/dev/tty` nor TIOCSTI reaches the user's terminal.
-        nix::unistd::setsid()?;
-        mount(
-            None::<&std::ffi::CStr>,
-            c_slash.as_c_str(),
-            None::<&std::ffi::CStr>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&std::ffi::CStr>,
-        )?;
-        mount(
-            Some(c_root.as_c_str()),
-            c_root.as_c_str(),
-            None::<&std::ffi::CStr>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&std::ffi::CStr>,
-        )?;
-        // No device cgroup guards the RUN, so device nodes it makes (CAP_MKNOD
-        // is in Docker's set) must not open: `nodev` on every writable mount.
-        mount(
-            None::<&std::ffi::CStr>,
-            c_root.as_c_str(),
-            None::<&std::ffi::CStr>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | root_flags,
-            None::<&std::ffi::CStr>,
-        )?;
-        mount(
-            Some(c_proc_fs.as_c_str()),
-            c_proc.as_c_str(),
-            Some(c_proc_fs.as_c_str()),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None::<&std::ffi::CStr>,
-        )?;
-        masks.apply()?;
-        // The devices bound below keep the flags of the host's /dev mount.
-        mount(
-            Some(c_tmpfs.as_c_str()),
-            c_dev.as_c_str(),
-            Some(c_tmpfs.as_c_str()),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(c_devopts.as_c_str()),
-        )?;
-        for (src, dst) in &devs {
-            let fd = unsafe {
-                nix::libc::open(
-                    dst.as_ptr(),
-                    nix::libc::O_CREAT | nix::libc::O_WRONLY | nix::libc::O_CLOEXEC,
-                    0o666,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe { nix::libc::close(fd) };
-            bind_mount(src, dst)?;
-        }
-        for (src, dst) in &binds {
-            bind_mount(src, dst)?;
-        }
-        for (target, link) in &dev_links {
-            unsafe { nix::libc::symlink(target.as_ptr(), link.as_ptr()) };
-        }
-        chdir(c_root.as_c_str())?;
-        pivot_root(c_dot.as_c_str(), c_dot.as_c_str())?;
-        umount2(c_dot.as_c_str(), MntFlags::MNT_DETACH)?;
-        chdir(c_slash.as_c_str())?;
-        let _ = nix::unistd::sethostname("buildkitsandbox");
-        chdir(c_cwd.as_c_str())?;
-        for cap in 0..64 {
-            if !KEEP_CAPS.contains(&cap) {
-                // EINVAL past the kernel's last capability is expected.
-                unsafe {
-                    nix::libc::prctl(
-                        nix::libc::PR_CAPBSET_DROP,
-                        cap as nix::libc::c_ulong,
-                        0,
-                        0,
-                        0,
-                    )
-                };
-            }
-        }
-        if !rootless {
-            setgroups(&groups)?;
-        }
-        setgid(gid)?;
-        setuid(uid)?;
-        // setuid/setgid binaries in the image grant nothing more.
-        if unsafe { nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Last, as changing credentials clears it: when the waiting process
-        // dies (with kmigrate), PID 1 dies and the kernel kills the rest.
-        die_with_parent()?;
-        if parent_gone(alive[0]) {
-            unsafe { nix::libc::_exit(127) }
-        }
-        unsafe { nix::libc::close(alive[0]) };
-        Ok(())
-    };
+    // SAFETY: `pre_exec` runs the closure in the forked child, where only
+    // async-signal-safe calls are sound: `ChildSetup::run` makes syscalls
+    // through nix and libc on values prepared above (C strings, maps, ids),
+    // allocates nothing and takes no lock.
     unsafe {
-        cmd.pre_exec(setup);
+        cmd.pre_exec(move || setup.run());
     }
     let mut log_file = fs::File::create(log)?;
     let (status, output) = std::thread::scope(|scope| {
@@ -449,15 +237,327 @@ pub fn run_streaming(
     })
 }
 
+/// Everything the child spawned for a RUN needs, prepared before the fork:
+/// after it, nothing is allocated.
+struct ChildSetup {
+    /// kmigrate's pid: a child whose parent is another is an orphan.
+    caller: nix::unistd::Pid,
+    /// The pids cgroup's `cgroup.procs` to join, else the RLIMIT_NPROC to set.
+    cgroup_procs: Option<std::os::fd::RawFd>,
+    nproc: Option<nix::libc::rlim_t>,
+    /// Not root: a user namespace maps the caller to root.
+    rootless: bool,
+    uid_map: String,
+    gid_map: String,
+    c_root: CString,
+    c_proc: CString,
+    c_dev: CString,
+    c_slash: CString,
+    c_dot: CString,
+    c_proc_fs: CString,
+    c_tmpfs: CString,
+    c_devopts: CString,
+    c_cwd: CString,
+    masks: proc_masks::ProcMasks,
+    /// The flags of the root's mount that the `nodev` remount keeps.
+    root_flags: MsFlags,
+    /// Host device and its mount point under the root's `/dev`.
+    devs: Vec<(CString, CString)>,
+    /// Symlink target and its path under the root's `/dev`.
+    dev_links: Vec<(CString, CString)>,
+    /// Host file and the path it is bound over.
+    binds: Vec<(CString, CString)>,
+    groups: Vec<Gid>,
+    uid: Uid,
+    gid: Gid,
+}
+
+impl ChildSetup {
+    fn prepare(
+        spec: &RunSpec,
+        root: &Path,
+        limit: Option<&pids::PidsLimit>,
+    ) -> io::Result<ChildSetup> {
+        let host_uid = Uid::effective().as_raw();
+        let host_gid = Gid::effective().as_raw();
+        // The root is remounted `nodev`; the flags it has are kept, as a user
+        // namespace refuses to clear them.
+        let root_flags =
+            MsFlags::from_bits_truncate(nix::sys::statvfs::statvfs(root)?.flags().bits() as _)
+                & (MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC);
+        let devs: Vec<(CString, CString)> = DEVICES
+            .iter()
+            .filter(|d| Path::new("/dev").join(d).exists())
+            .map(|d| {
+                Ok((
+                    cpath(&Path::new("/dev").join(d))?,
+                    cpath(&root.join("dev").join(d))?,
+                ))
+            })
+            .collect::<io::Result<_>>()?;
+        let dev_links: Vec<(CString, CString)> = [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+        ]
+        .iter()
+        .map(|(t, n)| {
+            Ok((
+                CString::new(*t).expect("static"),
+                cpath(&root.join("dev").join(n))?,
+            ))
+        })
+        .collect::<io::Result<_>>()?;
+        let binds: Vec<(CString, CString)> = spec
+            .binds
+            .iter()
+            .map(|(a, b)| Ok((cpath(a)?, cpath(b)?)))
+            .collect::<io::Result<_>>()?;
+        let cgroup_procs = limit.and_then(|l| l.join_fd());
+        Ok(ChildSetup {
+            caller: nix::unistd::getpid(),
+            cgroup_procs,
+            nproc: match limit {
+                Some(l) if cgroup_procs.is_none() => Some(l.max() as nix::libc::rlim_t),
+                _ => None,
+            },
+            rootless: !Uid::effective().is_root(),
+            uid_map: format!("0 {host_uid} 1\n"),
+            gid_map: format!("0 {host_gid} 1\n"),
+            c_root: cpath(root)?,
+            c_proc: cpath(&root.join("proc"))?,
+            c_dev: cpath(&root.join("dev"))?,
+            c_slash: CString::new("/").expect("static"),
+            c_dot: CString::new(".").expect("static"),
+            c_proc_fs: CString::new("proc").expect("static"),
+            c_tmpfs: CString::new("tmpfs").expect("static"),
+            c_devopts: CString::new("mode=755,size=65536k").expect("static"),
+            c_cwd: CString::new(spec.cwd.clone()).map_err(io::Error::other)?,
+            masks: proc_masks::ProcMasks::new(&root.join("proc"))?,
+            root_flags,
+            devs,
+            dev_links,
+            binds,
+            groups: spec.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
+            uid: Uid::from_raw(spec.uid),
+            gid: Gid::from_raw(spec.gid),
+        })
+    }
+
+    /// The setup, in the child `spawn` forked, before `exec`.
+    fn run(&self) -> io::Result<()> {
+        self.isolate()?;
+        let alive = self.fork_pid1()?;
+        // A session of its own: no controlling terminal, so neither
+        // `/dev/tty` nor TIOCSTI reaches the user's terminal.
+        nix::unistd::setsid()?;
+        self.mount_root()?;
+        self.mount_dev()?;
+        self.enter_root()?;
+        self.drop_privileges()?;
+        // Last, as changing credentials clears it: when the waiting process
+        // dies (with kmigrate), PID 1 dies and the kernel kills the rest.
+        die_with_parent()?;
+        if parent_gone(&alive) {
+            exit_now(127);
+        }
+        drop(alive);
+        Ok(())
+    }
+
+    /// Ties this process to kmigrate, bounds the RUN's processes, and
+    /// enters new namespaces (with the id maps of a user namespace).
+    fn isolate(&self) -> io::Result<()> {
+        // This process only waits for the RUN; it dies with kmigrate (and
+        // the RUN with it, below). A kmigrate already gone: stop here.
+        die_with_parent()?;
+        if nix::unistd::getppid() != self.caller {
+            exit_now(127);
+        }
+        close_inherited_fds();
+        if let Some(fd) = self.cgroup_procs {
+            // Joining before the fork puts every process of the RUN in it.
+            // SAFETY: `fd` is the open `cgroup.procs` file that the caller's
+            // `PidsLimit` owns until after `spawn` returns, and the buffer
+            // is 1 valid byte.
+            if unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(n) = self.nproc {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)?;
+        }
+        let mut flags = CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC;
+        if self.rootless {
+            flags |= CloneFlags::CLONE_NEWUSER;
+        }
+        unshare(flags)?;
+        if self.rootless {
+            write_file(c"/proc/self/setgroups", b"deny\n")?;
+            write_file(c"/proc/self/uid_map", self.uid_map.as_bytes())?;
+            write_file(c"/proc/self/gid_map", self.gid_map.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Forks the process that is PID 1 of the new pid namespace and runs
+    /// the RUN; this one waits for it and exits with its status. Returns,
+    /// in PID 1, the read end of a pipe only the waiting process holds open:
+    /// the RUN sees it hang up if that process died before the RUN armed
+    /// its own death signal.
+    fn fork_pid1(&self) -> io::Result<OwnedFd> {
+        let (alive_read, alive_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        // SAFETY: this process was forked by `spawn` and runs only
+        // `ChildSetup::run`; the fork's child, like its parent, makes only
+        // syscalls (no allocation, no locks) until it calls `exec` or `_exit`.
+        match unsafe { fork() }? {
+            ForkResult::Parent { child } => {
+                drop(alive_read);
+                let code = loop {
+                    match nix::sys::wait::waitpid(child, None) {
+                        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+                        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                        Ok(_) => continue,
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => break 127,
+                    }
+                };
+                exit_now(code);
+            }
+            ForkResult::Child => {}
+        }
+        drop(alive_write);
+        Ok(alive_read)
+    }
+
+    /// Makes the mounts private, binds the stage root `nodev` and mounts a
+    /// masked `/proc` in it.
+    fn mount_root(&self) -> io::Result<()> {
+        mount(
+            None::<&std::ffi::CStr>,
+            self.c_slash.as_c_str(),
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&std::ffi::CStr>,
+        )?;
+        mount(
+            Some(self.c_root.as_c_str()),
+            self.c_root.as_c_str(),
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&std::ffi::CStr>,
+        )?;
+        // No device cgroup guards the RUN, so device nodes it makes (CAP_MKNOD
+        // is in Docker's set) must not open: `nodev` on every writable mount.
+        mount(
+            None::<&std::ffi::CStr>,
+            self.c_root.as_c_str(),
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | self.root_flags,
+            None::<&std::ffi::CStr>,
+        )?;
+        mount(
+            Some(self.c_proc_fs.as_c_str()),
+            self.c_proc.as_c_str(),
+            Some(self.c_proc_fs.as_c_str()),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&std::ffi::CStr>,
+        )?;
+        self.masks.apply()?;
+        Ok(())
+    }
+
+    /// A minimal `/dev` (a tmpfs with the host's null, zero, ... bound in
+    /// and the fd links), then the files bound over `/etc` ones.
+    fn mount_dev(&self) -> io::Result<()> {
+        // The devices bound below keep the flags of the host's /dev mount.
+        mount(
+            Some(self.c_tmpfs.as_c_str()),
+            self.c_dev.as_c_str(),
+            Some(self.c_tmpfs.as_c_str()),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(self.c_devopts.as_c_str()),
+        )?;
+        for (src, dst) in &self.devs {
+            // The mount point of the device: an empty file, closed at once.
+            drop(open(
+                dst.as_c_str(),
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            )?);
+            bind_mount(src, dst)?;
+        }
+        for (src, dst) in &self.binds {
+            bind_mount(src, dst)?;
+        }
+        for (target, link) in &self.dev_links {
+            nix::unistd::symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str())?;
+        }
+        Ok(())
+    }
+
+    /// Makes the stage root `/` (`pivot_root`, the old root detached) and
+    /// goes to the working directory.
+    fn enter_root(&self) -> io::Result<()> {
+        chdir(self.c_root.as_c_str())?;
+        pivot_root(self.c_dot.as_c_str(), self.c_dot.as_c_str())?;
+        umount2(self.c_dot.as_c_str(), MntFlags::MNT_DETACH)?;
+        chdir(self.c_slash.as_c_str())?;
+        let _ = nix::unistd::sethostname("buildkitsandbox");
+        chdir(self.c_cwd.as_c_str())?;
+        Ok(())
+    }
+
+    /// Drops the capabilities outside Docker's set from the bounding set,
+    /// becomes the image's user and sets `no_new_privs`.
+    fn drop_privileges(&self) -> io::Result<()> {
+        for cap in 0..64 {
+            if !KEEP_CAPS.contains(&cap) {
+                // EINVAL past the kernel's last capability is expected.
+                // nix has no wrapper for PR_CAPBSET_DROP.
+                // SAFETY: PR_CAPBSET_DROP takes a capability number and no
+                // pointers; it only changes this process's bounding set.
+                unsafe {
+                    nix::libc::prctl(
+                        nix::libc::PR_CAPBSET_DROP,
+                        cap as nix::libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    )
+                };
+            }
+        }
+        if !self.rootless {
+            setgroups(&self.groups)?;
+        }
+        setgid(self.gid)?;
+        setuid(self.uid)?;
+        // setuid/setgid binaries in the image grant nothing more.
+        nix::sys::prctl::set_no_new_privs()?;
+        Ok(())
+    }
+}
+
 /// A pipe for the RUN's stdout and stderr (close-on-exec on kmigrate's
 /// side; the child's copies become fds 1 and 2).
 fn output_pipe() -> io::Result<(fs::File, OwnedFd)> {
-    let mut fds = [0 as nix::libc::c_int; 2];
-    if unsafe { nix::libc::pipe2(fds.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
-    unsafe { Ok((fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((fs::File::from(read), write))
+}
+
+/// Ends the calling (forked) process at once: no atexit handlers, no
+/// flushing of the parent's buffers, which the child shares.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers and is async-signal-safe.
+    unsafe { nix::libc::_exit(code) }
 }
 
 /// Reads the RUN's output until every writer is gone: each chunk goes to
@@ -506,23 +606,20 @@ fn pump(
 
 /// `PR_SET_PDEATHSIG(SIGKILL)` for the calling process.
 fn die_with_parent() -> io::Result<()> {
-    let sig = nix::libc::SIGKILL as nix::libc::c_ulong;
-    if unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     Ok(())
 }
 
 /// Whether the write end of the pipe whose read end is `fd` is closed
 /// everywhere (its only holder exited).
-fn parent_gone(fd: nix::libc::c_int) -> bool {
-    let mut p = nix::libc::pollfd {
-        fd,
-        events: nix::libc::POLLIN,
-        revents: 0,
-    };
-    let ready = unsafe { nix::libc::poll(&mut p, 1, 0) };
-    ready == 1 && p.revents & nix::libc::POLLHUP != 0
+fn parent_gone(fd: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let ready = poll(&mut p, PollTimeout::ZERO);
+    ready == Ok(1)
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Marks every descriptor above 2 close-on-exec, so nothing the caller
@@ -530,6 +627,9 @@ fn parent_gone(fd: nix::libc::c_int) -> bool {
 /// Marked rather than closed: std reports a failed `exec` through one of
 /// them. `close_range` (Linux 5.11) or, before it, one `fcntl` per fd.
 fn close_inherited_fds() {
+    // nix has no `close_range`.
+    // SAFETY: close_range takes no pointers; with CLOSE_RANGE_CLOEXEC it only
+    // sets a flag on this process's descriptors.
     let r = unsafe {
         nix::libc::syscall(
             nix::libc::SYS_close_range,
@@ -541,30 +641,21 @@ fn close_inherited_fds() {
     if r == 0 {
         return;
     }
-    let mut lim = nix::libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let max = if unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur.min(1 << 20) as nix::libc::c_int
-    } else {
-        1 << 16
+    let max = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => soft.min(1 << 20) as nix::libc::c_int,
+        Err(_) => 1 << 16,
     };
     for fd in 3..max {
+        // By number, open or not: nix's `fcntl` wants a borrowed (open) fd.
+        // SAFETY: F_SETFD takes no pointers; on a closed number it fails
+        // with EBADF and changes nothing.
         unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
     }
 }
 
 fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
-    let fd = unsafe { nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY | nix::libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = unsafe { nix::libc::write(fd, data.as_ptr().cast(), data.len()) };
-    unsafe { nix::libc::close(fd) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    nix::unistd::write(&fd, data)?;
     Ok(())
 }
 
@@ -582,6 +673,25 @@ fn bind_mount(src: &std::ffi::CStr, dst: &std::ffi::CStr) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_gone_sees_the_write_end_close() {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        assert!(!parent_gone(&read));
+        drop(write);
+        assert!(parent_gone(&read));
+    }
+
+    #[test]
+    fn write_file_writes_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, "").unwrap();
+        write_file(&cpath(&p).unwrap(), b"deny\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"deny\n");
+        let e = write_file(&cpath(&dir.path().join("none")).unwrap(), b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn output_is_logged_whole_split_in_lines_and_kept_bounded() {

@@ -34,7 +34,7 @@ pub struct Image {
 }
 
 fn blob(dir: &Path, d: &str) -> Result<std::path::PathBuf, String> {
-    let hex = digest::validate(d)?;
+    let hex = digest::validate(d).map_err(|e| e.to_string())?;
     Ok(dir.join("blobs/sha256").join(hex))
 }
 

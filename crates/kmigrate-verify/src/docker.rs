@@ -40,9 +40,7 @@ impl DockerEngine {
     /// Connects to `--docker-host`, `DOCKER_HOST` or the default socket.
     pub fn connect(opts: &VerifyOptions) -> Result<Self, VerifyError> {
         if opts.maps.is_empty() {
-            return Err(VerifyError(
-                "--engine docker pushes each image to a registry and pulls it back for the warm check: pass --registry-map FROM=TO with a registry the Docker Engine can reach (e.g. a registry on 127.0.0.1:5000)".into(),
-            ));
+            return Err(VerifyError::DockerNeedsRegistry);
         }
         let host = opts
             .docker_host
@@ -52,7 +50,7 @@ impl DockerEngine {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| VerifyError(format!("cannot start the async runtime: {e}")))?;
+            .map_err(VerifyError::Runtime)?;
         let connect = || -> Result<Docker, bollard::errors::Error> {
             if let Some(addr) = host.strip_prefix("tcp://") {
                 Docker::connect_with_http(
@@ -64,19 +62,18 @@ impl DockerEngine {
                 Docker::connect_with_unix(&host, 600, bollard::API_DEFAULT_VERSION)
             }
         };
-        let cannot = |e: String| {
-            VerifyError(format!(
-                "cannot reach the Docker Engine at {host}: {e} (start dockerd, or set DOCKER_HOST / --docker-host)"
-            ))
+        let cannot = |source| VerifyError::DockerUnreachable {
+            host: host.clone(),
+            source,
         };
-        let docker = connect().map_err(|e| cannot(e.to_string()))?;
+        let docker = connect().map_err(cannot)?;
         let docker = rt
             .block_on(async {
                 let d = docker.negotiate_version().await?;
                 d.ping().await?;
                 Ok::<_, bollard::errors::Error>(d)
             })
-            .map_err(|e| cannot(e.to_string()))?;
+            .map_err(cannot)?;
         Ok(DockerEngine {
             store: opts.store.clone(),
             rt,

@@ -176,10 +176,68 @@ impl Report {
     }
 }
 
-/// A failure that stops verify before any verdict (exit 2).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct VerifyError(pub String);
+/// A failure that stops verify before any verdict (exit 2). Each message
+/// names the file or flag and quotes its cause, which is also `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The config cannot be read or its platform told.
+    #[error("{}: {}{}", path.display(), source.message, source.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: kmigrate_lint::source::SourceError,
+    },
+    /// The config cannot be analysed or rewritten in memory.
+    #[error("{}: {}", path.display(), source.message)]
+    Rewrite {
+        path: PathBuf,
+        #[source]
+        source: kmigrate_lint::source::SourceError,
+    },
+    /// The config's builds cannot be extracted.
+    #[error("{}: {message}", path.display())]
+    Extract { path: PathBuf, message: String },
+    /// The config has no image build.
+    #[error("{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)", path.display())]
+    NoBuild { path: PathBuf },
+    /// `--context` does not resolve.
+    #[error("--context {}: {source} (pass the repository checkout the config builds from)", path.display())]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded store cannot be cleared or created.
+    #[error("cannot {action} the store {}: {source}", path.display())]
+    Store {
+        /// `clear` or `create`.
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--engine docker` without a registry both sides can reach.
+    #[error(
+        "--engine docker pushes each image to a registry and pulls it back for the warm check: pass --registry-map FROM=TO with a registry the Docker Engine can reach (e.g. a registry on 127.0.0.1:5000)"
+    )]
+    DockerNeedsRegistry,
+    /// `--engine docker` in a binary built without the feature.
+    #[error(
+        "this kmigrate was built without the `docker-engine` feature; use `--engine embedded` or build kmigrate with it"
+    )]
+    DockerEngineNotBuilt,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[cfg(feature = "docker-engine")]
+    #[error(
+        "cannot reach the Docker Engine at {host}: {source} (start dockerd, or set DOCKER_HOST / --docker-host)"
+    )]
+    DockerUnreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
 
 /// What a backend does with one plan.
 pub trait Backend {
@@ -192,15 +250,63 @@ pub trait Backend {
 }
 
 /// Runs verify and returns the report; `Err` when it cannot start at all.
+///
+/// Steps: read the config and rewrite it in memory if it still runs Kaniko
+/// ([`prepare`]), start from an empty store ([`fresh_store`]), run every
+/// build cold, then every build warm and judge it ([`Session`]).
 pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
+    let Prepared {
+        mut report,
+        platform,
+        store,
+        builds,
+        originals,
+    } = prepare(opts)?;
+    let store = fresh_store(store)?;
+    let opts = &VerifyOptions {
+        store: Some(store.clone()),
+        ..opts.clone()
+    };
+    let backend: Box<dyn Backend> = match opts.engine {
+        EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
+        #[cfg(feature = "docker-engine")]
+        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts)?),
+        #[cfg(not(feature = "docker-engine"))]
+        EngineKind::Docker => return Err(VerifyError::DockerEngineNotBuilt),
+    };
+    report.notes.extend(backend.caveats());
+    let mut session = Session {
+        opts,
+        store: &store,
+        platform,
+        builds: &builds,
+        originals: &originals,
+        backend,
+    };
+    let ran = session.cold_runs(&mut report);
+    session.warm_runs(&mut report, ran);
+    report.finish();
+    Ok(report)
+}
+
+/// What verify builds: the report started, the builds of the config (as
+/// rewritten in memory if it still runs Kaniko) and of the file as written.
+struct Prepared {
+    report: Report,
+    platform: Platform,
+    /// The store as given or defaulted (not yet cleared).
+    store: PathBuf,
+    builds: Vec<Extracted>,
+    originals: Vec<Extracted>,
+}
+
+/// Reads the config, resolves `--context`, rewrites in memory when the
+/// config still runs Kaniko, and extracts its builds.
+fn prepare(opts: &VerifyOptions) -> Result<Prepared, VerifyError> {
     let path = &opts.config;
-    let read_err = |e: kmigrate_lint::source::SourceError| {
-        VerifyError(format!(
-            "{}: {}{}",
-            path.display(),
-            e.message,
-            e.help.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
+    let read_err = |source| VerifyError::Read {
+        path: path.clone(),
+        source,
     };
     let source = SourceFile::load(path).map_err(read_err)?;
     let platform = engine::platform_of(&source, None).map_err(read_err)?;
@@ -212,12 +318,12 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let context_dir = context_dir.canonicalize().map_err(|e| {
-        VerifyError(format!(
-            "--context {}: {e} (pass the repository checkout the config builds from)",
-            context_dir.display()
-        ))
-    })?;
+    let context_dir = context_dir
+        .canonicalize()
+        .map_err(|source| VerifyError::Context {
+            path: context_dir.clone(),
+            source,
+        })?;
     let store = match &opts.store {
         Some(s) => s.clone(),
         None => default_store(&context_dir),
@@ -237,12 +343,17 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         exit_code: 2,
     };
 
+    let rewrite_err = |source| VerifyError::Rewrite {
+        path: path.clone(),
+        source,
+    };
+    let extract_err = |message| VerifyError::Extract {
+        path: path.clone(),
+        message,
+    };
     // Rewrite in memory when the config still runs Kaniko.
-    let findings = engine::analyze(&source, platform, &Options::default())
-        .map_err(|e| VerifyError(format!("{}: {}", path.display(), e.message)))?;
-    let text = match engine::apply_fixes(&source, &findings)
-        .map_err(|e| VerifyError(format!("{}: {}", path.display(), e.message)))?
-    {
+    let findings = engine::analyze(&source, platform, &Options::default()).map_err(rewrite_err)?;
+    let text = match engine::apply_fixes(&source, &findings).map_err(rewrite_err)? {
         Some(t) => {
             report.rewritten_in_memory = true;
             report.notes.push(format!(
@@ -259,20 +370,15 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
         git: &git,
         overrides: &opts.overrides,
     };
-    let mut builds = extract::extract(path, &text, platform, &inputs)
-        .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?;
+    let mut builds = extract::extract(path, &text, platform, &inputs).map_err(extract_err)?;
     confine_builds(opts, &context_dir, &mut builds);
     if builds.is_empty() {
-        return Err(VerifyError(format!(
-            "{}: no image build found (no `docker buildx build`, `docker build` or Kaniko executor call)",
-            path.display()
-        )));
+        return Err(VerifyError::NoBuild { path: path.clone() });
     }
     // The builds of the file as written: where each rewritten build comes
     // from, and the Kaniko plans `--compare-original` builds.
     let mut originals = if report.rewritten_in_memory || opts.compare_original {
-        extract::extract(path, &source.text, platform, &inputs)
-            .map_err(|e| VerifyError(format!("{}: {e}", path.display())))?
+        extract::extract(path, &source.text, platform, &inputs).map_err(extract_err)?
     } else {
         Vec::new()
     };
@@ -280,53 +386,107 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
     if opts.compare_original && !originals.iter().any(|o| o.kind == Kind::Kaniko) {
         report.notes.push("--compare-original: the config has no Kaniko build to compare with (run verify on the original, un-rewritten config)".into());
     }
+    Ok(Prepared {
+        report,
+        platform,
+        store,
+        builds,
+        originals,
+    })
+}
 
-    // A fresh embedded store: the cold run must start without any cache.
+/// Empties (or creates) the embedded store, so the cold run starts without
+/// any cache, and returns it canonical, as contexts are: backends and
+/// `--compare-original` keep the store out of every context it lies in.
+fn fresh_store(store: PathBuf) -> Result<PathBuf, VerifyError> {
+    let store_err = |action, store: &Path| {
+        let path = store.to_path_buf();
+        move |source| VerifyError::Store {
+            action,
+            path,
+            source,
+        }
+    };
     if store.exists() {
-        std::fs::remove_dir_all(&store)
-            .map_err(|e| VerifyError(format!("cannot clear the store {}: {e}", store.display())))?;
+        std::fs::remove_dir_all(&store).map_err(store_err("clear", &store))?;
     }
-    std::fs::create_dir_all(&store)
-        .map_err(|e| VerifyError(format!("cannot create the store {}: {e}", store.display())))?;
-    // Canonical, as contexts are: backends and `--compare-original` keep
-    // the store out of every context it lies in.
-    let store = store.canonicalize().unwrap_or(store);
-    let opts = &VerifyOptions {
-        store: Some(store.clone()),
-        ..opts.clone()
-    };
+    std::fs::create_dir_all(&store).map_err(store_err("create", &store))?;
+    Ok(store.canonicalize().unwrap_or(store))
+}
 
-    let mut backend: Box<dyn Backend> = match opts.engine {
-        EngineKind::Embedded => Box::new(embedded::Embedded::new(&store, opts)),
-        #[cfg(feature = "docker-engine")]
-        EngineKind::Docker => Box::new(docker::DockerEngine::connect(opts)?),
-        #[cfg(not(feature = "docker-engine"))]
-        EngineKind::Docker => {
-            return Err(VerifyError(
-                "this kmigrate was built without the `docker-engine` feature; use `--engine embedded` or build kmigrate with it".into(),
-            ));
+/// A build whose cold run happened: where its result is in the report, the
+/// build's index, its mapped plan, the cold run's stats and the original
+/// it comes from.
+type ColdRun = (usize, usize, mapping::MappedPlan, RunStats, Option<usize>);
+
+/// The builds of one verify run and the backend that runs them.
+struct Session<'a> {
+    opts: &'a VerifyOptions,
+    store: &'a Path,
+    platform: Platform,
+    builds: &'a [Extracted],
+    originals: &'a [Extracted],
+    backend: Box<dyn Backend>,
+}
+
+impl Session<'_> {
+    /// Runs every build that has a plan cold; the others get their result
+    /// (not run, and why) at once.
+    fn cold_runs(&mut self, report: &mut Report) -> Vec<ColdRun> {
+        let opts = self.opts;
+        let mut used_originals = vec![false; self.originals.len()];
+        let mut ran = Vec::new();
+        for (i, b) in self.builds.iter().enumerate() {
+            let origin = if report.rewritten_in_memory {
+                pair(b.plan.as_ref(), self.originals, &used_originals)
+            } else {
+                None
+            };
+            if let Some(j) = origin {
+                used_originals[j] = true;
+            }
+            let mut r = self.new_result(b, origin, report.rewritten_in_memory);
+            let Some(plan) = &b.plan else {
+                if !b.unresolved.is_empty() {
+                    r.reasons.push(format!(
+                        "unresolved: {} (pass --substitution NAME=VALUE or --variable NAME=VALUE)",
+                        b.unresolved.join(", ")
+                    ));
+                }
+                if let Some(e) = &b.error {
+                    r.reasons.push(e.clone());
+                }
+                opts.say(&format!(
+                    "{} ({}): not run: {}",
+                    b.unit,
+                    b.location,
+                    r.reasons.join("; ")
+                ));
+                report.builds.push(r);
+                continue;
+            };
+            let mapped =
+                mapping::map_plan(plan, &opts.maps, self.store, &format!("build-{}", i + 1));
+            r.refs = mapped.refs.clone();
+            opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
+            let cold = self.backend.cold(i, &mapped);
+            ran.push((report.builds.len(), i, mapped, cold, origin));
+            report.builds.push(r);
         }
-    };
-    report.notes.extend(backend.caveats());
-    let mut used_originals = vec![false; originals.len()];
-    // Builds whose cold run happened: where their result is, the build,
-    // its mapped plan, the cold run's stats and the original it comes from.
-    let mut ran = Vec::new();
-    for (i, b) in builds.iter().enumerate() {
-        let origin = if report.rewritten_in_memory {
-            pair(b.plan.as_ref(), &originals, &used_originals)
-        } else {
-            None
-        };
-        if let Some(j) = origin {
-            used_originals[j] = true;
-        }
-        let (unit, location) = match origin.map(|j| &originals[j]) {
+        ran
+    }
+
+    /// The result of build `b` before it runs: where it is (and comes
+    /// from, when rewritten in memory) and the notes about its values.
+    fn new_result(&self, b: &Extracted, origin: Option<usize>, rewritten: bool) -> BuildResult {
+        let (unit, location) = match origin.map(|j| &self.originals[j]) {
             // Cloud Build steps keep their place; split GitLab jobs keep
             // their new name and say where they come from.
-            Some(o) if platform == Platform::CloudBuild => (o.unit.clone(), o.location.clone()),
+            Some(o) if self.platform == Platform::CloudBuild => {
+                (o.unit.clone(), o.location.clone())
+            }
             Some(o) => (b.unit.clone(), o.location.clone()),
-            None if report.rewritten_in_memory => (
+            None if rewritten => (
                 b.unit.clone(),
                 format!("{} (in the rewritten text)", b.location),
             ),
@@ -359,73 +519,54 @@ pub fn run(opts: &VerifyOptions) -> Result<Report, VerifyError> {
                 "still a Kaniko call after the rewrite: verified as its buildx conversion".into(),
             );
         }
-        let Some(plan) = &b.plan else {
-            if !b.unresolved.is_empty() {
-                r.reasons.push(format!(
-                    "unresolved: {} (pass --substitution NAME=VALUE or --variable NAME=VALUE)",
-                    b.unresolved.join(", ")
+        r
+    }
+
+    /// Runs every cold-built build warm and judges it. The warm runs start
+    /// after every cold run, as the next run of the config starts after the
+    /// whole last one: a build whose cache another build overwrote (one
+    /// registry cache ref shared by two images) misses.
+    fn warm_runs(&mut self, report: &mut Report, ran: Vec<ColdRun>) {
+        let opts = self.opts;
+        for (at, i, mapped, cold, origin) in ran {
+            let b = &self.builds[i];
+            let r = &mut report.builds[at];
+            let mut warm = None;
+            if cold.ok {
+                opts.say(&format!(
+                    "{} ({}): warm build (state wiped)…",
+                    b.unit, b.location
                 ));
+                warm = Some(self.backend.warm(i, &mapped));
             }
-            if let Some(e) = &b.error {
-                r.reasons.push(e.clone());
+            judge(r, &mapped, &cold, warm.as_ref());
+            r.cold = Some(cold);
+            r.warm = warm;
+            if opts.compare_original
+                && r.cold.as_ref().is_some_and(|c| c.ok)
+                && let Some(plan) = &b.plan
+            {
+                match origin.map(|j| &self.originals[j]) {
+                    Some(o) if o.kind == Kind::Kaniko => {
+                        compare_with(opts, self.store, i, plan, o, r)
+                    }
+                    _ => r.notes.push(
+                        "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
+                    ),
+                }
             }
             opts.say(&format!(
-                "{} ({}): not run: {}",
-                b.unit,
-                b.location,
-                r.reasons.join("; ")
+                "{} ({}): {}",
+                r.unit,
+                r.location,
+                match r.status {
+                    Status::Pass => "pass".to_string(),
+                    Status::Fail => format!("FAIL: {}", r.reasons.join("; ")),
+                    Status::NotRun => "not run".to_string(),
+                }
             ));
-            report.builds.push(r);
-            continue;
-        };
-        let mapped = mapping::map_plan(plan, &opts.maps, &store, &format!("build-{}", i + 1));
-        r.refs = mapped.refs.clone();
-        opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
-        let cold = backend.cold(i, &mapped);
-        ran.push((report.builds.len(), i, mapped, cold, origin));
-        report.builds.push(r);
-    }
-    // The warm runs start after every cold run, as the next run of the
-    // config starts after the whole last one: a build whose cache another
-    // build overwrote (one registry cache ref shared by two images) misses.
-    for (at, i, mapped, cold, origin) in ran {
-        let b = &builds[i];
-        let r = &mut report.builds[at];
-        let mut warm = None;
-        if cold.ok {
-            opts.say(&format!(
-                "{} ({}): warm build (state wiped)…",
-                b.unit, b.location
-            ));
-            warm = Some(backend.warm(i, &mapped));
         }
-        judge(r, &mapped, &cold, warm.as_ref());
-        r.cold = Some(cold);
-        r.warm = warm;
-        if opts.compare_original
-            && r.cold.as_ref().is_some_and(|c| c.ok)
-            && let Some(plan) = &b.plan
-        {
-            match origin.map(|j| &originals[j]) {
-                Some(o) if o.kind == Kind::Kaniko => compare_with(opts, &store, i, plan, o, r),
-                _ => r.notes.push(
-                    "--compare-original: this build does not come from a Kaniko call of the original config; nothing to compare".into(),
-                ),
-            }
-        }
-        opts.say(&format!(
-            "{} ({}): {}",
-            r.unit,
-            r.location,
-            match r.status {
-                Status::Pass => "pass".to_string(),
-                Status::Fail => format!("FAIL: {}", r.reasons.join("; ")),
-                Status::NotRun => "not run".to_string(),
-            }
-        ));
     }
-    report.finish();
-    Ok(report)
 }
 
 /// The default store of a repository: outside it (a build context must not
@@ -612,4 +753,42 @@ pub fn local_only(plan: &BuildPlan, out: &Path) -> BuildPlan {
 
 pub(crate) fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn errors_name_the_flag_and_keep_the_io_error() {
+        let d = tempfile::tempdir().unwrap();
+        let config = d.path().join("cloudbuild.yaml");
+        std::fs::write(&config, "steps:\n- name: gcr.io/cloud-builders/docker\n").unwrap();
+        let mut opts = VerifyOptions::new(&config);
+        opts.context = Some(d.path().join("missing"));
+        let e = run(&opts).unwrap_err();
+        let VerifyError::Context { path, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(path, &d.path().join("missing"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--context {}: {source} (pass the repository checkout the config builds from)",
+                path.display()
+            )
+        );
+        let io = e
+            .source()
+            .unwrap()
+            .downcast_ref::<std::io::Error>()
+            .unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+        let e = run(&VerifyOptions::new(d.path().join("none.yaml"))).unwrap_err();
+        assert!(matches!(e, VerifyError::Read { .. }), "{e:?}");
+        assert!(e.source().is_some());
+    }
 }

@@ -97,6 +97,6 @@ impl ProcMasks {
 /// `S_IFMT` bits of `p` without following a final symlink, or `None` when
 /// it does not exist.
 fn file_kind(p: &CString) -> Option<libc::mode_t> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::lstat(p.as_ptr(), &mut st) } == 0).then_some(st.st_mode & libc::S_IFMT)
+    let st = nix::sys::stat::lstat(p.as_c_str()).ok()?;
+    Some(st.st_mode & libc::S_IFMT)
 }
