@@ -57,8 +57,8 @@ pub struct RewriteArgs {
     pub cache_tag: Option<String>,
     /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split (keep Kaniko, split
     /// multi-build jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
-    #[arg(long, value_parser = ["buildx", "buildkit", "split"])]
-    pub gitlab_target: Option<String>,
+    #[arg(long, value_enum)]
+    pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
     /// GitLab: do not split jobs that build several images (buildx/buildkit targets)
     /// [default: `rewrite.split` in kmigrate.toml, else split].
     #[arg(long)]
@@ -180,10 +180,7 @@ pub fn run(mut args: RewriteArgs) -> ExitStatus {
     let opts = Options {
         builder: args.builder.clone().unwrap_or(defaults.builder.clone()),
         cache_tag: args.cache_tag.clone().unwrap_or(defaults.cache_tag.clone()),
-        gitlab_target: args
-            .gitlab_target
-            .clone()
-            .unwrap_or(defaults.gitlab_target.clone()),
+        gitlab_target: args.gitlab_target.unwrap_or(defaults.gitlab_target),
         docker_version: args
             .docker_version
             .clone()

@@ -69,11 +69,11 @@ fn settings() -> Vec<Options> {
             ..d()
         },
         Options {
-            gitlab_target: "split".into(),
+            gitlab_target: kmigrate::platform::gitlab::target::Target::Split,
             ..d()
         },
         Options {
-            gitlab_target: "buildkit".into(),
+            gitlab_target: kmigrate::platform::gitlab::target::Target::Buildkit,
             ..d()
         },
     ]

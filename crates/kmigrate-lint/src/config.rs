@@ -36,9 +36,6 @@ use crate::rules::{Rule, Severity};
 /// in each directory.
 pub const FILE_NAMES: &[&str] = &["kmigrate.toml", ".kmigrate.toml"];
 
-/// The GitLab rewrite targets `rewrite.gitlab_target` may name.
-pub const GITLAB_TARGETS: &[&str] = &["buildx", "buildkit", "split"];
-
 /// A configuration problem, always naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -113,7 +110,7 @@ pub struct RewriteConfig {
     /// How rewritten GitLab jobs get a Docker daemon (passed to the GitLab
     /// rewrite; `None` lets it choose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gitlab_target: Option<String>,
+    pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
     /// Docker version for the `docker:<v>` / `docker:<v>-dind` images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
@@ -213,14 +210,6 @@ impl Config {
         config.rules.severity = severity;
         if config.rewrite.builder.trim().is_empty() {
             return Err(err("`rewrite.builder` must not be empty".into()));
-        }
-        if let Some(t) = &config.rewrite.gitlab_target
-            && !GITLAB_TARGETS.contains(&t.as_str())
-        {
-            return Err(err(format!(
-                "`rewrite.gitlab_target` is `{t}`; it must be one of {}",
-                GITLAB_TARGETS.join(", ")
-            )));
         }
         if config.rewrite.cache_tag.trim().is_empty() {
             return Err(err("`rewrite.cache_tag` must not be empty".into()));

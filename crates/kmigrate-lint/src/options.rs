@@ -8,7 +8,7 @@ pub struct Options {
     /// Tag of the registry cache (`<cache repo>:<tag>`).
     pub cache_tag: String,
     /// GitLab rewrite target (`buildx` by default).
-    pub gitlab_target: String,
+    pub gitlab_target: crate::platform::gitlab::target::Target,
     /// Docker version pinned in GitLab `docker:<ver>-cli` / `-dind` images.
     pub docker_version: String,
     /// Split GitLab jobs that build several images into one job per image.
@@ -20,7 +20,7 @@ impl Default for Options {
         Options {
             builder: "kmigrate".into(),
             cache_tag: "buildcache".into(),
-            gitlab_target: "buildx".into(),
+            gitlab_target: Default::default(),
             docker_version: "28.5".into(),
             split: true,
         }

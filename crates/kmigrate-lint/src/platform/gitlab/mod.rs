@@ -278,24 +278,15 @@ fn located_references(missing: Vec<(Vec<String>, Origin)>) -> Vec<Located> {
 mod tests;
 
 /// The GitLab options of an engine [`crate::options::Options`].
-pub fn options_from(
-    path: &Path,
-    o: &crate::options::Options,
-) -> Result<target::Options, SourceError> {
-    let Some(t) = target::Target::parse(&o.gitlab_target) else {
-        return Err(
-            SourceError::new(path, format!("unknown GitLab target `{}`", o.gitlab_target))
-                .with_help("use --gitlab-target buildx, buildkit or split"),
-        );
-    };
-    Ok(target::Options {
-        target: t,
-        split: o.split || t == target::Target::Split,
+pub fn options_from(o: &crate::options::Options) -> target::Options {
+    target::Options {
+        target: o.gitlab_target,
+        split: o.split || o.gitlab_target == target::Target::Split,
         docker_version: o.docker_version.clone(),
         builder: o.builder.clone(),
         cache_tag: o.cache_tag.clone(),
         ..target::Options::default()
-    })
+    }
 }
 
 /// What the KM014 note on an include whose file holds part of a fix says;
@@ -314,7 +305,7 @@ pub fn file_findings(
     source: &SourceFile,
     opts: &crate::options::Options,
 ) -> Result<Vec<crate::rules::Finding>, SourceError> {
-    let gopts = options_from(&source.path, opts)?;
+    let gopts = options_from(opts);
     let alone = || -> Result<(Arc<cache::Checked>, usize), SourceError> {
         let root = include::repo_root(&source.path);
         let pipeline = Pipeline::from_source(&root, source.clone())?;

@@ -5,7 +5,21 @@ use crate::buildx::BuildPlan;
 use crate::shell::{expansion_len, render_word};
 
 /// Where `kmigrate rewrite` takes a GitLab Kaniko job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The one list of GitLab targets: `--gitlab-target` (clap), the
+/// `rewrite.gitlab_target` key of kmigrate.toml (serde) and the engine's
+/// options all read this type.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Target {
     /// `docker buildx build` with a docker-container builder on
     /// docker-in-docker (GitLab's documented "Docker Buildx" method).
@@ -18,14 +32,11 @@ pub enum Target {
 }
 
 impl Target {
+    /// Every target, as users write them.
+    pub const ALL: [Target; 3] = [Target::Buildx, Target::Buildkit, Target::Split];
+
     pub fn parse(s: &str) -> Option<Target> {
-        match s {
-            // `dind`: the name kmigrate.toml examples use for the same target.
-            "buildx" | "dind" => Some(Target::Buildx),
-            "buildkit" | "buildkit-rootless" => Some(Target::Buildkit),
-            "split" => Some(Target::Split),
-            _ => None,
-        }
+        Target::ALL.into_iter().find(|t| t.name() == s)
     }
 
     pub fn name(self) -> &'static str {
@@ -351,7 +362,10 @@ mod tests {
             "buildctl-daemonless.sh build --frontend dockerfile.v0 --local context=. --local dockerfile=docker --opt filename=Dockerfile.prod --opt build-arg:V=1 --output \"type=image,\\\"name=$CI_REGISTRY_IMAGE/a:1,$CI_REGISTRY_IMAGE/a:latest\\\",push=true\" --export-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache,mode=max\" --import-cache \"type=registry,ref=$CI_REGISTRY_IMAGE/a/cache:buildcache\""
         );
         assert_eq!(Target::parse("buildkit"), Some(Target::Buildkit));
-        assert_eq!(Target::parse("dind"), Some(Target::Buildx));
+        // One list for the CLI, kmigrate.toml and the engine: names the
+        // first two never accepted are not targets here either.
+        assert_eq!(Target::parse("dind"), None);
+        assert_eq!(Target::parse("buildkit-rootless"), None);
         assert_eq!(Target::parse("kaniko"), None);
     }
 }
