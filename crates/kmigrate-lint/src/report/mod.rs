@@ -14,6 +14,7 @@ pub mod human;
 pub mod json;
 pub mod migration;
 pub mod plain;
+mod preview;
 pub mod sarif;
 pub mod snippet;
 pub mod statistics;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::rules::{Finding, Severity};
-use crate::source::{SourceError, SourceFile, patch};
+use crate::source::{SourceError, SourceFile};
 
 /// Output formats of `kmigrate check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,15 +102,8 @@ impl<'a> Located<'a> {
     /// diff (`None` without a fix or when its edits conflict).
     pub fn fix_preview(&self) -> Option<String> {
         let fix = self.finding.fix.as_ref()?;
-        let fixed = patch::apply(&self.source.text, &fix.edits).ok()?;
         let (old, new) = diff_headers(&display_path(self.path));
-        let diff = similar::TextDiff::from_lines(self.source.text.as_str(), fixed.as_str());
-        Some(
-            diff.unified_diff()
-                .context_radius(2)
-                .header(&old, &new)
-                .to_string(),
-        )
+        preview::unified(self.source, &fix.edits, &old, &new)
     }
 
     /// The finding's source text with runs of whitespace collapsed: what a
