@@ -47,20 +47,23 @@ shapes() {
   read -r SMALL LARGE <<<"${SHAPE_SIZES:-10000 100000}"
   local runs=${SHAPE_RUNS:-3}
   echo "large valid files, check, medians of $runs runs (linear: ratio about 10)"
-  for shape in keys aliases cb-alias-args cb-flow includes; do
-    local small=$SMALL large=$LARGE what=entries
+  for shape in keys aliases cb-alias-args cb-flow cb-flow-json includes; do
+    local small=$SMALL large=$LARGE what=entries variant="shape-$shape" format=human
     case $shape in
       keys) what="top-level jobs" ;;
       aliases) what="jobs with an alias" ;;
       cb-alias-args) what="steps with args: *a" ;;
       cb-flow) what="flow-style steps, each a fix" ;;
+      # JSON carries every fix's preview diff (once quadratic: each diffed
+      # the whole file).
+      cb-flow-json) what="flow-style steps, JSON report with a preview per fix"; variant=shape-cb-flow; format=json ;;
       includes) what="files included by include: 'ci/*.yml'"; small=$((SMALL / 10)); large=$((LARGE / 10)) ;;
     esac
     local t=()
     for n in "$small" "$large"; do
       local d="$DIR/shape-$shape-$n"
-      gen "$d" "$n" "shape-$shape" >/dev/null
-      check_shape() { "$K" check --no-config -q --exit-zero "$d"; }
+      gen "$d" "$n" "$variant" >/dev/null
+      check_shape() { "$K" check --no-config -q --exit-zero --format "$format" "$d" >/dev/null; }
       t+=("$(median "$runs" check_shape)")
     done
     echo "shape $shape ($what): $small: ${t[0]} s; $large: ${t[1]} s; ratio $(calc "${t[1]} / ${t[0]}")"

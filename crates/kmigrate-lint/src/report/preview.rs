@@ -24,9 +24,12 @@ const MARGIN: usize = 8;
 /// `edits` applied, or `None` when they conflict.
 pub fn unified(source: &SourceFile, edits: &[Edit], old: &str, new: &str) -> Option<String> {
     let text = source.text.as_str();
-    // The file with the fix applied, checked whole: conflicting edits are
-    // no preview at all.
-    patch::apply(text, edits).ok()?;
+    if edits
+        .iter()
+        .any(|e| e.range.start > e.range.end || e.range.end > text.len())
+    {
+        return None;
+    }
     let mut out = String::new();
     // Lines the new text has gained so far, for the `+` side's numbers.
     let mut shift: isize = 0;
@@ -41,6 +44,8 @@ pub fn unified(source: &SourceFile, edits: &[Edit], old: &str, new: &str) -> Opt
                 text: e.text.clone(),
             })
             .collect();
+        // Overlapping edits share a group, so a conflict shows here: no
+        // preview at all.
         let new_text = patch::apply(old_text, &local).ok()?;
         let diff = similar::TextDiff::from_lines(old_text, new_text.as_str());
         let hunks = diff.unified_diff().context_radius(RADIUS).to_string();
@@ -262,6 +267,16 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 300, "{checked}");
+    }
+
+    #[test]
+    fn conflicting_edits_have_no_preview() {
+        let text = "a: 1\nb: 2\nc: 3\n";
+        let source = SourceFile::from_text(Path::new("f.yaml"), text.to_string()).unwrap();
+        let overlapping = [Edit::replace(0..6, "x"), Edit::replace(4..9, "y")];
+        assert_eq!(unified(&source, &overlapping, "a/f", "b/f"), None);
+        let outside = [Edit::replace(10..99, "z")];
+        assert_eq!(unified(&source, &outside, "a/f", "b/f"), None);
     }
 
     #[test]
