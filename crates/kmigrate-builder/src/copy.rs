@@ -45,10 +45,8 @@ impl Engine<'_> {
         let (ctx, names, si) = (step.scope.ctx, step.scope.names, step.si);
         let err = |m: String| -> BuildError { step.err(m) };
         let is_add = ins.keyword == Keyword::Add;
-        for (f, _) in &ins.flags {
-            if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") {
-                return Err(err(format!("unknown flag for {}: --{f}", ins.keyword)));
-            }
+        if let Some(p) = super::validate::problems(ins).first() {
+            return Err(p.at(df, ins));
         }
         let mut items: Vec<String> = match &ins.args {
             Args::Json(v) => v
@@ -81,19 +79,15 @@ impl Engine<'_> {
         {
             dest.push('/');
         }
-        for s in &items {
-            if s.contains("://") || s.starts_with("git@") {
-                return Err(Box::new(df.error_help(
-                    ins,
-                    format!("{} of the remote source {s:?} is not supported: the embedded builder works offline", ins.keyword),
-                    "download the file into the build context and COPY it",
-                ))
-                .into());
-            }
+        // After expansion a variable may have made a source remote.
+        if let Some(s) = items.iter().find(|s| super::validate::is_remote(s)) {
+            return Err(super::validate::remote_source(ins.keyword, s).at(df, ins));
         }
+        // `--chown=$APP_UID` and `--chmod=${MODE}` take the step's variables.
+        let chown = expanded_flag(step, "chown")?;
         let chmod =
-            match ins.flag("chmod") {
-                Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+            match expanded_flag(step, "chmod")? {
+                Some(m) => Some(u32::from_str_radix(&m, 8).map_err(|_| {
                     err(format!("invalid --chmod {m:?}: use an octal mode like 755"))
                 })?),
                 None => None,
@@ -115,7 +109,7 @@ impl Engine<'_> {
                 }
             }
         };
-        let extras = match &from {
+        let mut extras = match &from {
             From::Context => {
                 let mut parts = Vec::new();
                 for p in &items {
@@ -147,12 +141,25 @@ impl Engine<'_> {
                 format!("image:{}|{}", img.key, items.join("|"))
             }
         };
+        // The values a variable gave the flags belong in the key; a flag
+        // written without variables is in the step text already, so keys of
+        // such steps stay as they were.
+        for (name, value) in [
+            ("chown", &chown),
+            ("chmod", &chmod.map(|m| format!("{m:o}"))),
+        ] {
+            if let (Some(v), Some(raw)) = (value, ins.flag(name))
+                && raw.contains('$')
+            {
+                extras.push_str(&format!("|{name}={v}"));
+            }
+        }
         Ok(CopyPlan {
             key_extras: extras,
             from,
             patterns: items,
             dest,
-            chown: ins.flag("chown").map(String::from),
+            chown,
             chmod,
             is_add,
         })
@@ -475,6 +482,11 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
         let _ = f.set_times(fs::FileTimes::new().set_modified(t));
     }
     Ok(())
+}
+
+/// The value of COPY/ADD flag `--name` with the step's variables expanded.
+fn expanded_flag(step: &Step, name: &str) -> R<Option<String>> {
+    step.ins.flag(name).map(|v| step.expand(v)).transpose()
 }
 
 #[cfg(test)]

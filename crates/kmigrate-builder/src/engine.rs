@@ -153,6 +153,14 @@ impl<'a> Engine<'a> {
             None => stages.len() - 1,
         };
         let needed = needed_stages(&stages, target, &globals);
+        // Refusals come before any pull or RUN, all of them at once.
+        super::validate::check(
+            &df,
+            stages
+                .iter()
+                .filter(|s| needed[s.index])
+                .flat_map(|s| std::iter::once(&s.from).chain(&s.body)),
+        )?;
         let names = stages_names(&stages);
         let scope = Scope {
             df: &df,
@@ -919,18 +927,8 @@ pub(crate) struct LayerJob<'j> {
 /// RUN's command line; refuses the flags the embedded builder lacks.
 fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
     let ins = step.ins;
-    for f in ["mount", "network", "security"] {
-        if ins.flag(f).is_some() {
-            return Err(Box::new(step.scope.df.error_help(
-                ins,
-                format!("RUN --{f} is not supported by the embedded builder"),
-                "remove the flag or build this Dockerfile with BuildKit",
-            ))
-            .into());
-        }
-    }
-    if let Some((f, _)) = ins.flags.first() {
-        return Err(step.err(format!("unknown flag for RUN: --{f}")));
+    if let Some(p) = super::validate::problems(ins).first() {
+        return Err(p.at(step.scope.df, ins));
     }
     Ok(instructions::as_cmd(cfg, &ins.args))
 }

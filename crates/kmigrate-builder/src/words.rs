@@ -29,10 +29,8 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String
             continue;
         }
         if c[i + 1] == '{' {
-            let close = c[i + 2..]
-                .iter()
-                .position(|&x| x == '}')
-                .ok_or_else(|| format!("missing '}}' in {s:?}"))?;
+            let close =
+                matching_brace(&c[i + 2..]).ok_or_else(|| format!("missing '}}' in {s:?}"))?;
             let inner: String = c[i + 2..i + 2 + close].iter().collect();
             out.push_str(&expand_braced(&inner, vars)?);
             i += close + 3;
@@ -50,6 +48,27 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String
         }
     }
     Ok(out)
+}
+
+/// The index of the `}` closing a `${` whose body starts `body`: nested
+/// `${...}` in a default (`${A:-${B:-c}}`) and `\}` are skipped.
+fn matching_brace(body: &[char]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            '\\' => i += 1,
+            '$' if body.get(i + 1) == Some(&'{') => {
+                depth += 1;
+                i += 1;
+            }
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
@@ -80,6 +99,19 @@ fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String,
         _ if op.starts_with('+') => match val {
             Some(_) => word(&op[1..])?,
             None => String::new(),
+        },
+        // `${A:?message}` / `${A?message}`: a required variable.
+        _ if op.starts_with(":?") || op.starts_with('?') => match val {
+            Some(v) if !v.is_empty() || !op.starts_with(':') => v.clone(),
+            _ => {
+                let msg = word(op.trim_start_matches(':').trim_start_matches('?'))?;
+                let msg = if msg.is_empty() {
+                    "is not set".to_string()
+                } else {
+                    msg
+                };
+                return Err(format!("{name}: {msg}"));
+            }
         },
         _ => return Err(format!("unsupported substitution: ${{{inner}}}")),
     })
@@ -124,11 +156,12 @@ pub fn split_words(s: &str) -> Vec<String> {
     words
 }
 
-/// Parses `ENV`/`LABEL`/`ARG`-style `K=V K2="v 2"` pairs, or the legacy
-/// `K V...` form when `legacy` is allowed and there is no `=` in the first word.
-pub fn parse_pairs(s: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
+/// Parses `ENV`/`LABEL`-style `K=V K2="v 2"` pairs, or the legacy `K V...`
+/// form when the first word has no `=` (as BuildKit reads it, `LABEL k = v`
+/// is that form too: key `k`, value `= v`).
+pub fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let first = s.split_whitespace().next().unwrap_or("");
-    if legacy && !first.contains('=') {
+    if !first.contains('=') {
         let rest = s[s.find(first).unwrap_or(0) + first.len()..].trim();
         if first.is_empty() {
             return Err("missing name".into());
@@ -168,15 +201,43 @@ mod tests {
     }
 
     #[test]
+    fn nested_defaults_and_edge_cases() {
+        let v = vars();
+        assert_eq!(expand("${N:-${E:-c}}", &v).unwrap(), "c");
+        assert_eq!(
+            expand("${N:-${A}docker.io/x:3}", &v).unwrap(),
+            "1docker.io/x:3"
+        );
+        assert_eq!(
+            expand("\"${N:-${M:-${A:+a${A}b}}}\"-$A", &v).unwrap(),
+            "\"a1b\"-1"
+        );
+        assert_eq!(expand("${A:-${N}}", &v).unwrap(), "1");
+        assert_eq!(
+            expand("[${E:-}][${N:-}][${E:+x}][${A:+}][${E+x}]", &v).unwrap(),
+            "[][][][][x]"
+        );
+        assert_eq!(expand("${N:-a\\}b}", &v).unwrap(), "a\\}b");
+        assert!(expand("${N:-${E}", &v).is_err());
+        assert_eq!(expand("${A:?need A}${E?x}", &v).unwrap(), "1");
+        assert_eq!(expand("${N:?need N}", &v).unwrap_err(), "N: need N");
+        assert_eq!(expand("${E:?}", &v).unwrap_err(), "E: is not set");
+    }
+
+    #[test]
     fn words_and_pairs() {
         assert_eq!(split_words(r#"a "b c" 'd e'\ f"#), ["a", "b c", "d e f"]);
         assert_eq!(
-            parse_pairs(r#"A=1 B="two words""#, true).unwrap(),
+            parse_pairs(r#"A=1 B="two words""#).unwrap(),
             [("A".into(), "1".into()), ("B".into(), "two words".into())]
         );
         assert_eq!(
-            parse_pairs("NAME some value", true).unwrap(),
+            parse_pairs("NAME some value").unwrap(),
             [("NAME".into(), "some value".into())]
+        );
+        assert_eq!(
+            parse_pairs(r#"key = "v w""#).unwrap(),
+            [("key".into(), "= v w".into())]
         );
     }
 }
