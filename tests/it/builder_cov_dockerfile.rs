@@ -4,8 +4,6 @@
 
 use crate::support;
 
-use std::path::Path;
-
 use kmigrate::builder::image::{ImageConfig, Index, Manifest};
 use support::*;
 
@@ -156,6 +154,23 @@ fn builder_cov_unneeded_stage_is_not_checked() {
     build_config(
         &format!(
             "FROM {base} AS other\nRUN --mount=type=cache,target=/c true\nFROM {base}\nENV A=1\n"
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn builder_cov_copy_from_names_a_stage_through_a_stage_arg() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // The stage ARG (not a global one) names the stage `--from` copies
+    // from; that stage must be built first.
+    build_config(
+        &format!(
+            "FROM {base} AS src\nRUN echo from-src > /f\n\
+             FROM {base}\nARG SRC=src\nENV OTHER=unused\nCOPY --from=${{SRC}} /f /f\n\
+             RUN grep -q from-src /f\n"
         ),
         &[],
     );

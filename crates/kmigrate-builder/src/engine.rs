@@ -152,7 +152,7 @@ impl<'a> Engine<'a> {
                 })?,
             None => stages.len() - 1,
         };
-        let needed = needed_stages(&stages, target, &globals);
+        let needed = needed_stages(&stages, target, &globals, &build_args);
         // Refusals come before any pull or RUN, all of them at once.
         super::validate::check(
             &df,
@@ -831,7 +831,12 @@ pub(crate) fn find_stage(names: &[Option<String>], name: &str, before: usize) ->
 
 /// Which stages the target needs: its base stages and the stages its
 /// COPY/ADD `--from` name, transitively.
-fn needed_stages(stages: &[Stage], target: usize, globals: &BTreeMap<String, String>) -> Vec<bool> {
+fn needed_stages(
+    stages: &[Stage],
+    target: usize,
+    globals: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<bool> {
     let names = stages_names(stages);
     let mut needed = vec![false; stages.len()];
     let mut todo = vec![target];
@@ -845,13 +850,39 @@ fn needed_stages(stages: &[Stage], target: usize, globals: &BTreeMap<String, Str
         if let Some(j) = find_stage(&names, &from, i) {
             todo.push(j);
         }
+        // `--from` expands as the step will: globals, then the stage's
+        // ARGs and ENVs so far.
+        let mut vars = globals.clone();
         for ins in &stages[i].body {
-            if let Some(f) = ins.flag("from")
-                && matches!(ins.keyword, Keyword::Copy | Keyword::Add)
-                && let Some(j) =
-                    find_stage(&names, &words::expand(f, globals).unwrap_or_default(), i)
-            {
-                todo.push(j);
+            match ins.keyword {
+                Keyword::Arg => {
+                    for w in words::split_words(&ins.rest) {
+                        let (k, default) = match w.split_once('=') {
+                            Some((k, v)) => (k, Some(words::expand(v, &vars).unwrap_or_default())),
+                            None => (w.as_str(), None),
+                        };
+                        let v = build_args
+                            .get(k)
+                            .cloned()
+                            .or(default)
+                            .or_else(|| globals.get(k).cloned())
+                            .unwrap_or_default();
+                        vars.insert(k.to_string(), v);
+                    }
+                }
+                Keyword::Env => {
+                    let text = words::expand(&ins.rest, &vars).unwrap_or_default();
+                    vars.extend(words::parse_pairs(&text).unwrap_or_default());
+                }
+                Keyword::Copy | Keyword::Add => {
+                    if let Some(f) = ins.flag("from")
+                        && let Some(j) =
+                            find_stage(&names, &words::expand(f, &vars).unwrap_or_default(), i)
+                    {
+                        todo.push(j);
+                    }
+                }
+                _ => {}
             }
         }
     }
