@@ -175,3 +175,33 @@ fn builder_cov_copy_from_names_a_stage_through_a_stage_arg() {
         &[],
     );
 }
+
+#[test]
+fn builder_cov_heredocs_in_run_and_copy() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // Each RUN fails the build unless the heredoc did what the Dockerfile
+    // frontend documents.
+    let df = format!(
+        "FROM {base}\nARG NAME=world\n\
+         RUN <<EOF\nset -e\necho \"hello $NAME\" > /run1\n# a comment line in the script\ntest -f /run1\nEOF\n\
+         RUN <<-EOF\n\techo tabs > /run2\n\tEOF\n\
+         RUN cat <<A > /multi && cat <<'B' >> /multi\nfirst $NAME\nA\nsecond $NAME\nB\n\
+         COPY <<EOF /etc/greeting\nhi ${{NAME}}, don't\nEOF\n\
+         COPY <<\"RAW\" <<two.txt /docs/\nkeep $NAME\nRAW\nsecond file\ntwo.txt\n\
+         RUN test \"$(cat /run1)\" = 'hello world' && test \"$(cat /run2)\" = tabs \
+         && test \"$(cat /multi)\" = \"$(printf 'first world\\nsecond $NAME')\" \
+         && test \"$(cat /etc/greeting)\" = \"hi world, don't\" \
+         && test \"$(cat /docs/RAW)\" = 'keep $NAME' && test \"$(cat /docs/two.txt)\" = 'second file' \
+         && test \"$(stat -c %a /etc/greeting)\" = 644\n"
+    );
+    build_config(&df, &[]);
+    // A script with a #! line is refused by name, before anything runs.
+    let text = build_fails(&format!(
+        "FROM {base}\nRUN echo marker-$((40+2))\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n"
+    ));
+    assert!(text.contains("Dockerfile:3"), "{text}");
+    assert!(text.contains("#! line"), "{text}");
+    assert!(!text.contains("marker-42"), "{text}");
+}

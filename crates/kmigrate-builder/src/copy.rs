@@ -31,6 +31,8 @@ pub struct CopyPlan {
     pub chown: Option<String>,
     pub chmod: Option<u32>,
     pub is_add: bool,
+    /// Here-document sources (`COPY <<EOF /dest`): file name and content.
+    pub inline: Vec<(String, String)>,
 }
 
 impl Engine<'_> {
@@ -63,6 +65,7 @@ impl Engine<'_> {
             )));
         }
         let dest_raw = items.pop().unwrap_or_default();
+        let inline = heredoc_sources(step, &mut items)?;
         let wd = st
             .config
             .config
@@ -141,6 +144,13 @@ impl Engine<'_> {
                 format!("image:{}|{}", img.key, items.join("|"))
             }
         };
+        // Heredoc contents after expansion (the text has them as written).
+        for (name, content) in &inline {
+            extras.push_str(&format!(
+                "|heredoc:{name}\0{}",
+                super::digest::sha256_hex(content.as_bytes())
+            ));
+        }
         // The values a variable gave the flags belong in the key; a flag
         // written without variables is in the step text already, so keys of
         // such steps stay as they were.
@@ -162,6 +172,7 @@ impl Engine<'_> {
             chown,
             chmod,
             is_add,
+            inline,
         })
     }
 
@@ -221,6 +232,19 @@ impl Engine<'_> {
                         sources.push((path, name, entries));
                     }
                 }
+            }
+        }
+        if !plan.inline.is_empty() {
+            let dir = self.store.temp_dir("heredoc").map_err(io_err("work dir"))?;
+            self.work_dirs.push(dir.clone());
+            for (i, (name, content)) in plan.inline.iter().enumerate() {
+                // One directory per heredoc: two may share a name.
+                let path = dir.join(i.to_string()).join("f");
+                fs::create_dir_all(dir.join(i.to_string())).map_err(io_err(dir.display()))?;
+                fs::write(&path, content).map_err(io_err(path.display()))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+                    .map_err(io_err(path.display()))?;
+                sources.push((path, name.clone(), vec![]));
             }
         }
         let (uid, gid) = match &plan.chown {
@@ -482,6 +506,40 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
         let _ = f.set_times(fs::FileTimes::new().set_modified(t));
     }
     Ok(())
+}
+
+/// Takes the here-document sources (`<<EOF`, in the order the heredocs
+/// were written) out of `items`: their names and contents, expanded unless
+/// the delimiter was quoted.
+fn heredoc_sources(step: &Step, items: &mut Vec<String>) -> R<Vec<(String, String)>> {
+    let mut docs = step.ins.heredocs.iter();
+    let mut inline = Vec::new();
+    let mut err = None;
+    items.retain(|item| {
+        let Some((name, _, _)) = super::dockerfile::heredoc_word(item) else {
+            return true;
+        };
+        let Some(h) = docs.next().filter(|h| h.name == name) else {
+            return true;
+        };
+        let content = if h.expand {
+            match words::expand_heredoc(&h.content(), &step.vars) {
+                Ok(c) => c,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    String::new()
+                }
+            }
+        } else {
+            h.content()
+        };
+        inline.push((h.name.clone(), content));
+        false
+    });
+    match err {
+        Some(e) => Err(step.err(e)),
+        None => Ok(inline),
+    }
 }
 
 /// The value of COPY/ADD flag `--name` with the step's variables expanded.

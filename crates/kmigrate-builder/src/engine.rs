@@ -961,7 +961,29 @@ fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
     if let Some(p) = super::validate::problems(ins).first() {
         return Err(p.at(step.scope.df, ins));
     }
-    Ok(instructions::as_cmd(cfg, &ins.args))
+    Ok(instructions::as_cmd(cfg, &run_args(ins)))
+}
+
+/// What RUN runs. With here-documents as BuildKit does it: a RUN that is
+/// only `<<EOF` runs the body as the shell's script; otherwise the shell gets
+/// the command line with the bodies and delimiters after it, and reads the
+/// heredocs itself (quoted delimiters then keep `$` literal, `<<-` strips tabs).
+fn run_args(ins: &Instruction) -> dockerfile::Args {
+    if ins.heredocs.is_empty() {
+        return ins.args.clone();
+    }
+    if let [h] = ins.heredocs.as_slice()
+        && dockerfile::heredoc_word(ins.rest.trim()).is_some()
+    {
+        return dockerfile::Args::Shell(h.content());
+    }
+    let mut full = ins.rest.clone();
+    for h in &ins.heredocs {
+        full.push('\n');
+        full.push_str(&h.body);
+        full.push_str(&h.name);
+    }
+    dockerfile::Args::Shell(full)
 }
 
 /// What a RUN's cache key covers besides its text: its environment, user,

@@ -70,6 +70,15 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
     let mut out = Vec::new();
     match ins.keyword {
         Keyword::Run => {
+            if let [h] = ins.heredocs.as_slice()
+                && super::dockerfile::heredoc_word(ins.rest.trim()).is_some()
+                && h.content().starts_with("#!")
+            {
+                out.push(Problem::with_help(
+                    "RUN of a heredoc script with a #! line is not supported by the embedded builder".into(),
+                    "name the interpreter in the command: RUN python3 <<EOF",
+                ));
+            }
             for (f, _) in &ins.flags {
                 out.push(if RUN_REFUSED.contains(&f.as_str()) {
                     Problem::with_help(

@@ -6,13 +6,27 @@ use std::collections::BTreeMap;
 /// Expands variables from `vars`; unknown ones become empty as in Docker.
 /// Quotes are kept (word splitting removes them later); `\$` is a literal `$`.
 pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    expand_quoting(s, vars, true)
+}
+
+/// Expands the body of an unquoted here-document: as in a shell heredoc,
+/// single quotes are plain characters there, not quoting.
+pub fn expand_heredoc(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    expand_quoting(s, vars, false)
+}
+
+fn expand_quoting(
+    s: &str,
+    vars: &BTreeMap<String, String>,
+    single_quotes: bool,
+) -> Result<String, String> {
     let c: Vec<char> = s.chars().collect();
     let mut out = String::new();
     let mut i = 0;
     let mut in_single = false;
     while i < c.len() {
         let ch = c[i];
-        if ch == '\'' {
+        if ch == '\'' && single_quotes {
             in_single = !in_single;
             out.push(ch);
             i += 1;
@@ -198,6 +212,10 @@ mod tests {
         assert_eq!(expand("${A:+y}${N:+y}", &v).unwrap(), "y");
         assert_eq!(expand("\\$A '$A'", &v).unwrap(), "$A '$A'");
         assert!(expand("${A", &v).is_err());
+        assert_eq!(
+            expand_heredoc("don't $A '$A'\n", &v).unwrap(),
+            "don't 1 '1'\n"
+        );
     }
 
     #[test]
