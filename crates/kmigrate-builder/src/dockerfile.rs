@@ -316,6 +316,41 @@ impl Dockerfile {
         self.error_span(ins.line, ins.span, message.into(), Some(help.into()))
     }
 
+    /// One error for `errors`: a single one as it is; several listed in
+    /// file order, each with its line, pointing at the first.
+    pub fn error_list(&self, mut errors: Vec<DockerfileError>) -> Option<DockerfileError> {
+        errors.sort_by_key(|e| e.line);
+        if errors.len() <= 1 {
+            return errors.pop();
+        }
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let help = e
+                    .help
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                format!("  {}:{}: {}{help}", e.file, e.line, e.message)
+            })
+            .collect();
+        let first = &errors[0];
+        Some(DockerfileError {
+            file: first.file.clone(),
+            line: first.line,
+            message: format!(
+                "{} problems in this Dockerfile (nothing was run):\n{}",
+                errors.len(),
+                list.join("\n")
+            ),
+            src: NamedSource::new(&self.name, self.source.clone()),
+            span: first.span,
+            help: Some(
+                "fix or remove each listed line, or build this Dockerfile with BuildKit".into(),
+            ),
+        })
+    }
+
     fn error_span(
         &self,
         line: usize,
@@ -386,6 +421,7 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
         i += 1;
     }
 
+    let mut errors: Vec<DockerfileError> = Vec::new();
     while i < lines.len() {
         let (start, text) = lines[i];
         let trimmed = text.trim_start();
@@ -430,7 +466,9 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
         };
         let mk_err = |msg: String, help: Option<String>| df.error_span(first_line, span, msg, help);
         let Some(keyword) = Keyword::parse(kw) else {
-            return Err(mk_err(format!("unknown instruction: {kw}"), None));
+            // Keep going: every unknown instruction is listed at once.
+            errors.push(mk_err(format!("unknown instruction: {kw}"), None));
+            continue;
         };
         // Flags.
         let mut flags = Vec::new();
@@ -508,7 +546,10 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
             heredocs,
         });
     }
-    Ok(df)
+    match df.error_list(errors) {
+        Some(e) => Err(e),
+        None => Ok(df),
+    }
 }
 
 fn unquote(v: &str) -> String {
@@ -577,6 +618,19 @@ mod tests {
             err.to_string()
                 .contains("Dockerfile:3: unknown instruction: FORM")
         );
+    }
+
+    #[test]
+    fn every_unknown_instruction_is_listed() {
+        let err = parse("Dockerfile", "FROM scratch\nFORM x\nRUN true\nCOYP a b\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        let e = err.to_string();
+        assert!(e.starts_with("Dockerfile:2: 2 problems"), "{e}");
+        let (two, four) = (
+            e.find("Dockerfile:2: unknown instruction: FORM").unwrap(),
+            e.find("Dockerfile:4: unknown instruction: COYP").unwrap(),
+        );
+        assert!(two < four, "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! only expansion gives); the messages are the same, from [`problems`].
 
 use super::api::BuildError;
-use super::dockerfile::{Args, Dockerfile, Instruction, Keyword};
+use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
 use super::instructions;
 
 /// One thing the embedded builder cannot build, with what to do instead.
@@ -33,11 +33,14 @@ impl Problem {
 
     /// This problem as an error pointing at `ins`.
     pub fn at(&self, df: &Dockerfile, ins: &Instruction) -> BuildError {
-        let e = match &self.help {
+        Box::new(self.error(df, ins)).into()
+    }
+
+    fn error(&self, df: &Dockerfile, ins: &Instruction) -> DockerfileError {
+        match &self.help {
             Some(h) => df.error_help(ins, &self.message, h),
             None => df.error_at(ins, &self.message),
-        };
-        Box::new(e).into()
+        }
     }
 }
 
@@ -160,43 +163,19 @@ pub(crate) fn remote_source(keyword: Keyword, source: &str) -> Problem {
 
 /// Checks every instruction of `instructions` (the stages a build needs);
 /// one problem is returned as it is, several as one error listing each line
-/// in file order, pointing at the first.
+/// in file order (see [`Dockerfile::error_list`]).
 pub(crate) fn check<'a>(
     df: &Dockerfile,
     instructions: impl IntoIterator<Item = &'a Instruction>,
 ) -> Result<(), BuildError> {
-    let mut found: Vec<(&Instruction, Problem)> = instructions
+    let errors: Vec<_> = instructions
         .into_iter()
-        .flat_map(|ins| problems(ins).into_iter().map(move |p| (ins, p)))
+        .flat_map(|ins| problems(ins).into_iter().map(move |p| p.error(df, ins)))
         .collect();
-    found.sort_by_key(|(ins, _)| ins.line);
-    let Some((first, p)) = found.first() else {
-        return Ok(());
-    };
-    if found.len() == 1 {
-        return Err(p.at(df, first));
+    match df.error_list(errors) {
+        Some(e) => Err(Box::new(e).into()),
+        None => Ok(()),
     }
-    let list: Vec<String> = found
-        .iter()
-        .map(|(ins, p)| {
-            let help = p
-                .help
-                .as_deref()
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            format!("  {}:{}: {}{help}", df.name, ins.line, p.message)
-        })
-        .collect();
-    Err(Box::new(df.error_help(
-        first,
-        format!(
-            "{} things in this Dockerfile the embedded builder cannot build (nothing was run):\n{}",
-            found.len(),
-            list.join("\n")
-        ),
-        "fix or remove each listed line, or build this Dockerfile with BuildKit",
-    ))
-    .into())
 }
 
 #[cfg(test)]
@@ -245,7 +224,7 @@ mod tests {
         let e = check(&df, df.instructions.iter().rev())
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("Dockerfile:3: 3 things"), "{e}");
+        assert!(e.starts_with("Dockerfile:3: 3 problems"), "{e}");
         let (three, four, five) = (
             e.find("Dockerfile:3: SHELL").unwrap(),
             e.find("Dockerfile:4: COPY --exclude").unwrap(),
