@@ -266,12 +266,27 @@ impl Instruction {
                 s.push_str(&serde_json::to_string(v).unwrap_or_default());
             }
         }
+        self.with_heredocs(s)
+    }
+
+    /// `head` followed by each heredoc's body and delimiter line, as the
+    /// instruction was written (a shell reads the heredocs from this).
+    pub fn with_heredocs(&self, mut head: String) -> String {
         for h in &self.heredocs {
-            s.push('\n');
-            s.push_str(&h.body);
-            s.push_str(&h.name);
+            head.push('\n');
+            head.push_str(&h.body);
+            head.push_str(&h.name);
         }
-        s
+        head
+    }
+
+    /// The heredoc a RUN consists of alone (`RUN <<EOF`), whose body is the
+    /// script to run.
+    pub fn heredoc_script(&self) -> Option<&Heredoc> {
+        match self.heredocs.as_slice() {
+            [h] if heredoc_word(self.rest.trim()).is_some() => Some(h),
+            _ => None,
+        }
     }
 }
 

@@ -972,18 +972,10 @@ fn run_args(ins: &Instruction) -> dockerfile::Args {
     if ins.heredocs.is_empty() {
         return ins.args.clone();
     }
-    if let [h] = ins.heredocs.as_slice()
-        && dockerfile::heredoc_word(ins.rest.trim()).is_some()
-    {
-        return dockerfile::Args::Shell(h.content());
+    match ins.heredoc_script() {
+        Some(h) => dockerfile::Args::Shell(h.content()),
+        None => dockerfile::Args::Shell(ins.with_heredocs(ins.rest.clone())),
     }
-    let mut full = ins.rest.clone();
-    for h in &ins.heredocs {
-        full.push('\n');
-        full.push_str(&h.body);
-        full.push_str(&h.name);
-    }
-    dockerfile::Args::Shell(full)
 }
 
 /// What a RUN's cache key covers besides its text: its environment, user,

@@ -73,9 +73,9 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
     let mut out = Vec::new();
     match ins.keyword {
         Keyword::Run => {
-            if let [h] = ins.heredocs.as_slice()
-                && super::dockerfile::heredoc_word(ins.rest.trim()).is_some()
-                && h.content().starts_with("#!")
+            if ins
+                .heredoc_script()
+                .is_some_and(|h| h.content().starts_with("#!"))
             {
                 out.push(Problem::with_help(
                     "RUN of a heredoc script with a #! line is not supported by the embedded builder".into(),
