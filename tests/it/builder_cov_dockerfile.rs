@@ -115,14 +115,44 @@ fn builder_cov_nested_default_in_arg_and_from() {
 }
 
 #[test]
-fn builder_cov_copy_exclude_and_parents_are_refused_with_line() {
-    let text = build_fails("FROM scratch\nCOPY --exclude=*.md a /a\n");
+fn builder_cov_copy_parents_is_refused_with_line() {
+    let text = build_fails("FROM scratch\nCOPY --parents a /a\n");
     assert!(text.contains("Dockerfile:2"), "{text}");
-    assert!(text.contains("COPY --exclude"), "{text}");
+    assert!(text.contains("COPY --parents"), "{text}");
     assert!(text.contains("not supported"), "{text}");
     let text = build_fails("FROM scratch\n\nADD --parents a /a\n");
     assert!(text.contains("Dockerfile:3"), "{text}");
     assert!(text.contains("ADD --parents"), "{text}");
+}
+
+#[test]
+fn builder_cov_copy_exclude_leaves_out_matching_files() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // Patterns match a source by its name and, inside a directory source,
+    // relative to that directory; a matching directory goes with its files.
+    let df = format!(
+        "FROM {base} AS st
+RUN mkdir -p /s && touch /s/keep.txt /s/drop.md
+         FROM {base}
+ARG PAT=*.md
+         COPY --exclude=$PAT --exclude=skip docs home* /out/
+         COPY --from=st --exclude=*.md /s /st/
+         RUN cd /out && test \"$(find . | sort | tr '\\n' ' ')\" = '. ./a.txt ./home.txt ./sub ./sub/b.txt ' \
+         && test -f /st/keep.txt && test ! -e /st/drop.md\n"
+    );
+    build_config(
+        &df,
+        &[
+            ("docs/a.txt", "a"),
+            ("docs/a.md", "a"),
+            ("docs/skip/c.txt", "c"),
+            ("docs/sub/b.txt", "b"),
+            ("home.txt", "h"),
+            ("home.md", "h"),
+        ],
+    );
 }
 
 #[test]
@@ -134,7 +164,7 @@ fn builder_cov_whole_file_is_checked_before_any_step_runs() {
     // build lists both lines and runs nothing.
     let text = build_fails(&format!(
         "FROM {base} AS first\nRUN echo marker-$((40+2))\nFROM {base}\nCOPY --from=first /bin/sh /sh\n\
-         COPY --exclude=x a /a\nENV A=1\nRUN --mount=type=cache,target=/c true\n"
+         COPY --parents a /a\nENV A=1\nRUN --mount=type=cache,target=/c true\n"
     ));
     assert!(!text.contains("marker-42"), "a RUN ran:\n{text}");
     assert!(text.contains("Dockerfile:5"), "{text}");

@@ -11,6 +11,7 @@ use super::dockerfile::{Args, Keyword};
 use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
+use super::ignore::IgnoreRules;
 use super::words;
 
 /// Where sources come from.
@@ -33,6 +34,8 @@ pub struct CopyPlan {
     pub is_add: bool,
     /// Here-document sources (`COPY <<EOF /dest`): file name and content.
     pub inline: Vec<(String, String)>,
+    /// `--exclude` patterns, as `.dockerignore` lines relative to each source.
+    pub exclude: Option<IgnoreRules>,
 }
 
 impl Engine<'_> {
@@ -112,18 +115,24 @@ impl Engine<'_> {
                 }
             }
         };
+        let exclude = exclude_rules(step)?;
+        let excluded = |rel: &str| exclude.as_ref().is_some_and(|r| r.excluded(rel));
         let mut extras = match &from {
             From::Context => {
                 let mut parts = Vec::new();
                 for p in &items {
                     let srcs = ctx.resolve(p).map_err(err)?;
                     for s in srcs {
+                        if excluded(s.rel.rsplit('/').next().unwrap_or_default()) {
+                            continue;
+                        }
                         let mut entries = vec![(s.path.clone(), s.rel.clone())];
                         if s.path.is_dir() {
                             entries.extend(
                                 ctx.walk(&s)
                                     .map_err(err)?
                                     .into_iter()
+                                    .filter(|(_, r)| !excluded(r))
                                     .map(|(p, r)| (p, format!("{}/{r}", s.rel))),
                             );
                         }
@@ -173,6 +182,7 @@ impl Engine<'_> {
             chmod,
             is_add,
             inline,
+            exclude,
         })
     }
 
@@ -233,6 +243,9 @@ impl Engine<'_> {
                     }
                 }
             }
+        }
+        if let Some(rules) = &plan.exclude {
+            apply_exclude(rules, &mut sources);
         }
         if !plan.inline.is_empty() {
             let dir = self.store.temp_dir("heredoc").map_err(io_err("work dir"))?;
@@ -539,6 +552,28 @@ fn heredoc_sources(step: &Step, items: &mut Vec<String>) -> R<Vec<(String, Strin
     match err {
         Some(e) => Err(step.err(e)),
         None => Ok(inline),
+    }
+}
+
+/// The `--exclude` patterns of the step (variables expanded), if any.
+fn exclude_rules(step: &Step) -> R<Option<IgnoreRules>> {
+    let patterns: Vec<String> = step
+        .ins
+        .flags
+        .iter()
+        .filter(|(n, _)| n == "exclude")
+        .map(|(_, v)| step.expand(v.as_deref().unwrap_or_default()))
+        .collect::<R<_>>()?;
+    Ok((!patterns.is_empty()).then(|| IgnoreRules::parse(&patterns.join("\n"))))
+}
+
+/// `--exclude`: drops the sources whose name matches, and the entries of a
+/// directory source that match relative to it (a matching directory takes
+/// what is below it along).
+fn apply_exclude(rules: &IgnoreRules, sources: &mut Vec<CopySource>) {
+    sources.retain(|(_, name, _)| !rules.excluded(name));
+    for (_, _, entries) in sources.iter_mut() {
+        entries.retain(|(_, rel)| !rules.excluded(rel));
     }
 }
 
