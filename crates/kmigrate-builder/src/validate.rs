@@ -194,7 +194,8 @@ mod tests {
             messages(
                 "FROM --foo=x scratch\nCOPY --exclude=*.md --parents --bogus a /a\n\
                  RUN --mount=type=cache,target=/c --net=none true\nADD https://x/y /y\n\
-                 COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link a /a\n"
+                 COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link --exclude=x a /a\n\
+                 ADD --checksum=sha256:0 --keep-git-dir a /a\n"
             ),
             [
                 "unknown flag for FROM: --foo",
@@ -204,6 +205,8 @@ mod tests {
                 "unknown flag for RUN: --net",
                 "ADD of the remote source \"https://x/y\" is not supported: the embedded builder works offline",
                 "invalid --chmod \"9\": use an octal mode like 755",
+                "ADD --checksum is not supported by the embedded builder",
+                "ADD --keep-git-dir is not supported by the embedded builder",
             ]
         );
     }
