@@ -460,7 +460,12 @@ impl<'a> Engine<'a> {
         let text = self.apply_metadata(&step, run)?;
         self.step_no += 1;
         let n = self.step_no;
-        let title = format!("[{} {pos}/{}] {}", run.st.name, run.total, text);
+        let title = format!(
+            "[{} {pos}/{}] {}",
+            run.st.name,
+            run.total,
+            one_line_title(&text)
+        );
         if !ins.keyword.makes_layer() {
             self.line_step(n, &title);
             let st = &mut run.st;
@@ -955,6 +960,21 @@ pub(crate) struct LayerJob<'j> {
     pub text: &'j str,
 }
 
+/// A step's text on one line, for its progress title: an instruction with
+/// heredocs shows its first line and the start of the first body, as
+/// BuildKit does (`RUN <<EOF (set -e...)`).
+fn one_line_title(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.next() {
+        None => first.to_string(),
+        Some(body) => {
+            let start: String = body.chars().take(40).collect();
+            format!("{first} ({start}...)")
+        }
+    }
+}
+
 /// RUN's command line; refuses the flags the embedded builder lacks.
 fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
     let ins = step.ins;
@@ -996,4 +1016,18 @@ fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
 pub(crate) enum Action {
     Run(Vec<String>),
     Copy(super::copy::CopyPlan),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line_title;
+
+    #[test]
+    fn heredoc_titles_fit_on_one_line() {
+        assert_eq!(one_line_title("RUN echo a"), "RUN echo a");
+        assert_eq!(
+            one_line_title("RUN <<EOF\nset -e\necho\nEOF"),
+            "RUN <<EOF (set -e...)"
+        );
+    }
 }
