@@ -1,4 +1,5 @@
-//! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`) and
+//! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`,
+//! `${V:?m}`, `${V#p}`, `${V%p}`, nested in defaults) and
 //! quote-aware word splitting, as Docker applies them to FROM, COPY, ENV, ...
 
 use std::collections::BTreeMap;
@@ -44,7 +45,7 @@ fn expand_quoting(
         }
         if c[i + 1] == '{' {
             let close =
-                matching_brace(&c[i + 2..]).ok_or_else(|| format!("missing '}}' in {s:?}"))?;
+                matching_brace(&c[i + 2..])?.ok_or_else(|| format!("missing '}}' in {s:?}"))?;
             let inner: String = c[i + 2..i + 2 + close].iter().collect();
             out.push_str(&expand_braced(&inner, vars)?);
             i += close + 3;
@@ -64,9 +65,12 @@ fn expand_quoting(
     Ok(out)
 }
 
+/// How deep `${...}` may nest in defaults (each level is a recursion).
+const NESTING_MAX: usize = 32;
+
 /// The index of the `}` closing a `${` whose body starts `body`: nested
 /// `${...}` in a default (`${A:-${B:-c}}`) and `\}` are skipped.
-fn matching_brace(body: &[char]) -> Option<usize> {
+fn matching_brace(body: &[char]) -> Result<Option<usize>, String> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < body.len() {
@@ -74,15 +78,18 @@ fn matching_brace(body: &[char]) -> Option<usize> {
             '\\' => i += 1,
             '$' if body.get(i + 1) == Some(&'{') => {
                 depth += 1;
+                if depth > NESTING_MAX {
+                    return Err(format!("variables nested more than {NESTING_MAX} deep"));
+                }
                 i += 1;
             }
-            '}' if depth == 0 => return Some(i),
+            '}' if depth == 0 => return Ok(Some(i)),
             '}' => depth -= 1,
             _ => {}
         }
         i += 1;
     }
-    None
+    Ok(None)
 }
 
 fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
@@ -127,8 +134,78 @@ fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String,
                 return Err(format!("{name}: {msg}"));
             }
         },
+        // `${A#p}`/`${A##p}` and `${A%p}`/`${A%%p}`: the shortest/longest
+        // prefix or suffix matching the shell pattern `p` removed.
+        _ if op.starts_with('#') || op.starts_with('%') => {
+            let v: Vec<char> = val.cloned().unwrap_or_default().chars().collect();
+            let longest = op[1..].starts_with(&op[..1]);
+            let pat = word(&op[if longest { 2 } else { 1 }..])?;
+            let mut tokens = pattern_tokens(&pat);
+            // Matching costs pattern × value steps: bounded for hostile input.
+            if tokens.len().saturating_mul(v.len() + 1) > PATTERN_WORK_MAX {
+                return Err(format!(
+                    "${{{name}{}}}: value or pattern too long to match",
+                    &op[..1]
+                ));
+            }
+            if op.starts_with('#') {
+                let ends = matching_prefixes(&tokens, &v);
+                let cut = if longest { ends.last() } else { ends.first() };
+                v[cut.copied().unwrap_or(0)..].iter().collect()
+            } else {
+                tokens.reverse();
+                let rev: Vec<char> = v.iter().rev().copied().collect();
+                let ends = matching_prefixes(&tokens, &rev);
+                let cut = if longest { ends.last() } else { ends.first() };
+                v[..v.len() - cut.copied().unwrap_or(0)].iter().collect()
+            }
+        }
         _ => return Err(format!("unsupported substitution: ${{{inner}}}")),
     })
+}
+
+/// Most pattern × value steps one `${A#p}`/`${A%p}` may take.
+const PATTERN_WORK_MAX: usize = 1 << 24;
+
+/// One element of a shell pattern: `*`, `?` or a character (`\\x` is `x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Star,
+    Any,
+    Char(char),
+}
+
+fn pattern_tokens(p: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut it = p.chars();
+    while let Some(c) = it.next() {
+        out.push(match c {
+            '*' => Token::Star,
+            '?' => Token::Any,
+            '\\' => Token::Char(it.next().unwrap_or('\\')),
+            c => Token::Char(c),
+        });
+    }
+    out
+}
+
+/// The lengths of the prefixes of `s` that `pattern` matches, ascending;
+/// one pass over `s` per token (no backtracking, so no blow-up).
+fn matching_prefixes(pattern: &[Token], s: &[char]) -> Vec<usize> {
+    // row[j]: the tokens so far match s[..j].
+    let mut row: Vec<bool> = (0..=s.len()).map(|j| j == 0).collect();
+    for t in pattern {
+        let mut next = vec![false; s.len() + 1];
+        for j in 0..=s.len() {
+            next[j] = match t {
+                Token::Star => row[j] || (j > 0 && next[j - 1]),
+                Token::Any => j > 0 && row[j - 1],
+                Token::Char(c) => j > 0 && row[j - 1] && s[j - 1] == *c,
+            };
+        }
+        row = next;
+    }
+    (0..=s.len()).filter(|&j| row[j]).collect()
 }
 
 /// Splits on unquoted whitespace, removing quotes and backslash escapes.
@@ -237,9 +314,37 @@ mod tests {
         );
         assert_eq!(expand("${N:-a\\}b}", &v).unwrap(), "a\\}b");
         assert!(expand("${N:-${E}", &v).is_err());
+        let deep = format!("{}x{}", "${N:-".repeat(100_000), "}".repeat(100_000));
+        assert!(expand(&deep, &v).unwrap_err().contains("nested more than"));
         assert_eq!(expand("${A:?need A}${E?x}", &v).unwrap(), "1");
         assert_eq!(expand("${N:?need N}", &v).unwrap_err(), "N: need N");
         assert_eq!(expand("${E:?}", &v).unwrap_err(), "E: is not set");
+    }
+
+    #[test]
+    fn prefix_and_suffix_removal() {
+        let v: BTreeMap<String, String> = [("P", "a/b/c.tar.gz"), ("S", "*x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            expand("${P#*/}|${P##*/}", &v).unwrap(),
+            "b/c.tar.gz|c.tar.gz"
+        );
+        assert_eq!(expand("${P%.*}|${P%%.*}", &v).unwrap(), "a/b/c.tar|a/b/c");
+        assert_eq!(
+            expand("${P#x}|${P%?x}|${P%?z}|${N#a}", &v).unwrap(),
+            "a/b/c.tar.gz|a/b/c.tar.gz|a/b/c.tar.|"
+        );
+        assert_eq!(expand("${P%.t?r.gz}|${S#\\*}", &v).unwrap(), "a/b/c|x");
+        assert!(expand("${P/a/b}", &v).is_err());
+        let big: BTreeMap<String, String> = [("B".to_string(), "x".repeat(1 << 20))].into();
+        let pat = "*".repeat(64);
+        assert!(
+            expand(&format!("${{B#{pat}}}"), &big)
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]
