@@ -470,11 +470,15 @@ fn usage_errors_are_clear() {
         ctx.path(),
         &[(
             "Dockerfile",
-            &format!("FROM {base}\nRUN <<EOF\necho\nEOF\n"),
+            // Heredocs are supported; one never terminated is refused.
+            &format!("FROM {base}\nRUN <<EOF\necho\nEOFX\n"),
         )],
     );
     let t = text(kmigrate_build(state.path(), &[c]));
-    assert!(t.contains("Dockerfile:2") && t.contains("heredoc"), "{t}");
+    assert!(
+        t.contains("Dockerfile:2") && t.contains("heredoc <<EOF is not terminated"),
+        "{t}"
+    );
     std::fs::write(
         ctx.path().join("a.tar.xz"),
         [0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2],

@@ -11,6 +11,7 @@ use super::dockerfile::{Args, Keyword};
 use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
+use super::ignore::IgnoreRules;
 use super::words;
 
 /// Where sources come from.
@@ -31,6 +32,10 @@ pub struct CopyPlan {
     pub chown: Option<String>,
     pub chmod: Option<u32>,
     pub is_add: bool,
+    /// Here-document sources (`COPY <<EOF /dest`): file name and content.
+    pub inline: Vec<(String, String)>,
+    /// `--exclude` patterns, as `.dockerignore` lines relative to each source.
+    pub exclude: Option<IgnoreRules>,
 }
 
 impl Engine<'_> {
@@ -45,10 +50,8 @@ impl Engine<'_> {
         let (ctx, names, si) = (step.scope.ctx, step.scope.names, step.si);
         let err = |m: String| -> BuildError { step.err(m) };
         let is_add = ins.keyword == Keyword::Add;
-        for (f, _) in &ins.flags {
-            if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") {
-                return Err(err(format!("unknown flag for {}: --{f}", ins.keyword)));
-            }
+        if let Some(p) = super::validate::problems(ins).first() {
+            return Err(p.at(df, ins));
         }
         let mut items: Vec<String> = match &ins.args {
             Args::Json(v) => v
@@ -65,6 +68,7 @@ impl Engine<'_> {
             )));
         }
         let dest_raw = items.pop().unwrap_or_default();
+        let inline = heredoc_sources(step, &mut items)?;
         let wd = st
             .config
             .config
@@ -81,19 +85,15 @@ impl Engine<'_> {
         {
             dest.push('/');
         }
-        for s in &items {
-            if s.contains("://") || s.starts_with("git@") {
-                return Err(Box::new(df.error_help(
-                    ins,
-                    format!("{} of the remote source {s:?} is not supported: the embedded builder works offline", ins.keyword),
-                    "download the file into the build context and COPY it",
-                ))
-                .into());
-            }
+        // After expansion a variable may have made a source remote.
+        if let Some(s) = items.iter().find(|s| super::validate::is_remote(s)) {
+            return Err(super::validate::remote_source(ins.keyword, s).at(df, ins));
         }
+        // `--chown=$APP_UID` and `--chmod=${MODE}` take the step's variables.
+        let chown = expanded_flag(step, "chown")?;
         let chmod =
-            match ins.flag("chmod") {
-                Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+            match expanded_flag(step, "chmod")? {
+                Some(m) => Some(u32::from_str_radix(&m, 8).map_err(|_| {
                     err(format!("invalid --chmod {m:?}: use an octal mode like 755"))
                 })?),
                 None => None,
@@ -115,18 +115,24 @@ impl Engine<'_> {
                 }
             }
         };
-        let extras = match &from {
+        let exclude = exclude_rules(step)?;
+        let excluded = |rel: &str| exclude.as_ref().is_some_and(|r| r.excluded(rel));
+        let mut extras = match &from {
             From::Context => {
                 let mut parts = Vec::new();
                 for p in &items {
                     let srcs = ctx.resolve(p).map_err(err)?;
                     for s in srcs {
+                        if excluded(s.rel.rsplit('/').next().unwrap_or_default()) {
+                            continue;
+                        }
                         let mut entries = vec![(s.path.clone(), s.rel.clone())];
                         if s.path.is_dir() {
                             entries.extend(
                                 ctx.walk(&s)
                                     .map_err(err)?
                                     .into_iter()
+                                    .filter(|(_, r)| !excluded(r))
                                     .map(|(p, r)| (p, format!("{}/{r}", s.rel))),
                             );
                         }
@@ -147,14 +153,36 @@ impl Engine<'_> {
                 format!("image:{}|{}", img.key, items.join("|"))
             }
         };
+        // Heredoc contents after expansion (the text has them as written).
+        for (name, content) in &inline {
+            extras.push_str(&format!(
+                "|heredoc:{name}\0{}",
+                super::digest::sha256_hex(content.as_bytes())
+            ));
+        }
+        // The values a variable gave the flags belong in the key; a flag
+        // written without variables is in the step text already, so keys of
+        // such steps stay as they were.
+        for (name, value) in [
+            ("chown", &chown),
+            ("chmod", &chmod.map(|m| format!("{m:o}"))),
+        ] {
+            if let (Some(v), Some(raw)) = (value, ins.flag(name))
+                && raw.contains('$')
+            {
+                extras.push_str(&format!("|{name}={v}"));
+            }
+        }
         Ok(CopyPlan {
             key_extras: extras,
             from,
             patterns: items,
             dest,
-            chown: ins.flag("chown").map(String::from),
+            chown,
             chmod,
             is_add,
+            inline,
+            exclude,
         })
     }
 
@@ -214,6 +242,22 @@ impl Engine<'_> {
                         sources.push((path, name, entries));
                     }
                 }
+            }
+        }
+        if let Some(rules) = &plan.exclude {
+            apply_exclude(rules, &mut sources);
+        }
+        if !plan.inline.is_empty() {
+            let dir = self.store.temp_dir("heredoc").map_err(io_err("work dir"))?;
+            self.work_dirs.push(dir.clone());
+            for (i, (name, content)) in plan.inline.iter().enumerate() {
+                // One directory per heredoc: two may share a name.
+                let path = dir.join(i.to_string()).join("f");
+                fs::create_dir_all(dir.join(i.to_string())).map_err(io_err(dir.display()))?;
+                fs::write(&path, content).map_err(io_err(path.display()))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+                    .map_err(io_err(path.display()))?;
+                sources.push((path, name.clone(), vec![]));
             }
         }
         let (uid, gid) = match &plan.chown {
@@ -475,6 +519,67 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
         let _ = f.set_times(fs::FileTimes::new().set_modified(t));
     }
     Ok(())
+}
+
+/// Takes the here-document sources (`<<EOF`, in the order the heredocs
+/// were written) out of `items`: their names and contents, expanded unless
+/// the delimiter was quoted.
+fn heredoc_sources(step: &Step, items: &mut Vec<String>) -> R<Vec<(String, String)>> {
+    let mut docs = step.ins.heredocs.iter();
+    let mut inline = Vec::new();
+    let mut err = None;
+    items.retain(|item| {
+        let Some((name, _, _)) = super::dockerfile::heredoc_word(item) else {
+            return true;
+        };
+        let Some(h) = docs.next().filter(|h| h.name == name) else {
+            return true;
+        };
+        let content = if h.expand {
+            match words::expand_heredoc(&h.content(), &step.vars) {
+                Ok(c) => c,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    String::new()
+                }
+            }
+        } else {
+            h.content()
+        };
+        inline.push((h.name.clone(), content));
+        false
+    });
+    match err {
+        Some(e) => Err(step.err(e)),
+        None => Ok(inline),
+    }
+}
+
+/// The `--exclude` patterns of the step (variables expanded), if any.
+fn exclude_rules(step: &Step) -> R<Option<IgnoreRules>> {
+    let patterns: Vec<String> = step
+        .ins
+        .flags
+        .iter()
+        .filter(|(n, _)| n == "exclude")
+        .map(|(_, v)| step.expand(v.as_deref().unwrap_or_default()))
+        .collect::<R<_>>()?;
+    Ok((!patterns.is_empty()).then(|| IgnoreRules::parse(&patterns.join("\n"))))
+}
+
+/// `--exclude`: drops the sources whose name matches, and the entries of a
+/// directory source that match relative to it (a matching directory takes
+/// what is below it along).
+fn apply_exclude(rules: &IgnoreRules, sources: &mut Vec<CopySource>) {
+    sources.retain(|(_, name, _)| !rules.excluded(name));
+    for (_, _, entries) in sources.iter_mut() {
+        entries.retain(|(_, rel)| !rules.excluded(rel));
+    }
+}
+
+/// The value of COPY/ADD flag `--name` with the step's variables expanded.
+fn expanded_flag(step: &Step, name: &str) -> R<Option<String>> {
+    step.ins.flag(name).map(|v| step.expand(v)).transpose()
 }
 
 #[cfg(test)]

@@ -23,6 +23,97 @@ pub struct Instruction {
     pub args: Args,
     /// The instruction text after the keyword and flags, continuations joined.
     pub rest: String,
+    /// The here-documents of a RUN/COPY/ADD (`<<EOF` ... `EOF`), in order.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// One here-document: `<<NAME` (or `<<-NAME`, `<<"NAME"`) in the
+/// instruction, its body on the following lines up to a line `NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word, quotes removed (also COPY's file name).
+    pub name: String,
+    /// The body as written, each line with its `\n`.
+    pub body: String,
+    /// `<<-`: leading tabs are stripped from the body lines.
+    pub strip_tabs: bool,
+    /// Unquoted delimiter: variables in the body are expanded.
+    pub expand: bool,
+}
+
+impl Heredoc {
+    /// The body as the instruction uses it (leading tabs gone for `<<-`).
+    pub fn content(&self) -> String {
+        if !self.strip_tabs {
+            return self.body.clone();
+        }
+        self.body
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
+    }
+}
+
+/// Most here-documents one instruction may have.
+const HEREDOCS_MAX: usize = 64;
+
+/// The here-document named by `word` (`<<EOF`, `<<-EOF`, `<<'EOF'`,
+/// `<<"EOF"`): its name, whether `<<-`, and whether the name was unquoted.
+pub fn heredoc_word(word: &str) -> Option<(String, bool, bool)> {
+    let w = word.strip_prefix("<<")?;
+    let (strip_tabs, w) = match w.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, w),
+    };
+    let (name, quoted) = match w.chars().next() {
+        Some(q @ ('"' | '\'')) => (w.strip_prefix(q)?.strip_suffix(q)?, true),
+        _ => (w, false),
+    };
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| !c.is_whitespace() && !"'\"<>;&|()$`\\".contains(c));
+    ok.then(|| (name.to_string(), strip_tabs, !quoted))
+}
+
+/// The here-document words of a shell-form `rest`, outside quotes.
+fn heredoc_words(rest: &str) -> Vec<(String, bool, bool)> {
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut word = String::new();
+    let mut chars = rest.chars().chain(std::iter::once(' '));
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(h) = heredoc_word(&word) {
+                    out.push(h);
+                }
+                word.clear();
+            }
+            (None, '\\') => {
+                word.push(c);
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            (None, '"' | '\'') => {
+                // Quotes in a `<<"EOF"` word are the delimiter's.
+                if !word.starts_with("<<") {
+                    quote = Some(c);
+                }
+                word.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                word.push(c);
+            }
+            _ => word.push(c),
+        }
+    }
+    out
 }
 
 /// The instructions the builder knows, decided once by the parser so the
@@ -175,7 +266,27 @@ impl Instruction {
                 s.push_str(&serde_json::to_string(v).unwrap_or_default());
             }
         }
-        s
+        self.with_heredocs(s)
+    }
+
+    /// `head` followed by each heredoc's body and delimiter line, as the
+    /// instruction was written (a shell reads the heredocs from this).
+    pub fn with_heredocs(&self, mut head: String) -> String {
+        for h in &self.heredocs {
+            head.push('\n');
+            head.push_str(&h.body);
+            head.push_str(&h.name);
+        }
+        head
+    }
+
+    /// The heredoc a RUN consists of alone (`RUN <<EOF`), whose body is the
+    /// script to run.
+    pub fn heredoc_script(&self) -> Option<&Heredoc> {
+        match self.heredocs.as_slice() {
+            [h] if heredoc_word(self.rest.trim()).is_some() => Some(h),
+            _ => None,
+        }
     }
 }
 
@@ -218,6 +329,41 @@ impl Dockerfile {
         help: impl Into<String>,
     ) -> DockerfileError {
         self.error_span(ins.line, ins.span, message.into(), Some(help.into()))
+    }
+
+    /// One error for `errors`: a single one as it is; several listed in
+    /// file order, each with its line, pointing at the first.
+    pub fn error_list(&self, mut errors: Vec<DockerfileError>) -> Option<DockerfileError> {
+        errors.sort_by_key(|e| e.line);
+        if errors.len() <= 1 {
+            return errors.pop();
+        }
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let help = e
+                    .help
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                format!("  {}:{}: {}{help}", e.file, e.line, e.message)
+            })
+            .collect();
+        let first = &errors[0];
+        Some(DockerfileError {
+            file: first.file.clone(),
+            line: first.line,
+            message: format!(
+                "{} problems in this Dockerfile (nothing was run):\n{}",
+                errors.len(),
+                list.join("\n")
+            ),
+            src: NamedSource::new(&self.name, self.source.clone()),
+            span: first.span,
+            help: Some(
+                "fix or remove each listed line, or build this Dockerfile with BuildKit".into(),
+            ),
+        })
     }
 
     fn error_span(
@@ -290,6 +436,7 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
         i += 1;
     }
 
+    let mut errors: Vec<DockerfileError> = Vec::new();
     while i < lines.len() {
         let (start, text) = lines[i];
         let trimmed = text.trim_start();
@@ -334,7 +481,9 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
         };
         let mk_err = |msg: String, help: Option<String>| df.error_span(first_line, span, msg, help);
         let Some(keyword) = Keyword::parse(kw) else {
-            return Err(mk_err(format!("unknown instruction: {kw}"), None));
+            // Keep going: every unknown instruction is listed at once.
+            errors.push(mk_err(format!("unknown instruction: {kw}"), None));
+            continue;
         };
         // Flags.
         let mut flags = Vec::new();
@@ -353,25 +502,47 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
                 rest = after;
             }
         }
-        // Heredocs are not supported.
-        if keyword.makes_layer()
-            && let Some(p) = rest.find("<<")
-        {
-            let after = rest[p + 2..]
-                .trim_start_matches('-')
-                .trim_start_matches(['"', '\'']);
-            if after
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && !rest.trim_start().starts_with('[')
-            {
+        // Here-documents: their bodies follow the instruction's last line.
+        let mut heredocs = Vec::new();
+        if keyword.makes_layer() && !rest.starts_with('[') {
+            let words = heredoc_words(rest);
+            if words.len() > HEREDOCS_MAX {
                 return Err(mk_err(
-                    format!("{keyword} with a heredoc is not supported by the embedded builder"),
-                    Some("write the script to a file in the context and COPY/RUN it".into()),
+                    format!("more than {HEREDOCS_MAX} heredocs in one instruction"),
+                    None,
                 ));
             }
+            for (name, strip_tabs, expand) in words {
+                let mut body = String::new();
+                loop {
+                    let Some((s, t)) = lines.get(i) else {
+                        return Err(mk_err(
+                            format!("heredoc <<{name} is not terminated: no line {name} ends it"),
+                            Some(format!("end the heredoc with a line holding only {name}")),
+                        ));
+                    };
+                    i += 1;
+                    end = s + t.len();
+                    let candidate = if strip_tabs {
+                        t.trim_start_matches('\t')
+                    } else {
+                        t
+                    };
+                    if candidate == name {
+                        break;
+                    }
+                    body.push_str(t);
+                    body.push('\n');
+                }
+                heredocs.push(Heredoc {
+                    name,
+                    body,
+                    strip_tabs,
+                    expand,
+                });
+            }
         }
+        let span = (start, end - start);
         let args = if keyword.takes_json() && rest.starts_with('[') {
             match serde_json::from_str::<Vec<String>>(rest) {
                 Ok(v) => Args::Json(v),
@@ -387,9 +558,13 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
             flags,
             args,
             rest: rest.to_string(),
+            heredocs,
         });
     }
-    Ok(df)
+    match df.error_list(errors) {
+        Some(e) => Err(e),
+        None => Ok(df),
+    }
 }
 
 fn unquote(v: &str) -> String {
@@ -461,12 +636,73 @@ mod tests {
     }
 
     #[test]
-    fn heredoc_is_refused_with_line() {
-        let err = parse("D", "FROM scratch\nRUN <<EOF\necho\nEOF\n").unwrap_err();
+    fn every_unknown_instruction_is_listed() {
+        let err = parse("Dockerfile", "FROM scratch\nFORM x\nRUN true\nCOYP a b\n").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.message.contains("heredoc"));
-        // A shift inside quotes in an exec form is not a heredoc.
-        assert!(parse("D", "FROM scratch\nRUN [\"sh\",\"-c\",\"cat <<EOF\"]\n").is_ok());
+        let e = err.to_string();
+        assert!(e.starts_with("Dockerfile:2: 2 problems"), "{e}");
+        let (two, four) = (
+            e.find("Dockerfile:2: unknown instruction: FORM").unwrap(),
+            e.find("Dockerfile:4: unknown instruction: COYP").unwrap(),
+        );
+        assert!(two < four, "{e}");
+    }
+
+    #[test]
+    fn heredocs_are_read_with_their_bodies() {
+        let df = parse(
+            "D",
+            "FROM scratch\nRUN <<EOF\necho $A\n# not a comment\nEOF\nRUN <<-'X' cat >f && cat <<\"Y\"\n\tone\n\tX\ntwo\nY\nCOPY <<a.txt /a\nhi\na.txt\nENV B=1\n",
+        )
+        .unwrap();
+        let k: Vec<_> = df.instructions.iter().map(|i| i.keyword.as_str()).collect();
+        assert_eq!(k, ["FROM", "RUN", "RUN", "COPY", "ENV"]);
+        let h = &df.instructions[1].heredocs;
+        assert_eq!(h.len(), 1);
+        assert_eq!(
+            (h[0].name.as_str(), h[0].body.as_str()),
+            ("EOF", "echo $A\n# not a comment\n")
+        );
+        assert!(h[0].expand && !h[0].strip_tabs);
+        let h = &df.instructions[2].heredocs;
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            (h[0].name.as_str(), h[0].content()),
+            ("X", "one\n".to_string())
+        );
+        assert!(h[0].strip_tabs && !h[0].expand);
+        assert_eq!((h[1].name.as_str(), h[1].body.as_str()), ("Y", "two\n"));
+        assert!(!h[1].expand);
+        assert_eq!(df.instructions[3].heredocs[0].body, "hi\n");
+        assert_eq!(df.instructions[4].line, 14);
+        // The text (history, cache key) carries the bodies.
+        assert_eq!(
+            df.instructions[1].text(),
+            "RUN <<EOF\necho $A\n# not a comment\nEOF"
+        );
+        // A shift inside quotes, in an exec form or inside a word is not a heredoc.
+        for src in [
+            "FROM scratch\nRUN [\"sh\",\"-c\",\"cat <<EOF\"]\n",
+            "FROM scratch\nRUN echo '<<EOF' \"<<EOF\" $((1<<2)) x<<EOF\n",
+            "FROM scratch\nENV A=<<EOF\n",
+        ] {
+            let df = parse("D", src).unwrap();
+            assert!(
+                df.instructions.iter().all(|i| i.heredocs.is_empty()),
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn unterminated_heredoc_names_the_line() {
+        let err = parse("D", "FROM scratch\nRUN <<EOF\necho\nEOFX\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(
+            err.message.contains("heredoc <<EOF is not terminated"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

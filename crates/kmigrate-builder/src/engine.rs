@@ -152,7 +152,15 @@ impl<'a> Engine<'a> {
                 })?,
             None => stages.len() - 1,
         };
-        let needed = needed_stages(&stages, target, &globals);
+        let needed = needed_stages(&stages, target, &globals, &build_args);
+        // Refusals come before any pull or RUN, all of them at once.
+        super::validate::check(
+            &df,
+            stages
+                .iter()
+                .filter(|s| needed[s.index])
+                .flat_map(|s| std::iter::once(&s.from).chain(&s.body)),
+        )?;
         let names = stages_names(&stages);
         let scope = Scope {
             df: &df,
@@ -452,7 +460,12 @@ impl<'a> Engine<'a> {
         let text = self.apply_metadata(&step, run)?;
         self.step_no += 1;
         let n = self.step_no;
-        let title = format!("[{} {pos}/{}] {}", run.st.name, run.total, text);
+        let title = format!(
+            "[{} {pos}/{}] {}",
+            run.st.name,
+            run.total,
+            one_line_title(&text)
+        );
         if !ins.keyword.makes_layer() {
             self.line_step(n, &title);
             let st = &mut run.st;
@@ -823,7 +836,12 @@ pub(crate) fn find_stage(names: &[Option<String>], name: &str, before: usize) ->
 
 /// Which stages the target needs: its base stages and the stages its
 /// COPY/ADD `--from` name, transitively.
-fn needed_stages(stages: &[Stage], target: usize, globals: &BTreeMap<String, String>) -> Vec<bool> {
+fn needed_stages(
+    stages: &[Stage],
+    target: usize,
+    globals: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<bool> {
     let names = stages_names(stages);
     let mut needed = vec![false; stages.len()];
     let mut todo = vec![target];
@@ -837,13 +855,39 @@ fn needed_stages(stages: &[Stage], target: usize, globals: &BTreeMap<String, Str
         if let Some(j) = find_stage(&names, &from, i) {
             todo.push(j);
         }
+        // `--from` expands as the step will: globals, then the stage's
+        // ARGs and ENVs so far.
+        let mut vars = globals.clone();
         for ins in &stages[i].body {
-            if let Some(f) = ins.flag("from")
-                && matches!(ins.keyword, Keyword::Copy | Keyword::Add)
-                && let Some(j) =
-                    find_stage(&names, &words::expand(f, globals).unwrap_or_default(), i)
-            {
-                todo.push(j);
+            match ins.keyword {
+                Keyword::Arg => {
+                    for w in words::split_words(&ins.rest) {
+                        let (k, default) = match w.split_once('=') {
+                            Some((k, v)) => (k, Some(words::expand(v, &vars).unwrap_or_default())),
+                            None => (w.as_str(), None),
+                        };
+                        let v = build_args
+                            .get(k)
+                            .cloned()
+                            .or(default)
+                            .or_else(|| globals.get(k).cloned())
+                            .unwrap_or_default();
+                        vars.insert(k.to_string(), v);
+                    }
+                }
+                Keyword::Env => {
+                    let text = words::expand(&ins.rest, &vars).unwrap_or_default();
+                    vars.extend(words::parse_pairs(&text).unwrap_or_default());
+                }
+                Keyword::Copy | Keyword::Add => {
+                    if let Some(f) = ins.flag("from")
+                        && let Some(j) =
+                            find_stage(&names, &words::expand(f, &vars).unwrap_or_default(), i)
+                    {
+                        todo.push(j);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -916,23 +960,42 @@ pub(crate) struct LayerJob<'j> {
     pub text: &'j str,
 }
 
+/// A step's text on one line, for its progress title: an instruction with
+/// heredocs shows its first line and the start of the first body, as
+/// BuildKit does (`RUN <<EOF (set -e...)`).
+fn one_line_title(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.next() {
+        None => first.to_string(),
+        Some(body) => {
+            let start: String = body.chars().take(40).collect();
+            format!("{first} ({start}...)")
+        }
+    }
+}
+
 /// RUN's command line; refuses the flags the embedded builder lacks.
 fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
     let ins = step.ins;
-    for f in ["mount", "network", "security"] {
-        if ins.flag(f).is_some() {
-            return Err(Box::new(step.scope.df.error_help(
-                ins,
-                format!("RUN --{f} is not supported by the embedded builder"),
-                "remove the flag or build this Dockerfile with BuildKit",
-            ))
-            .into());
-        }
+    if let Some(p) = super::validate::problems(ins).first() {
+        return Err(p.at(step.scope.df, ins));
     }
-    if let Some((f, _)) = ins.flags.first() {
-        return Err(step.err(format!("unknown flag for RUN: --{f}")));
+    Ok(instructions::as_cmd(cfg, &run_args(ins)))
+}
+
+/// What RUN runs. With here-documents as BuildKit does it: a RUN that is
+/// only `<<EOF` runs the body as the shell's script; otherwise the shell gets
+/// the command line with the bodies and delimiters after it, and reads the
+/// heredocs itself (quoted delimiters then keep `$` literal, `<<-` strips tabs).
+fn run_args(ins: &Instruction) -> dockerfile::Args {
+    if ins.heredocs.is_empty() {
+        return ins.args.clone();
     }
-    Ok(instructions::as_cmd(cfg, &ins.args))
+    match ins.heredoc_script() {
+        Some(h) => dockerfile::Args::Shell(h.content()),
+        None => dockerfile::Args::Shell(ins.with_heredocs(ins.rest.clone())),
+    }
 }
 
 /// What a RUN's cache key covers besides its text: its environment, user,
@@ -953,4 +1016,18 @@ fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
 pub(crate) enum Action {
     Run(Vec<String>),
     Copy(super::copy::CopyPlan),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line_title;
+
+    #[test]
+    fn heredoc_titles_fit_on_one_line() {
+        assert_eq!(one_line_title("RUN echo a"), "RUN echo a");
+        assert_eq!(
+            one_line_title("RUN <<EOF\nset -e\necho\nEOF"),
+            "RUN <<EOF (set -e...)"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use super::words;
 
 /// ENV: sets the pairs; the text shows them expanded.
 pub(crate) fn env(step: &Step, cfg: &mut RunConfig) -> R<String> {
-    let pairs = words::parse_pairs(&step.expand(&step.ins.rest)?, true).map_err(|e| step.err(e))?;
+    let pairs = words::parse_pairs(&step.expand(&step.ins.rest)?).map_err(|e| step.err(e))?;
     for (k, v) in &pairs {
         cfg.env_set(k, v);
     }
@@ -26,10 +26,9 @@ pub(crate) fn env(step: &Step, cfg: &mut RunConfig) -> R<String> {
     ))
 }
 
+/// LABEL: `k=v` pairs, or the legacy `LABEL key value` form.
 pub(crate) fn label(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    for (k, v) in
-        words::parse_pairs(&step.expand(&step.ins.rest)?, false).map_err(|e| step.err(e))?
-    {
+    for (k, v) in words::parse_pairs(&step.expand(&step.ins.rest)?).map_err(|e| step.err(e))? {
         cfg.labels.insert(k, v);
     }
     Ok(None)

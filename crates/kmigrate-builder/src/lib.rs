@@ -9,7 +9,8 @@
 //! [`cache`] holds the key scheme and cache records, `cache_io` moves them
 //! to and from registries and directories; [`image`] is the OCI data model,
 //! [`registry`] the distribution client, [`store`] the local content store,
-//! `output` writes images out; [`api`] holds the public types.
+//! `output` writes images out; [`api`] holds the public types; `validate`
+//! checks every instruction a build needs before any step runs.
 //!
 //! Every `unsafe` block of the builder (`fork`, `pre_exec` and the syscalls
 //! nix has no wrapper for, in [`sandbox`] and `tmp_session`) says why it is
@@ -39,6 +40,7 @@ pub mod snapshot;
 pub mod store;
 mod tmp_session;
 pub mod user;
+mod validate;
 pub mod words;
 
 use std::collections::HashMap;

@@ -1,4 +1,5 @@
-//! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`) and
+//! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`,
+//! `${V:?m}`, `${V#p}`, `${V%p}`, nested in defaults) and
 //! quote-aware word splitting, as Docker applies them to FROM, COPY, ENV, ...
 
 use std::collections::BTreeMap;
@@ -6,13 +7,27 @@ use std::collections::BTreeMap;
 /// Expands variables from `vars`; unknown ones become empty as in Docker.
 /// Quotes are kept (word splitting removes them later); `\$` is a literal `$`.
 pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    expand_quoting(s, vars, true)
+}
+
+/// Expands the body of an unquoted here-document: as in a shell heredoc,
+/// single quotes are plain characters there, not quoting.
+pub fn expand_heredoc(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    expand_quoting(s, vars, false)
+}
+
+fn expand_quoting(
+    s: &str,
+    vars: &BTreeMap<String, String>,
+    single_quotes: bool,
+) -> Result<String, String> {
     let c: Vec<char> = s.chars().collect();
     let mut out = String::new();
     let mut i = 0;
     let mut in_single = false;
     while i < c.len() {
         let ch = c[i];
-        if ch == '\'' {
+        if ch == '\'' && single_quotes {
             in_single = !in_single;
             out.push(ch);
             i += 1;
@@ -29,10 +44,8 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String
             continue;
         }
         if c[i + 1] == '{' {
-            let close = c[i + 2..]
-                .iter()
-                .position(|&x| x == '}')
-                .ok_or_else(|| format!("missing '}}' in {s:?}"))?;
+            let close =
+                matching_brace(&c[i + 2..])?.ok_or_else(|| format!("missing '}}' in {s:?}"))?;
             let inner: String = c[i + 2..i + 2 + close].iter().collect();
             out.push_str(&expand_braced(&inner, vars)?);
             i += close + 3;
@@ -50,6 +63,33 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String
         }
     }
     Ok(out)
+}
+
+/// How deep `${...}` may nest in defaults (each level is a recursion).
+const NESTING_MAX: usize = 32;
+
+/// The index of the `}` closing a `${` whose body starts `body`: nested
+/// `${...}` in a default (`${A:-${B:-c}}`) and `\}` are skipped.
+fn matching_brace(body: &[char]) -> Result<Option<usize>, String> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            '\\' => i += 1,
+            '$' if body.get(i + 1) == Some(&'{') => {
+                depth += 1;
+                if depth > NESTING_MAX {
+                    return Err(format!("variables nested more than {NESTING_MAX} deep"));
+                }
+                i += 1;
+            }
+            '}' if depth == 0 => return Ok(Some(i)),
+            '}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(None)
 }
 
 fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
@@ -81,8 +121,91 @@ fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String,
             Some(_) => word(&op[1..])?,
             None => String::new(),
         },
+        // `${A:?message}` / `${A?message}`: a required variable.
+        _ if op.starts_with(":?") || op.starts_with('?') => match val {
+            Some(v) if !v.is_empty() || !op.starts_with(':') => v.clone(),
+            _ => {
+                let msg = word(op.trim_start_matches(':').trim_start_matches('?'))?;
+                let msg = if msg.is_empty() {
+                    "is not set".to_string()
+                } else {
+                    msg
+                };
+                return Err(format!("{name}: {msg}"));
+            }
+        },
+        // `${A#p}`/`${A##p}` and `${A%p}`/`${A%%p}`: the shortest/longest
+        // prefix or suffix matching the shell pattern `p` removed.
+        _ if op.starts_with('#') || op.starts_with('%') => {
+            let v: Vec<char> = val.cloned().unwrap_or_default().chars().collect();
+            let longest = op[1..].starts_with(&op[..1]);
+            let pat = word(&op[if longest { 2 } else { 1 }..])?;
+            let mut tokens = pattern_tokens(&pat);
+            // Matching costs pattern × value steps: bounded for hostile input.
+            if tokens.len().saturating_mul(v.len() + 1) > PATTERN_WORK_MAX {
+                return Err(format!(
+                    "${{{name}{}}}: value or pattern too long to match",
+                    &op[..1]
+                ));
+            }
+            if op.starts_with('#') {
+                let ends = matching_prefixes(&tokens, &v);
+                let cut = if longest { ends.last() } else { ends.first() };
+                v[cut.copied().unwrap_or(0)..].iter().collect()
+            } else {
+                tokens.reverse();
+                let rev: Vec<char> = v.iter().rev().copied().collect();
+                let ends = matching_prefixes(&tokens, &rev);
+                let cut = if longest { ends.last() } else { ends.first() };
+                v[..v.len() - cut.copied().unwrap_or(0)].iter().collect()
+            }
+        }
         _ => return Err(format!("unsupported substitution: ${{{inner}}}")),
     })
+}
+
+/// Most pattern × value steps one `${A#p}`/`${A%p}` may take.
+const PATTERN_WORK_MAX: usize = 1 << 24;
+
+/// One element of a shell pattern: `*`, `?` or a character (`\\x` is `x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Star,
+    Any,
+    Char(char),
+}
+
+fn pattern_tokens(p: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut it = p.chars();
+    while let Some(c) = it.next() {
+        out.push(match c {
+            '*' => Token::Star,
+            '?' => Token::Any,
+            '\\' => Token::Char(it.next().unwrap_or('\\')),
+            c => Token::Char(c),
+        });
+    }
+    out
+}
+
+/// The lengths of the prefixes of `s` that `pattern` matches, ascending;
+/// one pass over `s` per token (no backtracking, so no blow-up).
+fn matching_prefixes(pattern: &[Token], s: &[char]) -> Vec<usize> {
+    // row[j]: the tokens so far match s[..j].
+    let mut row: Vec<bool> = (0..=s.len()).map(|j| j == 0).collect();
+    for t in pattern {
+        let mut next = vec![false; s.len() + 1];
+        for j in 0..=s.len() {
+            next[j] = match t {
+                Token::Star => row[j] || (j > 0 && next[j - 1]),
+                Token::Any => j > 0 && row[j - 1],
+                Token::Char(c) => j > 0 && row[j - 1] && s[j - 1] == *c,
+            };
+        }
+        row = next;
+    }
+    (0..=s.len()).filter(|&j| row[j]).collect()
 }
 
 /// Splits on unquoted whitespace, removing quotes and backslash escapes.
@@ -124,11 +247,12 @@ pub fn split_words(s: &str) -> Vec<String> {
     words
 }
 
-/// Parses `ENV`/`LABEL`/`ARG`-style `K=V K2="v 2"` pairs, or the legacy
-/// `K V...` form when `legacy` is allowed and there is no `=` in the first word.
-pub fn parse_pairs(s: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
+/// Parses `ENV`/`LABEL`-style `K=V K2="v 2"` pairs, or the legacy `K V...`
+/// form when the first word has no `=` (as BuildKit reads it, `LABEL k = v`
+/// is that form too: key `k`, value `= v`).
+pub fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let first = s.split_whitespace().next().unwrap_or("");
-    if legacy && !first.contains('=') {
+    if !first.contains('=') {
         let rest = s[s.find(first).unwrap_or(0) + first.len()..].trim();
         if first.is_empty() {
             return Err("missing name".into());
@@ -165,18 +289,78 @@ mod tests {
         assert_eq!(expand("${A:+y}${N:+y}", &v).unwrap(), "y");
         assert_eq!(expand("\\$A '$A'", &v).unwrap(), "$A '$A'");
         assert!(expand("${A", &v).is_err());
+        assert_eq!(
+            expand_heredoc("don't $A '$A'\n", &v).unwrap(),
+            "don't 1 '1'\n"
+        );
+    }
+
+    #[test]
+    fn nested_defaults_and_edge_cases() {
+        let v = vars();
+        assert_eq!(expand("${N:-${E:-c}}", &v).unwrap(), "c");
+        assert_eq!(
+            expand("${N:-${A}docker.io/x:3}", &v).unwrap(),
+            "1docker.io/x:3"
+        );
+        assert_eq!(
+            expand("\"${N:-${M:-${A:+a${A}b}}}\"-$A", &v).unwrap(),
+            "\"a1b\"-1"
+        );
+        assert_eq!(expand("${A:-${N}}", &v).unwrap(), "1");
+        assert_eq!(
+            expand("[${E:-}][${N:-}][${E:+x}][${A:+}][${E+x}]", &v).unwrap(),
+            "[][][][][x]"
+        );
+        assert_eq!(expand("${N:-a\\}b}", &v).unwrap(), "a\\}b");
+        assert!(expand("${N:-${E}", &v).is_err());
+        let deep = format!("{}x{}", "${N:-".repeat(100_000), "}".repeat(100_000));
+        assert!(expand(&deep, &v).unwrap_err().contains("nested more than"));
+        assert_eq!(expand("${A:?need A}${E?x}", &v).unwrap(), "1");
+        assert_eq!(expand("${N:?need N}", &v).unwrap_err(), "N: need N");
+        assert_eq!(expand("${E:?}", &v).unwrap_err(), "E: is not set");
+    }
+
+    #[test]
+    fn prefix_and_suffix_removal() {
+        let v: BTreeMap<String, String> = [("P", "a/b/c.tar.gz"), ("S", "*x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            expand("${P#*/}|${P##*/}", &v).unwrap(),
+            "b/c.tar.gz|c.tar.gz"
+        );
+        assert_eq!(expand("${P%.*}|${P%%.*}", &v).unwrap(), "a/b/c.tar|a/b/c");
+        assert_eq!(
+            expand("${P#x}|${P%?x}|${P%?z}|${N#a}", &v).unwrap(),
+            "a/b/c.tar.gz|a/b/c.tar.gz|a/b/c.tar.|"
+        );
+        assert_eq!(expand("${P%.t?r.gz}|${S#\\*}", &v).unwrap(), "a/b/c|x");
+        assert!(expand("${P/a/b}", &v).is_err());
+        let big: BTreeMap<String, String> = [("B".to_string(), "x".repeat(1 << 20))].into();
+        let pat = "*".repeat(64);
+        assert!(
+            expand(&format!("${{B#{pat}}}"), &big)
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]
     fn words_and_pairs() {
         assert_eq!(split_words(r#"a "b c" 'd e'\ f"#), ["a", "b c", "d e f"]);
         assert_eq!(
-            parse_pairs(r#"A=1 B="two words""#, true).unwrap(),
+            parse_pairs(r#"A=1 B="two words""#).unwrap(),
             [("A".into(), "1".into()), ("B".into(), "two words".into())]
         );
         assert_eq!(
-            parse_pairs("NAME some value", true).unwrap(),
+            parse_pairs("NAME some value").unwrap(),
             [("NAME".into(), "some value".into())]
+        );
+        assert_eq!(
+            parse_pairs(r#"key = "v w""#).unwrap(),
+            [("key".into(), "= v w".into())]
         );
     }
 }

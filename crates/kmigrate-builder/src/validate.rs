@@ -1,0 +1,240 @@
+//! Whole-file validation: every instruction and flag of the stages a build
+//! needs is checked before anything runs, so a refusal on line 40 comes
+//! before a RUN on line 2 spends minutes, and every refusal is listed at once.
+//!
+//! The engine keeps its own checks at each step (they also see values that
+//! only expansion gives); the messages are the same, from [`problems`].
+
+use super::api::BuildError;
+use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
+use super::instructions;
+
+/// One thing the embedded builder cannot build, with what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    fn new(message: String) -> Self {
+        Problem {
+            message,
+            help: None,
+        }
+    }
+
+    fn with_help(message: String, help: &str) -> Self {
+        Problem {
+            message,
+            help: Some(help.into()),
+        }
+    }
+
+    /// This problem as an error pointing at `ins`.
+    pub fn at(&self, df: &Dockerfile, ins: &Instruction) -> BuildError {
+        Box::new(self.error(df, ins)).into()
+    }
+
+    fn error(&self, df: &Dockerfile, ins: &Instruction) -> DockerfileError {
+        match &self.help {
+            Some(h) => df.error_help(ins, &self.message, h),
+            None => df.error_at(ins, &self.message),
+        }
+    }
+}
+
+/// The flags COPY and ADD accept.
+const COPY_FLAGS: [&str; 5] = ["from", "chown", "chmod", "link", "exclude"];
+/// COPY/ADD flags BuildKit has that the embedded builder refuses by name.
+const COPY_REFUSED: [(&str, &str); 3] = [
+    (
+        "parents",
+        "copy each directory to its full destination path explicitly",
+    ),
+    (
+        "keep-git-dir",
+        "clone the repository into the build context and COPY it",
+    ),
+    (
+        "checksum",
+        "download the file into the build context and COPY it",
+    ),
+];
+/// RUN flags BuildKit has that the embedded builder refuses.
+const RUN_REFUSED: [&str; 3] = ["mount", "network", "security"];
+
+/// What is wrong with `ins` as written, before any expansion.
+pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
+    let mut out = Vec::new();
+    match ins.keyword {
+        Keyword::Run => {
+            if ins
+                .heredoc_script()
+                .is_some_and(|h| h.content().starts_with("#!"))
+            {
+                out.push(Problem::with_help(
+                    "RUN of a heredoc script with a #! line is not supported by the embedded builder".into(),
+                    "name the interpreter in the command: RUN python3 <<EOF",
+                ));
+            }
+            for (f, _) in &ins.flags {
+                out.push(if RUN_REFUSED.contains(&f.as_str()) {
+                    Problem::with_help(
+                        format!("RUN --{f} is not supported by the embedded builder"),
+                        "remove the flag or build this Dockerfile with BuildKit",
+                    )
+                } else {
+                    Problem::new(format!("unknown flag for RUN: --{f}"))
+                });
+            }
+        }
+        Keyword::Copy | Keyword::Add => {
+            for (f, _) in &ins.flags {
+                if COPY_FLAGS.contains(&f.as_str()) {
+                    continue;
+                }
+                out.push(match COPY_REFUSED.iter().find(|(n, _)| n == f) {
+                    Some((_, help)) => Problem::with_help(
+                        format!(
+                            "{} --{f} is not supported by the embedded builder",
+                            ins.keyword
+                        ),
+                        help,
+                    ),
+                    None => Problem::new(format!("unknown flag for {}: --{f}", ins.keyword)),
+                });
+            }
+            if let Some(m) = ins.flag("chmod").filter(|m| !m.contains('$'))
+                && u32::from_str_radix(m, 8).is_err()
+            {
+                out.push(Problem::new(format!(
+                    "invalid --chmod {m:?}: use an octal mode like 755"
+                )));
+            }
+            let sources: Vec<String> = match &ins.args {
+                Args::Json(v) => v.clone(),
+                Args::Shell(s) => super::words::split_words(s),
+            };
+            if let Some((_, srcs)) = sources.split_last() {
+                for s in srcs.iter().filter(|s| is_remote(s)) {
+                    out.push(remote_source(ins.keyword, s));
+                }
+            }
+        }
+        Keyword::From => {
+            for (f, _) in ins.flags.iter().filter(|(f, _)| f != "platform") {
+                out.push(Problem::new(format!("unknown flag for FROM: --{f}")));
+            }
+        }
+        Keyword::Shell if !matches!(&ins.args, Args::Json(v) if !v.is_empty()) => {
+            out.push(Problem::new(
+                "SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]".into(),
+            ));
+        }
+        Keyword::Healthcheck => {
+            if let Err(e) = instructions::healthcheck(ins, &[]) {
+                out.push(Problem::new(e));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Whether a COPY/ADD source names something remote (a URL or git remote).
+pub(crate) fn is_remote(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@")
+}
+
+/// The refusal of a remote COPY/ADD source.
+pub(crate) fn remote_source(keyword: Keyword, source: &str) -> Problem {
+    Problem::with_help(
+        format!(
+            "{keyword} of the remote source {source:?} is not supported: the embedded builder works offline"
+        ),
+        "download the file into the build context and COPY it",
+    )
+}
+
+/// Checks every instruction of `instructions` (the stages a build needs);
+/// one problem is returned as it is, several as one error listing each line
+/// in file order (see [`Dockerfile::error_list`]).
+pub(crate) fn check<'a>(
+    df: &Dockerfile,
+    instructions: impl IntoIterator<Item = &'a Instruction>,
+) -> Result<(), BuildError> {
+    let errors: Vec<_> = instructions
+        .into_iter()
+        .flat_map(|ins| problems(ins).into_iter().map(move |p| p.error(df, ins)))
+        .collect();
+    match df.error_list(errors) {
+        Some(e) => Err(Box::new(e).into()),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parse;
+
+    fn messages(src: &str) -> Vec<String> {
+        let df = parse("Dockerfile", src).unwrap();
+        df.instructions
+            .iter()
+            .flat_map(problems)
+            .map(|p| p.message)
+            .collect()
+    }
+
+    #[test]
+    fn refused_flags_are_named() {
+        assert_eq!(
+            messages(
+                "FROM --foo=x scratch\nCOPY --exclude=*.md --parents --bogus a /a\n\
+                 RUN --mount=type=cache,target=/c --net=none true\nADD https://x/y /y\n\
+                 COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link --exclude=x a /a\n\
+                 ADD --checksum=sha256:0 --keep-git-dir a /a\n"
+            ),
+            [
+                "unknown flag for FROM: --foo",
+                "COPY --parents is not supported by the embedded builder",
+                "unknown flag for COPY: --bogus",
+                "RUN --mount is not supported by the embedded builder",
+                "unknown flag for RUN: --net",
+                "ADD of the remote source \"https://x/y\" is not supported: the embedded builder works offline",
+                "invalid --chmod \"9\": use an octal mode like 755",
+                "ADD --checksum is not supported by the embedded builder",
+                "ADD --keep-git-dir is not supported by the embedded builder",
+            ]
+        );
+    }
+
+    #[test]
+    fn several_problems_are_listed_in_file_order() {
+        let df = parse(
+            "Dockerfile",
+            "FROM scratch\nRUN true\nSHELL sh\nCOPY --parents a /a\nHEALTHCHECK --bad=1 CMD x\n",
+        )
+        .unwrap();
+        assert!(check(&df, &df.instructions[..2]).is_ok());
+        let e = check(&df, df.instructions.iter().rev())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("Dockerfile:3: 3 problems"), "{e}");
+        let (three, four, five) = (
+            e.find("Dockerfile:3: SHELL").unwrap(),
+            e.find("Dockerfile:4: COPY --parents").unwrap(),
+            e.find("Dockerfile:5: unknown HEALTHCHECK flag --bad")
+                .unwrap(),
+        );
+        assert!(three < four && four < five, "{e}");
+        let one = parse("Dockerfile", "FROM scratch\nRUN --mount=x true\n").unwrap();
+        let e = check(&one, &one.instructions).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Dockerfile:2: RUN --mount is not supported by the embedded builder"
+        );
+    }
+}
