@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::detect::expand_variables;
 use super::plan::{Accepted, JobPlan, Split, footprint, plan_job, plan_job_as, touches};
 use super::registry::{Registry, registry_of};
 use super::rewrite::FileEdit;
@@ -239,7 +240,12 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     for n in &call.conversion.notes {
         let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
-            f = f.with_help(h.clone());
+            // The cleanup policy is pasted as is: mark what only the user
+            // knows.
+            f = f.with_help(match n.kind {
+                NoteKind::CacheTtl => crate::buildx::from_kaniko::with_placeholders(h),
+                _ => h.clone(),
+            });
         }
         c.add(call.file, f);
     }
@@ -500,14 +506,13 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
 /// KM001: the job runs Kaniko, at `span`.
 fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
     let job = k.job;
-    let what = match &k.image {
-        Some(m) => format!(
-            "job `{}` runs the archived Kaniko image ({})",
-            job.name, m.id
-        ),
-        None => format!("job `{}` runs the archived Kaniko executor", job.name),
+    let what = match (&k.image, &job.image) {
+        (Some(m), Some(image)) => {
+            crate::kaniko::runs_image(&expand_variables(job, &image.name.value), m.name)
+        }
+        _ => crate::kaniko::RUNS_EXECUTOR.to_string(),
     };
-    Finding::new(Rule::Km001, span, what)
+    Finding::new(Rule::Km001, span, format!("job `{}` {what}", job.name))
 }
 
 /// KM002: the job runs the executor more than once; at its second call,
