@@ -179,3 +179,106 @@ fn cli_messages_check_help_points_to_the_json_schema() {
     let out = kmigrate(dir.path(), &["check", "--help"]);
     assert!(stdout(&out).contains("schemas/"), "{}", stdout(&out));
 }
+
+/// Every `cloudbuild.yaml:N` location in `text`.
+fn locations(text: &str) -> Vec<&str> {
+    text.match_indices("cloudbuild.yaml:")
+        .map(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            &text[at..at + m.len() + digits]
+        })
+        .collect()
+}
+
+#[test]
+fn cli_messages_verify_progress_and_result_name_the_same_step_and_line() {
+    // The file still uses Kaniko: verify checks the rewrite in memory,
+    // where a setup step comes first and the build moves down.
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/verify/unresolved/cloudbuild.yaml"),
+        dir.path().join("cloudbuild.yaml"),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let out = kmigrate(
+        dir.path(),
+        &[
+            "verify",
+            "cloudbuild.yaml",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+    );
+    let (progress, result) = (String::from_utf8_lossy(&out.stderr), stdout(&out));
+    assert_eq!(out.status.code(), Some(2), "{progress}{result}");
+    // The step as written in the user's file, in progress and result alike.
+    assert!(result.contains("Step #0 (cloudbuild.yaml:3)"), "{result}");
+    assert!(
+        progress.contains("Step #0 (cloudbuild.yaml:3): not run"),
+        "{progress}"
+    );
+    let all = format!("{progress}{result}");
+    assert!(
+        locations(&all).iter().all(|l| *l == "cloudbuild.yaml:3"),
+        "{all}"
+    );
+}
+
+/// A checkout whose `deploy/cloudbuild.yaml` is a symlink to the top-level
+/// `cloudbuild.yaml`: walking `.` reaches the file by its own name.
+#[cfg(unix)]
+fn linked_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        fixture("cloudbuild.yaml"),
+        dir.path().join("cloudbuild.yaml"),
+    )
+    .unwrap();
+    fs::create_dir(dir.path().join("deploy")).unwrap();
+    std::os::unix::fs::symlink(
+        "../cloudbuild.yaml",
+        dir.path().join("deploy/cloudbuild.yaml"),
+    )
+    .unwrap();
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_messages_a_file_named_and_walked_is_reported_once_under_the_name_given() {
+    let dir = linked_tree();
+    for order in [
+        [".", "deploy/cloudbuild.yaml"],
+        ["deploy/cloudbuild.yaml", "."],
+    ] {
+        let mut args = vec!["check", "--format", "concise"];
+        args.extend(order);
+        let out = stdout(&kmigrate(dir.path(), &args));
+        assert!(!out.is_empty(), "{order:?}");
+        assert!(
+            out.lines()
+                .all(|l| l.starts_with("deploy/cloudbuild.yaml:")),
+            "{order:?}:\n{out}"
+        );
+        let mut args = vec!["rewrite", "--diff"];
+        args.extend(order);
+        let out = stdout(&kmigrate(dir.path(), &args));
+        let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("+++ ")).collect();
+        assert_eq!(
+            headers,
+            ["+++ b/deploy/cloudbuild.yaml"],
+            "{order:?}:\n{out}"
+        );
+        let mut args = vec!["report"];
+        args.extend(order);
+        let out = stdout(&kmigrate(dir.path(), &args));
+        assert!(
+            out.contains("`deploy/cloudbuild.yaml`"),
+            "{order:?}:\n{out}"
+        );
+        assert!(!out.contains("`cloudbuild.yaml"), "{order:?}:\n{out}");
+    }
+}
