@@ -282,3 +282,26 @@ fn cli_messages_a_file_named_and_walked_is_reported_once_under_the_name_given() 
         assert!(!out.contains("`cloudbuild.yaml"), "{order:?}:\n{out}");
     }
 }
+
+#[test]
+fn cli_messages_rewrite_notes_never_wrap_code() {
+    // Names long enough that the policy is wider than any terminal.
+    let long = "a-service-with-a-rather-long-name-".repeat(4);
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(fixture("cloudbuild.yaml"))
+        .unwrap()
+        .replace("_SERVICE: web", &format!("_SERVICE: {long}"));
+    fs::write(dir.path().join("cloudbuild.yaml"), text).unwrap();
+    let help = km005_help(dir.path());
+    let code: Vec<&str> = help
+        .lines()
+        .filter(|l| l.trim_start().starts_with("[{") || l.contains("gcloud "))
+        .map(str::trim_start)
+        .collect();
+    assert_eq!(code.len(), 2, "{help}");
+    let out = kmigrate(dir.path(), &["rewrite", "--diff", "cloudbuild.yaml"]);
+    let notes = String::from_utf8_lossy(&out.stderr);
+    for line in code {
+        assert!(notes.contains(line), "`{line}` is wrapped in:\n{notes}");
+    }
+}

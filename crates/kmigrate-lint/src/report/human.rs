@@ -129,10 +129,10 @@ pub fn handler(color: bool) -> GraphicalReportHandler {
 }
 
 /// A finding's help as drawn under its diagnostic, where miette would draw
-/// it: prose lines wrapped as miette wraps them (textwrap at the same width
-/// and options), code lines ([`plain::is_code`]) never, so a policy or a
+/// it: prose lines wrapped as miette wraps them (textwrap two columns short
+/// of the handler's `width`, with its options), code lines ([`plain::is_code`]) never, so a policy or a
 /// command is pasted whole.
-pub fn help_footer(help: &str, color: bool) -> String {
+pub fn help_footer(help: &str, color: bool, width: usize) -> String {
     let styled;
     let initial = if color {
         styled = GraphicalTheme::unicode()
@@ -151,7 +151,7 @@ pub fn help_footer(help: &str, color: bool) -> String {
             out.push_str(prefix);
             out.push_str(line);
         } else {
-            let options = textwrap::Options::new(plain::WIDTH - 2)
+            let options = textwrap::Options::new(width - 2)
                 .initial_indent(prefix)
                 .subsequent_indent(plain::HELP_INDENT)
                 .word_separator(textwrap::WordSeparator::AsciiSpace)
@@ -224,7 +224,7 @@ impl Renderer {
                 if ok {
                     out.push_str(&rendered);
                     if let Some(help) = help {
-                        out.push_str(&help_footer(&help, self.color));
+                        out.push_str(&help_footer(&help, self.color, plain::WIDTH));
                     }
                 }
                 ok

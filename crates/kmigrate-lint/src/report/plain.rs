@@ -396,7 +396,7 @@ mod tests {
         };
         handler.render_report(&mut out, &Reference(&bare)).ok()?;
         if let Some(help) = d.help {
-            out.push_str(&super::super::human::help_footer(help, false));
+            out.push_str(&super::super::human::help_footer(help, false, WIDTH));
         }
         Some(out)
     }
