@@ -305,3 +305,29 @@ fn cli_messages_rewrite_notes_never_wrap_code() {
         assert!(notes.contains(line), "`{line}` is wrapped in:\n{notes}");
     }
 }
+
+#[test]
+fn cli_messages_gitlab_cleanup_policy_substitutes_visible_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        fixture("gitlab-ttl-ci.yml"),
+        dir.path().join(".gitlab-ci.yml"),
+    )
+    .unwrap();
+    let found = findings(dir.path(), ".gitlab-ci.yml");
+    let help = found
+        .iter()
+        .find(|f| f["rule"] == "KM005")
+        .and_then(|f| f["help"].as_str())
+        .expect("a KM005 help")
+        .to_string();
+    // `REGION` (global) and `SERVICE` (the job's) are defined in the file.
+    assert!(
+        help.contains(r#""packageNamePrefixes": ["web/cache"]"#),
+        "{help}"
+    );
+    assert!(help.contains("--location=europe-west1 "), "{help}");
+    // `GCP_PROJECT` is set elsewhere (CI/CD settings): a placeholder.
+    assert!(help.contains("--project=<GCP_PROJECT> "), "{help}");
+    assert!(help.contains("replace each `<…>` placeholder"), "{help}");
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
 use super::detect::expand_variables;
+use super::job::Job;
 use super::plan::{Accepted, JobPlan, Split, footprint, plan_job, plan_job_as, touches};
 use super::registry::{Registry, registry_of};
 use super::rewrite::FileEdit;
@@ -157,7 +158,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             &mut c
         };
         for call in &k.calls {
-            note_findings(to, call);
+            note_findings(to, k.job, call);
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
@@ -229,7 +230,7 @@ fn runs_jobs(p: &Pipeline) -> bool {
     p.jobs.iter().any(|j| !j.hidden)
 }
 
-fn note_findings(c: &mut Collector, call: &CallInfo) {
+fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
     for n in &call.var_notes {
         let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
         if let Some(h) = &n.help {
@@ -240,10 +241,12 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     for n in &call.conversion.notes {
         let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
-            // The cleanup policy is pasted as is: mark what only the user
-            // knows.
+            // The cleanup policy is pasted as is: fill in the job's
+            // visible variables, mark what only the user knows.
             f = f.with_help(match n.kind {
-                NoteKind::CacheTtl => crate::buildx::from_kaniko::with_placeholders(h),
+                NoteKind::CacheTtl => {
+                    crate::buildx::from_kaniko::with_placeholders(&expand_variables(job, h))
+                }
                 _ => h.clone(),
             });
         }
