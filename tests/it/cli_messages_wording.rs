@@ -174,10 +174,17 @@ fn cli_messages_human_output_never_wraps_code() {
 }
 
 #[test]
-fn cli_messages_check_help_points_to_the_json_schema() {
+fn cli_messages_help_points_to_the_json_schema_and_names_placeholders() {
     let dir = tree();
     let out = kmigrate(dir.path(), &["check", "--help"]);
     assert!(stdout(&out).contains("schemas/"), "{}", stdout(&out));
+    // The cleanup policies `report` lists may hold placeholders.
+    let out = kmigrate(dir.path(), &["--help"]);
+    assert!(
+        stdout(&out).contains("`<NAME>` placeholder"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// Every `cloudbuild.yaml:N` location in `text`.
