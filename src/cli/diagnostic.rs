@@ -66,6 +66,9 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 }
 
+/// The width miette's handler lays reports out at when not told another.
+const MIETTE_WIDTH: usize = 200;
+
 /// Renders findings of one file as miette reports. `color` picks the
 /// theme; without it the output is plain text (NO_COLOR, pipes).
 /// `fix_hint` adds "fixable: run `kmigrate rewrite`" where a fix exists.
@@ -88,16 +91,25 @@ pub fn render(source: &SourceFile, findings: &[Finding], color: bool, fix_hint: 
         }
         let span = finding.span.start..finding.span.end.max(finding.span.start);
         let drawn = snippet.excerpt(span).is_some_and(|excerpt| {
+            // miette draws all but the help, which keeps its code lines
+            // (a policy, a command) whole.
             let d = FindingDiagnostic {
                 finding,
                 message: escape(&finding.message).into_owned(),
-                help: (!help.is_empty()).then_some(help),
+                help: None,
                 source: &excerpt,
             };
             let mut rendered = String::new();
             let ok = handler.render_report(&mut rendered, &d).is_ok();
             if ok {
                 out.push_str(&rendered);
+                if !help.is_empty() {
+                    out.push_str(&crate::report::human::help_footer(
+                        &help,
+                        color,
+                        MIETTE_WIDTH,
+                    ));
+                }
             }
             ok
         });

@@ -31,7 +31,8 @@ pub enum Command {
     /// above --fail-on, 2 usage/read/parse errors.
     Check(check::CheckArgs),
     /// Migration audit: builds found, how many migrate automatically, partially or only by
-    /// hand, the manual tasks, the Kaniko flags seen and cache-TTL cleanup policies.
+    /// hand, the manual tasks, the Kaniko flags seen and cache-TTL cleanup policies (a value
+    /// not in the file is a `<NAME>` placeholder to fill in).
     Report(report::ReportArgs),
     /// List every rule: id, default severity, fixable, summary.
     Rules(rules::RulesArgs),

@@ -353,8 +353,12 @@ fn walk_directories(
         }
     }
     // A file reached twice (named and walked, or by two directories) is
-    // rewritten once.
-    let mut seen = HashSet::new();
+    // rewritten once, under the name the user gave when they named it.
+    let mut seen: HashSet<_> = files
+        .iter()
+        .filter(|p| !inputs.walked.contains(*p))
+        .map(|p| crate::discover::file_key(p))
+        .collect();
     files.retain(|p| !inputs.walked.contains(p) || seen.insert(crate::discover::file_key(p)));
     Walked {
         files: Some(files),

@@ -23,6 +23,7 @@ mod builder_security;
 mod cache_refs;
 mod cache_refs_verify;
 mod cli_habits_cli;
+mod cli_messages_wording;
 mod cloudbuild_everyday;
 mod cloudbuild_rewrite;
 mod fuzz_regressions;

@@ -310,7 +310,7 @@ fn the_human_report_shows_escapes_visibly() {
     // raw comment on the source line, escaped as `\u{…}`.
     for shown in [
         "cloudbuild-\\u{1b}]0;OWNED\\u{7}\\u{1b}[2J\\u{9b}\\u{202e}.yaml:4:11]",
-        "step 1 (`s\\u{1b}]0;OWNED\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}\\u{2066}\\u{0}`)",
+        "step `s\\u{1b}]0;OWNED\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}\\u{2066}\\u{0}`",
         "executor # \\u{1b}]0;OWNED\\u{7}\\u{1b}[2J \\u{9b}31m \\u{202e}",
     ] {
         assert!(out.contains(shown), "{shown} not in\n{out}");

@@ -103,7 +103,7 @@ fn cloudbuild_kaniko_config_verified_with_a_docker_engine() {
         .unwrap();
     let t = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("FAIL  step 1 ("), "{t}");
+    assert!(t.contains("FAIL  Step #0 ("), "{t}");
     assert!(t.contains("config.yaml is missing"), "{t}");
     assert!(t.contains("non-zero code: 3"), "{t}");
 }

@@ -283,7 +283,7 @@ fn failing_dockerfile_exits_1_with_the_step_output() {
     ]);
     let t = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("FAIL  step 1 ("), "{t}");
+    assert!(t.contains("FAIL  Step #0 ("), "{t}");
     assert!(t.contains("cold build failed"), "{t}");
     assert!(t.contains("exit code 3"), "{t}");
     assert!(t.contains("checking configuration"), "{t}");
@@ -302,7 +302,7 @@ fn unresolved_substitution_is_reported_by_name_and_exits_2() {
     let out = verify(&[cfg.to_str().unwrap()]);
     let t = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains("NOT RUN  step 1 ("), "{t}");
+    assert!(t.contains("NOT RUN  Step #0 ("), "{t}");
     assert!(t.contains("unresolved: _DEPLOY_REGION"), "{t}");
     // The location is the step in the file as written, not in the rewrite.
     assert!(t.contains("cloudbuild.yaml:3)"), "{t}");

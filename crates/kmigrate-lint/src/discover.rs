@@ -80,6 +80,10 @@ pub struct Discovered {
 pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
     let mut out = Discovered::default();
     let mut seen = HashSet::new();
+    let mut dirs = Vec::new();
+    // Named files first: a file also reached by walking a directory (by
+    // its own name or through a symlink) is reported under the name the
+    // user gave.
     for path in paths {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
@@ -96,7 +100,7 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
             }
         };
         if meta.is_dir() {
-            walk(path, config, &mut seen, &mut out);
+            dirs.push(path);
         } else {
             push(
                 &mut out,
@@ -109,6 +113,9 @@ pub fn discover(paths: &[PathBuf], config: &Loaded) -> Discovered {
                 },
             );
         }
+    }
+    for dir in dirs {
+        walk(dir, config, &mut seen, &mut out);
     }
     out.targets.sort_by(|a, b| a.path.cmp(&b.path));
     out

@@ -458,8 +458,8 @@ impl Session<'_> {
                 }
                 opts.say(&format!(
                     "{} ({}): not run: {}",
-                    b.unit,
-                    b.location,
+                    r.unit,
+                    r.location,
                     r.reasons.join("; ")
                 ));
                 report.builds.push(r);
@@ -468,7 +468,9 @@ impl Session<'_> {
             let mapped =
                 mapping::map_plan(plan, &opts.maps, self.store, &format!("build-{}", i + 1));
             r.refs = mapped.refs.clone();
-            opts.say(&format!("{} ({}): cold build…", b.unit, b.location));
+            // Progress names the build as its result does: where the user's
+            // file has it, not where the in-memory rewrite moved it.
+            opts.say(&format!("{} ({}): cold build…", r.unit, r.location));
             let cold = self.backend.cold(i, &mapped);
             ran.push((report.builds.len(), i, mapped, cold, origin));
             report.builds.push(r);
@@ -535,7 +537,7 @@ impl Session<'_> {
             if cold.ok {
                 opts.say(&format!(
                     "{} ({}): warm build (state wiped)…",
-                    b.unit, b.location
+                    r.unit, r.location
                 ));
                 warm = Some(self.backend.warm(i, &mapped));
             }

@@ -541,6 +541,9 @@ fn cache(call: &Call, opts: &ConvertOptions, out: &mut Conversion) {
     out.cache_ref = cache_ref;
 }
 
+/// How the KM005 help introduces the policy to paste.
+const PASTE_POLICY: &str = "save as policy.json";
+
 /// KM005: the TTL turns into a registry cleanup policy; for Artifact
 /// Registry the policy and the command are spelled out.
 fn cache_ttl_note(u: &FlagUse, cache_ref: &str) -> Note {
@@ -554,7 +557,7 @@ fn cache_ttl_note(u: &FlagUse, cache_ref: &str) -> Note {
         let location = parts[0].trim_end_matches("-docker.pkg.dev");
         let (project, repository, package) = (parts[1], parts[2], parts[3..].join("/"));
         help.push_str(&format!(
-            ". For Artifact Registry save as policy.json:\n  [{{\"name\": \"expire-buildcache\", \"action\": {{\"type\": \"Delete\"}}, \"condition\": {{\"tagState\": \"any\", \"packageNamePrefixes\": [\"{package}\"], \"olderThan\": \"{ttl}\"}}}}]\nthen run: gcloud artifacts repositories set-cleanup-policies {repository} --project={project} --location={location} --policy=policy.json"
+            ". For Artifact Registry {PASTE_POLICY}:\n  [{{\"name\": \"expire-buildcache\", \"action\": {{\"type\": \"Delete\"}}, \"condition\": {{\"tagState\": \"any\", \"packageNamePrefixes\": [\"{package}\"], \"olderThan\": \"{ttl}\"}}}}]\nthen run:\n  gcloud artifacts repositories set-cleanup-policies {repository} --project={project} --location={location} --policy=policy.json"
         ));
     }
     Note {
@@ -563,6 +566,32 @@ fn cache_ttl_note(u: &FlagUse, cache_ref: &str) -> Note {
         message: format!("`{}` has no buildx equivalent", written(u)),
         help: Some(help),
     }
+}
+
+/// Makes a KM005 cleanup policy paste-able once the platform has filled in
+/// what it can see (substitution defaults, job variables): each `${NAME}`
+/// or `$NAME` left is a value only the user knows, and becomes a `<NAME>`
+/// placeholder (a shell refuses to run the command while one is left, where
+/// `$NAME` would silently expand to nothing); the help then says so.
+pub fn with_placeholders(help: &str) -> String {
+    use std::sync::OnceLock;
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+            .expect("valid regex")
+    });
+    // Only the Artifact Registry policy and command are pasted; the prose
+    // of other registries keeps the names as the file writes them.
+    if !help.contains(PASTE_POLICY) || !re.is_match(help) {
+        return help.to_string();
+    }
+    let marked = re.replace_all(help, |c: &regex::Captures| {
+        let name = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+        format!("<{name}>")
+    });
+    format!(
+        "{marked}\nreplace each `<…>` placeholder with its value first: kmigrate cannot see it in the file (a substitution without a default, a built-in one such as `$PROJECT_ID`, or a CI variable)"
+    )
 }
 
 fn registries(call: &Call, out: &mut Conversion, image_attrs: &mut Vec<(String, String)>) {

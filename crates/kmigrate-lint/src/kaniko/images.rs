@@ -24,6 +24,8 @@ pub struct ImageMatch {
     /// The table entry's id, e.g. `upstream-executor`.
     pub id: &'static str,
     pub kind: ImageKind,
+    /// How messages name the image, in plain words (the entry's `name`).
+    pub name: &'static str,
     pub description: &'static str,
 }
 
@@ -39,6 +41,7 @@ struct ImagesFile {
 struct ImageEntry {
     id: String,
     kind: String,
+    name: String,
     description: String,
     repository: String,
     // Read by the table test only; parsed here so a malformed entry fails it.
@@ -59,6 +62,7 @@ struct Examples {
 struct Entry {
     id: &'static str,
     kind: ImageKind,
+    name: &'static str,
     description: &'static str,
 }
 
@@ -108,6 +112,7 @@ fn table() -> &'static Compiled {
                 } else {
                     ImageKind::Executor
                 },
+                name: leak(e.name),
                 description: leak(e.description),
             })
             .collect();
@@ -131,6 +136,17 @@ fn table() -> &'static Compiled {
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
+
+/// How a finding says what a job or step runs: the image as written (with
+/// known variables filled in) and the table's plain-words `name`, in the
+/// same words on every platform.
+pub fn runs_image(reference: &str, name: &str) -> String {
+    format!("runs `{reference}`, {name}")
+}
+
+/// What a finding says of a job or step that calls the executor under an
+/// image the table does not know.
+pub const RUNS_EXECUTOR: &str = "runs the Kaniko executor (archived in June 2025)";
 
 /// Matches an image reference (as written, surrounding whitespace ignored).
 pub fn match_image(reference: &str) -> Option<ImageMatch> {
@@ -189,6 +205,7 @@ fn search(reference: &str) -> Option<ImageMatch> {
     Some(ImageMatch {
         id: entry.id,
         kind,
+        name: entry.name,
         description: entry.description,
     })
 }

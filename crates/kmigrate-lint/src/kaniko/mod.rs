@@ -11,7 +11,7 @@ pub mod passthrough;
 
 pub use call::{Arg, Call, CallProblem, FlagUse, ProblemKind};
 pub use flags::{Action, Arity, FlagSpec, FlagTable};
-pub use images::{ImageKind, ImageMatch, match_image};
+pub use images::{ImageKind, ImageMatch, RUNS_EXECUTOR, match_image, runs_image};
 
 #[cfg(test)]
 mod tests {

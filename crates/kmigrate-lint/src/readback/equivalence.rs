@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_broken_cloud_build_translation_is_withheld() {
-        withheld_under_a_broken_translation("cloudbuild.yaml", KANIKO, "step 1");
+        withheld_under_a_broken_translation("cloudbuild.yaml", KANIKO, "step `app`");
     }
 
     #[test]
@@ -345,7 +345,7 @@ mod tests {
                 fields: vec![Field::Tags]
             }]
         );
-        assert!(got[0].message("step 1").contains("(different tags)"));
+        assert!(got[0].message("Step #0").contains("(different tags)"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum Kind {
 /// One image build found in a config.
 #[derive(Debug, Clone)]
 pub struct Extracted {
-    /// The step id (`step 3` without one) or the GitLab job name.
+    /// The step id (`Step #2`, as Cloud Build logs name it, without one) or the GitLab job name.
     pub unit: String,
     /// `file:line` of the command.
     pub location: String,
@@ -419,10 +419,7 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
     let base = vars::cloudbuild(inputs.git, repo, &defaults, inputs.overrides);
     let mut out = Vec::new();
     for step in &build.steps {
-        let unit = step
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("step {}", step.index + 1));
+        let unit = step.unit();
         let (line, _) = src.position(step.node.span.start);
         let location = format!("{}:{line}", path.display());
         let sub = |s: &str| vars::substitute_cloudbuild(s, &base);

@@ -128,6 +128,41 @@ pub fn handler(color: bool) -> GraphicalReportHandler {
         .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
 }
 
+/// A finding's help as drawn under its diagnostic, where miette would draw
+/// it: prose lines wrapped as miette wraps them (textwrap two columns short
+/// of the handler's `width`, with its options), code lines ([`plain::is_code`]) never, so a policy or a
+/// command is pasted whole.
+pub fn help_footer(help: &str, color: bool, width: usize) -> String {
+    let styled;
+    let initial = if color {
+        styled = GraphicalTheme::unicode()
+            .styles
+            .help
+            .style(plain::HELP)
+            .to_string();
+        styled.as_str()
+    } else {
+        plain::HELP
+    };
+    let mut out = String::new();
+    for (i, line) in help.split('\n').enumerate() {
+        let prefix = if i == 0 { initial } else { plain::HELP_INDENT };
+        if plain::is_code(line) {
+            out.push_str(prefix);
+            out.push_str(line);
+        } else {
+            let options = textwrap::Options::new(width - 2)
+                .initial_indent(prefix)
+                .subsequent_indent(plain::HELP_INDENT)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation);
+            out.push_str(&textwrap::fill(line, options));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Renders one file's findings; shared by the threads of a streamed check.
 pub struct Renderer {
     handler: GraphicalReportHandler,
@@ -169,7 +204,7 @@ impl Renderer {
             }
             let span = f.span.start..f.span.end.max(f.span.start);
             let drawn = named.excerpt(span).is_some_and(|excerpt| {
-                let diag = Diag {
+                let mut diag = Diag {
                     severity: f.severity,
                     rule: f.rule.id(),
                     message: escape(&f.message).into_owned(),
@@ -181,10 +216,16 @@ impl Renderer {
                 if !self.color && plain::render(&mut out, &diag.plain()) {
                     return true;
                 }
+                // miette draws all but the help, which keeps its code
+                // lines whole (miette would wrap them).
+                let help = diag.help.take();
                 let mut rendered = String::new();
                 let ok = self.handler.render_report(&mut rendered, &diag).is_ok();
                 if ok {
                     out.push_str(&rendered);
+                    if let Some(help) = help {
+                        out.push_str(&help_footer(&help, self.color, plain::WIDTH));
+                    }
                 }
                 ok
             });

@@ -34,7 +34,8 @@ pub enum Format {
     Human,
     /// One line per finding: `path:line:col: KM001 [error] message`.
     Concise,
-    /// Versioned JSON document (schema in the README).
+    /// Versioned JSON document (JSON Schema: `schemas/check-json-v1.schema.json` in the
+    /// kmigrate source tree).
     Json,
     /// SARIF 2.1.0 log (GitHub code scanning and others).
     Sarif,

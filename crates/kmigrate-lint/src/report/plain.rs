@@ -53,10 +53,37 @@ pub fn render(out: &mut String, d: &Plain<'_>) -> bool {
     };
     fill(out, d.message, icon, "  │ ");
     window.draw(out, d);
-    if let Some(help) = d.help {
-        fill(out, help, "  help: ", "        ");
+    if let Some(text) = d.help {
+        help(out, text);
     }
     true
+}
+
+/// How the first line of a help text starts.
+pub const HELP: &str = "  help: ";
+/// How the next lines of a help text start.
+pub const HELP_INDENT: &str = "        ";
+
+/// Whether a help line is code to paste (a cleanup policy, a command): one
+/// indented by two spaces, as Markdown indents code. Code is never wrapped:
+/// a JSON document or a command broken across lines breaks when pasted.
+pub fn is_code(line: &str) -> bool {
+    line.starts_with("  ") && !line.trim().is_empty()
+}
+
+/// Appends `text` as the help under a diagnostic: each prose line wrapped
+/// as miette wraps it, each code line ([`is_code`]) as it stands.
+fn help(out: &mut String, text: &str) {
+    for (i, line) in text.split('\n').enumerate() {
+        let prefix = if i == 0 { HELP } else { HELP_INDENT };
+        if is_code(line) {
+            out.push_str(prefix);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            fill(out, line, prefix, HELP_INDENT);
+        }
+    }
 }
 
 /// Text miette measures one column per byte: printable ASCII and `\n`.
@@ -358,9 +385,19 @@ mod tests {
         }
     }
 
+    /// `d` as `check` draws it through miette: miette without the help,
+    /// then the help footer (whose prose lines textwrap wraps).
     fn miette(handler: &GraphicalReportHandler, d: &Plain<'_>) -> Option<String> {
         let mut out = String::new();
-        handler.render_report(&mut out, &Reference(d)).ok()?;
+        let bare = Plain {
+            help: None,
+            span: d.span.clone(),
+            ..*d
+        };
+        handler.render_report(&mut out, &Reference(&bare)).ok()?;
+        if let Some(help) = d.help {
+            out.push_str(&super::super::human::help_footer(help, false, WIDTH));
+        }
         Some(out)
     }
 

@@ -13,10 +13,7 @@ use crate::source::patch;
 
 /// The unit `verify`'s extractor names a step by.
 fn unit(s: &StepMigration) -> String {
-    let step = s.kaniko.step;
-    step.id
-        .clone()
-        .unwrap_or_else(|| format!("step {}", step.index + 1))
+    s.kaniko.step.unit()
 }
 
 /// Withholds the edits of every step whose rewrite builds something else
@@ -65,10 +62,7 @@ pub fn withhold_unfaithful(build: &Build, steps: &mut [StepMigration], opts: &Op
 
 fn withhold(s: &mut StepMigration, m: &Mismatch) {
     let step = s.kaniko.step;
-    let label = match &step.id {
-        Some(id) => format!("step {} (`{id}`)", step.index + 1),
-        None => format!("step {}", step.index + 1),
-    };
+    let label = step.label();
     s.edits = None;
     s.blocked = Some(
         "the rewrite did not reproduce the build (see the KM012 finding); the step is left unchanged"

@@ -3,12 +3,12 @@
 
 use std::ops::Range;
 
-use crate::buildx::from_kaniko::{Note, NoteKind};
+use crate::buildx::from_kaniko::{Note, NoteKind, with_placeholders};
 use crate::kaniko::passthrough;
+use crate::platform::cloudbuild::Build;
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
 use crate::platform::cloudbuild::substitutions::Handling;
-use crate::platform::cloudbuild::{Build, Step};
 use crate::rules::{Applicability, Edit, Finding, Fix, Rule};
 
 /// Every Cloud Build finding.
@@ -35,7 +35,7 @@ fn km003_script_cache_exports(build: &Build, migration: &Migration) -> Vec<Findi
                 e.span,
                 format!(
                     "{} exports cache (`--cache-to {}`) in its script but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
-                    step_label(&build.steps[e.step]),
+                    build.steps[e.step].label(),
                     e.cache_export
                 ),
             )
@@ -45,13 +45,6 @@ fn km003_script_cache_exports(build: &Build, migration: &Migration) -> Vec<Findi
             ))
         })
         .collect()
-}
-
-fn step_label(step: &Step) -> String {
-    match &step.id {
-        Some(id) => format!("step {} (`{id}`)", step.index + 1),
-        None => format!("step {}", step.index + 1),
-    }
 }
 
 fn fix_for(migration: &Migration, edits: &[Edit], description: String) -> Fix {
@@ -95,17 +88,13 @@ fn step_span(s: &StepMigration) -> Range<usize> {
 fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration) -> Finding {
     let step = s.kaniko.step;
     let what = match (&s.kaniko.image, step.name.and_then(|n| n.value.as_str())) {
-        (Some(m), Some(name)) => format!(
-            "runs the archived Kaniko image `{}` ({})",
-            build.substitute(name),
-            m.description
-        ),
-        _ => "calls /kaniko/executor, the archived Kaniko builder".to_string(),
+        (Some(m), Some(name)) => crate::kaniko::runs_image(&build.substitute(name), m.name),
+        _ => crate::kaniko::RUNS_EXECUTOR.to_string(),
     };
     let mut f = Finding::new(
         Rule::Km001,
         step_span(s),
-        format!("{} {what}", step_label(step)),
+        format!("{} {what}", step.label()),
     );
     match (&s.edits, &s.blocked) {
         (Some(edits), _) => {
@@ -115,7 +104,7 @@ fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration)
                     migration.builder
                 ))
                 .with_fix(
-                    fix_for(migration, edits, format!("rewrite {} to docker buildx build", step_label(step)))
+                    fix_for(migration, edits, format!("rewrite {} to docker buildx build", step.label()))
                         .with_applicability(step_applicability(s)),
                 );
         }
@@ -144,7 +133,6 @@ fn note_span(s: &StepMigration, call: Option<&KanikoCall>, note: &Note) -> Range
 
 /// KM005, KM010–KM013: what happened to each flag.
 fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Finding> {
-    let _ = build;
     let mut out = Vec::new();
     let notes = s
         .conversions
@@ -159,7 +147,12 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
             note.message.clone(),
         );
         if let Some(h) = &note.help {
-            f = f.with_help(h.clone());
+            // The cleanup policy is pasted as is: fill in the visible
+            // substitution defaults, mark what is left.
+            f = f.with_help(match note.kind {
+                NoteKind::CacheTtl => with_placeholders(&build.substitute(h)),
+                _ => h.clone(),
+            });
         }
         // Applying the step's rewrite is what resolves a dropped or changed flag.
         if let Some(edits) = &s.edits
@@ -172,10 +165,7 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
                 fix_for(
                     migration,
                     edits,
-                    format!(
-                        "rewrite {} to docker buildx build",
-                        step_label(s.kaniko.step)
-                    ),
+                    format!("rewrite {} to docker buildx build", s.kaniko.step.label()),
                 )
                 .with_applicability(step_applicability(s)),
             );
@@ -210,7 +200,7 @@ fn km015_passthrough(migration: &Migration, s: &StepMigration) -> Vec<Finding> {
                 edits,
                 format!(
                     "rewrite {} to docker buildx build",
-                    step_label(s.kaniko.step)
+                    s.kaniko.step.label()
                 ),
             ))
         })
@@ -230,7 +220,7 @@ fn km003_docker_driver_cache(build: &Build, migration: &Migration) -> Vec<Findin
                 span,
                 format!(
                     "{} exports cache (`--cache-to {}`) but no docker-container builder is created before it: the docker driver fails with \"Cache export is not supported for the docker driver\"",
-                    step_label(step),
+                    step.label(),
                     d.cache_exports[0]
                 ),
             )
@@ -238,7 +228,7 @@ fn km003_docker_driver_cache(build: &Build, migration: &Migration) -> Vec<Findin
                 "create a builder first (`docker buildx create --name {b} --driver docker-container --use`) and pass `--builder {b}`; `kmigrate rewrite` does both",
                 b = migration.builder
             ))
-            .with_fix(fix_for(migration, &d.edits, format!("run {} on the `{}` docker-container builder", step_label(step), migration.builder)))
+            .with_fix(fix_for(migration, &d.edits, format!("run {} on the `{}` docker-container builder", step.label(), migration.builder)))
         })
         .collect()
 }

@@ -29,7 +29,27 @@ pub struct Step<'a> {
     pub dir: Option<String>,
 }
 
+/// The step at `index` as Cloud Build's logs name it: `Step #0` first.
+fn log_name(index: usize) -> String {
+    format!("Step #{index}")
+}
+
 impl<'a> Step<'a> {
+    /// How messages name the step: by its `id`, else as Cloud Build's own
+    /// logs number it (`Step #0` is the first step).
+    pub fn label(&self) -> String {
+        match &self.id {
+            Some(id) => format!("step `{id}`"),
+            None => log_name(self.index),
+        }
+    }
+
+    /// The step's bare name, for `verify`'s units: its `id`, else its
+    /// name in Cloud Build's logs.
+    pub fn unit(&self) -> String {
+        self.id.clone().unwrap_or_else(|| log_name(self.index))
+    }
+
     /// The `waitFor` ids, `None` when absent.
     pub fn wait_for_ids(&self) -> Option<Vec<String>> {
         let seq = self.wait_for?.value.as_seq()?;
@@ -113,8 +133,8 @@ impl<'a> Build<'a> {
                     .error_at(
                         node.span.start,
                         format!(
-                            "step {} is a {}, not a mapping",
-                            index + 1,
+                            "{} is a {}, not a mapping",
+                            log_name(index),
                             node.kind_name()
                         ),
                     )
@@ -227,7 +247,7 @@ mod tests {
         let e = Build::parse(&load("images: []\nsteps: x\n")).unwrap_err();
         assert!(e.to_string().contains(":2:8: `steps` is a string"), "{e}");
         let e = Build::parse(&load("steps:\n- x\n")).unwrap_err();
-        assert!(e.to_string().contains("step 1 is a"), "{e}");
+        assert!(e.to_string().contains("Step #0 is a"), "{e}");
         let e = Build::parse(&load("steps: []\n---\n# b\nsteps: []\n")).unwrap_err();
         assert!(
             e.to_string().contains(":2:1: a second YAML document"),

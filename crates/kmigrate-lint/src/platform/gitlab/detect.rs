@@ -20,6 +20,8 @@ pub struct ImageMatcher;
 pub struct ImageMatch {
     /// The pattern's `id` in `rules/images.yaml`.
     pub id: String,
+    /// How messages name the image (its `name` in the table).
+    pub name: &'static str,
     /// `executor` or `warmer`.
     pub kind: String,
 }
@@ -35,6 +37,7 @@ impl ImageMatcher {
     pub fn matches(&self, image: &str) -> Option<ImageMatch> {
         crate::kaniko::match_image(image).map(|m| ImageMatch {
             id: m.id.to_string(),
+            name: m.name,
             kind: match m.kind {
                 crate::kaniko::ImageKind::Executor => "executor".into(),
                 crate::kaniko::ImageKind::Warmer => "warmer".into(),

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::analyze::{CallInfo, KanikoJob, kaniko_jobs};
+use super::detect::expand_variables;
+use super::job::Job;
 use super::plan::{Accepted, JobPlan, Split, footprint, plan_job, plan_job_as, touches};
 use super::registry::{Registry, registry_of};
 use super::rewrite::FileEdit;
@@ -156,7 +158,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             &mut c
         };
         for call in &k.calls {
-            note_findings(to, call);
+            note_findings(to, k.job, call);
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
@@ -228,7 +230,7 @@ fn runs_jobs(p: &Pipeline) -> bool {
     p.jobs.iter().any(|j| !j.hidden)
 }
 
-fn note_findings(c: &mut Collector, call: &CallInfo) {
+fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
     for n in &call.var_notes {
         let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
         if let Some(h) = &n.help {
@@ -239,7 +241,14 @@ fn note_findings(c: &mut Collector, call: &CallInfo) {
     for n in &call.conversion.notes {
         let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
         if let Some(h) = &n.help {
-            f = f.with_help(h.clone());
+            // The cleanup policy is pasted as is: fill in the job's
+            // visible variables, mark what only the user knows.
+            f = f.with_help(match n.kind {
+                NoteKind::CacheTtl => {
+                    crate::buildx::from_kaniko::with_placeholders(&expand_variables(job, h))
+                }
+                _ => h.clone(),
+            });
         }
         c.add(call.file, f);
     }
@@ -500,14 +509,13 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
 /// KM001: the job runs Kaniko, at `span`.
 fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
     let job = k.job;
-    let what = match &k.image {
-        Some(m) => format!(
-            "job `{}` runs the archived Kaniko image ({})",
-            job.name, m.id
-        ),
-        None => format!("job `{}` runs the archived Kaniko executor", job.name),
+    let what = match (&k.image, &job.image) {
+        (Some(m), Some(image)) => {
+            crate::kaniko::runs_image(&expand_variables(job, &image.name.value), m.name)
+        }
+        _ => crate::kaniko::RUNS_EXECUTOR.to_string(),
     };
-    Finding::new(Rule::Km001, span, what)
+    Finding::new(Rule::Km001, span, format!("job `{}` {what}", job.name))
 }
 
 /// KM002: the job runs the executor more than once; at its second call,
