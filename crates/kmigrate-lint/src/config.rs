@@ -110,7 +110,7 @@ pub struct RewriteConfig {
     /// How rewritten GitLab jobs get a Docker daemon (passed to the GitLab
     /// rewrite; `None` lets it choose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
+    pub gitlab_target: Option<crate::options::GitlabTarget>,
     /// Docker version for the `docker:<v>` / `docker:<v>-dind` images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,

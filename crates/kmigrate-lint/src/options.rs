@@ -8,7 +8,7 @@ pub struct Options {
     /// Tag of the registry cache (`<cache repo>:<tag>`).
     pub cache_tag: String,
     /// GitLab rewrite target (`buildx` by default).
-    pub gitlab_target: crate::platform::gitlab::target::Target,
+    pub gitlab_target: GitlabTarget,
     /// Docker version pinned in GitLab `docker:<ver>-cli` / `-dind` images.
     pub docker_version: String,
     /// Split GitLab jobs that build several images into one job per image.
@@ -23,6 +23,54 @@ impl Default for Options {
             gitlab_target: Default::default(),
             docker_version: "28.5".into(),
             split: true,
+        }
+    }
+}
+
+/// Where `kmigrate rewrite` takes a GitLab Kaniko job.
+/// The one list of GitLab targets: `--gitlab-target` (clap), the
+/// `rewrite.gitlab_target` key of kmigrate.toml (serde) and the engine's
+/// options all read this type.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GitlabTarget {
+    /// `docker buildx build` with a docker-container builder on
+    /// docker-in-docker (GitLab's documented "Docker Buildx" method).
+    #[default]
+    Buildx,
+    /// Rootless BuildKit (`buildctl-daemonless.sh`), no privileged runner.
+    Buildkit,
+    /// Keep Kaniko; only split jobs that build several images.
+    Split,
+}
+
+impl GitlabTarget {
+    /// Every target, as users write them.
+    pub const ALL: [GitlabTarget; 3] = [
+        GitlabTarget::Buildx,
+        GitlabTarget::Buildkit,
+        GitlabTarget::Split,
+    ];
+
+    pub fn parse(s: &str) -> Option<GitlabTarget> {
+        GitlabTarget::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GitlabTarget::Buildx => "buildx",
+            GitlabTarget::Buildkit => "buildkit",
+            GitlabTarget::Split => "split",
         }
     }
 }

@@ -4,49 +4,9 @@
 use crate::buildx::BuildPlan;
 use crate::shell::{expansion_len, render_word};
 
-/// Where `kmigrate rewrite` takes a GitLab Kaniko job.
-/// The one list of GitLab targets: `--gitlab-target` (clap), the
-/// `rewrite.gitlab_target` key of kmigrate.toml (serde) and the engine's
-/// options all read this type.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// `docker buildx build` with a docker-container builder on
-    /// docker-in-docker (GitLab's documented "Docker Buildx" method).
-    #[default]
-    Buildx,
-    /// Rootless BuildKit (`buildctl-daemonless.sh`), no privileged runner.
-    Buildkit,
-    /// Keep Kaniko; only split jobs that build several images.
-    Split,
-}
-
-impl Target {
-    /// Every target, as users write them.
-    pub const ALL: [Target; 3] = [Target::Buildx, Target::Buildkit, Target::Split];
-
-    pub fn parse(s: &str) -> Option<Target> {
-        Target::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Buildx => "buildx",
-            Target::Buildkit => "buildkit",
-            Target::Split => "split",
-        }
-    }
-}
+/// Where `kmigrate rewrite` takes a GitLab Kaniko job (defined with the
+/// options every command shares, which name it).
+pub use crate::options::GitlabTarget as Target;
 
 /// Options of the GitLab rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
