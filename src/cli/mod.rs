@@ -41,6 +41,9 @@ pub enum Command {
     /// Show the effective configuration.
     Config(rules::ConfigArgs),
     /// Build an image daemonless from `docker buildx build` flags.
+    // One context, as buildx takes (the argument list accepts more words
+    // only for builds read back from CI files, see kmigrate-plan's stand_in).
+    #[command(override_usage = "kmigrate build [OPTIONS] <PATH | URL | ->")]
     Build(build::BuildCmd),
     /// Prove a (rewritten) config builds and its registry cache works: every image built
     /// cold then warm. Exit 0 all pass, 1 a check failed, 2 could not run.
