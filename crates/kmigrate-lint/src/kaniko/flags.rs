@@ -71,6 +71,12 @@ impl FlagSpec {
     pub fn display(&self) -> String {
         format!("--{}", self.name)
     }
+
+    /// Whether buildx takes this flag spelled as Kaniko spells it (the
+    /// table's `passthrough: same`), so a value holding it works for both.
+    pub fn buildx_spells_it_the_same(&self) -> bool {
+        self.passthrough.as_deref() == Some("same")
+    }
 }
 
 #[derive(Debug, Deserialize)]

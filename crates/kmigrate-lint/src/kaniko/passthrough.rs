@@ -12,7 +12,7 @@ use super::flags::{FlagSpec, FlagTable};
 /// (`--build-arg`, `--target`, …).
 pub fn same_spellings() -> Vec<String> {
     spellings()
-        .filter(|(_, s)| *s == "same")
+        .filter(|(f, _)| f.buildx_spells_it_the_same())
         .map(|(f, _)| f.display())
         .collect()
 }
@@ -20,7 +20,7 @@ pub fn same_spellings() -> Vec<String> {
 /// Kaniko-only spellings with what buildx writes instead.
 pub fn kaniko_only_spellings() -> Vec<(String, &'static str)> {
     spellings()
-        .filter(|(_, s)| *s != "same")
+        .filter(|(f, _)| !f.buildx_spells_it_the_same())
         .map(|(f, s)| (f.display(), s))
         .collect()
 }

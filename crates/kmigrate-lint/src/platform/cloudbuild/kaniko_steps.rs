@@ -390,11 +390,7 @@ fn buildx_reads_as_is(value: &str, shell: bool) -> bool {
         vec![Arg::new(value)]
     };
     let call = crate::kaniko::call::parse(words);
-    call.problems.is_empty()
-        && call
-            .uses
-            .iter()
-            .all(|u| u.spec.passthrough.as_deref() == Some("same"))
+    call.problems.is_empty() && call.uses.iter().all(|u| u.spec.buildx_spells_it_the_same())
 }
 
 #[cfg(test)]

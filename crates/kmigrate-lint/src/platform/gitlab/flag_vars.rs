@@ -21,6 +21,7 @@ use std::ops::Range;
 use super::detect::{ExecutorCall, is_executor_word};
 use super::job::{Job, Section};
 use super::rewrite::FileEdit;
+use crate::buildx::from_kaniko::NoteKind;
 use crate::kaniko::{self, Action, Arg, Arity};
 use crate::rules::Rule;
 use crate::shell::{Nesting, Word};
@@ -578,20 +579,21 @@ fn translate(
                     edit(at(&first.0), local);
                 }
             }
-            _ if u.spec.passthrough.as_deref() == Some("same") => {}
+            _ if u.spec.buildx_spells_it_the_same() => {}
             _ if matches!(u.spec.action, Action::Drop | Action::DropWarn)
                 || (u.spec.default == u.enabled
                     && u.enabled.is_some()
                     && u.spec.action != Action::Manual) =>
             {
                 let reason = u.spec.reason.clone().unwrap_or_default();
-                let rule = if u.spec.action == Action::DropWarn {
-                    Rule::Km011
+                // As the call's own flags are reported (one mapping).
+                let kind = if u.spec.action == Action::DropWarn {
+                    NoteKind::Changed
                 } else {
-                    Rule::Km010
+                    NoteKind::Dropped
                 };
                 t.notes.push(note(
-                    rule,
+                    kind.rule(),
                     format!(
                         "`{}` removed from `{written}` (line {}): {reason}",
                         text[first.0.start..last.0.end].trim(),
