@@ -550,3 +550,39 @@ fn a_diff_of_an_absolute_path_names_it_as_given() {
     let preview = json["findings"][0]["fix"]["preview"].as_str().unwrap();
     assert!(!preview.contains("a//"), "{preview}");
 }
+
+// ---- help texts are written for users, not rustdoc --------------------------
+
+/// clap takes a flag's doc comment as its help: an intra-doc link or a
+/// module path in one reaches the user verbatim (`build --help` said
+/// "see [`crate::stand_in`]").
+#[test]
+fn help_texts_carry_no_rustdoc_syntax() {
+    let dir = tree("repo");
+    let top = out(&kmigrate(dir.path(), &["--help"]));
+    let subcommands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            l.strip_prefix("  ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .filter(|c| c != "help")
+        .collect();
+    assert!(subcommands.len() >= 8, "{subcommands:?}");
+    for sub in std::iter::once(None).chain(subcommands.iter().map(Some)) {
+        let mut args: Vec<&str> = sub.map(String::as_str).into_iter().collect();
+        args.push("--help");
+        let help = out(&kmigrate(dir.path(), &args));
+        for leak in ["[`", "crate::", "kmigrate_", "Self::"] {
+            assert!(
+                !help.contains(leak),
+                "kmigrate {args:?} shows {leak:?}:\n{help}"
+            );
+        }
+    }
+}

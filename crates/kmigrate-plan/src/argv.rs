@@ -70,10 +70,15 @@ pub struct BuildxArgs {
     /// Always attempt to pull referenced images.
     #[arg(long)]
     pub pull: bool,
-    /// Build context: a directory, `-`, or a URL. Read back from a CI file,
-    /// the words beside it may be variables passed through as flags (see
-    /// [`crate::stand_in`]).
-    #[arg(value_name = "PATH | URL | -", required = true, num_args = 1..)]
+    // Read back from a CI file, the words beside the context may be
+    // variables passed through as flags (see [`crate::stand_in`]); the help
+    // text, which users read, says only what they pass.
+    #[arg(
+        value_name = "PATH | URL | -",
+        required = true,
+        num_args = 1..,
+        help = "Build context: a directory, `-`, or a URL"
+    )]
     pub context: Vec<String>,
 }
 
