@@ -43,6 +43,7 @@ mod plan_equiv_figure;
 mod plan_equiv_property;
 mod readme;
 mod rule_enum_only_exact;
+mod rule_fixtures;
 mod security_builder_fs;
 mod security_builder_fs_fuzz;
 mod security_fetch;
