@@ -157,8 +157,18 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         } else {
             &mut c
         };
-        for call in &k.calls {
-            note_findings(to, k.job, call);
+        // The per-flag notes say what the move to buildx/BuildKit changes:
+        // a job that stays on Kaniko's executor (a fork) has its own.
+        if opts.target == Target::Fork || k.on_fork() {
+            if plan.as_ref().is_ok_and(|p| p.migrates) {
+                for call in &k.calls {
+                    fork_note_findings(to, call);
+                }
+            }
+        } else {
+            for call in &k.calls {
+                note_findings(to, k.job, call);
+            }
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
@@ -228,6 +238,23 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
 /// a CI gate on the library fails while it still uses Kaniko.
 fn runs_jobs(p: &Pipeline) -> bool {
     p.jobs.iter().any(|j| !j.hidden)
+}
+
+/// KM010 for each flag the move to the fork removes (the fork made it a
+/// no-op).
+fn fork_note_findings(c: &mut Collector, call: &CallInfo) {
+    for change in crate::kaniko::fork::flag_changes(&call.call) {
+        if let crate::kaniko::fork::FlagChange::Drop { args, flag, reason } = change {
+            c.add(
+                call.file,
+                Finding::new(
+                    Rule::Km010,
+                    call.args_span(&args),
+                    format!("`{flag}` is removed: {reason}"),
+                ),
+            );
+        }
+    }
 }
 
 fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
@@ -427,7 +454,9 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
                         .with_help(crate::readback::equivalence::REPORT_HELP),
                 );
             }
-            c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            if k.archived() {
+                c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            }
             if let Some((f2, finding)) = km002 {
                 c.add(
                     f2,
@@ -437,8 +466,21 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             return;
         }
     };
+    let fork_image;
     let target = match opts.target {
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
+        Target::Fork => {
+            fork_image = format!(
+                "the maintained Kaniko fork `{}` (same executor call, no runner change)",
+                opts.fork_job_image(
+                    &job.image
+                        .as_ref()
+                        .map(|i| i.name.value.clone())
+                        .unwrap_or_default()
+                )
+            );
+            fork_image.as_str()
+        }
         _ => "docker buildx with a docker-container builder",
     };
     // A job whose fix is written elsewhere only (its template in another
@@ -464,7 +506,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     // The job's rewrite changes behaviour where a flag's translation does,
     // or where it pushes with credentials only Kaniko's helpers found
     // (both reported as KM011).
-    let credentials = if plan.migrates {
+    let credentials = if plan.migrates && opts.target != Target::Fork {
         credential_findings(k)
     } else {
         Vec::new()
@@ -475,7 +517,9 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         .flat_map(|c| &c.conversion.notes)
         .any(|n| n.kind == NoteKind::Changed);
     let applicability = Applicability::changing_behaviour_if(changed || !credentials.is_empty());
-    if plan.migrates {
+    if !k.archived() {
+        // A maintained fork is not a finding of its own (KM002 may be).
+    } else if plan.migrates {
         let replaced =
             super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
         let note = super::fragment::replaced_note(job, &replaced).unwrap_or_default();
@@ -501,7 +545,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     for (file, f) in credentials {
         c.add(file, f);
     }
-    if opts.target == Target::Buildx {
+    if opts.target == Target::Buildx && !k.on_fork() {
         c.add(job.file, km004_privileged_runner(k, opts));
     }
 }
