@@ -523,9 +523,16 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         let replaced =
             super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
         let note = super::fragment::replaced_note(job, &replaced).unwrap_or_default();
+        // Runners that cannot give the new builder what it needs keep
+        // Kaniko's model on a maintained fork.
+        let runner = match opts.target {
+            Target::Buildx => FORK_FOR_UNPRIVILEGED_RUNNERS,
+            Target::Buildkit => FORK_FOR_CONFINED_RUNNERS,
+            _ => "",
+        };
         c.add_with_edits(
             file,
-            km001.with_help(format!("rewrite it to {target}{note}")),
+            km001.with_help(format!("rewrite it to {target}{note}{runner}")),
             &format!("migrate job `{}` to {target}", job.name),
             applicability,
             plan.edits.clone(),
@@ -549,6 +556,14 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         c.add(job.file, km004_privileged_runner(k, opts));
     }
 }
+
+/// The end of KM001's help with the buildx target: the fork is the way for
+/// runners that cannot run privileged containers (docker-in-docker).
+const FORK_FOR_UNPRIVILEGED_RUNNERS: &str = "; if your runner cannot run privileged containers, `--gitlab-target fork` keeps the Kaniko call on a pinned, maintained fork instead (no runner change)";
+
+/// The same with the rootless BuildKit target, which needs seccomp and
+/// AppArmor relaxed.
+const FORK_FOR_CONFINED_RUNNERS: &str = "; if your runner cannot run containers with seccomp and AppArmor unconfined, `--gitlab-target fork` keeps the Kaniko call on a pinned, maintained fork instead (no runner change)";
 
 /// KM001: the job runs Kaniko, at `span`.
 fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
@@ -775,6 +790,46 @@ mod tests {
 
     fn ids(r: &[(String, String)]) -> Vec<&str> {
         r.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn km001_recommends_the_fork_for_runners_the_target_does_not_fit() {
+        let src = "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination r.example/a:1\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let help = |target| {
+            let ff = check(
+                &p,
+                &Options {
+                    target,
+                    ..Options::default()
+                },
+            );
+            ff.iter()
+                .flat_map(|f| &f.findings)
+                .find(|f| f.rule == Rule::Km001)
+                .and_then(|f| f.help.clone())
+                .unwrap()
+        };
+        assert!(
+            help(Target::Buildx)
+                .contains("cannot run privileged containers, `--gitlab-target fork`")
+        );
+        assert!(
+            help(Target::Buildkit)
+                .contains("seccomp and AppArmor unconfined, `--gitlab-target fork`")
+        );
+        let fork = help(Target::Fork);
+        assert!(
+            fork.contains(
+                "maintained Kaniko fork `ghcr.io/osscontainertools/kaniko:v1.28.3-debug`"
+            ),
+            "{fork}"
+        );
     }
 
     #[test]
