@@ -323,3 +323,63 @@ fn cloud_build_buildx_stays_the_default() {
         "{out}"
     );
 }
+
+#[test]
+fn verify_builds_the_fork_target_output_and_hits_its_cache() {
+    use crate::support::{Registry, have, push_busybox};
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let reg = Registry::start();
+    push_busybox(&reg);
+    let repo = tempfile::tempdir().unwrap();
+    let src = fixtures().join("verify/gitlab");
+    for rel in [
+        ".gitlab-ci.yml",
+        "a/Dockerfile",
+        "a/a.txt",
+        "b/Dockerfile",
+        "b/b.txt",
+    ] {
+        let to = repo.path().join(rel);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(src.join(rel), &to).unwrap();
+    }
+    let o = kmigrate(
+        repo.path(),
+        &["rewrite", "--gitlab-target", "fork", ".gitlab-ci.yml"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let store = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .current_dir(repo.path())
+        .args(["verify", ".gitlab-ci.yml", "--variable"])
+        .arg(format!("BASE_REGISTRY={}", reg.addr))
+        .arg("--registry-map")
+        .arg(format!("registry.gitlab.example.com={}", reg.addr))
+        .args([
+            "--store",
+            store.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let builds = j["builds"].as_array().unwrap();
+    // The split jobs on the fork image, each built cold then served warm
+    // from its registry cache.
+    let units: Vec<&str> = builds.iter().map(|b| b["unit"].as_str().unwrap()).collect();
+    assert_eq!(
+        units,
+        ["build-images-image-a", "build-images-image-b"],
+        "{j:#}"
+    );
+    for b in builds {
+        assert_eq!(b["status"], "pass", "{b:#}");
+        assert_eq!(b["warm"]["executed"], 0, "{b:#}");
+        assert!(b["warm"]["cached"].as_u64().unwrap() > 0, "{b:#}");
+    }
+}
