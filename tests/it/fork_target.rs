@@ -383,3 +383,38 @@ fn verify_builds_the_fork_target_output_and_hits_its_cache() {
         assert!(b["warm"]["cached"].as_u64().unwrap() > 0, "{b:#}");
     }
 }
+
+#[test]
+fn a_no_op_flag_on_its_own_folded_line_is_removed_with_its_line() {
+    // `>-` folds lines into spaces: the flag goes with its line break, and
+    // the command stays one line when GitLab folds it.
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[(
+            ".gitlab-ci.yml",
+            "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - >-\n      /kaniko/executor\n      --context .\n      --skip-unused-stages\n      --snapshotMode=redo\n      --destination r.example/a:1\n    - |\n      /kaniko/executor --context . \\\n        --force-build-metadata \\\n        --destination r.example/b:1\n",
+        )],
+    );
+    let o = kmigrate(
+        dir.path(),
+        &["rewrite", "--gitlab-target", "fork", ".gitlab-ci.yml"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let text = fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
+    assert!(
+        text.contains("      /kaniko/executor\n      --context .\n      --snapshot-mode=redo\n      --destination r.example/a:1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "      /kaniko/executor --context . \\\n        --destination r.example/b:1\n"
+        ),
+        "{text}"
+    );
+    let v: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
+    assert_eq!(
+        v["build"]["script"][0].as_str(),
+        Some("/kaniko/executor --context . --snapshot-mode=redo --destination r.example/a:1")
+    );
+}

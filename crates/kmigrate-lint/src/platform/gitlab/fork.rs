@@ -5,7 +5,11 @@
 use std::ops::Range;
 
 use super::analyze::{CallInfo, KanikoJob};
+use super::job::ScriptLine;
+use super::script_text::replace_text;
 use crate::kaniko::fork::{FlagChange, flag_changes, spelling_range};
+use crate::source::SourceFile;
+use crate::source::patch::Edit;
 
 /// Whether the job's executor comes from an image the rewrite can replace
 /// (a Kaniko image of the table), or why not.
@@ -51,4 +55,28 @@ pub fn call_edits(c: &CallInfo, line_text: &str) -> Vec<(Range<usize>, String)> 
         }
     }
     out
+}
+
+/// The file edit for one of [`call_edits`]' edits of `line`. A removal
+/// whose source text differs from the line's only in whitespace (a folded
+/// or plain scalar written over several lines) removes the source text,
+/// line break included, so the folded command stays one line. `None` when
+/// the scalar's text cannot be edited in place (an escape in the range):
+/// the fork still accepts the old spelling.
+pub fn source_edit(
+    file: &SourceFile,
+    line: &ScriptLine,
+    range: Range<usize>,
+    text: &str,
+) -> Option<Edit> {
+    if let Some(e) = replace_text(file, line, range.clone(), text) {
+        return Some(e);
+    }
+    if !text.is_empty() {
+        return None;
+    }
+    let src = line.source_range(range.clone());
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    (words(file.text.get(src.clone())?) == words(line.text.get(range)?))
+        .then(|| Edit::replace(src, ""))
 }

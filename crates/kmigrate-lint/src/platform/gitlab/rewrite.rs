@@ -440,7 +440,7 @@ pub fn rewrite_job_as(
             for (_, range, text) in fork_edits.iter().filter(|(l, _, _)| std::ptr::eq(*l, line)) {
                 // A spelling the line's scalar does not hold as written
                 // (an escape, a fold) stays: the fork still accepts it.
-                if let Some(e) = replace_text(file, line, range.clone(), text) {
+                if let Some(e) = super::fork::source_edit(file, line, range.clone(), text) {
                     out.edits.push((line.origin.file, e));
                 }
             }
