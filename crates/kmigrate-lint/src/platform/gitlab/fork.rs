@@ -43,13 +43,20 @@ pub fn call_edits(c: &CallInfo, line_text: &str) -> Vec<(Range<usize>, String)> 
                     out.push((w.span.start + r.start..w.span.start + r.end, to));
                 }
             }
-            FlagChange::Drop { args, .. } => {
-                let (Some(before), Some(last)) = (
+            FlagChange::Drop { args, flag, .. } => {
+                let (Some(before), Some(first), Some(last)) = (
                     words.get(c.exec.program + args.start),
+                    word(args.start),
                     args.end.checked_sub(1).and_then(word),
                 ) else {
                     continue;
                 };
+                // Only a flag written in the line itself (not one a
+                // variable brings).
+                let written = line_text.get(first.span.clone()).unwrap_or_default();
+                if spelling_range(written, &flag).is_none() {
+                    continue;
+                }
                 out.push((before.span.end..last.span.end, String::new()));
             }
         }
