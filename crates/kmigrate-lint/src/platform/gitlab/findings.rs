@@ -655,7 +655,7 @@ fn km004_privileged_runner(k: &KanikoJob, opts: &Options) -> Finding {
         job.key_span.clone(),
         format!("job `{}` will need a privileged runner: docker-in-docker (`{}`) runs privileged, Kaniko did not", job.name, opts.dind_image()),
     )
-    .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless; seccomp and AppArmor unconfined) or `--gitlab-target fork` (a maintained Kaniko fork, no runner change)")
+    .with_help("tag the job for a privileged runner (Kubernetes executor: also set `DOCKER_HOST: tcp://localhost:2376`, `DOCKER_TLS_VERIFY: 1`, `DOCKER_CERT_PATH: /certs/client`), or use `--gitlab-target buildkit` (rootless)")
 }
 
 /// Registries a migrated job pushes to (or reads cache from) with no
