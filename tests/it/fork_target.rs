@@ -418,3 +418,29 @@ fn a_no_op_flag_on_its_own_folded_line_is_removed_with_its_line() {
         Some("/kaniko/executor --context . --snapshot-mode=redo --destination r.example/a:1")
     );
 }
+
+#[test]
+fn without_the_split_km002_says_the_fork_still_leaks() {
+    // BuildKit isolates the builds of an unsplit job; the fork does not
+    // (kaniko#1829 is in the forks too): KM002 must not promise it.
+    let dir = gitlab_copy("gitlab/golden");
+    write_files(
+        dir.path(),
+        &[(
+            "kmigrate.toml",
+            "[rewrite]\ngitlab_target = \"fork\"\nsplit = false\n",
+        )],
+    );
+    let o = kmigrate(dir.path(), &["check", "--format", "json", ".gitlab-ci.yml"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let km002 = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "KM002")
+        .expect("KM002")
+        .clone();
+    let help = km002["help"].as_str().unwrap();
+    assert!(!help.contains("BuildKit"), "{help}");
+    assert!(help.contains("kaniko#1829"), "{help}");
+}

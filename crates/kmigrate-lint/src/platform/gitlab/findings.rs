@@ -544,7 +544,10 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        add_km002(c, k, f2, finding, &plan, applicability);
+        // BuildKit isolates the builds of a job left unsplit; the fork,
+        // like Kaniko, does not.
+        let isolates = plan.migrates && opts.target != Target::Fork;
+        add_km002(c, k, f2, finding, &plan, applicability, isolates);
     }
     if !plan.migrates {
         return;
@@ -611,6 +614,7 @@ fn add_km002(
     finding: Finding,
     plan: &JobPlan,
     applicability: Applicability,
+    isolates: bool,
 ) {
     let job = k.job;
     let with = if plan.migrates {
@@ -626,7 +630,7 @@ fn add_km002(
             applicability,
             plan.edits.clone(),
         ),
-        Split::Kept(why) if plan.migrates => c.add(
+        Split::Kept(why) if isolates => c.add(
             file,
             finding.with_help(format!(
                 "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
@@ -638,10 +642,16 @@ fn add_km002(
                 "not split automatically: {why}; split it by hand, one job per image"
             )),
         ),
-        Split::Off | Split::NotNeeded => c.add(
+        Split::Off | Split::NotNeeded if isolates => c.add(
             file,
             finding.with_help(
                 "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
+            ),
+        ),
+        Split::Off | Split::NotNeeded => c.add(
+            file,
+            finding.with_help(
+                "`--no-split`: the calls still share one container on the Kaniko fork, which leaks cache and files between them as Kaniko did (kaniko#1829); split the job (drop `--no-split`) or split it by hand",
             ),
         ),
     }
