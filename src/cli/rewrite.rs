@@ -55,10 +55,16 @@ pub struct RewriteArgs {
     /// [default: `rewrite.cache_tag` in kmigrate.toml, else buildcache].
     #[arg(long)]
     pub cache_tag: Option<String>,
-    /// GitLab target: buildx (docker-in-docker), buildkit (rootless) or split (keep Kaniko, split
-    /// multi-build jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless), fork (a maintained Kaniko
+    /// fork, no runner change) or split (keep Kaniko, split multi-build jobs)
+    /// [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
     #[arg(long, value_enum)]
     pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
+    /// Cloud Build target: buildx or fork (a maintained Kaniko fork, image and version from
+    /// `rewrite.fork_image`/`fork_version`) [default: `rewrite.cloudbuild_target` in
+    /// kmigrate.toml, else buildx].
+    #[arg(long, value_enum)]
+    pub cloudbuild_target: Option<crate::options::CloudbuildTarget>,
     /// GitLab: do not split jobs that build several images (buildx/buildkit targets)
     /// [default: `rewrite.split` in kmigrate.toml, else split].
     #[arg(long)]
@@ -186,6 +192,8 @@ pub fn run(mut args: RewriteArgs) -> ExitStatus {
             .clone()
             .unwrap_or(defaults.docker_version.clone()),
         split: defaults.split && !args.no_split,
+        cloudbuild_target: args.cloudbuild_target.unwrap_or(defaults.cloudbuild_target),
+        ..defaults
     };
     let settings = super::check::Settings {
         config: loaded,

@@ -11,6 +11,7 @@ use super::ExitStatus;
 use super::exit::print;
 use crate::config::Loaded;
 use crate::rules::meta;
+use kmigrate_lint::targets;
 
 /// `kmigrate rules`.
 #[derive(Debug, Args)]
@@ -32,7 +33,8 @@ pub enum RulesFormat {
 /// `kmigrate explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Rule ids, e.g. KM002 (case-insensitive).
+    /// Rule ids, e.g. KM002 (case-insensitive), or migration targets as
+    /// `target:NAME` (buildx, buildkit, buildah, fork, split).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub rules: Vec<String>,
     /// Every rule's page, in id order.
@@ -130,18 +132,51 @@ fn page(rule: &meta::RuleMeta, color: bool) -> String {
     page
 }
 
+/// A migration target's page for the terminal, with its runner
+/// requirement and link.
+fn target_page(target: &targets::TargetPage, color: bool) -> String {
+    let mut page = render_markdown(target.doc, color);
+    let _ = write!(
+        page,
+        "\nRunner: {}. Platforms: {}.\nOnline: {}\n",
+        target.runner_change,
+        target.platforms,
+        target.help_url()
+    );
+    page
+}
+
 pub fn explain(args: ExplainArgs) -> ExitStatus {
-    let rules = if args.all {
-        meta::all().iter().collect()
+    let color = stdout_color();
+    let pages: Vec<String> = if args.all {
+        meta::all().iter().map(|r| page(r, color)).collect()
     } else {
-        let mut rules = Vec::new();
+        let mut pages = Vec::new();
         for asked in &args.rules {
+            if let Some(name) = asked.strip_prefix("target:") {
+                match targets::page(&name.to_ascii_lowercase()) {
+                    Some(t) => pages.push(target_page(t, color)),
+                    None => {
+                        let names: Vec<String> = targets::all()
+                            .iter()
+                            .map(|t| format!("target:{}", t.name))
+                            .collect();
+                        eprintln!(
+                            "kmigrate: no target `{}`; targets are {}",
+                            crate::report::terminal::escape_inline(name),
+                            names.join(", ")
+                        );
+                        return ExitStatus::Error;
+                    }
+                }
+                continue;
+            }
             match asked.parse::<crate::rules::Rule>() {
-                Ok(rule) => rules.push(rule.meta()),
+                Ok(rule) => pages.push(page(rule.meta(), color)),
                 Err(_) => {
                     let ids: Vec<&str> = meta::all().iter().map(|r| r.id).collect();
                     eprintln!(
-                        "kmigrate: no rule `{}`; rules are {}",
+                        "kmigrate: no rule `{}`; rules are {} (and the targets, as target:NAME)",
                         crate::report::terminal::escape_inline(asked),
                         ids.join(", ")
                     );
@@ -149,10 +184,8 @@ pub fn explain(args: ExplainArgs) -> ExitStatus {
                 }
             }
         }
-        rules
+        pages
     };
-    let color = stdout_color();
-    let pages: Vec<String> = rules.into_iter().map(|r| page(r, color)).collect();
     print(&pages.join("\n"))
 }
 

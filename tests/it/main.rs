@@ -26,6 +26,8 @@ mod cli_habits_cli;
 mod cli_messages_wording;
 mod cloudbuild_everyday;
 mod cloudbuild_rewrite;
+mod fork_report_targets;
+mod fork_target;
 mod fuzz_regressions;
 mod gitlab_everyday_plan;
 mod gitlab_everyday_scope;

@@ -54,8 +54,8 @@ struct Tally {
 }
 
 /// The rewrite settings the property holds under: the defaults, another
-/// cache tag, no split, and GitLab's other targets (rootless BuildKit, and
-/// `split`, which keeps Kaniko).
+/// cache tag, no split, GitLab's other targets (rootless BuildKit, and
+/// `split`, which keeps Kaniko) and the fork targets of both platforms.
 fn settings() -> Vec<Options> {
     let d = Options::default;
     vec![
@@ -74,6 +74,12 @@ fn settings() -> Vec<Options> {
         },
         Options {
             gitlab_target: kmigrate::platform::gitlab::target::Target::Buildkit,
+            ..d()
+        },
+        // The fork targets keep the executor call on a maintained fork.
+        Options {
+            gitlab_target: kmigrate::platform::gitlab::target::Target::Fork,
+            cloudbuild_target: kmigrate::options::CloudbuildTarget::Fork,
             ..d()
         },
     ]

@@ -117,6 +117,15 @@ pub struct RewriteConfig {
     /// Split a GitLab job that builds several images into one job per image.
     #[serde(default = "default_split")]
     pub split: bool,
+    /// Where rewritten Cloud Build Kaniko steps build (`None`: buildx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudbuild_target: Option<crate::options::CloudbuildTarget>,
+    /// The maintained Kaniko fork the fork targets run (repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_image: Option<String>,
+    /// The fork release they pin (a tag such as `v1.28.3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_version: Option<String>,
 }
 
 fn default_builder() -> String {
@@ -137,6 +146,9 @@ impl Default for RewriteConfig {
             gitlab_target: None,
             docker_version: None,
             split: default_split(),
+            cloudbuild_target: None,
+            fork_image: None,
+            fork_version: None,
         }
     }
 }
@@ -213,6 +225,9 @@ impl Config {
         }
         if config.rewrite.cache_tag.trim().is_empty() {
             return Err(err("`rewrite.cache_tag` must not be empty".into()));
+        }
+        if let Some(why) = check_fork(&config.rewrite) {
+            return Err(err(why));
         }
         for g in &config.paths.exclude {
             glob(g).map_err(|e| err(format!("`paths.exclude`: bad glob `{g}`: {e}")))?;
@@ -303,6 +318,11 @@ impl Loaded {
         c.rewrite
             .docker_version
             .get_or_insert(defaults.docker_version);
+        c.rewrite
+            .cloudbuild_target
+            .get_or_insert(defaults.cloudbuild_target);
+        c.rewrite.fork_image.get_or_insert(defaults.fork_image);
+        c.rewrite.fork_version.get_or_insert(defaults.fork_version);
         c
     }
 
@@ -315,6 +335,9 @@ impl Loaded {
             gitlab_target: r.gitlab_target.unwrap_or_default(),
             docker_version: r.docker_version.unwrap_or_default(),
             split: r.split,
+            cloudbuild_target: r.cloudbuild_target.unwrap_or_default(),
+            fork_image: r.fork_image.unwrap_or_default(),
+            fork_version: r.fork_version.unwrap_or_default(),
         }
     }
 
@@ -393,9 +416,91 @@ pub fn absolute(path: &Path) -> PathBuf {
     out
 }
 
+/// Why the fork keys of `[rewrite]` cannot be used, if they cannot: the
+/// image and version are written into CI files, and the rewritten job must
+/// still be read as Kaniko (a maintained fork `rules/images.yaml` knows) by
+/// `check`, `verify` and the safety net.
+fn check_fork(r: &RewriteConfig) -> Option<String> {
+    let image_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':');
+    if let Some(image) = &r.fork_image {
+        if image.is_empty() || !image.chars().all(image_char) || image.contains('@') {
+            return Some(format!(
+                "`rewrite.fork_image` = {image:?} is not an image repository (e.g. \"ghcr.io/osscontainertools/kaniko\", without tag)"
+            ));
+        }
+        let example = format!("{image}:v1");
+        match crate::kaniko::match_image(&example) {
+            Some(m) if !m.archived => {}
+            Some(_) => {
+                return Some(format!(
+                    "`rewrite.fork_image` = {image:?} is the archived Kaniko image; name a maintained fork"
+                ));
+            }
+            None => {
+                return Some(format!(
+                    "`rewrite.fork_image` = {image:?} is not a Kaniko fork kmigrate knows (rules/images.yaml), so the rewritten jobs could not be checked; use one it lists (e.g. ghcr.io/osscontainertools/kaniko, martizih/kaniko, cgr.dev/<org>/kaniko)"
+                ));
+            }
+        }
+    }
+    if let Some(v) = &r.fork_version {
+        let tag_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if v.is_empty() || v.len() > 128 || !v.chars().all(tag_char) {
+            return Some(format!(
+                "`rewrite.fork_version` = {v:?} is not an image tag (e.g. \"v1.28.3\")"
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fork_keys_are_read_and_checked() {
+        let c = parse(
+            "[rewrite]\ncloudbuild_target = \"fork\"\ngitlab_target = \"fork\"\nfork_image = \"martizih/kaniko\"\nfork_version = \"v1.27.6\"\n",
+        )
+        .unwrap();
+        let o = Loaded {
+            config: c,
+            ..Loaded::default()
+        }
+        .options();
+        assert_eq!(o.cloudbuild_target, crate::options::CloudbuildTarget::Fork);
+        assert_eq!(o.gitlab_target, crate::options::GitlabTarget::Fork);
+        assert_eq!(
+            (o.fork_image.as_str(), o.fork_version.as_str()),
+            ("martizih/kaniko", "v1.27.6")
+        );
+        // Defaults: buildx on Cloud Build, the fork documented in the table.
+        let d = Loaded::default().options();
+        assert_eq!(
+            d.cloudbuild_target,
+            crate::options::CloudbuildTarget::Buildx
+        );
+        assert_eq!(d.fork_image, crate::kaniko::fork_target().image);
+        for (bad, what) in [
+            (
+                "fork_image = \"gcr.io/kaniko-project/executor\"",
+                "archived",
+            ),
+            (
+                "fork_image = \"registry.example/tools/builder\"",
+                "not a Kaniko fork",
+            ),
+            ("fork_image = \"a b\"", "not an image repository"),
+            ("fork_version = \"v1\\nimage: x\"", "not an image tag"),
+            ("cloudbuild_target = \"buildkit\"", "unknown variant"),
+        ] {
+            let e = parse(&format!("[rewrite]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(what), "{bad}: {e}");
+            assert!(e.to_string().contains("kmigrate.toml"), "{e}");
+        }
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("dir/kmigrate.toml"), text)

@@ -24,6 +24,7 @@ pub mod report;
 pub mod rules;
 pub mod shell;
 pub mod source;
+pub mod targets;
 #[cfg(test)]
 mod test_rng;
 pub mod write;

@@ -13,6 +13,12 @@ pub struct Options {
     pub docker_version: String,
     /// Split GitLab jobs that build several images into one job per image.
     pub split: bool,
+    /// Cloud Build rewrite target (`buildx` by default).
+    pub cloudbuild_target: CloudbuildTarget,
+    /// The maintained Kaniko fork the fork targets run (repository).
+    pub fork_image: String,
+    /// The fork's release they pin.
+    pub fork_version: String,
 }
 
 impl Default for Options {
@@ -23,6 +29,9 @@ impl Default for Options {
             gitlab_target: Default::default(),
             docker_version: "28.5".into(),
             split: true,
+            cloudbuild_target: Default::default(),
+            fork_image: crate::kaniko::fork_target().image.clone(),
+            fork_version: crate::kaniko::fork_target().version.clone(),
         }
     }
 }
@@ -52,14 +61,18 @@ pub enum GitlabTarget {
     Buildkit,
     /// Keep Kaniko; only split jobs that build several images.
     Split,
+    /// Keep the executor call on a pinned, maintained Kaniko fork (no runner
+    /// change); still split jobs that build several images.
+    Fork,
 }
 
 impl GitlabTarget {
     /// Every target, as users write them.
-    pub const ALL: [GitlabTarget; 3] = [
+    pub const ALL: [GitlabTarget; 4] = [
         GitlabTarget::Buildx,
         GitlabTarget::Buildkit,
         GitlabTarget::Split,
+        GitlabTarget::Fork,
     ];
 
     pub fn parse(s: &str) -> Option<GitlabTarget> {
@@ -71,6 +84,39 @@ impl GitlabTarget {
             GitlabTarget::Buildx => "buildx",
             GitlabTarget::Buildkit => "buildkit",
             GitlabTarget::Split => "split",
+            GitlabTarget::Fork => "fork",
+        }
+    }
+}
+
+/// Where `kmigrate rewrite` takes a Cloud Build Kaniko step: one list for
+/// `--cloudbuild-target`, `rewrite.cloudbuild_target` and the engine.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudbuildTarget {
+    /// `docker buildx build` on a docker-container builder (Cloud Build
+    /// workers run Docker).
+    #[default]
+    Buildx,
+    /// Keep the executor call on a pinned, maintained Kaniko fork.
+    Fork,
+}
+
+impl CloudbuildTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            CloudbuildTarget::Buildx => "buildx",
+            CloudbuildTarget::Fork => "fork",
         }
     }
 }

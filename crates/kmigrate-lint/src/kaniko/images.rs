@@ -27,6 +27,8 @@ pub struct ImageMatch {
     /// How messages name the image, in plain words (the entry's `name`).
     pub name: &'static str,
     pub description: &'static str,
+    /// An image of the archived project (KM001), not a maintained fork.
+    pub archived: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +36,78 @@ pub struct ImageMatch {
 struct ImagesFile {
     tag: String,
     images: Vec<ImageEntry>,
+    fork_target: ForkTarget,
+}
+
+/// What the fork target runs instead of the archived image (the table's
+/// `fork_target`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkTarget {
+    /// The fork's image repository.
+    pub image: String,
+    /// The release it is pinned to.
+    pub version: String,
+    /// Tag suffix of the variant that carries a shell (GitLab jobs).
+    pub shell_suffix: String,
+    pub variants: Vec<ForkVariant>,
+    pub renamed: Vec<RenamedFlag>,
+    pub dropped: Vec<DroppedFlag>,
+}
+
+/// An original tag naming a variant (`debug`, `slim`) and the fork's suffix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkVariant {
+    pub tag_contains: String,
+    pub suffix: String,
+}
+
+/// A spelling the fork renamed (without `--`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenamedFlag {
+    pub from: String,
+    pub to: String,
+}
+
+/// A flag the fork made a no-op (canonical name, without `--`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DroppedFlag {
+    pub flag: String,
+    pub reason: String,
+}
+
+impl ForkTarget {
+    /// The fork image that replaces `original` (an image reference as
+    /// written): `image:version` plus the suffix of the variant the
+    /// original tag names, or the shell variant when the job needs a shell.
+    pub fn reference(&self, image: &str, version: &str, original: &str, shell: bool) -> String {
+        let tag = original
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split_once(':'))
+            .map(|(_, t)| t)
+            .unwrap_or("");
+        let suffix = if shell {
+            self.shell_suffix.as_str()
+        } else {
+            self.variants
+                .iter()
+                .find(|v| tag.contains(&v.tag_contains))
+                .map_or("", |v| v.suffix.as_str())
+        };
+        format!("{image}:{version}{suffix}")
+    }
+}
+
+/// The fork target of `rules/images.yaml`.
+pub fn fork_target() -> &'static ForkTarget {
+    &table().fork
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +121,8 @@ struct ImageEntry {
     // Read by the table test only; parsed here so a malformed entry fails it.
     #[allow(dead_code)]
     examples: Examples,
+    #[serde(default)]
+    archived: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +140,7 @@ struct Entry {
     kind: ImageKind,
     name: &'static str,
     description: &'static str,
+    archived: bool,
 }
 
 /// The table compiled: one regex whose group `e{i}` is entry `i`'s
@@ -73,12 +150,13 @@ struct Compiled {
     pattern: Regex,
     /// The capture group number of entry `i`'s group `e{i}`.
     groups: Vec<usize>,
+    fork: ForkTarget,
 }
 
 fn table() -> &'static Compiled {
     static TABLE: OnceLock<Compiled> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let file: ImagesFile =
+        let mut file: ImagesFile =
             serde_json::from_str(IMAGES_JSON).expect("rules/images.yaml is checked by tests");
         // One alternation instead of a regex per entry: the tag pattern, the
         // costly part to compile, is compiled once (a one-file check spent a
@@ -102,7 +180,7 @@ fn table() -> &'static Compiled {
         let file_len = file.images.len();
         let entries = file
             .images
-            .into_iter()
+            .drain(..)
             .map(|e| Entry {
                 id: leak(e.id),
                 // Entries that cover both binaries are told apart by name in
@@ -114,6 +192,7 @@ fn table() -> &'static Compiled {
                 },
                 name: leak(e.name),
                 description: leak(e.description),
+                archived: e.archived,
             })
             .collect();
         let groups = (0..file_len)
@@ -129,6 +208,7 @@ fn table() -> &'static Compiled {
             entries,
             pattern,
             groups,
+            fork: file.fork_target,
         }
     })
 }
@@ -207,6 +287,7 @@ fn search(reference: &str) -> Option<ImageMatch> {
         kind,
         name: entry.name,
         description: entry.description,
+        archived: entry.archived,
     })
 }
 
@@ -246,6 +327,75 @@ mod tests {
             for n in &entry.examples.no_match {
                 assert!(match_image(n).is_none(), "{n} must not be a Kaniko image");
             }
+        }
+    }
+
+    #[test]
+    fn only_the_archived_project_is_archived() {
+        for (image, archived) in [
+            ("gcr.io/kaniko-project/executor:debug", true),
+            ("mirror.example/kaniko-project/warmer:v1", true),
+            ("ghcr.io/osscontainertools/kaniko:v1.28.3-debug", false),
+            ("martizih/kaniko:debug", false),
+            ("cgr.dev/chainguard/kaniko:latest", false),
+        ] {
+            assert_eq!(match_image(image).unwrap().archived, archived, "{image}");
+        }
+    }
+
+    #[test]
+    fn the_fork_reference_keeps_the_variant() {
+        let f = fork_target();
+        let r = |original: &str, shell: bool| f.reference("fork/kaniko", "v2", original, shell);
+        assert_eq!(
+            r("gcr.io/kaniko-project/executor:debug", false),
+            "fork/kaniko:v2-debug"
+        );
+        assert_eq!(
+            r("gcr.io/kaniko-project/executor:v1.23.2-slim", false),
+            "fork/kaniko:v2-slim"
+        );
+        assert_eq!(
+            r("gcr.io/kaniko-project/executor:latest", false),
+            "fork/kaniko:v2"
+        );
+        assert_eq!(r("gcr.io/kaniko-project/executor", false), "fork/kaniko:v2");
+        assert_eq!(
+            r(
+                "registry.example:5000/kaniko-project/executor@sha256:00",
+                false
+            ),
+            "fork/kaniko:v2"
+        );
+        // A GitLab job needs the shell variant whatever the tag said.
+        assert_eq!(
+            r("gcr.io/kaniko-project/executor:latest", true),
+            "fork/kaniko:v2-debug"
+        );
+        // The default is the fork the table documents, and it is a fork.
+        let default = f.reference(&f.image, &f.version, "x:debug", false);
+        let m = match_image(&default).expect("the fork image is Kaniko");
+        assert!(!m.archived, "{default}");
+    }
+
+    #[test]
+    fn fork_flag_changes_name_real_flags() {
+        let t = super::super::flags::FlagTable::get();
+        for r in &fork_target().renamed {
+            let from = t.long(&r.from).expect(&r.from);
+            let to = t.long(&r.to).expect(&r.to);
+            assert_eq!(
+                from.name, to.name,
+                "{} is an old spelling of {}",
+                r.from, r.to
+            );
+            assert_eq!(to.name, r.to, "{} is the current name", r.to);
+        }
+        for d in &fork_target().dropped {
+            assert_eq!(
+                t.long(&d.flag).map(|s| s.name.as_str()),
+                Some(d.flag.as_str())
+            );
         }
     }
 

@@ -6,12 +6,15 @@
 
 pub mod call;
 pub mod flags;
+pub mod fork;
 pub mod images;
 pub mod passthrough;
 
 pub use call::{Arg, Call, CallProblem, FlagUse, ProblemKind};
 pub use flags::{Action, Arity, FlagSpec, FlagTable};
-pub use images::{ImageKind, ImageMatch, RUNS_EXECUTOR, match_image, runs_image};
+pub use images::{
+    ForkTarget, ImageKind, ImageMatch, RUNS_EXECUTOR, fork_target, match_image, runs_image,
+};
 
 #[cfg(test)]
 mod tests {

@@ -99,6 +99,20 @@ pub struct FlagRow {
     pub outcome: String,
 }
 
+/// The target recommended for one GitLab job on the archived image.
+#[derive(Debug, Clone)]
+pub struct TargetRow {
+    pub path: String,
+    pub line: usize,
+    pub job: String,
+    pub target: &'static crate::targets::TargetPage,
+    /// Why, from what the job's configuration shows.
+    pub reason: String,
+    /// The signal of `rules/targets/hints.yaml` that decided (`None`: the
+    /// default).
+    pub signal: Option<String>,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -108,6 +122,8 @@ pub struct Report {
     pub flags: BTreeMap<String, FlagRow>,
     /// KM005 findings: path, line, what to set up instead of `--cache-ttl`.
     pub cache_ttl: Vec<(String, usize, String)>,
+    /// One per GitLab job on the archived image (see [`crate::targets`]).
+    pub targets: Vec<TargetRow>,
     pub errors: Vec<SourceError>,
 }
 
@@ -240,6 +256,27 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
     out
 }
 
+/// The target recommended for each job defined in this file that runs the
+/// archived image, in job order.
+fn target_rows(path: &str, input: &Input<'_>, pipeline: &gitlab::Pipeline) -> Vec<TargetRow> {
+    let jobs =
+        gitlab::analyze::kaniko_jobs(pipeline, gitlab::ImageMatcher::builtin(), "buildcache");
+    jobs.iter()
+        .filter(|k| k.job.file == 0 && k.archived() && gitlab::findings::judged(k, &jobs))
+        .map(|k| {
+            let r = crate::targets::recommend(k.job);
+            TargetRow {
+                path: path.to_string(),
+                line: input.source.position(k.job.key_span.start).0,
+                job: k.job.name.clone(),
+                target: r.target,
+                reason: r.reason,
+                signal: r.signal,
+            }
+        })
+        .collect()
+}
+
 fn todo_for(f: &Finding) -> String {
     match &f.help {
         Some(h) => h.clone(),
@@ -335,6 +372,9 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
                     ),
                 });
             row.uses += 1;
+        }
+        if let Some(p) = &pipeline {
+            report.targets.extend(target_rows(&path, input, p));
         }
         report.files.push(FileRow {
             path,
@@ -446,6 +486,31 @@ impl Report {
                 );
             }
         }
+        if !self.targets.is_empty() {
+            s.push_str("\n## Targets\n\nThe target that fits each GitLab job's runner, from what its configuration shows (`kmigrate rewrite --gitlab-target NAME`; `kmigrate explain target:NAME` has each target's page).\n\n| Job | Target | Runner change | Why |\n|---|---|---|---|\n");
+            for r in &self.targets {
+                let _ = writeln!(
+                    s,
+                    "| `{}:{}` `{}` | {} | {} | {} |",
+                    r.path,
+                    r.line,
+                    r.job.replace('`', "'"),
+                    r.target.name,
+                    r.target.runner_change.replace('|', "\\|"),
+                    r.reason.replace('|', "\\|")
+                );
+            }
+            s.push_str("\n| Target | Runner requirement | What it does |\n|---|---|---|\n");
+            for p in crate::targets::all() {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} |",
+                    p.name,
+                    p.runner_change.replace('|', "\\|"),
+                    p.summary.replace('|', "\\|")
+                );
+            }
+        }
         s.push_str("\n## Manual tasks\n\n");
         if self.tasks.is_empty() {
             s.push_str("None: `kmigrate rewrite` does everything.\n");
@@ -496,7 +561,7 @@ impl Report {
     pub fn to_json(&self) -> Value {
         let [auto, partial, manual] = self.totals();
         let (exact, changing) = self.fixes();
-        json!({
+        let mut v = json!({
             "version": 1,
             "summary": {
                 "files": self.files.len(),
@@ -531,7 +596,24 @@ impl Report {
             "errors": self.errors.iter().map(|e| json!({
                 "path": display_path(&e.path), "message": e.message,
             })).collect::<Vec<_>>(),
-        })
+        });
+        // Only GitLab jobs get a recommendation: reports without any keep
+        // their shape.
+        if !self.targets.is_empty() {
+            v["targets"] = self
+                .targets
+                .iter()
+                .map(|r| {
+                    json!({
+                        "path": r.path, "line": r.line, "job": r.job,
+                        "target": r.target.name, "runner": r.target.runner,
+                        "runner_change": r.target.runner_change,
+                        "reason": r.reason, "signal": r.signal,
+                    })
+                })
+                .collect();
+        }
+        v
     }
 }
 

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use crate::buildx::from_kaniko::{Note, NoteKind, with_placeholders};
 use crate::kaniko::passthrough;
+use crate::options::CloudbuildTarget;
 use crate::platform::cloudbuild::Build;
 use crate::platform::cloudbuild::kaniko_steps::{Invocation, KanikoCall};
 use crate::platform::cloudbuild::migrate::{Migration, StepMigration};
@@ -98,15 +99,17 @@ fn km001_archived_image(build: &Build, migration: &Migration, s: &StepMigration)
     );
     match (&s.edits, &s.blocked) {
         (Some(edits), _) => {
-            f = f
-                .with_help(format!(
+            let help = match migration.target {
+                CloudbuildTarget::Buildx => format!(
                     "`kmigrate rewrite` turns it into `docker buildx build` on the `{}` docker-container builder with a registry cache",
                     migration.builder
-                ))
-                .with_fix(
-                    fix_for(migration, edits, format!("rewrite {} to docker buildx build", step.label()))
-                        .with_applicability(step_applicability(s)),
-                );
+                ),
+                CloudbuildTarget::Fork => "`kmigrate rewrite` runs the same executor call on a pinned, maintained Kaniko fork (`--cloudbuild-target fork`)".to_string(),
+            };
+            f = f.with_help(help).with_fix(
+                fix_for(migration, edits, migration.fix_description(&step.label()))
+                    .with_applicability(step_applicability(s)),
+            );
         }
         (None, Some(why)) => f = f.with_help(format!("not rewritten automatically: {why}")),
         (None, None) => {}
@@ -165,7 +168,7 @@ fn flag_notes(build: &Build, migration: &Migration, s: &StepMigration) -> Vec<Fi
                 fix_for(
                     migration,
                     edits,
-                    format!("rewrite {} to docker buildx build", s.kaniko.step.label()),
+                    migration.fix_description(&s.kaniko.step.label()),
                 )
                 .with_applicability(step_applicability(s)),
             );

@@ -49,6 +49,12 @@ pub struct KanikoStep<'a> {
 }
 
 impl KanikoStep<'_> {
+    /// The step already runs a maintained fork, not the archived image:
+    /// nothing to report or migrate.
+    pub fn on_fork(&self) -> bool {
+        self.image.as_ref().is_some_and(|m| !m.archived)
+    }
+
     pub fn is_warmer(&self) -> bool {
         self.image
             .as_ref()

@@ -14,7 +14,7 @@ use super::{Build, Step};
 use crate::buildx::cache_refs;
 use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
 use crate::buildx::registry_config::RegistryConfig;
-use crate::options::Options;
+use crate::options::{CloudbuildTarget, Options};
 use crate::platform::script_edit;
 use crate::shell;
 use crate::source::patch::Edit;
@@ -59,6 +59,18 @@ pub struct Migration<'a> {
     /// Edits every fix needs: the setup step and `waitFor` changes.
     pub shared: Vec<Edit>,
     pub builder: String,
+    /// Where the Kaniko steps go.
+    pub target: CloudbuildTarget,
+}
+
+impl Migration<'_> {
+    /// What a Kaniko step's fix does, in its description.
+    pub fn fix_description(&self, label: &str) -> String {
+        match self.target {
+            CloudbuildTarget::Buildx => format!("rewrite {label} to docker buildx build"),
+            CloudbuildTarget::Fork => format!("move {label} to the maintained Kaniko fork"),
+        }
+    }
 }
 
 /// Plans the migration of `build`.
@@ -72,13 +84,21 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
         .and_then(|s| s.name.clone())
         .unwrap_or_else(|| opts.builder.clone());
 
-    let found = kaniko_steps::find(build);
+    // A step already on a maintained fork is not the archived image: there
+    // is nothing to move (Cloud Build has no multi-build jobs to split).
+    let found: Vec<KanikoStep> = kaniko_steps::find(build)
+        .into_iter()
+        .filter(|k| !k.on_fork())
+        .collect();
     let (mut converted, alternatives): (Vec<Vec<Conversion>>, Vec<Vec<Alternatives>>) =
         found.iter().map(|k| convert_step(build, k, opts)).unzip();
     distinct_cache_refs(&found, &mut converted);
     let mut steps = Vec::new();
     for ((k, conversions), alts) in found.into_iter().zip(converted).zip(alternatives) {
-        steps.push(migrate_step(build, k, conversions, &alts, &builder));
+        steps.push(match opts.cloudbuild_target {
+            CloudbuildTarget::Buildx => migrate_step(build, k, conversions, &alts, &builder),
+            CloudbuildTarget::Fork => super::fork::fork_step(build, k, conversions, opts),
+        });
     }
     // Nothing is offered that does not build what the step built.
     super::equivalence::withhold_unfaithful(build, &mut steps, opts);
@@ -107,14 +127,17 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
 
     let needs_builder: Vec<usize> = steps
         .iter()
-        .filter(|s| s.edits.is_some())
+        .filter(|s| s.edits.is_some() && opts.cloudbuild_target == CloudbuildTarget::Buildx)
         .map(|s| s.kaniko.step.index)
         .chain(driver_fixes.iter().map(|d| d.step))
         .collect();
     let mut shared = Vec::new();
     if let Some(&first) = needs_builder.iter().min() {
         let mut registry = RegistryConfig::default();
-        for s in steps.iter().filter(|s| s.edits.is_some()) {
+        for s in steps
+            .iter()
+            .filter(|s| s.edits.is_some() && opts.cloudbuild_target == CloudbuildTarget::Buildx)
+        {
             for c in &s.conversions {
                 registry.merge(&c.registry);
             }
@@ -151,6 +174,7 @@ pub fn plan<'a>(build: &'a Build<'a>, opts: &Options) -> Migration<'a> {
         driver_fixes,
         shared,
         builder,
+        target: opts.cloudbuild_target,
     }
 }
 
@@ -669,7 +693,7 @@ fn and_then(node: &Node, mut edit: Edit, then: &[String], in_list: bool) -> Opti
 }
 
 /// Replaces a scalar keeping its quoting.
-fn replace_scalar(source: &SourceFile, node: &Node, text: &str) -> Edit {
+pub(super) fn replace_scalar(source: &SourceFile, node: &Node, text: &str) -> Edit {
     let quote = Quote::of_node(node, source.syntax);
     Edit::replace(
         node.span.clone(),
@@ -743,7 +767,7 @@ fn format_items(argv: &[String], quote: Quote, flow: bool) -> Vec<String> {
         .collect()
 }
 
-fn replace_args(source: &SourceFile, node: &Node, argv: &[String]) -> Option<Edit> {
+pub(super) fn replace_args(source: &SourceFile, node: &Node, argv: &[String]) -> Option<Edit> {
     let text = &source.text;
     let nl = "\n";
     match &node.value {

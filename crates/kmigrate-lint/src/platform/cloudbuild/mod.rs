@@ -5,6 +5,7 @@ pub mod digest_files;
 pub mod docker_steps;
 pub mod equivalence;
 pub mod findings;
+pub mod fork;
 pub mod kaniko_steps;
 pub mod migrate;
 pub mod separate;

@@ -80,6 +80,18 @@ pub struct KanikoJob<'p> {
 }
 
 impl KanikoJob<'_> {
+    /// The job already runs a maintained fork (not the archived image):
+    /// nothing to migrate, though several cached builds still leak (KM002).
+    pub fn on_fork(&self) -> bool {
+        self.image.as_ref().is_some_and(|m| !m.archived)
+    }
+
+    /// The job runs the archived project: its image, or an executor call
+    /// under an image the table does not know (KM001).
+    pub fn archived(&self) -> bool {
+        !self.on_fork()
+    }
+
     /// Calls that share one container with another call and the cache on.
     pub fn is_multi_build(&self) -> bool {
         self.calls.len() >= 2 && self.calls.iter().any(CallInfo::caches)

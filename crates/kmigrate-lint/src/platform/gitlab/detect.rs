@@ -24,6 +24,8 @@ pub struct ImageMatch {
     pub name: &'static str,
     /// `executor` or `warmer`.
     pub kind: String,
+    /// An image of the archived project, not a maintained fork.
+    pub archived: bool,
 }
 
 impl ImageMatcher {
@@ -42,6 +44,7 @@ impl ImageMatcher {
                 crate::kaniko::ImageKind::Executor => "executor".into(),
                 crate::kaniko::ImageKind::Warmer => "warmer".into(),
             },
+            archived: m.archived,
         })
     }
 }

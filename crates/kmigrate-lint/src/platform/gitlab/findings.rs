@@ -157,8 +157,18 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
         } else {
             &mut c
         };
-        for call in &k.calls {
-            note_findings(to, k.job, call);
+        // The per-flag notes say what the move to buildx/BuildKit changes:
+        // a job that stays on Kaniko's executor (a fork) has its own.
+        if opts.target == Target::Fork || k.on_fork() {
+            if plan.as_ref().is_ok_and(|p| p.migrates) {
+                for call in &k.calls {
+                    fork_note_findings(to, call);
+                }
+            }
+        } else {
+            for call in &k.calls {
+                note_findings(to, k.job, call);
+            }
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
@@ -228,6 +238,23 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
 /// a CI gate on the library fails while it still uses Kaniko.
 fn runs_jobs(p: &Pipeline) -> bool {
     p.jobs.iter().any(|j| !j.hidden)
+}
+
+/// KM010 for each flag the move to the fork removes (the fork made it a
+/// no-op).
+fn fork_note_findings(c: &mut Collector, call: &CallInfo) {
+    for change in crate::kaniko::fork::flag_changes(&call.call) {
+        if let crate::kaniko::fork::FlagChange::Drop { args, flag, reason } = change {
+            c.add(
+                call.file,
+                Finding::new(
+                    Rule::Km010,
+                    call.args_span(&args),
+                    format!("`{flag}` is removed: {reason}"),
+                ),
+            );
+        }
+    }
 }
 
 fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
@@ -427,7 +454,9 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
                         .with_help(crate::readback::equivalence::REPORT_HELP),
                 );
             }
-            c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            if k.archived() {
+                c.add(file, km001.with_help(format!("left unchanged: {why}")));
+            }
             if let Some((f2, finding)) = km002 {
                 c.add(
                     f2,
@@ -437,8 +466,21 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             return;
         }
     };
+    let fork_image;
     let target = match opts.target {
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
+        Target::Fork => {
+            fork_image = format!(
+                "the maintained Kaniko fork `{}` (same executor call, no runner change)",
+                opts.fork_job_image(
+                    &job.image
+                        .as_ref()
+                        .map(|i| i.name.value.clone())
+                        .unwrap_or_default()
+                )
+            );
+            fork_image.as_str()
+        }
         _ => "docker buildx with a docker-container builder",
     };
     // A job whose fix is written elsewhere only (its template in another
@@ -464,7 +506,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     // The job's rewrite changes behaviour where a flag's translation does,
     // or where it pushes with credentials only Kaniko's helpers found
     // (both reported as KM011).
-    let credentials = if plan.migrates {
+    let credentials = if plan.migrates && opts.target != Target::Fork {
         credential_findings(k)
     } else {
         Vec::new()
@@ -475,13 +517,22 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         .flat_map(|c| &c.conversion.notes)
         .any(|n| n.kind == NoteKind::Changed);
     let applicability = Applicability::changing_behaviour_if(changed || !credentials.is_empty());
-    if plan.migrates {
+    if !k.archived() {
+        // A maintained fork is not a finding of its own (KM002 may be).
+    } else if plan.migrates {
         let replaced =
             super::fragment::replaced_keys(job, plan.edits.iter().map(|(_, e)| e.text.as_str()));
         let note = super::fragment::replaced_note(job, &replaced).unwrap_or_default();
+        // Runners that cannot give the new builder what it needs keep
+        // Kaniko's model on a maintained fork.
+        let runner = match opts.target {
+            Target::Buildx => FORK_FOR_UNPRIVILEGED_RUNNERS,
+            Target::Buildkit => FORK_FOR_CONFINED_RUNNERS,
+            _ => "",
+        };
         c.add_with_edits(
             file,
-            km001.with_help(format!("rewrite it to {target}{note}")),
+            km001.with_help(format!("rewrite it to {target}{note}{runner}")),
             &format!("migrate job `{}` to {target}", job.name),
             applicability,
             plan.edits.clone(),
@@ -493,7 +544,10 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        add_km002(c, k, f2, finding, &plan, applicability);
+        // BuildKit isolates the builds of a job left unsplit; the fork,
+        // like Kaniko, does not.
+        let isolates = plan.migrates && opts.target != Target::Fork;
+        add_km002(c, k, f2, finding, &plan, applicability, isolates);
     }
     if !plan.migrates {
         return;
@@ -501,10 +555,18 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     for (file, f) in credentials {
         c.add(file, f);
     }
-    if opts.target == Target::Buildx {
+    if opts.target == Target::Buildx && !k.on_fork() {
         c.add(job.file, km004_privileged_runner(k, opts));
     }
 }
+
+/// The end of KM001's help with the buildx target: the fork is the way for
+/// runners that cannot run privileged containers (docker-in-docker).
+const FORK_FOR_UNPRIVILEGED_RUNNERS: &str = "; if your runner cannot run privileged containers, `--gitlab-target fork` keeps the Kaniko call on a pinned, maintained fork instead (no runner change)";
+
+/// The same with the rootless BuildKit target, which needs seccomp and
+/// AppArmor relaxed.
+const FORK_FOR_CONFINED_RUNNERS: &str = "; if your runner cannot run containers with seccomp and AppArmor unconfined, `--gitlab-target fork` keeps the Kaniko call on a pinned, maintained fork instead (no runner change)";
 
 /// KM001: the job runs Kaniko, at `span`.
 fn km001_archived_image(k: &KanikoJob, span: Span) -> Finding {
@@ -552,6 +614,7 @@ fn add_km002(
     finding: Finding,
     plan: &JobPlan,
     applicability: Applicability,
+    isolates: bool,
 ) {
     let job = k.job;
     let with = if plan.migrates {
@@ -567,7 +630,7 @@ fn add_km002(
             applicability,
             plan.edits.clone(),
         ),
-        Split::Kept(why) if plan.migrates => c.add(
+        Split::Kept(why) if isolates => c.add(
             file,
             finding.with_help(format!(
                 "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
@@ -579,10 +642,16 @@ fn add_km002(
                 "not split automatically: {why}; split it by hand, one job per image"
             )),
         ),
-        Split::Off | Split::NotNeeded => c.add(
+        Split::Off | Split::NotNeeded if isolates => c.add(
             file,
             finding.with_help(
                 "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
+            ),
+        ),
+        Split::Off | Split::NotNeeded => c.add(
+            file,
+            finding.with_help(
+                "`--no-split`: the calls still share one container on the Kaniko fork, which leaks cache and files between them as Kaniko did (kaniko#1829); split the job (drop `--no-split`) or split it by hand",
             ),
         ),
     }
@@ -731,6 +800,46 @@ mod tests {
 
     fn ids(r: &[(String, String)]) -> Vec<&str> {
         r.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn km001_recommends_the_fork_for_runners_the_target_does_not_fit() {
+        let src = "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --destination r.example/a:1\n";
+        let p = Pipeline::from_text(
+            Path::new("/nonexistent"),
+            Path::new(".gitlab-ci.yml"),
+            src.into(),
+        )
+        .unwrap();
+        let help = |target| {
+            let ff = check(
+                &p,
+                &Options {
+                    target,
+                    ..Options::default()
+                },
+            );
+            ff.iter()
+                .flat_map(|f| &f.findings)
+                .find(|f| f.rule == Rule::Km001)
+                .and_then(|f| f.help.clone())
+                .unwrap()
+        };
+        assert!(
+            help(Target::Buildx)
+                .contains("cannot run privileged containers, `--gitlab-target fork`")
+        );
+        assert!(
+            help(Target::Buildkit)
+                .contains("seccomp and AppArmor unconfined, `--gitlab-target fork`")
+        );
+        let fork = help(Target::Fork);
+        assert!(
+            fork.contains(
+                "maintained Kaniko fork `ghcr.io/osscontainertools/kaniko:v1.28.3-debug`"
+            ),
+            "{fork}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod docker_cache;
 pub mod equivalence;
 pub mod findings;
 pub mod flag_vars;
+pub mod fork;
 pub mod fragment;
 pub mod glob;
 pub mod include;
@@ -285,6 +286,8 @@ pub fn options_from(o: &crate::options::Options) -> target::Options {
         docker_version: o.docker_version.clone(),
         builder: o.builder.clone(),
         cache_tag: o.cache_tag.clone(),
+        fork_image: o.fork_image.clone(),
+        fork_version: o.fork_version.clone(),
         ..target::Options::default()
     }
 }

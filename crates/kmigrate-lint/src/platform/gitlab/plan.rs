@@ -36,7 +36,8 @@ pub enum Split {
 pub struct JobPlan {
     /// Edits in every file of the pipeline; together they render.
     pub edits: Vec<FileEdit>,
-    /// The job moves to another builder (false with `--gitlab-target split`).
+    /// The job moves to another builder or image (false with
+    /// `--gitlab-target split`, and for a job already on a fork).
     pub migrates: bool,
     pub split: Split,
 }
@@ -61,7 +62,9 @@ pub fn plan_job_as(
     sharing: Sharing,
 ) -> Result<JobPlan, String> {
     let multi = k.is_multi_build();
-    let plan = if opts.target == Target::Split {
+    // A job already on a maintained fork stays on it, whatever the target:
+    // only its split is planned.
+    let plan = if opts.target == Target::Split || k.on_fork() {
         let (edits, split) = if multi {
             match split_job(p, k, Vec::new(), &[], &[]) {
                 Ok(edits) => (edits, Split::Done),

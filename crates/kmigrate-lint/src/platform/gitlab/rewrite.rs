@@ -70,13 +70,27 @@ pub fn rewrite_job_as(
         return Err("no executor call is visible in the job's script (it may run one from a script file); migrate it by hand".into());
     }
     let private = sharing == Sharing::Private;
+    let fork = opts.target == Target::Fork;
+    if fork {
+        super::fork::check_image(k)?;
+    }
     let home_dir = match opts.target {
         Target::Buildkit => BUILDKIT_HOME,
         _ => "/root",
     };
     let mut out = JobEdits::default();
     let mut call_words: Vec<(&ScriptLine, std::ops::Range<usize>, String)> = Vec::new();
+    // The fork keeps each call: only the spellings it changed are edited
+    // (in the line's text).
+    let mut fork_edits: Vec<(&ScriptLine, std::ops::Range<usize>, String)> = Vec::new();
     for c in &k.calls {
+        if fork {
+            let line = c.exec.script_line(job);
+            for (range, text) in super::fork::call_edits(c, &line.text) {
+                fork_edits.push((line, range, text));
+            }
+            continue;
+        }
         if let Some(why) = c.blocker() {
             return Err(why);
         }
@@ -99,14 +113,20 @@ pub fn rewrite_job_as(
     }
     // A line's new text, for a copy in the job (`None`: the line goes).
     let copied = |line: &ScriptLine| -> Option<String> {
-        if KANIKO_WORKAROUNDS.contains(&line.text.trim()) {
+        if !fork && KANIKO_WORKAROUNDS.contains(&line.text.trim()) {
             return None;
         }
-        let mut edits: Vec<crate::source::patch::Edit> = config_path_text(&line.text, home_dir)
+        // The fork keeps Kaniko's config directory.
+        let config_paths = if fork {
+            Vec::new()
+        } else {
+            config_path_text(&line.text, home_dir)
+        };
+        let mut edits: Vec<crate::source::patch::Edit> = config_paths
             .into_iter()
             .map(|(r, w)| crate::source::patch::Edit::replace(r, w))
             .collect();
-        for (l, range, words) in &call_words {
+        for (l, range, words) in call_words.iter().chain(&fork_edits) {
             if std::ptr::eq(*l, line) {
                 edits.push(crate::source::patch::Edit::replace(
                     range.clone(),
@@ -141,6 +161,11 @@ pub fn rewrite_job_as(
     let h_entry = |k: &str| hm.entries.iter().find(|e| e.key.as_str() == Some(k));
 
     // 1. The image.
+    let original_image = job
+        .image
+        .as_ref()
+        .map(|i| super::detect::expand_variables(job, &i.name.value))
+        .unwrap_or_default();
     let mut new_keys: Vec<String> = Vec::new();
     match (&job.image, opts.target) {
         (Some(img), _)
@@ -149,7 +174,7 @@ pub fn rewrite_job_as(
         {
             let e = h_entry("image").expect("checked");
             out.edits.extend(
-                image_edits(f, e, opts, &indent)
+                image_edits(f, e, opts, &indent, &original_image)
                     .into_iter()
                     .map(|x| (hfile, x)),
             );
@@ -159,7 +184,7 @@ pub fn rewrite_job_as(
         (Some(_), _) if private && h_entry("image").is_some() => {
             let e = h_entry("image").expect("checked");
             out.edits.extend(
-                image_edits(f, e, opts, &indent)
+                image_edits(f, e, opts, &indent, &original_image)
                     .into_iter()
                     .map(|x| (hfile, x)),
             );
@@ -167,7 +192,7 @@ pub fn rewrite_job_as(
         // From `default:` (shared by every job), or shared with jobs that
         // stay: the job gets its own image.
         (Some(img), _) if img.from_default || private => {
-            new_keys.push(new_image_block(opts, &indent))
+            new_keys.push(new_image_block(opts, &indent, &original_image))
         }
         (Some(img), _) => {
             // Written elsewhere (an anchor, another template): edit it there.
@@ -177,17 +202,19 @@ pub fn rewrite_job_as(
             };
             let ind = p.indent(img.origin.file);
             out.edits.extend(
-                image_edits(file, e, opts, &ind)
+                image_edits(file, e, opts, &ind, &original_image)
                     .into_iter()
                     .map(|x| (img.origin.file, x)),
             );
         }
-        (None, _) => new_keys.push(new_image_block(opts, &indent)),
+        (None, _) => new_keys.push(new_image_block(opts, &indent, &original_image)),
     }
 
     // 2. Services and variables.
     let nl = "\n";
     match opts.target {
+        // The fork runs where Kaniko ran: nothing to add.
+        Target::Fork => {}
         Target::Buildx => {
             let dind = opts.dind_image();
             match h_entry("services") {
@@ -254,6 +281,8 @@ pub fn rewrite_job_as(
     });
     let mut setup: Vec<String> = Vec::new();
     match opts.target {
+        // Kaniko's own credential helpers are in the fork too.
+        Target::Fork => {}
         Target::Buildx => {
             if ci_registry && !config_written {
                 setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin"#.into());
@@ -406,6 +435,17 @@ pub fn rewrite_job_as(
         if copied_sections.contains(&line.section) {
             continue;
         }
+        if fork {
+            let file = &p.files[line.origin.file];
+            for (_, range, text) in fork_edits.iter().filter(|(l, _, _)| std::ptr::eq(*l, line)) {
+                // A spelling the line's scalar does not hold as written
+                // (an escape, a fold) stays: the fork still accepts it.
+                if let Some(e) = super::fork::source_edit(file, line, range.clone(), text) {
+                    out.edits.push((line.origin.file, e));
+                }
+            }
+            continue;
+        }
         if let Some(e) = workaround_deletion(p, line) {
             out.edits.push(e);
             continue;
@@ -459,8 +499,14 @@ fn top_level<'f>(file: &'f SourceFile, key: &str) -> Option<&'f Node> {
         .filter(|n| matches!(n.value, Value::Map(_)))
 }
 
-fn new_image_block(opts: &Options, indent: &Indent) -> String {
+fn new_image_block(opts: &Options, indent: &Indent, original: &str) -> String {
     match opts.target {
+        // The fork's shell variant, run with the shell as Kaniko's was.
+        Target::Fork => format!(
+            "image:\n{pad}name: {}\n{pad}entrypoint: [\"\"]",
+            opts.fork_job_image(original),
+            pad = " ".repeat(indent.step)
+        ),
         Target::Buildkit => format!(
             "image:\n{pad}name: {}\n{pad}entrypoint: [\"\"]",
             opts.buildkit_image,
@@ -471,11 +517,29 @@ fn new_image_block(opts: &Options, indent: &Indent) -> String {
 }
 
 /// Replaces the `image:` entry `e` for the target.
-fn image_edits(f: &SourceFile, e: &Entry, opts: &Options, indent: &Indent) -> Vec<Edit> {
+fn image_edits(
+    f: &SourceFile,
+    e: &Entry,
+    opts: &Options,
+    indent: &Indent,
+    original: &str,
+) -> Vec<Edit> {
     let src = &f.text;
     let key_text = &src[e.key.span.clone()];
     let col = yaml_edit::column(src, e.key.span.start);
     match (&e.value.value, opts.target) {
+        // Only the image's name changes: its entrypoint and the rest stay.
+        (Value::Map(m), Target::Fork) => m
+            .entries
+            .iter()
+            .find(|x| x.key.as_str() == Some("name"))
+            .map(|name| Edit::replace(name.value.full_span.clone(), opts.fork_job_image(original)))
+            .into_iter()
+            .collect(),
+        (Value::Scalar(_), Target::Fork) => vec![Edit::replace(
+            e.value.full_span.clone(),
+            opts.fork_job_image(original),
+        )],
         (Value::Map(m), Target::Buildkit) => {
             let mut out = Vec::new();
             if let Some(name) = m.entries.iter().find(|x| x.key.as_str() == Some("name")) {
@@ -517,6 +581,10 @@ fn image_edits(f: &SourceFile, e: &Entry, opts: &Options, indent: &Indent) -> Ve
             )]
         }
         (Value::Scalar(_), _) => vec![Edit::replace(e.value.full_span.clone(), opts.cli_image())],
+        (_, Target::Fork) => vec![Edit::replace(
+            e.key.span.start..e.value.full_span.end.max(e.key.span.end),
+            format!("{key_text}: {}", opts.fork_job_image(original)),
+        )],
         _ => vec![Edit::replace(
             e.key.span.start..e.value.full_span.end.max(e.key.span.end),
             format!("{key_text}: {}", opts.cli_image()),

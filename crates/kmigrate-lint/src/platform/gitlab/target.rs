@@ -23,6 +23,10 @@ pub struct Options {
     pub builder: String,
     /// Tag given to the registry cache (`<cache repo>:<tag>`).
     pub cache_tag: String,
+    /// The maintained Kaniko fork of the fork target (repository).
+    pub fork_image: String,
+    /// The fork release it pins.
+    pub fork_version: String,
 }
 
 /// Docker release the buildx target pins by default (major.minor; GitLab's
@@ -38,6 +42,8 @@ impl Default for Options {
             buildkit_image: "moby/buildkit:rootless".into(),
             builder: "kmigrate".into(),
             cache_tag: "buildcache".into(),
+            fork_image: crate::kaniko::fork_target().image.clone(),
+            fork_version: crate::kaniko::fork_target().version.clone(),
         }
     }
 }
@@ -49,6 +55,17 @@ impl Options {
 
     pub fn dind_image(&self) -> String {
         format!("docker:{}-dind", self.docker_version)
+    }
+
+    /// The fork image replacing `original` in a job (which needs a shell).
+    pub fn fork_job_image(&self, original: &str) -> String {
+        crate::kaniko::fork_target().reference(&self.fork_image, &self.fork_version, original, true)
+    }
+
+    /// Whether jobs keep the Kaniko executor (they are only split, or moved
+    /// to a fork).
+    pub fn keeps_kaniko(&self) -> bool {
+        matches!(self.target, Target::Split | Target::Fork)
     }
 }
 
