@@ -50,15 +50,19 @@ pub enum GitlabTarget {
     Buildx,
     /// Rootless BuildKit (`buildctl-daemonless.sh`), no privileged runner.
     Buildkit,
+    /// Buildah (`quay.io/buildah/stable`, vfs storage, chroot isolation):
+    /// no privileged runner, GitLab's documented replacement.
+    Buildah,
     /// Keep Kaniko; only split jobs that build several images.
     Split,
 }
 
 impl GitlabTarget {
     /// Every target, as users write them.
-    pub const ALL: [GitlabTarget; 3] = [
+    pub const ALL: [GitlabTarget; 4] = [
         GitlabTarget::Buildx,
         GitlabTarget::Buildkit,
+        GitlabTarget::Buildah,
         GitlabTarget::Split,
     ];
 
@@ -70,6 +74,7 @@ impl GitlabTarget {
         match self {
             GitlabTarget::Buildx => "buildx",
             GitlabTarget::Buildkit => "buildkit",
+            GitlabTarget::Buildah => "buildah",
             GitlabTarget::Split => "split",
         }
     }

@@ -66,6 +66,10 @@ pub struct Explained {
     /// A KM011 note says kmigrate chose the cache repository itself (the
     /// destination is a variable, Kaniko's default cannot be derived).
     pub cache_repo_chosen: bool,
+    /// The rewrite names its registry cache by repository, without a tag
+    /// (Buildah's `--cache-to`/`--cache-from`; a KM011 note says so): a
+    /// ref stands for every original ref of that repository.
+    pub cache_repository: bool,
 }
 
 impl Explained {
@@ -94,6 +98,9 @@ impl Explained {
     fn same_cache_ref(&self, original: &str, rewritten: &str) -> bool {
         if self.cache_repo_chosen {
             return true;
+        }
+        if self.cache_repository {
+            return super::from_kaniko::repository_of(original) == rewritten;
         }
         let mut candidates = vec![original.to_string()];
         if let Some(tag) = &self.cache_tag

@@ -439,6 +439,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     };
     let target = match opts.target {
         Target::Buildkit => "rootless BuildKit (buildctl-daemonless.sh)",
+        Target::Buildah => "Buildah (vfs storage, chroot isolation)",
         _ => "docker buildx with a docker-container builder",
     };
     // A job whose fix is written elsewhere only (its template in another
@@ -500,6 +501,19 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
     }
     for (file, f) in credentials {
         c.add(file, f);
+    }
+    if opts.target == Target::Buildah {
+        for call in &k.calls {
+            if let Some(note) = super::buildah::cache_note(&call.conversion) {
+                let span = call
+                    .call
+                    .all("cache")
+                    .last()
+                    .map(|u| call.args_span(&u.args))
+                    .unwrap_or_else(|| call.span.clone());
+                c.add(call.file, Finding::new(Rule::Km011, span, note));
+            }
+        }
     }
     if opts.target == Target::Buildx {
         c.add(job.file, km004_privileged_runner(k, opts));
