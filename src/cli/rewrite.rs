@@ -55,9 +55,8 @@ pub struct RewriteArgs {
     /// [default: `rewrite.cache_tag` in kmigrate.toml, else buildcache].
     #[arg(long)]
     pub cache_tag: Option<String>,
-    /// GitLab target: buildx (docker-in-docker), buildkit (rootless), buildah (rootless Buildah) or
-    /// split (keep Kaniko, split
-    /// multi-build jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless), buildah (vfs, chroot) or
+    /// split (keep Kaniko, split multi-build jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
     #[arg(long, value_enum)]
     pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
     /// GitLab: do not split jobs that build several images (buildx/buildkit targets)

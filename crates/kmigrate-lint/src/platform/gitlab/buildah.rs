@@ -212,9 +212,50 @@ mod tests {
         );
         // `--no-push`: the image stays in the job.
         assert_eq!(
-            text(&["--destination=r.example/a", "--no-push"]).unwrap(),
+            text(&[
+                "--context=/builds/p",
+                "--destination=r.example/a",
+                "--no-push"
+            ])
+            .unwrap(),
             "buildah build --layers --tag r.example/a ."
         );
+    }
+
+    /// Every flag of the table carries over into the Buildah commands or
+    /// the table says why not (`buildah-reason`); a flag that makes the
+    /// Buildah target refuse the job always says why.
+    #[test]
+    fn every_flag_maps_to_buildah_or_says_why() {
+        for spec in &crate::kaniko::FlagTable::get().flags {
+            let word = match spec.arity {
+                crate::kaniko::Arity::Bool => format!("--{}", spec.name),
+                crate::kaniko::Arity::Map => format!("--{}=host.example=/a,/b", spec.name),
+                _ => format!("--{}=value.example/x", spec.name),
+            };
+            // Flags that only tune the cache show with the cache on.
+            let mut base = vec!["-d", "reg.example/app"];
+            if matches!(spec.name.as_str(), "cache-repo" | "no-push-cache") {
+                base.push("--cache");
+            }
+            let before = text(&base);
+            let (c, call) = conv(&[base.as_slice(), &[word.as_str()]].concat());
+            let after = commands(&c, &call);
+            let said = spec.buildah_reason.is_some();
+            match (&after, &spec.buildah) {
+                _ if c.is_blocked() => assert!(said, "{word}: blocked without a buildah-reason"),
+                (Err(e), _) => assert!(said, "{word}: refused ({e}) without a buildah-reason"),
+                (Ok(cmds), Some(_)) => {
+                    let joined: Vec<String> = cmds.iter().map(|w| w.join(" ")).collect();
+                    assert_ne!(
+                        Ok(joined.join(" && ")),
+                        before,
+                        "{word}: `buildah` says it maps"
+                    );
+                }
+                (Ok(_), None) => assert!(said, "{word}: neither maps nor says why"),
+            }
+        }
     }
 
     #[test]

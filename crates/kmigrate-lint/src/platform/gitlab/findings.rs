@@ -158,7 +158,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             &mut c
         };
         for call in &k.calls {
-            note_findings(to, k.job, call);
+            note_findings(to, k.job, call, opts.target);
         }
         job_findings(to, k, opts, plan);
         c.add_as_info(own);
@@ -230,7 +230,7 @@ fn runs_jobs(p: &Pipeline) -> bool {
     p.jobs.iter().any(|j| !j.hidden)
 }
 
-fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
+fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo, target: Target) {
     for n in &call.var_notes {
         let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
         if let Some(h) = &n.help {
@@ -239,7 +239,11 @@ fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
         c.add(n.file, f);
     }
     for n in &call.conversion.notes {
-        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
+        let message = match target {
+            Target::Buildah => buildah_message(call, n),
+            _ => n.message.clone(),
+        };
+        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), message);
         if let Some(h) = &n.help {
             // The cleanup policy is pasted as is: fill in the job's
             // visible variables, mark what only the user knows.
@@ -251,6 +255,21 @@ fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
             });
         }
         c.add(call.file, f);
+    }
+}
+
+/// A flag note's message as the Buildah target says it: the table's
+/// `buildah-reason` in place of its buildx `reason`.
+fn buildah_message(call: &CallInfo, n: &crate::buildx::from_kaniko::Note) -> String {
+    let spec = call
+        .call
+        .uses
+        .iter()
+        .find(|u| u.args == n.args)
+        .map(|u| u.spec);
+    match spec.and_then(|s| Some((s.reason.as_deref()?, s.buildah_reason.as_deref()?))) {
+        Some((reason, buildah)) if n.message.contains(reason) => n.message.replace(reason, buildah),
+        _ => n.message.clone(),
     }
 }
 
@@ -878,6 +897,39 @@ mod tests {
             text.contains("buildctl-daemonless.sh build --frontend dockerfile.v0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_buildah_target_logs_in_and_says_its_own_reasons() {
+        let src = "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --cleanup --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\n";
+        let (rules, text) = run(src, Target::Buildah);
+        let text = text.unwrap();
+        assert!(
+            text.starts_with("build:\n  image: quay.io/buildah/stable:v"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  before_script:\n    - echo \"$CI_REGISTRY_PASSWORD\" | buildah login -u \"$CI_REGISTRY_USER\" --password-stdin \"$CI_REGISTRY\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    - buildah build --layers --tag \"$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\" . && buildah push \"$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\"\n"),
+            "{text}"
+        );
+        let km010 = rules.iter().find(|(r, _)| r == "KM010").unwrap();
+        assert!(
+            km010.1.contains("Buildah builds in its own storage"),
+            "{rules:?}"
+        );
+        assert!(
+            !ids(&rules).contains(&"KM004"),
+            "no privileged runner: {rules:?}"
+        );
+        // Buildah builds and pushes in two commands: a call inside an
+        // `&&` list would change meaning, so the job is left with why.
+        let listed = src.replace("$CI_COMMIT_SHA\n", "$CI_COMMIT_SHA || exit 1\n");
+        let (_, text) = run(&listed, Target::Buildah);
+        assert!(text.is_none(), "{text:?}");
     }
 
     #[test]

@@ -575,8 +575,8 @@ fn add_variables(
     let missing: Vec<&(&str, &str)> = wanted
         .iter()
         .filter(|(name, value)| {
-            !job.variable(name)
-                .is_some_and(|v| v == value.trim_matches('"'))
+            job.variable(name)
+                .is_none_or(|v| v != value.trim_matches('"'))
         })
         .collect();
     if missing.is_empty() {
