@@ -54,8 +54,8 @@ struct Tally {
 }
 
 /// The rewrite settings the property holds under: the defaults, another
-/// cache tag, no split, and GitLab's other targets (rootless BuildKit, and
-/// `split`, which keeps Kaniko).
+/// cache tag, no split, and GitLab's other targets (rootless BuildKit,
+/// Buildah, and `split`, which keeps Kaniko).
 fn settings() -> Vec<Options> {
     let d = Options::default;
     vec![
@@ -74,6 +74,10 @@ fn settings() -> Vec<Options> {
         },
         Options {
             gitlab_target: kmigrate::platform::gitlab::target::Target::Buildkit,
+            ..d()
+        },
+        Options {
+            gitlab_target: kmigrate::platform::gitlab::target::Target::Buildah,
             ..d()
         },
     ]

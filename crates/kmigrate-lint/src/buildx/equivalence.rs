@@ -83,6 +83,7 @@ impl Explained {
         for m in messages {
             out.cache_renames.extend(super::cache_refs::renamed(m));
             out.cache_repo_chosen |= m.contains(super::from_kaniko::CACHE_REPO_CHOSEN);
+            out.cache_repository |= m.contains(super::from_kaniko::BUILDAH_CACHE_REPOSITORY);
         }
         out
     }

@@ -22,7 +22,7 @@ pub const VARIABLES: [(&str, &str); 3] = [
 
 /// Says, in the KM011 note of a cached call, that the cache ref lost its
 /// tag; the safety net reads it (see `Explained::cache_repository`).
-pub const CACHE_NOTE: &str = "Buildah's registry cache takes a repository, not a tag";
+pub const CACHE_NOTE: &str = crate::buildx::from_kaniko::BUILDAH_CACHE_REPOSITORY;
 
 /// The commands (shell words each) that build and push what `conv`
 /// describes, or why Buildah cannot do it as kmigrate writes it.
