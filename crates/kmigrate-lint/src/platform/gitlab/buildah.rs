@@ -138,7 +138,13 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
         if plan.tags.is_empty() {
             return refuse("the build pushes without naming an image");
         }
-        let digest = call.value("digest-file");
+        // Kaniko's `--digest-file F` is the plan's `F.metadata.json` (the
+        // plan's paths are the ones the job sees: `$CI_PROJECT_DIR` kept).
+        let digest = plan
+            .metadata_file
+            .as_deref()
+            .filter(|_| call.all("digest-file").next().is_some())
+            .map(|m| m.strip_suffix(".metadata.json").unwrap_or(m));
         for (i, t) in plan.tags.iter().enumerate() {
             let mut push: Vec<String> = vec!["buildah".into(), "push".into()];
             if let (0, Some(d)) = (i, digest) {
