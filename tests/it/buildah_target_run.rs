@@ -138,11 +138,9 @@ fn run_job(
     Some((out, env))
 }
 
-#[test]
-fn buildah_target_jobs_push_and_the_second_run_is_served_from_the_registry_cache() {
-    if !(have("docker-registry") && have("busybox") && have("buildah") && have("root")) {
-        return;
-    }
+/// A registry with the base image, and a project rewritten to the Buildah
+/// target: the rewritten `.gitlab-ci.yml` text.
+fn rewritten_project() -> (Registry, tempfile::TempDir, String) {
     let reg = Registry::start();
     // Buildah 1.28 refuses a base image whose config lists no history
     // ("history lists 0 non-empty layers, but we have 1 layers on disk").
@@ -173,6 +171,16 @@ fn buildah_target_jobs_push_and_the_second_run_is_served_from_the_registry_cache
     assert!(o.status.success(), "{}", text(&o));
     let rewritten = std::fs::read_to_string(p.join(".gitlab-ci.yml")).unwrap();
     assert!(!rewritten.contains("/kaniko/executor"), "{rewritten}");
+    (reg, project, rewritten)
+}
+
+#[test]
+fn buildah_target_jobs_push_and_the_second_run_is_served_from_the_registry_cache() {
+    if !(have("docker-registry") && have("busybox") && have("buildah") && have("root")) {
+        return;
+    }
+    let (reg, project, rewritten) = rewritten_project();
+    let p = project.path();
     let doc: yaml_serde::Value = yaml_serde::from_str(&rewritten).unwrap();
 
     let (cold, _env) = run_job(p, &reg.addr, &doc, "build").unwrap();
@@ -218,4 +226,42 @@ fn buildah_target_jobs_push_and_the_second_run_is_served_from_the_registry_cache
     assert!(helper.status.success(), "{rewritten}\n{helper_text}");
     assert!(helper_text.contains("Login Succeeded"), "{helper_text}");
     assert!(manifest(&reg.addr, "group/project/tool", SHA).is_some());
+}
+
+/// `verify` reads the Buildah target's shape (`buildah build` with the
+/// `buildah push` commands after it) and runs those builds through the
+/// embedded builder, cold then warm, pushing to the mapped registry.
+#[test]
+fn buildah_target_output_is_accepted_by_verify() {
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let (reg, project, _) = rewritten_project();
+    let p = project.path();
+    let store = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmigrate"))
+        .args(["verify", ".gitlab-ci.yml", "--format", "json", "--store"])
+        .arg(store.path())
+        .arg("--registry-map")
+        .arg(format!("registry.gitlab.example.com={}", reg.addr))
+        .current_dir(p)
+        .env("XDG_CACHE_HOME", store.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(j["rewritten_in_memory"], false, "{j:#}");
+    let builds = j["builds"].as_array().unwrap();
+    let units: Vec<&str> = builds.iter().map(|b| b["unit"].as_str().unwrap()).collect();
+    assert_eq!(units, ["build", "helper"], "{j:#}");
+    for b in builds {
+        assert_eq!(b["status"], "pass", "{b:#}");
+        assert_eq!(b["warm"]["executed"], 0, "{b:#}");
+        let pushed = b["cold"]["pushed"].as_array().unwrap();
+        assert!(!pushed.is_empty(), "{b:#}");
+    }
+    assert_eq!(builds[0]["tags"].as_array().unwrap().len(), 2, "{j:#}");
 }
