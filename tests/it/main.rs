@@ -14,6 +14,7 @@ mod harness;
 
 mod adversarial_table;
 mod bad_input;
+mod buildah_differential;
 mod buildah_env;
 mod buildah_target_run;
 mod builder_cov_dockerfile;
