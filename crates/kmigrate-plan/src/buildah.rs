@@ -93,10 +93,14 @@ pub struct Push {
     pub image: String,
     /// `--digestfile`.
     pub digest_file: Option<String>,
+    /// `docker-archive:PATH[:NAME]`: a tarball at PATH instead of the
+    /// registry (buildx's `type=docker,dest=PATH`).
+    pub archive: Option<String>,
 }
 
 /// Parses the words after `buildah push`. Only a push to the registry the
-/// image is named after is read (the form the Buildah target writes).
+/// image is named after, or to a Docker archive, is read (the forms the
+/// Buildah target writes).
 pub fn parse_push(words: &[String]) -> Result<Push, String> {
     let mut positional = Vec::new();
     let mut digest_file = None;
@@ -124,6 +128,7 @@ pub fn parse_push(words: &[String]) -> Result<Push, String> {
     match positional.as_slice() {
         [_] => {}
         [image, dest] if dest.strip_prefix("docker://") == Some(image.as_str()) => {}
+        [_, dest] if dest.starts_with("docker-archive:") => {}
         [_, dest] => {
             return Err(format!(
                 "buildah push: the destination `{dest}` is not read"
@@ -131,9 +136,15 @@ pub fn parse_push(words: &[String]) -> Result<Push, String> {
         }
         _ => return Err("buildah push: expected an image and at most one destination".into()),
     }
+    // `docker-archive:PATH[:NAME]`: the path ends at the first `:`.
+    let archive = positional
+        .get(1)
+        .and_then(|d| d.strip_prefix("docker-archive:"))
+        .map(|rest| rest.split(':').next().unwrap_or(rest).to_string());
     Ok(Push {
         image: positional.swap_remove(0),
         digest_file,
+        archive,
     })
 }
 
@@ -152,15 +163,30 @@ pub fn with_pushes(mut plan: BuildPlan, pushes: &[Push]) -> Result<BuildPlan, St
             plan.metadata_file = Some(f.clone());
         }
     }
+    let to_registry = |p: &&Push| p.archive.is_none();
     let pushed = plan
         .tags
         .iter()
-        .filter(|t| pushes.iter().any(|p| p.image == **t));
-    let pushed = pushed.count();
+        .filter(|t| pushes.iter().filter(to_registry).any(|p| p.image == **t))
+        .count();
     let format = plan.outputs.iter().position(|o| o.kind() == Some("image"));
-    if pushed == 0 {
+    let archives: Vec<AttrList> = pushes
+        .iter()
+        .filter_map(|p| p.archive.as_deref())
+        .map(|dest| AttrList::new([("type", "docker"), ("dest", dest)]))
+        .collect();
+    if pushed == 0 && archives.is_empty() {
         plan.outputs.clear();
         plan.outputs.push(AttrList::new([("type", "cacheonly")]));
+        return Ok(plan);
+    }
+    plan.outputs.extend(archives);
+    if pushed == 0 {
+        if let Some(i) = format {
+            plan.outputs[i]
+                .attrs
+                .insert(1, ("push".into(), "false".into()));
+        }
     } else if pushed < plan.tags.len() {
         return Err("buildah: only some of the build's tags are pushed".into());
     } else if let Some(i) = format {
@@ -226,6 +252,13 @@ mod tests {
         assert!(parse_build(&words("--squash .")).is_err());
         assert!(parse_build(&words("-t x")).is_err(), "no context");
         assert!(parse_push(&words("r/a oci:/tmp/x")).is_err());
+        // A tarball: buildx's `type=docker` output, the image not pushed.
+        let p = parse_build(&words("-t r/a:1 .")).unwrap();
+        let tar = parse_push(&words("r/a:1 docker-archive:/out/a.tar:r/a:1")).unwrap();
+        assert_eq!(tar.archive.as_deref(), Some("/out/a.tar"));
+        let p = with_pushes(p, &[tar]).unwrap();
+        assert!(!p.push);
+        assert_eq!(p.outputs[0].to_string(), "type=docker,dest=/out/a.tar");
         assert!(parse_push(&words("--tls-verify=false r/a")).is_err());
     }
 }

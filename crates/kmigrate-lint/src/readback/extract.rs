@@ -56,6 +56,9 @@ pub struct Extracted {
     unpushed: Option<BuildPlan>,
     /// Its `buildah push` commands so far.
     pushes: Vec<kmigrate_plan::buildah::Push>,
+    /// Where its paths are read from (CI workdir, local cwd, context
+    /// directory): a push's tarball is a path of the job too.
+    paths: Option<(String, PathBuf, PathBuf)>,
 }
 
 impl Extracted {
@@ -72,6 +75,7 @@ impl Extracted {
             notes: Vec::new(),
             unpushed: None,
             pushes: Vec::new(),
+            paths: None,
         }
     }
 }
@@ -124,7 +128,15 @@ fn attach_push(out: &mut Vec<Extracted>, push: Extracted, words: &[String]) {
     build.pushes.push(p);
     // A build whose later pushes are still to come reads as not pushed
     // yet (an error until every tag is pushed).
-    match kmigrate_plan::buildah::with_pushes(unpushed, &build.pushes) {
+    let with_local_paths = |mut plan: BuildPlan| -> Result<BuildPlan, String> {
+        if let Some((ci, cwd, ctx)) = &build.paths {
+            for (_, p) in crate::buildx::plan::path_slots(&mut plan) {
+                *p = local_path(p, ci, cwd, ctx)?;
+            }
+        }
+        Ok(plan)
+    };
+    match kmigrate_plan::buildah::with_pushes(unpushed, &build.pushes).and_then(with_local_paths) {
         Ok(plan) => {
             build.plan = Some(plan);
             build.error = None;
@@ -430,6 +442,7 @@ fn finish(
         notes: Vec::new(),
         unpushed: None,
         pushes: Vec::new(),
+        paths: None,
     };
     if !e.unresolved.is_empty() || kind == Kind::BuildahPush {
         return e;
@@ -440,6 +453,11 @@ fn finish(
                 // Not pushed until a `buildah push` says so.
                 e.plan = kmigrate_plan::buildah::with_pushes(plan.clone(), &[]).ok();
                 e.unpushed = Some(plan);
+                e.paths = Some((
+                    workdir_ci.to_string(),
+                    local_cwd.to_path_buf(),
+                    context_dir.to_path_buf(),
+                ));
             } else {
                 e.plan = Some(plan);
             }

@@ -64,6 +64,7 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
     }
     let mut format: Option<bool> = None;
     let mut pushes = plan.push;
+    let mut archive: Option<&str> = None;
     for o in &plan.outputs {
         match o.kind() {
             Some("cacheonly") => {}
@@ -81,9 +82,17 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
                     }
                 }
             }
+            // Kaniko's `--tar-path`: one tarball naming the one image.
+            Some("docker")
+                if o.attrs.len() == 2
+                    && archive.is_none()
+                    && o.get("dest").is_some_and(|d| !d.contains(':')) =>
+            {
+                archive = o.get("dest");
+            }
             _ => {
                 return refuse(&format!(
-                    "the output `{o}` (a tarball or OCI layout) is written with `buildah push … docker-archive:`/`oci:`, which kmigrate does not write yet"
+                    "the output `{o}` (an OCI layout, or a second tarball) is written with `buildah push … oci:`, which kmigrate does not write yet"
                 ));
             }
         }
@@ -134,6 +143,22 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
     }
     build.push(word(&plan.context));
     let mut out = vec![build];
+    if let Some(dest) = archive {
+        let [tag] = plan.tags.as_slice() else {
+            return refuse(
+                "a tarball names one image in Buildah's `docker-archive:`, and the build has not exactly one destination",
+            );
+        };
+        if format.is_some() {
+            return refuse("a Docker archive of an image built with `--format` is not written");
+        }
+        out.push(vec![
+            "buildah".into(),
+            "push".into(),
+            word(tag),
+            word(&format!("docker-archive:{dest}:{tag}")),
+        ]);
+    }
     if pushes {
         if plan.tags.is_empty() {
             return refuse("the build pushes without naming an image");
@@ -216,6 +241,18 @@ mod tests {
             .unwrap(),
             "buildah build --layers --cache-from \"$CI_REGISTRY_IMAGE/app/cache\" --cache-to \"$CI_REGISTRY_IMAGE/app/cache\" --file app/Dockerfile.prod --tag \"$CI_REGISTRY_IMAGE/app:1\" --tag \"$CI_REGISTRY_IMAGE/app:latest\" --build-arg V=1 --target release --label k=v --platform linux/arm64 app && buildah push --digestfile /builds/p/digest \"$CI_REGISTRY_IMAGE/app:1\" && buildah push \"$CI_REGISTRY_IMAGE/app:latest\""
         );
+        // `--tar-path`: a Docker archive naming the image, no push.
+        assert_eq!(
+            text(&[
+                "--context=/builds/p",
+                "-d",
+                "r.example/a:1",
+                "--no-push",
+                "--tar-path=/builds/p/a.tar"
+            ])
+            .unwrap(),
+            "buildah build --layers --tag r.example/a:1 . && buildah push r.example/a:1 docker-archive:/builds/p/a.tar:r.example/a:1"
+        );
         // `--no-push`: the image stays in the job.
         assert_eq!(
             text(&[
@@ -267,7 +304,11 @@ mod tests {
     #[test]
     fn what_buildah_cannot_do_is_refused_with_why() {
         for (words, why) in [
-            (&["-d", "r/a", "--tar-path=/o.tar"][..], "docker-archive"),
+            (
+                &["-d", "r/a", "-d", "r/b", "--tar-path=/o.tar"][..],
+                "docker-archive",
+            ),
+            (&["-d", "r/a", "--oci-layout-path=/o"][..], "oci:"),
             (&["-d", "r/a", "--insecure"][..], "registries.conf"),
             (&["-d", "r/a", "--compression=zstd"][..], "compression=zstd"),
             (

@@ -513,7 +513,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        add_km002(c, k, f2, finding, &plan, applicability);
+        add_km002(c, k, f2, finding, &plan, applicability, opts.target);
     }
     if !plan.migrates {
         return;
@@ -585,7 +585,13 @@ fn add_km002(
     finding: Finding,
     plan: &JobPlan,
     applicability: Applicability,
+    target: Target,
 ) {
+    // What keeps the builds of one job apart once they are not split.
+    let isolates = match target {
+        Target::Buildah => "Buildah",
+        _ => "BuildKit",
+    };
     let job = k.job;
     let with = if plan.migrates {
         " (with the KM001 fix)"
@@ -603,7 +609,7 @@ fn add_km002(
         Split::Kept(why) if plan.migrates => c.add(
             file,
             finding.with_help(format!(
-                "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
+                "not split automatically ({why}); the rewrite still isolates each build in {isolates}"
             )),
         ),
         Split::Kept(why) => c.add(
@@ -614,9 +620,9 @@ fn add_km002(
         ),
         Split::Off | Split::NotNeeded => c.add(
             file,
-            finding.with_help(
-                "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
-            ),
+            finding.with_help(format!(
+                "`--no-split`: the calls are rewritten in place; {isolates} isolates each build"
+            )),
         ),
     }
 }
