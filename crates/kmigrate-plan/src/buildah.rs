@@ -93,14 +93,15 @@ pub struct Push {
     pub image: String,
     /// `--digestfile`.
     pub digest_file: Option<String>,
-    /// `docker-archive:PATH[:NAME]`: a tarball at PATH instead of the
-    /// registry (buildx's `type=docker,dest=PATH`).
-    pub archive: Option<String>,
+    /// A local destination instead of the registry, as buildx's output:
+    /// `docker-archive:PATH[:NAME]` is `type=docker,dest=PATH`,
+    /// `oci:DIR[:NAME]` is `type=oci,dest=DIR,tar=false`.
+    pub output: Option<AttrList>,
 }
 
 /// Parses the words after `buildah push`. Only a push to the registry the
-/// image is named after, or to a Docker archive, is read (the forms the
-/// Buildah target writes).
+/// image is named after, to a Docker archive or to an OCI layout, is read
+/// (the forms the Buildah target writes).
 pub fn parse_push(words: &[String]) -> Result<Push, String> {
     let mut positional = Vec::new();
     let mut digest_file = None;
@@ -128,7 +129,7 @@ pub fn parse_push(words: &[String]) -> Result<Push, String> {
     match positional.as_slice() {
         [_] => {}
         [image, dest] if dest.strip_prefix("docker://") == Some(image.as_str()) => {}
-        [_, dest] if dest.starts_with("docker-archive:") => {}
+        [_, dest] if dest.starts_with("docker-archive:") || dest.starts_with("oci:") => {}
         [_, dest] => {
             return Err(format!(
                 "buildah push: the destination `{dest}` is not read"
@@ -136,15 +137,27 @@ pub fn parse_push(words: &[String]) -> Result<Push, String> {
         }
         _ => return Err("buildah push: expected an image and at most one destination".into()),
     }
-    // `docker-archive:PATH[:NAME]`: the path ends at the first `:`.
-    let archive = positional
-        .get(1)
-        .and_then(|d| d.strip_prefix("docker-archive:"))
-        .map(|rest| rest.split(':').next().unwrap_or(rest).to_string());
+    // `TRANSPORT:PATH[:NAME]`: the path ends at the first `:`.
+    let path = |rest: &str| rest.split(':').next().unwrap_or(rest).to_string();
+    let output = positional.get(1).and_then(|d| {
+        if let Some(rest) = d.strip_prefix("docker-archive:") {
+            Some(AttrList::new([
+                ("type", "docker"),
+                ("dest", path(rest).as_str()),
+            ]))
+        } else {
+            let rest = d.strip_prefix("oci:")?;
+            Some(AttrList::new([
+                ("type", "oci"),
+                ("dest", path(rest).as_str()),
+                ("tar", "false"),
+            ]))
+        }
+    });
     Ok(Push {
         image: positional.swap_remove(0),
         digest_file,
-        archive,
+        output,
     })
 }
 
@@ -163,18 +176,14 @@ pub fn with_pushes(mut plan: BuildPlan, pushes: &[Push]) -> Result<BuildPlan, St
             plan.metadata_file = Some(f.clone());
         }
     }
-    let to_registry = |p: &&Push| p.archive.is_none();
+    let to_registry = |p: &&Push| p.output.is_none();
     let pushed = plan
         .tags
         .iter()
         .filter(|t| pushes.iter().filter(to_registry).any(|p| p.image == **t))
         .count();
     let format = plan.outputs.iter().position(|o| o.kind() == Some("image"));
-    let archives: Vec<AttrList> = pushes
-        .iter()
-        .filter_map(|p| p.archive.as_deref())
-        .map(|dest| AttrList::new([("type", "docker"), ("dest", dest)]))
-        .collect();
+    let archives: Vec<AttrList> = pushes.iter().filter_map(|p| p.output.clone()).collect();
     if pushed == 0 && archives.is_empty() {
         plan.outputs.clear();
         plan.outputs.push(AttrList::new([("type", "cacheonly")]));
@@ -251,11 +260,16 @@ mod tests {
         );
         assert!(parse_build(&words("--squash .")).is_err());
         assert!(parse_build(&words("-t x")).is_err(), "no context");
-        assert!(parse_push(&words("r/a oci:/tmp/x")).is_err());
+        assert!(parse_push(&words("r/a dir:/tmp/x")).is_err());
+        let oci = parse_push(&words("r/a oci:/tmp/x")).unwrap();
+        assert_eq!(
+            oci.output.unwrap().to_string(),
+            "type=oci,dest=/tmp/x,tar=false"
+        );
         // A tarball: buildx's `type=docker` output, the image not pushed.
         let p = parse_build(&words("-t r/a:1 .")).unwrap();
         let tar = parse_push(&words("r/a:1 docker-archive:/out/a.tar:r/a:1")).unwrap();
-        assert_eq!(tar.archive.as_deref(), Some("/out/a.tar"));
+        assert_eq!(tar.output.as_ref().unwrap().get("dest"), Some("/out/a.tar"));
         let p = with_pushes(p, &[tar]).unwrap();
         assert!(!p.push);
         assert_eq!(p.outputs[0].to_string(), "type=docker,dest=/out/a.tar");

@@ -64,7 +64,9 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
     }
     let mut format: Option<bool> = None;
     let mut pushes = plan.push;
-    let mut archive: Option<&str> = None;
+    // Local destinations (Kaniko's `--tar-path`, `--oci-layout-path`):
+    // Buildah's transport and the path.
+    let mut local: Vec<(&str, &str)> = Vec::new();
     for o in &plan.outputs {
         match o.kind() {
             Some("cacheonly") => {}
@@ -82,19 +84,32 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
                     }
                 }
             }
-            // Kaniko's `--tar-path`: one tarball naming the one image.
-            Some("docker")
-                if o.attrs.len() == 2
-                    && archive.is_none()
-                    && o.get("dest").is_some_and(|d| !d.contains(':')) =>
-            {
-                archive = o.get("dest");
+            Some(kind @ ("docker" | "oci")) => {
+                let transport = if kind == "docker" {
+                    "docker-archive"
+                } else {
+                    "oci"
+                };
+                let plain = match kind {
+                    "docker" => o.attrs.len() == 2,
+                    _ => o.attrs.len() == 3 && o.get("tar") == Some("false"),
+                };
+                match o.get("dest") {
+                    Some(dest)
+                        if plain
+                            && !dest.contains(':')
+                            && !local.iter().any(|(t, _)| *t == transport) =>
+                    {
+                        local.push((transport, dest))
+                    }
+                    _ => {
+                        return refuse(&format!(
+                            "the output `{o}` has no `buildah push … {transport}:` form kmigrate writes"
+                        ));
+                    }
+                }
             }
-            _ => {
-                return refuse(&format!(
-                    "the output `{o}` (an OCI layout, or a second tarball) is written with `buildah push … oci:`, which kmigrate does not write yet"
-                ));
-            }
+            _ => return refuse(&format!("the output `{o}` has no Buildah form")),
         }
     }
     let mut build: Vec<String> = ["buildah", "build", "--layers"].map(String::from).into();
@@ -143,20 +158,31 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
     }
     build.push(word(&plan.context));
     let mut out = vec![build];
-    if let Some(dest) = archive {
+    for (transport, dest) in local {
         let [tag] = plan.tags.as_slice() else {
-            return refuse(
-                "a tarball names one image in Buildah's `docker-archive:`, and the build has not exactly one destination",
-            );
+            return refuse(&format!(
+                "`buildah push IMAGE {transport}:…` writes one image, and the build has not exactly one destination"
+            ));
         };
         if format.is_some() {
-            return refuse("a Docker archive of an image built with `--format` is not written");
+            return refuse("a local copy of an image built with `--format` is not written");
         }
+        // Kaniko replaced what it wrote; Buildah refuses an existing Docker
+        // archive and adds to an OCI layout's index. A Docker archive names
+        // its image, as Kaniko's tarball did.
+        let (stale, named) = match transport {
+            "docker-archive" => (dest.to_string(), format!("{transport}:{dest}:{tag}")),
+            _ => (
+                format!("{}/index.json", dest.trim_end_matches('/')),
+                format!("{transport}:{dest}"),
+            ),
+        };
+        out.push(vec!["rm".into(), "-f".into(), word(&stale)]);
         out.push(vec![
             "buildah".into(),
             "push".into(),
             word(tag),
-            word(&format!("docker-archive:{dest}:{tag}")),
+            word(&named),
         ]);
     }
     if pushes {
@@ -251,7 +277,17 @@ mod tests {
                 "--tar-path=/builds/p/a.tar"
             ])
             .unwrap(),
-            "buildah build --layers --tag r.example/a:1 . && buildah push r.example/a:1 docker-archive:/builds/p/a.tar:r.example/a:1"
+            "buildah build --layers --tag r.example/a:1 . && rm -f /builds/p/a.tar && buildah push r.example/a:1 docker-archive:/builds/p/a.tar:r.example/a:1"
+        );
+        assert_eq!(
+            text(&[
+                "--context=/builds/p",
+                "-d",
+                "r.example/a:1",
+                "--oci-layout-path=/builds/p/layout"
+            ])
+            .unwrap(),
+            "buildah build --layers --tag r.example/a:1 . && rm -f /builds/p/layout/index.json && buildah push r.example/a:1 oci:/builds/p/layout && buildah push r.example/a:1"
         );
         // `--no-push`: the image stays in the job.
         assert_eq!(
@@ -308,7 +344,10 @@ mod tests {
                 &["-d", "r/a", "-d", "r/b", "--tar-path=/o.tar"][..],
                 "docker-archive",
             ),
-            (&["-d", "r/a", "--oci-layout-path=/o"][..], "oci:"),
+            (
+                &["-d", "r/a", "-d", "r/b", "--oci-layout-path=/o"][..],
+                "oci:",
+            ),
             (&["-d", "r/a", "--insecure"][..], "registries.conf"),
             (&["-d", "r/a", "--compression=zstd"][..], "compression=zstd"),
             (
