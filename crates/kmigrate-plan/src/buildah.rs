@@ -184,8 +184,9 @@ pub fn with_pushes(mut plan: BuildPlan, pushes: &[Push]) -> Result<BuildPlan, St
         .count();
     let format = plan.outputs.iter().position(|o| o.kind() == Some("image"));
     let archives: Vec<AttrList> = pushes.iter().filter_map(|p| p.output.clone()).collect();
-    if pushed == 0 && archives.is_empty() {
-        plan.outputs.clear();
+    // Nothing leaves the job but the cache (an image output carrying the
+    // media types stays, with `push=false`, as from_kaniko writes it).
+    if pushed == 0 && archives.is_empty() && format.is_none() {
         plan.outputs.push(AttrList::new([("type", "cacheonly")]));
         return Ok(plan);
     }
@@ -249,6 +250,12 @@ mod tests {
     #[test]
     fn formats_and_refusals() {
         let p = parse_build(&words("--format oci -t r/a .")).unwrap();
+        // Kaniko's `--no-push --image-format=oci`, as from_kaniko writes it.
+        let local = with_pushes(p.clone(), &[]).unwrap();
+        assert_eq!(
+            local.outputs[0].to_string(),
+            "type=image,push=false,oci-mediatypes=true"
+        );
         let p = with_pushes(p, &[parse_push(&words("r/a")).unwrap()]).unwrap();
         assert_eq!(
             p.outputs[0].to_string(),

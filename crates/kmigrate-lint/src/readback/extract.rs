@@ -55,7 +55,7 @@ pub struct Extracted {
     /// [`attach_push`]).
     unpushed: Option<BuildPlan>,
     /// Its `buildah push` commands so far.
-    pushes: Vec<kmigrate_plan::buildah::Push>,
+    pushes: Vec<crate::buildx::buildah::Push>,
     /// Where its paths are read from (CI workdir, local cwd, context
     /// directory): a push's tarball is a path of the job too.
     paths: Option<(String, PathBuf, PathBuf)>,
@@ -115,7 +115,7 @@ fn attach_push(out: &mut Vec<Extracted>, push: Extracted, words: &[String]) {
         return;
     };
     let parsed = classify(words)
-        .map(|(_, start)| kmigrate_plan::buildah::parse_push(&words[start..]))
+        .map(|(_, start)| crate::buildx::buildah::parse_push(&words[start..]))
         .unwrap_or_else(|| Err("not a `buildah push`".into()));
     let Ok(p) = parsed.map_err(|e| {
         // A push kmigrate cannot read: the build is not read either.
@@ -136,7 +136,7 @@ fn attach_push(out: &mut Vec<Extracted>, push: Extracted, words: &[String]) {
         }
         Ok(plan)
     };
-    match kmigrate_plan::buildah::with_pushes(unpushed, &build.pushes).and_then(with_local_paths) {
+    match crate::buildx::buildah::with_pushes(unpushed, &build.pushes).and_then(with_local_paths) {
         Ok(plan) => {
             build.plan = Some(plan);
             build.error = None;
@@ -451,7 +451,7 @@ fn finish(
         Ok((_, plan, notes)) => {
             if kind == Kind::Buildah {
                 // Not pushed until a `buildah push` says so.
-                e.plan = kmigrate_plan::buildah::with_pushes(plan.clone(), &[]).ok();
+                e.plan = crate::buildx::buildah::with_pushes(plan.clone(), &[]).ok();
                 e.unpushed = Some(plan);
                 e.paths = Some((
                     workdir_ci.to_string(),

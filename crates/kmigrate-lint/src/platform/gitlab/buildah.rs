@@ -1,7 +1,7 @@
 //! What GitLab's Buildah target runs for one converted Kaniko call:
 //! `buildah build --layers` into the job's local storage, then one
 //! `buildah push` per image name (Buildah pushes in a command of its own).
-//! The inverse is `kmigrate_plan::buildah`, read by the safety net and
+//! The inverse is `crate::buildx::buildah`, read by the safety net and
 //! `verify`.
 
 use super::target::word;
@@ -301,6 +301,29 @@ mod tests {
         );
     }
 
+    /// The plan `buildah build` and its `buildah push` commands describe,
+    /// read as the safety net reads them (shell words, then
+    /// `crate::buildx::buildah`).
+    fn read_back(cmds: &[Vec<String>]) -> crate::buildx::BuildPlan {
+        let script: Vec<String> = cmds.iter().map(|w| w.join(" ")).collect();
+        let parsed = crate::shell::parse(&script.join(" && "));
+        let mut build = None;
+        let mut pushes = Vec::new();
+        for c in &parsed.commands {
+            let words: Vec<String> = c.words.iter().map(|w| w.literal().unwrap()).collect();
+            match words.get(1).map(String::as_str) {
+                Some("build") => {
+                    build = Some(crate::buildx::buildah::parse_build(&words[2..]).unwrap())
+                }
+                Some("push") => {
+                    pushes.push(crate::buildx::buildah::parse_push(&words[2..]).unwrap())
+                }
+                _ => {} // `rm -f` of a stale tarball
+            }
+        }
+        crate::buildx::buildah::with_pushes(build.unwrap(), &pushes).unwrap()
+    }
+
     /// Every flag of the table carries over into the Buildah commands or
     /// the table says why not (`buildah-reason`); a flag that makes the
     /// Buildah target refuse the job always says why.
@@ -321,6 +344,18 @@ mod tests {
             let (c, call) = conv(&[base.as_slice(), &[word.as_str()]].concat());
             let after = commands(&c, &call);
             let said = spec.buildah_reason.is_some();
+            if let Ok(cmds) = &after {
+                // What the target writes reads back as the same build.
+                let differs = crate::buildx::equivalence::differences(
+                    &c.plan,
+                    &read_back(cmds),
+                    &crate::buildx::equivalence::Explained {
+                        cache_repository: true,
+                        ..Default::default()
+                    },
+                );
+                assert_eq!(differs, [], "{word}: {cmds:?}");
+            }
             match (&after, &spec.buildah) {
                 _ if c.is_blocked() => assert!(said, "{word}: blocked without a buildah-reason"),
                 (Err(e), _) => assert!(said, "{word}: refused ({e}) without a buildah-reason"),
