@@ -235,7 +235,11 @@ fn buildah_target_jobs_push_and_the_second_run_is_served_from_the_registry_cache
     // pushed; a second run replaces the archive, as Kaniko did.
     for round in 1..=2 {
         let (tar, _env4) = run_job(p, &reg.addr, &doc, "tarball").unwrap();
-        assert!(tar.status.success(), "round {round}: {rewritten}\n{}", text(&tar));
+        assert!(
+            tar.status.success(),
+            "round {round}: {rewritten}\n{}",
+            text(&tar)
+        );
     }
     let listing = std::process::Command::new("tar")
         .args(["-xOf", "image.tar", "manifest.json"])
