@@ -133,3 +133,67 @@ printf '  docker classic warm (local cache):                   %s\n' "$dw"
 awk -v kc="$kc" -v kw="$kw" -v dc="$dc" 'BEGIN{
   printf "ratios: kmigrate cold / docker cold = %.2f (goal <= 1.00)\n", kc/dc;
   printf "        kmigrate warm / kmigrate cold = %.2f (goal <= 0.25)\n", kw/kc }'
+
+# --- Buildah (issue 19): GitLab's Buildah target, on the same reference ---
+# The commands the Buildah target writes (vfs storage, chroot isolation,
+# `--layers` with a registry cache repository, then `buildah push`), each run
+# on an empty local storage, as a new CI job starts:
+#   cold buildah: a fresh cache repository (a first pipeline run)
+#   warm buildah: the cache repository the cold run filled
+# compared with the kmigrate figures of this same run.
+bench_buildah() {
+  if ! command -v buildah >/dev/null; then
+    echo "buildah not installed: Buildah figures skipped (apt-get install buildah)"
+    return
+  fi
+  cat > "$W/buildah-registries.conf" <<CONF
+unqualified-search-registries = []
+[[registry]]
+location = "$REG"
+insecure = true
+CONF
+  buildah_job() { # STORAGE-DIR CACHE-REPO TAG
+    cat > "$W/buildah-storage.conf" <<CONF
+[storage]
+driver = "vfs"
+graphroot = "$1/graph"
+runroot = "$1/run"
+CONF
+    CONTAINERS_REGISTRIES_CONF="$W/buildah-registries.conf" CONTAINERS_STORAGE_CONF="$W/buildah-storage.conf" \
+      STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot BUILDAH_FORMAT=docker sh -ec '
+        buildah build --layers --cache-from "$1" --cache-to "$1" --tag "$2" "$3"
+        buildah push "$2"' sh "$2" "$3" "$CTX" >"$W/buildah.log" 2>&1 \
+      || { cat "$W/buildah.log" >&2; exit 1; }
+  }
+  clean_storage() {
+    CONTAINERS_STORAGE_CONF="$W/buildah-storage.conf" buildah rmi --all --force >/dev/null 2>&1 || true
+    rm -rf "$1"
+  }
+  b_cold=(); b_warm=()
+  for r in $(seq 1 "$RUNS"); do
+    repo="$REG/bench/buildah-cache-$r"
+    t0=$(now)
+    buildah_job "$W/b-cold" "$repo" "$REG/bench/app:b$r"
+    t1=$(now); b_cold+=("$(elapsed "$t0" "$t1")")
+    clean_storage "$W/b-cold"
+    t1=$(now)
+    buildah_job "$W/b-warm" "$repo" "$REG/bench/app:b$r"
+    t2=$(now); b_warm+=("$(elapsed "$t1" "$t2")")
+    # Every step but FROM served from the registry cache.
+    steps=$(grep -c "^STEP " "$W/buildah.log")
+    [ "$(grep -c "Cache pulled from remote" "$W/buildah.log")" = $((steps - 1)) ] \
+      || { echo "warm buildah did not take every step from the registry cache" >&2; cat "$W/buildah.log" >&2; exit 1; }
+    clean_storage "$W/b-warm"
+    echo "run $r: buildah cold ${b_cold[-1]}s warm ${b_warm[-1]}s"
+  done
+  bc=$(printf '%s\n' "${b_cold[@]}" | median)
+  bw=$(printf '%s\n' "${b_warm[@]}" | median)
+  echo
+  echo "Buildah $(buildah --version | awk '{print $3}') (vfs, chroot), medians over $RUNS runs (seconds):"
+  printf '  buildah cold (empty storage, fresh cache repository): %s\n' "$bc"
+  printf '  buildah warm (empty storage, registry cache):         %s\n' "$bw"
+  awk -v kc="$kc" -v kw="$kw" -v bc="$bc" -v bw="$bw" 'BEGIN{
+    printf "ratios: kmigrate cold / buildah cold = %.2f (goal < 1.00)\n", kc/bc;
+    printf "        kmigrate warm / buildah warm = %.2f (goal < 1.00)\n", kw/bw }'
+}
+bench_buildah

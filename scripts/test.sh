@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs kmigrate's whole test suite. As root on Debian it first installs what
 # the tests need: a registry (docker-registry), a static busybox for the base
-# image, and a Docker Engine (docker.io) for the engine tests. Tests start
+# image, a Docker Engine (docker.io) for the engine tests, and Buildah (with
+# podman) for the Buildah target and the builder's differential test. Tests start
 # their own servers on 127.0.0.1; nothing is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,10 @@ missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+# Buildah runs the GitLab Buildah target's output and is the reference
+# the embedded builder is compared with; podman comes with the same stack.
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

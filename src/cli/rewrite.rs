@@ -55,9 +55,9 @@ pub struct RewriteArgs {
     /// [default: `rewrite.cache_tag` in kmigrate.toml, else buildcache].
     #[arg(long)]
     pub cache_tag: Option<String>,
-    /// GitLab target: buildx (docker-in-docker), buildkit (rootless), fork (a maintained Kaniko
-    /// fork, no runner change) or split (keep Kaniko, split multi-build jobs)
-    /// [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
+    /// GitLab target: buildx (docker-in-docker), buildkit (rootless), buildah (vfs, chroot), fork
+    /// (a maintained Kaniko fork, no runner change) or split (keep Kaniko, split multi-build
+    /// jobs) [default: `rewrite.gitlab_target` in kmigrate.toml, else buildx].
     #[arg(long, value_enum)]
     pub gitlab_target: Option<crate::platform::gitlab::target::Target>,
     /// Cloud Build target: buildx or fork (a maintained Kaniko fork, image and version from

@@ -121,7 +121,7 @@ fn assert_fixable_means_previewed(report: &Value, what: &str) {
 /// one job per image, each logging in under `$HOME/.docker`.
 #[test]
 fn the_documented_kaniko_job_rewrites_in_every_target() {
-    for target in ["buildx", "buildkit", "split"] {
+    for target in ["buildx", "buildkit", "buildah", "split"] {
         let dir = copy_case("kaniko-docs", target);
         let before = check_json(dir.path());
         assert_fixable_means_previewed(&before, target);

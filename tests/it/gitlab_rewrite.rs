@@ -189,7 +189,7 @@ fn assert_graph_valid(case: &str, dir: &Path) {
 fn every_case_rewrites_as_snapshotted_and_keeps_the_guarantees() {
     for case in cases() {
         let targets: &[&str] = if case == "golden" {
-            &["split", "buildx", "buildkit"]
+            &["split", "buildx", "buildkit", "buildah"]
         } else {
             &["buildx"]
         };

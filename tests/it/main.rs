@@ -14,6 +14,9 @@ mod harness;
 
 mod adversarial_table;
 mod bad_input;
+mod buildah_differential;
+mod buildah_env;
+mod buildah_target_run;
 mod builder_cov_dockerfile;
 mod builder_docker;
 mod builder_e2e;

@@ -54,8 +54,8 @@ struct Tally {
 }
 
 /// The rewrite settings the property holds under: the defaults, another
-/// cache tag, no split, GitLab's other targets (rootless BuildKit, and
-/// `split`, which keeps Kaniko) and the fork targets of both platforms.
+/// cache tag, no split, GitLab's other targets (rootless BuildKit, Buildah,
+/// and `split`, which keeps Kaniko) and the fork targets of both platforms.
 fn settings() -> Vec<Options> {
     let d = Options::default;
     vec![
@@ -74,6 +74,10 @@ fn settings() -> Vec<Options> {
         },
         Options {
             gitlab_target: kmigrate::platform::gitlab::target::Target::Buildkit,
+            ..d()
+        },
+        Options {
+            gitlab_target: kmigrate::platform::gitlab::target::Target::Buildah,
             ..d()
         },
         // The fork targets keep the executor call on a maintained fork.

@@ -517,6 +517,16 @@ mod tests {
     }
 
     #[test]
+    fn the_buildah_target_is_a_gitlab_target_in_the_file() {
+        let c = parse("[rewrite]\ngitlab_target = \"buildah\"").unwrap();
+        assert_eq!(
+            c.rewrite.gitlab_target,
+            Some(crate::options::GitlabTarget::Buildah)
+        );
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
     fn full_file_parses() {
         let c = parse(
             r#"

@@ -59,6 +59,9 @@ pub enum GitlabTarget {
     Buildx,
     /// Rootless BuildKit (`buildctl-daemonless.sh`), no privileged runner.
     Buildkit,
+    /// Buildah (`quay.io/buildah/stable`, vfs storage, chroot isolation):
+    /// no privileged runner, GitLab's documented replacement.
+    Buildah,
     /// Keep Kaniko; only split jobs that build several images.
     Split,
     /// Keep the executor call on a pinned, maintained Kaniko fork (no runner
@@ -68,9 +71,10 @@ pub enum GitlabTarget {
 
 impl GitlabTarget {
     /// Every target, as users write them.
-    pub const ALL: [GitlabTarget; 4] = [
+    pub const ALL: [GitlabTarget; 5] = [
         GitlabTarget::Buildx,
         GitlabTarget::Buildkit,
+        GitlabTarget::Buildah,
         GitlabTarget::Split,
         GitlabTarget::Fork,
     ];
@@ -83,6 +87,7 @@ impl GitlabTarget {
         match self {
             GitlabTarget::Buildx => "buildx",
             GitlabTarget::Buildkit => "buildkit",
+            GitlabTarget::Buildah => "buildah",
             GitlabTarget::Split => "split",
             GitlabTarget::Fork => "fork",
         }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod argv;
+pub mod buildah;
 pub mod buildctl;
 pub mod plan;
 pub mod registry_config;

@@ -20,12 +20,13 @@ pub fn have(what: &str) -> bool {
         "busybox" => Path::new("/bin/busybox").exists(),
         "dockerd" => which("dockerd") && which("docker"),
         "root" => nix_is_root(),
+        "buildah" => which("buildah"),
         _ => false,
     };
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!(
-                "{what} is required under CI=true (scripts/test.sh installs docker-registry, busybox-static and docker.io as root)"
+                "{what} is required under CI=true (scripts/test.sh installs docker-registry, busybox-static, docker.io, buildah and podman as root)"
             );
         }
         eprintln!("SKIP: {what} not available");

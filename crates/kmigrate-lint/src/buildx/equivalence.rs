@@ -66,6 +66,10 @@ pub struct Explained {
     /// A KM011 note says kmigrate chose the cache repository itself (the
     /// destination is a variable, Kaniko's default cannot be derived).
     pub cache_repo_chosen: bool,
+    /// The rewrite names its registry cache by repository, without a tag
+    /// (Buildah's `--cache-to`/`--cache-from`; a KM011 note says so): a
+    /// ref stands for every original ref of that repository.
+    pub cache_repository: bool,
 }
 
 impl Explained {
@@ -79,6 +83,7 @@ impl Explained {
         for m in messages {
             out.cache_renames.extend(super::cache_refs::renamed(m));
             out.cache_repo_chosen |= m.contains(super::from_kaniko::CACHE_REPO_CHOSEN);
+            out.cache_repository |= m.contains(super::from_kaniko::BUILDAH_CACHE_REPOSITORY);
         }
         out
     }
@@ -94,6 +99,9 @@ impl Explained {
     fn same_cache_ref(&self, original: &str, rewritten: &str) -> bool {
         if self.cache_repo_chosen {
             return true;
+        }
+        if self.cache_repository {
+            return super::from_kaniko::repository_of(original) == rewritten;
         }
         let mut candidates = vec![original.to_string()];
         if let Some(tag) = &self.cache_tag

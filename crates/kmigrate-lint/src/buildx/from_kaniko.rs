@@ -86,6 +86,10 @@ impl Conversion {
 /// default by design.
 pub const CACHE_REPO_CHOSEN: &str = "cannot be derived from a variable; kmigrate uses";
 
+/// Starts the KM011 note of a cached call under GitLab's Buildah target:
+/// its cache ref lost its tag by design (read by `Explained::from_notes`).
+pub const BUILDAH_CACHE_REPOSITORY: &str = "Buildah's registry cache takes a repository, not a tag";
+
 /// Converts a parsed call.
 pub fn convert(call: &Call, opts: &ConvertOptions) -> Conversion {
     let mut out = Conversion::default();

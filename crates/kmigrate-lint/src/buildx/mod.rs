@@ -7,6 +7,6 @@ pub mod equivalence;
 pub mod from_kaniko;
 
 pub use kmigrate_plan::{
-    AttrList, BuildArg, BuildPlan, BuildxArgs, argv, buildctl, parse_build_args, plan,
+    AttrList, BuildArg, BuildPlan, BuildxArgs, argv, buildah, buildctl, parse_build_args, plan,
     registry_config,
 };

@@ -64,6 +64,12 @@ pub struct FlagSpec {
     /// only for the flags people keep in variables.
     #[serde(default)]
     pub passthrough: Option<String>,
+    /// What GitLab's Buildah target writes for the flag, where it carries over.
+    #[serde(default)]
+    pub buildah: Option<String>,
+    /// Why the flag is removed, changed or refused under the Buildah target.
+    #[serde(default, rename = "buildah-reason")]
+    pub buildah_reason: Option<String>,
 }
 
 impl FlagSpec {
@@ -135,6 +141,12 @@ impl FlagTable {
                 return Err(format!(
                     "--{}: a {:?} flag needs a reason",
                     f.name, f.action
+                ));
+            }
+            if f.buildah.is_none() && f.buildah_reason.is_none() {
+                return Err(format!(
+                    "--{}: say what the Buildah target writes (`buildah`) or why not (`buildah-reason`)",
+                    f.name
                 ));
             }
             if matches!(f.action, Action::Manual) && f.todo.is_none() {
@@ -239,11 +251,13 @@ mod tests {
 
     #[test]
     fn table_validation_catches_mistakes() {
-        let dup = "flags:\n  - {name: a, arity: bool, action: map, buildx: x}\n  - {name: a, arity: bool, action: map, buildx: x}\n";
+        let dup = "flags:\n  - {name: a, arity: bool, action: map, buildx: x, buildah: y}\n  - {name: a, arity: bool, action: map, buildx: x, buildah: y}\n";
         assert!(FlagTable::load(dup).unwrap_err().contains("twice"));
-        let no_reason = "flags:\n  - {name: a, arity: bool, action: drop}\n";
+        let no_reason = "flags:\n  - {name: a, arity: bool, action: drop, buildah-reason: r}\n";
         assert!(FlagTable::load(no_reason).unwrap_err().contains("reason"));
-        let unknown = "flags:\n  - {name: a, arity: bool, action: drop, reason: r, colour: red}\n";
+        let no_buildah = "flags:\n  - {name: a, arity: bool, action: drop, reason: r}\n";
+        assert!(FlagTable::load(no_buildah).unwrap_err().contains("Buildah"));
+        let unknown = "flags:\n  - {name: a, arity: bool, action: drop, reason: r, buildah-reason: r, colour: red}\n";
         assert!(FlagTable::load(unknown).is_err());
     }
 

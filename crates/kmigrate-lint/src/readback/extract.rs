@@ -26,6 +26,11 @@ pub enum Kind {
     Kaniko,
     /// `buildctl build` (GitLab's rootless BuildKit target).
     Buildctl,
+    /// `buildah build` with the `buildah push` commands after it
+    /// (GitLab's Buildah target).
+    Buildah,
+    /// `buildah push`: completes the `buildah build` before it.
+    BuildahPush,
 }
 
 /// One image build found in a config.
@@ -46,6 +51,14 @@ pub struct Extracted {
     pub error: Option<String>,
     /// Notes from a Kaniko conversion.
     pub notes: Vec<String>,
+    /// A `buildah build`'s plan before its pushes are read (see
+    /// [`attach_push`]).
+    unpushed: Option<BuildPlan>,
+    /// Its `buildah push` commands so far.
+    pushes: Vec<crate::buildx::buildah::Push>,
+    /// Where its paths are read from (CI workdir, local cwd, context
+    /// directory): a push's tarball is a path of the job too.
+    paths: Option<(String, PathBuf, PathBuf)>,
 }
 
 impl Extracted {
@@ -60,6 +73,77 @@ impl Extracted {
             placeholders: Vec::new(),
             error: Some(error),
             notes: Vec::new(),
+            unpushed: None,
+            pushes: Vec::new(),
+            paths: None,
+        }
+    }
+}
+
+/// Adds build `e` (read from `words`) to `out`; a `buildah push`
+/// completes the build before it instead.
+fn add_build(out: &mut Vec<Extracted>, e: Extracted, words: &[String]) {
+    if e.kind == Kind::BuildahPush {
+        attach_push(out, e, words);
+    } else {
+        out.push(e);
+    }
+}
+
+/// Adds the `buildah push` in `push` (a finished [`Kind::BuildahPush`]) to
+/// the last build of `out` from the same unit, which must be a `buildah
+/// build`: its plan is remade with every push read so far.
+fn attach_push(out: &mut Vec<Extracted>, push: Extracted, words: &[String]) {
+    let build = out
+        .iter_mut()
+        .rev()
+        .find(|e| e.unit == push.unit)
+        .filter(|e| e.kind == Kind::Buildah);
+    let Some(build) = build else {
+        out.push(Extracted {
+            error: Some(
+                "`buildah push` without a `buildah build` before it in the same job".into(),
+            ),
+            ..push
+        });
+        return;
+    };
+    for u in push.unresolved {
+        push_missing(&mut build.unresolved, u);
+    }
+    let Some(unpushed) = build.unpushed.clone() else {
+        return;
+    };
+    let parsed = classify(words)
+        .map(|(_, start)| crate::buildx::buildah::parse_push(&words[start..]))
+        .unwrap_or_else(|| Err("not a `buildah push`".into()));
+    let Ok(p) = parsed.map_err(|e| {
+        // A push kmigrate cannot read: the build is not read either.
+        build.plan = None;
+        build.unpushed = None;
+        build.error = Some(e);
+    }) else {
+        return;
+    };
+    build.pushes.push(p);
+    // A build whose later pushes are still to come reads as not pushed
+    // yet (an error until every tag is pushed).
+    let with_local_paths = |mut plan: BuildPlan| -> Result<BuildPlan, String> {
+        if let Some((ci, cwd, ctx)) = &build.paths {
+            for (_, p) in crate::buildx::plan::path_slots(&mut plan) {
+                *p = local_path(p, ci, cwd, ctx)?;
+            }
+        }
+        Ok(plan)
+    };
+    match crate::buildx::buildah::with_pushes(unpushed, &build.pushes).and_then(with_local_paths) {
+        Ok(plan) => {
+            build.plan = Some(plan);
+            build.error = None;
+        }
+        Err(e) => {
+            build.plan = None;
+            build.error = Some(e);
         }
     }
 }
@@ -233,6 +317,13 @@ fn classify(words: &[String]) -> Option<(Kind, usize)> {
     if matches!(base, "buildctl" | "buildctl-daemonless.sh") && w(1) == Some("build") {
         return Some((Kind::Buildctl, 2));
     }
+    if base == "buildah" {
+        return match w(1) {
+            Some("build" | "bud") => Some((Kind::Buildah, 2)),
+            Some("push") => Some((Kind::BuildahPush, 2)),
+            _ => None,
+        };
+    }
     None
 }
 
@@ -248,6 +339,8 @@ fn plan_of(
     let (mut plan, notes) = match kind {
         Kind::Buildx | Kind::DockerBuild => (parse_build_args(rest)?, Vec::new()),
         Kind::Buildctl => (crate::buildx::buildctl::parse(rest)?, Vec::new()),
+        Kind::Buildah => (crate::buildx::buildah::parse_build(rest)?, Vec::new()),
+        Kind::BuildahPush => return Err("`buildah push` is read with its build".into()),
         Kind::Kaniko => {
             let call = call::parse(rest.iter().map(Arg::new).collect());
             let conv = from_kaniko::convert(
@@ -347,13 +440,27 @@ fn finish(
         placeholders,
         error: None,
         notes: Vec::new(),
+        unpushed: None,
+        pushes: Vec::new(),
+        paths: None,
     };
-    if !e.unresolved.is_empty() {
+    if !e.unresolved.is_empty() || kind == Kind::BuildahPush {
         return e;
     }
     match plan_of(&found.words, workdir_ci, local_cwd, context_dir) {
         Ok((_, plan, notes)) => {
-            e.plan = Some(plan);
+            if kind == Kind::Buildah {
+                // Not pushed until a `buildah push` says so.
+                e.plan = crate::buildx::buildah::with_pushes(plan.clone(), &[]).ok();
+                e.unpushed = Some(plan);
+                e.paths = Some((
+                    workdir_ci.to_string(),
+                    local_cwd.to_path_buf(),
+                    context_dir.to_path_buf(),
+                ));
+            } else {
+                e.plan = Some(plan);
+            }
             e.notes = notes;
         }
         Err(err) => e.error = Some(err),
@@ -542,7 +649,8 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
         }
         for f in found {
             let ph = used_placeholders(&inline_defaults(&raw, &defaults), &base);
-            out.push(finish(
+            let words = f.words.clone();
+            let e = finish(
                 &unit,
                 location.clone(),
                 f,
@@ -550,7 +658,8 @@ fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>
                 &workdir_ci,
                 &local_cwd,
                 inputs.context_dir,
-            ));
+            );
+            add_build(&mut out, e, &words);
         }
     }
     Ok(out)
@@ -635,7 +744,8 @@ pub fn pipeline_builds(
                 let (l, _) = file.position(at);
                 let location = format!("{}:{l}", file.path.display());
                 let ph = used_placeholders(&line.text, &base);
-                out.push(finish(
+                let words = f.words.clone();
+                let e = finish(
                     &job.name,
                     location,
                     f,
@@ -643,7 +753,8 @@ pub fn pipeline_builds(
                     &workdir_ci,
                     project_dir,
                     project_dir,
-                ));
+                );
+                add_build(&mut out, e, &words);
             }
         }
     }
@@ -732,6 +843,44 @@ mod tests {
         assert_eq!(got[1].kind, Kind::DockerBuild);
         assert_eq!(got[1].unresolved, vec!["NOPE".to_string()]);
         assert!(got[1].plan.is_none());
+    }
+
+    #[test]
+    fn buildah_builds_are_read_with_their_pushes() {
+        let git = GitInfo::default();
+        let o = BTreeMap::new();
+        let text = "a:\n  script:\n    - >-\n      buildah build --layers --cache-from r/a/cache --cache-to r/a/cache --tag \"r/a:$V\" --tag r/a:latest .\n      && buildah push --digestfile d \"r/a:$V\"\n      && buildah push r/a:latest\n  variables: {V: '1'}\nlocal:\n  script:\n    - buildah build --layers -t r/b sub\nhalf:\n  script:\n    - buildah bud -t r/c:1 -t r/c:2 .\n    - buildah push r/c:1\nstray:\n  script: [buildah push r/d]\n";
+        let got = extract(
+            Path::new("/p/.gitlab-ci.yml"),
+            text,
+            Platform::GitLab,
+            &inputs(Path::new("/p"), &git, &o),
+        )
+        .unwrap();
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert_eq!(got[0].kind, Kind::Buildah);
+        let a = got[0]
+            .plan
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?}", got[0]));
+        assert!(a.push && a.outputs.is_empty(), "{a:?}");
+        assert_eq!(a.tags, ["r/a:1", "r/a:latest"]);
+        assert_eq!(a.cache_to[0].get("ref"), Some("r/a/cache"));
+        let b = got[1].plan.as_ref().unwrap();
+        assert!(!b.push && b.outputs[0].kind() == Some("cacheonly"), "{b:?}");
+        assert_eq!(b.context, "/p/sub");
+        assert!(
+            got[2].error.as_deref().unwrap().contains("only some"),
+            "{:?}",
+            got[2]
+        );
+        assert!(
+            got[3]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("without a `buildah build`")
+        );
     }
 
     #[test]

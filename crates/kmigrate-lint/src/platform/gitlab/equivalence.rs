@@ -152,7 +152,11 @@ fn compare(
             .filter(|k| k.job.name == unit)
             .flat_map(|k| &k.calls)
             .flat_map(|c| &c.conversion.notes);
-        Explained::from_notes(notes.map(|n| n.message.as_str()), &opts.cache_tag)
+        Explained {
+            // Buildah names its cache by repository (its KM011 note says so).
+            cache_repository: opts.target == super::target::Target::Buildah,
+            ..Explained::from_notes(notes.map(|n| n.message.as_str()), &opts.cache_tag)
+        }
     };
     equivalence::gitlab(before, after, &before_jobs, &after_jobs, &explained)
 }

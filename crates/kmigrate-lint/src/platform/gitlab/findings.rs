@@ -167,7 +167,7 @@ pub fn check(p: &Pipeline, opts: &Options) -> Vec<FileFindings> {
             }
         } else {
             for call in &k.calls {
-                note_findings(to, k.job, call);
+                note_findings(to, k.job, call, opts.target);
             }
         }
         job_findings(to, k, opts, plan);
@@ -257,7 +257,7 @@ fn fork_note_findings(c: &mut Collector, call: &CallInfo) {
     }
 }
 
-fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
+fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo, target: Target) {
     for n in &call.var_notes {
         let mut f = Finding::new(n.rule, n.span.clone(), n.message.clone());
         if let Some(h) = &n.help {
@@ -266,7 +266,11 @@ fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
         c.add(n.file, f);
     }
     for n in &call.conversion.notes {
-        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), n.message.clone());
+        let message = match target {
+            Target::Buildah => buildah_message(call, n),
+            _ => n.message.clone(),
+        };
+        let mut f = Finding::new(n.kind.rule(), call.args_span(&n.args), message);
         if let Some(h) = &n.help {
             // The cleanup policy is pasted as is: fill in the job's
             // visible variables, mark what only the user knows.
@@ -278,6 +282,21 @@ fn note_findings(c: &mut Collector, job: &Job, call: &CallInfo) {
             });
         }
         c.add(call.file, f);
+    }
+}
+
+/// A flag note's message as the Buildah target says it: the table's
+/// `buildah-reason` in place of its buildx `reason`.
+fn buildah_message(call: &CallInfo, n: &crate::buildx::from_kaniko::Note) -> String {
+    let spec = call
+        .call
+        .uses
+        .iter()
+        .find(|u| u.args == n.args)
+        .map(|u| u.spec);
+    match spec.and_then(|s| Some((s.reason.as_deref()?, s.buildah_reason.as_deref()?))) {
+        Some((reason, buildah)) if n.message.contains(reason) => n.message.replace(reason, buildah),
+        _ => n.message.clone(),
     }
 }
 
@@ -481,6 +500,7 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
             );
             fork_image.as_str()
         }
+        Target::Buildah => "Buildah (vfs storage, chroot isolation)",
         _ => "docker buildx with a docker-container builder",
     };
     // A job whose fix is written elsewhere only (its template in another
@@ -544,16 +564,33 @@ fn job_findings(c: &mut Collector, k: &KanikoJob, opts: &Options, plan: Result<J
         );
     }
     if let Some((f2, finding)) = km002 {
-        // BuildKit isolates the builds of a job left unsplit; the fork,
-        // like Kaniko, does not.
-        let isolates = plan.migrates && opts.target != Target::Fork;
-        add_km002(c, k, f2, finding, &plan, applicability, isolates);
+        // BuildKit or Buildah isolates the builds of a job left unsplit;
+        // the fork, like Kaniko, does not.
+        let isolated_by =
+            (plan.migrates && opts.target != Target::Fork).then_some(match opts.target {
+                Target::Buildah => "Buildah",
+                _ => "BuildKit",
+            });
+        add_km002(c, k, f2, finding, &plan, applicability, isolated_by);
     }
     if !plan.migrates {
         return;
     }
     for (file, f) in credentials {
         c.add(file, f);
+    }
+    if opts.target == Target::Buildah {
+        for call in &k.calls {
+            if let Some(note) = super::buildah::cache_note(&call.conversion) {
+                let span = call
+                    .call
+                    .all("cache")
+                    .last()
+                    .map(|u| call.args_span(&u.args))
+                    .unwrap_or_else(|| call.span.clone());
+                c.add(call.file, Finding::new(Rule::Km011, span, note));
+            }
+        }
     }
     if opts.target == Target::Buildx && !k.on_fork() {
         c.add(job.file, km004_privileged_runner(k, opts));
@@ -614,8 +651,12 @@ fn add_km002(
     finding: Finding,
     plan: &JobPlan,
     applicability: Applicability,
-    isolates: bool,
+    // What keeps the builds of one job apart once they are not split
+    // (none: the job stays on a Kaniko executor).
+    isolated_by: Option<&str>,
 ) {
+    let isolates = isolated_by.is_some();
+    let isolated_by = isolated_by.unwrap_or_default();
     let job = k.job;
     let with = if plan.migrates {
         " (with the KM001 fix)"
@@ -633,7 +674,7 @@ fn add_km002(
         Split::Kept(why) if isolates => c.add(
             file,
             finding.with_help(format!(
-                "not split automatically ({why}); the rewrite still isolates each build in BuildKit"
+                "not split automatically ({why}); the rewrite still isolates each build in {isolated_by}"
             )),
         ),
         Split::Kept(why) => c.add(
@@ -644,14 +685,14 @@ fn add_km002(
         ),
         Split::Off | Split::NotNeeded if isolates => c.add(
             file,
-            finding.with_help(
-                "`--no-split`: the calls are rewritten in place; BuildKit isolates each build",
-            ),
+            finding.with_help(format!(
+                "`--no-split`: the calls are rewritten in place; {isolated_by} isolates each build"
+            )),
         ),
         Split::Off | Split::NotNeeded => c.add(
             file,
             finding.with_help(
-                "`--no-split`: the calls still share one container on the Kaniko fork, which leaks cache and files between them as Kaniko did (kaniko#1829); split the job (drop `--no-split`) or split it by hand",
+                "`--no-split`: the calls still share one Kaniko executor container, which leaks cache and files between them (kaniko#1829, in the forks too); split the job (drop `--no-split`) or split it by hand",
             ),
         ),
     }
@@ -973,6 +1014,39 @@ mod tests {
             text.contains("buildctl-daemonless.sh build --frontend dockerfile.v0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_buildah_target_logs_in_and_says_its_own_reasons() {
+        let src = "build:\n  image:\n    name: gcr.io/kaniko-project/executor:debug\n    entrypoint: [\"\"]\n  script:\n    - /kaniko/executor --context . --cleanup --destination $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\n";
+        let (rules, text) = run(src, Target::Buildah);
+        let text = text.unwrap();
+        assert!(
+            text.starts_with("build:\n  image: quay.io/buildah/stable:v"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  before_script:\n    - echo \"$CI_REGISTRY_PASSWORD\" | buildah login -u \"$CI_REGISTRY_USER\" --password-stdin \"$CI_REGISTRY\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    - buildah build --layers --tag \"$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\" . && buildah push \"$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA\"\n"),
+            "{text}"
+        );
+        let km010 = rules.iter().find(|(r, _)| r == "KM010").unwrap();
+        assert!(
+            km010.1.contains("Buildah builds in its own storage"),
+            "{rules:?}"
+        );
+        assert!(
+            !ids(&rules).contains(&"KM004"),
+            "no privileged runner: {rules:?}"
+        );
+        // Buildah builds and pushes in two commands: a call inside an
+        // `&&` list would change meaning, so the job is left with why.
+        let listed = src.replace("$CI_COMMIT_SHA\n", "$CI_COMMIT_SHA || exit 1\n");
+        let (_, text) = run(&listed, Target::Buildah);
+        assert!(text.is_none(), "{text:?}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod analyze;
+pub mod buildah;
 pub mod cache;
 pub mod detect;
 pub mod docker_cache;

@@ -6,7 +6,7 @@ use super::Pipeline;
 use super::analyze::KanikoJob;
 use super::job::{Job, ScriptLine, Section};
 use super::registry::{Registry, registry_of};
-use super::script_text::{replace_command, replace_text};
+use super::script_text::{replace_commands, replace_text};
 use super::target::{Options, Target, buildctl_words, buildx_words};
 use super::yaml_edit::{self, Indent, add_items, entry_of, insert_entries, insert_entries_before};
 use crate::source::patch::Edit;
@@ -94,13 +94,20 @@ pub fn rewrite_job_as(
         if let Some(why) = c.blocker() {
             return Err(why);
         }
-        let words = match opts.target {
-            Target::Buildkit => buildctl_words(&c.conversion.plan)?,
-            _ => buildx_words(&c.conversion.plan),
+        let commands = match opts.target {
+            Target::Buildkit => vec![buildctl_words(&c.conversion.plan)?],
+            Target::Buildah => {
+                if c.exec.command.in_list {
+                    return Err("the call is part of a pipeline or an `&&`/`||` list, and Buildah builds and pushes in two commands; put the call on a line of its own (Buildah target)".into());
+                }
+                super::buildah::commands(&c.conversion, &c.call)?
+            }
+            _ => vec![buildx_words(&c.conversion.plan)],
         };
         let line = c.exec.script_line(job);
-        call_words.push((line, c.exec.command.span.clone(), words.join(" ")));
-        let edit = replace_command(&p.files[c.file], line, c.exec.command.span.clone(), &words).ok_or_else(|| {
+        let one_line: Vec<String> = commands.iter().map(|w| w.join(" ")).collect();
+        call_words.push((line, c.exec.command.span.clone(), one_line.join(" && ")));
+        let edit = replace_commands(&p.files[c.file], line, c.exec.command.span.clone(), &commands).ok_or_else(|| {
             "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
         })?;
         out.calls.push((c.file, edit));
@@ -238,27 +245,37 @@ pub fn rewrite_job_as(
                 Some(_) => return Err("the job's `services:` is not a list".into()),
                 None => new_keys.push(format!("services:{nl}{}- {dind}", " ".repeat(indent.seq))),
             }
-            add_variable(
+            add_variables(
                 &mut out,
                 &mut new_keys,
                 f,
                 hfile,
                 h_entry("variables"),
-                "DOCKER_TLS_CERTDIR",
-                "\"/certs\"",
+                &[("DOCKER_TLS_CERTDIR", "\"/certs\"")],
                 &indent,
                 job,
             )?;
         }
         Target::Buildkit => {
-            add_variable(
+            add_variables(
                 &mut out,
                 &mut new_keys,
                 f,
                 hfile,
                 h_entry("variables"),
-                "BUILDKITD_FLAGS",
-                "--oci-worker-no-process-sandbox",
+                &[("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox")],
+                &indent,
+                job,
+            )?;
+        }
+        Target::Buildah => {
+            add_variables(
+                &mut out,
+                &mut new_keys,
+                f,
+                hfile,
+                h_entry("variables"),
+                &super::buildah::VARIABLES,
                 &indent,
                 job,
             )?;
@@ -291,6 +308,15 @@ pub fn rewrite_job_as(
                 "docker buildx create --use --driver docker-container --name {}",
                 opts.builder
             ));
+        }
+        Target::Buildah => {
+            if config_written {
+                // The job writes a Docker config (moved to `$HOME/.docker`
+                // below): Buildah reads it from REGISTRY_AUTH_FILE.
+                setup.push(r#"export REGISTRY_AUTH_FILE="$HOME/.docker/config.json""#.into());
+            } else if ci_registry {
+                setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | buildah login -u "$CI_REGISTRY_USER" --password-stdin "$CI_REGISTRY""#.into());
+            }
         }
         _ => {
             if ci_registry && !config_written {
@@ -512,7 +538,16 @@ fn new_image_block(opts: &Options, indent: &Indent, original: &str) -> String {
             opts.buildkit_image,
             pad = " ".repeat(indent.step)
         ),
-        _ => format!("image: {}", opts.cli_image()),
+        _ => format!("image: {}", target_image(opts)),
+    }
+}
+
+/// The image a migrated job runs in, for the targets that name it in one
+/// scalar (the BuildKit target also clears the entrypoint).
+fn target_image(opts: &Options) -> String {
+    match opts.target {
+        Target::Buildah => opts.buildah_image.clone(),
+        _ => opts.cli_image(),
     }
 }
 
@@ -580,59 +615,81 @@ fn image_edits(
                 ),
             )]
         }
-        (Value::Scalar(_), _) => vec![Edit::replace(e.value.full_span.clone(), opts.cli_image())],
+        (Value::Scalar(_), _) => vec![Edit::replace(e.value.full_span.clone(), target_image(opts))],
         (_, Target::Fork) => vec![Edit::replace(
             e.key.span.start..e.value.full_span.end.max(e.key.span.end),
             format!("{key_text}: {}", opts.fork_job_image(original)),
         )],
         _ => vec![Edit::replace(
             e.key.span.start..e.value.full_span.end.max(e.key.span.end),
-            format!("{key_text}: {}", opts.cli_image()),
+            format!("{key_text}: {}", target_image(opts)),
         )],
     }
 }
 
+/// Sets the job variables `vars` (name, value as written) where the job
+/// does not set them already.
 #[allow(clippy::too_many_arguments)]
-fn add_variable(
+fn add_variables(
     out: &mut JobEdits,
     new_keys: &mut Vec<String>,
     f: &SourceFile,
     hfile: usize,
     vars: Option<&Entry>,
-    name: &str,
-    value: &str,
+    wanted: &[(&str, &str)],
     indent: &Indent,
     job: &Job,
 ) -> Result<(), String> {
-    if job
-        .variable(name)
-        .is_some_and(|v| v == value.trim_matches('"'))
-    {
+    let missing: Vec<&(&str, &str)> = wanted
+        .iter()
+        .filter(|(name, value)| {
+            job.variable(name)
+                .is_none_or(|v| v != value.trim_matches('"'))
+        })
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
+    let pad = |col: usize| " ".repeat(col);
     match vars {
         Some(e) if matches!(e.value.value, Value::Map(_)) => {
-            if e.value.get(name).is_some() {
-                // The job chose a value (e.g. TLS off with its own
-                // DOCKER_HOST): keep it.
+            // The job chose a value (e.g. TLS off with its own
+            // DOCKER_HOST): keep it.
+            let lines: Vec<String> = missing
+                .iter()
+                .filter(|(name, _)| e.value.get(name).is_none())
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect();
+            if lines.is_empty() {
                 return Ok(());
             }
-            let x = insert_entries(f, &e.value, None, &format!("{name}: {value}"))
-                .ok_or("empty `variables:`")?;
+            // Flow entries go on one line, comma-separated.
+            let flow = matches!(&e.value.value, Value::Map(m) if m.flow);
+            let x = insert_entries(
+                f,
+                &e.value,
+                None,
+                &lines.join(if flow { ", " } else { "\n" }),
+            )
+            .ok_or("empty `variables:`")?;
             out.edits.push((hfile, x));
         }
         Some(e) if e.value.is_null() => {
-            let pad = " ".repeat(yaml_edit::column(&f.text, e.key.span.start) + indent.step);
-            out.edits.push((
-                hfile,
-                Edit::replace(e.span.clone(), format!("variables:\n{pad}{name}: {value}")),
-            ));
+            let p = pad(yaml_edit::column(&f.text, e.key.span.start) + indent.step);
+            let mut text = String::from("variables:");
+            for (name, value) in &missing {
+                text.push_str(&format!("\n{p}{name}: {value}"));
+            }
+            out.edits.push((hfile, Edit::replace(e.span.clone(), text)));
         }
         Some(_) => return Err("the job's `variables:` is not a mapping".into()),
-        None => new_keys.push(format!(
-            "variables:\n{}{name}: {value}",
-            " ".repeat(indent.step)
-        )),
+        None => {
+            let mut text = String::from("variables:");
+            for (name, value) in &missing {
+                text.push_str(&format!("\n{}{name}: {value}", pad(indent.step)));
+            }
+            new_keys.push(text);
+        }
     }
     Ok(())
 }

@@ -23,11 +23,34 @@ pub fn replace_command(
     range: Range<usize>,
     words: &[String],
 ) -> Option<Edit> {
+    replace_commands(file, line, range, std::slice::from_ref(&words.to_vec()))
+}
+
+/// [`replace_command`] with several commands joined by `&&` (a target that
+/// builds and pushes in separate commands); across lines, each command
+/// starts a line of its own.
+pub fn replace_commands(
+    file: &SourceFile,
+    line: &ScriptLine,
+    range: Range<usize>,
+    commands: &[Vec<String>],
+) -> Option<Edit> {
     let scalar = line.scalar();
     let src_range = line.source_range(range.clone());
     let original = &file.text[src_range.clone()];
     let multi_line_source = original.contains('\n');
-    let one_line = words.join(" ");
+    let one_line = commands
+        .iter()
+        .map(|w| w.join(" "))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let joined = |sep: &str| {
+        commands
+            .iter()
+            .map(|w| join_flags(w, sep))
+            .collect::<Vec<_>>()
+            .join(&format!("{sep}&& "))
+    };
     let nl = file.line_ending.as_str();
     let text = match scalar.style {
         ScalarStyle::Literal(_) => {
@@ -37,7 +60,7 @@ pub fn replace_command(
                 // Continuation lines one step past the command itself.
                 let pad =
                     " ".repeat(column(&file.text, src_range.start).max(scalar.block_indent) + 2);
-                join_flags(words, &format!(" \\{nl}{pad}"))
+                joined(&format!(" \\{nl}{pad}"))
             }
         }
         ScalarStyle::Folded(_) => {
@@ -46,7 +69,7 @@ pub fn replace_command(
                 one_line
             } else {
                 let pad = " ".repeat(scalar.block_indent);
-                join_flags(words, &format!("{nl}{pad}"))
+                joined(&format!("{nl}{pad}"))
             }
         }
         ScalarStyle::Plain => {
@@ -72,7 +95,7 @@ pub fn replace_command(
                     .take_while(|b| *b == b' ')
                     .count()
                     .max(column(&file.text, line.origin.span.start));
-                join_flags(words, &format!("{nl}{}", " ".repeat(indent)))
+                joined(&format!("{nl}{}", " ".repeat(indent)))
             } else {
                 one_line
             }
@@ -132,8 +155,9 @@ fn join_flags(words: &[String], sep: &str) -> String {
         if words[i].starts_with("--")
             && !words[i].contains('=')
             && words.get(i + 1).is_some_and(|w| !w.starts_with('-'))
-            // `docker buildx build` ends with its context, a word of its own.
-            && (i + 2 < words.len() || words[0] != "docker")
+            // `docker buildx build` and `buildah build` end with their
+            // context, a word of its own.
+            && (i + 2 < words.len() || !matches!(words[0].as_str(), "docker" | "buildah"))
         {
             l.push(' ');
             l.push_str(&words[i + 1]);

@@ -19,6 +19,8 @@ pub struct Options {
     pub docker_version: String,
     /// Image of the rootless BuildKit target.
     pub buildkit_image: String,
+    /// Image of the Buildah target.
+    pub buildah_image: String,
     /// Name of the docker-container builder.
     pub builder: String,
     /// Tag given to the registry cache (`<cache repo>:<tag>`).
@@ -40,6 +42,7 @@ impl Default for Options {
             split: true,
             docker_version: DEFAULT_DOCKER_VERSION.into(),
             buildkit_image: "moby/buildkit:rootless".into(),
+            buildah_image: super::buildah::DEFAULT_IMAGE.into(),
             builder: "kmigrate".into(),
             cache_tag: "buildcache".into(),
             fork_image: crate::kaniko::fork_target().image.clone(),
@@ -74,7 +77,7 @@ impl Options {
 /// get a backslash inside the double-quoted word. Expansions (`$(… "…")`,
 /// `$[[ inputs.x ]]`) are copied as written: a quote inside one belongs to
 /// its own command and must not be escaped.
-fn word(dq: &str) -> String {
+pub(super) fn word(dq: &str) -> String {
     let mut out = String::with_capacity(dq.len());
     let mut rest = dq;
     while let Some(c) = rest.chars().next() {
