@@ -234,7 +234,7 @@ pub fn texts(
     match platform {
         Platform::CloudBuild => Ok(cloudbuild(path, before, after, &explained)),
         Platform::GitLab => {
-            let root = crate::platform::gitlab::include::repo_root(path);
+            let root = crate::platform::gitlab::include::project_root(path);
             let load = |text: &str| {
                 Pipeline::from_text(&root, path, text.to_string())
                     .map_err(|e| format!("{}: {}", e.path.display(), e.message))

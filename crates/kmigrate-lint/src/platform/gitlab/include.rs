@@ -114,6 +114,30 @@ pub fn pipeline_entry_for(file: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The directory a GitLab file's jobs run in (`$CI_PROJECT_DIR`), as the
+/// engine reads the file: the directory of the `.gitlab-ci.yml` whose
+/// pipeline includes it, else its repository root. Everything that reads
+/// the file's builds back must use the same directory: Kaniko looks for a
+/// default `Dockerfile` there before it looks in the context.
+pub fn project_root(file: &Path) -> PathBuf {
+    if !is_pipeline_name(file)
+        && let Some(entry) = pipeline_entry_for(file)
+    {
+        let root = repo_root(&entry);
+        let me = std::fs::canonicalize(file).ok();
+        let included = load(&root, &entry).is_ok_and(|loaded| {
+            loaded
+                .files
+                .iter()
+                .any(|f| me.is_some() && std::fs::canonicalize(&f.path).ok() == me)
+        });
+        if included {
+            return root;
+        }
+    }
+    repo_root(file)
+}
+
 /// Loads `entry` and its local includes; `root` is the directory local
 /// include paths are relative to.
 pub fn load(root: &Path, entry: &Path) -> Result<Loaded, SourceError> {
@@ -417,6 +441,23 @@ mod tests {
             std::fs::write(path, t).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn a_file_runs_in_the_directory_of_the_pipeline_that_includes_it() {
+        let r = repo(&[
+            (".git/HEAD", ""),
+            ("Dockerfile", "FROM scratch\n"),
+            ("svc/.gitlab-ci.yml", "include:\n  - local: ci/build.yml\n"),
+            ("svc/ci/build.yml", "build:\n  script: [make]\n"),
+            ("svc/ci/other.yml", "other:\n  script: [make]\n"),
+        ]);
+        let root = |rel: &str| project_root(&r.path().join(rel));
+        // Included by svc's pipeline: svc is $CI_PROJECT_DIR, as the engine reads it.
+        assert_eq!(root("svc/ci/build.yml"), r.path().join("svc"));
+        assert_eq!(root("svc/.gitlab-ci.yml"), r.path().join("svc"));
+        // Included by nothing: read on its own from the repository root.
+        assert_eq!(root("svc/ci/other.yml"), r.path());
     }
 
     #[test]
