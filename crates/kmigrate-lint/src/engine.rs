@@ -3,7 +3,6 @@
 
 use crate::options::Options;
 use crate::platform::Platform;
-use crate::platform::cloudbuild::{Build, findings, migrate};
 use crate::rules::{Applicability, Finding};
 use crate::source::patch::{self, Edit};
 use crate::source::{SourceError, SourceFile};
@@ -14,14 +13,7 @@ pub fn analyze(
     platform: Platform,
     opts: &Options,
 ) -> Result<Vec<Finding>, SourceError> {
-    let mut findings = match platform {
-        Platform::CloudBuild => {
-            let build = Build::parse(source)?;
-            let migration = migrate::plan(&build, opts);
-            findings::findings(&build, &migration)
-        }
-        Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
-    };
+    let mut findings = platform.support().findings(source, opts)?;
     findings.sort_by_key(|f| (f.span.start, f.rule));
     Ok(findings)
 }

@@ -81,10 +81,7 @@ pub fn extract(
     platform: Platform,
     inputs: &Inputs,
 ) -> Result<Vec<Extracted>, String> {
-    match platform {
-        Platform::CloudBuild => cloudbuild(path, text, inputs),
-        Platform::GitLab => gitlab(path, text, inputs),
-    }
+    platform.support().extract(path, text, inputs)
 }
 
 /// A command found in a step or script, variables expanded.
@@ -403,7 +400,11 @@ fn inline_defaults(raw: &str, defaults: &BTreeMap<String, String>) -> String {
     s
 }
 
-fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
+pub(crate) fn cloudbuild(
+    path: &Path,
+    text: &str,
+    inputs: &Inputs,
+) -> Result<Vec<Extracted>, String> {
     let src = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
     let build = Build::parse(&src).map_err(|e| e.message)?;
     let defaults: BTreeMap<String, String> = build
@@ -573,7 +574,7 @@ fn needs_order(jobs: Vec<&crate::platform::gitlab::Job>) -> Vec<&crate::platform
     out
 }
 
-fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
+pub(crate) fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let root = if root.as_os_str().is_empty() {
         PathBuf::from(".")

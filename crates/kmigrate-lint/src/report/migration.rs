@@ -355,10 +355,7 @@ fn pct(n: usize, total: usize) -> String {
 }
 
 fn platform_name(p: Platform) -> &'static str {
-    match p {
-        Platform::CloudBuild => "Cloud Build",
-        Platform::GitLab => "GitLab CI",
-    }
+    p.support().display_name()
 }
 
 impl Report {
