@@ -218,50 +218,6 @@ fn document_start(text: &str, content: usize) -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn load(text: &str) -> SourceFile {
-        SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap()
-    }
-
-    #[test]
-    fn reads_steps_and_substitutions() {
-        let s = load(
-            "steps:\n- id: a\n  name: ${_IMG}\n  waitFor: ['-']\n  dir: svc\nsubstitutions:\n  _IMG: gcr.io/kaniko-project/executor:v1\n",
-        );
-        let b = Build::parse(&s).unwrap();
-        assert_eq!(b.steps.len(), 1);
-        assert_eq!(b.steps[0].id.as_deref(), Some("a"));
-        assert_eq!(b.steps[0].dir.as_deref(), Some("svc"));
-        assert_eq!(b.steps[0].wait_for_ids().unwrap(), ["-"]);
-        assert_eq!(b.substitute("${_IMG}"), "gcr.io/kaniko-project/executor:v1");
-    }
-
-    #[test]
-    fn shape_errors_name_the_line() {
-        let e = Build::parse(&load("- a\n- b\n")).unwrap_err();
-        assert!(e.to_string().contains("cloudbuild.yaml:1:1"), "{e}");
-        let e = Build::parse(&load("images: []\nsteps: x\n")).unwrap_err();
-        assert!(e.to_string().contains(":2:8: `steps` is a string"), "{e}");
-        let e = Build::parse(&load("steps:\n- x\n")).unwrap_err();
-        assert!(e.to_string().contains("Step #0 is a"), "{e}");
-        let e = Build::parse(&load("steps: []\n---\n# b\nsteps: []\n")).unwrap_err();
-        assert!(
-            e.to_string().contains(":2:1: a second YAML document"),
-            "{e}"
-        );
-        let e = Build::parse(&load("---\nsteps: []\n--- # b\nsteps: []\n")).unwrap_err();
-        assert!(
-            e.to_string().contains(":3:1: a second YAML document"),
-            "{e}"
-        );
-        assert!(Build::parse(&load("---\nsteps: []\n...\n")).is_ok());
-    }
-}
-
 /// Cloud Build behind the platform interface.
 pub struct Support;
 
@@ -317,5 +273,49 @@ impl crate::platform::PlatformSupport for Support {
         inputs: &crate::readback::extract::Inputs,
     ) -> Result<Vec<crate::readback::extract::Extracted>, String> {
         crate::readback::extract::cloudbuild(path, text, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> SourceFile {
+        SourceFile::from_text(Path::new("cloudbuild.yaml"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn reads_steps_and_substitutions() {
+        let s = load(
+            "steps:\n- id: a\n  name: ${_IMG}\n  waitFor: ['-']\n  dir: svc\nsubstitutions:\n  _IMG: gcr.io/kaniko-project/executor:v1\n",
+        );
+        let b = Build::parse(&s).unwrap();
+        assert_eq!(b.steps.len(), 1);
+        assert_eq!(b.steps[0].id.as_deref(), Some("a"));
+        assert_eq!(b.steps[0].dir.as_deref(), Some("svc"));
+        assert_eq!(b.steps[0].wait_for_ids().unwrap(), ["-"]);
+        assert_eq!(b.substitute("${_IMG}"), "gcr.io/kaniko-project/executor:v1");
+    }
+
+    #[test]
+    fn shape_errors_name_the_line() {
+        let e = Build::parse(&load("- a\n- b\n")).unwrap_err();
+        assert!(e.to_string().contains("cloudbuild.yaml:1:1"), "{e}");
+        let e = Build::parse(&load("images: []\nsteps: x\n")).unwrap_err();
+        assert!(e.to_string().contains(":2:8: `steps` is a string"), "{e}");
+        let e = Build::parse(&load("steps:\n- x\n")).unwrap_err();
+        assert!(e.to_string().contains("Step #0 is a"), "{e}");
+        let e = Build::parse(&load("steps: []\n---\n# b\nsteps: []\n")).unwrap_err();
+        assert!(
+            e.to_string().contains(":2:1: a second YAML document"),
+            "{e}"
+        );
+        let e = Build::parse(&load("---\nsteps: []\n--- # b\nsteps: []\n")).unwrap_err();
+        assert!(
+            e.to_string().contains(":3:1: a second YAML document"),
+            "{e}"
+        );
+        assert!(Build::parse(&load("---\nsteps: []\n...\n")).is_ok());
     }
 }
