@@ -21,8 +21,12 @@ pub fn analyze(
 /// The platform of a file: forced, or detected from its name and content.
 pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Platform, SourceError> {
     forced.or_else(|| Platform::detect(source)).ok_or_else(|| {
-        SourceError::new(&source.path, "not a Cloud Build or GitLab CI file").with_help(
-            "name it cloudbuild.yaml / .gitlab-ci.yml, or pass --platform cloudbuild|gitlab",
+        SourceError::new(
+            &source.path,
+            "not a Cloud Build, GitHub Actions or GitLab CI file",
+        )
+        .with_help(
+            "name it cloudbuild.yaml / .github/workflows/NAME.yml / .gitlab-ci.yml, or pass --platform cloudbuild|github|gitlab",
         )
     })
 }

@@ -1,6 +1,7 @@
 //! Each CI system's view of a source file.
 
 pub mod cloudbuild;
+pub mod github;
 pub mod gitlab;
 pub mod script_edit;
 mod support;
@@ -16,6 +17,9 @@ pub enum Platform {
     /// Google Cloud Build (`cloudbuild.yaml`, `.yml`, `.json`).
     #[value(name = "cloudbuild")]
     CloudBuild,
+    /// GitHub Actions (`.github/workflows/*.yml`).
+    #[value(name = "github")]
+    GitHub,
     /// GitLab CI (`.gitlab-ci.yml` and its local includes).
     #[value(name = "gitlab")]
     GitLab,
@@ -24,7 +28,8 @@ pub enum Platform {
 impl Platform {
     /// Every platform, in the order detection by content tries them (the
     /// most specific shape first).
-    pub const ALL: &'static [Platform] = &[Platform::CloudBuild, Platform::GitLab];
+    pub const ALL: &'static [Platform] =
+        &[Platform::CloudBuild, Platform::GitHub, Platform::GitLab];
 
     /// The platform's module: everything the engine, `rewrite`, `report`
     /// and the read-back ask of a platform goes through it, so a new
@@ -33,6 +38,7 @@ impl Platform {
     pub fn support(self) -> &'static dyn PlatformSupport {
         match self {
             Platform::CloudBuild => &cloudbuild::Support,
+            Platform::GitHub => &github::Support,
             Platform::GitLab => &gitlab::Support,
         }
     }

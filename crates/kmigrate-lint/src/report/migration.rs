@@ -166,6 +166,7 @@ fn regions(
         Platform::CloudBuild => Build::parse(input.source)
             .map(|b| b.steps.iter().map(|s| s.item.span.clone()).collect())
             .unwrap_or_default(),
+        Platform::GitHub => crate::platform::github::step_spans(input.source),
         Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
             p.jobs
                 .iter()
@@ -201,6 +202,7 @@ fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
 fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
     match input.platform {
         Platform::CloudBuild => Build::parse(input.source).map_or(0, |b| b.steps.len()),
+        Platform::GitHub => crate::platform::github::step_spans(input.source).len(),
         Platform::GitLab => pipeline.map_or(0, |p| {
             p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count()
         }),
@@ -220,6 +222,7 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
                 }
             }
         }
+        Platform::GitHub => out.extend(crate::platform::github::flag_uses(input.source)),
         Platform::GitLab => {
             let Some(p) = pipeline else { return out };
             // Counted per build, as the builds are: every job defined in
@@ -268,7 +271,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .collect();
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),
-            Platform::CloudBuild => None,
+            Platform::CloudBuild | Platform::GitHub => None,
         };
         let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];
