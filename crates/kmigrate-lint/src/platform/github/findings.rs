@@ -303,6 +303,27 @@ fn block_column(text: &str, offset: usize) -> Option<usize> {
     before.bytes().all(|b| b == b' ').then_some(before.len())
 }
 
+/// Where new steps go before the step at `item` (whose `-` is at column
+/// `dash`): above the comment lines written right above it at the same
+/// column, which belong to the step.
+fn insertion_point(text: &str, item: usize, dash: usize) -> usize {
+    let mut at = item;
+    loop {
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        if line_start == 0 {
+            return at;
+        }
+        let prev_start = text[..line_start - 1].rfind('\n').map_or(0, |i| i + 1);
+        let prev = &text[prev_start..line_start - 1];
+        let indent = prev.len() - prev.trim_start_matches(' ').len();
+        if indent == dash && prev[indent..].starts_with('#') {
+            at = prev_start + indent;
+        } else {
+            return at;
+        }
+    }
+}
+
 /// The edits that rewrite an action step, after checking that the
 /// build-push-action inputs read back as the same build.
 #[allow(clippy::too_many_arguments)]
@@ -361,10 +382,11 @@ fn rewrite_edits(
     let dash_pad = " ".repeat(dash);
     let item_key_pad = " ".repeat(dash + (key_col.saturating_sub(dash)).max(2));
     let mut edits = Vec::new();
+    let before = insertion_point(text, step.item.span.start, dash);
     if !has_setup {
         let e = setup.get_or_insert_with(|| {
             Edit::insert(
-                step.item.span.start,
+                before,
                 format!(
                     "- name: Set up Docker Buildx\n{item_key_pad}uses: {SETUP_BUILDX}\n{dash_pad}"
                 ),
@@ -386,7 +408,7 @@ fn rewrite_edits(
             "{item_key_pad}  password: {}\n{dash_pad}",
             v(&l.password)
         ));
-        edits.push(Edit::insert(step.item.span.start, t));
+        edits.push(Edit::insert(before, t));
     }
     edits.push(Edit::replace(uses.value.span.clone(), BUILD_PUSH));
     match step.with {

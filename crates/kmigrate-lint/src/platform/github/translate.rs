@@ -117,6 +117,15 @@ pub fn action_call(step: &Step, action: &KanikoAction) -> Translation {
             _ => input.default.clone().map(|d| (d, with_span.clone())),
         }
     };
+    // Whether the step gives the input with `role` a value.
+    let written = |role: Role| {
+        known.iter().any(|(name, i)| {
+            i.role == Some(role)
+                && values
+                    .get(name.as_str())
+                    .is_some_and(|v| !v.text.trim().is_empty())
+        })
+    };
     let arg = |text: String, span: &Range<usize>| Arg {
         text,
         span: Some(span.clone()),
@@ -137,9 +146,15 @@ pub fn action_call(step: &Step, action: &KanikoAction) -> Translation {
     } else {
         format!("{WORKSPACE}/{context}")
     };
-    out.args
-        .push(arg(format!("--context={context_dir}"), &context_span));
-    if let Some((file, span)) = by_role(Role::FileInContext) {
+    // Only what the step wrote becomes a flag (the report counts flags);
+    // the executor's defaults are the action's.
+    if written(Role::Context) {
+        out.args
+            .push(arg(format!("--context={context_dir}"), &context_span));
+    }
+    if let Some((file, span)) = by_role(Role::FileInContext)
+        && written(Role::FileInContext)
+    {
         let file = file.trim_start_matches("./");
         out.args
             .push(arg(format!("--dockerfile={context_dir}/{file}"), &span));
