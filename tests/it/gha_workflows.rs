@@ -166,6 +166,20 @@ fn gha_detection_precision_in_run_scripts() {
     assert!(lines("KM003").is_empty(), "{out}");
 }
 
+/// `uses: docker://` of the executor image and an action named after
+/// Kaniko count; `docker://` of another image does not.
+#[test]
+fn gha_detection_of_container_steps_and_unknown_kaniko_actions() {
+    let dir = root().join("run/.github/workflows");
+    let (out, _, _) = run_in(&dir, &["check", "--format", "concise", "image.yml"]);
+    let km001: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" KM001 "))
+        .map(|l| l.split(':').nth(1).unwrap())
+        .collect();
+    assert_eq!(km001, ["7", "11", "15"], "{out}");
+}
+
 #[test]
 fn gha_platform_is_detected_by_content_and_forced_by_flag() {
     let text = "on: push\njobs:\n  b:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: int128/kaniko-action@v1\n        with:\n          tags: r.example/a:1\n          push: true\n";

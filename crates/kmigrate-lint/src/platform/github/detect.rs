@@ -39,6 +39,9 @@ pub struct RunCall {
 pub enum KanikoStep {
     Action(&'static KanikoAction),
     Run(Vec<RunCall>),
+    /// `uses: docker://<Kaniko image>`: the executor as the step's
+    /// container, its `with.args` the executor's arguments.
+    Image(ImageMatch),
 }
 
 /// The Kaniko image a job's `container:` names, if any.
@@ -51,8 +54,15 @@ pub fn container_image(job: &Job) -> Option<ImageMatch> {
 
 /// What `step` of `job` runs, if it is Kaniko.
 pub fn kaniko_step(job: &Job, step: &Step) -> Option<KanikoStep> {
-    if let Some(action) = step.uses_value().and_then(match_action) {
-        return Some(KanikoStep::Action(action));
+    if let Some(uses) = step.uses_value() {
+        if let Some(image) = uses.trim().strip_prefix("docker://") {
+            return match_image(image)
+                .filter(|m| m.kind == ImageKind::Executor)
+                .map(KanikoStep::Image);
+        }
+        if let Some(action) = match_action(uses) {
+            return Some(KanikoStep::Action(action));
+        }
     }
     let calls = run_calls(job, step);
     (!calls.is_empty()).then_some(KanikoStep::Run(calls))
@@ -156,4 +166,31 @@ fn docker_run_image(words: &[shell::Word]) -> Option<usize> {
     match_image(&image)
         .is_some_and(|m| m.kind == ImageKind::Executor)
         .then_some(i)
+}
+
+/// The executor call of a `uses: docker://<Kaniko image>` step: its
+/// `with.args`, split into words as the runner does (spans in the file).
+pub fn image_call(step: &Step) -> Call {
+    let args = step
+        .with
+        .and_then(|w| w.value.get("args"))
+        .and_then(|a| match &a.value {
+            Value::Scalar(s) => Some((a, s)),
+            _ => None,
+        });
+    let Some((node, scalar)) = args else {
+        return call::parse(Vec::new());
+    };
+    let script = shell::parse(&scalar.text);
+    let words = script
+        .commands
+        .iter()
+        .flat_map(|c| &c.words)
+        .map(|w| Arg {
+            text: w.literal().unwrap_or_else(|| w.dq.clone()),
+            span: Some(scalar.source_range(&node.span, w.span.clone())),
+            dynamic: w.is_bare_expansion(),
+        })
+        .collect();
+    call::parse(words)
 }

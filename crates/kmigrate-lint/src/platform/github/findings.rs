@@ -110,6 +110,31 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
                     source, job, step, action, &build, opts, has_setup, &mut setup,
                 ));
             }
+            KanikoStep::Image(m) => {
+                let call = detect::image_call(step);
+                let uses = step.uses.expect("an image step has `uses:`");
+                out.push(
+                    Finding::new(
+                        Rule::Km001,
+                        uses.value.span.clone(),
+                        format!(
+                            "{} {}",
+                            step.label(job),
+                            crate::kaniko::runs_image(uses.value.as_str().unwrap_or(""), m.name)
+                        ),
+                    )
+                    .with_help(format!(
+                        "not rewritten automatically: the step runs the executor image with `args:` and the runner's mounts; {BY_HAND}"
+                    )),
+                );
+                let conversion = from_kaniko::convert(&call, &convert_options(opts));
+                out.extend(note_findings(
+                    &call.args,
+                    &conversion,
+                    &uses.value.span,
+                    None,
+                ));
+            }
             KanikoStep::Run(calls) => {
                 for c in &calls {
                     out.extend(run_findings(job, step, c, opts));

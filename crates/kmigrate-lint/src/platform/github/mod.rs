@@ -91,6 +91,9 @@ pub fn flag_uses(source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
                         out.extend(c.call.uses.iter().map(|u| u.spec));
                     }
                 }
+                Some(detect::KanikoStep::Image(_)) => {
+                    out.extend(detect::image_call(step).uses.iter().map(|u| u.spec));
+                }
                 None => {}
             }
         }
@@ -168,6 +171,19 @@ pub fn builds(source: &SourceFile, inputs: &Inputs) -> Vec<Extracted> {
                             Vec::new(),
                         ),
                     }
+                }
+                Some(detect::KanikoStep::Image(_)) => {
+                    let call = detect::image_call(step);
+                    let conv = crate::buildx::from_kaniko::convert(
+                        &call,
+                        &findings::convert_options(&opts),
+                    );
+                    push(
+                        Kind::Kaniko,
+                        Some(conv.plan),
+                        None,
+                        conv.notes.into_iter().map(|n| n.message).collect(),
+                    );
                 }
                 Some(detect::KanikoStep::Run(calls)) => {
                     for c in calls {

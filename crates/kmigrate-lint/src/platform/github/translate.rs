@@ -164,7 +164,12 @@ pub fn action_call(step: &Step, action: &KanikoAction) -> Translation {
     if let Some((image, image_span)) = by_role(Role::Image) {
         let (registry, _) =
             by_role(Role::Registry).unwrap_or(("docker.io".into(), with_span.clone()));
-        if registry == "ghcr.io" {
+        if registry.contains("${{") {
+            out.manual.push((
+                image_span.clone(),
+                format!("the registry `{registry}` is only known at run time, and the action spells the image differently for docker.io and ghcr.io"),
+            ));
+        } else if registry == "ghcr.io" {
             out.manual.push((
                 image_span.clone(),
                 "for ghcr.io the action prefixes the image with the lower-cased repository name, which a workflow expression cannot spell".into(),
