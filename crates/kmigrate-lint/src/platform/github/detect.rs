@@ -32,6 +32,10 @@ pub struct RunCall {
     pub span: Range<usize>,
     /// The command sits in a loop or conditional, or is part of a list.
     pub nested: bool,
+    /// The command is the whole script of its step.
+    pub alone: bool,
+    /// The `docker run` options before the image, as written (`DockerRun`).
+    pub docker_options: Vec<String>,
 }
 
 /// A step that runs Kaniko.
@@ -85,12 +89,19 @@ pub fn run_calls(job: &Job, step: &Step) -> Vec<RunCall> {
             continue;
         };
         let program = program.literal().unwrap_or_default();
+        let mut docker_options = Vec::new();
         let (via, first_arg) =
             if program == "/kaniko/executor" || (in_kaniko_container && program == "executor") {
                 (Via::Container, at + 1)
             } else if program == "docker" || program.ends_with("/docker") {
                 match docker_run_image(&cmd.words[at + 1..]) {
-                    Some(i) => (Via::DockerRun, at + 1 + i + 1),
+                    Some((start, i)) => {
+                        docker_options = cmd.words[at + 1 + start..at + 1 + i]
+                            .iter()
+                            .map(|w| w.literal().unwrap_or_else(|| w.dq.clone()))
+                            .collect();
+                        (Via::DockerRun, at + 1 + i + 1)
+                    }
                     None => continue,
                 }
             } else {
@@ -109,14 +120,19 @@ pub fn run_calls(job: &Job, step: &Step) -> Vec<RunCall> {
             call: call::parse(args),
             span: to_file(cmd.span.clone()),
             nested: cmd.nesting != shell::Nesting::TopLevel || cmd.in_list,
+            alone: script.commands.len() == 1
+                && script.assignments.is_empty()
+                && script.problems.is_empty(),
+            docker_options,
         });
     }
     out
 }
 
-/// The index of the Kaniko executor image among `docker` arguments
-/// (`run …` or `container run …`), if they run one.
-fn docker_run_image(words: &[shell::Word]) -> Option<usize> {
+/// Where the `docker run` options start and the index of the Kaniko
+/// executor image among `docker` arguments (`run …` or `container run …`),
+/// if they run one.
+fn docker_run_image(words: &[shell::Word]) -> Option<(usize, usize)> {
     let lit: Vec<Option<String>> = words.iter().map(|w| w.literal()).collect();
     let start = match (
         lit.first()?.as_deref(),
@@ -165,7 +181,7 @@ fn docker_run_image(words: &[shell::Word]) -> Option<usize> {
     let image = lit.get(i)?.clone()?;
     match_image(&image)
         .is_some_and(|m| m.kind == ImageKind::Executor)
-        .then_some(i)
+        .then_some((start, i))
 }
 
 /// The executor call of a `uses: docker://<Kaniko image>` step: its

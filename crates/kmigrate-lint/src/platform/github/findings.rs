@@ -137,7 +137,9 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
             }
             KanikoStep::Run(calls) => {
                 for c in &calls {
-                    out.extend(run_findings(job, step, c, opts));
+                    out.extend(run_findings(
+                        source, job, step, c, opts, has_setup, &mut setup,
+                    ));
                 }
                 container_calls.extend(calls.into_iter().filter(|c| c.via == Via::Container));
             }
@@ -368,7 +370,6 @@ fn rewrite_edits(
         return Err(layout.into());
     }
     let dash = block_column(text, step.item.span.start).ok_or(layout)?;
-    let uses = step.uses.expect("an action step has `uses:`");
     let key_col = match step.map.entries.first() {
         Some(first) => {
             let line_start = text[..first.span.start].rfind('\n').map_or(0, |i| i + 1);
@@ -376,9 +377,15 @@ fn rewrite_edits(
         }
         None => dash + 2,
     };
+    // The entry the `uses:` goes in: the action's own, or the `run:` it
+    // replaces.
+    let anchor = step
+        .uses
+        .or(step.run)
+        .expect("a Kaniko step has `uses:` or `run:`");
     let with_col = match step.with {
         Some(w) => block_column(text, w.span.start).ok_or(layout)?,
-        None => block_column(text, uses.span.start).ok_or(layout)?,
+        None => block_column(text, anchor.span.start).ok_or(layout)?,
     };
     let inputs = build_push::inputs(&conversion.plan)?;
     let with_text = build_push::render_with(&inputs, with_col, "\n");
@@ -435,36 +442,100 @@ fn rewrite_edits(
         ));
         edits.push(Edit::insert(before, t));
     }
-    edits.push(Edit::replace(uses.value.span.clone(), BUILD_PUSH));
-    match step.with {
-        Some(w) => edits.push(Edit::replace(w.span.clone(), with_text)),
-        None => edits.push(Edit::insert(
-            uses.span.end,
-            format!("\n{}{with_text}", " ".repeat(with_col)),
+    match (step.uses, step.with) {
+        (Some(uses), Some(w)) => {
+            edits.push(Edit::replace(uses.value.span.clone(), BUILD_PUSH));
+            edits.push(Edit::replace(w.span.clone(), with_text));
+        }
+        (Some(uses), None) => {
+            edits.push(Edit::replace(uses.value.span.clone(), BUILD_PUSH));
+            edits.push(Edit::insert(
+                uses.span.end,
+                format!("\n{}{with_text}", " ".repeat(with_col)),
+            ));
+        }
+        // A `run:` step: its script becomes the action.
+        (None, _) => edits.push(Edit::replace(
+            anchor.span.clone(),
+            format!("uses: {BUILD_PUSH}\n{}{with_text}", " ".repeat(with_col)),
         )),
     }
     Ok(edits)
 }
 
-fn run_findings(job: &Job, step: &Step, c: &RunCall, opts: &Options) -> Vec<Finding> {
-    let label = step.label(job);
-    let why = match c.via {
-        Via::Container => format!(
-            "the job runs in the Kaniko image (`container:`); move the build to a job on a runner with Docker and {BY_HAND}"
-        ),
-        Via::DockerRun => {
-            format!("`docker run` decides with its mounts what the executor sees; {BY_HAND}")
-        }
+/// How a `run:` call's executor sees paths.
+pub fn run_conversion(c: &RunCall, opts: &Options) -> Conversion {
+    let options = match c.via {
+        Via::Container => convert_options(opts),
+        Via::DockerRun => super::docker_run::convert_options(&opts.cache_tag),
     };
-    let mut out = vec![
-        Finding::new(
-            Rule::Km001,
-            c.span.clone(),
-            format!("{label} {}", crate::kaniko::RUNS_EXECUTOR),
-        )
-        .with_help(format!("not rewritten automatically: {why}")),
-    ];
-    let conversion = from_kaniko::convert(&c.call, &convert_options(opts));
-    out.extend(note_findings(&c.call.args, &conversion, &c.span, None));
+    from_kaniko::convert(&c.call, &options)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_findings(
+    source: &SourceFile,
+    job: &Job,
+    step: &Step,
+    c: &RunCall,
+    opts: &Options,
+    has_setup: bool,
+    setup: &mut Option<Edit>,
+) -> Vec<Finding> {
+    let label = step.label(job);
+    let conversion = run_conversion(c, opts);
+    let rewrite = match c.via {
+        Via::Container => Err(format!(
+            "the job runs in the Kaniko image (`container:`); move the build to a job on a runner with Docker and {BY_HAND}"
+        )),
+        Via::DockerRun => super::docker_run::translatable(c, step)
+            .and_then(|()| {
+                let plan = &conversion.plan;
+                let outside = |p: &str| p.starts_with('/');
+                if outside(&plan.context) || plan.dockerfile.as_deref().is_some_and(outside) {
+                    return Err(format!(
+                        "the context or Dockerfile is outside the workspace mounted at {}",
+                        super::docker_run::KANIKO_WORKDIR
+                    ));
+                }
+                if conversion.is_blocked() {
+                    return Err("a flag cannot be translated (see the KM012 finding)".into());
+                }
+                rewrite_edits(source, job, step, &conversion, None, opts, has_setup, setup)
+            })
+            .map_err(|why| format!("{why}; {BY_HAND}")),
+    };
+    let km001 = Finding::new(
+        Rule::Km001,
+        c.span.clone(),
+        format!("{label} {}", crate::kaniko::RUNS_EXECUTOR),
+    );
+    let changed = conversion.notes.iter().any(|n| n.kind == NoteKind::Changed);
+    let (km001, fix) = match rewrite {
+        Ok(edits) => {
+            let fix = Fix::new(
+                format!("rewrite {label} to docker/build-push-action"),
+                edits,
+            )
+            .with_applicability(Applicability::changing_behaviour_if(changed));
+            (
+                km001
+                    .with_help("`kmigrate rewrite` turns it into docker/setup-buildx-action and docker/build-push-action with a registry cache")
+                    .with_fix(fix.clone()),
+                Some(fix),
+            )
+        }
+        Err(why) => (
+            km001.with_help(format!("not rewritten automatically: {why}")),
+            None,
+        ),
+    };
+    let mut out = vec![km001];
+    out.extend(note_findings(
+        &c.call.args,
+        &conversion,
+        &c.span,
+        fix.as_ref(),
+    ));
     out
 }

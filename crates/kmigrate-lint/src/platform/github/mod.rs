@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod build_push;
 pub mod detect;
+pub mod docker_run;
 pub mod findings;
 pub mod translate;
 pub mod workflow;
@@ -187,10 +188,7 @@ pub fn builds(source: &SourceFile, inputs: &Inputs) -> Vec<Extracted> {
                 }
                 Some(detect::KanikoStep::Run(calls)) => {
                     for c in calls {
-                        let conv = crate::buildx::from_kaniko::convert(
-                            &c.call,
-                            &findings::convert_options(&opts),
-                        );
+                        let conv = findings::run_conversion(&c, &opts);
                         push(
                             Kind::Kaniko,
                             Some(conv.plan),
