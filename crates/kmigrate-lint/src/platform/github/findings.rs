@@ -485,8 +485,11 @@ fn run_findings(
     let label = step.label(job);
     let conversion = run_conversion(c, opts);
     let rewrite = match c.via {
+        Via::Container if job.container.is_some() => Err(format!(
+            "the job runs in a Kaniko image (`container:`); move the build to a job on a runner with Docker and {BY_HAND}"
+        )),
         Via::Container => Err(format!(
-            "the job runs in the Kaniko image (`container:`); move the build to a job on a runner with Docker and {BY_HAND}"
+            "`/kaniko/executor` exists only inside a Kaniko image, which this step does not say how it gets; {BY_HAND}"
         )),
         Via::DockerRun => super::docker_run::translatable(c, step)
             .and_then(|()| {
