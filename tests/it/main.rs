@@ -27,6 +27,7 @@ mod cli_messages_wording;
 mod cloudbuild_everyday;
 mod cloudbuild_rewrite;
 mod fuzz_regressions;
+mod gha_drone;
 mod gha_workflows;
 mod gitlab_everyday_plan;
 mod gitlab_everyday_scope;

@@ -1,6 +1,7 @@
 //! Each CI system's view of a source file.
 
 pub mod cloudbuild;
+pub mod drone;
 pub mod github;
 pub mod gitlab;
 pub mod script_edit;
@@ -17,6 +18,9 @@ pub enum Platform {
     /// Google Cloud Build (`cloudbuild.yaml`, `.yml`, `.json`).
     #[value(name = "cloudbuild")]
     CloudBuild,
+    /// Drone and Woodpecker CI (`.drone.yml`, `.woodpecker.yml`, `.woodpecker/*.yml`).
+    #[value(name = "drone", alias = "woodpecker")]
+    Drone,
     /// GitHub Actions (`.github/workflows/*.yml`).
     #[value(name = "github")]
     GitHub,
@@ -28,8 +32,14 @@ pub enum Platform {
 impl Platform {
     /// Every platform, in the order detection by content tries them (the
     /// most specific shape first).
-    pub const ALL: &'static [Platform] =
-        &[Platform::CloudBuild, Platform::GitHub, Platform::GitLab];
+    pub const ALL: &'static [Platform] = &[
+        // Drone's shape (`kind: pipeline`, steps with `image:`) is never a
+        // Cloud Build file's, whose plain `steps` list it would also match.
+        Platform::Drone,
+        Platform::CloudBuild,
+        Platform::GitHub,
+        Platform::GitLab,
+    ];
 
     /// The platform's module: everything the engine, `rewrite`, `report`
     /// and the read-back ask of a platform goes through it, so a new
@@ -38,6 +48,7 @@ impl Platform {
     pub fn support(self) -> &'static dyn PlatformSupport {
         match self {
             Platform::CloudBuild => &cloudbuild::Support,
+            Platform::Drone => &drone::Support,
             Platform::GitHub => &github::Support,
             Platform::GitLab => &gitlab::Support,
         }

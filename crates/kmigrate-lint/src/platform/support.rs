@@ -29,6 +29,13 @@ pub trait PlatformSupport: Sync {
     fn self_contained(&self, path: &Path, text: &[u8]) -> bool;
     /// Every finding in one file, with fixes.
     fn findings(&self, source: &SourceFile, opts: &Options) -> Result<Vec<Finding>, SourceError>;
+    /// Where each build unit (step, job) of the file is written: what
+    /// `report` counts and groups findings by. GitLab returns none: its
+    /// report reads the resolved pipeline instead (`report::migration`).
+    fn unit_spans(&self, source: &SourceFile) -> Vec<std::ops::Range<usize>>;
+    /// The flag of every Kaniko call written in the file, once per use
+    /// (GitLab: none, as for [`Self::unit_spans`]).
+    fn kaniko_flags(&self, source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec>;
     /// Every image build of the config `text` at `path`, in order.
     fn extract(&self, path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String>;
 }

@@ -266,6 +266,23 @@ impl crate::platform::PlatformSupport for Support {
         Ok(findings::findings(&build, &migration))
     }
 
+    fn unit_spans(&self, source: &SourceFile) -> Vec<std::ops::Range<usize>> {
+        Build::parse(source)
+            .map(|b| b.steps.iter().map(|s| s.item.span.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn kaniko_flags(&self, source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
+        let Ok(build) = Build::parse(source) else {
+            return Vec::new();
+        };
+        kaniko_steps::find(&build)
+            .iter()
+            .flat_map(|step| step.calls.iter())
+            .flat_map(|call| call.call.uses.iter().map(|u| u.spec))
+            .collect()
+    }
+
     fn extract(
         &self,
         path: &std::path::Path,

@@ -59,6 +59,14 @@ impl crate::platform::PlatformSupport for Support {
         Ok(findings::findings(source, opts))
     }
 
+    fn unit_spans(&self, source: &SourceFile) -> Vec<Range<usize>> {
+        step_spans(source)
+    }
+
+    fn kaniko_flags(&self, source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
+        flag_uses(source)
+    }
+
     fn extract(&self, path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
         let source = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
         Ok(builds(&source, inputs))

@@ -433,6 +433,16 @@ impl crate::platform::PlatformSupport for Support {
         file_findings(source, opts)
     }
 
+    /// None: `report` reads the resolved pipeline instead (a job's
+    /// template may live in another file).
+    fn unit_spans(&self, _source: &SourceFile) -> Vec<std::ops::Range<usize>> {
+        Vec::new()
+    }
+
+    fn kaniko_flags(&self, _source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
+        Vec::new()
+    }
+
     fn extract(
         &self,
         path: &std::path::Path,
