@@ -21,13 +21,19 @@ pub fn analyze(
 /// The platform of a file: forced, or detected from its name and content.
 pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Platform, SourceError> {
     forced.or_else(|| Platform::detect(source)).ok_or_else(|| {
+        let names: Vec<&str> = Platform::ALL
+            .iter()
+            .map(|p| p.support().display_name())
+            .collect();
+        let flags: Vec<&str> = Platform::ALL.iter().map(|p| p.support().cli_name()).collect();
         SourceError::new(
             &source.path,
-            "not a Cloud Build, GitHub Actions or GitLab CI file",
+            format!("not a {} file", names.join(", ")),
         )
-        .with_help(
-            "name it cloudbuild.yaml / .github/workflows/NAME.yml / .gitlab-ci.yml, or pass --platform cloudbuild|github|gitlab",
-        )
+        .with_help(format!(
+            "name it cloudbuild.yaml / .github/workflows/NAME.yml / .drone.yml / .woodpecker.yml / .gitlab-ci.yml, or pass --platform {}",
+            flags.join("|")
+        ))
     })
 }
 
