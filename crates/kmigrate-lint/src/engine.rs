@@ -28,7 +28,12 @@ pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Plat
         let flags: Vec<&str> = Platform::ALL.iter().map(|p| p.support().cli_name()).collect();
         SourceError::new(
             &source.path,
-            format!("not a {} file", names.join(", ")),
+            match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("not a {} or {last} file", rest.join(", "))
+                }
+                _ => format!("not a {} file", names.join("")),
+            },
         )
         .with_help(format!(
             "name it cloudbuild.yaml / .github/workflows/NAME.yml / .drone.yml / .woodpecker.yml / .gitlab-ci.yml, or pass --platform {}",
