@@ -113,6 +113,15 @@ fn gha_drone_platform_by_content_and_by_flag() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("KM001"), "{out}");
+    // A file of no platform: the error names every platform and flag.
+    fs::write(dir.path().join("other.yml"), "a: 1\n").unwrap();
+    let (_, err, code) = run_in(dir.path(), &["check", "other.yml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not a Drone / Woodpecker CI, Cloud Build, GitHub Actions or GitLab CI file")
+            && err.contains("--platform drone|cloudbuild|github|gitlab"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -227,3 +227,47 @@ fn gha_every_format_and_report() {
     let text = output_text(&o);
     snapshot!("gha_workflows__report", text);
 }
+
+/// `verify` reads a workflow's builds: the Kaniko action step (rewritten in
+/// memory) and, after `rewrite`, the build-push-action step, each built cold
+/// then warm from its registry cache in the embedded store.
+#[test]
+fn gha_verify_builds_the_workflow_before_and_after_rewrite() {
+    let (dir, path) = scratch(
+        "on: push\njobs:\n  b:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: app\n        uses: int128/kaniko-action@v1\n        with:\n          tags: r.example/app:1\n          push: true\n          context: app\n          cache: true\n          cache-repository: r.example/app/cache\n",
+        "b.yml",
+    );
+    fs::create_dir_all(dir.path().join("app")).unwrap();
+    fs::write(
+        dir.path().join("app/Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("app/hello.txt"), "hi\n").unwrap();
+    let config = path.to_str().unwrap();
+    let context = dir.path().to_str().unwrap();
+    for round in ["original", "rewritten"] {
+        let store = dir.path().join(format!("store-{round}"));
+        let (out, err, code) = run_in(
+            dir.path(),
+            &[
+                "verify",
+                config,
+                "--context",
+                context,
+                "--store",
+                store.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{round}: {out}{err}");
+        assert!(out.contains("1 passed"), "{round}: {out}");
+        assert!(out.contains("warm: 0 executed, 1 cached"), "{round}: {out}");
+        if round == "original" {
+            let (_, err, code) = run_in(dir.path(), &["rewrite", config]);
+            assert_eq!(code, 0, "{err}");
+            assert!(fs::read_to_string(&path).unwrap().contains(BUILD_PUSH));
+        }
+    }
+}
+
+const BUILD_PUSH: &str = "docker/build-push-action@v6";
