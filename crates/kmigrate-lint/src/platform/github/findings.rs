@@ -90,15 +90,16 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
 
 fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
-    let has_setup = job
-        .steps
-        .iter()
-        .any(|s| s.uses_value().is_some_and(build_push::is_setup_buildx));
-    // The setup step goes before the first step rewritten, shared by all.
+    // The setup step goes before the first step rewritten, shared by all,
+    // unless the job sets up buildx before it (one set up later would come
+    // too late: the docker driver cannot export a cache).
     let mut setup: Option<Edit> = None;
     let mut container_calls: Vec<RunCall> = Vec::new();
     let mut found_any = false;
-    for step in &job.steps {
+    for (i, step) in job.steps.iter().enumerate() {
+        let has_setup = job.steps[..i]
+            .iter()
+            .any(|s| s.uses_value().is_some_and(build_push::is_setup_buildx));
         let Some(kind) = detect::kaniko_step(job, step) else {
             continue;
         };
