@@ -177,7 +177,7 @@ fn gha_detection_of_container_steps_and_unknown_kaniko_actions() {
         .filter(|l| l.contains(" KM001 "))
         .map(|l| l.split(':').nth(1).unwrap())
         .collect();
-    assert_eq!(km001, ["7", "11", "15", "28"], "{out}");
+    assert_eq!(km001, ["7", "11", "15", "28", "30"], "{out}");
     let (json, _, _) = run_in(&dir, &["check", "--format", "json", "image.yml"]);
     assert!(json.contains("exists only inside a Kaniko image"), "{json}");
 }

@@ -165,6 +165,21 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
             .with_help("build each image in its own docker/build-push-action step (see KM001)"),
         );
     }
+    // A reusable workflow named after Kaniko: its builds are where it is
+    // defined.
+    if let Some(uses) = job.entry.value.get("uses")
+        && let Some(name) = uses.as_str()
+        && super::actions::match_action(name).is_some()
+    {
+        out.push(
+            Finding::new(
+                Rule::Km001,
+                uses.span.clone(),
+                format!("job `{}` calls the reusable workflow `{name}`, which is named after Kaniko", job.id),
+            )
+            .with_help("not rewritten automatically: check and migrate the workflow where it is defined (`kmigrate check` on that repository)"),
+        );
+    }
     // A job in a Kaniko container whose script kmigrate did not see call it.
     if !found_any && let Some(m) = detect::container_image(job) {
         let node = job.container.expect("container_image found one");
