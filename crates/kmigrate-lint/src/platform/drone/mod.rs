@@ -126,7 +126,7 @@ fn convert_options(opts: &Options) -> ConvertOptions<'_> {
 }
 
 /// What to do with a Kaniko plugin step.
-const PLUGIN_TODO: &str = "replace the step with the maintained buildx plugin (`woodpeckerci/plugin-docker-buildx` on Woodpecker, `thegeeklab/drone-docker-buildx` on Drone): `repo` takes the full image name (the Kaniko plugin's `registry` prefixed), `tags`, `dockerfile`, `context`, `build_args` and `target` keep their meaning, and `cache: true` with `cache_repo: R` becomes `cache_from: R:buildcache` and `cache_to: type=registry,ref=R:buildcache,mode=max`. The buildx plugin runs Docker in Docker: the step needs `privileged: true`, and on Woodpecker the administrator must list the image in WOODPECKER_PLUGINS_PRIVILEGED";
+const PLUGIN_TODO: &str = "replace the step with the maintained buildx plugin (`woodpeckerci/plugin-docker-buildx` on Woodpecker, `thegeeklab/drone-docker-buildx` on Drone): `repo` takes the full image name (the Kaniko plugin's `registry` prefixed), `tags`, `dockerfile`, `context`, `build_args` and `target` keep their meaning, and `cache: true` with `cache_repo: R` becomes `cache_from: R:buildcache` and, in plugin versions that have it, `cache_to: type=registry,ref=R:buildcache,mode=max` (check the version you pin: some add labels and pull base images by default). The buildx plugin runs Docker in Docker: the step needs `privileged: true`, and on Woodpecker the administrator must list the image in WOODPECKER_PLUGINS_PRIVILEGED";
 
 /// What to do with an executor call in `commands:`.
 const COMMANDS_TODO: &str = "run the build with `docker buildx build` in a step that has Docker (a docker:dind service, or the buildx plugin), with `--cache-from`/`--cache-to type=registry,ref=…,mode=max` for the cache";
