@@ -81,6 +81,7 @@ pub enum Role {
     Tag,
     TagWithLatest,
     Context,
+    File,
     FileInContext,
     Username,
     Password,

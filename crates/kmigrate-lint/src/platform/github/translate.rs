@@ -159,6 +159,13 @@ pub fn action_call(step: &Step, action: &KanikoAction) -> Translation {
         out.args
             .push(arg(format!("--dockerfile={context_dir}/{file}"), &span));
     }
+    if let Some((file, span)) = by_role(Role::File)
+        && written(Role::File)
+    {
+        let file = file.trim_start_matches("./");
+        out.args
+            .push(arg(format!("--dockerfile={WORKSPACE}/{file}"), &span));
+    }
 
     // Destinations composed of registry, image and tag.
     if let Some((image, image_span)) = by_role(Role::Image) {
