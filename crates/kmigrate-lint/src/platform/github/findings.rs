@@ -279,6 +279,13 @@ fn action_findings(
     );
     let mut out = Vec::new();
     let mut manual: Vec<String> = Vec::new();
+    for output in outputs_only_kaniko_sets(source, step) {
+        let why = format!(
+            "the workflow reads the step's output `{output}`, which docker/build-push-action does not set (it sets `digest`, `imageid` and `metadata`)"
+        );
+        out.push(Finding::new(Rule::Km012, span.clone(), why.clone()).with_help(BY_HAND));
+        manual.push(why);
+    }
     for (at, why) in &build.translation.manual {
         out.push(Finding::new(Rule::Km012, at.clone(), why.clone()).with_help(BY_HAND));
         manual.push(why.clone());
@@ -336,6 +343,28 @@ fn action_findings(
         None => km001.with_help("not rewritten automatically: a flag cannot be translated (see the KM012 finding)"),
     };
     out.insert(0, km001);
+    out
+}
+
+/// The outputs of `step` the workflow reads (`steps.ID.outputs.NAME`)
+/// that build-push-action does not set under the same name.
+fn outputs_only_kaniko_sets(source: &SourceFile, step: &Step) -> Vec<String> {
+    const BUILD_PUSH_OUTPUTS: &[&str] = &["digest", "imageid", "metadata"];
+    let Some(id) = step.item.node.get("id").and_then(|n| n.as_str()) else {
+        return Vec::new();
+    };
+    let needle = format!("steps.{id}.outputs.");
+    let mut out: Vec<String> = Vec::new();
+    for (at, _) in source.text.match_indices(&needle) {
+        let name: String = source.text[at + needle.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        if !name.is_empty() && !BUILD_PUSH_OUTPUTS.contains(&name.as_str()) && !out.contains(&name)
+        {
+            out.push(name);
+        }
+    }
     out
 }
 
