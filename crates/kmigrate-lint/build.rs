@@ -15,7 +15,7 @@ use std::path::Path;
 #[allow(dead_code)]
 mod page;
 
-const TABLES: &[&str] = &["images", "kaniko-flags"];
+const TABLES: &[&str] = &["images", "kaniko-flags", "actions", "plugins"];
 
 fn main() {
     let out = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR");

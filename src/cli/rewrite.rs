@@ -565,10 +565,7 @@ fn report(
                 && !crate::platform::gitlab::findings::is_part(f)
         })
         .count();
-    let unit = match platform {
-        Platform::CloudBuild => "step",
-        Platform::GitLab => "job",
-    };
+    let unit = platform.support().unit();
     let verb = if args.check || args.diff || args.stdout {
         "would rewrite"
     } else {

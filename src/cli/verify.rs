@@ -29,7 +29,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The Cloud Build or GitLab CI config (rewritten or not).
+    /// The CI config: Cloud Build, GitHub Actions workflow or GitLab CI (rewritten or not).
     pub config: PathBuf,
     /// The repository checkout the config builds from (`/workspace`,
     /// `$CI_PROJECT_DIR`); default: the config's directory.

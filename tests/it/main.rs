@@ -32,6 +32,8 @@ mod cloudbuild_rewrite;
 mod fork_report_targets;
 mod fork_target;
 mod fuzz_regressions;
+mod gha_drone;
+mod gha_workflows;
 mod gitlab_everyday_plan;
 mod gitlab_everyday_scope;
 mod gitlab_fragments;

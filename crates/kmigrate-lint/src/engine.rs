@@ -3,7 +3,6 @@
 
 use crate::options::Options;
 use crate::platform::Platform;
-use crate::platform::cloudbuild::{Build, findings, migrate};
 use crate::rules::{Applicability, Finding};
 use crate::source::patch::{self, Edit};
 use crate::source::{SourceError, SourceFile};
@@ -14,14 +13,7 @@ pub fn analyze(
     platform: Platform,
     opts: &Options,
 ) -> Result<Vec<Finding>, SourceError> {
-    let mut findings = match platform {
-        Platform::CloudBuild => {
-            let build = Build::parse(source)?;
-            let migration = migrate::plan(&build, opts);
-            findings::findings(&build, &migration)
-        }
-        Platform::GitLab => crate::platform::gitlab::file_findings(source, opts)?,
-    };
+    let mut findings = platform.support().findings(source, opts)?;
     findings.sort_by_key(|f| (f.span.start, f.rule));
     Ok(findings)
 }
@@ -29,9 +21,24 @@ pub fn analyze(
 /// The platform of a file: forced, or detected from its name and content.
 pub fn platform_of(source: &SourceFile, forced: Option<Platform>) -> Result<Platform, SourceError> {
     forced.or_else(|| Platform::detect(source)).ok_or_else(|| {
-        SourceError::new(&source.path, "not a Cloud Build or GitLab CI file").with_help(
-            "name it cloudbuild.yaml / .gitlab-ci.yml, or pass --platform cloudbuild|gitlab",
+        let names: Vec<&str> = Platform::ALL
+            .iter()
+            .map(|p| p.support().display_name())
+            .collect();
+        let flags: Vec<&str> = Platform::ALL.iter().map(|p| p.support().cli_name()).collect();
+        SourceError::new(
+            &source.path,
+            match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("not a {} or {last} file", rest.join(", "))
+                }
+                _ => format!("not a {} file", names.join("")),
+            },
         )
+        .with_help(format!(
+            "name it cloudbuild.yaml / .github/workflows/NAME.yml / .drone.yml / .woodpecker.yml / .gitlab-ci.yml, or pass --platform {}",
+            flags.join("|")
+        ))
     })
 }
 

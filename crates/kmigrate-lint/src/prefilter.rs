@@ -54,16 +54,8 @@ pub fn markers() -> &'static [&'static [u8]] {
 /// Whether the file at `path`, of `platform`, may have a finding and must
 /// be parsed. `false` means no rule can fire on it.
 pub fn must_parse(path: &Path, platform: Option<Platform>, text: &[u8]) -> bool {
-    let self_contained = match platform {
-        // A Cloud Build file without `steps` (an empty one, say) is an
-        // error `check` reports; parsing it to say so is cheap.
-        Some(Platform::CloudBuild) => contains_any(text, &[b"steps"]),
-        Some(Platform::GitLab) => path.file_name().is_some_and(|n| {
-            n.eq_ignore_ascii_case(".gitlab-ci.yml") || n.eq_ignore_ascii_case(".gitlab-ci.yaml")
-        }),
-        // Unknown platform: detecting it needs the tree.
-        None => false,
-    };
+    // Unknown platform: detecting it needs the tree.
+    let self_contained = platform.is_some_and(|p| p.support().self_contained(path, text));
     !self_contained || has_marker(text)
 }
 
@@ -84,7 +76,7 @@ pub fn may_include(text: &[u8]) -> bool {
 }
 
 /// Whether any of `words` (lower case) occurs in `text`, ignoring ASCII case.
-fn contains_any(text: &[u8], words: &[&[u8]]) -> bool {
+pub(crate) fn contains_any(text: &[u8], words: &[&[u8]]) -> bool {
     // Test each word's first byte, then compare the rest in place.
     text.iter().enumerate().any(|(i, &b)| {
         let b = b.to_ascii_lowercase();

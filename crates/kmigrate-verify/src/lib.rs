@@ -331,10 +331,7 @@ fn prepare(opts: &VerifyOptions) -> Result<Prepared, VerifyError> {
 
     let mut report = Report {
         config: path.display().to_string(),
-        platform: match platform {
-            Platform::CloudBuild => "cloudbuild".into(),
-            Platform::GitLab => "gitlab".into(),
-        },
+        platform: platform.support().cli_name().into(),
         engine: opts.engine,
         rewritten_in_memory: false,
         store: store.display().to_string(),

@@ -1,12 +1,16 @@
 //! Each CI system's view of a source file.
 
 pub mod cloudbuild;
+pub mod drone;
+pub mod github;
 pub mod gitlab;
 pub mod script_edit;
+mod support;
 
 use std::path::Path;
 
 use crate::source::SourceFile;
+pub use support::PlatformSupport;
 
 /// The CI systems kmigrate understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -14,52 +18,59 @@ pub enum Platform {
     /// Google Cloud Build (`cloudbuild.yaml`, `.yml`, `.json`).
     #[value(name = "cloudbuild")]
     CloudBuild,
+    /// Drone and Woodpecker CI (`.drone.yml`, `.woodpecker.yml`, `.woodpecker/*.yml`).
+    #[value(name = "drone", alias = "woodpecker")]
+    Drone,
+    /// GitHub Actions (`.github/workflows/*.yml`).
+    #[value(name = "github")]
+    GitHub,
     /// GitLab CI (`.gitlab-ci.yml` and its local includes).
     #[value(name = "gitlab")]
     GitLab,
 }
 
 impl Platform {
-    /// The platform a file name implies, if any.
-    pub fn from_path(path: &Path) -> Option<Platform> {
-        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        if name.starts_with("cloudbuild")
-            && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
-        {
-            Some(Platform::CloudBuild)
-        } else if name == ".gitlab-ci.yml" || name == ".gitlab-ci.yaml" {
-            Some(Platform::GitLab)
-        } else {
-            None
+    /// Every platform, in the order detection by content tries them (the
+    /// most specific shape first).
+    pub const ALL: &'static [Platform] = &[
+        // Drone's shape (`kind: pipeline`, steps with `image:`) is never a
+        // Cloud Build file's, whose plain `steps` list it would also match.
+        Platform::Drone,
+        Platform::CloudBuild,
+        Platform::GitHub,
+        Platform::GitLab,
+    ];
+
+    /// The platform's module: everything the engine, `rewrite`, `report`
+    /// and the read-back ask of a platform goes through it, so a new
+    /// platform is one module implementing [`PlatformSupport`] and one
+    /// line here.
+    pub fn support(self) -> &'static dyn PlatformSupport {
+        match self {
+            Platform::CloudBuild => &cloudbuild::Support,
+            Platform::Drone => &drone::Support,
+            Platform::GitHub => &github::Support,
+            Platform::GitLab => &gitlab::Support,
         }
     }
 
-    /// The platform the file's content looks like: Cloud Build has a
-    /// top-level `steps` list of mappings with `name`; anything else with
-    /// job-like mappings is GitLab.
+    /// The platform a file name implies, if any.
+    pub fn from_path(path: &Path) -> Option<Platform> {
+        Platform::ALL
+            .iter()
+            .copied()
+            .find(|p| p.support().matches_path(path))
+    }
+
+    /// The platform the file's content looks like (see each platform's
+    /// [`PlatformSupport::matches_content`]).
     pub fn from_content(source: &SourceFile) -> Option<Platform> {
         let root = source.root()?;
-        let map = root.as_map()?;
-        if let Some(steps) = root.get("steps").and_then(|s| s.as_seq())
-            && steps.items.iter().any(|i| i.node.get("name").is_some())
-        {
-            return Some(Platform::CloudBuild);
-        }
-        let gitlab_keys = ["stages", "include", "variables", "default", "workflow"];
-        let has_job = map.entries.iter().any(|e| {
-            e.value.get("script").is_some()
-                || e.value.get("extends").is_some()
-                || e.value.get("image").is_some()
-        });
-        if has_job
-            || map
-                .entries
-                .iter()
-                .any(|e| gitlab_keys.contains(&e.key.as_str().unwrap_or("")))
-        {
-            return Some(Platform::GitLab);
-        }
-        None
+        root.as_map()?;
+        Platform::ALL
+            .iter()
+            .copied()
+            .find(|p| p.support().matches_content(root))
     }
 
     /// Name first, then content.

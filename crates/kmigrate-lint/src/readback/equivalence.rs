@@ -178,18 +178,25 @@ pub fn cloudbuild(
     after: &str,
     explained: &dyn Fn(&str) -> Explained,
 ) -> Vec<Mismatch> {
+    one_file(Platform::CloudBuild, path, before, after, explained)
+}
+
+/// Compares the text of a config that holds all its builds (Cloud Build,
+/// GitHub Actions) with its rewrite.
+pub fn one_file(
+    platform: Platform,
+    path: &Path,
+    before: &str,
+    after: &str,
+    explained: &dyn Fn(&str) -> Explained,
+) -> Vec<Mismatch> {
     let git = GitInfo::default();
     let dir = config_dir(path);
     compare_with(
         |overrides| {
             let read = |text: &str| {
-                extract::extract(
-                    path,
-                    text,
-                    Platform::CloudBuild,
-                    &inputs(dir, &git, overrides),
-                )
-                .unwrap_or_default()
+                extract::extract(path, text, platform, &inputs(dir, &git, overrides))
+                    .unwrap_or_default()
             };
             (read(before), read(after))
         },
@@ -232,7 +239,9 @@ pub fn texts(
 ) -> Result<Vec<Mismatch>, String> {
     let explained = |_: &str| explained.clone();
     match platform {
-        Platform::CloudBuild => Ok(cloudbuild(path, before, after, &explained)),
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+            Ok(one_file(platform, path, before, after, &explained))
+        }
         Platform::GitLab => {
             let root = crate::platform::gitlab::include::project_root(path);
             let load = |text: &str| {

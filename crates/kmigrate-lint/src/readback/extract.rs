@@ -62,6 +62,31 @@ pub struct Extracted {
 }
 
 impl Extracted {
+    /// A build another platform's reader found: its plan, or why it could
+    /// not be read.
+    pub fn read(
+        unit: String,
+        location: String,
+        kind: Kind,
+        plan: Option<BuildPlan>,
+        error: Option<String>,
+        notes: Vec<String>,
+    ) -> Self {
+        Extracted {
+            unit,
+            location,
+            kind,
+            plan,
+            unresolved: Vec::new(),
+            placeholders: Vec::new(),
+            error,
+            notes,
+            unpushed: None,
+            pushes: Vec::new(),
+            paths: None,
+        }
+    }
+
     /// A build that could not be read, with why.
     fn failed(unit: &str, location: &str, error: String) -> Self {
         Extracted {
@@ -165,10 +190,7 @@ pub fn extract(
     platform: Platform,
     inputs: &Inputs,
 ) -> Result<Vec<Extracted>, String> {
-    match platform {
-        Platform::CloudBuild => cloudbuild(path, text, inputs),
-        Platform::GitLab => gitlab(path, text, inputs),
-    }
+    platform.support().extract(path, text, inputs)
 }
 
 /// A command found in a step or script, variables expanded.
@@ -510,7 +532,11 @@ fn inline_defaults(raw: &str, defaults: &BTreeMap<String, String>) -> String {
     s
 }
 
-fn cloudbuild(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
+pub(crate) fn cloudbuild(
+    path: &Path,
+    text: &str,
+    inputs: &Inputs,
+) -> Result<Vec<Extracted>, String> {
     let src = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
     let build = Build::parse(&src).map_err(|e| e.message)?;
     let defaults: BTreeMap<String, String> = build
@@ -682,7 +708,7 @@ fn needs_order(jobs: Vec<&crate::platform::gitlab::Job>) -> Vec<&crate::platform
     out
 }
 
-fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
+pub(crate) fn gitlab(path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let root = if root.as_os_str().is_empty() {
         PathBuf::from(".")

@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use super::display_path;
 use crate::kaniko::flags::{Action, FlagSpec};
 use crate::platform::Platform;
-use crate::platform::cloudbuild::{Build, kaniko_steps};
 use crate::platform::gitlab;
 use crate::rules::{Applicability, Finding, Rule, Severity};
 use crate::source::{SourceError, SourceFile};
@@ -179,9 +178,9 @@ fn regions(
     builds: &[&Finding],
 ) -> Vec<Range<usize>> {
     let steps: Vec<Range<usize>> = match input.platform {
-        Platform::CloudBuild => Build::parse(input.source)
-            .map(|b| b.steps.iter().map(|s| s.item.span.clone()).collect())
-            .unwrap_or_default(),
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+            input.platform.support().unit_spans(input.source)
+        }
         Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
             p.jobs
                 .iter()
@@ -216,7 +215,9 @@ fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
 /// excluded).
 fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
     match input.platform {
-        Platform::CloudBuild => Build::parse(input.source).map_or(0, |b| b.steps.len()),
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+            input.platform.support().unit_spans(input.source).len()
+        }
         Platform::GitLab => pipeline.map_or(0, |p| {
             p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count()
         }),
@@ -227,14 +228,8 @@ fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize 
 fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'static FlagSpec> {
     let mut out = Vec::new();
     match input.platform {
-        Platform::CloudBuild => {
-            if let Ok(build) = Build::parse(input.source) {
-                for step in kaniko_steps::find(&build) {
-                    for call in &step.calls {
-                        out.extend(call.call.uses.iter().map(|u| u.spec));
-                    }
-                }
-            }
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+            out.extend(input.platform.support().kaniko_flags(input.source))
         }
         Platform::GitLab => {
             let Some(p) = pipeline else { return out };
@@ -305,7 +300,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .collect();
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),
-            Platform::CloudBuild => None,
+            Platform::CloudBuild | Platform::GitHub | Platform::Drone => None,
         };
         let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];
@@ -395,10 +390,7 @@ fn pct(n: usize, total: usize) -> String {
 }
 
 fn platform_name(p: Platform) -> &'static str {
-    match p {
-        Platform::CloudBuild => "Cloud Build",
-        Platform::GitLab => "GitLab CI",
-    }
+    p.support().display_name()
 }
 
 impl Report {

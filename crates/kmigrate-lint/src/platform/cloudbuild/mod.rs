@@ -219,6 +219,81 @@ fn document_start(text: &str, content: usize) -> usize {
     }
 }
 
+/// Cloud Build behind the platform interface.
+pub struct Support;
+
+impl crate::platform::PlatformSupport for Support {
+    fn cli_name(&self) -> &'static str {
+        "cloudbuild"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Cloud Build"
+    }
+
+    fn unit(&self) -> &'static str {
+        "step"
+    }
+
+    fn matches_path(&self, path: &std::path::Path) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        let name = name.to_ascii_lowercase();
+        name.starts_with("cloudbuild")
+            && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
+    }
+
+    /// A top-level `steps` list of mappings with `name`.
+    fn matches_content(&self, root: &crate::source::Node) -> bool {
+        root.get("steps")
+            .and_then(|s| s.as_seq())
+            .is_some_and(|steps| steps.items.iter().any(|i| i.node.get("name").is_some()))
+    }
+
+    /// A Cloud Build file without `steps` (an empty one, say) is an error
+    /// `check` reports; parsing it to say so is cheap.
+    fn self_contained(&self, _path: &std::path::Path, text: &[u8]) -> bool {
+        crate::prefilter::contains_any(text, &[b"steps"])
+    }
+
+    fn findings(
+        &self,
+        source: &SourceFile,
+        opts: &crate::options::Options,
+    ) -> Result<Vec<crate::rules::Finding>, SourceError> {
+        let build = Build::parse(source)?;
+        let migration = migrate::plan(&build, opts);
+        Ok(findings::findings(&build, &migration))
+    }
+
+    fn unit_spans(&self, source: &SourceFile) -> Vec<std::ops::Range<usize>> {
+        Build::parse(source)
+            .map(|b| b.steps.iter().map(|s| s.item.span.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn kaniko_flags(&self, source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
+        let Ok(build) = Build::parse(source) else {
+            return Vec::new();
+        };
+        kaniko_steps::find(&build)
+            .iter()
+            .flat_map(|step| step.calls.iter())
+            .flat_map(|call| call.call.uses.iter().map(|u| u.spec))
+            .collect()
+    }
+
+    fn extract(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+        inputs: &crate::readback::extract::Inputs,
+    ) -> Result<Vec<crate::readback::extract::Extracted>, String> {
+        crate::readback::extract::cloudbuild(path, text, inputs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

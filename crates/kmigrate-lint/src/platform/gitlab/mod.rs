@@ -383,3 +383,76 @@ pub fn file_findings(
     }
     Ok(mine)
 }
+
+/// GitLab CI behind the platform interface.
+pub struct Support;
+
+impl crate::platform::PlatformSupport for Support {
+    fn cli_name(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "GitLab CI"
+    }
+
+    fn unit(&self) -> &'static str {
+        "job"
+    }
+
+    fn matches_path(&self, path: &std::path::Path) -> bool {
+        path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            let n = n.to_ascii_lowercase();
+            n == ".gitlab-ci.yml" || n == ".gitlab-ci.yaml"
+        })
+    }
+
+    /// Anything with job-like mappings or a GitLab top-level keyword.
+    fn matches_content(&self, root: &crate::source::Node) -> bool {
+        let Some(map) = root.as_map() else {
+            return false;
+        };
+        let gitlab_keys = ["stages", "include", "variables", "default", "workflow"];
+        map.entries.iter().any(|e| {
+            e.value.get("script").is_some()
+                || e.value.get("extends").is_some()
+                || e.value.get("image").is_some()
+                || gitlab_keys.contains(&e.key.as_str().unwrap_or(""))
+        })
+    }
+
+    /// Only pipeline entries: a GitLab file that another pipeline includes
+    /// may inherit Kaniko from it.
+    fn self_contained(&self, path: &std::path::Path, _text: &[u8]) -> bool {
+        path.file_name().is_some_and(|n| {
+            n.eq_ignore_ascii_case(".gitlab-ci.yml") || n.eq_ignore_ascii_case(".gitlab-ci.yaml")
+        })
+    }
+
+    fn findings(
+        &self,
+        source: &SourceFile,
+        opts: &crate::options::Options,
+    ) -> Result<Vec<crate::rules::Finding>, SourceError> {
+        file_findings(source, opts)
+    }
+
+    /// None: `report` reads the resolved pipeline instead (a job's
+    /// template may live in another file).
+    fn unit_spans(&self, _source: &SourceFile) -> Vec<std::ops::Range<usize>> {
+        Vec::new()
+    }
+
+    fn kaniko_flags(&self, _source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
+        Vec::new()
+    }
+
+    fn extract(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+        inputs: &crate::readback::extract::Inputs,
+    ) -> Result<Vec<crate::readback::extract::Extracted>, String> {
+        crate::readback::extract::gitlab(path, text, inputs)
+    }
+}
