@@ -88,6 +88,8 @@ pub(crate) struct Engine<'a> {
     pub bar: Option<(indicatif::ProgressBar, String)>,
     /// `--build-arg`s some ARG declared (the others are warned about).
     pub consumed: Vec<String>,
+    /// The build's `--secret`s, for `RUN --mount=type=secret`.
+    pub secrets: super::secrets::Secrets,
 }
 
 struct Stage {
@@ -562,10 +564,13 @@ impl<'a> Engine<'a> {
         let env: Vec<(String, String)> = run_env(&run.st.config.config, &run.args);
         let (extras, action) = if ins.keyword == Keyword::Run {
             let argv = run_argv(step, &run.st.config.config)?;
-            (
-                run_key_extras(&env, &run.st.config.config),
-                Action::Run(argv),
-            )
+            let mounts = run_mounts(step, &run.st.config.config)?;
+            let mut extras = run_key_extras(&env, &run.st.config.config);
+            if !mounts.is_empty() {
+                extras.push_str("|mounts|");
+                extras.push_str(&self.mount_key_extras(step, &mounts, done)?);
+            }
+            (extras, Action::Run { argv, mounts })
         } else {
             // `--from` may name an image through an ARG, global ones included.
             let mut from_vars = step.scope.globals.clone();
@@ -580,7 +585,7 @@ impl<'a> Engine<'a> {
         let st = &mut run.st;
         let key = cache::next_key(&st.key, ins.keyword.as_str(), &text, &extras);
         let created_by = match &action {
-            Action::Run(argv) => format!("RUN {}", argv.join(" ")),
+            Action::Run { argv, .. } => format!("RUN {}", argv.join(" ")),
             Action::Copy(_) => text.clone(),
         };
         let (record, executed) = match self.lookup(&key) {
@@ -656,7 +661,17 @@ impl<'a> Engine<'a> {
         let root = self.ensure_rootfs_pub(st)?;
         let before = snapshot::take(&root).map_err(io_err("snapshot"))?;
         match job.action {
-            Action::Run(argv) => self.run_in_sandbox(step, &st.config.config, &root, argv, job)?,
+            Action::Run { argv, mounts } => {
+                let cfg = &st.config.config;
+                let mut prepared = self.prepare_mounts(step, done, &root, mounts)?;
+                let res = self.run_in_sandbox(step, cfg, &root, argv, job, &prepared);
+                // Mount points leave the root before the diff is taken.
+                let cleaned = prepared
+                    .cleanup()
+                    .map_err(io_err("removing RUN --mount points"));
+                res?;
+                cleaned?;
+            }
             Action::Copy(plan) => self.do_copy(step, done, plan, &root)?,
         }
         let after = snapshot::take(&root).map_err(io_err("snapshot"))?;
@@ -705,6 +720,7 @@ impl<'a> Engine<'a> {
         root: &std::path::Path,
         argv: &[String],
         job: &LayerJob,
+        mounts: &super::mount_prep::Prepared,
     ) -> R<()> {
         let (df, ins, n, text) = (step.scope.df, step.ins, job.n, job.text);
         let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -713,6 +729,11 @@ impl<'a> Engine<'a> {
         let (uid, gid, groups) = super::user::resolve(root, cfg.user.as_deref().unwrap_or("root"))
             .map_err(|e| Box::new(df.error_at(ins, e)))?;
         let mut env = job.env.to_vec();
+        // Secrets given as variables: in this RUN's environment only.
+        for (k, v) in &mounts.env {
+            env.retain(|(n, _)| n != k);
+            env.push((k.clone(), v.clone()));
+        }
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".into(), super::user::home(root, uid)));
         }
@@ -731,15 +752,17 @@ impl<'a> Engine<'a> {
             groups,
             binds: etc.binds.clone(),
             pids_limit: self.opts.run_pids_limit,
+            mounts: mounts.mounts.clone(),
         };
         let sink = self.opts.log.clone();
         let bar = self.bar.as_ref().map(|(b, _)| b.clone());
         let quiet = self.opts.progress == super::api::Progress::Quiet;
+        let secret_values = mounts.secret_values.clone();
         let on_line = move |l: &str| {
             if quiet {
                 return;
             }
-            let line = format!("#{n} {l}");
+            let line = format!("#{n} {}", super::secrets::redact(l, &secret_values));
             match &bar {
                 Some(b) => b.println(line),
                 None => {
@@ -754,7 +777,8 @@ impl<'a> Engine<'a> {
         let out =
             res.map_err(|e| BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line)))?;
         let _ = fs::remove_file(&log_path);
-        let shown = String::from_utf8_lossy(&out.output).to_string();
+        let shown =
+            super::secrets::redact(&String::from_utf8_lossy(&out.output), &mounts.secret_values);
         let limited = out.pids_limit_reached.map(|n| {
             format!(
                 "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
@@ -887,6 +911,18 @@ fn needed_stages(
                         todo.push(j);
                     }
                 }
+                Keyword::Run => {
+                    // `RUN --mount=from=stage` needs that stage too.
+                    for (_, v) in ins.flags.iter().filter(|(f, _)| f == "mount") {
+                        let option = words::expand(v.as_deref().unwrap_or_default(), &vars)
+                            .unwrap_or_default();
+                        if let Some(f) = super::run_mount::from_field(&option)
+                            && let Some(j) = find_stage(&names, f, i)
+                        {
+                            todo.push(j);
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -984,6 +1020,36 @@ fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
     Ok(instructions::as_cmd(cfg, &run_args(ins)))
 }
 
+/// RUN's `--mount`s, variables expanded; relative targets are under the
+/// working directory.
+fn run_mounts(step: &Step, cfg: &RunConfig) -> R<Vec<super::run_mount::RunMount>> {
+    let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+    let mut out = Vec::new();
+    for (name, value) in &step.ins.flags {
+        if name != "mount" {
+            continue;
+        }
+        let option = step.expand(value.as_deref().unwrap_or_default())?;
+        let m = super::run_mount::parse(&option, &wd).map_err(|e| match e {
+            super::run_mount::MountError::Ssh => Box::new(step.scope.df.error_help(
+                step.ins,
+                super::run_mount::SSH_REFUSED,
+                super::run_mount::SSH_HELP,
+            ))
+            .into(),
+            e => step.err(format!("--mount={option}: {e}")),
+        })?;
+        out.push(m);
+    }
+    if out.len() > super::run_mount::MOUNTS_MAX {
+        return Err(step.err(format!(
+            "more than {} --mount flags on one RUN",
+            super::run_mount::MOUNTS_MAX
+        )));
+    }
+    Ok(out)
+}
+
 /// What RUN runs. With here-documents as BuildKit does it: a RUN that is
 /// only `<<EOF` runs the body as the shell's script; otherwise the shell gets
 /// the command line with the bodies and delimiters after it, and reads the
@@ -1014,7 +1080,10 @@ fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
 }
 
 pub(crate) enum Action {
-    Run(Vec<String>),
+    Run {
+        argv: Vec<String>,
+        mounts: Vec<super::run_mount::RunMount>,
+    },
     Copy(super::copy::CopyPlan),
 }
 

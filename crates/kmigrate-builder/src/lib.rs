@@ -31,11 +31,14 @@ pub mod image;
 mod instructions;
 pub mod layer;
 pub mod limits;
+mod mount_prep;
 mod output;
 mod progress;
 mod pull;
 pub mod registry;
+pub mod run_mount;
 pub mod sandbox;
+pub mod secrets;
 pub mod snapshot;
 pub mod store;
 mod tmp_session;
@@ -90,6 +93,7 @@ pub fn build(
         "state directory {}",
         opts.state_dir.display()
     )))?;
+    let secrets = secrets::Secrets::parse(&plan.secrets).map_err(BuildError::Usage)?;
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -109,13 +113,11 @@ pub fn build(
         platform,
         bar: None,
         consumed: Vec::new(),
+        secrets,
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
             eng.warn("--annotation is not supported by the embedded builder; ignored".into());
-        }
-        if !plan.secrets.is_empty() {
-            eng.warn("--secret is not supported by the embedded builder (RUN --mount is refused); ignored".into());
         }
         if plan.sbom.as_deref().is_some_and(|s| s != "false") {
             eng.warn("--sbom: no SBOM attestation is produced".into());

@@ -78,6 +78,28 @@ pub struct RunSpec {
     /// Most processes the RUN may have at once (`None`: unbounded); see
     /// [`pids`] for how it is enforced.
     pub pids_limit: Option<u32>,
+    /// The RUN's `--mount`s, mounted in this order after `/dev`.
+    pub mounts: Vec<Mount>,
+}
+
+/// A `RUN --mount` as the sandbox mounts it. `target` is a host path inside
+/// the root (or inside an earlier mount's source) that the caller resolved
+/// with every symlink kept in the root and created: a directory, or a file
+/// for a single-file bind. Every mount is `nosuid,nodev`.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub target: PathBuf,
+    pub source: MountSource,
+}
+
+/// What a [`Mount`] puts at its target.
+#[derive(Debug, Clone)]
+pub enum MountSource {
+    /// A host directory or file, read-only unless `readonly` is false.
+    Bind { path: PathBuf, readonly: bool },
+    /// A fresh tmpfs of at most `size` bytes (the kernel's default: half
+    /// the memory).
+    Tmpfs { size: Option<u64> },
 }
 
 /// `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` for a RUN, as Docker
@@ -267,6 +289,8 @@ struct ChildSetup {
     dev_links: Vec<(CString, CString)>,
     /// Host file and the path it is bound over.
     binds: Vec<(CString, CString)>,
+    /// The RUN's `--mount`s.
+    run_mounts: Vec<ChildMount>,
     groups: Vec<Gid>,
     uid: Uid,
     gid: Gid,
@@ -317,6 +341,11 @@ impl ChildSetup {
             .iter()
             .map(|(a, b)| Ok((cpath(a)?, cpath(b)?)))
             .collect::<io::Result<_>>()?;
+        let run_mounts = spec
+            .mounts
+            .iter()
+            .map(ChildMount::prepare)
+            .collect::<io::Result<_>>()?;
         let cgroup_procs = limit.and_then(|l| l.join_fd());
         Ok(ChildSetup {
             caller: nix::unistd::getpid(),
@@ -342,6 +371,7 @@ impl ChildSetup {
             devs,
             dev_links,
             binds,
+            run_mounts,
             groups: spec.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
             uid: Uid::from_raw(spec.uid),
             gid: Gid::from_raw(spec.gid),
@@ -357,6 +387,9 @@ impl ChildSetup {
         nix::unistd::setsid()?;
         self.mount_root()?;
         self.mount_dev()?;
+        for m in &self.run_mounts {
+            m.mount()?;
+        }
         self.enter_root()?;
         self.drop_privileges()?;
         // Last, as changing credentials clears it: when the waiting process
@@ -542,6 +575,89 @@ impl ChildSetup {
         setuid(self.uid)?;
         // setuid/setgid binaries in the image grant nothing more.
         nix::sys::prctl::set_no_new_privs()?;
+        Ok(())
+    }
+}
+
+/// One [`Mount`] as C strings and flags, prepared before the fork.
+struct ChildMount {
+    /// The bind source; `None` for a tmpfs.
+    source: Option<CString>,
+    target: CString,
+    /// `tmpfs` and its options, for a tmpfs.
+    tmpfs: Option<(CString, CString)>,
+    /// The flags of the bind's remount: `nosuid,nodev`, read-only if asked,
+    /// and the flags the source's mount has (a user namespace refuses to
+    /// clear them).
+    remount: MsFlags,
+}
+
+impl ChildMount {
+    fn prepare(m: &Mount) -> io::Result<ChildMount> {
+        let target = cpath(&m.target)?;
+        Ok(match &m.source {
+            MountSource::Bind { path, readonly } => {
+                let locked = MsFlags::from_bits_truncate(
+                    nix::sys::statvfs::statvfs(path)?.flags().bits() as _,
+                ) & (MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC);
+                let mut remount = MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | locked;
+                if *readonly {
+                    remount |= MsFlags::MS_RDONLY;
+                }
+                ChildMount {
+                    source: Some(cpath(path)?),
+                    target,
+                    tmpfs: None,
+                    remount,
+                }
+            }
+            MountSource::Tmpfs { size } => {
+                let opts = match size {
+                    Some(n) => format!("mode=1777,size={n}"),
+                    None => "mode=1777".to_string(),
+                };
+                ChildMount {
+                    source: None,
+                    target,
+                    tmpfs: Some((
+                        CString::new("tmpfs").expect("static"),
+                        CString::new(opts).map_err(io::Error::other)?,
+                    )),
+                    remount: MsFlags::empty(),
+                }
+            }
+        })
+    }
+
+    /// Mounts it (in the child, before `pivot_root`).
+    fn mount(&self) -> io::Result<()> {
+        match (&self.source, &self.tmpfs) {
+            (_, Some((fs, opts))) => mount(
+                Some(fs.as_c_str()),
+                self.target.as_c_str(),
+                Some(fs.as_c_str()),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_c_str()),
+            )?,
+            (Some(src), None) => {
+                bind_mount(src, &self.target)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    self.target.as_c_str(),
+                    None::<&std::ffi::CStr>,
+                    self.remount,
+                    None::<&std::ffi::CStr>,
+                )?;
+            }
+            (None, None) => {}
+        }
         Ok(())
     }
 }

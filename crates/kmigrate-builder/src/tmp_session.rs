@@ -76,7 +76,7 @@ impl Drop for TmpSession {
     }
 }
 
-fn flock(f: &fs::File, op: nix::libc::c_int) -> io::Result<()> {
+pub(crate) fn flock(f: &fs::File, op: nix::libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: flock takes no pointers; `f` keeps the descriptor open.
         if unsafe { nix::libc::flock(f.as_raw_fd(), op) } == 0 {

@@ -8,6 +8,7 @@
 use super::api::BuildError;
 use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
 use super::instructions;
+use super::run_mount;
 
 /// One thing the embedded builder cannot build, with what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ const COPY_REFUSED: [(&str, &str); 3] = [
     ),
 ];
 /// RUN flags BuildKit has that the embedded builder refuses.
-const RUN_REFUSED: [&str; 3] = ["mount", "network", "security"];
+const RUN_REFUSED: [&str; 2] = ["network", "security"];
 
 /// What is wrong with `ins` as written, before any expansion.
 pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
@@ -78,7 +79,18 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
                     "name the interpreter in the command: RUN python3 <<EOF",
                 ));
             }
-            for (f, _) in &ins.flags {
+            let mounts = ins.flags.iter().filter(|(f, _)| f == "mount").count();
+            if mounts > run_mount::MOUNTS_MAX {
+                out.push(Problem::new(format!(
+                    "more than {} --mount flags on one RUN",
+                    run_mount::MOUNTS_MAX
+                )));
+            }
+            for (f, v) in &ins.flags {
+                if f == "mount" {
+                    out.extend(mount_problem(v.as_deref().unwrap_or_default()));
+                    continue;
+                }
                 out.push(if RUN_REFUSED.contains(&f.as_str()) {
                     Problem::with_help(
                         format!("RUN --{f} is not supported by the embedded builder"),
@@ -142,6 +154,22 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
     out
 }
 
+/// What is wrong with one `RUN --mount` value as written: all of it when it
+/// has no variable, else only a `type=ssh` (the rest waits for expansion).
+fn mount_problem(option: &str) -> Option<Problem> {
+    let refusal = |e: run_mount::MountError| match e {
+        run_mount::MountError::Ssh => {
+            Problem::with_help(run_mount::SSH_REFUSED.into(), run_mount::SSH_HELP)
+        }
+        e => Problem::new(format!("--mount={option}: {e}")),
+    };
+    if option.contains('$') {
+        return (run_mount::written_type(option) == Some("ssh"))
+            .then(|| refusal(run_mount::MountError::Ssh));
+    }
+    run_mount::parse(option, "/").err().map(refusal)
+}
+
 /// Whether a COPY/ADD source names something remote (a URL or git remote).
 pub(crate) fn is_remote(source: &str) -> bool {
     source.contains("://") || source.starts_with("git@")
@@ -201,7 +229,6 @@ mod tests {
                 "unknown flag for FROM: --foo",
                 "COPY --parents is not supported by the embedded builder",
                 "unknown flag for COPY: --bogus",
-                "RUN --mount is not supported by the embedded builder",
                 "unknown flag for RUN: --net",
                 "ADD of the remote source \"https://x/y\" is not supported: the embedded builder works offline",
                 "invalid --chmod \"9\": use an octal mode like 755",
@@ -230,11 +257,34 @@ mod tests {
                 .unwrap(),
         );
         assert!(three < four && four < five, "{e}");
-        let one = parse("Dockerfile", "FROM scratch\nRUN --mount=x true\n").unwrap();
+        let one = parse("Dockerfile", "FROM scratch\nRUN --mount=type=ssh true\n").unwrap();
         let e = check(&one, &one.instructions).unwrap_err().to_string();
         assert_eq!(
             e,
-            "Dockerfile:2: RUN --mount is not supported by the embedded builder"
+            "Dockerfile:2: RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN"
         );
+    }
+
+    #[test]
+    fn run_mounts_are_checked_before_anything_runs() {
+        assert_eq!(
+            messages(
+                "FROM scratch\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s \
+                 --mount=type=bind,from=b,target=/b --mount=type=tmpfs,target=/t true\n\
+                 RUN --mount=type=$T,target=$D true\n\
+                 RUN --mount=type=ssh,id=$K git clone x\n\
+                 RUN --mount=type=cache,target=/proc/x true\n\
+                 RUN --mount=type=cache,target=/c,sharing=$S,bogus=1 true\n"
+            ),
+            [
+                "RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN",
+                "--mount=type=cache,target=/proc/x: --mount target=\"/proc/x\" is under /proc, which the sandbox provides",
+            ]
+        );
+        let many = format!(
+            "FROM scratch\nRUN {} true\n",
+            "--mount=type=tmpfs,target=/t ".repeat(17)
+        );
+        assert_eq!(messages(&many), ["more than 16 --mount flags on one RUN"]);
     }
 }
