@@ -345,3 +345,67 @@ fn a_missing_required_secret_and_ssh_mounts_name_their_line() {
     // Refused before the RUN on line 2 ran (or the base was pulled).
     assert!(!text.contains("DONE"), "{text}");
 }
+
+#[test]
+fn mounts_work_in_a_rootless_build() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let userns = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["unshare", "--user", "--map-root-user", "true"])
+        .output();
+    if !userns.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: setpriv or unprivileged user namespaces not available");
+        return;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("kmigrate");
+    std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
+    let ctx = work.path().join("ctx");
+    write_files(
+        &ctx,
+        &[
+            ("in-context.txt", "ctx\n"),
+            ("secret.txt", SECRET),
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base} AS other\nRUN echo other > /o\nFROM {base}\n\
+                     RUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t \
+                     --mount=target=/ctx --mount=from=other,source=/o,target=/o \
+                     --mount=type=secret,id=s,required \
+                     touch /c/x /t/y && cat /ctx/in-context.txt /o > /got && test -s /run/secrets/s\n"
+                ),
+            ),
+        ],
+    );
+    for e in walkdir::WalkDir::new(work.path()) {
+        let p = e.unwrap().into_path();
+        let mode = if p.is_dir() { 0o777 } else { 0o755 };
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let oci = work.path().join("oci");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["build", "--progress=plain", "--state-dir"])
+        .arg(work.path().join("state"))
+        .arg("--secret")
+        .arg(format!("id=s,src={}", ctx.join("secret.txt").display()))
+        .arg("--output")
+        .arg(format!("type=oci,dest={},tar=false", oci.display()))
+        .arg(&ctx)
+        .env("HOME", work.path())
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(unpack(&oci).path().join("got")).unwrap(),
+        "ctx\nother\n"
+    );
+}
