@@ -12,7 +12,7 @@ use kmigrate::builder::image::{Index, Manifest};
 use support::*;
 
 /// Builds `ctx` into an OCI layout under `out`; returns the build's output.
-fn build_oci(state: &Path, ctx: &Path, out: &Path, extra: &[&str]) -> String {
+pub(crate) fn build_oci(state: &Path, ctx: &Path, out: &Path, extra: &[&str]) -> String {
     let dest = format!("type=oci,dest={},tar=false", out.display());
     let mut args = vec!["--output", dest.as_str()];
     args.extend_from_slice(extra);
@@ -57,7 +57,7 @@ fn layers(dir: &Path) -> Vec<(Vec<String>, Vec<u8>)> {
 }
 
 /// The image's file system: its layers unpacked in order.
-fn unpack(dir: &Path) -> tempfile::TempDir {
+pub(crate) fn unpack(dir: &Path) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     for l in layout_blobs(dir).0 {
         kmigrate::builder::layer::extract(&l, root.path()).unwrap();

@@ -36,6 +36,7 @@ mod output;
 mod progress;
 mod pull;
 pub mod registry;
+pub mod remote;
 pub mod run_mount;
 pub mod sandbox;
 pub mod secrets;

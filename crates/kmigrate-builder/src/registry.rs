@@ -718,7 +718,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Drops userinfo and query from a URL for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let no_query = url.split('?').next().unwrap_or(url);
     match no_query.split_once("://") {
         Some((scheme, rest)) => {

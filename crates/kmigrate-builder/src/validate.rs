@@ -8,6 +8,7 @@
 use super::api::BuildError;
 use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
 use super::instructions;
+use super::remote::{self, Remote};
 use super::run_mount;
 
 /// One thing the embedded builder cannot build, with what to do instead.
@@ -48,7 +49,7 @@ impl Problem {
 /// The flags COPY and ADD accept.
 const COPY_FLAGS: [&str; 5] = ["from", "chown", "chmod", "link", "exclude"];
 /// COPY/ADD flags BuildKit has that the embedded builder refuses by name.
-const COPY_REFUSED: [(&str, &str); 3] = [
+const COPY_REFUSED: [(&str, &str); 2] = [
     (
         "parents",
         "copy each directory to its full destination path explicitly",
@@ -56,10 +57,6 @@ const COPY_REFUSED: [(&str, &str); 3] = [
     (
         "keep-git-dir",
         "clone the repository into the build context and COPY it",
-    ),
-    (
-        "checksum",
-        "download the file into the build context and COPY it",
     ),
 ];
 /// RUN flags BuildKit has that the embedded builder refuses.
@@ -102,8 +99,16 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
             }
         }
         Keyword::Copy | Keyword::Add => {
+            let is_add = ins.keyword == Keyword::Add;
             for (f, _) in &ins.flags {
-                if COPY_FLAGS.contains(&f.as_str()) {
+                if COPY_FLAGS.contains(&f.as_str()) || (is_add && f == "checksum") {
+                    continue;
+                }
+                if f == "checksum" {
+                    out.push(Problem::with_help(
+                        "COPY --checksum: BuildKit takes --checksum on ADD of a URL only".into(),
+                        "use ADD --checksum=sha256:<digest> <URL> <dest>",
+                    ));
                     continue;
                 }
                 out.push(match COPY_REFUSED.iter().find(|(n, _)| n == f) {
@@ -129,8 +134,18 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
                 Args::Shell(s) => super::words::split_words(s),
             };
             if let Some((_, srcs)) = sources.split_last() {
-                for s in srcs.iter().filter(|s| is_remote(s)) {
-                    out.push(remote_source(ins.keyword, s));
+                out.extend(srcs.iter().filter_map(|s| remote_problem(ins.keyword, s)));
+                if let Some(c) = ins.flag("checksum").filter(|c| is_add && !c.contains('$')) {
+                    if let Err(e) = remote::parse_checksum(c) {
+                        out.push(Problem::new(e));
+                    } else if srcs
+                        .iter()
+                        .any(|s| remote::classify(s) != Some(Remote::Url))
+                    {
+                        out.push(Problem::new(
+                            "ADD --checksum verifies a download: every source must be an http(s) URL".into(),
+                        ));
+                    }
                 }
             }
         }
@@ -170,19 +185,26 @@ fn mount_problem(option: &str) -> Option<Problem> {
     run_mount::parse(option, "/").err().map(refusal)
 }
 
-/// Whether a COPY/ADD source names something remote (a URL or git remote).
-pub(crate) fn is_remote(source: &str) -> bool {
-    source.contains("://") || source.starts_with("git@")
-}
-
-/// The refusal of a remote COPY/ADD source.
-pub(crate) fn remote_source(keyword: Keyword, source: &str) -> Problem {
-    Problem::with_help(
-        format!(
-            "{keyword} of the remote source {source:?} is not supported: the embedded builder works offline"
-        ),
-        "download the file into the build context and COPY it",
-    )
+/// The refusal of a remote COPY/ADD source: COPY takes none, ADD fetches
+/// http(s) URLs but no git repository or other scheme. `None`: a context
+/// path, or a URL that ADD fetches.
+pub(crate) fn remote_problem(keyword: Keyword, source: &str) -> Option<Problem> {
+    let shown = super::registry::redact(source);
+    match (keyword, remote::classify(source)?) {
+        (Keyword::Add, Remote::Url) => None,
+        (Keyword::Add, Remote::Git) => Some(Problem::with_help(
+            format!("ADD of the git repository {shown:?} is not supported by the embedded builder"),
+            "clone the repository into the build context and COPY it",
+        )),
+        (Keyword::Add, _) => Some(Problem::with_help(
+            format!("ADD of {shown:?}: only http and https URLs are downloaded"),
+            "download the file into the build context and COPY it",
+        )),
+        _ => Some(Problem::with_help(
+            format!("{keyword} does not download: {shown:?} is not a path in the build context"),
+            "use ADD for an http(s) URL, or download the file into the build context",
+        )),
+    }
 }
 
 /// Checks every instruction of `instructions` (the stages a build needs);
@@ -218,22 +240,31 @@ mod tests {
 
     #[test]
     fn refused_flags_are_named() {
+        let h = "a".repeat(64);
         assert_eq!(
-            messages(
+            messages(&format!(
                 "FROM --foo=x scratch\nCOPY --exclude=*.md --parents --bogus a /a\n\
                  RUN --mount=type=cache,target=/c --net=none true\nADD https://x/y /y\n\
                  COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link --exclude=x a /a\n\
-                 ADD --checksum=sha256:0 --keep-git-dir a /a\n"
-            ),
+                 ADD --checksum=sha256:0 --keep-git-dir a /a\n\
+                 ADD https://github.com/o/r.git /src\nADD git@github.com:o/r.git /src\n\
+                 ADD ftp://u:pw@h/f /f\nCOPY https://x/y /y\nCOPY --checksum=sha256:0 a /a\n\
+                 ADD --checksum=sha256:{h} a https://x/y /d/\nADD --checksum=sha256:{h} https://x/y /y\n"
+            )),
             [
                 "unknown flag for FROM: --foo",
                 "COPY --parents is not supported by the embedded builder",
                 "unknown flag for COPY: --bogus",
                 "unknown flag for RUN: --net",
-                "ADD of the remote source \"https://x/y\" is not supported: the embedded builder works offline",
                 "invalid --chmod \"9\": use an octal mode like 755",
-                "ADD --checksum is not supported by the embedded builder",
                 "ADD --keep-git-dir is not supported by the embedded builder",
+                "invalid --checksum \"sha256:0\": use sha256:<64 hex digits>",
+                "ADD of the git repository \"https://github.com/o/r.git\" is not supported by the embedded builder",
+                "ADD of the git repository \"git@github.com:o/r.git\" is not supported by the embedded builder",
+                "ADD of \"ftp://h/f\": only http and https URLs are downloaded",
+                "COPY does not download: \"https://x/y\" is not a path in the build context",
+                "COPY --checksum: BuildKit takes --checksum on ADD of a URL only",
+                "ADD --checksum verifies a download: every source must be an http(s) URL",
             ]
         );
     }
