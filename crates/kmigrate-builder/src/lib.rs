@@ -33,6 +33,7 @@ pub mod layer;
 pub mod limits;
 mod mount_prep;
 mod output;
+mod parallel;
 mod progress;
 mod pull;
 pub mod registry;
@@ -108,13 +109,15 @@ pub fn build(
         records: Vec::new(),
         report: BuildReport::default(),
         epoch,
-        step_no: 0,
+        step_no: Default::default(),
         images: HashMap::new(),
         work_dirs: Vec::new(),
         platform,
         bar: None,
         consumed: Vec::new(),
         secrets,
+        multi: None,
+        stage_prefix: false,
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {

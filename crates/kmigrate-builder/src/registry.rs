@@ -111,7 +111,9 @@ pub struct RegistryConfig {
     pub docker_config: Option<std::path::PathBuf>,
 }
 
-/// A registry client.
+/// A registry client (a clone shares the connection pool and starts with
+/// the tokens got so far).
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     cfg: RegistryConfig,
