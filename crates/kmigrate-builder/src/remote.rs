@@ -90,7 +90,12 @@ pub fn download(
     let mut resp = agent
         .get(url)
         .call()
-        .map_err(|e| format!("cannot download {shown}: {e} (the embedded builder needs the URL to be reachable from this machine)"))?;
+        .map_err(|e| {
+            format!(
+                "cannot download {shown}: {e} (ADD <URL> needs the URL reachable from this machine; \
+                 offline, download the file into the build context and COPY it)"
+            )
+        })?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(format!("cannot download {shown}: HTTP {status}"));
