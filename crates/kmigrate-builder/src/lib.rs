@@ -3,8 +3,10 @@
 //! Module map: [`dockerfile`] and [`words`] parse; [`context`], [`ignore`]
 //! and [`glob`] resolve COPY sources; `engine` runs stages and steps
 //! (`instructions` for per-instruction helpers, [`copy`] for COPY/ADD,
-//! `pull` for base images, `progress` for the step view); [`sandbox`]
-//! executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
+//! `pull` for base images, `progress` for the step view, `parallel` for
+//! independent stages at once); [`run_mount`] parses `RUN --mount` and
+//! `mount_prep` readies its mounts, with the build's [`secrets`];
+//! [`remote`] downloads `ADD <URL>`; [`sandbox`] executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
 //! diffs into deterministic tars and extract layers safely ([`fsutil`]);
 //! [`cache`] holds the key scheme and cache records, `cache_io` moves them
 //! to and from registries and directories; [`image`] is the OCI data model,
@@ -54,8 +56,9 @@ pub use api::{BuildError, BuildOptions, BuildReport, LogSink, Progress, StepReco
 
 /// Builds `plan` daemonless and returns what happened.
 ///
-/// The Dockerfile is parsed and the stages the target needs are built in
-/// order. Each RUN/COPY/ADD step gets a `kmigrate-key-v1` cache key; a key
+/// The Dockerfile is parsed and the stages the target needs are built, each
+/// once the stages it uses are (independent ones at the same time, up to
+/// `opts.max_parallel_stages`). Each RUN/COPY/ADD step gets a `kmigrate-key-v1` cache key; a key
 /// found in the local store (`opts.state_dir`) or in an imported
 /// `--cache-from` is a hit and is neither executed nor extracted (a build
 /// whose every step hits materialises nothing). Misses run in a namespace

@@ -23,6 +23,9 @@ use super::sandbox::{Mount, MountSource};
 
 /// Most entries a bind source may have (it is copied for each RUN).
 const BIND_ENTRIES_MAX: usize = 1_000_000;
+/// Most bytes of files a bind source may have (a stage's root may hold a
+/// sparse file of any apparent size).
+const BIND_BYTES_MAX: u64 = 32 << 30;
 
 /// A RUN's mounts, ready: what the sandbox mounts, the environment secrets
 /// add, the secret values to hide from the log, and what to undo after.
@@ -295,6 +298,18 @@ impl Engine<'_> {
         };
         if entries.len() > BIND_ENTRIES_MAX {
             return Err(err(format!("more than {BIND_ENTRIES_MAX} files to mount")));
+        }
+        let bytes: u64 = std::iter::once(top.as_path())
+            .chain(entries.iter().map(|(p, _)| p.as_path()))
+            .filter_map(|p| fs::symlink_metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        if bytes > BIND_BYTES_MAX {
+            return Err(err(format!(
+                "more than {} of files to mount",
+                super::limits::show(BIND_BYTES_MAX)
+            )));
         }
         let dir = self.store.temp_dir("bind").map_err(io_err("work dir"))?;
         p.temps.push(dir.clone());

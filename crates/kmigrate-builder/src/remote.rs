@@ -87,15 +87,12 @@ pub fn download(
         .timeout_global(Some(std::time::Duration::from_secs(DOWNLOAD_TIMEOUT_SECS)))
         .build()
         .into();
-    let mut resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| {
-            format!(
-                "cannot download {shown}: {e} (ADD <URL> needs the URL reachable from this machine; \
+    let mut resp = agent.get(url).call().map_err(|e| {
+        format!(
+            "cannot download {shown}: {e} (ADD <URL> needs the URL reachable from this machine; \
                  offline, download the file into the build context and COPY it)"
-            )
-        })?;
+        )
+    })?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(format!("cannot download {shown}: HTTP {status}"));
