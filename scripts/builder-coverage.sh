@@ -15,7 +15,7 @@ command -v docker-registry >/dev/null || { echo "missing docker-registry" >&2; e
 [ "$(id -u)" = 0 ] || { echo "run as root (RUN needs namespaces)" >&2; exit 1; }
 
 cargo build --release --locked -q
-K=$PWD/target/release/kmigrate
+K=${CARGO_TARGET_DIR:-$PWD/target}/release/kmigrate
 W=$(mktemp -d /tmp/kmigrate-coverage.XXXXXX)
 reg_pid=
 cleanup() {
