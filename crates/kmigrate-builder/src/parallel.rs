@@ -112,6 +112,8 @@ impl<'a> Engine<'a> {
             }
         });
         self.multi = None;
+        // The report lists steps in file order, whichever stage ended first.
+        self.report.steps.sort_by_key(|s| s.line);
         match failure {
             Some(e) => Err(e),
             None => Ok(()),

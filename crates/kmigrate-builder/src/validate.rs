@@ -140,7 +140,7 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
                         out.push(Problem::new(e));
                     } else if srcs
                         .iter()
-                        .any(|s| remote::classify(s) != Some(Remote::Url))
+                        .any(|s| !s.contains('$') && remote::classify(s) != Some(Remote::Url))
                     {
                         out.push(Problem::new(
                             "ADD --checksum verifies a download: every source must be an http(s) URL".into(),
@@ -249,7 +249,8 @@ mod tests {
                  ADD --checksum=sha256:0 --keep-git-dir a /a\n\
                  ADD https://github.com/o/r.git /src\nADD git@github.com:o/r.git /src\n\
                  ADD ftp://u:pw@h/f /f\nCOPY https://x/y /y\nCOPY --checksum=sha256:0 a /a\n\
-                 ADD --checksum=sha256:{h} a https://x/y /d/\nADD --checksum=sha256:{h} https://x/y /y\n"
+                 ADD --checksum=sha256:{h} a https://x/y /d/\nADD --checksum=sha256:{h} https://x/y /y\n\
+                 ADD --checksum=sha256:{h} $WEB/y /y\n"
             )),
             [
                 "unknown flag for FROM: --foo",
