@@ -409,3 +409,60 @@ fn mounts_work_in_a_rootless_build() {
         "ctx\nother\n"
     );
 }
+
+#[test]
+fn hostile_bind_sources_and_targets_stay_inside() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::write(outer.path().join("host.txt"), "host file").unwrap();
+    let ctx = outer.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::os::unix::fs::symlink(outer.path().join("host.txt"), ctx.join("link")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    for (mount, want) in [
+        ("source=link,target=/x", "outside the build context"),
+        (
+            "source=../host.txt,target=/x",
+            "not found in the build context",
+        ),
+    ] {
+        write_files(
+            &ctx,
+            &[(
+                "Dockerfile",
+                &format!("FROM {base}\nRUN --mount={mount} cat /x\n"),
+            )],
+        );
+        let out = kmigrate_build(state.path(), &[ctx.to_str().unwrap()]);
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{mount}: {text}");
+        assert!(
+            text.contains("Dockerfile:2") && text.contains(want),
+            "{mount}: {text}"
+        );
+        assert!(!text.contains("host file"), "{mount}: {text}");
+    }
+    // A symlink in the image leading out of it: the mount lands inside the
+    // root, and the host directory it names gets nothing.
+    let host_dir = outer.path().join("hostdir");
+    std::fs::create_dir(&host_dir).unwrap();
+    write_files(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base}\nRUN ln -s {} /escape\n\
+                 RUN --mount=type=cache,target=/escape/c --mount=type=tmpfs,target=/up/../../t \
+                 touch /escape/c/x /t/y && ls -la / > /listing\n",
+                host_dir.display()
+            ),
+        )],
+    );
+    ok(&kmigrate_build(state.path(), &[ctx.to_str().unwrap()]));
+    assert!(
+        std::fs::read_dir(&host_dir).unwrap().next().is_none(),
+        "a mount point was made on the host"
+    );
+}
