@@ -6,6 +6,7 @@
 //! outside `/proc` and `/dev`. Preparing the mount (directories, copies,
 //! secret files) is `mount_prep`'s job; mounting it is the sandbox's.
 
+use super::dockerfile::unquote;
 use super::fsutil;
 
 /// Most `--mount` flags one RUN may have.
@@ -300,15 +301,6 @@ impl Fields {
                     format!("invalid {key}={v:?}: use {what}")
                 }),
         }
-    }
-}
-
-fn unquote(v: &str) -> String {
-    let b = v.as_bytes();
-    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
-        v[1..v.len() - 1].to_string()
-    } else {
-        v.to_string()
     }
 }
 
