@@ -22,16 +22,17 @@ fn independent_stages_run_at_the_same_time() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;
     };
-    // Each stage marks a shared cache directory and waits (5 s at most) for
-    // the other's mark: both succeed only if they run at the same time.
+    // Each stage marks a shared cache directory and waits (WAIT tenths of
+    // a second at most) for the other's mark: both succeed only if they run
+    // at the same time.
     let wait = |me: &str, other: &str| {
         format!(
-            "RUN --mount=type=cache,id=sync,target=/s touch /s/{me} && echo {me}-started \
-             && for i in $(seq 50); do [ -e /s/{other} ] && echo {me}-saw-{other} > /{me} && exit 0; sleep 0.1; done; exit 1\n"
+            "ARG WAIT\nRUN --mount=type=cache,id=sync,target=/s touch /s/{me} && echo {me}-started \
+             && for i in $(seq $WAIT); do [ -e /s/{other} ] && echo {me}-saw-{other} > /{me} && exit 0; sleep 0.1; done; exit 1\n"
         )
     };
     let df = format!(
-        "FROM {base} AS a\n{}FROM {base} AS b\n{}FROM {base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        "ARG WAIT=300\nFROM {base} AS a\n{}FROM {base} AS b\n{}FROM {base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
         wait("a", "b"),
         wait("b", "a")
     );
@@ -48,7 +49,7 @@ fn independent_stages_run_at_the_same_time() {
     assert!(line("a", "a-started") && line("b", "b-started"), "{text}");
     // One at a time, each waits for the other in vain.
     let state = tempfile::tempdir().unwrap();
-    let out = build_jobs(state.path(), ctx.path(), "1", &[]);
+    let out = build_jobs(state.path(), ctx.path(), "1", &["--build-arg", "WAIT=20"]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("failed with exit code 1"), "{text}");

@@ -214,15 +214,22 @@ fn tmpfs_is_empty_bounded_and_not_in_the_layer() {
                 "FROM {base}\n\
                  RUN --mount=type=tmpfs,target=/scratch,size=1m echo x > /scratch/y \
                  && ! dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null \
-                 && echo ok > /done\n"
+                 && echo ok > /done\n\
+                 RUN --mount=type=tmpfs,target=/deep/new/dir --mount=type=cache,target=/opt/c \
+                 touch /deep/new/dir/x /opt/c/y\n"
             ),
         )],
     );
     let out = tempfile::tempdir().unwrap();
-    build_oci(state.path(), ctx.path(), out.path(), &[]);
-    for (names, _) in layers(out.path()) {
+    let text = build_oci(state.path(), ctx.path(), out.path(), &[]);
+    let layers = layers(out.path());
+    for (names, _) in &layers {
         assert!(!names.iter().any(|n| n.starts_with("scratch")), "{names:?}");
     }
+    // The base and the first RUN: a RUN that only wrote to its mounts
+    // leaves no layer (its mount points and their parents' mtimes are undone).
+    let names: Vec<_> = layers.iter().map(|(n, _)| n).collect();
+    assert_eq!(layers.len(), 2, "{text}{names:?}");
     assert!(unpack(out.path()).path().join("done").is_file());
 }
 

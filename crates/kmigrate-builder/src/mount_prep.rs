@@ -34,8 +34,8 @@ pub(crate) struct Prepared {
     pub mounts: Vec<Mount>,
     pub env: Vec<(String, String)>,
     pub secret_values: Vec<String>,
-    /// Mount points created in the stage root, in creation order.
-    stubs: Vec<PathBuf>,
+    /// Mount points created in the stage root.
+    stubs: Stubs,
     root: PathBuf,
     /// Copies of bind sources, secret files, throw-away cache directories.
     temps: Vec<PathBuf>,
@@ -48,8 +48,15 @@ impl Prepared {
     /// temporary copies, and releases the cache locks.
     pub fn cleanup(&mut self) -> io::Result<()> {
         let mut first_err = None;
-        for stub in self.stubs.drain(..).rev() {
+        for stub in self.stubs.created.drain(..).rev() {
             if let Err(e) = remove_stub(&self.root, &stub) {
+                first_err.get_or_insert(e);
+            }
+        }
+        // The directories they were made in get their mtime back, so a RUN
+        // that only writes to its mounts changes nothing in the layer.
+        for (dir, mtime) in self.stubs.touched.drain(..).rev() {
+            if let Err(e) = fsutil::restore_dir_mtime(&self.root, &dir, mtime) {
                 first_err.get_or_insert(e);
             }
         }
@@ -59,6 +66,14 @@ impl Prepared {
         self.locks.clear();
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// What [`create_path`] made: the paths, in creation order, and the
+/// existing directories it made them in, with their mtime before.
+#[derive(Debug, Default)]
+struct Stubs {
+    created: Vec<PathBuf>,
+    touched: Vec<(PathBuf, std::time::SystemTime)>,
 }
 
 /// Where a mount's files are on the host, for a later mount inside it.
@@ -485,7 +500,7 @@ fn mount_point(
     target: &str,
     dir: bool,
     placed: &[Placed],
-    stubs: &mut Vec<PathBuf>,
+    stubs: &mut Stubs,
 ) -> Result<PathBuf, String> {
     let resolved = fsutil::secure_join(root, target, true).map_err(|e| e.to_string())?;
     if let Some(outer) = placed.iter().rev().find(|o| resolved.starts_with(&o.at)) {
@@ -504,7 +519,7 @@ fn mount_point(
         let inner =
             fsutil::secure_join(copy, &rest.to_string_lossy(), true).map_err(|e| e.to_string())?;
         // The copy is thrown away after the RUN: nothing to record.
-        create_path(copy, &inner, dir, &mut Vec::new()).map_err(|e| e.to_string())?;
+        create_path(copy, &inner, dir, &mut Stubs::default()).map_err(|e| e.to_string())?;
         let rel = inner.strip_prefix(copy).map_err(|e| e.to_string())?;
         return Ok(outer.at.join(rel));
     }
@@ -515,7 +530,7 @@ fn mount_point(
 /// Creates the missing components of `path` (inside `base`, symlinks
 /// already resolved) one at a time, refusing a symlink on the way; the last
 /// is a directory or, when `dir` is false, an empty file.
-fn create_path(base: &Path, path: &Path, dir: bool, created: &mut Vec<PathBuf>) -> io::Result<()> {
+fn create_path(base: &Path, path: &Path, dir: bool, stubs: &mut Stubs) -> io::Result<()> {
     let rel = path
         .strip_prefix(base)
         .map_err(|_| io::Error::other("resolves outside the root"))?;
@@ -543,6 +558,12 @@ fn create_path(base: &Path, path: &Path, dir: bool, created: &mut Vec<PathBuf>) 
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = cur.parent()
+                    && !stubs.created.iter().any(|c| c == parent)
+                {
+                    let mtime = fs::symlink_metadata(parent)?.modified()?;
+                    stubs.touched.push((parent.to_path_buf(), mtime));
+                }
                 if want_dir {
                     fs::DirBuilder::new().mode(0o755).create(&cur)?;
                 } else {
@@ -553,7 +574,7 @@ fn create_path(base: &Path, path: &Path, dir: bool, created: &mut Vec<PathBuf>) 
                         .custom_flags(nix::libc::O_NOFOLLOW)
                         .open(&cur)?;
                 }
-                created.push(cur.clone());
+                stubs.created.push(cur.clone());
             }
             Err(e) => return Err(e),
         }
@@ -569,20 +590,10 @@ fn rel_text(base: &Path, p: &Path) -> String {
 }
 
 /// Removes a mount point created by [`create_path`], if it is still what
-/// was created (an empty directory or file) and no symlink leads to it: the
-/// RUN may have moved things around it.
+/// was created (an empty directory or file) and no symlink leads to it.
 fn remove_stub(root: &Path, stub: &Path) -> io::Result<()> {
-    let Ok(rel) = stub.strip_prefix(root) else {
+    if !fsutil::reached_directly(root, stub) {
         return Ok(());
-    };
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => return Ok(()),
-            Ok(_) => {}
-            Err(_) => return Ok(()),
-        }
     }
     let m = fs::symlink_metadata(stub)?;
     if m.is_dir() {
@@ -609,7 +620,9 @@ mod tests {
         // A symlink to a host path resolves inside the root.
         symlink(&outside, root.join("escape")).unwrap();
         symlink("../../..", root.join("up")).unwrap();
-        let mut stubs = Vec::new();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        fs::File::open(&root).unwrap().set_modified(old).unwrap();
+        let mut stubs = Stubs::default();
         let a = mount_point(&root, "/escape/cache", true, &[], &mut stubs).unwrap();
         assert!(a.starts_with(&root), "{a:?}");
         let b = mount_point(&root, "/up/run/secrets/tok", false, &[], &mut stubs).unwrap();
@@ -625,6 +638,7 @@ mod tests {
         };
         p.cleanup().unwrap();
         assert!(!root.join("run").exists());
+        assert_eq!(fs::metadata(&root).unwrap().modified().unwrap(), old);
         assert!(root.join("etc").is_dir());
         assert!(!root.join(outside.strip_prefix("/").unwrap()).exists());
     }
@@ -636,7 +650,7 @@ mod tests {
         let host = d.path().join("host");
         fs::create_dir_all(&root).unwrap();
         fs::create_dir_all(host.join("secrets")).unwrap();
-        let mut stubs = Vec::new();
+        let mut stubs = Stubs::default();
         mount_point(&root, "/run/secrets", true, &[], &mut stubs).unwrap();
         // The RUN replaced /run by a link to a host directory.
         fs::rename(root.join("run"), root.join("run2")).unwrap();
@@ -657,7 +671,7 @@ mod tests {
         let copy = d.path().join("copy");
         fs::create_dir_all(&root).unwrap();
         fs::create_dir_all(&copy).unwrap();
-        let mut stubs = Vec::new();
+        let mut stubs = Stubs::default();
         let outer = mount_point(&root, "/src", true, &[], &mut stubs).unwrap();
         let placed = vec![Placed {
             at: outer.clone(),
@@ -667,7 +681,7 @@ mod tests {
         let inner = mount_point(&root, "/src/target", true, &placed, &mut stubs).unwrap();
         assert_eq!(inner, outer.join("target"));
         assert!(copy.join("target").is_dir());
-        assert_eq!(stubs, [root.join("src")]);
+        assert_eq!(stubs.created, [root.join("src")]);
         let cache = vec![Placed {
             at: outer.clone(),
             private_copy: None,

@@ -28,7 +28,7 @@ mod proc_masks;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -110,6 +110,9 @@ pub enum MountSource {
 pub struct EtcFiles {
     pub binds: Vec<(PathBuf, PathBuf)>,
     placeholders: Vec<PathBuf>,
+    /// The root, and `/etc` with its mtime before placeholders were made
+    /// in it: put back after, so a RUN that changes nothing makes no layer.
+    etc_mtime: Option<(PathBuf, PathBuf, std::time::SystemTime)>,
 }
 
 impl EtcFiles {
@@ -133,6 +136,10 @@ impl EtcFiles {
                 Ok(m) if m.is_file() => {}
                 Ok(_) => continue,
                 Err(_) => {
+                    if me.etc_mtime.is_none() {
+                        let mtime = fs::symlink_metadata(&etc)?.modified()?;
+                        me.etc_mtime = Some((root.to_path_buf(), etc.clone(), mtime));
+                    }
                     fs::File::create(&target)?;
                     me.placeholders.push(target.clone());
                 }
@@ -148,6 +155,9 @@ impl EtcFiles {
     pub fn cleanup(&self) {
         for p in &self.placeholders {
             let _ = fs::remove_file(p);
+        }
+        if let Some((root, etc, mtime)) = &self.etc_mtime {
+            let _ = super::fsutil::restore_dir_mtime(root, etc, *mtime);
         }
     }
 }
@@ -227,10 +237,11 @@ pub fn run_streaming(
     let mut log_file = fs::File::create(log)?;
     let (status, output) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || pump(out_read, &mut log_file, on_line));
-        // `spawn` returns once the RUN has ended (the waiting process keeps
-        // std's exec-error pipe open); dropping `cmd` then closes kmigrate's
-        // copies of the pipe's write end, so the reader sees its end.
-        let status = cmd.spawn().and_then(|mut c| c.wait());
+        // `spawn` returns once the RUN's command started (or failed to);
+        // `wait` returns once the waiting process, and with it the RUN, has
+        // ended; dropping `cmd` then closes kmigrate's copies of the pipe's
+        // write end, so the reader sees its end.
+        let status = spawn_retrying(&mut cmd).and_then(|mut c| c.wait());
         drop(cmd);
         let output = reader
             .join()
@@ -453,6 +464,11 @@ impl ChildSetup {
         match unsafe { fork() }? {
             ForkResult::Parent { child } => {
                 drop(alive_read);
+                // Waiting is all this process does: it keeps nothing of
+                // kmigrate's open (a file another thread is writing would
+                // stay "busy" for exec for the whole RUN), only its end of
+                // the pipe that tells PID 1 it is alive.
+                close_fds_except(alive_write.as_raw_fd());
                 let code = loop {
                     match nix::sys::wait::waitpid(child, None) {
                         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
@@ -736,6 +752,55 @@ fn parent_gone(fd: &OwnedFd) -> bool {
         && p[0]
             .revents()
             .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
+/// Starts `cmd`, again when the exec failed with ETXTBSY: a file of the
+/// stage root may be open for writing for an instant in a process another
+/// thread forked (another stage's RUN) before that process closed it.
+fn spawn_retrying(cmd: &mut Command) -> io::Result<std::process::Child> {
+    let mut delay = std::time::Duration::from_millis(20);
+    for _ in 0..6 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
+}
+
+/// Closes every descriptor above 2 but `keep` (in a forked process that
+/// does not exec). `close_range` (Linux 5.9) or, before it, one `close` per
+/// fd.
+fn close_fds_except(keep: std::os::fd::RawFd) {
+    let keep = keep as nix::libc::c_uint;
+    let close_range = |lo: nix::libc::c_uint, hi: nix::libc::c_uint| {
+        if lo > hi {
+            return 0;
+        }
+        // SAFETY: close_range takes no pointers and only closes this
+        // process's descriptors; none of them is used after this.
+        unsafe { nix::libc::syscall(nix::libc::SYS_close_range, lo, hi, 0) }
+    };
+    if keep >= 3
+        && close_range(3, keep - 1) == 0
+        && close_range(keep + 1, nix::libc::c_uint::MAX) == 0
+    {
+        return;
+    }
+    let max = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => soft.min(1 << 20) as nix::libc::c_int,
+        Err(_) => 1 << 16,
+    };
+    for fd in 3..max {
+        if fd as nix::libc::c_uint != keep {
+            // SAFETY: close takes no pointers; on a closed number it fails
+            // with EBADF and changes nothing.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
 }
 
 /// Marks every descriptor above 2 close-on-exec, so nothing the caller
