@@ -162,13 +162,13 @@ fn binds_show_the_context_and_other_stages_and_rw_changes_are_discarded() {
             (
                 "Dockerfile",
                 &format!(
-                    "FROM {base} AS tools\nRUN mkdir /out && echo from-tools > /out/t\n\
+                    "ARG TOOLS_STAGE=tools\nFROM {base} AS tools\nRUN mkdir /out && echo from-tools > /out/t\n\
                      FROM {base}\nARG SRC=src\n\
                      RUN --mount=type=bind,source=$SRC,target=/ctx cat /ctx/hello.txt > /h \
                      && test ! -e /ctx/private.env && ! touch /ctx/new 2>/dev/null\n\
                      RUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/t > /copied\n\
                      RUN --mount=from=tools,source=/out,target=/mnt,rw echo changed > /mnt/t && cat /mnt/t > /rw\n\
-                     RUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/t > /again\n"
+                     RUN --mount=type=bind,from=$TOOLS_STAGE,source=/out,target=/mnt cat /mnt/t > /again\n"
                 ),
             ),
         ],

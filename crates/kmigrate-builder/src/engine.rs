@@ -1066,12 +1066,16 @@ fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
 /// working directory.
 fn run_mounts(step: &Step, cfg: &RunConfig) -> R<Vec<super::run_mount::RunMount>> {
     let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+    // As for COPY --from, global ARGs count too (`from=$BUILDER_IMAGE`).
+    let mut vars = step.scope.globals.clone();
+    vars.extend(step.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut out = Vec::new();
     for (name, value) in &step.ins.flags {
         if name != "mount" {
             continue;
         }
-        let option = step.expand(value.as_deref().unwrap_or_default())?;
+        let option =
+            words::expand(value.as_deref().unwrap_or_default(), &vars).map_err(|e| step.err(e))?;
         let m = super::run_mount::parse(&option, &wd).map_err(|e| match e {
             super::run_mount::MountError::Ssh => Box::new(step.scope.df.error_help(
                 step.ins,
