@@ -8,8 +8,20 @@
 #   cold docker:   no images, no build cache (base pulled from the registry)
 #   warm docker:   rebuild with the engine's local cache
 #
+# Then a multi-stage reference Dockerfile (two independent stages, one with a
+# RUN --mount=type=cache step, and a final stage copying from both):
+#
+#   cold kmigrate:  empty state dir, stages in parallel, exports a registry cache
+#   warm kmigrate:  empty state dir, --cache-from that cache (0 steps executed)
+#   sequential:     cold again with KMIGRATE_MAX_PARALLEL_STAGES=1 (stage by
+#                   stage), against parallel (the default: one stage per CPU)
+#   docker classic: the same Dockerfile without its --mount flag (the classic
+#                   builder has no RUN --mount), no images, no cache
+#
+# Goals are printed next to the ratios, not asserted.
 # Needs root, docker-registry, busybox-static and docker.io (see scripts/test.sh).
 # Usage: scripts/bench-build.sh [RUNS]   (default 5)
+#        BENCH_ONLY=multistage scripts/bench-build.sh [RUNS]   (second part only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -20,7 +32,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root (RUN needs namespaces; dockerd needs root)" >&2; exit 1; }
 
 cargo build --release --locked -q
-K=$PWD/target/release/kmigrate
+K=${CARGO_TARGET_DIR:-$PWD/target}/release/kmigrate
 W=$(mktemp -d /tmp/kmigrate-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -90,6 +102,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
+bench_single() {
 k_cold=(); k_warm=(); d_cold=(); d_warm=()
 CACHE="$REG/bench/cache:buildcache"
 for r in $(seq 1 "$RUNS"); do
@@ -133,6 +146,8 @@ printf '  docker classic warm (local cache):                   %s\n' "$dw"
 awk -v kc="$kc" -v kw="$kw" -v dc="$dc" 'BEGIN{
   printf "ratios: kmigrate cold / docker cold = %.2f (goal <= 1.00)\n", kc/dc;
   printf "        kmigrate warm / kmigrate cold = %.2f (goal <= 0.25)\n", kw/kc }'
+}
+[ "${BENCH_ONLY:-}" = multistage ] || bench_single
 
 # --- Buildah (issue 19): GitLab's Buildah target, on the same reference ---
 # The commands the Buildah target writes (vfs storage, chroot isolation,
@@ -196,4 +211,70 @@ CONF
     printf "ratios: kmigrate cold / buildah cold = %.2f (goal < 1.00)\n", kc/bc;
     printf "        kmigrate warm / buildah warm = %.2f (goal < 1.00)\n", kw/bw }'
 }
-bench_buildah
+[ "${BENCH_ONLY:-}" = multistage ] || bench_buildah
+
+# Multi-stage reference: two independent stages of similar work, one with a
+# cache mount, and a final stage that copies from both.
+MCTX=$W/mctx
+mkdir -p "$MCTX/src"
+for i in $(seq 1 4); do head -c 2500000 /dev/urandom > "$MCTX/src/part$i.bin"; done
+cat > "$MCTX/Dockerfile" <<DF
+FROM $REG/bench/busybox:1 AS deps
+RUN --mount=type=cache,target=/var/cache/deps \\
+    for i in 1 2 3 4 5 6; do head -c 30000000 /dev/urandom | sha256sum >> /var/cache/deps/sums; done \\
+    && cp /var/cache/deps/sums /deps.sums
+FROM $REG/bench/busybox:1 AS assets
+COPY src/ /src/
+RUN for i in 1 2 3 4 5 6; do cat /src/*.bin | gzip -1 | sha256sum; done > /assets.sums
+FROM $REG/bench/busybox:1
+COPY --from=deps /deps.sums /app/deps.sums
+COPY --from=assets /assets.sums /app/assets.sums
+CMD ["cat", "/app/deps.sums", "/app/assets.sums"]
+DF
+# The classic builder's version: the same steps, no --mount.
+mkdir -p "$W/mctx-docker"
+cp -r "$MCTX/src" "$W/mctx-docker/"
+sed 's/--mount=type=cache,target=\/var\/cache\/deps //; s|RUN \\|RUN mkdir -p /var/cache/deps \&\& \\|' \
+  "$MCTX/Dockerfile" > "$W/mctx-docker/Dockerfile"
+
+m_cold=(); m_warm=(); m_seq=(); m_par=(); m_docker=()
+MCACHE="$REG/bench/cache:multistage"
+for r in $(seq 1 "$RUNS"); do
+  rm -rf "$W/m-cold" "$W/m-warm" "$W/m-seq" "$W/m-par"
+  t0=$(now)
+  "$K" build --progress=quiet --state-dir "$W/m-cold" -t "$REG/bench/multi:k$r" --push \
+    --cache-to "type=registry,ref=$MCACHE,mode=max" --provenance=false "$MCTX" >/dev/null
+  t1=$(now); m_cold+=("$(elapsed "$t0" "$t1")")
+  "$K" build --progress=plain --state-dir "$W/m-warm" --cache-from "type=registry,ref=$MCACHE" \
+    "$MCTX" >"$W/m-warm.log" 2>&1
+  t2=$(now); m_warm+=("$(elapsed "$t1" "$t2")")
+  grep -q ' 0 executed, ' "$W/m-warm.log" || { echo "warm multi-stage build executed steps:" >&2; cat "$W/m-warm.log" >&2; exit 1; }
+  t0=$(now)
+  KMIGRATE_MAX_PARALLEL_STAGES=1 "$K" build --progress=quiet --state-dir "$W/m-seq" "$MCTX" >/dev/null
+  t1=$(now); m_seq+=("$(elapsed "$t0" "$t1")")
+  "$K" build --progress=quiet --state-dir "$W/m-par" "$MCTX" >/dev/null
+  t2=$(now); m_par+=("$(elapsed "$t1" "$t2")")
+  D rmi -f bench-multi:1 "$REG/bench/busybox:1" >/dev/null 2>&1 || true
+  D builder prune -af >/dev/null 2>&1 || true
+  D image prune -af >/dev/null 2>&1 || true
+  t0=$(now)
+  DOCKER_BUILDKIT=0 D build -q --network none -t bench-multi:1 "$W/mctx-docker" >/dev/null 2>"$W/docker-build.err" || { cat "$W/docker-build.err" >&2; exit 1; }
+  t1=$(now); m_docker+=("$(elapsed "$t0" "$t1")")
+  echo "multi-stage run $r: kmigrate cold ${m_cold[-1]}s warm ${m_warm[-1]}s sequential ${m_seq[-1]}s parallel ${m_par[-1]}s | docker classic cold ${m_docker[-1]}s"
+done
+mc=$(printf '%s\n' "${m_cold[@]}" | median)
+mw=$(printf '%s\n' "${m_warm[@]}" | median)
+ms=$(printf '%s\n' "${m_seq[@]}" | median)
+mp=$(printf '%s\n' "${m_par[@]}" | median)
+md=$(printf '%s\n' "${m_docker[@]}" | median)
+echo
+echo "multi-stage medians over $RUNS runs (seconds; $(nproc) CPUs):"
+printf '  kmigrate cold (parallel stages, exports registry cache): %s\n' "$mc"
+printf '  kmigrate warm (empty store, --cache-from, 0 executed):    %s\n' "$mw"
+printf '  kmigrate sequential stages (no cache):                    %s\n' "$ms"
+printf '  kmigrate parallel stages (no cache):                      %s\n' "$mp"
+printf '  docker classic cold (same steps without --mount):         %s\n' "$md"
+awk -v mc="$mc" -v mw="$mw" -v ms="$ms" -v mp="$mp" -v md="$md" 'BEGIN{
+  printf "ratios: kmigrate cold / docker classic cold = %.2f (goal <= 0.50)\n", mc/md;
+  printf "        kmigrate warm / kmigrate cold       = %.2f (goal <= 0.10)\n", mw/mc;
+  printf "        parallel / sequential stages        = %.2f (goal <= 0.70)\n", mp/ms }'

@@ -23,6 +23,15 @@ pub struct BuildCmd {
     /// a pids cgroup, else RLIMIT_NPROC (which does not bind root).
     #[arg(long = "run-pids-limit", env = "KMIGRATE_RUN_PIDS_LIMIT", value_name = "N", default_value_t = builder::api::DEFAULT_RUN_PIDS_LIMIT)]
     pub run_pids_limit: u32,
+    /// Most stages built at the same time (independent stages of a
+    /// multi-stage build run in parallel; 1: one after another); default:
+    /// the number of CPUs.
+    #[arg(
+        long = "max-parallel-stages",
+        env = "KMIGRATE_MAX_PARALLEL_STAGES",
+        value_name = "N"
+    )]
+    pub max_parallel_stages: Option<usize>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -53,6 +62,9 @@ pub fn run(cmd: BuildCmd) -> ExitStatus {
     opts.progress = progress;
     opts.registry.insecure = cmd.insecure;
     opts.run_pids_limit = (cmd.run_pids_limit > 0).then_some(cmd.run_pids_limit);
+    if let Some(n) = cmd.max_parallel_stages {
+        opts.max_parallel_stages = n.max(1);
+    }
     match builder::build(&plan, &opts) {
         Ok(report) => {
             if progress == Progress::Quiet {

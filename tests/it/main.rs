@@ -14,6 +14,9 @@ mod harness;
 
 mod adversarial_table;
 mod bad_input;
+mod bmount_add_url;
+mod bmount_parallel;
+mod bmount_run;
 mod buildah_differential;
 mod buildah_env;
 mod buildah_target_run;

@@ -65,6 +65,16 @@ pub struct BuildOptions {
     /// Host directories that are never part of the build context, even when
     /// they lie inside it (verify's store). The state directory never is.
     pub exclude_from_context: Vec<PathBuf>,
+    /// Most stages built at the same time (independent stages of a
+    /// multi-stage build run in parallel, as with BuildKit); 1 builds them
+    /// one after another. Default: the number of CPUs.
+    pub max_parallel_stages: usize,
+}
+
+/// The default of [`BuildOptions::max_parallel_stages`]: the CPUs this
+/// process may use.
+pub fn default_parallel_stages() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// kmigrate's directory under the user's cache: `$XDG_CACHE_HOME/kmigrate`,
@@ -93,6 +103,7 @@ impl BuildOptions {
             log: Arc::new(Mutex::new(std::io::stderr())),
             run_pids_limit: Some(DEFAULT_RUN_PIDS_LIMIT),
             exclude_from_context: Vec::new(),
+            max_parallel_stages: default_parallel_stages(),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
 use super::ignore::IgnoreRules;
+use super::remote;
 use super::words;
 
 /// Where sources come from.
@@ -36,6 +37,21 @@ pub struct CopyPlan {
     pub inline: Vec<(String, String)>,
     /// `--exclude` patterns, as `.dockerignore` lines relative to each source.
     pub exclude: Option<IgnoreRules>,
+    /// `ADD <URL>` sources.
+    pub urls: Vec<UrlSource>,
+}
+
+/// An `ADD <URL>` source: downloaded while planning unless `--checksum`
+/// already gives the key (then only when the step runs).
+#[derive(Debug, Clone)]
+pub struct UrlSource {
+    pub url: String,
+    /// The file's name under a directory destination.
+    pub name: String,
+    /// The hex sha256 `--checksum` asks for.
+    pub checksum: Option<String>,
+    /// The downloaded file, once there.
+    pub file: Option<PathBuf>,
 }
 
 impl Engine<'_> {
@@ -86,8 +102,23 @@ impl Engine<'_> {
             dest.push('/');
         }
         // After expansion a variable may have made a source remote.
-        if let Some(s) = items.iter().find(|s| super::validate::is_remote(s)) {
-            return Err(super::validate::remote_source(ins.keyword, s).at(df, ins));
+        if let Some(p) = items
+            .iter()
+            .find_map(|s| super::validate::remote_problem(ins.keyword, s))
+        {
+            return Err(p.at(df, ins));
+        }
+        let checksum = match expanded_flag(step, "checksum")? {
+            Some(c) => Some(remote::parse_checksum(&c).map_err(err)?),
+            None => None,
+        };
+        let (urls, items): (Vec<String>, Vec<String>) = items
+            .into_iter()
+            .partition(|s| remote::classify(s) == Some(remote::Remote::Url));
+        if checksum.is_some() && (urls.len() != 1 || !items.is_empty() || !inline.is_empty()) {
+            return Err(err(
+                "ADD --checksum verifies one download: give exactly one http(s) URL source".into(),
+            ));
         }
         // `--chown=$APP_UID` and `--chmod=${MODE}` take the step's variables.
         let chown = expanded_flag(step, "chown")?;
@@ -153,6 +184,24 @@ impl Engine<'_> {
                 format!("image:{}|{}", img.key, items.join("|"))
             }
         };
+        // A URL's content: the checksum it must have, else its download's.
+        let mut url_sources = Vec::new();
+        for url in urls {
+            let (file, hex) = match &checksum {
+                Some(c) => (None, c.clone()),
+                None => {
+                    let (f, h) = self.download_url(step, &url, None)?;
+                    (Some(f), h)
+                }
+            };
+            extras.push_str(&format!("|url:{url}\0sha256:{hex}"));
+            url_sources.push(UrlSource {
+                name: remote::file_name(&url),
+                url,
+                checksum: checksum.clone(),
+                file,
+            });
+        }
         // Heredoc contents after expansion (the text has them as written).
         for (name, content) in &inline {
             extras.push_str(&format!(
@@ -183,7 +232,24 @@ impl Engine<'_> {
             is_add,
             inline,
             exclude,
+            urls: url_sources,
         })
+    }
+
+    /// Downloads `url` into a work directory, at most
+    /// [`remote::ADD_URL_MAX`] bytes; returns the file and its hex sha256.
+    fn download_url(
+        &mut self,
+        step: &Step,
+        url: &str,
+        checksum: Option<&str>,
+    ) -> R<(PathBuf, String)> {
+        let dir = self.store.temp_dir("add-url").map_err(io_err("work dir"))?;
+        self.work_dirs.push(dir.clone());
+        let path = dir.join("download");
+        let hex =
+            remote::download(url, &path, remote::ADD_URL_MAX, checksum).map_err(|e| step.err(e))?;
+        Ok((path, hex))
     }
 
     pub(crate) fn do_copy(
@@ -247,6 +313,16 @@ impl Engine<'_> {
         if let Some(rules) = &plan.exclude {
             apply_exclude(rules, &mut sources);
         }
+        // Downloads are copied as they are, never unpacked (as Docker does).
+        let mut downloads: Vec<PathBuf> = Vec::new();
+        for u in &plan.urls {
+            let path = match &u.file {
+                Some(f) => f.clone(),
+                None => self.download_url(step, &u.url, u.checksum.as_deref())?.0,
+            };
+            downloads.push(path.clone());
+            sources.push((path, u.name.clone(), vec![]));
+        }
         if !plan.inline.is_empty() {
             let dir = self.store.temp_dir("heredoc").map_err(io_err("work dir"))?;
             self.work_dirs.push(dir.clone());
@@ -288,12 +364,13 @@ impl Engine<'_> {
                     put(root, p, &format!("{d}/{rel}"), &opts)?;
                 }
             } else if plan.is_add
+                && !downloads.contains(path)
                 && let Some(kind) = unsupported_archive(path)
             {
                 return Err(err(format!(
                     "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz"
                 )));
-            } else if plan.is_add && is_archive(path) {
+            } else if plan.is_add && !downloads.contains(path) && is_archive(path) {
                 let d = plan.dest.trim_end_matches('/');
                 ensure_dir(root, d, &opts, None)?;
                 let target = fsutil::secure_join(root, d, true).map_err(io_err(d))?;

@@ -567,7 +567,8 @@ pub fn parse(name: &str, source: &str) -> Result<Dockerfile, DockerfileError> {
     }
 }
 
-fn unquote(v: &str) -> String {
+/// `v` without one pair of matching surrounding quotes.
+pub(crate) fn unquote(v: &str) -> String {
     let b = v.as_bytes();
     if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
         v[1..v.len() - 1].to_string()

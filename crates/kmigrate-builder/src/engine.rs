@@ -80,7 +80,9 @@ pub(crate) struct Engine<'a> {
     pub records: Vec<CacheRecord>,
     pub report: BuildReport,
     pub epoch: Option<u64>,
-    pub step_no: usize,
+    /// The last step number given, shared by the engines of stages built
+    /// in parallel.
+    pub step_no: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub images: HashMap<String, StageState>,
     pub work_dirs: Vec<PathBuf>,
     pub platform: String,
@@ -88,9 +90,17 @@ pub(crate) struct Engine<'a> {
     pub bar: Option<(indicatif::ProgressBar, String)>,
     /// `--build-arg`s some ARG declared (the others are warned about).
     pub consumed: Vec<String>,
+    /// The build's `--secret`s, for `RUN --mount=type=secret`.
+    pub secrets: super::secrets::Secrets,
+    /// The live view of stages built in parallel on a TTY (one spinner per
+    /// running step).
+    pub multi: Option<indicatif::MultiProgress>,
+    /// RUN output lines name their stage (`#7 [build] …`): set while
+    /// stages run in parallel, when lines of several stages interleave.
+    pub stage_prefix: bool,
 }
 
-struct Stage {
+pub(crate) struct Stage {
     name: Option<String>,
     index: usize,
     from: Instruction,
@@ -106,6 +116,12 @@ impl<'a> Engine<'a> {
                 .unwrap_or(0)
         });
         image::rfc3339(secs)
+    }
+
+    fn next_step_no(&self) -> usize {
+        self.step_no
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
     }
 
     fn lookup(&self, key: &str) -> Option<CacheRecord> {
@@ -152,7 +168,8 @@ impl<'a> Engine<'a> {
                 })?,
             None => stages.len() - 1,
         };
-        let needed = needed_stages(&stages, target, &globals, &build_args);
+        let deps = stage_deps(&stages, &globals, &build_args);
+        let needed = needed_stages(&deps, target);
         // Refusals come before any pull or RUN, all of them at once.
         super::validate::check(
             &df,
@@ -170,9 +187,14 @@ impl<'a> Engine<'a> {
             build_args: &build_args,
         };
         let mut done: Vec<Option<StageState>> = vec![None; stages.len()];
-        for (si, stage) in stages.iter().enumerate() {
-            if needed[si] {
-                done[si] = Some(self.build_stage(&scope, stage, &mut done)?);
+        let jobs = self.opts.max_parallel_stages.max(1);
+        if jobs > 1 && super::parallel::can_overlap(&deps, &needed) {
+            self.build_stages_in_parallel(&scope, &stages, &deps, &needed, &mut done, jobs)?;
+        } else {
+            for (si, stage) in stages.iter().enumerate() {
+                if needed[si] {
+                    done[si] = Some(self.build_stage(&scope, stage, &mut done)?);
+                }
             }
         }
         let unused: Vec<&String> = build_args
@@ -360,7 +382,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Builds stage `stage` from its base and runs its instructions.
-    fn build_stage(
+    pub(crate) fn build_stage(
         &mut self,
         scope: &Scope,
         stage: &Stage,
@@ -388,8 +410,7 @@ impl<'a> Engine<'a> {
             s
         } else {
             let t0 = Instant::now();
-            self.step_no += 1;
-            let n = self.step_no;
+            let n = self.next_step_no();
             self.begin(n, &format!("[{label}] FROM {from}"));
             // Where a base image cannot be had, point at its FROM line.
             let s = self.pull(&from).map_err(|e| match e {
@@ -458,8 +479,7 @@ impl<'a> Engine<'a> {
         let t0 = Instant::now();
         let step = Step::new(scope, run, ins);
         let text = self.apply_metadata(&step, run)?;
-        self.step_no += 1;
-        let n = self.step_no;
+        let n = self.next_step_no();
         let title = format!(
             "[{} {pos}/{}] {}",
             run.st.name,
@@ -562,10 +582,13 @@ impl<'a> Engine<'a> {
         let env: Vec<(String, String)> = run_env(&run.st.config.config, &run.args);
         let (extras, action) = if ins.keyword == Keyword::Run {
             let argv = run_argv(step, &run.st.config.config)?;
-            (
-                run_key_extras(&env, &run.st.config.config),
-                Action::Run(argv),
-            )
+            let mounts = run_mounts(step, &run.st.config.config)?;
+            let mut extras = run_key_extras(&env, &run.st.config.config);
+            if !mounts.is_empty() {
+                extras.push_str("|mounts|");
+                extras.push_str(&self.mount_key_extras(step, &mounts, done)?);
+            }
+            (extras, Action::Run { argv, mounts })
         } else {
             // `--from` may name an image through an ARG, global ones included.
             let mut from_vars = step.scope.globals.clone();
@@ -578,9 +601,10 @@ impl<'a> Engine<'a> {
             (plan.key_extras.clone(), Action::Copy(plan))
         };
         let st = &mut run.st;
+        let stage_name = st.name.clone();
         let key = cache::next_key(&st.key, ins.keyword.as_str(), &text, &extras);
         let created_by = match &action {
-            Action::Run(argv) => format!("RUN {}", argv.join(" ")),
+            Action::Run { argv, .. } => format!("RUN {}", argv.join(" ")),
             Action::Copy(_) => text.clone(),
         };
         let (record, executed) = match self.lookup(&key) {
@@ -596,6 +620,7 @@ impl<'a> Engine<'a> {
             None => {
                 let job = LayerJob {
                     action: &action,
+                    stage: &stage_name,
                     env: &env,
                     key: &key,
                     n,
@@ -656,7 +681,17 @@ impl<'a> Engine<'a> {
         let root = self.ensure_rootfs_pub(st)?;
         let before = snapshot::take(&root).map_err(io_err("snapshot"))?;
         match job.action {
-            Action::Run(argv) => self.run_in_sandbox(step, &st.config.config, &root, argv, job)?,
+            Action::Run { argv, mounts } => {
+                let cfg = &st.config.config;
+                let mut prepared = self.prepare_mounts(step, done, &root, mounts)?;
+                let res = self.run_in_sandbox(step, cfg, &root, argv, job, &prepared);
+                // Mount points leave the root before the diff is taken.
+                let cleaned = prepared
+                    .cleanup()
+                    .map_err(io_err("removing RUN --mount points"));
+                res?;
+                cleaned?;
+            }
             Action::Copy(plan) => self.do_copy(step, done, plan, &root)?,
         }
         let after = snapshot::take(&root).map_err(io_err("snapshot"))?;
@@ -705,6 +740,7 @@ impl<'a> Engine<'a> {
         root: &std::path::Path,
         argv: &[String],
         job: &LayerJob,
+        mounts: &super::mount_prep::Prepared,
     ) -> R<()> {
         let (df, ins, n, text) = (step.scope.df, step.ins, job.n, job.text);
         let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -713,6 +749,11 @@ impl<'a> Engine<'a> {
         let (uid, gid, groups) = super::user::resolve(root, cfg.user.as_deref().unwrap_or("root"))
             .map_err(|e| Box::new(df.error_at(ins, e)))?;
         let mut env = job.env.to_vec();
+        // Secrets given as variables: in this RUN's environment only.
+        for (k, v) in &mounts.env {
+            env.retain(|(n, _)| n != k);
+            env.push((k.clone(), v.clone()));
+        }
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".into(), super::user::home(root, uid)));
         }
@@ -731,15 +772,22 @@ impl<'a> Engine<'a> {
             groups,
             binds: etc.binds.clone(),
             pids_limit: self.opts.run_pids_limit,
+            mounts: mounts.mounts.clone(),
         };
         let sink = self.opts.log.clone();
         let bar = self.bar.as_ref().map(|(b, _)| b.clone());
         let quiet = self.opts.progress == super::api::Progress::Quiet;
+        let secret_values = mounts.secret_values.clone();
+        let prefix = if self.stage_prefix {
+            format!("#{n} [{}] ", job.stage)
+        } else {
+            format!("#{n} ")
+        };
         let on_line = move |l: &str| {
             if quiet {
                 return;
             }
-            let line = format!("#{n} {l}");
+            let line = format!("{prefix}{}", super::secrets::redact(l, &secret_values));
             match &bar {
                 Some(b) => b.println(line),
                 None => {
@@ -754,7 +802,8 @@ impl<'a> Engine<'a> {
         let out =
             res.map_err(|e| BuildError::Step(format!("{}:{}: {text}: {e}", df.name, ins.line)))?;
         let _ = fs::remove_file(&log_path);
-        let shown = String::from_utf8_lossy(&out.output).to_string();
+        let shown =
+            super::secrets::redact(&String::from_utf8_lossy(&out.output), &mounts.secret_values);
         let limited = out.pids_limit_reached.map(|n| {
             format!(
                 "the RUN reached its limit of {n} processes (raise it with --run-pids-limit or KMIGRATE_RUN_PIDS_LIMIT)"
@@ -835,63 +884,90 @@ pub(crate) fn find_stage(names: &[Option<String>], name: &str, before: usize) ->
 }
 
 /// Which stages the target needs: its base stages and the stages its
-/// COPY/ADD `--from` name, transitively.
-fn needed_stages(
-    stages: &[Stage],
-    target: usize,
-    globals: &BTreeMap<String, String>,
-    build_args: &BTreeMap<String, String>,
-) -> Vec<bool> {
-    let names = stages_names(stages);
-    let mut needed = vec![false; stages.len()];
+/// COPY/ADD `--from` and `RUN --mount=from=` name, transitively.
+fn needed_stages(deps: &[Vec<usize>], target: usize) -> Vec<bool> {
+    let mut needed = vec![false; deps.len()];
     let mut todo = vec![target];
     while let Some(i) = todo.pop() {
-        if needed[i] {
-            continue;
-        }
-        needed[i] = true;
-        let from = words::expand(&words::split_words(&stages[i].from.rest)[0], globals)
-            .unwrap_or_default();
-        if let Some(j) = find_stage(&names, &from, i) {
-            todo.push(j);
-        }
-        // `--from` expands as the step will: globals, then the stage's
-        // ARGs and ENVs so far.
-        let mut vars = globals.clone();
-        for ins in &stages[i].body {
-            match ins.keyword {
-                Keyword::Arg => {
-                    for w in words::split_words(&ins.rest) {
-                        let (k, default) = match w.split_once('=') {
-                            Some((k, v)) => (k, Some(words::expand(v, &vars).unwrap_or_default())),
-                            None => (w.as_str(), None),
-                        };
-                        let v = build_args
-                            .get(k)
-                            .cloned()
-                            .or(default)
-                            .or_else(|| globals.get(k).cloned())
-                            .unwrap_or_default();
-                        vars.insert(k.to_string(), v);
-                    }
-                }
-                Keyword::Env => {
-                    let text = words::expand(&ins.rest, &vars).unwrap_or_default();
-                    vars.extend(words::parse_pairs(&text).unwrap_or_default());
-                }
-                Keyword::Copy | Keyword::Add => {
-                    if let Some(f) = ins.flag("from")
-                        && let Some(j) =
-                            find_stage(&names, &words::expand(f, &vars).unwrap_or_default(), i)
-                    {
-                        todo.push(j);
-                    }
-                }
-                _ => {}
-            }
+        if !needed[i] {
+            needed[i] = true;
+            todo.extend(&deps[i]);
         }
     }
     needed
+}
+
+/// The earlier stages each stage uses directly: its base stage, and the
+/// stages its COPY/ADD `--from` and `RUN --mount=from=` name.
+fn stage_deps(
+    stages: &[Stage],
+    globals: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<Vec<usize>> {
+    let names = stages_names(stages);
+    stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let mut deps = Vec::new();
+            let from = words::expand(&words::split_words(&stage.from.rest)[0], globals)
+                .unwrap_or_default();
+            if let Some(j) = find_stage(&names, &from, i) {
+                deps.push(j);
+            }
+            // `--from` expands as the step will: globals, then the stage's
+            // ARGs and ENVs so far.
+            let mut vars = globals.clone();
+            for ins in &stage.body {
+                match ins.keyword {
+                    Keyword::Arg => {
+                        for w in words::split_words(&ins.rest) {
+                            let (k, default) = match w.split_once('=') {
+                                Some((k, v)) => {
+                                    (k, Some(words::expand(v, &vars).unwrap_or_default()))
+                                }
+                                None => (w.as_str(), None),
+                            };
+                            let v = build_args
+                                .get(k)
+                                .cloned()
+                                .or(default)
+                                .or_else(|| globals.get(k).cloned())
+                                .unwrap_or_default();
+                            vars.insert(k.to_string(), v);
+                        }
+                    }
+                    Keyword::Env => {
+                        let text = words::expand(&ins.rest, &vars).unwrap_or_default();
+                        vars.extend(words::parse_pairs(&text).unwrap_or_default());
+                    }
+                    Keyword::Copy | Keyword::Add => {
+                        if let Some(f) = ins.flag("from")
+                            && let Some(j) =
+                                find_stage(&names, &words::expand(f, &vars).unwrap_or_default(), i)
+                        {
+                            deps.push(j);
+                        }
+                    }
+                    Keyword::Run => {
+                        for (_, v) in ins.flags.iter().filter(|(f, _)| f == "mount") {
+                            let option = words::expand(v.as_deref().unwrap_or_default(), &vars)
+                                .unwrap_or_default();
+                            if let Some(f) = super::run_mount::from_field(&option)
+                                && let Some(j) = find_stage(&names, f, i)
+                            {
+                                deps.push(j);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            deps.sort_unstable();
+            deps.dedup();
+            deps
+        })
+        .collect()
 }
 
 /// What every step of one build reads.
@@ -954,6 +1030,8 @@ impl<'s> Step<'s> {
 /// key, step number and text.
 pub(crate) struct LayerJob<'j> {
     pub action: &'j Action,
+    /// The stage's label, for RUN output lines of parallel stages.
+    pub stage: &'j str,
     pub env: &'j [(String, String)],
     pub key: &'j str,
     pub n: usize,
@@ -982,6 +1060,40 @@ fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
         return Err(p.at(step.scope.df, ins));
     }
     Ok(instructions::as_cmd(cfg, &run_args(ins)))
+}
+
+/// RUN's `--mount`s, variables expanded; relative targets are under the
+/// working directory.
+fn run_mounts(step: &Step, cfg: &RunConfig) -> R<Vec<super::run_mount::RunMount>> {
+    let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+    // As for COPY --from, global ARGs count too (`from=$BUILDER_IMAGE`).
+    let mut vars = step.scope.globals.clone();
+    vars.extend(step.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut out = Vec::new();
+    for (name, value) in &step.ins.flags {
+        if name != "mount" {
+            continue;
+        }
+        let option =
+            words::expand(value.as_deref().unwrap_or_default(), &vars).map_err(|e| step.err(e))?;
+        let m = super::run_mount::parse(&option, &wd).map_err(|e| match e {
+            super::run_mount::MountError::Ssh => Box::new(step.scope.df.error_help(
+                step.ins,
+                super::run_mount::SSH_REFUSED,
+                super::run_mount::SSH_HELP,
+            ))
+            .into(),
+            e => step.err(format!("--mount={option}: {e}")),
+        })?;
+        out.push(m);
+    }
+    if out.len() > super::run_mount::MOUNTS_MAX {
+        return Err(step.err(format!(
+            "more than {} --mount flags on one RUN",
+            super::run_mount::MOUNTS_MAX
+        )));
+    }
+    Ok(out)
 }
 
 /// What RUN runs. With here-documents as BuildKit does it: a RUN that is
@@ -1014,7 +1126,10 @@ fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
 }
 
 pub(crate) enum Action {
-    Run(Vec<String>),
+    Run {
+        argv: Vec<String>,
+        mounts: Vec<super::run_mount::RunMount>,
+    },
     Copy(super::copy::CopyPlan),
 }
 

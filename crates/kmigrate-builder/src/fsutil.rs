@@ -73,6 +73,33 @@ pub fn secure_join(root: &Path, path: &str, follow_last: bool) -> io::Result<Pat
     Ok(out)
 }
 
+/// Whether `path` is `root` or below it with no symlink on the way (a RUN
+/// may have moved things around a path resolved before it ran).
+pub fn reached_directly(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut cur = root.to_path_buf();
+    rel.components().all(|c| {
+        cur.push(c);
+        std::fs::symlink_metadata(&cur).is_ok_and(|m| !m.file_type().is_symlink())
+    })
+}
+
+/// Sets the mtime of the directory `dir` under `root` back to `mtime`
+/// (nothing when a symlink now leads to it).
+pub fn restore_dir_mtime(root: &Path, dir: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !reached_directly(root, dir) {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(dir)?
+        .set_modified(mtime)
+}
+
 /// True when `p` lies under `root` lexically (both absolute and clean).
 pub fn is_within(root: &Path, p: &Path) -> bool {
     p.starts_with(root)

@@ -3,8 +3,10 @@
 //! Module map: [`dockerfile`] and [`words`] parse; [`context`], [`ignore`]
 //! and [`glob`] resolve COPY sources; `engine` runs stages and steps
 //! (`instructions` for per-instruction helpers, [`copy`] for COPY/ADD,
-//! `pull` for base images, `progress` for the step view); [`sandbox`]
-//! executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
+//! `pull` for base images, `progress` for the step view, `parallel` for
+//! independent stages at once); [`run_mount`] parses `RUN --mount` and
+//! `mount_prep` readies its mounts, with the build's [`secrets`];
+//! [`remote`] downloads `ADD <URL>`; [`sandbox`] executes RUN in namespaces; [`snapshot`] and [`layer`] turn filesystem
 //! diffs into deterministic tars and extract layers safely ([`fsutil`]);
 //! [`cache`] holds the key scheme and cache records, `cache_io` moves them
 //! to and from registries and directories; [`image`] is the OCI data model,
@@ -31,11 +33,16 @@ pub mod image;
 mod instructions;
 pub mod layer;
 pub mod limits;
+mod mount_prep;
 mod output;
+mod parallel;
 mod progress;
 mod pull;
 pub mod registry;
+pub mod remote;
+pub mod run_mount;
 pub mod sandbox;
+pub mod secrets;
 pub mod snapshot;
 pub mod store;
 mod tmp_session;
@@ -49,8 +56,9 @@ pub use api::{BuildError, BuildOptions, BuildReport, LogSink, Progress, StepReco
 
 /// Builds `plan` daemonless and returns what happened.
 ///
-/// The Dockerfile is parsed and the stages the target needs are built in
-/// order. Each RUN/COPY/ADD step gets a `kmigrate-key-v1` cache key; a key
+/// The Dockerfile is parsed and the stages the target needs are built, each
+/// once the stages it uses are (independent ones at the same time, up to
+/// `opts.max_parallel_stages`). Each RUN/COPY/ADD step gets a `kmigrate-key-v1` cache key; a key
 /// found in the local store (`opts.state_dir`) or in an imported
 /// `--cache-from` is a hit and is neither executed nor extracted (a build
 /// whose every step hits materialises nothing). Misses run in a namespace
@@ -90,6 +98,7 @@ pub fn build(
         "state directory {}",
         opts.state_dir.display()
     )))?;
+    let secrets = secrets::Secrets::parse(&plan.secrets).map_err(BuildError::Usage)?;
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -103,19 +112,19 @@ pub fn build(
         records: Vec::new(),
         report: BuildReport::default(),
         epoch,
-        step_no: 0,
+        step_no: Default::default(),
         images: HashMap::new(),
         work_dirs: Vec::new(),
         platform,
         bar: None,
         consumed: Vec::new(),
+        secrets,
+        multi: None,
+        stage_prefix: false,
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
             eng.warn("--annotation is not supported by the embedded builder; ignored".into());
-        }
-        if !plan.secrets.is_empty() {
-            eng.warn("--secret is not supported by the embedded builder (RUN --mount is refused); ignored".into());
         }
         if plan.sbom.as_deref().is_some_and(|s| s != "false") {
             eng.warn("--sbom: no SBOM attestation is produced".into());

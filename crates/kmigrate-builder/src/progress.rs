@@ -9,6 +9,10 @@ impl Engine<'_> {
         if self.opts.progress == Progress::Quiet {
             return;
         }
+        if let Some(m) = &self.multi {
+            let _ = m.println(line);
+            return;
+        }
         if let Some((pb, _)) = &self.bar {
             pb.println(line);
             return;
@@ -22,7 +26,10 @@ impl Engine<'_> {
     pub(crate) fn begin(&mut self, n: usize, title: &str) {
         let line = format!("#{n} {title}");
         if self.opts.progress == Progress::Tty {
-            let pb = indicatif::ProgressBar::new_spinner();
+            let mut pb = indicatif::ProgressBar::new_spinner();
+            if let Some(m) = &self.multi {
+                pb = m.add(pb);
+            }
             if let Ok(st) =
                 indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
             {

@@ -111,7 +111,9 @@ pub struct RegistryConfig {
     pub docker_config: Option<std::path::PathBuf>,
 }
 
-/// A registry client.
+/// A registry client (a clone shares the connection pool and starts with
+/// the tokens got so far).
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     cfg: RegistryConfig,
@@ -718,7 +720,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Drops userinfo and query from a URL for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let no_query = url.split('?').next().unwrap_or(url);
     match no_query.split_once("://") {
         Some((scheme, rest)) => {

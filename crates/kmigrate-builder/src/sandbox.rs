@@ -28,7 +28,7 @@ mod proc_masks;
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,6 +78,28 @@ pub struct RunSpec {
     /// Most processes the RUN may have at once (`None`: unbounded); see
     /// [`pids`] for how it is enforced.
     pub pids_limit: Option<u32>,
+    /// The RUN's `--mount`s, mounted in this order after `/dev`.
+    pub mounts: Vec<Mount>,
+}
+
+/// A `RUN --mount` as the sandbox mounts it. `target` is a host path inside
+/// the root (or inside an earlier mount's source) that the caller resolved
+/// with every symlink kept in the root and created: a directory, or a file
+/// for a single-file bind. Every mount is `nosuid,nodev`.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub target: PathBuf,
+    pub source: MountSource,
+}
+
+/// What a [`Mount`] puts at its target.
+#[derive(Debug, Clone)]
+pub enum MountSource {
+    /// A host directory or file, read-only unless `readonly` is false.
+    Bind { path: PathBuf, readonly: bool },
+    /// A fresh tmpfs of at most `size` bytes (the kernel's default: half
+    /// the memory).
+    Tmpfs { size: Option<u64> },
 }
 
 /// `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname` for a RUN, as Docker
@@ -88,6 +110,9 @@ pub struct RunSpec {
 pub struct EtcFiles {
     pub binds: Vec<(PathBuf, PathBuf)>,
     placeholders: Vec<PathBuf>,
+    /// The root, and `/etc` with its mtime before placeholders were made
+    /// in it: put back after, so a RUN that changes nothing makes no layer.
+    etc_mtime: Option<(PathBuf, PathBuf, std::time::SystemTime)>,
 }
 
 impl EtcFiles {
@@ -111,6 +136,10 @@ impl EtcFiles {
                 Ok(m) if m.is_file() => {}
                 Ok(_) => continue,
                 Err(_) => {
+                    if me.etc_mtime.is_none() {
+                        let mtime = fs::symlink_metadata(&etc)?.modified()?;
+                        me.etc_mtime = Some((root.to_path_buf(), etc.clone(), mtime));
+                    }
                     fs::File::create(&target)?;
                     me.placeholders.push(target.clone());
                 }
@@ -126,6 +155,9 @@ impl EtcFiles {
     pub fn cleanup(&self) {
         for p in &self.placeholders {
             let _ = fs::remove_file(p);
+        }
+        if let Some((root, etc, mtime)) = &self.etc_mtime {
+            let _ = super::fsutil::restore_dir_mtime(root, etc, *mtime);
         }
     }
 }
@@ -205,10 +237,11 @@ pub fn run_streaming(
     let mut log_file = fs::File::create(log)?;
     let (status, output) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || pump(out_read, &mut log_file, on_line));
-        // `spawn` returns once the RUN has ended (the waiting process keeps
-        // std's exec-error pipe open); dropping `cmd` then closes kmigrate's
-        // copies of the pipe's write end, so the reader sees its end.
-        let status = cmd.spawn().and_then(|mut c| c.wait());
+        // `spawn` returns once the RUN's command started (or failed to);
+        // `wait` returns once the waiting process, and with it the RUN, has
+        // ended; dropping `cmd` then closes kmigrate's copies of the pipe's
+        // write end, so the reader sees its end.
+        let status = spawn_retrying(&mut cmd).and_then(|mut c| c.wait());
         drop(cmd);
         let output = reader
             .join()
@@ -267,6 +300,8 @@ struct ChildSetup {
     dev_links: Vec<(CString, CString)>,
     /// Host file and the path it is bound over.
     binds: Vec<(CString, CString)>,
+    /// The RUN's `--mount`s.
+    run_mounts: Vec<ChildMount>,
     groups: Vec<Gid>,
     uid: Uid,
     gid: Gid,
@@ -317,6 +352,11 @@ impl ChildSetup {
             .iter()
             .map(|(a, b)| Ok((cpath(a)?, cpath(b)?)))
             .collect::<io::Result<_>>()?;
+        let run_mounts = spec
+            .mounts
+            .iter()
+            .map(ChildMount::prepare)
+            .collect::<io::Result<_>>()?;
         let cgroup_procs = limit.and_then(|l| l.join_fd());
         Ok(ChildSetup {
             caller: nix::unistd::getpid(),
@@ -342,6 +382,7 @@ impl ChildSetup {
             devs,
             dev_links,
             binds,
+            run_mounts,
             groups: spec.groups.iter().map(|g| Gid::from_raw(*g)).collect(),
             uid: Uid::from_raw(spec.uid),
             gid: Gid::from_raw(spec.gid),
@@ -357,6 +398,9 @@ impl ChildSetup {
         nix::unistd::setsid()?;
         self.mount_root()?;
         self.mount_dev()?;
+        for m in &self.run_mounts {
+            m.mount()?;
+        }
         self.enter_root()?;
         self.drop_privileges()?;
         // Last, as changing credentials clears it: when the waiting process
@@ -420,6 +464,11 @@ impl ChildSetup {
         match unsafe { fork() }? {
             ForkResult::Parent { child } => {
                 drop(alive_read);
+                // Waiting is all this process does: it keeps nothing of
+                // kmigrate's open (a file another thread is writing would
+                // stay "busy" for exec for the whole RUN), only its end of
+                // the pipe that tells PID 1 it is alive.
+                close_fds_except(alive_write.as_raw_fd());
                 let code = loop {
                     match nix::sys::wait::waitpid(child, None) {
                         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
@@ -546,6 +595,89 @@ impl ChildSetup {
     }
 }
 
+/// One [`Mount`] as C strings and flags, prepared before the fork.
+struct ChildMount {
+    /// The bind source; `None` for a tmpfs.
+    source: Option<CString>,
+    target: CString,
+    /// `tmpfs` and its options, for a tmpfs.
+    tmpfs: Option<(CString, CString)>,
+    /// The flags of the bind's remount: `nosuid,nodev`, read-only if asked,
+    /// and the flags the source's mount has (a user namespace refuses to
+    /// clear them).
+    remount: MsFlags,
+}
+
+impl ChildMount {
+    fn prepare(m: &Mount) -> io::Result<ChildMount> {
+        let target = cpath(&m.target)?;
+        Ok(match &m.source {
+            MountSource::Bind { path, readonly } => {
+                let locked = MsFlags::from_bits_truncate(
+                    nix::sys::statvfs::statvfs(path)?.flags().bits() as _,
+                ) & (MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC);
+                let mut remount = MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | locked;
+                if *readonly {
+                    remount |= MsFlags::MS_RDONLY;
+                }
+                ChildMount {
+                    source: Some(cpath(path)?),
+                    target,
+                    tmpfs: None,
+                    remount,
+                }
+            }
+            MountSource::Tmpfs { size } => {
+                let opts = match size {
+                    Some(n) => format!("mode=1777,size={n}"),
+                    None => "mode=1777".to_string(),
+                };
+                ChildMount {
+                    source: None,
+                    target,
+                    tmpfs: Some((
+                        CString::new("tmpfs").expect("static"),
+                        CString::new(opts).map_err(io::Error::other)?,
+                    )),
+                    remount: MsFlags::empty(),
+                }
+            }
+        })
+    }
+
+    /// Mounts it (in the child, before `pivot_root`).
+    fn mount(&self) -> io::Result<()> {
+        match (&self.source, &self.tmpfs) {
+            (_, Some((fs, opts))) => mount(
+                Some(fs.as_c_str()),
+                self.target.as_c_str(),
+                Some(fs.as_c_str()),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_c_str()),
+            )?,
+            (Some(src), None) => {
+                bind_mount(src, &self.target)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    self.target.as_c_str(),
+                    None::<&std::ffi::CStr>,
+                    self.remount,
+                    None::<&std::ffi::CStr>,
+                )?;
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
+
 /// A pipe for the RUN's stdout and stderr (close-on-exec on kmigrate's
 /// side; the child's copies become fds 1 and 2).
 fn output_pipe() -> io::Result<(fs::File, OwnedFd)> {
@@ -620,6 +752,55 @@ fn parent_gone(fd: &OwnedFd) -> bool {
         && p[0]
             .revents()
             .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
+/// Starts `cmd`, again when the exec failed with ETXTBSY: a file of the
+/// stage root may be open for writing for an instant in a process another
+/// thread forked (another stage's RUN) before that process closed it.
+fn spawn_retrying(cmd: &mut Command) -> io::Result<std::process::Child> {
+    let mut delay = std::time::Duration::from_millis(20);
+    for _ in 0..6 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
+}
+
+/// Closes every descriptor above 2 but `keep` (in a forked process that
+/// does not exec). `close_range` (Linux 5.9) or, before it, one `close` per
+/// fd.
+fn close_fds_except(keep: std::os::fd::RawFd) {
+    let keep = keep as nix::libc::c_uint;
+    let close_range = |lo: nix::libc::c_uint, hi: nix::libc::c_uint| {
+        if lo > hi {
+            return 0;
+        }
+        // SAFETY: close_range takes no pointers and only closes this
+        // process's descriptors; none of them is used after this.
+        unsafe { nix::libc::syscall(nix::libc::SYS_close_range, lo, hi, 0) }
+    };
+    if keep >= 3
+        && close_range(3, keep - 1) == 0
+        && close_range(keep + 1, nix::libc::c_uint::MAX) == 0
+    {
+        return;
+    }
+    let max = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => soft.min(1 << 20) as nix::libc::c_int,
+        Err(_) => 1 << 16,
+    };
+    for fd in 3..max {
+        if fd as nix::libc::c_uint != keep {
+            // SAFETY: close takes no pointers; on a closed number it fails
+            // with EBADF and changes nothing.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
 }
 
 /// Marks every descriptor above 2 close-on-exec, so nothing the caller

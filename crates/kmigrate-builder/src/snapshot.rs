@@ -71,7 +71,16 @@ pub fn take(root: &Path) -> std::io::Result<Snapshot> {
                 gid: m.gid(),
                 size: if m.is_dir() { 0 } else { m.size() },
                 mtime: (m.mtime(), m.mtime_nsec()),
-                ctime: (m.ctime(), m.ctime_nsec()),
+                // A directory's ctime changes whenever an entry is made or
+                // removed in it, even when it ends up as it was (RUN mount
+                // points, `/etc` placeholders, with the mtime put back); its
+                // own changes show in mode, owner and mtime, its entries'
+                // in theirs.
+                ctime: if m.is_dir() {
+                    (0, 0)
+                } else {
+                    (m.ctime(), m.ctime_nsec())
+                },
                 ino: m.ino(),
             },
         );
@@ -143,5 +152,25 @@ mod tests {
         assert!(!df.changed.iter().any(|p| p.starts_with("proc")));
         assert!(!df.changed.contains(&"keep".to_string()));
         assert_eq!(df.deleted, ["gone"]);
+    }
+
+    #[test]
+    fn a_directory_put_back_as_it_was_is_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        let mtime = fs::metadata(r.join("etc")).unwrap().modified().unwrap();
+        let before = take(r).unwrap();
+        fs::write(r.join("etc/hosts"), "").unwrap();
+        fs::remove_file(r.join("etc/hosts")).unwrap();
+        fs::File::open(r.join("etc"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(diff(&before, &take(r).unwrap()).is_empty());
+        // Without the mtime put back, it changed.
+        fs::write(r.join("etc/x"), "").unwrap();
+        fs::remove_file(r.join("etc/x")).unwrap();
+        assert_eq!(diff(&before, &take(r).unwrap()).changed, ["etc"]);
     }
 }

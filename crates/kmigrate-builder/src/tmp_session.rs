@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 pub(crate) struct TmpSession {
     dir: PathBuf,
     lock_path: PathBuf,
-    /// Holds the `flock` (the waiting process of a RUN inherits it too, so
-    /// the lock outlives kmigrate only as long as a RUN of it does).
+    /// Holds the `flock` (a RUN's processes close their copies, so the
+    /// lock ends with kmigrate).
     _lock: fs::File,
 }
 
@@ -76,7 +76,7 @@ impl Drop for TmpSession {
     }
 }
 
-fn flock(f: &fs::File, op: nix::libc::c_int) -> io::Result<()> {
+pub(crate) fn flock(f: &fs::File, op: nix::libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: flock takes no pointers; `f` keeps the descriptor open.
         if unsafe { nix::libc::flock(f.as_raw_fd(), op) } == 0 {

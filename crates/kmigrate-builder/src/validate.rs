@@ -8,6 +8,8 @@
 use super::api::BuildError;
 use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
 use super::instructions;
+use super::remote::{self, Remote};
+use super::run_mount;
 
 /// One thing the embedded builder cannot build, with what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,7 @@ impl Problem {
 /// The flags COPY and ADD accept.
 const COPY_FLAGS: [&str; 5] = ["from", "chown", "chmod", "link", "exclude"];
 /// COPY/ADD flags BuildKit has that the embedded builder refuses by name.
-const COPY_REFUSED: [(&str, &str); 3] = [
+const COPY_REFUSED: [(&str, &str); 2] = [
     (
         "parents",
         "copy each directory to its full destination path explicitly",
@@ -56,13 +58,9 @@ const COPY_REFUSED: [(&str, &str); 3] = [
         "keep-git-dir",
         "clone the repository into the build context and COPY it",
     ),
-    (
-        "checksum",
-        "download the file into the build context and COPY it",
-    ),
 ];
 /// RUN flags BuildKit has that the embedded builder refuses.
-const RUN_REFUSED: [&str; 3] = ["mount", "network", "security"];
+const RUN_REFUSED: [&str; 2] = ["network", "security"];
 
 /// What is wrong with `ins` as written, before any expansion.
 pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
@@ -78,7 +76,18 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
                     "name the interpreter in the command: RUN python3 <<EOF",
                 ));
             }
-            for (f, _) in &ins.flags {
+            let mounts = ins.flags.iter().filter(|(f, _)| f == "mount").count();
+            if mounts > run_mount::MOUNTS_MAX {
+                out.push(Problem::new(format!(
+                    "more than {} --mount flags on one RUN",
+                    run_mount::MOUNTS_MAX
+                )));
+            }
+            for (f, v) in &ins.flags {
+                if f == "mount" {
+                    out.extend(mount_problem(v.as_deref().unwrap_or_default()));
+                    continue;
+                }
                 out.push(if RUN_REFUSED.contains(&f.as_str()) {
                     Problem::with_help(
                         format!("RUN --{f} is not supported by the embedded builder"),
@@ -90,8 +99,16 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
             }
         }
         Keyword::Copy | Keyword::Add => {
+            let is_add = ins.keyword == Keyword::Add;
             for (f, _) in &ins.flags {
-                if COPY_FLAGS.contains(&f.as_str()) {
+                if COPY_FLAGS.contains(&f.as_str()) || (is_add && f == "checksum") {
+                    continue;
+                }
+                if f == "checksum" {
+                    out.push(Problem::with_help(
+                        "COPY --checksum: BuildKit takes --checksum on ADD of a URL only".into(),
+                        "use ADD --checksum=sha256:<digest> <URL> <dest>",
+                    ));
                     continue;
                 }
                 out.push(match COPY_REFUSED.iter().find(|(n, _)| n == f) {
@@ -117,8 +134,18 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
                 Args::Shell(s) => super::words::split_words(s),
             };
             if let Some((_, srcs)) = sources.split_last() {
-                for s in srcs.iter().filter(|s| is_remote(s)) {
-                    out.push(remote_source(ins.keyword, s));
+                out.extend(srcs.iter().filter_map(|s| remote_problem(ins.keyword, s)));
+                if let Some(c) = ins.flag("checksum").filter(|c| is_add && !c.contains('$')) {
+                    if let Err(e) = remote::parse_checksum(c) {
+                        out.push(Problem::new(e));
+                    } else if srcs
+                        .iter()
+                        .any(|s| !s.contains('$') && remote::classify(s) != Some(Remote::Url))
+                    {
+                        out.push(Problem::new(
+                            "ADD --checksum verifies a download: every source must be an http(s) URL".into(),
+                        ));
+                    }
                 }
             }
         }
@@ -142,19 +169,42 @@ pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
     out
 }
 
-/// Whether a COPY/ADD source names something remote (a URL or git remote).
-pub(crate) fn is_remote(source: &str) -> bool {
-    source.contains("://") || source.starts_with("git@")
+/// What is wrong with one `RUN --mount` value as written: all of it when it
+/// has no variable, else only a `type=ssh` (the rest waits for expansion).
+fn mount_problem(option: &str) -> Option<Problem> {
+    let refusal = |e: run_mount::MountError| match e {
+        run_mount::MountError::Ssh => {
+            Problem::with_help(run_mount::SSH_REFUSED.into(), run_mount::SSH_HELP)
+        }
+        e => Problem::new(format!("--mount={option}: {e}")),
+    };
+    if option.contains('$') {
+        return (run_mount::written_type(option) == Some("ssh"))
+            .then(|| refusal(run_mount::MountError::Ssh));
+    }
+    run_mount::parse(option, "/").err().map(refusal)
 }
 
-/// The refusal of a remote COPY/ADD source.
-pub(crate) fn remote_source(keyword: Keyword, source: &str) -> Problem {
-    Problem::with_help(
-        format!(
-            "{keyword} of the remote source {source:?} is not supported: the embedded builder works offline"
-        ),
-        "download the file into the build context and COPY it",
-    )
+/// The refusal of a remote COPY/ADD source: COPY takes none, ADD fetches
+/// http(s) URLs but no git repository or other scheme. `None`: a context
+/// path, or a URL that ADD fetches.
+pub(crate) fn remote_problem(keyword: Keyword, source: &str) -> Option<Problem> {
+    let shown = super::registry::redact(source);
+    match (keyword, remote::classify(source)?) {
+        (Keyword::Add, Remote::Url) => None,
+        (Keyword::Add, Remote::Git) => Some(Problem::with_help(
+            format!("ADD of the git repository {shown:?} is not supported by the embedded builder"),
+            "clone the repository into the build context and COPY it",
+        )),
+        (Keyword::Add, _) => Some(Problem::with_help(
+            format!("ADD of {shown:?}: only http and https URLs are downloaded"),
+            "download the file into the build context and COPY it",
+        )),
+        _ => Some(Problem::with_help(
+            format!("{keyword} does not download: {shown:?} is not a path in the build context"),
+            "use ADD for an http(s) URL, or download the file into the build context",
+        )),
+    }
 }
 
 /// Checks every instruction of `instructions` (the stages a build needs);
@@ -190,23 +240,32 @@ mod tests {
 
     #[test]
     fn refused_flags_are_named() {
+        let h = "a".repeat(64);
         assert_eq!(
-            messages(
+            messages(&format!(
                 "FROM --foo=x scratch\nCOPY --exclude=*.md --parents --bogus a /a\n\
                  RUN --mount=type=cache,target=/c --net=none true\nADD https://x/y /y\n\
                  COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link --exclude=x a /a\n\
-                 ADD --checksum=sha256:0 --keep-git-dir a /a\n"
-            ),
+                 ADD --checksum=sha256:0 --keep-git-dir a /a\n\
+                 ADD https://github.com/o/r.git /src\nADD git@github.com:o/r.git /src\n\
+                 ADD ftp://u:pw@h/f /f\nCOPY https://x/y /y\nCOPY --checksum=sha256:0 a /a\n\
+                 ADD --checksum=sha256:{h} a https://x/y /d/\nADD --checksum=sha256:{h} https://x/y /y\n\
+                 ADD --checksum=sha256:{h} $WEB/y /y\n"
+            )),
             [
                 "unknown flag for FROM: --foo",
                 "COPY --parents is not supported by the embedded builder",
                 "unknown flag for COPY: --bogus",
-                "RUN --mount is not supported by the embedded builder",
                 "unknown flag for RUN: --net",
-                "ADD of the remote source \"https://x/y\" is not supported: the embedded builder works offline",
                 "invalid --chmod \"9\": use an octal mode like 755",
-                "ADD --checksum is not supported by the embedded builder",
                 "ADD --keep-git-dir is not supported by the embedded builder",
+                "invalid --checksum \"sha256:0\": use sha256:<64 hex digits>",
+                "ADD of the git repository \"https://github.com/o/r.git\" is not supported by the embedded builder",
+                "ADD of the git repository \"git@github.com:o/r.git\" is not supported by the embedded builder",
+                "ADD of \"ftp://h/f\": only http and https URLs are downloaded",
+                "COPY does not download: \"https://x/y\" is not a path in the build context",
+                "COPY --checksum: BuildKit takes --checksum on ADD of a URL only",
+                "ADD --checksum verifies a download: every source must be an http(s) URL",
             ]
         );
     }
@@ -230,11 +289,34 @@ mod tests {
                 .unwrap(),
         );
         assert!(three < four && four < five, "{e}");
-        let one = parse("Dockerfile", "FROM scratch\nRUN --mount=x true\n").unwrap();
+        let one = parse("Dockerfile", "FROM scratch\nRUN --mount=type=ssh true\n").unwrap();
         let e = check(&one, &one.instructions).unwrap_err().to_string();
         assert_eq!(
             e,
-            "Dockerfile:2: RUN --mount is not supported by the embedded builder"
+            "Dockerfile:2: RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN"
         );
+    }
+
+    #[test]
+    fn run_mounts_are_checked_before_anything_runs() {
+        assert_eq!(
+            messages(
+                "FROM scratch\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s \
+                 --mount=type=bind,from=b,target=/b --mount=type=tmpfs,target=/t true\n\
+                 RUN --mount=type=$T,target=$D true\n\
+                 RUN --mount=type=ssh,id=$K git clone x\n\
+                 RUN --mount=type=cache,target=/proc/x true\n\
+                 RUN --mount=type=cache,target=/c,sharing=$S,bogus=1 true\n"
+            ),
+            [
+                "RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN",
+                "--mount=type=cache,target=/proc/x: --mount target=\"/proc/x\" is under /proc, which the sandbox provides",
+            ]
+        );
+        let many = format!(
+            "FROM scratch\nRUN {} true\n",
+            "--mount=type=tmpfs,target=/t ".repeat(17)
+        );
+        assert_eq!(messages(&many), ["more than 16 --mount flags on one RUN"]);
     }
 }

@@ -1,0 +1,188 @@
+//! Independent stages of a multi-stage build at the same time, as BuildKit
+//! does: a stage starts once every stage it uses (its base, `COPY --from`,
+//! `RUN --mount=from=`) is built, at most `max_parallel_stages` at once.
+//!
+//! Each running stage gets an engine of its own (forked from the build's:
+//! same options, store and step counter, its own report and records), which
+//! is merged back when the stage ends. Stage results do not depend on the
+//! order stages end in: keys chain per stage and the image comes from the
+//! target's chain, so a parallel build gives the same image as a sequential
+//! one. Lines of several stages interleave whole: each goes through the
+//! log's lock, step lines carry `[stage n/total]` and RUN output `[stage]`.
+
+use std::sync::mpsc;
+
+use super::api::{BuildError, BuildReport};
+use super::engine::{Engine, R, Scope, Stage, StageState};
+
+/// Whether two of the needed stages could run at once: neither uses the
+/// other, directly or not.
+pub(crate) fn can_overlap(deps: &[Vec<usize>], needed: &[bool]) -> bool {
+    let n = deps.len();
+    // uses[i][j]: stage i uses stage j, directly or not (j < i always).
+    let mut uses = vec![vec![false; n]; n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &j in ds {
+            let through = uses[j].clone();
+            for (u, t) in uses[i].iter_mut().zip(through) {
+                *u |= t;
+            }
+            uses[i][j] = true;
+        }
+    }
+    (0..n).any(|i| (0..i).any(|j| needed[i] && needed[j] && !uses[i][j]))
+}
+
+/// What a stage's thread hands back: its index, its engine (to merge) and
+/// the stages as it saw them (with base roots it extracted), and its result.
+type Finished<'a> = (
+    usize,
+    Box<Engine<'a>>,
+    Vec<Option<StageState>>,
+    R<StageState>,
+);
+
+impl<'a> Engine<'a> {
+    /// Builds the `needed` stages, each once its `deps` are built, up to
+    /// `jobs` at a time. On a failure no stage starts any more; the running
+    /// ones finish, and the first error is returned.
+    pub(crate) fn build_stages_in_parallel(
+        &mut self,
+        scope: &Scope,
+        stages: &[Stage],
+        deps: &[Vec<usize>],
+        needed: &[bool],
+        done: &mut [Option<StageState>],
+        jobs: usize,
+    ) -> R<()> {
+        if self.opts.progress == super::api::Progress::Tty {
+            self.multi = Some(indicatif::MultiProgress::new());
+        }
+        let mut started = vec![false; stages.len()];
+        let mut failure: Option<BuildError> = None;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel::<Finished<'a>>();
+            let mut running = 0;
+            loop {
+                for (i, stage) in stages.iter().enumerate() {
+                    let ready =
+                        needed[i] && !started[i] && deps[i].iter().all(|&j| done[j].is_some());
+                    if failure.is_some() || running >= jobs || !ready {
+                        continue;
+                    }
+                    started[i] = true;
+                    running += 1;
+                    let mut sub = Box::new(self.fork());
+                    let mut seen = done.to_vec();
+                    let tx = tx.clone();
+                    s.spawn(move || {
+                        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sub.build_stage(scope, stage, &mut seen)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(BuildError::Step(format!(
+                                "building stage {i} panicked (a bug in kmigrate)"
+                            )))
+                        });
+                        let _ = tx.send((i, sub, seen, res));
+                    });
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((i, sub, seen, res)) = rx.recv() else {
+                    break;
+                };
+                running -= 1;
+                self.absorb(*sub);
+                // Base roots a stage extracted serve the next ones too.
+                for (d, s) in done.iter_mut().zip(seen) {
+                    if let (Some(d), Some(s)) = (d, s)
+                        && d.rootfs.is_none()
+                    {
+                        d.rootfs = s.rootfs;
+                    }
+                }
+                match res {
+                    Ok(st) => done[i] = Some(st),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        self.multi = None;
+        // The report lists steps in file order, whichever stage ended first.
+        self.report.steps.sort_by_key(|s| s.line);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// An engine for one stage on another thread: the build's options,
+    /// store, caches and step counter, an empty report.
+    fn fork(&self) -> Engine<'a> {
+        Engine {
+            plan: self.plan,
+            opts: self.opts,
+            store: self.store.clone(),
+            client: self.client.clone(),
+            blob_sources: self.blob_sources.clone(),
+            imported: self.imported.clone(),
+            records: Vec::new(),
+            report: BuildReport::default(),
+            epoch: self.epoch,
+            step_no: self.step_no.clone(),
+            images: self.images.clone(),
+            work_dirs: Vec::new(),
+            platform: self.platform.clone(),
+            bar: None,
+            consumed: Vec::new(),
+            secrets: self.secrets.clone(),
+            multi: self.multi.clone(),
+            stage_prefix: true,
+        }
+    }
+
+    /// Takes in what a forked engine learnt and did.
+    fn absorb(&mut self, sub: Engine<'a>) {
+        self.blob_sources.extend(sub.blob_sources);
+        self.records.extend(sub.records);
+        self.images.extend(sub.images);
+        self.work_dirs.extend(sub.work_dirs);
+        self.consumed.extend(sub.consumed);
+        let r = sub.report;
+        self.report.steps.extend(r.steps);
+        self.report.executed += r.executed;
+        self.report.cached += r.cached;
+        self.report.warnings.extend(r.warnings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::can_overlap;
+
+    #[test]
+    fn stages_overlap_only_when_neither_uses_the_other() {
+        // 0 <- 1 <- 2: a chain never overlaps.
+        assert!(!can_overlap(&[vec![], vec![0], vec![1]], &[true; 3]));
+        // 0 and 1 independent, 2 uses both.
+        assert!(can_overlap(&[vec![], vec![], vec![0, 1]], &[true; 3]));
+        // ... unless one of them is not needed.
+        assert!(!can_overlap(
+            &[vec![], vec![], vec![0]],
+            &[true, false, true]
+        ));
+        // 2 uses 0 through 1 only.
+        assert!(!can_overlap(
+            &[vec![], vec![0], vec![1]],
+            &[true, true, true]
+        ));
+        assert!(can_overlap(
+            &[vec![], vec![0], vec![0], vec![1, 2]],
+            &[true; 4]
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! Independent stages built at the same time: proven by two stages that
+//! only finish when both run at once, the same image digest as a
+//! sequential build, whole output lines naming their stage, and a failing
+//! stage that stops the build without hanging it.
+
+use crate::support;
+
+use std::path::Path;
+
+use super::bmount_run::build_oci;
+use support::*;
+
+/// Runs `kmigrate build` on `ctx` with at most `jobs` stages at once.
+fn build_jobs(state: &Path, ctx: &Path, jobs: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = extra.to_vec();
+    args.push(ctx.to_str().unwrap());
+    kmigrate_build_env(state, &args, &[("KMIGRATE_MAX_PARALLEL_STAGES", jobs)])
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // Each stage marks a shared cache directory and waits (WAIT tenths of
+    // a second at most) for the other's mark: both succeed only if they run
+    // at the same time.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "ARG WAIT\nRUN --mount=type=cache,id=sync,target=/s touch /s/{me} && echo {me}-started \
+             && for i in $(seq $WAIT); do [ -e /s/{other} ] && echo {me}-saw-{other} > /{me} && exit 0; sleep 0.1; done; exit 1\n"
+        )
+    };
+    let df = format!(
+        "ARG WAIT=300\nFROM {base} AS a\n{}FROM {base} AS b\n{}FROM {base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        wait("a", "b"),
+        wait("b", "a")
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(ctx.path(), &[("Dockerfile", &df)]);
+    let state = tempfile::tempdir().unwrap();
+    let out = build_jobs(state.path(), ctx.path(), "2", &[]);
+    let text = ok(&out);
+    // RUN output of interleaved stages names its stage, on whole lines.
+    let line = |stage: &str, what: &str| {
+        text.lines()
+            .any(|l| l.starts_with('#') && l.ends_with(&format!(" [{stage}] {what}")))
+    };
+    assert!(line("a", "a-started") && line("b", "b-started"), "{text}");
+    // One at a time, each waits for the other in vain.
+    let state = tempfile::tempdir().unwrap();
+    let out = build_jobs(state.path(), ctx.path(), "1", &["--build-arg", "WAIT=20"]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("failed with exit code 1"), "{text}");
+}
+
+#[test]
+fn a_parallel_build_gives_the_same_image_as_a_sequential_one() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let df = format!(
+        "FROM {base} AS deps\nRUN --mount=type=cache,target=/root/.cache echo deps > /deps && sleep 1\n\
+         FROM {base} AS tools\nWORKDIR /t\nRUN echo tools > tool && sleep 1\n\
+         FROM deps AS app\nCOPY --from=tools /t/tool /app/tool\nRUN cat /deps /app/tool > /app/all\n\
+         FROM {base}\nCOPY --from=app /app /app\nCOPY --from=deps /deps /deps\n"
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(ctx.path(), &[("Dockerfile", &df)]);
+    let mut digests = Vec::new();
+    for jobs in ["1", "4"] {
+        let state = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = format!("type=oci,dest={},tar=false", out.path().display());
+        let run = build_jobs(
+            state.path(),
+            ctx.path(),
+            jobs,
+            &["--build-arg", "SOURCE_DATE_EPOCH=0", "--output", &dest],
+        );
+        let text = ok(&run);
+        assert_eq!(counts(&text), (6, 0), "{text}");
+        digests.push(image_digest(&text));
+    }
+    assert_eq!(digests[0], digests[1]);
+    // And the cache a parallel build left serves a sequential one.
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build_oci(state.path(), ctx.path(), out.path(), &[]);
+    let text = ok(&build_jobs(state.path(), ctx.path(), "1", &[]));
+    assert_eq!(counts(&text), (0, 6), "{text}");
+}
+
+#[test]
+fn a_failing_stage_stops_a_parallel_build() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let df = format!(
+        "FROM {base} AS bad\nRUN echo failing && exit 3\n\
+         FROM {base} AS slow\nRUN sleep 1 && touch /slow\n\
+         FROM {base} AS never\nCOPY --from=bad /bin/sh /x\n\
+         FROM {base}\nCOPY --from=slow /slow /slow\nCOPY --from=never /x /x\n"
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(ctx.path(), &[("Dockerfile", &df)]);
+    let state = tempfile::tempdir().unwrap();
+    let out = build_jobs(state.path(), ctx.path(), "4", &[]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(":2: step `RUN echo failing && exit 3` failed with exit code 3"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("[never 1/1]"),
+        "a stage after the failed one started:\n{text}"
+    );
+}
