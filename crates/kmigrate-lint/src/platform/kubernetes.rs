@@ -128,13 +128,14 @@ impl crate::platform::PlatformSupport for Support {
         is_workload(root)
     }
 
-    /// A YAML file with an `apiVersion`, a container list and the word
-    /// Kaniko.
+    /// A YAML file with an `apiVersion`, a workload `kind`, a container
+    /// list and the word Kaniko.
     fn matches_text(&self, path: &Path, text: &[u8]) -> bool {
         super::is_yaml_name(path)
-            && memchr::memmem::find(text, b"apiVersion").is_some()
-            && memchr::memmem::find(text, b"ontainers:").is_some()
             && crate::prefilter::contains_any(text, &[b"kaniko"])
+            && memchr::memmem::find(text, b"ontainers:").is_some()
+            && super::key_values(text, "kind").any(|k| WORKLOADS.contains(&k))
+            && super::key_values(text, "apiVersion").any(|v| !v.is_empty())
     }
 
     fn self_contained(&self, _path: &Path, _text: &[u8]) -> bool {

@@ -127,6 +127,18 @@ fn sniff(path: &Path) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The values of every top-level-looking `key:` line in `text` (a cheap
+/// look, no parse: indentation ignored, quotes around the value removed),
+/// for platforms found by content in a walk.
+pub fn key_values<'t>(text: &'t [u8], key: &'t str) -> impl Iterator<Item = &'t str> + 't {
+    text.split(|b| *b == b'\n').filter_map(move |line| {
+        let line = std::str::from_utf8(line).ok()?.trim();
+        let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        Some(rest.trim().trim_matches(['"', '\'']))
+    })
+}
+
 /// `*.yml` / `*.yaml`, any case.
 pub fn is_yaml_name(path: &Path) -> bool {
     path.extension()

@@ -256,11 +256,11 @@ impl crate::platform::PlatformSupport for Support {
         is_tekton(root)
     }
 
-    /// A YAML file that names both `tekton.dev` and Kaniko.
+    /// A YAML file with an `apiVersion: tekton.dev/…` line that names Kaniko.
     fn matches_text(&self, path: &Path, text: &[u8]) -> bool {
         super::is_yaml_name(path)
-            && crate::prefilter::contains_any(text, &[b"tekton.dev"])
             && crate::prefilter::contains_any(text, &[b"kaniko"])
+            && super::key_values(text, "apiVersion").any(|v| v.starts_with("tekton.dev/"))
     }
 
     fn self_contained(&self, _path: &Path, _text: &[u8]) -> bool {

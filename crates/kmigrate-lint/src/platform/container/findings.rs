@@ -243,7 +243,18 @@ fn args_findings(
     } else {
         None
     };
-    out.extend(note_findings(call, &conversion, &image_span, fix.as_ref()));
+    let mut notes = note_findings(call, &conversion, &image_span, fix.as_ref());
+    // The rewritten Tekton step writes the digest file itself.
+    if fix.is_some()
+        && let Some(path) = &digest_path
+    {
+        for n in notes.iter_mut().filter(|n| n.message.starts_with("`--digest-file")) {
+            n.help = Some(format!(
+                "the rewritten step's script copies `containerimage.digest` from buildctl's metadata file to `{path}` after the build, as Kaniko wrote it"
+            ));
+        }
+    }
+    out.extend(notes);
     km001 = match fix {
         Some(fix) => {
             out.push(
