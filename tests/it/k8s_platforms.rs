@@ -212,3 +212,41 @@ fn k8s_every_format_and_report() {
         snapshot!(format!("k8s_platforms__report_{area}"), output_text(&o));
     }
 }
+
+/// Jenkins: executor calls in `sh` steps and Kaniko images in pod
+/// templates, by file name; comments, `echo` and a `// kmigrate:
+/// ignore[KM001]` line never count; nothing is rewritten.
+#[test]
+fn k8s_jenkins_detection_ignores_formats_and_report() {
+    let dir = fixtures().join("jenkins");
+    let (out, err, code) = run_in(&dir, &["check", "--format", "concise", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        lines(&out, "KM001"),
+        [
+            "app/Jenkinsfile:9",
+            "app/Jenkinsfile:18",
+            "jenkins/pipelines/release.groovy:4",
+            "jenkins/pipelines/release.groovy:11",
+        ],
+        "{out}"
+    );
+    for format in ["json", "sarif", "gitlab", "github"] {
+        let (out, err, code) = run_in(&dir, &["check", "--format", format, "app/Jenkinsfile"]);
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(out.contains("KM001"), "{format}: {out}");
+    }
+    let (json, _, _) = run_in(&dir, &["check", "--format", "json", "app/Jenkinsfile"]);
+    assert!(
+        json.contains("moby/buildkit:v0.23.2-rootless") && json.contains("--export-cache type=registry,ref=registry.example.com/app/cache:buildcache,mode=max"),
+        "{json}"
+    );
+    let (text, _, code) = run_in(&dir, &["rewrite", "--stdout", "app/Jenkinsfile"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        text,
+        fs::read_to_string(dir.join("app/Jenkinsfile")).unwrap()
+    );
+    let o = kmigrate(&dir, &["report", "."]);
+    snapshot!("k8s_platforms__report_jenkins", output_text(&o));
+}

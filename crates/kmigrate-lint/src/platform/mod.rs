@@ -5,6 +5,7 @@ pub mod container;
 pub mod drone;
 pub mod github;
 pub mod gitlab;
+pub mod jenkins;
 pub mod kubernetes;
 pub mod script_edit;
 mod support;
@@ -30,6 +31,10 @@ pub enum Platform {
     /// GitLab CI (`.gitlab-ci.yml` and its local includes).
     #[value(name = "gitlab")]
     GitLab,
+    /// Jenkins pipelines (`Jenkinsfile`, `*.jenkinsfile`, `*.groovy` under a
+    /// `jenkins` directory): detection only.
+    #[value(name = "jenkins")]
+    Jenkins,
     /// Kubernetes manifests (Pod, Job, CronJob, Deployment, StatefulSet,
     /// DaemonSet; Jenkins pod templates), found by content.
     #[value(name = "kubernetes", alias = "k8s")]
@@ -53,6 +58,7 @@ impl Platform {
         Platform::CloudBuild,
         Platform::GitHub,
         Platform::GitLab,
+        Platform::Jenkins,
     ];
 
     /// The platform's module: everything the engine, `rewrite`, `report`
@@ -65,6 +71,7 @@ impl Platform {
             Platform::Drone => &drone::Support,
             Platform::GitHub => &github::Support,
             Platform::GitLab => &gitlab::Support,
+            Platform::Jenkins => &jenkins::Support,
             Platform::Kubernetes => &kubernetes::Support,
             Platform::Tekton => &tekton::Support,
         }

@@ -242,6 +242,7 @@ pub fn texts(
         Platform::CloudBuild
         | Platform::GitHub
         | Platform::Drone
+        | Platform::Jenkins
         | Platform::Kubernetes
         | Platform::Tekton => Ok(one_file(platform, path, before, after, &explained)),
         Platform::GitLab => {

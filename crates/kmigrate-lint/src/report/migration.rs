@@ -165,6 +165,7 @@ fn regions(
         Platform::CloudBuild
         | Platform::GitHub
         | Platform::Drone
+        | Platform::Jenkins
         | Platform::Kubernetes
         | Platform::Tekton => input.platform.support().unit_spans(input.source),
         Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
@@ -204,6 +205,7 @@ fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize 
         Platform::CloudBuild
         | Platform::GitHub
         | Platform::Drone
+        | Platform::Jenkins
         | Platform::Kubernetes
         | Platform::Tekton => input.platform.support().unit_spans(input.source).len(),
         Platform::GitLab => pipeline.map_or(0, |p| {
@@ -219,6 +221,7 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
         Platform::CloudBuild
         | Platform::GitHub
         | Platform::Drone
+        | Platform::Jenkins
         | Platform::Kubernetes
         | Platform::Tekton => out.extend(input.platform.support().kaniko_flags(input.source)),
         Platform::GitLab => {
@@ -272,6 +275,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             Platform::CloudBuild
             | Platform::GitHub
             | Platform::Drone
+            | Platform::Jenkins
             | Platform::Kubernetes
             | Platform::Tekton => None,
         };

@@ -248,7 +248,10 @@ fn args_findings(
     if fix.is_some()
         && let Some(path) = &digest_path
     {
-        for n in notes.iter_mut().filter(|n| n.message.starts_with("`--digest-file")) {
+        for n in notes
+            .iter_mut()
+            .filter(|n| n.message.starts_with("`--digest-file"))
+        {
             n.help = Some(format!(
                 "the rewritten step's script copies `containerimage.digest` from buildctl's metadata file to `{path}` after the build, as Kaniko wrote it"
             ));
