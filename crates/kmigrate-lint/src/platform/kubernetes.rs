@@ -35,9 +35,10 @@ const MAX_DEPTH: usize = 16;
 /// Whether a document is a workload manifest (not a Tekton resource,
 /// whose steps the Tekton platform reads).
 fn is_workload(doc: &Node) -> bool {
+    // A Jenkins agent's pod template often leaves `apiVersion` out.
     let api = doc.get("apiVersion").and_then(Node::as_str).unwrap_or("");
     let kind = doc.get("kind").and_then(Node::as_str).unwrap_or("");
-    !api.is_empty() && !api.starts_with("tekton.dev/") && WORKLOADS.contains(&kind)
+    !api.starts_with("tekton.dev/") && WORKLOADS.contains(&kind) && doc.get("spec").is_some()
 }
 
 /// Every container of every workload document, in order.
@@ -128,14 +129,13 @@ impl crate::platform::PlatformSupport for Support {
         is_workload(root)
     }
 
-    /// A YAML file with an `apiVersion`, a workload `kind`, a container
-    /// list and the word Kaniko.
+    /// A YAML file with a workload `kind`, a container list and the word
+    /// Kaniko.
     fn matches_text(&self, path: &Path, text: &[u8]) -> bool {
         super::is_yaml_name(path)
             && crate::prefilter::contains_any(text, &[b"kaniko"])
             && memchr::memmem::find(text, b"ontainers:").is_some()
             && super::key_values(text, "kind").any(|k| WORKLOADS.contains(&k))
-            && super::key_values(text, "apiVersion").any(|v| !v.is_empty())
     }
 
     fn self_contained(&self, _path: &Path, _text: &[u8]) -> bool {
@@ -160,5 +160,45 @@ impl crate::platform::PlatformSupport for Support {
     fn extract(&self, path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
         let source = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
         Ok(container::builds(&source, &containers(&source), inputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> SourceFile {
+        SourceFile::from_text(Path::new("pod.yaml"), text.to_string()).unwrap()
+    }
+
+    /// Kaniko's own example: a `dir://` context relative to the image's
+    /// working directory and an absolute Dockerfile.
+    #[test]
+    fn a_relative_dir_context_is_rewritten() {
+        let s = source(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kaniko\nspec:\n  containers:\n  - name: kaniko\n    image: gcr.io/kaniko-project/executor:latest\n    args: [\"--dockerfile=/workspace/dockerfile\",\n            \"--context=dir://workspace\",\n            \"--destination=r.example/a\"]\n",
+        );
+        let f = findings(&s, &Options::default());
+        let km012: Vec<&str> = f
+            .iter()
+            .filter(|f| f.rule == crate::rules::Rule::Km012)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert!(km012.is_empty(), "{km012:?}");
+        assert!(f[0].fix.is_some());
+    }
+
+    /// A Jenkins agent pod template without `apiVersion` is still a Pod.
+    #[test]
+    fn a_pod_template_without_api_version_is_found() {
+        use crate::platform::PlatformSupport;
+        let text = "---\nkind: Pod\nspec:\n  containers:\n    - name: kaniko\n      image: gcr.io/kaniko-project/executor:debug\n      command:\n        - /busybox/cat\n";
+        assert!(Support.matches_text(Path::new("KubernetesPod.yaml"), text.as_bytes()));
+        let f = findings(&source(text), &Options::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!Support.matches_text(
+            Path::new("notes.yaml"),
+            b"kind: ConfigMap\ndata:\n  a: kaniko containers: x\n"
+        ));
     }
 }

@@ -301,23 +301,26 @@ fn rewrite_checked(
     digest_path: Option<&str>,
     ctx: &Context,
 ) -> Result<Vec<crate::rules::Edit>, String> {
-    let metadata = conversion.plan.metadata_file.clone().unwrap_or_default();
+    // buildctl names a Dockerfile by its directory: a bare `dockerfile`
+    // reads back as `./dockerfile`, the same file.
+    let mut plan = conversion.plan.clone();
+    if let Some(f) = &mut plan.dockerfile
+        && !f.contains('/')
+        && !f.contains("://")
+    {
+        *f = format!("./{f}");
+    }
+    let metadata = plan.metadata_file.clone().unwrap_or_default();
     let digest = digest_path.map(|path| DigestFile {
         path,
         metadata: &metadata,
     });
-    let edits = rewrite::edits(
-        &source.text,
-        c,
-        &conversion.plan,
-        digest.as_ref(),
-        !ctx.tekton,
-    )?;
+    let edits = rewrite::edits(&source.text, c, &plan, digest.as_ref(), !ctx.tekton)?;
     let after = patch::apply(&source.text, &edits)
         .map_err(|_| "the rewrite's edits overlap".to_string())?;
     let back = SourceFile::from_text(&source.path, after)
         .map_err(|e| format!("the rewritten file does not parse ({})", e.message))?;
-    let plan = (ctx.containers)(&back)
+    let back_plan = (ctx.containers)(&back)
         .get(k)
         .and_then(rewrite::buildctl_plan)
         .ok_or("the rewritten container does not read back as a buildctl build")??;
@@ -325,7 +328,7 @@ fn rewrite_checked(
         conversion.notes.iter().map(|n| n.message.as_str()),
         &ctx.opts.cache_tag,
     );
-    let fields = equivalence::differences(&conversion.plan, &plan, &explained);
+    let fields = equivalence::differences(&plan, &back_plan, &explained);
     if !fields.is_empty() {
         let m = Mismatch {
             unit: c.label.clone(),
