@@ -201,4 +201,19 @@ mod tests {
             b"kind: ConfigMap\ndata:\n  a: kaniko containers: x\n"
         ));
     }
+
+    /// A comment after the Kaniko args stays with the container, on its
+    /// own line, not after the new securityContext.
+    #[test]
+    fn a_comment_after_the_args_stays_above_the_new_call() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: k\nspec:\n  containers:\n  - name: kaniko\n    image: gcr.io/kaniko-project/executor:latest\n    args: [\"--context=dir:///workspace\", \"--destination=r.example/a\"] # your account\n    restartPolicy: Never\n";
+        let f = findings(&source(text), &Options::default());
+        let fix = f[0].fix.as_ref().expect("rewritten");
+        let out = crate::source::patch::apply(text, &fix.edits).unwrap();
+        assert!(out.contains("    # your account\n    command:\n"), "{out}");
+        assert!(
+            out.contains("type: Unconfined\n    restartPolicy: Never\n"),
+            "{out}"
+        );
+    }
 }

@@ -207,7 +207,19 @@ pub fn edits(
         body.push_str(&format!("\n{pad}workingDir: /workspace"));
     }
     body.push_str(&format!("\n{pad}{}", security_block(col)));
-    edits.push(Edit::replace(anchor.span.clone(), body));
+    // A comment after the replaced list stays, on its own line above.
+    let line_end = text[anchor.span.end..]
+        .find('\n')
+        .map_or(text.len(), |n| anchor.span.end + n);
+    let rest = text[anchor.span.end..line_end].trim();
+    if rest.starts_with('#') {
+        edits.push(Edit::replace(
+            anchor.span.start..line_end,
+            format!("{rest}\n{pad}{body}"),
+        ));
+    } else {
+        edits.push(Edit::replace(anchor.span.clone(), body));
+    }
     for other in [c.command, c.args, c.security, c.script]
         .into_iter()
         .flatten()
