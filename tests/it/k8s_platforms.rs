@@ -250,3 +250,37 @@ fn k8s_jenkins_detection_ignores_formats_and_report() {
     let o = kmigrate(&dir, &["report", "."]);
     snapshot!("k8s_platforms__report_jenkins", output_text(&o));
 }
+
+/// `verify` builds the rootless BuildKit container `rewrite` would write
+/// (read back from its buildctl args), cold then warm, for a Kubernetes
+/// container whose paths are relative to the Kaniko image's /workspace and
+/// for a Tekton step.
+#[test]
+fn k8s_verify_builds_the_rewritten_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("hello.txt"), "hi").unwrap();
+    fs::write(
+        dir.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kaniko\nspec:\n  containers:\n  - name: kaniko\n    image: gcr.io/kaniko-project/executor:v1.23.2\n    args:\n      - --context=dir:///workspace\n      - --dockerfile=Dockerfile\n      - --destination=registry.example.com/app:1\n      - --cache=true\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("task.yaml"),
+        "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: build\nspec:\n  steps:\n    - name: build\n      image: gcr.io/kaniko-project/executor:v1.23.2\n      args: [--context=/workspace, --destination=registry.example.com/app:2, --cache=true]\n",
+    )
+    .unwrap();
+    for config in ["pod.yaml", "task.yaml"] {
+        let store = tempfile::tempdir().unwrap();
+        let (out, err, code) = run_in(
+            dir.path(),
+            &["verify", config, "--store", store.path().to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{config}: {out}{err}");
+        assert!(out.contains("1 passed, 0 failed"), "{config}: {out}");
+    }
+}

@@ -277,16 +277,35 @@ pub fn builds(
 ) -> Vec<crate::readback::extract::Extracted> {
     use crate::readback::extract::{Extracted, Kind};
     let opts = crate::options::Options::default();
-    let local = |p: &str| match p.strip_prefix("/workspace") {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => inputs
-            .context_dir
-            .join(rest.trim_start_matches('/'))
-            .display()
-            .to_string(),
-        _ => p.to_string(),
-    };
     let mut out = Vec::new();
     for c in containers {
+        // A relative path is the container's working directory's (Kaniko's
+        // image and a Tekton step work in /workspace); /workspace is the
+        // checkout.
+        let workdir = c
+            .working_dir
+            .as_deref()
+            .filter(|d| d.starts_with('/'))
+            .unwrap_or("/workspace");
+        let local = |p: &str| {
+            let absolute = if p.starts_with('/') || p.contains("://") {
+                p.to_string()
+            } else {
+                format!(
+                    "{}/{}",
+                    workdir.trim_end_matches('/'),
+                    p.trim_start_matches("./")
+                )
+            };
+            match absolute.strip_prefix("/workspace") {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => inputs
+                    .context_dir
+                    .join(rest.trim_start_matches('/'))
+                    .display()
+                    .to_string(),
+                _ => absolute,
+            }
+        };
         let (line, _) = source.position(c.item.span.start);
         let mut push =
             |kind: Kind, plan: Result<crate::buildx::BuildPlan, String>, notes: Vec<String>| {
