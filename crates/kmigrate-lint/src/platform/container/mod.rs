@@ -288,15 +288,24 @@ pub fn builds(
             .filter(|d| d.starts_with('/'))
             .unwrap_or("/workspace");
         let local = |p: &str| {
-            let absolute = if p.starts_with('/') || p.contains("://") {
+            // A substitution (`$(workspaces.source.path)/…`) is opaque.
+            if p.contains("://") || p.starts_with("$(") {
+                return p.to_string();
+            }
+            let joined = if p.starts_with('/') {
                 p.to_string()
             } else {
-                format!(
-                    "{}/{}",
-                    workdir.trim_end_matches('/'),
-                    p.trim_start_matches("./")
-                )
+                format!("{workdir}/{p}")
             };
+            // `.` segments and doubled slashes name the same directory.
+            let absolute = format!(
+                "/{}",
+                joined
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
             match absolute.strip_prefix("/workspace") {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => inputs
                     .context_dir
