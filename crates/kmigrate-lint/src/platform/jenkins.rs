@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::container::findings::ROOTLESS_SETUP;
+use super::container::findings::{ROOTLESS_SETUP, note_findings};
 use super::container::{BUILDKIT_ROOTLESS, ScriptCall};
 use crate::buildx::from_kaniko::{self, ConvertOptions};
 use crate::kaniko::call::{self, Arg};
@@ -256,22 +256,7 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
                     "not rewritten automatically (a Jenkinsfile is not rewritten): run the build in a container of image `{BUILDKIT_ROOTLESS}` (with {ROOTLESS_SETUP} in the pod template) as {translated}"
                 )),
         );
-        for note in &conversion.notes {
-            let args = &c.call.args
-                [note.args.start.min(c.call.args.len())..note.args.end.min(c.call.args.len())];
-            let span = match (
-                args.first().and_then(|a| a.span.clone()),
-                args.last().and_then(|a| a.span.clone()),
-            ) {
-                (Some(a), Some(b)) => a.start..b.end,
-                _ => c.span.clone(),
-            };
-            let mut f = Finding::new(note.kind.rule(), span, note.message.clone());
-            if let Some(h) = &note.help {
-                f = f.with_help(from_kaniko::with_placeholders(h));
-            }
-            out.push(f);
-        }
+        out.extend(note_findings(&c.call, &conversion, &c.span, None));
     }
     // `// kmigrate: ignore[KM001]`: YAML-comment ignores do not apply to
     // Groovy, so the platform honours its own (an ignored build takes its

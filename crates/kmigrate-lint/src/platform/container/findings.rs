@@ -66,7 +66,9 @@ fn note_span(call: &Call, note: &Note, fallback: &Range<usize>) -> Range<usize> 
     }
 }
 
-fn note_findings(
+/// The notes of a conversion as findings at their args, each with `fix`
+/// where applying the rewrite is what resolves it.
+pub fn note_findings(
     call: &Call,
     conversion: &Conversion,
     fallback: &Range<usize>,
