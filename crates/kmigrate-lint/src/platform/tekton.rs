@@ -305,4 +305,28 @@ mod tests {
         assert!(names_kaniko("pathInRepo", "task/kaniko/0.6/kaniko.yaml"));
         assert!(!names_kaniko("version", "kaniko"));
     }
+
+    /// The catalog task's shape: flags hidden in `$(params.EXTRA_ARGS[*])`
+    /// keep the step for a human, whose task names the rest of the call
+    /// translated; without them the step is rewritten.
+    #[test]
+    fn extra_args_keep_the_catalog_step_manual_with_the_rest_translated() {
+        let task = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: kaniko\nspec:\n  params:\n    - name: BUILDER_IMAGE\n      default: gcr.io/kaniko-project/executor:v1.23.2\n  steps:\n    - name: build-and-push\n      image: $(params.BUILDER_IMAGE)\n      args:\n        - $(params.EXTRA_ARGS[*])\n        - --destination=$(params.IMAGE)\n";
+        let source = SourceFile::from_text(Path::new("t.yaml"), task.to_string()).unwrap();
+        let f = findings(&source, &Options::default());
+        let km001 = f.iter().find(|f| f.rule == Rule::Km001).unwrap();
+        assert!(km001.fix.is_none());
+        let help = km001.help.as_deref().unwrap();
+        assert!(
+            help.contains("--output \"type=image,name=$(params.IMAGE),push=true\"` plus the flags `$(params.EXTRA_ARGS[*])` stands for"),
+            "{help}"
+        );
+        let without = task.replace("        - $(params.EXTRA_ARGS[*])\n", "");
+        let source = SourceFile::from_text(Path::new("t.yaml"), without).unwrap();
+        let f = findings(&source, &Options::default());
+        assert!(
+            f.iter().any(|f| f.rule == Rule::Km001 && f.fix.is_some()),
+            "{f:?}"
+        );
+    }
 }

@@ -101,17 +101,42 @@ pub fn note_findings(
 
 /// The manual task for a call kmigrate does not rewrite: the container to
 /// write, with the call translated when it can be.
-fn manual_task(conversion: &Conversion) -> String {
-    let call = if conversion.is_blocked() {
-        "`buildctl-daemonless.sh build --frontend dockerfile.v0 --local context=DIR --local dockerfile=DIR --output type=image,name=IMAGE,push=true --export-cache type=registry,ref=CACHE,mode=max --import-cache type=registry,ref=CACHE`".to_string()
+fn manual_task(call: &Call, conversion: &Conversion, opts: &Options, c: &Container) -> String {
+    let template = "`buildctl-daemonless.sh build --frontend dockerfile.v0 --local context=DIR --local dockerfile=DIR --output type=image,name=IMAGE,push=true --export-cache type=registry,ref=CACHE,mode=max --import-cache type=registry,ref=CACHE`";
+    let render = |conv: &Conversion| match buildctl_words(&conv.plan) {
+        Ok(w) => format!("`{}`", w.join(" ")),
+        Err(why) => format!("`buildctl-daemonless.sh build …` ({why})"),
+    };
+    // Words that stand for flags kmigrate cannot see (a Tekton
+    // `$(params.EXTRA_ARGS[*])`): the rest of the call, translated, plus
+    // those flags in buildctl's spelling.
+    let hidden: Vec<&str> = call
+        .args
+        .iter()
+        .filter(|a| a.dynamic)
+        .map(|a| a.text.as_str())
+        .collect();
+    let call_text = if !conversion.is_blocked() {
+        render(conversion)
+    } else if hidden.is_empty() {
+        template.to_string()
     } else {
-        match buildctl_words(&conversion.plan) {
-            Ok(w) => format!("`{}`", w.join(" ")),
-            Err(why) => format!("`buildctl-daemonless.sh build …` ({why})"),
+        let rest =
+            crate::kaniko::call::parse(call.args.iter().filter(|a| !a.dynamic).cloned().collect());
+        let conv = convert(&rest, opts, c);
+        if conv.is_blocked() {
+            template.to_string()
+        } else {
+            format!(
+                "{} plus the flags `{}` stands for, each in buildctl's spelling (`rules/kaniko-flags.yaml` gives the BuildKit form of every Kaniko flag); or drop `{}` from the call and run `kmigrate rewrite` again",
+                render(&conv),
+                hidden.join(" "),
+                hidden.join(" ")
+            )
         }
     };
     format!(
-        "replace the container's image with `{BUILDKIT_ROOTLESS}` and run {call}, with {ROOTLESS_SETUP}"
+        "replace the container's image with `{BUILDKIT_ROOTLESS}` and run {call_text}, with {ROOTLESS_SETUP}"
     )
 }
 
@@ -165,7 +190,7 @@ pub fn container_findings(
                     )
                     .with_help(format!(
                         "not rewritten automatically (the call is in a shell script): {}",
-                        manual_task(&conversion)
+                        manual_task(&s.call, &conversion, ctx.opts, c)
                     )),
                 );
                 out.extend(note_findings(&s.call, &conversion, &s.span, None));
@@ -208,7 +233,7 @@ fn args_findings(
                 );
                 out.push(Finding::new(Rule::Km012, span, why.clone()).with_help(format!(
                     "write the lines from buildctl's `--metadata-file` (`image.name`, `containerimage.digest`) in the step's script; {}",
-                    manual_task(&conversion)
+                    manual_task(call, &conversion, ctx.opts, c)
                 )));
                 manual.push(why);
             }
@@ -236,7 +261,7 @@ fn args_findings(
             Err(why) => {
                 out.push(
                     Finding::new(Rule::Km012, image_span.clone(), why.clone())
-                        .with_help(manual_task(&conversion)),
+                        .with_help(manual_task(call, &conversion, ctx.opts, c)),
                 );
                 manual.push(why);
                 None
@@ -282,11 +307,11 @@ fn args_findings(
         None if !manual.is_empty() => km001.with_help(format!(
             "not rewritten automatically: {}; {}",
             manual.join("; "),
-            manual_task(&conversion)
+            manual_task(call, &conversion, ctx.opts, c)
         )),
         None => km001.with_help(format!(
             "not rewritten automatically: a flag cannot be translated (see the KM012 finding); {}",
-            manual_task(&conversion)
+            manual_task(call, &conversion, ctx.opts, c)
         )),
     };
     out.insert(0, km001);
