@@ -41,6 +41,7 @@ mod gitlab_everyday_plan;
 mod gitlab_everyday_scope;
 mod gitlab_fragments;
 mod gitlab_rewrite;
+mod k8s_platforms;
 mod lint_check;
 mod lint_precommit;
 mod lint_report;

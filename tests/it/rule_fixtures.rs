@@ -15,12 +15,22 @@ fn fixtures() -> PathBuf {
 
 /// The platform a case's file name starts with.
 fn platform_of(name: &str) -> &'static str {
-    for p in ["cloudbuild", "drone", "github", "gitlab"] {
+    for p in [
+        "cloudbuild",
+        "drone",
+        "github",
+        "gitlab",
+        "jenkins",
+        "kubernetes",
+        "tekton",
+    ] {
         if name.starts_with(&format!("{p}_")) {
             return p;
         }
     }
-    panic!("{name}: a case's name starts with its platform (cloudbuild_, drone_, github_, gitlab_)")
+    panic!(
+        "{name}: a case's name starts with its platform (cloudbuild_, drone_, github_, gitlab_, jenkins_, kubernetes_, tekton_)"
+    )
 }
 
 /// Each case of a rule's directory with its concise findings.

@@ -320,8 +320,8 @@ fn walk(root: &Path, config: &Loaded, seen: &mut HashSet<FileKey>, out: &mut Dis
             Ok(rel) if root == Path::new(".") => rel,
             _ => entry.path(),
         };
-        if let Some(kind) = Platform::from_path(path)
-            && !config.is_excluded(path)
+        if !config.is_excluded(path)
+            && let Some(kind) = Platform::from_walked(path)
         {
             let key = file_key(path);
             found

@@ -23,6 +23,12 @@ pub trait PlatformSupport: Sync {
     /// Whether a file of no known name looks like this platform's (`root`
     /// is a mapping).
     fn matches_content(&self, root: &Node) -> bool;
+    /// Whether a file a directory walk meets, whose name no platform
+    /// claims, is this platform's by a cheap look at its first bytes (a
+    /// platform without a naming convention: Tekton, Kubernetes).
+    fn matches_text(&self, _path: &Path, _text: &[u8]) -> bool {
+        false
+    }
     /// Whether a file of this platform, found by a walk, holds its whole
     /// analysis in its own text, so the prefilter may skip it when no rule
     /// marker occurs in it (see [`crate::prefilter`]).

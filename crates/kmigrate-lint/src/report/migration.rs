@@ -178,9 +178,12 @@ fn regions(
     builds: &[&Finding],
 ) -> Vec<Range<usize>> {
     let steps: Vec<Range<usize>> = match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
-            input.platform.support().unit_spans(input.source)
-        }
+        Platform::CloudBuild
+        | Platform::GitHub
+        | Platform::Drone
+        | Platform::Jenkins
+        | Platform::Kubernetes
+        | Platform::Tekton => input.platform.support().unit_spans(input.source),
         Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
             p.jobs
                 .iter()
@@ -215,9 +218,12 @@ fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
 /// excluded).
 fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
     match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
-            input.platform.support().unit_spans(input.source).len()
-        }
+        Platform::CloudBuild
+        | Platform::GitHub
+        | Platform::Drone
+        | Platform::Jenkins
+        | Platform::Kubernetes
+        | Platform::Tekton => input.platform.support().unit_spans(input.source).len(),
         Platform::GitLab => pipeline.map_or(0, |p| {
             p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count()
         }),
@@ -228,9 +234,12 @@ fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize 
 fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'static FlagSpec> {
     let mut out = Vec::new();
     match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
-            out.extend(input.platform.support().kaniko_flags(input.source))
-        }
+        Platform::CloudBuild
+        | Platform::GitHub
+        | Platform::Drone
+        | Platform::Jenkins
+        | Platform::Kubernetes
+        | Platform::Tekton => out.extend(input.platform.support().kaniko_flags(input.source)),
         Platform::GitLab => {
             let Some(p) = pipeline else { return out };
             // Counted per build, as the builds are: every job defined in
@@ -300,7 +309,12 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .collect();
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),
-            Platform::CloudBuild | Platform::GitHub | Platform::Drone => None,
+            Platform::CloudBuild
+            | Platform::GitHub
+            | Platform::Drone
+            | Platform::Jenkins
+            | Platform::Kubernetes
+            | Platform::Tekton => None,
         };
         let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];

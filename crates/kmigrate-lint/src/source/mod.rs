@@ -255,7 +255,13 @@ impl SourceFile {
         } else {
             LineEnding::Lf
         };
-        let tree = match tree::parse(&text) {
+        // A Jenkinsfile is Groovy: its platform reads the text alone.
+        let tree = if crate::platform::jenkins::is_jenkins_name(path) {
+            Ok(Tree::new(Vec::new(), Vec::new()))
+        } else {
+            tree::parse(&text)
+        };
+        let tree = match tree {
             Ok(t) => t,
             Err(e) => {
                 let mut pos = position_with(&line_starts, &text, e.offset);
