@@ -117,11 +117,22 @@ fn gha_drone_platform_by_content_and_by_flag() {
     fs::write(dir.path().join("other.yml"), "a: 1\n").unwrap();
     let (_, err, code) = run_in(dir.path(), &["check", "other.yml"]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("not a Drone / Woodpecker CI, Cloud Build, GitHub Actions or GitLab CI file")
-            && err.contains("--platform drone|cloudbuild|github|gitlab"),
-        "{err}"
-    );
+    assert!(err.contains("other.yml: not a "), "{err}");
+    for name in [
+        "Drone / Woodpecker CI",
+        "Cloud Build",
+        "GitHub Actions",
+        "GitLab CI",
+    ] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+    let flags = err.split("--platform ").nth(1).unwrap_or_default();
+    for flag in ["drone", "cloudbuild", "github", "gitlab"] {
+        assert!(
+            flags.split(['|', '\n']).any(|f| f == flag),
+            "{flag} missing: {err}"
+        );
+    }
 }
 
 #[test]
