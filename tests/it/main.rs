@@ -26,6 +26,7 @@ mod cli_habits_cli;
 mod cli_messages_wording;
 mod cloudbuild_everyday;
 mod cloudbuild_rewrite;
+mod drone_rewrite;
 mod fuzz_regressions;
 mod gha_drone;
 mod gha_workflows;
