@@ -51,6 +51,7 @@ mod security_fetch;
 mod security_lint_io;
 mod security_lint_perf;
 mod security_sandbox;
+mod skaffold_detect;
 mod vars_cloudbuild_substitutions;
 mod vars_gitlab_flags;
 mod verify_compare;

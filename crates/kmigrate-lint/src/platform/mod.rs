@@ -5,6 +5,7 @@ pub mod drone;
 pub mod github;
 pub mod gitlab;
 pub mod script_edit;
+pub mod skaffold;
 mod support;
 
 use std::path::Path;
@@ -27,6 +28,9 @@ pub enum Platform {
     /// GitLab CI (`.gitlab-ci.yml` and its local includes).
     #[value(name = "gitlab")]
     GitLab,
+    /// Skaffold (`skaffold.yaml`, `apiVersion: skaffold/…`).
+    #[value(name = "skaffold")]
+    Skaffold,
 }
 
 impl Platform {
@@ -35,6 +39,7 @@ impl Platform {
     pub const ALL: &'static [Platform] = &[
         // Drone's shape (`kind: pipeline`, steps with `image:`) is never a
         // Cloud Build file's, whose plain `steps` list it would also match.
+        Platform::Skaffold,
         Platform::Drone,
         Platform::CloudBuild,
         Platform::GitHub,
@@ -51,6 +56,7 @@ impl Platform {
             Platform::Drone => &drone::Support,
             Platform::GitHub => &github::Support,
             Platform::GitLab => &gitlab::Support,
+            Platform::Skaffold => &skaffold::Support,
         }
     }
 

@@ -239,7 +239,7 @@ pub fn texts(
 ) -> Result<Vec<Mismatch>, String> {
     let explained = |_: &str| explained.clone();
     match platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone | Platform::Skaffold => {
             Ok(one_file(platform, path, before, after, &explained))
         }
         Platform::GitLab => {

@@ -162,7 +162,7 @@ fn regions(
     builds: &[&Finding],
 ) -> Vec<Range<usize>> {
     let steps: Vec<Range<usize>> = match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone | Platform::Skaffold => {
             input.platform.support().unit_spans(input.source)
         }
         Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
@@ -199,7 +199,7 @@ fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
 /// excluded).
 fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
     match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone | Platform::Skaffold => {
             input.platform.support().unit_spans(input.source).len()
         }
         Platform::GitLab => pipeline.map_or(0, |p| {
@@ -212,7 +212,7 @@ fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize 
 fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'static FlagSpec> {
     let mut out = Vec::new();
     match input.platform {
-        Platform::CloudBuild | Platform::GitHub | Platform::Drone => {
+        Platform::CloudBuild | Platform::GitHub | Platform::Drone | Platform::Skaffold => {
             out.extend(input.platform.support().kaniko_flags(input.source))
         }
         Platform::GitLab => {
@@ -263,7 +263,7 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .collect();
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),
-            Platform::CloudBuild | Platform::GitHub | Platform::Drone => None,
+            Platform::CloudBuild | Platform::GitHub | Platform::Drone | Platform::Skaffold => None,
         };
         let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];
