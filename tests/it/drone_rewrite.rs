@@ -222,3 +222,25 @@ fn drone_rewrite_every_format() {
         );
     }
 }
+
+/// Woodpecker passes `build-args` to the plugin as `PLUGIN_BUILD_ARGS`, so
+/// the setting is read (and kept as written); Drone passes names as
+/// written, so there it is a setting the plugin does not read.
+#[test]
+fn drone_rewrite_woodpecker_reads_hyphenated_settings() {
+    let steps = "steps:\n  - name: b\n    image: woodpeckerci/plugin-kaniko\n    settings:\n      registry: r.example\n      repo: team/app\n      build-args: A=1\n";
+    let dir = scratch(".woodpecker.yml", steps);
+    let (out, err, code) = run_in(dir.path(), &["rewrite", "--stdout", ".woodpecker.yml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("woodpeckerci/plugin-docker-buildx"), "{out}");
+    assert!(out.contains("      build-args: A=1\n"), "{out}");
+    let drone = "kind: pipeline\nsteps:\n  - name: b\n    image: plugins/kaniko\n    settings:\n      repo: r.example/team/app\n      build-args: A=1\n";
+    let dir = scratch(".drone.yml", drone);
+    let (out, _, _) = run_in(dir.path(), &["rewrite", "--stdout", ".drone.yml"]);
+    assert_eq!(out, drone);
+    let (out, _, _) = run_in(dir.path(), &["check", "--format", "concise", "."]);
+    assert!(
+        out.contains("the setting `build-args` is not one kmigrate knows"),
+        "{out}"
+    );
+}

@@ -175,8 +175,9 @@ pub fn render(settings: &[(&str, SettingValue)], login: &[&str], indent: usize) 
 
 /// The plan a buildx plugin step with `settings` builds (as the plugin
 /// reads them: lists or comma-separated strings, `tags` default `latest`,
-/// `dockerfile` relative to the workspace).
-pub fn read_plan(settings: Option<&Node>) -> BuildPlan {
+/// `dockerfile` relative to the workspace; on Woodpecker `-` in a name is
+/// `_`).
+pub fn read_plan(settings: Option<&Node>, woodpecker: bool) -> BuildPlan {
     let mut plan = BuildPlan {
         context: ".".into(),
         push: true,
@@ -191,6 +192,8 @@ pub fn read_plan(settings: Option<&Node>) -> BuildPlan {
     };
     for e in &map.entries {
         let Some(key) = e.key.as_str() else { continue };
+        let key = super::settings::setting_name(key, woodpecker);
+        let key = key.as_str();
         let list: Vec<String> = match e.value.as_seq() {
             Some(seq) => seq
                 .items

@@ -268,7 +268,7 @@ impl crate::platform::PlatformSupport for Support {
             let location = format!("{}:{line}", source.path.display());
             let reference = step.image.and_then(|i| i.as_str()).unwrap_or("");
             let plugin_plan = if let Some(plugin) = plugins::match_plugin(reference) {
-                let build = rewrite::plugin_build(&step, plugin, &opts);
+                let build = rewrite::plugin_build(&source, &step, plugin, &opts);
                 let why: Vec<String> = build
                     .translation
                     .manual
@@ -287,7 +287,10 @@ impl crate::platform::PlatformSupport for Support {
             } else if buildx_plugin::is_buildx_plugin(reference) {
                 Some((
                     Kind::Buildx,
-                    Some(buildx_plugin::read_plan(step.node.get("settings"))),
+                    Some(buildx_plugin::read_plan(
+                        step.node.get("settings"),
+                        rewrite::System::of_file(&source) == rewrite::System::Woodpecker,
+                    )),
                     None,
                     Vec::new(),
                 ))

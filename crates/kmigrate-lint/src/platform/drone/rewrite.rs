@@ -29,6 +29,14 @@ pub enum System {
 impl System {
     /// Woodpecker by its paths or plugin, Drone by `kind: pipeline`.
     pub fn of(source: &SourceFile, plugin: &KanikoPlugin) -> System {
+        match plugin.id.starts_with("woodpecker") {
+            true => System::Woodpecker,
+            false => System::of_file(source),
+        }
+    }
+
+    /// Woodpecker by its paths, Drone by `kind: pipeline`.
+    pub fn of_file(source: &SourceFile) -> System {
         let woodpecker_path = source
             .path
             .components()
@@ -38,7 +46,7 @@ impl System {
             .documents
             .iter()
             .any(|d| d.get("kind").and_then(|k| k.as_str()) == Some("pipeline"));
-        if woodpecker_path || plugin.id.starts_with("woodpecker") || !drone_kind {
+        if woodpecker_path || !drone_kind {
             System::Woodpecker
         } else {
             System::Drone
@@ -83,8 +91,15 @@ pub struct PluginBuild<'a> {
 }
 
 /// Translates and converts a plugin step.
-pub fn plugin_build<'a>(step: &Step<'a>, plugin: &KanikoPlugin, opts: &Options) -> PluginBuild<'a> {
-    let translation = settings::plugin_call(plugin, step.node.get("settings"), &step.span);
+pub fn plugin_build<'a>(
+    source: &SourceFile,
+    step: &Step<'a>,
+    plugin: &KanikoPlugin,
+    opts: &Options,
+) -> PluginBuild<'a> {
+    let woodpecker = System::of(source, plugin) == System::Woodpecker;
+    let translation =
+        settings::plugin_call(plugin, step.node.get("settings"), &step.span, woodpecker);
     if plugin.settings.is_none() {
         return PluginBuild {
             translation,
@@ -161,7 +176,7 @@ pub fn plugin_findings(
             plugin.name
         ),
     );
-    let build = plugin_build(step, plugin, opts);
+    let build = plugin_build(source, step, plugin, opts);
     let mut out = Vec::new();
     let mut manual: Vec<String> = Vec::new();
     for (at, why) in &build.translation.manual {
@@ -281,6 +296,7 @@ fn edits(
             &build.translation,
             &wanted,
             key_col,
+            system == System::Woodpecker,
         )?),
         None => edits.push(Edit::insert(
             image_entry.span.end,
@@ -300,7 +316,10 @@ fn edits(
         .into_iter()
         .find(|s| s.span.start == step.span.start)
         .ok_or("the rewritten step cannot be found again")?;
-    let mut after = buildx_plugin::read_plan(after_step.node.get("settings"));
+    let mut after = buildx_plugin::read_plan(
+        after_step.node.get("settings"),
+        system == System::Woodpecker,
+    );
     after.pull = conversion.plan.pull;
     let explained = Explained::from_notes(
         conversion.notes.iter().map(|n| n.message.as_str()),
@@ -338,7 +357,10 @@ fn settings_edits(
     translation: &settings::Translation,
     wanted: &[(&'static str, buildx_plugin::SettingValue)],
     key_col: usize,
+    woodpecker: bool,
 ) -> Result<Vec<Edit>, String> {
+    let name_of =
+        |e: &crate::source::Entry| settings::setting_name(e.key.as_str().unwrap_or(""), woodpecker);
     use buildx_plugin::SettingValue;
     let layout = "kmigrate rewrites block-style settings only";
     let entries = match &settings.value.value {
@@ -384,7 +406,7 @@ fn settings_edits(
             last_end = e.span.end;
             continue;
         }
-        let key = e.key.as_str().unwrap_or("");
+        let key = name_of(e);
         match wanted.iter().find(|(k, _)| *k == key) {
             Some((_, v)) if written(e).as_ref() == Some(v) => last_end = e.span.end,
             // A list written as a comma-separated string says the same
@@ -406,7 +428,7 @@ fn settings_edits(
     let pad = " ".repeat(inner);
     let mut added = String::new();
     for (k, v) in wanted {
-        if entries.iter().any(|e| e.key.as_str() == Some(*k)) {
+        if entries.iter().any(|e| name_of(e) == *k) {
             continue;
         }
         added.push_str(&format!("\n{pad}{}", line(k, v)));

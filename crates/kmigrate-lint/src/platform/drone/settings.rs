@@ -51,12 +51,24 @@ fn values(node: &Node, split: bool) -> Option<Vec<String>> {
     }
 }
 
+/// How a setting's name reaches the plugin: Woodpecker turns `-` and `.`
+/// into `_` (`build-args` is `PLUGIN_BUILD_ARGS`); Drone passes it as
+/// written.
+pub fn setting_name(name: &str, woodpecker: bool) -> String {
+    match woodpecker {
+        true => name.replace(['-', '.'], "_"),
+        false => name.to_string(),
+    }
+}
+
 /// The executor call the plugin step with `settings` makes (`step_span`
-/// stands for the step where no setting is written).
+/// stands for the step where no setting is written) on Woodpecker or
+/// Drone.
 pub fn plugin_call<'a>(
     plugin: &KanikoPlugin,
     settings: Option<&'a Node>,
     step_span: &Range<usize>,
+    woodpecker: bool,
 ) -> Translation<'a> {
     let mut out = Translation::default();
     let Some(known) = &plugin.settings else {
@@ -89,7 +101,11 @@ pub fn plugin_call<'a>(
     let mut cache = false;
     let mut no_push = false;
     for e in &entries {
-        let Some(name) = e.key.as_str() else { continue };
+        let Some(written) = e.key.as_str() else {
+            continue;
+        };
+        let name = setting_name(written, woodpecker);
+        let name = name.as_str();
         let Some(setting) = known.get(name) else {
             out.manual.push((
                 e.key.span.clone(),
