@@ -244,3 +244,14 @@ fn drone_rewrite_woodpecker_reads_hyphenated_settings() {
         "{out}"
     );
 }
+
+/// A setting written as an alias is read as the value its anchor names.
+#[test]
+fn drone_rewrite_reads_settings_through_aliases() {
+    let text = "variables:\n  - &file Containerfile\nsteps:\n  - name: b\n    image: woodpeckerci/plugin-kaniko\n    settings:\n      registry: r.example\n      repo: team/app\n      dockerfile: *file\n";
+    let dir = scratch(".woodpecker.yml", text);
+    let (out, err, code) = run_in(dir.path(), &["rewrite", "--stdout", ".woodpecker.yml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("woodpeckerci/plugin-docker-buildx"), "{out}");
+    assert!(out.contains("      dockerfile: *file\n"), "{out}");
+}

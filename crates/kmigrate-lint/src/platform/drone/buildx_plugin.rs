@@ -4,8 +4,8 @@
 //! equivalence check and `verify`).
 
 use crate::buildx::{AttrList, BuildArg, BuildPlan};
-use crate::source::Node;
 use crate::source::render::{Quote, scalar};
+use crate::source::{Node, Tree, Value};
 
 /// Whether an image reference names one of the buildx plugins (any tag).
 pub fn is_buildx_plugin(image: &str) -> bool {
@@ -177,7 +177,7 @@ pub fn render(settings: &[(&str, SettingValue)], login: &[&str], indent: usize) 
 /// reads them: lists or comma-separated strings, `tags` default `latest`,
 /// `dockerfile` relative to the workspace; on Woodpecker `-` in a name is
 /// `_`).
-pub fn read_plan(settings: Option<&Node>, woodpecker: bool) -> BuildPlan {
+pub fn read_plan(tree: &Tree, settings: Option<&Node>, woodpecker: bool) -> BuildPlan {
     let mut plan = BuildPlan {
         context: ".".into(),
         push: true,
@@ -194,15 +194,22 @@ pub fn read_plan(settings: Option<&Node>, woodpecker: bool) -> BuildPlan {
         let Some(key) = e.key.as_str() else { continue };
         let key = super::settings::setting_name(key, woodpecker);
         let key = key.as_str();
-        let list: Vec<String> = match e.value.as_seq() {
+        // An alias is read as the node it names.
+        let value = match &e.value.value {
+            Value::Alias(name) => match tree.anchored(name, e.value.span.start) {
+                Some(v) => v,
+                None => continue,
+            },
+            _ => &e.value,
+        };
+        let list: Vec<String> = match value.as_seq() {
             Some(seq) => seq
                 .items
                 .iter()
                 .filter_map(|i| i.node.as_str().map(|s| s.trim().to_string()))
                 .collect(),
             // The plugin splits a string on commas; `\,` is a comma kept.
-            None => e
-                .value
+            None => value
                 .as_str()
                 .map(|s| {
                     s.replace("\\,", "\u{0}")
@@ -213,7 +220,7 @@ pub fn read_plan(settings: Option<&Node>, woodpecker: bool) -> BuildPlan {
                 })
                 .unwrap_or_default(),
         };
-        let text = e.value.as_str().unwrap_or("").trim().to_string();
+        let text = value.as_str().unwrap_or("").trim().to_string();
         let yes = text.eq_ignore_ascii_case("true");
         match key {
             "repo" => repo = list,

@@ -288,6 +288,7 @@ impl crate::platform::PlatformSupport for Support {
                 Some((
                     Kind::Buildx,
                     Some(buildx_plugin::read_plan(
+                        &source.tree,
                         step.node.get("settings"),
                         rewrite::System::of_file(&source) == rewrite::System::Woodpecker,
                     )),

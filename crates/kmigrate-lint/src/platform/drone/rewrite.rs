@@ -98,8 +98,13 @@ pub fn plugin_build<'a>(
     opts: &Options,
 ) -> PluginBuild<'a> {
     let woodpecker = System::of(source, plugin) == System::Woodpecker;
-    let translation =
-        settings::plugin_call(plugin, step.node.get("settings"), &step.span, woodpecker);
+    let translation = settings::plugin_call(
+        &source.tree,
+        plugin,
+        step.node.get("settings"),
+        &step.span,
+        woodpecker,
+    );
     if plugin.settings.is_none() {
         return PluginBuild {
             translation,
@@ -291,6 +296,7 @@ fn edits(
     }
     match step.node.entry("settings") {
         Some(s) => edits.extend(settings_edits(
+            &source.tree,
             text,
             s,
             &build.translation,
@@ -317,6 +323,7 @@ fn edits(
         .find(|s| s.span.start == step.span.start)
         .ok_or("the rewritten step cannot be found again")?;
     let mut after = buildx_plugin::read_plan(
+        &after_source.tree,
         after_step.node.get("settings"),
         system == System::Woodpecker,
     );
@@ -352,6 +359,7 @@ fn lines_of(text: &str, span: &Range<usize>) -> Range<usize> {
 /// rewriting the ones that differ in place, removing the ones the buildx
 /// plugin does not read and adding the new ones at the end.
 fn settings_edits(
+    tree: &crate::source::Tree,
     text: &str,
     settings: &crate::source::Entry,
     translation: &settings::Translation,
@@ -380,15 +388,19 @@ fn settings_edits(
             .replacen(':', &format!("{key}:"), 1)
     };
     let written = |e: &crate::source::Entry| -> Option<SettingValue> {
-        match e.value.as_seq() {
+        // An alias says what its anchor says.
+        let value = match &e.value.value {
+            Value::Alias(name) => tree.anchored(name, e.value.span.start)?,
+            _ => &e.value,
+        };
+        match value.as_seq() {
             Some(seq) => seq
                 .items
                 .iter()
                 .map(|i| i.node.as_str().map(|s| s.trim().to_string()))
                 .collect::<Option<Vec<_>>>()
                 .map(SettingValue::List),
-            None => e
-                .value
+            None => value
                 .as_str()
                 .map(|s| SettingValue::One(s.trim().to_string())),
         }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::plugins::{KanikoPlugin, Role};
 use crate::kaniko::call::Arg;
-use crate::source::{Entry, Node, Value};
+use crate::source::{Entry, Node, Tree, Value};
 
 /// Where the plugin runs: the step's working directory, the workspace
 /// (`/drone/src` on Drone; Woodpecker's differs, the paths relative to it
@@ -26,9 +26,17 @@ pub struct Translation<'a> {
 }
 
 /// A setting's values: a YAML list, or a string the plugin splits on
-/// commas (`None`: neither, e.g. `from_secret:`).
-fn values(node: &Node, split: bool) -> Option<Vec<String>> {
+/// commas (`None`: neither, e.g. `from_secret:`); an alias is read as the
+/// node it names.
+fn values(tree: &Tree, node: &Node, split: bool) -> Option<Vec<String>> {
     match &node.value {
+        Value::Alias(name) => {
+            let target = tree.anchored(name, node.span.start)?;
+            match target.value {
+                Value::Alias(_) => None,
+                _ => values(tree, target, split),
+            }
+        }
         Value::Seq(seq) => seq
             .items
             .iter()
@@ -65,6 +73,7 @@ pub fn setting_name(name: &str, woodpecker: bool) -> String {
 /// stands for the step where no setting is written) on Woodpecker or
 /// Drone.
 pub fn plugin_call<'a>(
+    tree: &Tree,
     plugin: &KanikoPlugin,
     settings: Option<&'a Node>,
     step_span: &Range<usize>,
@@ -124,11 +133,12 @@ pub fn plugin_call<'a>(
         if setting.role == Some(Role::Ignore) {
             continue;
         }
-        let Some(items) = values(&e.value, setting.list || setting.role == Some(Role::Tags)) else {
+        let split = setting.list || setting.role == Some(Role::Tags);
+        let Some(items) = values(tree, &e.value, split) else {
             out.manual.push((
                 span,
                 format!(
-                    "the setting `{name}` is not a plain value (a secret is only known at run time)"
+                    "the setting `{name}` is not a plain value or list (a `from_secret:` is only known at run time)"
                 ),
             ));
             continue;
