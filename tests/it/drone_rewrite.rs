@@ -168,7 +168,7 @@ fn drone_rewrite_untranslatable_settings_are_manual_with_why() {
     );
     for why in [
         "the setting `auto_tag` cannot be translated",
-        "kmigrate does not know the settings of a Drone Kaniko plugin for a cloud registry",
+        "these plugins log in with cloud credentials",
     ] {
         assert!(out.contains(why), "{why}: {out}");
     }

@@ -48,6 +48,9 @@ pub struct KanikoPlugin {
     /// plugin's settings, so it only reports it.
     #[serde(default)]
     pub settings: Option<BTreeMap<String, Setting>>,
+    /// Why an entry without `settings` is left for a human.
+    #[serde(default)]
+    pub why: Option<String>,
     #[allow(dead_code)] // read by the table test only
     examples: Examples,
 }
@@ -164,6 +167,12 @@ mod tests {
                 let found = match_plugin(m).map(|x| x.id.as_str());
                 assert_ne!(found, Some(p.id.as_str()), "{m} should not match {}", p.id);
             }
+            assert_eq!(
+                p.settings.is_none(),
+                p.why.is_some(),
+                "{}: `why` goes with an entry without settings",
+                p.id
+            );
             for (name, setting) in p.settings.iter().flatten() {
                 assert!(
                     setting.flag.is_some() != setting.role.is_some(),

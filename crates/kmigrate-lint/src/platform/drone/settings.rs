@@ -83,7 +83,14 @@ pub fn plugin_call<'a>(
     let Some(known) = &plugin.settings else {
         out.manual.push((
             step_span.clone(),
-            format!("kmigrate does not know the settings of {}", plugin.name),
+            format!(
+                "{}: {}",
+                plugin.name,
+                plugin
+                    .why
+                    .as_deref()
+                    .unwrap_or("kmigrate does not know its settings")
+            ),
         ));
         return out;
     };
