@@ -345,11 +345,32 @@ pub fn step_spans(source: &SourceFile) -> Vec<Range<usize>> {
     steps(source).into_iter().map(|s| s.span).collect()
 }
 
-/// The flags of every executor call written in `commands:`.
+/// The flags of every executor call written in `commands:`, and of the
+/// calls plugin steps make (the settings written, not the plugin's
+/// defaults).
 pub fn flag_uses(source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
-    steps(source)
-        .iter()
-        .flat_map(command_calls)
-        .flat_map(|c| c.call.uses.into_iter().map(|u| u.spec))
-        .collect()
+    let opts = Options::default();
+    let mut out = Vec::new();
+    for step in steps(source) {
+        let reference = step.image.and_then(|i| i.as_str()).unwrap_or("");
+        if let Some(plugin) = plugins::match_plugin(reference) {
+            let build = rewrite::plugin_build(source, &step, plugin, &opts);
+            if build.conversion.is_some() {
+                let c = call::parse(build.translation.args);
+                out.extend(
+                    c.uses
+                        .iter()
+                        .filter(|u| c.args[u.args.start].span.as_ref() != Some(&step.span))
+                        .map(|u| u.spec),
+                );
+            }
+            continue;
+        }
+        out.extend(
+            command_calls(&step)
+                .into_iter()
+                .flat_map(|c| c.call.uses.into_iter().map(|u| u.spec)),
+        );
+    }
+    out
 }

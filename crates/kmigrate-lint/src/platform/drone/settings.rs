@@ -114,7 +114,7 @@ pub fn plugin_call<'a>(
     let mut registry: Option<String> = None;
     let mut tags: Option<(Vec<String>, Range<usize>)> = None;
     let mut cache_repo: Option<(String, Range<usize>)> = None;
-    let mut cache = false;
+    let mut cache: Option<Range<usize>> = None;
     let mut no_push = false;
     for e in &entries {
         let Some(written) = e.key.as_str() else {
@@ -191,7 +191,7 @@ pub fn plugin_call<'a>(
                 };
                 out.args.push(arg(format!("--dockerfile={file}"), &span));
             }
-            (_, Some(Role::Cache)) => cache = yes,
+            (_, Some(Role::Cache)) => cache = yes.then(|| span.clone()),
             (_, Some(Role::CacheRepo)) => cache_repo = Some((one, span)),
             (_, Some(Role::NoPush)) if yes => {
                 no_push = true;
@@ -243,8 +243,8 @@ pub fn plugin_call<'a>(
             "without `repo:` the plugin builds without pushing or derives the name at run time; set `repo:` and run kmigrate again".into(),
         )),
     }
-    if cache {
-        out.args.push(arg("--cache=true".into(), step_span));
+    if let Some(span) = cache {
+        out.args.push(arg("--cache=true".into(), &span));
         if let Some((name, span)) = cache_repo {
             match prefix(&name, "cache_repo") {
                 Ok(full) => out.args.push(arg(format!("--cache-repo={full}"), &span)),
