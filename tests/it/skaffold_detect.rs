@@ -78,6 +78,7 @@ fn skaffold_help_names_the_ways_off_kaniko() {
         "on the cluster (`build.cluster`)",
         "on Google Cloud Build",
         "profiles[gcb].build.artifacts[0]",
+        "also sets `env`, `volumeMounts`",
     ] {
         assert!(out.contains(needle), "{needle}: {out}");
     }

@@ -181,10 +181,43 @@ fn todo(artifact: &Artifact) -> String {
     {
         docker.push_str(" and `cacheFrom: [<the image>]` (with `buildArgs: {BUILDKIT_INLINE_CACHE: \"1\"}` for BuildKit to find the cache in the image)");
     }
+    // Kaniko settings a `docker:` artifact has no field for.
+    let others: Vec<String> = artifact
+        .kaniko
+        .and_then(|k| k.value.as_map())
+        .map(|m| {
+            m.entries
+                .iter()
+                .filter_map(|e| e.key.as_str())
+                .filter(|k| !KNOWN.contains(k))
+                .map(|k| format!("`{k}`"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let also = match others.is_empty() {
+        true => String::new(),
+        false => format!(
+            ". The artifact's `kaniko:` also sets {}, which no `docker:` field carries: move their effect by hand",
+            others.join(", ")
+        ),
+    };
     format!(
-        "not rewritten automatically: Skaffold has no in-cluster builder but Kaniko for a Dockerfile, and its local Docker builder cannot export a registry cache (no `cache-to`, no `mode=max`), so every way off Kaniko changes where or how the image is built. Where Docker is available (a CI job, a workstation): replace `cluster:` (or `googleCloudBuild:`) under `build` with `local: {{useBuildkit: true, useDockerCLI: true, push: true}}` and `kaniko:` with {docker}; to keep Kaniko's registry cache exactly, use a `custom:` artifact whose `buildCommand` runs `docker buildx build --tag \"$IMAGE\" --push --cache-from type=registry,ref=R:buildcache --cache-to type=registry,ref=R:buildcache,mode=max \"$BUILD_CONTEXT\"`. Where builds must stay in the cluster: keep `build.cluster` with a `custom:` artifact that runs `buildctl` against an in-cluster BuildKit (moby/buildkit rootless), or build in CI and let Skaffold deploy the pushed image"
+        "not rewritten automatically: Skaffold has no in-cluster builder but Kaniko for a Dockerfile, and its local Docker builder cannot export a registry cache (no `cache-to`, no `mode=max`), so every way off Kaniko changes where or how the image is built. Where Docker is available (a CI job, a workstation): replace `cluster:` (or `googleCloudBuild:`) under `build` with `local: {{useBuildkit: true, useDockerCLI: true, push: true}}` and `kaniko:` with {docker}; to keep Kaniko's registry cache exactly, use a `custom:` artifact whose `buildCommand` runs `docker buildx build --tag \"$IMAGE\" --push --cache-from type=registry,ref=R:buildcache --cache-to type=registry,ref=R:buildcache,mode=max \"$BUILD_CONTEXT\"`. Where builds must stay in the cluster: keep `build.cluster` with a `custom:` artifact that runs `buildctl` against an in-cluster BuildKit (moby/buildkit rootless), or build in CI and let Skaffold deploy the pushed image{also}"
     )
 }
+
+/// The `kaniko:` fields the migration above names a counterpart for (or
+/// that only chose the Kaniko pod: its image, its init image).
+const KNOWN: &[&str] = &[
+    "dockerfile",
+    "target",
+    "buildArgs",
+    "cache",
+    "flags",
+    "image",
+    "initImage",
+    "buildContext",
+];
 
 /// Every Skaffold finding in `source`.
 pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
