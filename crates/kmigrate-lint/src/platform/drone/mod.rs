@@ -157,7 +157,7 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
                 .with_help(format!("not rewritten automatically: {COMMANDS_TODO}")),
             );
             let conversion = from_kaniko::convert(&c.call, &convert_options(opts));
-            out.extend(rewrite::note_findings(
+            out.extend(crate::buildx::notes::note_findings(
                 &c.call.args,
                 &conversion,
                 &c.span,

@@ -13,6 +13,7 @@ use super::plugins::{self, KanikoPlugin};
 use super::settings::{self, WORKSPACE};
 use crate::buildx::equivalence::{self, Explained};
 use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, NoteKind};
+use crate::buildx::notes::note_findings;
 use crate::kaniko::call;
 use crate::options::Options;
 use crate::readback::equivalence::{Mismatch, REPORT_HELP};
@@ -117,46 +118,6 @@ pub fn plugin_build<'a>(
         translation,
         conversion: Some(conversion),
     }
-}
-
-/// Where a note points: the spans of its args, else `fallback`.
-pub fn note_findings(
-    args: &[crate::kaniko::Arg],
-    conversion: &Conversion,
-    fallback: &Range<usize>,
-    fix: Option<&Fix>,
-) -> Vec<Finding> {
-    conversion
-        .notes
-        .iter()
-        .map(|note| {
-            let spans: Vec<Range<usize>> = args
-                [note.args.start.min(args.len())..note.args.end.min(args.len())]
-                .iter()
-                .filter_map(|a| a.span.clone())
-                .collect();
-            let span = match (
-                spans.iter().map(|s| s.start).min(),
-                spans.iter().map(|s| s.end).max(),
-            ) {
-                (Some(a), Some(b)) => a..b,
-                _ => fallback.clone(),
-            };
-            let mut f = Finding::new(note.kind.rule(), span, note.message.clone());
-            if let Some(h) = &note.help {
-                f = f.with_help(from_kaniko::with_placeholders(h));
-            }
-            if let Some(fix) = fix
-                && matches!(
-                    note.kind,
-                    NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
-                )
-            {
-                f = f.with_fix(fix.clone());
-            }
-            f
-        })
-        .collect()
 }
 
 /// What to do with a plugin step kmigrate leaves alone.

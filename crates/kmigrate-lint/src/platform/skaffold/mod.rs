@@ -242,7 +242,7 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
         );
         let c = kaniko_call(&a);
         let conversion = from_kaniko::convert(&c, &convert_options(opts));
-        out.extend(crate::platform::drone::rewrite::note_findings(
+        out.extend(crate::buildx::notes::note_findings(
             &c.args,
             &conversion,
             &k.key.span,
