@@ -52,6 +52,7 @@ mod security_lint_io;
 mod security_lint_perf;
 mod security_sandbox;
 mod skaffold_detect;
+mod skaffold_rewrite;
 mod vars_cloudbuild_substitutions;
 mod vars_gitlab_flags;
 mod verify_compare;

@@ -1,14 +1,15 @@
 //! Skaffold (`skaffold.yaml`, `apiVersion: skaffold/v…`, `kind: Config`,
 //! every document and profile): artifacts built by `kaniko:` on a
-//! `build.cluster`. Detection and report: each one is a manual task.
+//! `build.cluster` (or Cloud Build).
 //!
-//! Why no rewrite: Skaffold's only other Dockerfile builder, the local
-//! `docker:` one, imports a cache from images (`cacheFrom`) but cannot
-//! export a registry cache (no `--cache-to`, no `mode=max`), and it moves
-//! the build from the cluster to a Docker daemon on the machine running
-//! Skaffold; Skaffold has no in-cluster BuildKit builder. Either changes
-//! what the build does, so kmigrate says how and leaves the choice to a
-//! human rather than change a build's output silently.
+//! One migration builds the same image and is offered as a fix (see
+//! [`local`]): Kaniko artifacts with only `dockerfile`, `target` and
+//! `buildArgs` move to `docker:` artifacts on `build.local` with BuildKit.
+//! Everything else is a manual task: Skaffold's local `docker:` builder
+//! imports a cache from images (`cacheFrom`) but cannot export a registry
+//! cache (no `--cache-to`, no `mode=max`), and Skaffold has no in-cluster
+//! BuildKit builder, so kmigrate says how and leaves the choice to a human
+//! rather than change a build's output silently.
 
 use std::ops::Range;
 use std::path::Path;
@@ -19,6 +20,8 @@ use crate::options::Options;
 use crate::readback::extract::{Extracted, Inputs, Kind};
 use crate::rules::{Finding, Rule};
 use crate::source::{Entry, Item, Node, SourceError, SourceFile, Value};
+
+pub mod local;
 
 /// Where Skaffold's Kaniko pod sees the artifact's context.
 const WORKSPACE: &str = "/kaniko/buildcontext";
@@ -34,6 +37,8 @@ pub struct Artifact<'a> {
     pub kaniko: Option<&'a Entry>,
     /// Where the `build:` it is in runs (`cluster`, `googleCloudBuild`).
     pub environment: Option<&'static str>,
+    /// The `build:` it is in.
+    pub build: &'a Node,
 }
 
 /// Whether a document is a Skaffold config.
@@ -88,6 +93,7 @@ pub fn artifacts(source: &SourceFile) -> Vec<Artifact<'_>> {
                     item,
                     kaniko: item.node.entry("kaniko"),
                     environment,
+                    build,
                 });
             }
         }
@@ -222,7 +228,8 @@ const KNOWN: &[&str] = &[
 /// Every Skaffold finding in `source`.
 pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
-    for a in artifacts(source) {
+    let all = artifacts(source);
+    for a in &all {
         let Some(k) = a.kaniko else { continue };
         let where_ = match a.environment {
             Some("cluster") => "on the cluster (`build.cluster`)",
@@ -238,10 +245,19 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
                     a.image, a.label
                 ),
             )
-            .with_help(todo(&a)),
+            .with_help(todo(a)),
         );
-        let c = kaniko_call(&a);
+        let c = kaniko_call(a);
         let conversion = from_kaniko::convert(&c, &convert_options(opts));
+        if let Ok(fix) = local::fix(source, &all, a, opts) {
+            let km001 = out.last_mut().expect("pushed above");
+            km001.help = Some(local::HELP.to_string());
+            *km001 = km001.clone().with_fix(fix);
+            out.push(
+                Finding::new(Rule::Km004, k.key.span.clone(), local::MOVES.to_string())
+                    .with_help(local::MOVES_HELP),
+            );
+        }
         out.extend(crate::buildx::notes::note_findings(
             &c.args,
             &conversion,
@@ -324,16 +340,28 @@ impl crate::platform::PlatformSupport for Support {
             .collect()
     }
 
-    /// Every Kaniko artifact, read as the executor call Skaffold makes.
+    /// Every Kaniko artifact, read as the executor call Skaffold makes, and
+    /// every `docker:` artifact.
     fn extract(&self, path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
         let source = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
         let opts = Options::default();
         let mut out = Vec::new();
         for a in artifacts(&source) {
-            if a.kaniko.is_none() {
-                continue;
-            }
-            let mut conv = from_kaniko::convert(&kaniko_call(&a), &convert_options(&opts));
+            let (kind, mut conv) = match (a.kaniko, a.item.node.get("docker")) {
+                (Some(_), _) => (
+                    Kind::Kaniko,
+                    from_kaniko::convert(&kaniko_call(&a), &convert_options(&opts)),
+                ),
+                // A `docker:` artifact (what the rewrite writes).
+                (None, Some(_)) => (
+                    Kind::Buildx,
+                    from_kaniko::Conversion {
+                        plan: local::docker_plan(&a),
+                        ..Default::default()
+                    },
+                ),
+                (None, None) => continue,
+            };
             let context = a
                 .item
                 .node
@@ -345,7 +373,7 @@ impl crate::platform::PlatformSupport for Support {
             out.push(Extracted {
                 unit: format!("artifact `{}`", a.image),
                 location: format!("{}:{line}", source.path.display()),
-                kind: Kind::Kaniko,
+                kind,
                 plan: Some(conv.plan),
                 unresolved: Vec::new(),
                 placeholders: Vec::new(),
