@@ -49,7 +49,11 @@ fn gha_drone_detection_by_path_with_precision() {
         ],
         "{out}"
     );
-    assert_eq!(lines(&out, "KM011"), ["drone/.drone.yml:28"], "{out}");
+    assert_eq!(
+        lines(&out, "KM011"),
+        ["drone/.drone.yml:28", "woodpecker/.woodpecker.yml:9"],
+        "{out}"
+    );
 }
 
 #[test]

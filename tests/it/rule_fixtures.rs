@@ -22,6 +22,7 @@ fn platform_of(name: &str) -> &'static str {
         "gitlab",
         "jenkins",
         "kubernetes",
+        "skaffold",
         "tekton",
     ] {
         if name.starts_with(&format!("{p}_")) {
@@ -29,7 +30,7 @@ fn platform_of(name: &str) -> &'static str {
         }
     }
     panic!(
-        "{name}: a case's name starts with its platform (cloudbuild_, drone_, github_, gitlab_, jenkins_, kubernetes_, tekton_)"
+        "{name}: a case's name starts with its platform (cloudbuild_, drone_, github_, gitlab_, jenkins_, kubernetes_, skaffold_, tekton_)"
     )
 }
 

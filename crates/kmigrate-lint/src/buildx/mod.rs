@@ -5,6 +5,7 @@
 pub mod cache_refs;
 pub mod equivalence;
 pub mod from_kaniko;
+pub mod notes;
 
 pub use kmigrate_plan::{
     AttrList, BuildArg, BuildPlan, BuildxArgs, argv, buildah, buildctl, parse_build_args, plan,

@@ -8,6 +8,7 @@ pub mod gitlab;
 pub mod jenkins;
 pub mod kubernetes;
 pub mod script_edit;
+pub mod skaffold;
 mod support;
 pub mod tekton;
 
@@ -39,6 +40,9 @@ pub enum Platform {
     /// DaemonSet; Jenkins pod templates), found by content.
     #[value(name = "kubernetes", alias = "k8s")]
     Kubernetes,
+    /// Skaffold (`skaffold.yaml`, `apiVersion: skaffold/…`).
+    #[value(name = "skaffold")]
+    Skaffold,
     /// Tekton (Task, ClusterTask, Pipeline, PipelineRun, TaskRun), found by
     /// content.
     #[value(name = "tekton")]
@@ -54,6 +58,7 @@ impl Platform {
         Platform::Kubernetes,
         // Drone's shape (`kind: pipeline`, steps with `image:`) is never a
         // Cloud Build file's, whose plain `steps` list it would also match.
+        Platform::Skaffold,
         Platform::Drone,
         Platform::CloudBuild,
         Platform::GitHub,
@@ -73,6 +78,7 @@ impl Platform {
             Platform::GitLab => &gitlab::Support,
             Platform::Jenkins => &jenkins::Support,
             Platform::Kubernetes => &kubernetes::Support,
+            Platform::Skaffold => &skaffold::Support,
             Platform::Tekton => &tekton::Support,
         }
     }

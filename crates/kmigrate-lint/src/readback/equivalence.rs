@@ -239,12 +239,6 @@ pub fn texts(
 ) -> Result<Vec<Mismatch>, String> {
     let explained = |_: &str| explained.clone();
     match platform {
-        Platform::CloudBuild
-        | Platform::GitHub
-        | Platform::Drone
-        | Platform::Jenkins
-        | Platform::Kubernetes
-        | Platform::Tekton => Ok(one_file(platform, path, before, after, &explained)),
         Platform::GitLab => {
             let root = crate::platform::gitlab::include::project_root(path);
             let load = |text: &str| {
@@ -260,6 +254,8 @@ pub fn texts(
                 &explained,
             ))
         }
+        // Every other platform reads one file on its own.
+        _ => Ok(one_file(platform, path, before, after, &explained)),
     }
 }
 

@@ -177,20 +177,16 @@ fn regions(
     pipeline: Option<&gitlab::Pipeline>,
     builds: &[&Finding],
 ) -> Vec<Range<usize>> {
-    let steps: Vec<Range<usize>> = match input.platform {
-        Platform::CloudBuild
-        | Platform::GitHub
-        | Platform::Drone
-        | Platform::Jenkins
-        | Platform::Kubernetes
-        | Platform::Tekton => input.platform.support().unit_spans(input.source),
-        Platform::GitLab => pipeline.map_or_else(Vec::new, |p| {
-            p.jobs
-                .iter()
-                .filter(|j| j.file == 0)
-                .map(|j| j.entry_span.clone())
-                .collect()
-        }),
+    // GitLab's units are its pipeline's jobs (a job's template may sit in
+    // another file); every other platform names its own.
+    let steps: Vec<Range<usize>> = match pipeline {
+        Some(p) => p
+            .jobs
+            .iter()
+            .filter(|j| j.file == 0)
+            .map(|j| j.entry_span.clone())
+            .collect(),
+        None => input.platform.support().unit_spans(input.source),
     };
     let end = input.source.text.len();
     builds
@@ -217,31 +213,18 @@ fn gitlab_pipeline(input: &Input<'_>) -> Option<gitlab::Pipeline> {
 /// Steps (Cloud Build) or jobs defined in this file (GitLab, templates
 /// excluded).
 fn count_units(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> usize {
-    match input.platform {
-        Platform::CloudBuild
-        | Platform::GitHub
-        | Platform::Drone
-        | Platform::Jenkins
-        | Platform::Kubernetes
-        | Platform::Tekton => input.platform.support().unit_spans(input.source).len(),
-        Platform::GitLab => pipeline.map_or(0, |p| {
-            p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count()
-        }),
+    match pipeline {
+        Some(p) => p.jobs.iter().filter(|j| !j.hidden && j.file == 0).count(),
+        None => input.platform.support().unit_spans(input.source).len(),
     }
 }
 
 /// Every flag use of every Kaniko call written in this file.
 fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'static FlagSpec> {
     let mut out = Vec::new();
-    match input.platform {
-        Platform::CloudBuild
-        | Platform::GitHub
-        | Platform::Drone
-        | Platform::Jenkins
-        | Platform::Kubernetes
-        | Platform::Tekton => out.extend(input.platform.support().kaniko_flags(input.source)),
-        Platform::GitLab => {
-            let Some(p) = pipeline else { return out };
+    match pipeline {
+        None => out.extend(input.platform.support().kaniko_flags(input.source)),
+        Some(p) => {
             // Counted per build, as the builds are: every job defined in
             // this file that runs, with the calls it runs (a template's
             // call once per job extending it).
@@ -307,14 +290,10 @@ pub fn build(inputs: &[Input<'_>], errors: Vec<SourceError>) -> Report {
             .iter()
             .filter(|f| BUILD_RULES.contains(&f.rule) && !gitlab::findings::is_part(f))
             .collect();
+        // Only GitLab is read as a whole pipeline.
         let pipeline = match input.platform {
             Platform::GitLab => gitlab_pipeline(input),
-            Platform::CloudBuild
-            | Platform::GitHub
-            | Platform::Drone
-            | Platform::Jenkins
-            | Platform::Kubernetes
-            | Platform::Tekton => None,
+            _ => None,
         };
         let regions = regions(input, pipeline.as_ref(), &builds);
         let mut counts = [0; 3];

@@ -1,10 +1,13 @@
 //! Drone and Woodpecker CI (`.drone.yml`, `.woodpecker.yml`,
 //! `.woodpecker/*.yml`): steps whose `image:` is a Kaniko plugin
 //! (`rules/plugins.yaml`) or that call the executor in `commands:`.
-//! Detection and report only: each build is a manual task naming the
-//! maintained buildx plugin and how its settings carry over.
+//! Plugin steps are rewritten to the maintained buildx plugin (see
+//! [`rewrite`]); executor calls in `commands:` are a manual task.
 
+pub mod buildx_plugin;
 pub mod plugins;
+pub mod rewrite;
+pub mod settings;
 
 use std::ops::Range;
 use std::path::Path;
@@ -23,6 +26,8 @@ pub struct Step<'a> {
     pub name: String,
     /// The whole step as written (its list item or map entry).
     pub span: Range<usize>,
+    /// The step's mapping.
+    pub node: &'a Node,
     pub image: Option<&'a Node>,
     pub commands: Option<&'a Node>,
 }
@@ -62,6 +67,7 @@ fn step(name: String, span: Range<usize>, node: &Node) -> Step<'_> {
     Step {
         name,
         span,
+        node,
         image: node.get("image"),
         commands: node.get("commands"),
     }
@@ -125,9 +131,6 @@ fn convert_options(opts: &Options) -> ConvertOptions<'_> {
     }
 }
 
-/// What to do with a Kaniko plugin step.
-const PLUGIN_TODO: &str = "replace the step with the maintained buildx plugin (`woodpeckerci/plugin-docker-buildx` on Woodpecker, `thegeeklab/drone-docker-buildx` on Drone): `repo` takes the full image name (the Kaniko plugin's `registry` prefixed), `tags`, `dockerfile`, `context`, `build_args` and `target` keep their meaning, and `cache: true` with `cache_repo: R` becomes `cache_from: R:buildcache` and, in plugin versions that have it, `cache_to: type=registry,ref=R:buildcache,mode=max` (check the version you pin: some add labels and pull base images by default). The buildx plugin runs Docker in Docker: the step needs `privileged: true`, and on Woodpecker the administrator must list the image in WOODPECKER_PLUGINS_PRIVILEGED";
-
 /// What to do with an executor call in `commands:`.
 const COMMANDS_TODO: &str = "run the build with `docker buildx build` in a step that has Docker (a docker:dind service, or the buildx plugin), with `--cache-from`/`--cache-to type=registry,ref=…,mode=max` for the cache";
 
@@ -137,20 +140,10 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
     for step in steps(source) {
         let label = format!("step `{}`", step.name);
         let image = step.image.and_then(|i| i.as_str().map(|s| (i, s)));
-        if let Some((node, reference)) = image
+        if let Some((_, reference)) = image
             && let Some(plugin) = plugins::match_plugin(reference)
         {
-            out.push(
-                Finding::new(
-                    Rule::Km001,
-                    node.span.clone(),
-                    format!(
-                        "{label} runs `{reference}`, {}, which runs the Kaniko executor (archived in June 2025)",
-                        plugin.name
-                    ),
-                )
-                .with_help(format!("not rewritten automatically: {PLUGIN_TODO}")),
-            );
+            out.extend(rewrite::plugin_findings(source, &step, plugin, opts));
             continue;
         }
         let calls = command_calls(&step);
@@ -164,22 +157,12 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
                 .with_help(format!("not rewritten automatically: {COMMANDS_TODO}")),
             );
             let conversion = from_kaniko::convert(&c.call, &convert_options(opts));
-            for note in &conversion.notes {
-                let spans: Vec<Range<usize>> = c.call.args
-                    [note.args.start.min(c.call.args.len())..note.args.end.min(c.call.args.len())]
-                    .iter()
-                    .filter_map(|a| a.span.clone())
-                    .collect();
-                let span = match (spans.first(), spans.last()) {
-                    (Some(a), Some(b)) => a.start..b.end,
-                    _ => c.span.clone(),
-                };
-                let mut f = Finding::new(note.kind.rule(), span, note.message.clone());
-                if let Some(h) = &note.help {
-                    f = f.with_help(from_kaniko::with_placeholders(h));
-                }
-                out.push(f);
-            }
+            out.extend(crate::buildx::notes::note_findings(
+                &c.call.args,
+                &conversion,
+                &c.span,
+                None,
+            ));
         }
         // A Kaniko image whose commands kmigrate did not see call it.
         if calls.is_empty()
@@ -266,12 +249,69 @@ impl crate::platform::PlatformSupport for Support {
         flag_uses(source)
     }
 
-    /// The executor calls in `commands:` (plugin steps have no call to read).
+    /// Kaniko plugin steps (read as the call they make), buildx plugin
+    /// steps and the executor calls in `commands:`.
     fn extract(&self, path: &Path, text: &str, inputs: &Inputs) -> Result<Vec<Extracted>, String> {
         let source = SourceFile::from_text(path, text.to_string()).map_err(|e| e.message)?;
         let opts = Options::default();
         let mut out = Vec::new();
+        let absolute = |plan: &mut crate::buildx::BuildPlan| {
+            if !plan.context.contains("://") {
+                plan.context = inputs.context_dir.join(&plan.context).display().to_string();
+            }
+            if let Some(f) = &plan.dockerfile {
+                plan.dockerfile = Some(inputs.context_dir.join(f).display().to_string());
+            }
+        };
         for step in steps(&source) {
+            let (line, _) = source.position(step.span.start);
+            let location = format!("{}:{line}", source.path.display());
+            let reference = step.image.and_then(|i| i.as_str()).unwrap_or("");
+            let plugin_plan = if let Some(plugin) = plugins::match_plugin(reference) {
+                let build = rewrite::plugin_build(&source, &step, plugin, &opts);
+                let why: Vec<String> = build
+                    .translation
+                    .manual
+                    .into_iter()
+                    .map(|(_, w)| w)
+                    .collect();
+                Some(match build.conversion {
+                    Some(c) if why.is_empty() => (
+                        Kind::Kaniko,
+                        Some(c.plan),
+                        None,
+                        c.notes.into_iter().map(|n| n.message).collect(),
+                    ),
+                    _ => (Kind::Kaniko, None, Some(why.join("; ")), Vec::new()),
+                })
+            } else if buildx_plugin::is_buildx_plugin(reference) {
+                Some((
+                    Kind::Buildx,
+                    Some(buildx_plugin::read_plan(
+                        &source.tree,
+                        step.node.get("settings"),
+                        rewrite::System::of_file(&source) == rewrite::System::Woodpecker,
+                    )),
+                    None,
+                    Vec::new(),
+                ))
+            } else {
+                None
+            };
+            if let Some((kind, plan, error, notes)) = plugin_plan {
+                out.push(Extracted::read(
+                    format!("step `{}`", step.name),
+                    location,
+                    kind,
+                    plan.map(|mut p| {
+                        absolute(&mut p);
+                        p
+                    }),
+                    error,
+                    notes,
+                ));
+                continue;
+            }
             for c in command_calls(&step) {
                 let mut conv = from_kaniko::convert(&c.call, &convert_options(&opts));
                 if !conv.plan.context.contains("://") {
@@ -301,11 +341,32 @@ pub fn step_spans(source: &SourceFile) -> Vec<Range<usize>> {
     steps(source).into_iter().map(|s| s.span).collect()
 }
 
-/// The flags of every executor call written in `commands:`.
+/// The flags of every executor call written in `commands:`, and of the
+/// calls plugin steps make (the settings written, not the plugin's
+/// defaults).
 pub fn flag_uses(source: &SourceFile) -> Vec<&'static crate::kaniko::FlagSpec> {
-    steps(source)
-        .iter()
-        .flat_map(command_calls)
-        .flat_map(|c| c.call.uses.into_iter().map(|u| u.spec))
-        .collect()
+    let opts = Options::default();
+    let mut out = Vec::new();
+    for step in steps(source) {
+        let reference = step.image.and_then(|i| i.as_str()).unwrap_or("");
+        if let Some(plugin) = plugins::match_plugin(reference) {
+            let build = rewrite::plugin_build(source, &step, plugin, &opts);
+            if build.conversion.is_some() {
+                let c = call::parse(build.translation.args);
+                out.extend(
+                    c.uses
+                        .iter()
+                        .filter(|u| c.args[u.args.start].span.as_ref() != Some(&step.span))
+                        .map(|u| u.spec),
+                );
+            }
+            continue;
+        }
+        out.extend(
+            command_calls(&step)
+                .into_iter()
+                .flat_map(|c| c.call.uses.into_iter().map(|u| u.spec)),
+        );
+    }
+    out
 }
