@@ -125,14 +125,17 @@ struct ImageEntry {
     archived: bool,
 }
 
+/// What an entry of a data table must match and must not match: every
+/// table of images, actions or plugins under `rules/` carries these, and
+/// its test checks them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // read by the table test only
-struct Examples {
+#[allow(dead_code)] // read by the tables' tests only
+pub(crate) struct Examples {
     #[serde(default)]
-    r#match: Vec<String>,
+    pub(crate) r#match: Vec<String>,
     #[serde(default)]
-    no_match: Vec<String>,
+    pub(crate) no_match: Vec<String>,
 }
 
 struct Entry {

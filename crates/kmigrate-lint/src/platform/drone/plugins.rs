@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
+use crate::kaniko::images::Examples;
+
 /// The table as people edit it (read by the tests).
 #[cfg(test)]
 const PLUGINS_YAML: &str = include_str!("../../../../../rules/plugins.yaml");
@@ -88,16 +90,6 @@ pub enum Role {
     Password,
     Ignore,
     Manual,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // read by the table test only
-struct Examples {
-    #[serde(default)]
-    r#match: Vec<String>,
-    #[serde(default)]
-    no_match: Vec<String>,
 }
 
 struct Compiled {
