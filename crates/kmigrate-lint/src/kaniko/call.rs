@@ -311,14 +311,9 @@ fn read_bool(call: &mut Call, flag: FlagAt) -> usize {
 /// Reads a value flag's use (`--flag=value` or `--flag value`); returns
 /// the index of the arg after it.
 fn read_value(call: &mut Call, flag: FlagAt) -> usize {
-    let FlagAt {
-        spec,
-        spelled,
-        inline,
-        start,
-    } = flag;
+    let (start, spelled) = (flag.start, flag.spelled);
     let mut i = start + 1;
-    let value = match inline {
+    let value = match flag.inline {
         Some(v) => Some(v),
         None => match call.args.get(i) {
             Some(next) if !next.dynamic => {
@@ -330,7 +325,7 @@ fn read_value(call: &mut Call, flag: FlagAt) -> usize {
     };
     match value {
         Some(v) => call.uses.push(FlagUse {
-            spec,
+            spec: flag.spec,
             spelled,
             value: Some(v),
             enabled: None,
