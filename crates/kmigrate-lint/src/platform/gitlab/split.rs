@@ -193,7 +193,6 @@ pub fn split_job(
     let names = names(&job.name, &parts, &taken);
 
     let src = &f.text;
-    let nl = f.line_ending.as_str();
     let mut out: Vec<FileEdit> = Vec::new();
     // The job becomes the template, without its script.
     out.push((
@@ -234,41 +233,8 @@ pub fn split_job(
     // New jobs after the template.
     let key_col = yaml_edit::column(src, job.key_span.start);
     let body_col = yaml_edit::column(src, script_entry.key.span.start);
-    let item_pad = " ".repeat(yaml_edit::column(src, items.items[0].span.start));
-    let (kpad, bpad) = (" ".repeat(key_col), " ".repeat(body_col));
-    let mut text = String::new();
-    for (ci, name) in names.jobs.iter().enumerate() {
-        text.push_str(&format!(
-            "{nl}{kpad}{}:{nl}{bpad}extends: {}{nl}{bpad}script:",
-            key_text(name),
-            scalar(&names.template, Quote::Plain, false)
-        ));
-        for line in prefix {
-            text.push_str(&format!(
-                "{nl}{item_pad}- {}",
-                scalar(line, Quote::Plain, false)
-            ));
-        }
-        for ii in 0..copy.items.len() {
-            if let Some(piece) = copy.item_in_job(ii, ci)? {
-                text.push_str(nl);
-                text.push_str(&piece);
-            }
-        }
-        text.push_str(nl);
-    }
-    if copy.placed.contains(&false) {
-        return Err("a fix edits the script between its lines".into());
-    }
-    // Insert after the job's last line (and its line break).
-    let end = line_end(src, job.entry_span.end);
-    let (at, text) = if src[end..].starts_with(nl) || src[end..].starts_with('\n') {
-        let brk = if src[end..].starts_with("\r\n") { 2 } else { 1 };
-        (end + brk, text.trim_end_matches(nl).to_string() + nl)
-    } else {
-        (end, text.trim_end_matches(nl).to_string())
-    };
-    out.push((file, Edit::insert(at, text)));
+    let text = copy.new_jobs(&names, prefix, key_col, body_col)?;
+    out.push((file, insert_after(f, job.entry_span.end, text)));
     out.extend(retarget_users(p, k, &names.jobs)?);
     Ok(out)
 }
@@ -337,6 +303,20 @@ fn key_text(name: &str) -> String {
     }
 }
 
+/// Inserts `text` (new jobs, each opening with a line break) after the
+/// line that ends at `end` and its line break.
+fn insert_after(f: &SourceFile, end: usize, text: String) -> Edit {
+    let (src, nl) = (&f.text, f.line_ending.as_str());
+    let end = line_end(src, end);
+    let (at, text) = if src[end..].starts_with(nl) || src[end..].starts_with('\n') {
+        let brk = if src[end..].starts_with("\r\n") { 2 } else { 1 };
+        (end + brk, text.trim_end_matches(nl).to_string() + nl)
+    } else {
+        (end, text.trim_end_matches(nl).to_string())
+    };
+    Edit::insert(at, text)
+}
+
 /// The script's items, copied into the new jobs with the edits in them.
 struct ScriptCopy<'a> {
     f: &'a SourceFile,
@@ -353,6 +333,47 @@ struct ScriptCopy<'a> {
 }
 
 impl ScriptCopy<'_> {
+    /// The text of the new jobs (keys at `key_col`, their bodies at
+    /// `body_col`): each extends the template, and its script is `prefix`
+    /// then the script's items, of its own call only.
+    fn new_jobs(
+        &mut self,
+        names: &SplitNames,
+        prefix: &[String],
+        key_col: usize,
+        body_col: usize,
+    ) -> Result<String, String> {
+        let f = self.f;
+        let (src, nl) = (&f.text, f.line_ending.as_str());
+        let item_pad = " ".repeat(yaml_edit::column(src, self.items[0].span.start));
+        let (kpad, bpad) = (" ".repeat(key_col), " ".repeat(body_col));
+        let mut text = String::new();
+        for (ci, name) in names.jobs.iter().enumerate() {
+            text.push_str(&format!(
+                "{nl}{kpad}{}:{nl}{bpad}extends: {}{nl}{bpad}script:",
+                key_text(name),
+                scalar(&names.template, Quote::Plain, false)
+            ));
+            for line in prefix {
+                text.push_str(&format!(
+                    "{nl}{item_pad}- {}",
+                    scalar(line, Quote::Plain, false)
+                ));
+            }
+            for ii in 0..self.items.len() {
+                if let Some(piece) = self.item_in_job(ii, ci)? {
+                    text.push_str(nl);
+                    text.push_str(&piece);
+                }
+            }
+            text.push_str(nl);
+        }
+        if self.placed.contains(&false) {
+            return Err("a fix edits the script between its lines".into());
+        }
+        Ok(text)
+    }
+
     /// Item `ii` as written in the new job of call `ci`, its edits applied
     /// (`None`: another call's item, or one a fix deletes).
     fn item_in_job(&mut self, ii: usize, ci: usize) -> Result<Option<String>, String> {
