@@ -157,146 +157,188 @@ pub fn parse(args: Vec<Arg>) -> Call {
             i += 1;
             continue;
         }
-        let (spec, spelled, inline) = if let Some(rest) = text.strip_prefix("--") {
-            let (name, inline) = match rest.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (rest, None),
-            };
-            match table.long(name) {
-                Some(spec) => (spec, format!("--{name}"), inline),
-                None => {
-                    let help = match table.suggest(name) {
-                        Some(s) => {
-                            format!("did you mean --{s}? Otherwise migrate this call by hand")
-                        }
-                        None => {
-                            "Kaniko rejects unknown flags; check the call and migrate it by hand"
-                                .into()
-                        }
-                    };
-                    call.problems.push(CallProblem {
-                        kind: ProblemKind::Unknowable,
-                        args: i..i + 1,
-                        message: format!("unknown Kaniko flag `--{name}`"),
-                        help,
-                    });
-                    i += 1;
-                    continue;
-                }
+        let flag = match word_at(table, &text, i) {
+            Word::Flag(flag) => flag,
+            Word::Passthrough => {
+                call.passthrough.push(text);
+                i += 1;
+                continue;
             }
-        } else if let Some(rest) = text.strip_prefix('-').filter(|r| !r.is_empty()) {
-            let mut chars = rest.chars();
-            let c = chars.next().unwrap_or('-');
-            let after: String = chars.collect();
-            match table.short(c) {
-                Some(spec) => {
-                    let inline = if after.is_empty() {
-                        None
-                    } else {
-                        Some(after.strip_prefix('=').unwrap_or(&after).to_string())
-                    };
-                    (spec, format!("-{c}"), inline)
-                }
-                None => {
-                    call.problems.push(CallProblem {
-                        kind: ProblemKind::Unknowable,
-                        args: i..i + 1,
-                        message: format!("unknown Kaniko flag `-{c}`"),
-                        help: "Kaniko has only the short flags -c -f -d -b -v; migrate this call by hand".into(),
-                    });
-                    i += 1;
-                    continue;
-                }
+            Word::Problem(problem) => {
+                call.problems.push(problem);
+                i += 1;
+                continue;
             }
-        } else if kmigrate_plan::stand_in::is_word(&text) {
-            call.passthrough.push(text);
-            i += 1;
-            continue;
-        } else {
-            call.problems.push(positional_problem(table, &text, i));
-            i += 1;
-            continue;
         };
-
-        let start = i;
-        i += 1;
-        match spec.arity {
-            Arity::Bool => {
-                let mut enabled = Some(true);
-                if let Some(v) = &inline {
-                    enabled = parse_go_bool(v);
-                    if enabled.is_none() {
-                        let kind = if looks_variable(v) {
-                            ProblemKind::Unknowable
-                        } else {
-                            ProblemKind::Malformed
-                        };
-                        call.problems.push(CallProblem {
-                            kind,
-                            args: start..i,
-                            message: format!("`{spelled}={v}` is not a boolean kmigrate can read"),
-                            help: if kind == ProblemKind::Unknowable {
-                                "the value comes from a variable; write true or false, or migrate this call by hand".into()
-                            } else {
-                                "Kaniko accepts true/false (or 1/0, t/f)".into()
-                            },
-                        });
-                    }
-                } else if let Some(next) = call.args.get(i).and_then(|a| parse_go_bool(&a.text)) {
-                    // `--cache true`: Kaniko reads `true` as a positional and
-                    // stops; the intent is plain, so keep it and say so.
-                    call.problems.push(CallProblem {
-                        kind: ProblemKind::Malformed,
-                        args: start..i + 1,
-                        message: format!(
-                            "`{spelled} {}`: Kaniko does not take a boolean's value as a separate word and fails with `unknown command`",
-                            call.args[i].text
-                        ),
-                        help: format!("write `{spelled}={}`; kmigrate reads it that way", call.args[i].text),
-                    });
-                    enabled = Some(next);
-                    i += 1;
-                }
-                call.uses.push(FlagUse {
-                    spec,
-                    spelled,
-                    value: inline,
-                    enabled,
-                    args: start..i,
-                });
-            }
-            Arity::Value | Arity::Repeatable | Arity::Map => {
-                let value = match inline {
-                    Some(v) => Some(v),
-                    None => match call.args.get(i) {
-                        Some(next) if !next.dynamic => {
-                            i += 1;
-                            Some(next.text.clone())
-                        }
-                        _ => None,
-                    },
-                };
-                match value {
-                    Some(v) => call.uses.push(FlagUse {
-                        spec,
-                        spelled,
-                        value: Some(v),
-                        enabled: None,
-                        args: start..i,
-                    }),
-                    None => call.problems.push(CallProblem {
-                        kind: ProblemKind::Malformed,
-                        args: start..i,
-                        message: format!("`{spelled}` has no value"),
-                        help: format!(
-                            "Kaniko fails with `flag needs an argument`; give {spelled} a value"
-                        ),
-                    }),
-                }
-            }
-        }
+        i = match flag.spec.arity {
+            Arity::Bool => read_bool(&mut call, flag),
+            Arity::Value | Arity::Repeatable | Arity::Map => read_value(&mut call, flag),
+        };
     }
     call
+}
+
+/// What one word of a call is.
+enum Word {
+    Flag(FlagAt),
+    /// A stand-in for flags kmigrate passes through as written.
+    Passthrough,
+    Problem(CallProblem),
+}
+
+/// A known flag at arg `start`, as spelled, with its `=value` if inline.
+struct FlagAt {
+    spec: &'static FlagSpec,
+    spelled: String,
+    inline: Option<String>,
+    start: usize,
+}
+
+/// Reads arg `i`, whose text is `text` (not a dynamic word).
+fn word_at(table: &'static FlagTable, text: &str, i: usize) -> Word {
+    let flag = |spec, spelled, inline| {
+        Word::Flag(FlagAt {
+            spec,
+            spelled,
+            inline,
+            start: i,
+        })
+    };
+    if let Some(rest) = text.strip_prefix("--") {
+        let (name, inline) = match rest.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (rest, None),
+        };
+        match table.long(name) {
+            Some(spec) => flag(spec, format!("--{name}"), inline),
+            None => {
+                let help = match table.suggest(name) {
+                    Some(s) => format!("did you mean --{s}? Otherwise migrate this call by hand"),
+                    None => {
+                        "Kaniko rejects unknown flags; check the call and migrate it by hand".into()
+                    }
+                };
+                Word::Problem(CallProblem {
+                    kind: ProblemKind::Unknowable,
+                    args: i..i + 1,
+                    message: format!("unknown Kaniko flag `--{name}`"),
+                    help,
+                })
+            }
+        }
+    } else if let Some(rest) = text.strip_prefix('-').filter(|r| !r.is_empty()) {
+        let mut chars = rest.chars();
+        let c = chars.next().unwrap_or('-');
+        let after: String = chars.collect();
+        match table.short(c) {
+            Some(spec) => {
+                let inline = if after.is_empty() {
+                    None
+                } else {
+                    Some(after.strip_prefix('=').unwrap_or(&after).to_string())
+                };
+                flag(spec, format!("-{c}"), inline)
+            }
+            None => Word::Problem(CallProblem {
+                kind: ProblemKind::Unknowable,
+                args: i..i + 1,
+                message: format!("unknown Kaniko flag `-{c}`"),
+                help: "Kaniko has only the short flags -c -f -d -b -v; migrate this call by hand"
+                    .into(),
+            }),
+        }
+    } else if kmigrate_plan::stand_in::is_word(text) {
+        Word::Passthrough
+    } else {
+        Word::Problem(positional_problem(table, text, i))
+    }
+}
+
+/// Reads a bool flag's use; returns the index of the arg after it.
+fn read_bool(call: &mut Call, flag: FlagAt) -> usize {
+    let FlagAt {
+        spec,
+        spelled,
+        inline,
+        start,
+    } = flag;
+    let mut i = start + 1;
+    let mut enabled = Some(true);
+    if let Some(v) = &inline {
+        enabled = parse_go_bool(v);
+        if enabled.is_none() {
+            let kind = if looks_variable(v) {
+                ProblemKind::Unknowable
+            } else {
+                ProblemKind::Malformed
+            };
+            call.problems.push(CallProblem {
+                kind,
+                args: start..i,
+                message: format!("`{spelled}={v}` is not a boolean kmigrate can read"),
+                help: if kind == ProblemKind::Unknowable {
+                    "the value comes from a variable; write true or false, or migrate this call by hand".into()
+                } else {
+                    "Kaniko accepts true/false (or 1/0, t/f)".into()
+                },
+            });
+        }
+    } else if let Some(next) = call.args.get(i).and_then(|a| parse_go_bool(&a.text)) {
+        // `--cache true`: Kaniko reads `true` as a positional and
+        // stops; the intent is plain, so keep it and say so.
+        call.problems.push(CallProblem {
+            kind: ProblemKind::Malformed,
+            args: start..i + 1,
+            message: format!(
+                "`{spelled} {}`: Kaniko does not take a boolean's value as a separate word and fails with `unknown command`",
+                call.args[i].text
+            ),
+            help: format!("write `{spelled}={}`; kmigrate reads it that way", call.args[i].text),
+        });
+        enabled = Some(next);
+        i += 1;
+    }
+    call.uses.push(FlagUse {
+        spec,
+        spelled,
+        value: inline,
+        enabled,
+        args: start..i,
+    });
+    i
+}
+
+/// Reads a value flag's use (`--flag=value` or `--flag value`); returns
+/// the index of the arg after it.
+fn read_value(call: &mut Call, flag: FlagAt) -> usize {
+    let (start, spelled) = (flag.start, flag.spelled);
+    let mut i = start + 1;
+    let value = match flag.inline {
+        Some(v) => Some(v),
+        None => match call.args.get(i) {
+            Some(next) if !next.dynamic => {
+                i += 1;
+                Some(next.text.clone())
+            }
+            _ => None,
+        },
+    };
+    match value {
+        Some(v) => call.uses.push(FlagUse {
+            spec: flag.spec,
+            spelled,
+            value: Some(v),
+            enabled: None,
+            args: start..i,
+        }),
+        None => call.problems.push(CallProblem {
+            kind: ProblemKind::Malformed,
+            args: start..i,
+            message: format!("`{spelled}` has no value"),
+            help: format!("Kaniko fails with `flag needs an argument`; give {spelled} a value"),
+        }),
+    }
+    i
 }
 
 fn positional_problem(table: &FlagTable, text: &str, i: usize) -> CallProblem {

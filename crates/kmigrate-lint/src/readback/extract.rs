@@ -12,7 +12,7 @@ use crate::buildx::{BuildPlan, parse_build_args};
 use crate::kaniko::call::{self, Arg};
 use crate::kaniko::{ImageKind, match_image};
 use crate::platform::Platform;
-use crate::platform::cloudbuild::Build;
+use crate::platform::cloudbuild::{Build, Step};
 use crate::platform::gitlab::Pipeline;
 use crate::shell;
 use crate::source::{SourceFile, Value};
@@ -552,57 +552,27 @@ pub(crate) fn cloudbuild(
     let base = vars::cloudbuild(inputs.git, repo, &defaults, inputs.overrides);
     let mut out = Vec::new();
     for step in &build.steps {
-        let unit = step.unit();
         let (line, _) = src.position(step.node.span.start);
-        let location = format!("{}:{line}", path.display());
-        let sub = |s: &str| vars::substitute_cloudbuild(s, &base);
-        let name = step.name.and_then(|e| e.value.as_str()).map(|n| sub(n).0);
+        let s = StepReading {
+            step,
+            unit: step.unit(),
+            location: format!("{}:{line}", path.display()),
+            base: &base,
+        };
+        let name = step.name.and_then(|e| e.value.as_str()).map(|n| s.sub(n).0);
         let entrypoint = step
             .entrypoint
             .and_then(|e| e.value.as_str())
-            .map(|e| sub(e).0);
-        let mut args = Vec::new();
-        let mut raw_args = String::new();
-        if let Some(items) = step.arg_nodes(&src) {
-            for i in items {
-                match &i.node.value {
-                    Value::Scalar(s) => {
-                        raw_args.push_str(&s.text);
-                        raw_args.push(' ');
-                        args.push(s.text.clone());
-                    }
-                    _ => out.push(Extracted::failed(
-                        &unit,
-                        &location,
-                        format!(
-                            "an `args` item of {unit} is a {}, not a string",
-                            i.node.kind_name()
-                        ),
-                    )),
-                }
-            }
-        }
-        let dir = step.dir.clone().unwrap_or_default();
-        let workdir_ci = if dir.is_empty() {
-            "/workspace".to_string()
-        } else if dir.starts_with('/') {
-            dir.clone()
-        } else {
-            format!("/workspace/{dir}")
-        };
-        let local_cwd = inputs.context_dir.join(
-            workdir_ci
-                .trim_start_matches("/workspace")
-                .trim_start_matches('/'),
-        );
+            .map(|e| s.sub(e).0);
+        let (args, raw_args) = s.args(&src, &mut out);
+        let (workdir_ci, local_cwd) = step_workdir(step, inputs.context_dir);
         let is_shell = entrypoint.as_deref().is_some_and(|e| {
             let b = e.rsplit('/').next().unwrap_or(e);
             matches!(b, "sh" | "bash" | "ash" | "dash")
         });
         let script = step.script.and_then(|e| e.value.as_str()).map(String::from);
-        let mut found: Vec<Found> = Vec::new();
         let mut raw = raw_args.clone();
-        if let Some(s) = script.or_else(|| {
+        let found = if let Some(script) = script.or_else(|| {
             if is_shell {
                 let c = args.iter().position(|a| a == "-c")?;
                 args.get(c + 1).cloned()
@@ -610,75 +580,17 @@ pub(crate) fn cloudbuild(
                 None
             }
         }) {
-            raw.push_str(&s);
-            let (text, missing) = sub(&s);
-            let mut v = base.clone();
-            // The step's `env:` entries are environment variables of the script.
-            if let Some(env) = step.node.get("env").and_then(|n| n.as_seq()) {
-                for item in &env.items {
-                    if let Some((k, val)) = item.node.as_str().and_then(|e| e.split_once('=')) {
-                        let (val, _) = sub(val);
-                        v.set(k, val);
-                    }
-                }
-            }
-            let (cmds, problems) = shell_commands(&text, &mut v);
-            if let Some(e) = unreadable_script(&unit, &location, &text, &problems) {
-                out.push(e);
-            }
-            for mut f in cmds {
-                for m in &missing {
-                    if !f.unresolved.contains(m) {
-                        f.unresolved.push(m.clone());
-                    }
-                }
-                found.push(f);
-            }
+            raw.push_str(&script);
+            s.script_builds(&script, &mut out)
         } else {
-            let mut words = Vec::new();
-            let mut missing = Vec::new();
-            for a in &args {
-                let (v, m) = sub(a);
-                words.push(v);
-                for x in m {
-                    push_missing(&mut missing, x);
-                }
-            }
-            let prog = match entrypoint.as_deref() {
-                Some(e) => Some(e.to_string()),
-                None => name.as_deref().map(|n| {
-                    let repo = from_kaniko::repository_of(n);
-                    let last = repo.rsplit('/').next().unwrap_or(repo);
-                    match match_image(n) {
-                        Some(m) if m.kind == ImageKind::Executor => "/kaniko/executor".to_string(),
-                        Some(_) => "warmer".to_string(),
-                        None if last == "docker" => "docker".to_string(),
-                        None => n.to_string(),
-                    }
-                }),
-            };
-            if let Some(p) = prog {
-                let p = if p == "executor" && name.as_deref().and_then(match_image).is_some() {
-                    "/kaniko/executor".to_string()
-                } else {
-                    p
-                };
-                words.insert(0, p);
-                if classify(&words).is_some() {
-                    found.push(Found {
-                        words,
-                        unresolved: missing,
-                        offset: 0,
-                    });
-                }
-            }
-        }
+            s.call_builds(&args, name.as_deref(), entrypoint.as_deref())
+        };
         for f in found {
             let ph = used_placeholders(&inline_defaults(&raw, &defaults), &base);
             let words = f.words.clone();
             let e = finish(
-                &unit,
-                location.clone(),
+                &s.unit,
+                s.location.clone(),
                 f,
                 ph,
                 &workdir_ci,
@@ -689,6 +601,148 @@ pub(crate) fn cloudbuild(
         }
     }
     Ok(out)
+}
+
+/// The directory a step runs in, in the build (`/workspace/…`) and here.
+fn step_workdir(step: &Step, context_dir: &Path) -> (String, PathBuf) {
+    let dir = step.dir.clone().unwrap_or_default();
+    let workdir_ci = if dir.is_empty() {
+        "/workspace".to_string()
+    } else if dir.starts_with('/') {
+        dir.clone()
+    } else {
+        format!("/workspace/{dir}")
+    };
+    let local_cwd = context_dir.join(
+        workdir_ci
+            .trim_start_matches("/workspace")
+            .trim_start_matches('/'),
+    );
+    (workdir_ci, local_cwd)
+}
+
+/// One Cloud Build step being read back.
+struct StepReading<'a> {
+    step: &'a Step<'a>,
+    unit: String,
+    /// `file:line` of the step, for messages.
+    location: String,
+    /// The build's substitutions.
+    base: &'a Vars,
+}
+
+impl StepReading<'_> {
+    /// `s` with the build's substitutions, and the ones it names that
+    /// have no value.
+    fn sub(&self, s: &str) -> (String, Vec<String>) {
+        vars::substitute_cloudbuild(s, self.base)
+    }
+
+    /// The step's `args` as written, and joined (for the placeholders
+    /// they name); an item that is not a string is a failure in `out`.
+    fn args(&self, src: &SourceFile, out: &mut Vec<Extracted>) -> (Vec<String>, String) {
+        let unit = &self.unit;
+        let mut args = Vec::new();
+        let mut raw_args = String::new();
+        if let Some(items) = self.step.arg_nodes(src) {
+            for i in items {
+                match &i.node.value {
+                    Value::Scalar(s) => {
+                        raw_args.push_str(&s.text);
+                        raw_args.push(' ');
+                        args.push(s.text.clone());
+                    }
+                    _ => out.push(Extracted::failed(
+                        unit,
+                        &self.location,
+                        format!(
+                            "an `args` item of {unit} is a {}, not a string",
+                            i.node.kind_name()
+                        ),
+                    )),
+                }
+            }
+        }
+        (args, raw_args)
+    }
+
+    /// The builds a shell script of the step runs.
+    fn script_builds(&self, script: &str, out: &mut Vec<Extracted>) -> Vec<Found> {
+        let (text, missing) = self.sub(script);
+        let mut v = self.base.clone();
+        // The step's `env:` entries are environment variables of the script.
+        if let Some(env) = self.step.node.get("env").and_then(|n| n.as_seq()) {
+            for item in &env.items {
+                if let Some((k, val)) = item.node.as_str().and_then(|e| e.split_once('=')) {
+                    let (val, _) = self.sub(val);
+                    v.set(k, val);
+                }
+            }
+        }
+        let (cmds, problems) = shell_commands(&text, &mut v);
+        if let Some(e) = unreadable_script(&self.unit, &self.location, &text, &problems) {
+            out.push(e);
+        }
+        let mut found = Vec::new();
+        for mut f in cmds {
+            for m in &missing {
+                if !f.unresolved.contains(m) {
+                    f.unresolved.push(m.clone());
+                }
+            }
+            found.push(f);
+        }
+        found
+    }
+
+    /// The build a step that runs its image (or entrypoint) with `args`
+    /// makes, if it is one.
+    fn call_builds(
+        &self,
+        args: &[String],
+        name: Option<&str>,
+        entrypoint: Option<&str>,
+    ) -> Vec<Found> {
+        let mut words = Vec::new();
+        let mut missing = Vec::new();
+        for a in args {
+            let (v, m) = self.sub(a);
+            words.push(v);
+            for x in m {
+                push_missing(&mut missing, x);
+            }
+        }
+        let prog = match entrypoint {
+            Some(e) => Some(e.to_string()),
+            None => name.map(|n| {
+                let repo = from_kaniko::repository_of(n);
+                let last = repo.rsplit('/').next().unwrap_or(repo);
+                match match_image(n) {
+                    Some(m) if m.kind == ImageKind::Executor => "/kaniko/executor".to_string(),
+                    Some(_) => "warmer".to_string(),
+                    None if last == "docker" => "docker".to_string(),
+                    None => n.to_string(),
+                }
+            }),
+        };
+        let mut found = Vec::new();
+        if let Some(p) = prog {
+            let p = if p == "executor" && name.and_then(match_image).is_some() {
+                "/kaniko/executor".to_string()
+            } else {
+                p
+            };
+            words.insert(0, p);
+            if classify(&words).is_some() {
+                found.push(Found {
+                    words,
+                    unresolved: missing,
+                    offset: 0,
+                });
+            }
+        }
+        found
+    }
 }
 
 /// Jobs in stage order, moved so that every job comes after the jobs it

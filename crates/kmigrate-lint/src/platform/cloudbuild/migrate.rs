@@ -923,8 +923,6 @@ fn insert_setup(
     steps: &[StepMigration],
 ) -> Edit {
     let source = build.source;
-    let text = &source.text;
-    let item = build.steps[before].item;
     let (entrypoint, argv) = setup_argv(builder, registry);
     let file_quote = file_quote(build);
     let wait_quote = build
@@ -935,22 +933,51 @@ fn insert_setup(
         .filter(|q| *q != Quote::Plain)
         .or(file_quote)
         .unwrap_or(Quote::Single);
+    let setup = SetupStep {
+        build,
+        item: build.steps[before].item,
+        entrypoint,
+        argv,
+        file_quote,
+        wait_quote,
+    };
+    let steps_flow =
+        build.steps_entry.value.as_seq().is_some_and(|s| s.flow) || source.syntax == Syntax::Json;
+    if steps_flow {
+        return setup.flow();
+    }
     // `id:`, `name:` and `entrypoint:` quoted as the next step's name is.
     let name_quote = build.steps[before]
         .name
         .map(|n| Quote::of_node(&n.value, source.syntax))
         .unwrap_or(Quote::Plain);
-    let value = |v: &str| render::scalar(v, name_quote, false);
     // The args style of the first migrated step's list, for consistency.
     let template_args = steps
         .iter()
         .filter(|s| s.edits.is_some())
         .find_map(|s| s.kaniko.step.args)
         .or(build.steps[before].args);
-    let steps_flow =
-        build.steps_entry.value.as_seq().is_some_and(|s| s.flow) || source.syntax == Syntax::Json;
+    setup.block(name_quote, template_args)
+}
 
-    if steps_flow {
+/// The setup step, written in the style of the steps around it.
+struct SetupStep<'a> {
+    build: &'a Build<'a>,
+    /// The step it goes before.
+    item: &'a Item,
+    entrypoint: Option<&'static str>,
+    argv: Vec<String>,
+    /// See [`file_quote`].
+    file_quote: Option<Quote>,
+    /// How the file quotes `waitFor:` items.
+    wait_quote: Quote,
+}
+
+impl SetupStep<'_> {
+    /// The step as a flow mapping (flow steps, JSON).
+    fn flow(&self) -> Edit {
+        let (source, item, argv) = (self.build.source, self.item, &self.argv);
+        let text = &source.text;
         let json = source.syntax == Syntax::Json;
         let q = if json { Quote::Json } else { Quote::Plain };
         let key = |k: &str| {
@@ -960,7 +987,7 @@ fn insert_setup(
                 k.to_string()
             }
         };
-        let arg_items = format_items(&argv, file_quote.unwrap_or(Quote::Single), true);
+        let arg_items = format_items(argv, self.file_quote.unwrap_or(Quote::Single), true);
         let mut fields = vec![
             format!("{}: {}", key("id"), render::scalar(SETUP_ID, q, true)),
             format!(
@@ -969,7 +996,7 @@ fn insert_setup(
                 render::scalar(DOCKER_BUILDER, q, true)
             ),
         ];
-        if let Some(ep) = entrypoint {
+        if let Some(ep) = self.entrypoint {
             fields.push(format!(
                 "{}: {}",
                 key("entrypoint"),
@@ -980,7 +1007,7 @@ fn insert_setup(
         fields.push(format!(
             "{}: [{}]",
             key("waitFor"),
-            render::quoted("-", wait_quote)
+            render::quoted("-", self.wait_quote)
         ));
         let node_start = item.node.span.start;
         let on_own_line = text[line_start(text, node_start)..node_start]
@@ -991,7 +1018,7 @@ fn insert_setup(
             .as_map()
             .and_then(|m| m.entries.first())
             .map(|e| e.span.start);
-        return match first_key {
+        match first_key {
             Some(k) if on_own_line && text[node_start..k].contains('\n') => {
                 let brace_pad = " ".repeat(column(text, node_start));
                 let key_pad = " ".repeat(column(text, k));
@@ -1006,80 +1033,94 @@ fn insert_setup(
                 )
             }
             _ => Edit::insert(node_start, format!("{{{}}}, ", fields.join(", "))),
-        };
+        }
     }
 
-    // Block steps: `- id: …` lines at the file's own columns.
-    let dash_col = column(text, item.span.start);
-    let key_col = column(text, item.node.span.start);
-    let first = format!(
-        "{}-{}",
-        " ".repeat(dash_col),
-        " ".repeat(key_col.saturating_sub(dash_col + 1).max(1))
-    );
-    let pad = " ".repeat(key_col);
-    let args_text = match template_args.map(|a| (&a.value, a)) {
-        Some((node, entry)) if matches!(&node.value, Value::Seq(s) if !s.flow) => {
-            let seq = node.as_seq().expect("checked above");
-            let offset = seq
-                .items
-                .first()
-                .map(|i| {
-                    column(text, i.span.start) as isize - column(text, entry.span.start) as isize
-                })
-                .unwrap_or(2)
-                .max(0) as usize;
-            let items = format_items(&argv, Quote::of_seq(seq, source.syntax), false);
-            render::sequence(
-                &items,
-                &SeqLayout::Block {
-                    column: key_col + offset,
-                },
-                "\n",
-            )
+    /// Block steps: `- id: …` lines at the file's own columns, scalars
+    /// quoted as `name_quote`, `args:` in the style of `template_args`.
+    fn block(&self, name_quote: Quote, template_args: Option<&Entry>) -> Edit {
+        let (text, item) = (&self.build.source.text, self.item);
+        let value = |v: &str| render::scalar(v, name_quote, false);
+        let dash_col = column(text, item.span.start);
+        let key_col = column(text, item.node.span.start);
+        let first = format!(
+            "{}-{}",
+            " ".repeat(dash_col),
+            " ".repeat(key_col.saturating_sub(dash_col + 1).max(1))
+        );
+        let pad = " ".repeat(key_col);
+        let args_text = self.block_args(template_args, key_col);
+        let mut out = format!(
+            "{first}id: {}\n{pad}name: {}\n",
+            value(SETUP_ID),
+            value(DOCKER_BUILDER)
+        );
+        if let Some(ep) = self.entrypoint {
+            out.push_str(&format!("{pad}entrypoint: {}\n", value(ep)));
         }
-        Some((node, _)) => {
-            let quote = node
-                .as_seq()
-                .map(|s| Quote::of_seq(s, source.syntax))
-                .unwrap_or(Quote::Plain);
-            format!(
+        out.push_str(&format!("{pad}args:{args_text}\n"));
+        out.push_str(&format!(
+            "{pad}waitFor: [{}]\n",
+            render::quoted("-", self.wait_quote)
+        ));
+        let at = attached_comments_start(text, item.span.start);
+        // Steps separated by blank lines keep that rhythm.
+        if text[..at].ends_with("\n\n") || text[..at].ends_with("\n\r\n") {
+            out.push('\n');
+        }
+        Edit::insert(at, out)
+    }
+
+    /// The text after `args:` of a block step whose keys are at `key_col`:
+    /// a block list laid out as `template_args` is, else a flow list.
+    fn block_args(&self, template_args: Option<&Entry>, key_col: usize) -> String {
+        let (source, argv) = (self.build.source, &self.argv);
+        let text = &source.text;
+        match template_args.map(|a| (&a.value, a)) {
+            Some((node, entry)) if matches!(&node.value, Value::Seq(s) if !s.flow) => {
+                let seq = node.as_seq().expect("checked above");
+                let offset = seq
+                    .items
+                    .first()
+                    .map(|i| {
+                        column(text, i.span.start) as isize
+                            - column(text, entry.span.start) as isize
+                    })
+                    .unwrap_or(2)
+                    .max(0) as usize;
+                let items = format_items(argv, Quote::of_seq(seq, source.syntax), false);
+                render::sequence(
+                    &items,
+                    &SeqLayout::Block {
+                        column: key_col + offset,
+                    },
+                    "\n",
+                )
+            }
+            Some((node, _)) => {
+                let quote = node
+                    .as_seq()
+                    .map(|s| Quote::of_seq(s, source.syntax))
+                    .unwrap_or(Quote::Plain);
+                format!(
+                    " {}",
+                    render::sequence(
+                        &format_items(argv, quote, true),
+                        &SeqLayout::FlowInline,
+                        "\n"
+                    )
+                )
+            }
+            None => format!(
                 " {}",
                 render::sequence(
-                    &format_items(&argv, quote, true),
+                    &format_items(argv, Quote::Plain, true),
                     &SeqLayout::FlowInline,
                     "\n"
                 )
-            )
+            ),
         }
-        None => format!(
-            " {}",
-            render::sequence(
-                &format_items(&argv, Quote::Plain, true),
-                &SeqLayout::FlowInline,
-                "\n"
-            )
-        ),
-    };
-    let mut out = format!(
-        "{first}id: {}\n{pad}name: {}\n",
-        value(SETUP_ID),
-        value(DOCKER_BUILDER)
-    );
-    if let Some(ep) = entrypoint {
-        out.push_str(&format!("{pad}entrypoint: {}\n", value(ep)));
     }
-    out.push_str(&format!("{pad}args:{args_text}\n"));
-    out.push_str(&format!(
-        "{pad}waitFor: [{}]\n",
-        render::quoted("-", wait_quote)
-    ));
-    let at = attached_comments_start(text, item.span.start);
-    // Steps separated by blank lines keep that rhythm.
-    if text[..at].ends_with("\n\n") || text[..at].ends_with("\n\r\n") {
-        out.push('\n');
-    }
-    Edit::insert(at, out)
 }
 
 /// The quoting the file's steps use most (`Json` for JSON), `None` when

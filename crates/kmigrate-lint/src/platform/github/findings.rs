@@ -88,6 +88,16 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
     out
 }
 
+/// A Kaniko step being checked, with what its findings and fix read.
+struct StepSite<'a> {
+    source: &'a SourceFile,
+    job: &'a Job<'a>,
+    step: &'a Step<'a>,
+    opts: &'a Options,
+    /// The job sets up buildx before the step.
+    has_setup: bool,
+}
+
 fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> {
     let mut out = Vec::new();
     // The setup step goes before the first step rewritten, shared by all,
@@ -104,12 +114,17 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
             continue;
         };
         found_any = true;
+        let site = StepSite {
+            source,
+            job,
+            step,
+            opts,
+            has_setup,
+        };
         match kind {
             KanikoStep::Action(action) => {
                 let build = action_build(step, action, opts);
-                out.extend(action_findings(
-                    source, job, step, action, &build, opts, has_setup, &mut setup,
-                ));
+                out.extend(action_findings(&site, action, &build, &mut setup));
             }
             KanikoStep::Image(m) => {
                 let call = detect::image_call(step);
@@ -138,9 +153,7 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
             }
             KanikoStep::Run(calls) => {
                 for c in &calls {
-                    out.extend(run_findings(
-                        source, job, step, c, opts, has_setup, &mut setup,
-                    ));
+                    out.extend(run_findings(&site, c, &mut setup));
                 }
                 container_calls.extend(calls.into_iter().filter(|c| c.via == Via::Container));
             }
@@ -254,17 +267,15 @@ fn note_findings(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn action_findings(
-    source: &SourceFile,
-    job: &Job,
-    step: &Step,
+    site: &StepSite,
     action: &super::actions::KanikoAction,
     build: &ActionBuild,
-    opts: &Options,
-    has_setup: bool,
     setup: &mut Option<Edit>,
 ) -> Vec<Finding> {
+    let StepSite {
+        source, job, step, ..
+    } = *site;
     let label = step.label(job);
     let uses = step.uses.expect("an action step has `uses:`");
     let span = uses.value.span.clone();
@@ -299,16 +310,7 @@ fn action_findings(
         return out;
     };
     let rendered = if manual.is_empty() && !conversion.is_blocked() {
-        match rewrite_edits(
-            source,
-            job,
-            step,
-            conversion,
-            build.translation.login.as_ref(),
-            opts,
-            has_setup,
-            setup,
-        ) {
+        match rewrite_edits(site, conversion, build.translation.login.as_ref(), setup) {
             Ok(edits) => Some(edits),
             Err(why) => {
                 out.push(Finding::new(Rule::Km012, span.clone(), why.clone()).with_help(BY_HAND));
@@ -397,18 +399,21 @@ fn insertion_point(text: &str, item: usize, dash: usize) -> usize {
 }
 
 /// The edits that rewrite an action step, after checking that the
-/// build-push-action inputs read back as the same build.
-#[allow(clippy::too_many_arguments)]
+/// build-push-action inputs read back as the same build; the setup step,
+/// made by the first step rewritten in the job, is shared through `setup`.
 fn rewrite_edits(
-    source: &SourceFile,
-    job: &Job,
-    step: &Step,
+    site: &StepSite,
     conversion: &Conversion,
     login: Option<&Login>,
-    opts: &Options,
-    has_setup: bool,
     setup: &mut Option<Edit>,
 ) -> Result<Vec<Edit>, String> {
+    let StepSite {
+        source,
+        job,
+        step,
+        opts,
+        has_setup,
+    } = *site;
     let text = &source.text;
     let layout = "kmigrate rewrites block-style steps only; this one is written in flow style";
     if step.map.flow {
@@ -517,16 +522,10 @@ pub fn run_conversion(c: &RunCall, opts: &Options) -> Conversion {
     from_kaniko::convert(&c.call, &options)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_findings(
-    source: &SourceFile,
-    job: &Job,
-    step: &Step,
-    c: &RunCall,
-    opts: &Options,
-    has_setup: bool,
-    setup: &mut Option<Edit>,
-) -> Vec<Finding> {
+fn run_findings(site: &StepSite, c: &RunCall, setup: &mut Option<Edit>) -> Vec<Finding> {
+    let StepSite {
+        job, step, opts, ..
+    } = *site;
     let label = step.label(job);
     let conversion = run_conversion(c, opts);
     let rewrite = match c.via {
@@ -549,7 +548,7 @@ fn run_findings(
                 if conversion.is_blocked() {
                     return Err("a flag cannot be translated (see the KM012 finding)".into());
                 }
-                rewrite_edits(source, job, step, &conversion, None, opts, has_setup, setup)
+                rewrite_edits(site, &conversion, None, setup)
             })
             .map_err(|why| format!("{why}; {BY_HAND}")),
     };

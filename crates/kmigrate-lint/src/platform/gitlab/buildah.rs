@@ -5,6 +5,7 @@
 //! `verify`.
 
 use super::target::word;
+use crate::buildx::BuildPlan;
 use crate::buildx::from_kaniko::{Conversion, repository_of};
 use crate::kaniko::Call;
 
@@ -28,7 +29,24 @@ pub const CACHE_NOTE: &str = crate::buildx::from_kaniko::BUILDAH_CACHE_REPOSITOR
 /// describes, or why Buildah cannot do it as kmigrate writes it.
 pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, String> {
     let plan = &conv.plan;
-    let refuse = |why: &str| Err(format!("{why} (Buildah target)"));
+    check_supported(conv, call)?;
+    let outputs = read_outputs(plan)?;
+    let mut out = vec![build_command(plan, outputs.format)?];
+    out.extend(local_copies(plan, &outputs)?);
+    if outputs.pushes {
+        out.extend(push_commands(plan, call)?);
+    }
+    Ok(out)
+}
+
+/// Why Buildah cannot do what `why` says, as the target's error.
+fn refuse<T>(why: &str) -> Result<T, String> {
+    Err(format!("{why} (Buildah target)"))
+}
+
+/// Refuses what the call asks of Kaniko that Buildah has no flag for.
+fn check_supported(conv: &Conversion, call: &Call) -> Result<(), String> {
+    let plan = &conv.plan;
     if !plan.passthrough.is_empty() {
         return refuse(&format!(
             "`{}` holds flags for Kaniko; Buildah spells them differently",
@@ -62,11 +80,23 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
             ));
         }
     }
+    Ok(())
+}
+
+/// What the plan's outputs ask of Buildah.
+struct Outputs<'p> {
+    /// `--format`: OCI (`true`) or Docker media types, when an output says.
+    format: Option<bool>,
+    pushes: bool,
+    /// Local destinations (Kaniko's `--tar-path`, `--oci-layout-path`):
+    /// Buildah's transport and the path.
+    local: Vec<(&'static str, &'p str)>,
+}
+
+fn read_outputs(plan: &BuildPlan) -> Result<Outputs<'_>, String> {
     let mut format: Option<bool> = None;
     let mut pushes = plan.push;
-    // Local destinations (Kaniko's `--tar-path`, `--oci-layout-path`):
-    // Buildah's transport and the path.
-    let mut local: Vec<(&str, &str)> = Vec::new();
+    let mut local: Vec<(&'static str, &str)> = Vec::new();
     for o in &plan.outputs {
         match o.kind() {
             Some("cacheonly") => {}
@@ -112,6 +142,15 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
             _ => return refuse(&format!("the output `{o}` has no Buildah form")),
         }
     }
+    Ok(Outputs {
+        format,
+        pushes,
+        local,
+    })
+}
+
+/// `buildah build --layers …` for the plan.
+fn build_command(plan: &BuildPlan, format: Option<bool>) -> Result<Vec<String>, String> {
     let mut build: Vec<String> = ["buildah", "build", "--layers"].map(String::from).into();
     let mut pair = |flag: &str, value: &str| {
         build.push(flag.to_string());
@@ -157,14 +196,20 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
         pair("--secret", s);
     }
     build.push(word(&plan.context));
-    let mut out = vec![build];
-    for (transport, dest) in local {
+    Ok(build)
+}
+
+/// The commands that write the local destinations (`rm` of what Kaniko
+/// replaced, then `buildah push` to the transport).
+fn local_copies(plan: &BuildPlan, outputs: &Outputs) -> Result<Vec<Vec<String>>, String> {
+    let mut out = Vec::new();
+    for &(transport, dest) in &outputs.local {
         let [tag] = plan.tags.as_slice() else {
             return refuse(&format!(
                 "`buildah push IMAGE {transport}:…` writes one image, and the build has not exactly one destination"
             ));
         };
-        if format.is_some() {
+        if outputs.format.is_some() {
             return refuse("a local copy of an image built with `--format` is not written");
         }
         // Kaniko replaced what it wrote; Buildah refuses an existing Docker
@@ -185,26 +230,31 @@ pub fn commands(conv: &Conversion, call: &Call) -> Result<Vec<Vec<String>>, Stri
             word(&named),
         ]);
     }
-    if pushes {
-        if plan.tags.is_empty() {
-            return refuse("the build pushes without naming an image");
+    Ok(out)
+}
+
+/// One `buildah push` per image name, the first writing Kaniko's digest
+/// file.
+fn push_commands(plan: &BuildPlan, call: &Call) -> Result<Vec<Vec<String>>, String> {
+    if plan.tags.is_empty() {
+        return refuse("the build pushes without naming an image");
+    }
+    // Kaniko's `--digest-file F` is the plan's `F.metadata.json` (the
+    // plan's paths are the ones the job sees: `$CI_PROJECT_DIR` kept).
+    let digest = plan
+        .metadata_file
+        .as_deref()
+        .filter(|_| call.all("digest-file").next().is_some())
+        .map(|m| m.strip_suffix(".metadata.json").unwrap_or(m));
+    let mut out = Vec::new();
+    for (i, t) in plan.tags.iter().enumerate() {
+        let mut push: Vec<String> = vec!["buildah".into(), "push".into()];
+        if let (0, Some(d)) = (i, digest) {
+            push.push("--digestfile".into());
+            push.push(word(d));
         }
-        // Kaniko's `--digest-file F` is the plan's `F.metadata.json` (the
-        // plan's paths are the ones the job sees: `$CI_PROJECT_DIR` kept).
-        let digest = plan
-            .metadata_file
-            .as_deref()
-            .filter(|_| call.all("digest-file").next().is_some())
-            .map(|m| m.strip_suffix(".metadata.json").unwrap_or(m));
-        for (i, t) in plan.tags.iter().enumerate() {
-            let mut push: Vec<String> = vec!["buildah".into(), "push".into()];
-            if let (0, Some(d)) = (i, digest) {
-                push.push("--digestfile".into());
-                push.push(word(d));
-            }
-            push.push(word(t));
-            out.push(push);
-        }
+        push.push(word(t));
+        out.push(push);
     }
     Ok(out)
 }

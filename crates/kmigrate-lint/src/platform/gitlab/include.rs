@@ -281,60 +281,7 @@ impl Loader {
 
     fn include(&mut self, file: usize, item: &RNode) -> Result<(), SourceError> {
         let at = item.origin.span.start;
-        let (kind, location) = match &item.value {
-            RValue::Scalar(s) => {
-                let t = s.text.trim();
-                if t.starts_with("https://") || t.starts_with("http://") {
-                    (IncludeKind::Remote, t.to_string())
-                } else {
-                    (IncludeKind::Local, t.to_string())
-                }
-            }
-            RValue::Map(_) => {
-                let pick = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
-                if let Some(p) = pick("local") {
-                    (IncludeKind::Local, p)
-                } else if let Some(p) = item.get("project").and_then(|v| v.as_str()) {
-                    let files = match item.get("file") {
-                        Some(f) => match f.as_seq() {
-                            Some(s) => s
-                                .iter()
-                                .filter_map(|x| x.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            None => f.as_str().unwrap_or("").to_string(),
-                        },
-                        None => String::new(),
-                    };
-                    let r = pick("ref").map(|r| format!("@{r}")).unwrap_or_default();
-                    (IncludeKind::Project, format!("{p}:{files}{r}"))
-                } else if let Some(p) = pick("remote") {
-                    (IncludeKind::Remote, p)
-                } else if let Some(p) = pick("template") {
-                    (IncludeKind::Template, p)
-                } else if let Some(p) = pick("component") {
-                    (IncludeKind::Component, p)
-                } else {
-                    return Err(self.err(
-                        file,
-                        at,
-                        "this `include:` item names no `local`, `project`, `remote`, `template` or `component`".into(),
-                        "write e.g. `- local: ci/build.yml`",
-                    ));
-                }
-            }
-            _ => {
-                return Err(self.err(
-                    file,
-                    at,
-                    format!(
-                        "an `include:` item must be a string or a mapping, this is a {}",
-                        item.kind_name()
-                    ),
-                    "write e.g. `- local: ci/build.yml` or `- ci/build.yml`",
-                ));
-            }
-        };
+        let (kind, location) = self.include_target(file, item)?;
         let mut inc = Include {
             kind,
             location: location.clone(),
@@ -355,6 +302,89 @@ impl Loader {
             self.out.includes.push(inc);
             return Ok(());
         }
+        let paths = self.local_paths(file, at, &location, &mut inc)?;
+        if self.keys.is_empty() {
+            // The entry (file 0) is the only file added without its key,
+            // and its includes are the first to be followed.
+            self.keys.push(file_key(&self.out.files[0].path));
+        }
+        for resolved in paths {
+            self.follow(file, at, resolved, &mut inc)?;
+        }
+        self.out.includes.push(inc);
+        Ok(())
+    }
+
+    /// What an `include:` item names: its kind and location as written.
+    fn include_target(
+        &self,
+        file: usize,
+        item: &RNode,
+    ) -> Result<(IncludeKind, String), SourceError> {
+        let at = item.origin.span.start;
+        match &item.value {
+            RValue::Scalar(s) => {
+                let t = s.text.trim();
+                if t.starts_with("https://") || t.starts_with("http://") {
+                    Ok((IncludeKind::Remote, t.to_string()))
+                } else {
+                    Ok((IncludeKind::Local, t.to_string()))
+                }
+            }
+            RValue::Map(_) => {
+                let pick = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                if let Some(p) = pick("local") {
+                    Ok((IncludeKind::Local, p))
+                } else if let Some(p) = item.get("project").and_then(|v| v.as_str()) {
+                    let files = match item.get("file") {
+                        Some(f) => match f.as_seq() {
+                            Some(s) => s
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            None => f.as_str().unwrap_or("").to_string(),
+                        },
+                        None => String::new(),
+                    };
+                    let r = pick("ref").map(|r| format!("@{r}")).unwrap_or_default();
+                    Ok((IncludeKind::Project, format!("{p}:{files}{r}")))
+                } else if let Some(p) = pick("remote") {
+                    Ok((IncludeKind::Remote, p))
+                } else if let Some(p) = pick("template") {
+                    Ok((IncludeKind::Template, p))
+                } else if let Some(p) = pick("component") {
+                    Ok((IncludeKind::Component, p))
+                } else {
+                    Err(self.err(
+                        file,
+                        at,
+                        "this `include:` item names no `local`, `project`, `remote`, `template` or `component`".into(),
+                        "write e.g. `- local: ci/build.yml`",
+                    ))
+                }
+            }
+            _ => Err(self.err(
+                file,
+                at,
+                format!(
+                    "an `include:` item must be a string or a mapping, this is a {}",
+                    item.kind_name()
+                ),
+                "write e.g. `- local: ci/build.yml` or `- ci/build.yml`",
+            )),
+        }
+    }
+
+    /// The files a local include names (a wildcard expanded), each checked
+    /// to stay inside the root; the refused ones are marked on `inc`.
+    fn local_paths(
+        &self,
+        file: usize,
+        at: usize,
+        location: &str,
+        inc: &mut Include,
+    ) -> Result<Vec<local_path::Resolved>, SourceError> {
         let rel = location.trim_start_matches('/');
         let found = if glob::is_glob(rel) {
             let found = glob::expand(&self.root, rel)
@@ -381,50 +411,54 @@ impl Loader {
         for r in found {
             match r {
                 Ok(r) => paths.push(r),
-                Err(why) => self.unreadable(&mut inc, self.refusal(&location, why)),
+                Err(why) => self.unreadable(inc, self.refusal(location, why)),
             }
         }
-        if self.keys.is_empty() {
-            // The entry (file 0) is the only file added without its key,
-            // and its includes are the first to be followed.
-            self.keys.push(file_key(&self.out.files[0].path));
+        Ok(paths)
+    }
+
+    /// Reads one included file (once, however often it is included) and
+    /// adds it to `inc`; an include cycle is an error.
+    fn follow(
+        &mut self,
+        file: usize,
+        at: usize,
+        resolved: local_path::Resolved,
+        inc: &mut Include,
+    ) -> Result<(), SourceError> {
+        let (p, key) = (resolved.shown, file_key(&resolved.real));
+        if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
+            let chain: Vec<String> = self.stack[pos..]
+                .iter()
+                .map(|i| self.out.files[*i].path.display().to_string())
+                .chain(std::iter::once(p.display().to_string()))
+                .collect();
+            return Err(self.err(
+                file,
+                at,
+                format!("include cycle: {}", chain.join(" → ")),
+                "remove one of the includes so the files no longer include each other",
+            ));
         }
-        for resolved in paths {
-            let (p, key) = (resolved.shown, file_key(&resolved.real));
-            if let Some(pos) = self.stack.iter().position(|i| self.keys[*i] == key) {
-                let chain: Vec<String> = self.stack[pos..]
-                    .iter()
-                    .map(|i| self.out.files[*i].path.display().to_string())
-                    .chain(std::iter::once(p.display().to_string()))
-                    .collect();
-                return Err(self.err(
-                    file,
-                    at,
-                    format!("include cycle: {}", chain.join(" → ")),
-                    "remove one of the includes so the files no longer include each other",
-                ));
+        // A file included again (not in a cycle) is read once.
+        if let Some(existing) = self.keys.iter().position(|k| *k == key) {
+            inc.files.push(existing);
+            return Ok(());
+        }
+        // Read from the resolved path, shown under the written one.
+        let read = SourceFile::read(&resolved.real)
+            .and_then(|bytes| SourceFile::from_bytes(&p, bytes))
+            .and_then(|src| Ok((self.convert(&src)?, src)));
+        match read {
+            Ok((config, src)) => {
+                let idx = self.push(src, config, Some(key))?;
+                inc.files.push(idx);
             }
-            // A file included again (not in a cycle) is read once.
-            if let Some(existing) = self.keys.iter().position(|k| *k == key) {
-                inc.files.push(existing);
-                continue;
-            }
-            // Read from the resolved path, shown under the written one.
-            let read = SourceFile::read(&resolved.real)
-                .and_then(|bytes| SourceFile::from_bytes(&p, bytes))
-                .and_then(|src| Ok((self.convert(&src)?, src)));
-            match read {
-                Ok((config, src)) => {
-                    let idx = self.push(src, config, Some(key))?;
-                    inc.files.push(idx);
-                }
-                Err(e) => {
-                    let why = self.not_a_ci_file(&p, &e);
-                    self.unreadable(&mut inc, why);
-                }
+            Err(e) => {
+                let why = self.not_a_ci_file(&p, &e);
+                self.unreadable(inc, why);
             }
         }
-        self.out.includes.push(inc);
         Ok(())
     }
 }

@@ -2,8 +2,10 @@
 //! target. Edits land where each value is written (a template shared by
 //! several jobs is edited once: identical edits count once).
 
+use std::ops::Range;
+
 use super::Pipeline;
-use super::analyze::KanikoJob;
+use super::analyze::{CallInfo, KanikoJob};
 use super::job::{Job, ScriptLine, Section};
 use super::registry::{Registry, registry_of};
 use super::script_text::{replace_commands, replace_text};
@@ -11,7 +13,7 @@ use super::target::{Options, Target, buildctl_words, buildx_words};
 use super::yaml_edit::{self, Indent, add_items, entry_of, insert_entries, insert_entries_before};
 use crate::source::patch::Edit;
 use crate::source::render::{Quote, scalar};
-use crate::source::tree::{Entry, Node, Value};
+use crate::source::tree::{Entry, Map, Node, Value};
 use crate::source::{SourceFile, Span};
 
 /// One edit in one file of the pipeline.
@@ -59,67 +61,201 @@ fn foreign(job: &Job, line: &ScriptLine) -> bool {
 }
 
 /// [`rewrite_job`] with a choice of where shared values are edited.
+///
+/// The steps run in a fixed order, which is part of the output (edits are
+/// spliced by span; the new keys go in first): the calls, then step 1 the
+/// image, step 2 the target's services and variables, step 3 registry
+/// login and builder setup (and, with [`Sharing::Private`], the job's
+/// copies of shared sections), step 4 Kaniko's Docker config path in the
+/// lines left in place.
 pub fn rewrite_job_as(
     p: &Pipeline,
     k: &KanikoJob,
     opts: &Options,
     sharing: Sharing,
 ) -> Result<JobEdits, String> {
-    let job = k.job;
     if k.calls.is_empty() {
         return Err("no executor call is visible in the job's script (it may run one from a script file); migrate it by hand".into());
     }
-    let private = sharing == Sharing::Private;
-    let fork = opts.target == Target::Fork;
-    if fork {
+    if opts.target == Target::Fork {
         super::fork::check_image(k)?;
     }
-    let home_dir = match opts.target {
-        Target::Buildkit => BUILDKIT_HOME,
-        _ => "/root",
+    let calls = CallEdits::of(p, k, opts)?;
+    let home = Home::find(p, k.job, sharing)?;
+    let mut r = JobRewrite {
+        p,
+        k,
+        job: k.job,
+        opts,
+        private: sharing == Sharing::Private,
+        line_edits: calls.line_edits,
+        home,
+        out: JobEdits {
+            edits: calls.var_edits,
+            calls: calls.calls,
+            ..JobEdits::default()
+        },
+        new_keys: Vec::new(),
     };
-    let mut out = JobEdits::default();
-    let mut call_words: Vec<(&ScriptLine, std::ops::Range<usize>, String)> = Vec::new();
-    // The fork keeps each call: only the spellings it changed are edited
-    // (in the line's text).
-    let mut fork_edits: Vec<(&ScriptLine, std::ops::Range<usize>, String)> = Vec::new();
-    for c in &k.calls {
-        if fork {
-            let line = c.exec.script_line(job);
-            for (range, text) in super::fork::call_edits(c, &line.text) {
-                fork_edits.push((line, range, text));
-            }
-            continue;
-        }
-        if let Some(why) = c.blocker() {
-            return Err(why);
-        }
-        let commands = match opts.target {
-            Target::Buildkit => vec![buildctl_words(&c.conversion.plan)?],
-            Target::Buildah => {
-                if c.exec.command.in_list {
-                    return Err("the call is part of a pipeline or an `&&`/`||` list, and Buildah builds and pushes in two commands; put the call on a line of its own (Buildah target)".into());
-                }
-                super::buildah::commands(&c.conversion, &c.call)?
-            }
-            _ => vec![buildx_words(&c.conversion.plan)],
+    r.edit_image()?;
+    let mut setup = r.target_additions()?;
+    let copies = r.section_copies(&mut setup);
+    r.place_setup(setup);
+    r.write_copies(&copies);
+    r.insert_new_keys()?;
+    r.place_script_prefix()?;
+    r.edit_remaining_lines(&copies);
+    Ok(r.out)
+}
+
+/// New text for a range of a script line's text.
+type LineEdit<'a> = (&'a ScriptLine, Range<usize>, String);
+
+/// The edits of the executor calls themselves.
+struct CallEdits<'a> {
+    /// One replacement per call, in call order.
+    calls: Vec<FileEdit>,
+    /// The definitions of the variables the calls take flags from.
+    var_edits: Vec<FileEdit>,
+    /// Each call's new command in its line's text; for the fork, which
+    /// keeps each call, only the spellings it changed.
+    line_edits: Vec<LineEdit<'a>>,
+}
+
+impl<'a> CallEdits<'a> {
+    fn of(p: &Pipeline, k: &KanikoJob<'a>, opts: &Options) -> Result<Self, String> {
+        let job = k.job;
+        let mut edits = CallEdits {
+            calls: Vec::new(),
+            var_edits: Vec::new(),
+            line_edits: Vec::new(),
         };
-        let line = c.exec.script_line(job);
-        let one_line: Vec<String> = commands.iter().map(|w| w.join(" ")).collect();
-        call_words.push((line, c.exec.command.span.clone(), one_line.join(" && ")));
-        let edit = replace_commands(&p.files[c.file], line, c.exec.command.span.clone(), &commands).ok_or_else(|| {
-            "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
-        })?;
-        out.calls.push((c.file, edit));
-        // The definitions of the variables the call takes flags from.
-        for e in &c.var_edits {
-            if !out.edits.contains(e) {
-                out.edits.push(e.clone());
+        for c in &k.calls {
+            if opts.target == Target::Fork {
+                // The fork's spellings are edited in the line's text.
+                let line = c.exec.script_line(job);
+                for (range, text) in super::fork::call_edits(c, &line.text) {
+                    edits.line_edits.push((line, range, text));
+                }
+                continue;
             }
+            if let Some(why) = c.blocker() {
+                return Err(why);
+            }
+            let commands = target_commands(c, opts)?;
+            let line = c.exec.script_line(job);
+            let one_line: Vec<String> = commands.iter().map(|w| w.join(" ")).collect();
+            edits
+                .line_edits
+                .push((line, c.exec.command.span.clone(), one_line.join(" && ")));
+            let edit = replace_commands(&p.files[c.file], line, c.exec.command.span.clone(), &commands).ok_or_else(|| {
+                "the call is written as a plain YAML scalar that cannot hold the new command; quote the script line first".to_string()
+            })?;
+            edits.calls.push((c.file, edit));
+            for e in &c.var_edits {
+                if !edits.var_edits.contains(e) {
+                    edits.var_edits.push(e.clone());
+                }
+            }
+        }
+        Ok(edits)
+    }
+}
+
+/// The commands that replace call `c` on the target, one word list each
+/// (Buildah builds and pushes in two).
+fn target_commands(c: &CallInfo, opts: &Options) -> Result<Vec<Vec<String>>, String> {
+    match opts.target {
+        Target::Buildkit => Ok(vec![buildctl_words(&c.conversion.plan)?]),
+        Target::Buildah => {
+            if c.exec.command.in_list {
+                return Err("the call is part of a pipeline or an `&&`/`||` list, and Buildah builds and pushes in two commands; put the call on a line of its own (Buildah target)".into());
+            }
+            super::buildah::commands(&c.conversion, &c.call)
+        }
+        _ => Ok(vec![buildx_words(&c.conversion.plan)]),
+    }
+}
+
+/// The block mapping new keys go into (see [`home_of`]).
+struct Home<'a> {
+    file: usize,
+    source: &'a SourceFile,
+    node: &'a Node,
+    map: &'a Map,
+    indent: Indent,
+}
+
+impl<'a> Home<'a> {
+    fn find(p: &'a Pipeline, job: &Job, sharing: Sharing) -> Result<Self, String> {
+        let home = if sharing == Sharing::Private {
+            top_level(&p.files[job.file], &job.name).map(|n| (job.file, n))
+        } else {
+            home_of(p, job)
+        };
+        let (file, node) = home.ok_or("the job's mapping was not found in the source")?;
+        let indent = p.indent(file);
+        let Value::Map(map) = &node.value else {
+            return Err("the job is not a block or flow mapping".into());
+        };
+        if map.flow {
+            return Err(
+                "the job is written as a flow mapping (`{…}`); write it in block style first"
+                    .into(),
+            );
+        }
+        Ok(Home {
+            file,
+            source: &p.files[file],
+            node,
+            map,
+            indent,
+        })
+    }
+
+    fn entry(&self, key: &str) -> Option<&'a Entry> {
+        self.map
+            .entries
+            .iter()
+            .find(|e| e.key.as_str() == Some(key))
+    }
+}
+
+/// One job's rewrite while its edits are computed.
+struct JobRewrite<'a> {
+    p: &'a Pipeline,
+    k: &'a KanikoJob<'a>,
+    job: &'a Job,
+    opts: &'a Options,
+    /// [`Sharing::Private`]: a shared value the job needs changed gets a
+    /// copy in the job.
+    private: bool,
+    /// See [`CallEdits::line_edits`].
+    line_edits: Vec<LineEdit<'a>>,
+    home: Home<'a>,
+    out: JobEdits,
+    /// Keys the job's mapping gets, as `key: value` text, inserted
+    /// together by [`JobRewrite::insert_new_keys`].
+    new_keys: Vec<String>,
+}
+
+impl<'a> JobRewrite<'a> {
+    fn fork(&self) -> bool {
+        self.opts.target == Target::Fork
+    }
+
+    /// The home directory of the new image's user (where the Docker
+    /// config goes).
+    fn home_dir(&self) -> &'static str {
+        match self.opts.target {
+            Target::Buildkit => BUILDKIT_HOME,
+            _ => "/root",
         }
     }
-    // A line's new text, for a copy in the job (`None`: the line goes).
-    let copied = |line: &ScriptLine| -> Option<String> {
+
+    /// A line's new text, for a copy in the job (`None`: the line goes).
+    fn copied(&self, line: &ScriptLine) -> Option<String> {
+        let fork = self.fork();
         if !fork && KANIKO_WORKAROUNDS.contains(&line.text.trim()) {
             return None;
         }
@@ -127,222 +263,289 @@ pub fn rewrite_job_as(
         let config_paths = if fork {
             Vec::new()
         } else {
-            config_path_text(&line.text, home_dir)
+            config_path_text(&line.text, self.home_dir())
         };
-        let mut edits: Vec<crate::source::patch::Edit> = config_paths
+        let mut edits: Vec<Edit> = config_paths
             .into_iter()
-            .map(|(r, w)| crate::source::patch::Edit::replace(r, w))
+            .map(|(r, w)| Edit::replace(r, w))
             .collect();
-        for (l, range, words) in call_words.iter().chain(&fork_edits) {
+        for (l, range, words) in &self.line_edits {
             if std::ptr::eq(*l, line) {
-                edits.push(crate::source::patch::Edit::replace(
-                    range.clone(),
-                    words.clone(),
-                ));
+                edits.push(Edit::replace(range.clone(), words.clone()));
             }
         }
         Some(crate::source::patch::apply(&line.text, &edits).unwrap_or_else(|_| line.text.clone()))
-    };
-    let edited = |line: &ScriptLine| copied(line).as_deref() != Some(line.text.as_str());
-    // Sections the job gets its own copy of: with `Sharing::Private`, those
-    // with an edit in a line written elsewhere.
-    let copy = |s: Section| private && job.section(s).iter().any(|l| foreign(job, l) && edited(l));
-
-    let home = if private {
-        top_level(&p.files[job.file], &job.name).map(|n| (job.file, n))
-    } else {
-        home_of(p, job)
-    };
-    let home = home.ok_or("the job's mapping was not found in the source")?;
-    let (hfile, hmap) = home;
-    let f = &p.files[hfile];
-    let indent = p.indent(hfile);
-    let Value::Map(hm) = &hmap.value else {
-        return Err("the job is not a block or flow mapping".into());
-    };
-    if hm.flow {
-        return Err(
-            "the job is written as a flow mapping (`{…}`); write it in block style first".into(),
-        );
-    }
-    let h_entry = |k: &str| hm.entries.iter().find(|e| e.key.as_str() == Some(k));
-
-    // 1. The image.
-    let original_image = job
-        .image
-        .as_ref()
-        .map(|i| super::detect::expand_variables(job, &i.name.value))
-        .unwrap_or_default();
-    let mut new_keys: Vec<String> = Vec::new();
-    match (&job.image, opts.target) {
-        (Some(img), _)
-            if img.origin.file == hfile
-                && h_entry("image").is_some_and(|e| e.value.span == img.origin.span) =>
-        {
-            let e = h_entry("image").expect("checked");
-            out.edits.extend(
-                image_edits(f, e, opts, &indent, &original_image)
-                    .into_iter()
-                    .map(|x| (hfile, x)),
-            );
-        }
-        // The job names a shared image itself (`image: *kaniko`): its
-        // entry gets the new image.
-        (Some(_), _) if private && h_entry("image").is_some() => {
-            let e = h_entry("image").expect("checked");
-            out.edits.extend(
-                image_edits(f, e, opts, &indent, &original_image)
-                    .into_iter()
-                    .map(|x| (hfile, x)),
-            );
-        }
-        // From `default:` (shared by every job), or shared with jobs that
-        // stay: the job gets its own image.
-        (Some(img), _) if img.from_default || private => {
-            new_keys.push(new_image_block(opts, &indent, &original_image))
-        }
-        (Some(img), _) => {
-            // Written elsewhere (an anchor, another template): edit it there.
-            let file = &p.files[img.origin.file];
-            let Some((_, e)) = entry_of(file, &img.origin.span) else {
-                return Err("the job's image is written in a form kmigrate cannot edit".into());
-            };
-            let ind = p.indent(img.origin.file);
-            out.edits.extend(
-                image_edits(file, e, opts, &ind, &original_image)
-                    .into_iter()
-                    .map(|x| (img.origin.file, x)),
-            );
-        }
-        (None, _) => new_keys.push(new_image_block(opts, &indent, &original_image)),
     }
 
-    // 2. Services and variables.
-    let nl = "\n";
-    match opts.target {
-        // The fork runs where Kaniko ran: nothing to add.
-        Target::Fork => {}
-        Target::Buildx => {
-            let dind = opts.dind_image();
-            match h_entry("services") {
-                Some(s) if matches!(s.value.value, Value::Seq(_)) => {
-                    // Any docker-in-docker service already there is kept.
-                    let present = s.value.as_seq().is_some_and(|q| {
-                        q.items.iter().any(|i| {
-                            let name = i
-                                .node
-                                .as_str()
-                                .or_else(|| i.node.get("name").and_then(|n| n.as_str()));
-                            name.is_some_and(|n| n.starts_with("docker:") && n.contains("dind"))
-                        })
-                    });
-                    if !present
-                        && let Some(e) = add_items(f, &s.value, std::slice::from_ref(&dind), false)
-                    {
-                        out.edits.push((hfile, e));
-                    }
-                }
-                Some(_) => return Err("the job's `services:` is not a list".into()),
-                None => new_keys.push(format!("services:{nl}{}- {dind}", " ".repeat(indent.seq))),
+    fn edited(&self, line: &ScriptLine) -> bool {
+        self.copied(line).as_deref() != Some(line.text.as_str())
+    }
+
+    /// Whether the job gets its own copy of section `s`: with
+    /// [`Sharing::Private`], when a line written elsewhere has an edit.
+    fn copies_section(&self, s: Section) -> bool {
+        self.private
+            && self
+                .job
+                .section(s)
+                .iter()
+                .any(|l| foreign(self.job, l) && self.edited(l))
+    }
+
+    /// Step 1, the image: edited where it is written, or a new `image:` in the
+    /// job.
+    fn edit_image(&mut self) -> Result<(), String> {
+        let (p, job, opts) = (self.p, self.job, self.opts);
+        let home = &self.home;
+        let original_image = job
+            .image
+            .as_ref()
+            .map(|i| super::detect::expand_variables(job, &i.name.value))
+            .unwrap_or_default();
+        match (&job.image, home.entry("image")) {
+            // Written in the home mapping, or the job names a shared image
+            // itself (`image: *kaniko`): its entry gets the new image.
+            (Some(img), Some(e))
+                if (img.origin.file == home.file && e.value.span == img.origin.span)
+                    || self.private =>
+            {
+                self.out.edits.extend(
+                    image_edits(home.source, e, opts, &home.indent, &original_image)
+                        .into_iter()
+                        .map(|x| (home.file, x)),
+                );
             }
-            add_variables(
-                &mut out,
-                &mut new_keys,
-                f,
-                hfile,
-                h_entry("variables"),
-                &[("DOCKER_TLS_CERTDIR", "\"/certs\"")],
-                &indent,
-                job,
-            )?;
+            // From `default:` (shared by every job), or shared with jobs that
+            // stay: the job gets its own image.
+            (Some(img), _) if img.from_default || self.private => self
+                .new_keys
+                .push(new_image_block(opts, &home.indent, &original_image)),
+            (Some(img), _) => {
+                // Written elsewhere (an anchor, another template): edit it there.
+                let file = &p.files[img.origin.file];
+                let Some((_, e)) = entry_of(file, &img.origin.span) else {
+                    return Err("the job's image is written in a form kmigrate cannot edit".into());
+                };
+                let ind = p.indent(img.origin.file);
+                self.out.edits.extend(
+                    image_edits(file, e, opts, &ind, &original_image)
+                        .into_iter()
+                        .map(|x| (img.origin.file, x)),
+                );
+            }
+            (None, _) => self
+                .new_keys
+                .push(new_image_block(opts, &home.indent, &original_image)),
         }
-        Target::Buildkit => {
-            add_variables(
-                &mut out,
-                &mut new_keys,
-                f,
-                hfile,
-                h_entry("variables"),
-                &[("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox")],
-                &indent,
-                job,
-            )?;
-        }
-        Target::Buildah => {
-            add_variables(
-                &mut out,
-                &mut new_keys,
-                f,
-                hfile,
-                h_entry("variables"),
-                &super::buildah::VARIABLES,
-                &indent,
-                job,
-            )?;
-        }
-        Target::Split => unreachable!("the split target keeps Kaniko"),
+        Ok(())
     }
 
-    // 3. Registry login and builder setup.
-    let config_written = job
-        .lines()
-        .any(|l| l.text.contains("/kaniko/.docker/config.json"));
-    let ci_registry = k.calls.iter().any(|c| {
-        c.conversion
-            .plan
-            .tags
-            .iter()
-            .chain(&c.var_tags)
-            .chain(c.conversion.cache_ref.iter())
-            .any(|r| registry_of(job, r) == Registry::Gitlab)
-    });
-    let mut setup: Vec<String> = Vec::new();
-    match opts.target {
-        // Kaniko's own credential helpers are in the fork too.
-        Target::Fork => {}
-        Target::Buildx => {
-            if ci_registry && !config_written {
-                setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin"#.into());
-            }
+    /// Steps 2 and 3, what the target adds beyond its image: its services and
+    /// variables (edited here), and the setup lines (registry login,
+    /// builder) that must run before the calls (returned).
+    fn target_additions(&mut self) -> Result<Vec<String>, String> {
+        match self.opts.target {
+            // The fork runs where Kaniko ran, with Kaniko's own credential
+            // helpers: nothing to add.
+            Target::Fork => Ok(Vec::new()),
+            Target::Buildx => self.buildx_additions(),
+            Target::Buildkit => self.buildkit_additions(),
+            Target::Buildah => self.buildah_additions(),
+            Target::Split => unreachable!("the split target keeps Kaniko"),
+        }
+    }
+
+    fn buildx_additions(&mut self) -> Result<Vec<String>, String> {
+        self.add_dind_service()?;
+        self.add_variables(&[("DOCKER_TLS_CERTDIR", "\"/certs\"")])?;
+        let mut setup: Vec<String> = Vec::new();
+        if self.uses_ci_registry() && !self.writes_kaniko_config() {
+            setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | docker login "$CI_REGISTRY" -u "$CI_REGISTRY_USER" --password-stdin"#.into());
+        }
+        setup.push(format!(
+            "docker buildx create --use --driver docker-container --name {}",
+            self.opts.builder
+        ));
+        Ok(setup)
+    }
+
+    fn buildkit_additions(&mut self) -> Result<Vec<String>, String> {
+        self.add_variables(&[("BUILDKITD_FLAGS", "--oci-worker-no-process-sandbox")])?;
+        let mut setup: Vec<String> = Vec::new();
+        if self.uses_ci_registry() && !self.writes_kaniko_config() {
+            setup.push(format!("mkdir -p {BUILDKIT_HOME}/.docker"));
             setup.push(format!(
-                "docker buildx create --use --driver docker-container --name {}",
-                opts.builder
+                r#"echo "{{\"auths\":{{\"$CI_REGISTRY\":{{\"auth\":\"$(printf '%s:%s' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d '\n')\"}}}}}}" > {BUILDKIT_HOME}/.docker/config.json"#
             ));
         }
-        Target::Buildah => {
-            if config_written {
-                // The job writes a Docker config (moved to `$HOME/.docker`
-                // below): Buildah reads it from REGISTRY_AUTH_FILE.
-                setup.push(r#"export REGISTRY_AUTH_FILE="$HOME/.docker/config.json""#.into());
-            } else if ci_registry {
-                setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | buildah login -u "$CI_REGISTRY_USER" --password-stdin "$CI_REGISTRY""#.into());
+        Ok(setup)
+    }
+
+    fn buildah_additions(&mut self) -> Result<Vec<String>, String> {
+        self.add_variables(&super::buildah::VARIABLES)?;
+        let mut setup: Vec<String> = Vec::new();
+        if self.writes_kaniko_config() {
+            // The job writes a Docker config (moved to `$HOME/.docker`
+            // below): Buildah reads it from REGISTRY_AUTH_FILE.
+            setup.push(r#"export REGISTRY_AUTH_FILE="$HOME/.docker/config.json""#.into());
+        } else if self.uses_ci_registry() {
+            setup.push(r#"echo "$CI_REGISTRY_PASSWORD" | buildah login -u "$CI_REGISTRY_USER" --password-stdin "$CI_REGISTRY""#.into());
+        }
+        Ok(setup)
+    }
+
+    /// Whether the job writes Kaniko's Docker config (its registry
+    /// credentials) itself.
+    fn writes_kaniko_config(&self) -> bool {
+        self.job
+            .lines()
+            .any(|l| l.text.contains("/kaniko/.docker/config.json"))
+    }
+
+    /// Whether a call pushes to, or caches in, the project's GitLab
+    /// registry.
+    fn uses_ci_registry(&self) -> bool {
+        self.k.calls.iter().any(|c| {
+            c.conversion
+                .plan
+                .tags
+                .iter()
+                .chain(&c.var_tags)
+                .chain(c.conversion.cache_ref.iter())
+                .any(|r| registry_of(self.job, r) == Registry::Gitlab)
+        })
+    }
+
+    /// A docker-in-docker service for the Docker CLI, unless the job has
+    /// one already.
+    fn add_dind_service(&mut self) -> Result<(), String> {
+        let dind = self.opts.dind_image();
+        match self.home.entry("services") {
+            Some(s) if matches!(s.value.value, Value::Seq(_)) => {
+                // Any docker-in-docker service already there is kept.
+                let present = s.value.as_seq().is_some_and(|q| {
+                    q.items.iter().any(|i| {
+                        let name = i
+                            .node
+                            .as_str()
+                            .or_else(|| i.node.get("name").and_then(|n| n.as_str()));
+                        name.is_some_and(|n| n.starts_with("docker:") && n.contains("dind"))
+                    })
+                });
+                if !present
+                    && let Some(e) = add_items(
+                        self.home.source,
+                        &s.value,
+                        std::slice::from_ref(&dind),
+                        false,
+                    )
+                {
+                    self.out.edits.push((self.home.file, e));
+                }
+            }
+            Some(_) => return Err("the job's `services:` is not a list".into()),
+            None => self.new_keys.push(format!(
+                "services:\n{}- {dind}",
+                " ".repeat(self.home.indent.seq)
+            )),
+        }
+        Ok(())
+    }
+
+    /// Sets the job variables `wanted` (name, value as written) where the
+    /// job does not set them already.
+    fn add_variables(&mut self, wanted: &[(&str, &str)]) -> Result<(), String> {
+        let job = self.job;
+        let (f, hfile, indent) = (self.home.source, self.home.file, self.home.indent);
+        let missing: Vec<&(&str, &str)> = wanted
+            .iter()
+            .filter(|(name, value)| {
+                job.variable(name)
+                    .is_none_or(|v| v != value.trim_matches('"'))
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let pad = |col: usize| " ".repeat(col);
+        match self.home.entry("variables") {
+            Some(e) if matches!(e.value.value, Value::Map(_)) => {
+                // The job chose a value (e.g. TLS off with its own
+                // DOCKER_HOST): keep it.
+                let lines: Vec<String> = missing
+                    .iter()
+                    .filter(|(name, _)| e.value.get(name).is_none())
+                    .map(|(name, value)| format!("{name}: {value}"))
+                    .collect();
+                if lines.is_empty() {
+                    return Ok(());
+                }
+                // Flow entries go on one line, comma-separated.
+                let flow = matches!(&e.value.value, Value::Map(m) if m.flow);
+                let x = insert_entries(
+                    f,
+                    &e.value,
+                    None,
+                    &lines.join(if flow { ", " } else { "\n" }),
+                )
+                .ok_or("empty `variables:`")?;
+                self.out.edits.push((hfile, x));
+            }
+            Some(e) if e.value.is_null() => {
+                let p = pad(yaml_edit::column(&f.text, e.key.span.start) + indent.step);
+                let mut text = String::from("variables:");
+                for (name, value) in &missing {
+                    text.push_str(&format!("\n{p}{name}: {value}"));
+                }
+                self.out
+                    .edits
+                    .push((hfile, Edit::replace(e.span.clone(), text)));
+            }
+            Some(_) => return Err("the job's `variables:` is not a mapping".into()),
+            None => {
+                let mut text = String::from("variables:");
+                for (name, value) in &missing {
+                    text.push_str(&format!("\n{}{name}: {value}", pad(indent.step)));
+                }
+                self.new_keys.push(text);
             }
         }
-        _ => {
-            if ci_registry && !config_written {
-                setup.push(format!("mkdir -p {BUILDKIT_HOME}/.docker"));
-                setup.push(format!(
-                    r#"echo "{{\"auths\":{{\"$CI_REGISTRY\":{{\"auth\":\"$(printf '%s:%s' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d '\n')\"}}}}}}" > {BUILDKIT_HOME}/.docker/config.json"#
-                ));
+        Ok(())
+    }
+
+    /// Step 3, the sections the job gets its own copy of, as their new items;
+    /// a copied `before_script` takes the setup lines with it.
+    fn section_copies(&self, setup: &mut Vec<String>) -> Vec<(Section, Vec<String>)> {
+        let job = self.job;
+        let copy_before = self.private
+            && job.before_script.iter().any(|l| foreign(job, l))
+            && (!setup.is_empty() || job.before_script.iter().any(|l| self.edited(l)));
+        let mut copies: Vec<(Section, Vec<String>)> = Vec::new();
+        for s in [Section::BeforeScript, Section::Script, Section::AfterScript] {
+            if !(self.copies_section(s) || (s == Section::BeforeScript && copy_before)) {
+                continue;
             }
+            let mut items: Vec<String> = job
+                .section(s)
+                .iter()
+                .filter_map(|l| self.copied(l))
+                .collect();
+            if s == Section::BeforeScript {
+                items.extend(std::mem::take(setup));
+            }
+            copies.push((s, items));
         }
+        copies
     }
-    // Whole sections copied into the job, as `key:` plus block items.
-    let mut copies: Vec<(Section, Vec<String>)> = Vec::new();
-    let copy_before = private
-        && job.before_script.iter().any(|l| foreign(job, l))
-        && (!setup.is_empty() || job.before_script.iter().any(edited));
-    for s in [Section::BeforeScript, Section::Script, Section::AfterScript] {
-        if !(copy(s) || (s == Section::BeforeScript && copy_before)) {
-            continue;
+
+    /// Step 3, the setup lines go into the job's `before_script` where it is
+    /// written, else a new one; or ahead of the calls in its `script`
+    /// when a `before_script` of its own would replace one it inherits.
+    fn place_setup(&mut self, setup: Vec<String>) {
+        if setup.is_empty() {
+            return;
         }
-        let mut items: Vec<String> = job.section(s).iter().filter_map(copied).collect();
-        if s == Section::BeforeScript {
-            items.extend(std::mem::take(&mut setup));
-        }
-        copies.push((s, items));
-    }
-    if !setup.is_empty() {
+        let (p, job) = (self.p, self.job);
         // The job's `before_script` is edited where it is written, unless
         // it comes from `default:` (shared by every job).
         let before = job.config.get("before_script");
@@ -360,10 +563,10 @@ pub fn rewrite_job_as(
                     .map(|s| scalar(s, Quote::Plain, flow))
                     .collect();
                 if let Some(x) = add_items(&p.files[bfile], node, &items, false) {
-                    out.edits.push((bfile, x));
+                    self.out.edits.push((bfile, x));
                 }
             }
-            (Some(_), None) => out.script_prefix = setup,
+            (Some(_), None) => self.out.script_prefix = setup,
             // A `before_script` of the job's own would replace the one an
             // unknown template (or an unknown `default:` reference) may
             // give it.
@@ -372,65 +575,76 @@ pub fn rewrite_job_as(
                     || !job.unresolved_extends.is_empty()
                     || !p.global_references.is_empty() =>
             {
-                out.script_prefix = setup
+                self.out.script_prefix = setup
             }
             (None, _) => {
-                let pad = " ".repeat(indent.seq);
-                let mut block = String::from("before_script:");
-                for s in &setup {
-                    block.push_str(&format!("{nl}{pad}- {}", scalar(s, Quote::Plain, false)));
-                }
-                match h_entry("script") {
-                    Some(script) if !hm.flow => out
-                        .edits
-                        .push((hfile, insert_entries_before(f, script, &block))),
-                    _ => new_keys.push(block),
+                let block = block_list("before_script", &setup, &self.home.indent);
+                match self.home.entry("script") {
+                    Some(script) => self.out.edits.push((
+                        self.home.file,
+                        insert_entries_before(self.home.source, script, &block),
+                    )),
+                    None => self.new_keys.push(block),
                 }
             }
         }
     }
-    for (s, items) in &copies {
-        let pad = " ".repeat(indent.seq);
-        let mut block = format!("{}:", s.key());
-        for item in items {
-            block.push_str(&format!("{nl}{pad}- {}", scalar(item, Quote::Plain, false)));
-        }
-        if items.is_empty() {
-            block.push_str(" []");
-        }
-        match (h_entry(s.key()), h_entry("script")) {
-            // The job names the shared value itself (an alias, a
-            // `!reference`): its entry is replaced.
-            (Some(e), _) => out
-                .edits
-                .push((hfile, yaml_edit::replace_entry(f, e, &block))),
-            (None, Some(script)) if *s == Section::BeforeScript => out
-                .edits
-                .push((hfile, insert_entries_before(f, script, &block))),
-            _ => new_keys.push(block),
+
+    /// Step 3, the copied sections, written into the job's mapping.
+    fn write_copies(&mut self, copies: &[(Section, Vec<String>)]) {
+        let (f, hfile) = (self.home.source, self.home.file);
+        for (s, items) in copies {
+            let block = block_list(s.key(), items, &self.home.indent);
+            match (self.home.entry(s.key()), self.home.entry("script")) {
+                // The job names the shared value itself (an alias, a
+                // `!reference`): its entry is replaced.
+                (Some(e), _) => self
+                    .out
+                    .edits
+                    .push((hfile, yaml_edit::replace_entry(f, e, &block))),
+                (None, Some(script)) if *s == Section::BeforeScript => self
+                    .out
+                    .edits
+                    .push((hfile, insert_entries_before(f, script, &block))),
+                _ => self.new_keys.push(block),
+            }
         }
     }
-    if !new_keys.is_empty() {
-        let text = new_keys.join("\n");
-        let e = match (h_entry("image"), hm.entries.first()) {
-            (Some(img), _) => insert_entries(f, hmap, Some(img), &text),
+
+    /// The new keys, together, as the first edit: after the job's
+    /// `image:`, else after a leading `extends:`, else opening the mapping.
+    fn insert_new_keys(&mut self) -> Result<(), String> {
+        if self.new_keys.is_empty() {
+            return Ok(());
+        }
+        let text = self.new_keys.join("\n");
+        let (f, node) = (self.home.source, self.home.node);
+        let e = match (self.home.entry("image"), self.home.map.entries.first()) {
+            (Some(img), _) => insert_entries(f, node, Some(img), &text),
             // A leading `extends:` stays first (it says what the job is).
             (None, Some(first)) if first.key.as_str() == Some("extends") => {
-                insert_entries(f, hmap, Some(first), &text)
+                insert_entries(f, node, Some(first), &text)
             }
             // No image in the job: the new keys open its mapping, ahead of
             // a `before_script:` inserted at the same place.
-            (None, Some(first)) if !hm.flow => Some(insert_entries_before(f, first, &text)),
-            _ => insert_entries(f, hmap, None, &text),
+            (None, Some(first)) => Some(insert_entries_before(f, first, &text)),
+            _ => insert_entries(f, node, None, &text),
         }
         .ok_or("the job's mapping is empty")?;
-        out.edits.insert(0, (hfile, e));
+        self.out.edits.insert(0, (self.home.file, e));
+        Ok(())
     }
-    if !out.script_prefix.is_empty() {
-        let Some(script) = job.config.get("script") else {
+
+    /// Step 3, the edit that puts the setup lines left for the script at its
+    /// start.
+    fn place_script_prefix(&mut self) -> Result<(), String> {
+        if self.out.script_prefix.is_empty() {
+            return Ok(());
+        }
+        let Some(script) = self.job.config.get("script") else {
             return Err("the job has no `script:` to hold the builder setup".into());
         };
-        let file = &p.files[script.origin.file];
+        let file = &self.p.files[script.origin.file];
         let node = yaml_edit::node_at(file, &script.origin.span)
             .filter(|n| matches!(n.value, Value::Seq(_)));
         let Some(node) = node else {
@@ -439,46 +653,70 @@ pub fn rewrite_job_as(
             );
         };
         let flow = node.as_seq().is_some_and(|s| s.flow);
-        let items: Vec<String> = out
+        let items: Vec<String> = self
+            .out
             .script_prefix
             .iter()
             .map(|s| scalar(s, Quote::Plain, flow))
             .collect();
-        out.prefix_edit = add_items(file, node, &items, true).map(|x| (script.origin.file, x));
+        self.out.prefix_edit = add_items(file, node, &items, true).map(|x| (script.origin.file, x));
+        Ok(())
     }
 
-    // 4. Kaniko's Docker config path becomes the Docker CLI's (copied
-    // sections have it already).
-    let copied_sections: Vec<Section> = copies.iter().map(|(s, _)| *s).collect();
-    out.calls.retain(|(_, e)| {
-        !k.calls.iter().any(|c| {
-            copied_sections.contains(&c.exec.section)
-                && c.span.start <= e.range.start
-                && e.range.end <= c.span.end
-        })
-    });
-    for line in job.lines() {
-        if copied_sections.contains(&line.section) {
-            continue;
-        }
-        if fork {
-            let file = &p.files[line.origin.file];
-            for (_, range, text) in fork_edits.iter().filter(|(l, _, _)| std::ptr::eq(*l, line)) {
-                // A spelling the line's scalar does not hold as written
-                // (an escape, a fold) stays: the fork still accepts it.
-                if let Some(e) = super::fork::source_edit(file, line, range.clone(), text) {
-                    out.edits.push((line.origin.file, e));
-                }
+    /// Step 4, the lines left where they are written: Kaniko's Docker config
+    /// path becomes the Docker CLI's, Kaniko-only workarounds go, and the
+    /// fork's changed spellings are edited (copied sections have their
+    /// edits already, the calls in them included).
+    fn edit_remaining_lines(&mut self, copies: &[(Section, Vec<String>)]) {
+        let (p, k, job) = (self.p, self.k, self.job);
+        let copied_sections: Vec<Section> = copies.iter().map(|(s, _)| *s).collect();
+        self.out.calls.retain(|(_, e)| {
+            !k.calls.iter().any(|c| {
+                copied_sections.contains(&c.exec.section)
+                    && c.span.start <= e.range.start
+                    && e.range.end <= c.span.end
+            })
+        });
+        let (fork, home_dir) = (self.fork(), self.home_dir());
+        for line in job.lines() {
+            if copied_sections.contains(&line.section) {
+                continue;
             }
-            continue;
+            if fork {
+                let file = &p.files[line.origin.file];
+                for (_, range, text) in self
+                    .line_edits
+                    .iter()
+                    .filter(|(l, _, _)| std::ptr::eq(*l, line))
+                {
+                    // A spelling the line's scalar does not hold as written
+                    // (an escape, a fold) stays: the fork still accepts it.
+                    if let Some(e) = super::fork::source_edit(file, line, range.clone(), text) {
+                        self.out.edits.push((line.origin.file, e));
+                    }
+                }
+                continue;
+            }
+            if let Some(e) = workaround_deletion(p, line) {
+                self.out.edits.push(e);
+                continue;
+            }
+            self.out.edits.extend(config_path_edits(p, line, home_dir));
         }
-        if let Some(e) = workaround_deletion(p, line) {
-            out.edits.push(e);
-            continue;
-        }
-        out.edits.extend(config_path_edits(p, line, home_dir));
     }
-    Ok(out)
+}
+
+/// `key:` and `items` as a block list (`key: []` when there are none).
+fn block_list(key: &str, items: &[String], indent: &Indent) -> String {
+    let pad = " ".repeat(indent.seq);
+    let mut block = format!("{key}:");
+    for item in items {
+        block.push_str(&format!("\n{pad}- {}", scalar(item, Quote::Plain, false)));
+    }
+    if items.is_empty() {
+        block.push_str(" []");
+    }
+    block
 }
 
 /// Script lines that only made Kaniko work and mean nothing (or harm) in
@@ -625,73 +863,6 @@ fn image_edits(
             format!("{key_text}: {}", target_image(opts)),
         )],
     }
-}
-
-/// Sets the job variables `vars` (name, value as written) where the job
-/// does not set them already.
-#[allow(clippy::too_many_arguments)]
-fn add_variables(
-    out: &mut JobEdits,
-    new_keys: &mut Vec<String>,
-    f: &SourceFile,
-    hfile: usize,
-    vars: Option<&Entry>,
-    wanted: &[(&str, &str)],
-    indent: &Indent,
-    job: &Job,
-) -> Result<(), String> {
-    let missing: Vec<&(&str, &str)> = wanted
-        .iter()
-        .filter(|(name, value)| {
-            job.variable(name)
-                .is_none_or(|v| v != value.trim_matches('"'))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let pad = |col: usize| " ".repeat(col);
-    match vars {
-        Some(e) if matches!(e.value.value, Value::Map(_)) => {
-            // The job chose a value (e.g. TLS off with its own
-            // DOCKER_HOST): keep it.
-            let lines: Vec<String> = missing
-                .iter()
-                .filter(|(name, _)| e.value.get(name).is_none())
-                .map(|(name, value)| format!("{name}: {value}"))
-                .collect();
-            if lines.is_empty() {
-                return Ok(());
-            }
-            // Flow entries go on one line, comma-separated.
-            let flow = matches!(&e.value.value, Value::Map(m) if m.flow);
-            let x = insert_entries(
-                f,
-                &e.value,
-                None,
-                &lines.join(if flow { ", " } else { "\n" }),
-            )
-            .ok_or("empty `variables:`")?;
-            out.edits.push((hfile, x));
-        }
-        Some(e) if e.value.is_null() => {
-            let p = pad(yaml_edit::column(&f.text, e.key.span.start) + indent.step);
-            let mut text = String::from("variables:");
-            for (name, value) in &missing {
-                text.push_str(&format!("\n{p}{name}: {value}"));
-            }
-            out.edits.push((hfile, Edit::replace(e.span.clone(), text)));
-        }
-        Some(_) => return Err("the job's `variables:` is not a mapping".into()),
-        None => {
-            let mut text = String::from("variables:");
-            for (name, value) in &missing {
-                text.push_str(&format!("\n{}{name}: {value}", pad(indent.step)));
-            }
-            new_keys.push(text);
-        }
-    }
-    Ok(())
 }
 
 /// `/kaniko/.docker` → the Docker CLI's config directory: the ranges of

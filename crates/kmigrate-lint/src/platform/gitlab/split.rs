@@ -12,7 +12,7 @@ use crate::buildx::from_kaniko::repository_of;
 use crate::shell::Nesting;
 use crate::source::patch::{Edit, apply};
 use crate::source::render::{Quote, plain_safe, scalar};
-use crate::source::tree::Value;
+use crate::source::tree::{Item, Seq, Value};
 use crate::source::{SourceFile, Span};
 
 /// Names for a split: the template and one job per call.
@@ -164,6 +164,86 @@ pub fn split_job(
     prefix: &[String],
 ) -> Result<Vec<FileEdit>, String> {
     let job = k.job;
+    check_separable(p, k)?;
+    let Some((file, seq)) = super::rewrite::section_seq(p, job, Section::Script) else {
+        return Err("its `script:` is not a list written in the job".into());
+    };
+    let f = &p.files[file];
+    let Value::Seq(items) = &seq.value else {
+        unreachable!("section_seq returns sequences")
+    };
+    let script = job.config.get("script").expect("section_seq found it");
+    if file != job.file || script.origin.owner.as_deref() != Some(job.name.as_str()) {
+        return Err("its `script:` is written in another job or template".into());
+    }
+    if job
+        .script
+        .iter()
+        .any(|l| l.origin.owner.as_deref() != Some(job.name.as_str()) || l.origin.file != file)
+    {
+        return Err("its script splices lines from an anchor or `!reference`".into());
+    }
+    let call_items = call_items(k, items)?;
+    let taken: HashSet<String> = p.jobs.iter().map(|j| j.name.clone()).collect();
+    let parts: Vec<CallName> = k
+        .calls
+        .iter()
+        .map(|c| CallName::of(&c.conversion.plan))
+        .collect();
+    let names = names(&job.name, &parts, &taken);
+
+    let src = &f.text;
+    let mut out: Vec<FileEdit> = Vec::new();
+    // The job becomes the template, without its script.
+    out.push((
+        file,
+        Edit::replace(job.key_span.clone(), key_text(&names.template)),
+    ));
+    let script_entry = yaml_edit::entry_of(f, &seq.span)
+        .ok_or("script entry not found")?
+        .1;
+    if seq.as_seq().is_some_and(|s| s.flow)
+        || !items.items.iter().all(|i| {
+            src[line_start(src, i.span.start)..i.span.start]
+                .trim()
+                .is_empty()
+        })
+    {
+        return Err("its script is not a block list with one item per line".into());
+    }
+    let deletion = yaml_edit::delete_lines(f, &script_entry.span);
+    let script_range = deletion.range.clone();
+    out.push((file, deletion));
+    // The plan's edits inside the script go with the lines into the new
+    // jobs; the others stay.
+    let (in_script, kept): (Vec<FileEdit>, Vec<FileEdit>) = edits
+        .into_iter()
+        .partition(|(i, e)| *i == file && within(&e.range, &script_range));
+    out.extend(kept);
+    let mut copy = ScriptCopy {
+        f,
+        items: &items.items,
+        call_items,
+        placed: vec![false; in_script.len()],
+        in_script,
+        call_edits,
+        script_range,
+    };
+
+    // New jobs after the template.
+    let key_col = yaml_edit::column(src, job.key_span.start);
+    let body_col = yaml_edit::column(src, script_entry.key.span.start);
+    let text = copy.new_jobs(&names, prefix, key_col, body_col)?;
+    out.push((file, insert_after(f, job.entry_span.end, text)));
+    out.extend(retarget_users(p, k, &names.jobs)?);
+    Ok(out)
+}
+
+/// Refuses a job whose builds cannot be told apart or moved: a template,
+/// calls nested in a loop or conditional or outside `script`, or a job
+/// another one extends.
+fn check_separable(p: &Pipeline, k: &KanikoJob) -> Result<(), String> {
+    let job = k.job;
     if job.hidden {
         return Err("it is a hidden template; split the jobs that use it".into());
     }
@@ -194,25 +274,11 @@ pub fn split_job(
             user.name
         ));
     }
-    let Some((file, seq)) = super::rewrite::section_seq(p, job, Section::Script) else {
-        return Err("its `script:` is not a list written in the job".into());
-    };
-    let f = &p.files[file];
-    let Value::Seq(items) = &seq.value else {
-        unreachable!("section_seq returns sequences")
-    };
-    let script = job.config.get("script").expect("section_seq found it");
-    if file != job.file || script.origin.owner.as_deref() != Some(job.name.as_str()) {
-        return Err("its `script:` is written in another job or template".into());
-    }
-    if job
-        .script
-        .iter()
-        .any(|l| l.origin.owner.as_deref() != Some(job.name.as_str()) || l.origin.file != file)
-    {
-        return Err("its script splices lines from an anchor or `!reference`".into());
-    }
-    // Which item holds each call.
+    Ok(())
+}
+
+/// Which item of the script holds each call (one call per item).
+fn call_items(k: &KanikoJob, items: &Seq) -> Result<Vec<usize>, String> {
     let mut call_items = Vec::new();
     for c in &k.calls {
         let item = items
@@ -225,130 +291,144 @@ pub fn split_job(
         }
         call_items.push(item);
     }
-    let taken: HashSet<String> = p.jobs.iter().map(|j| j.name.clone()).collect();
-    let parts: Vec<CallName> = k
-        .calls
-        .iter()
-        .map(|c| CallName::of(&c.conversion.plan))
-        .collect();
-    let names = names(&job.name, &parts, &taken);
+    Ok(call_items)
+}
 
-    let src = &f.text;
-    let nl = f.line_ending.as_str();
-    let mut out: Vec<FileEdit> = Vec::new();
-    // The job becomes the template, without its script.
-    let key_text = if plain_safe(&names.template, false) {
-        names.template.clone()
+/// A job name as a mapping key.
+fn key_text(name: &str) -> String {
+    if plain_safe(name, false) {
+        name.to_string()
     } else {
-        scalar(&names.template, Quote::Double, false)
-    };
-    out.push((file, Edit::replace(job.key_span.clone(), key_text)));
-    let script_entry = yaml_edit::entry_of(f, &seq.span)
-        .ok_or("script entry not found")?
-        .1;
-    if seq.as_seq().is_some_and(|s| s.flow)
-        || !items.items.iter().all(|i| {
-            src[line_start(src, i.span.start)..i.span.start]
-                .trim()
-                .is_empty()
-        })
-    {
-        return Err("its script is not a block list with one item per line".into());
+        scalar(name, Quote::Double, false)
     }
-    let deletion = yaml_edit::delete_lines(f, &script_entry.span);
-    let script_range = deletion.range.clone();
-    out.push((file, deletion));
-    // The plan's edits inside the script go with the lines into the new
-    // jobs; the others stay.
-    let (in_script, kept): (Vec<FileEdit>, Vec<FileEdit>) = edits
-        .into_iter()
-        .partition(|(i, e)| *i == file && within(&e.range, &script_range));
-    out.extend(kept);
-    let mut placed = vec![false; in_script.len()];
+}
 
-    // New jobs after the template.
-    let key_col = yaml_edit::column(src, job.key_span.start);
-    let body_col = yaml_edit::column(src, script_entry.key.span.start);
-    let item_pad = " ".repeat(yaml_edit::column(src, items.items[0].span.start));
-    let (kpad, bpad) = (" ".repeat(key_col), " ".repeat(body_col));
-    let mut text = String::new();
-    for (ci, name) in names.jobs.iter().enumerate() {
-        let name_text = if plain_safe(name, false) {
-            name.clone()
-        } else {
-            scalar(name, Quote::Double, false)
-        };
-        text.push_str(&format!(
-            "{nl}{kpad}{name_text}:{nl}{bpad}extends: {}{nl}{bpad}script:",
-            scalar(&names.template, Quote::Plain, false)
-        ));
-        for line in prefix {
-            text.push_str(&format!(
-                "{nl}{item_pad}- {}",
-                scalar(line, Quote::Plain, false)
-            ));
-        }
-        for (ii, item) in items.items.iter().enumerate() {
-            let call = call_items.iter().position(|x| *x == ii);
-            if call.is_some_and(|owner| owner != ci) {
-                continue;
-            }
-            let start = line_start(src, item.span.start);
-            let end = line_end(src, item.span.end);
-            // The item's lines with their line break: what deleting it takes.
-            let lines = start..script_range.end.min(end + nl.len());
-            let mut local = Vec::new();
-            let mut deleted = false;
-            for (n, (_, e)) in in_script.iter().enumerate() {
-                let at_item_start = e.range.start == start && e.range.is_empty();
-                if !(within(&e.range, &lines) || at_item_start) {
-                    continue;
-                }
-                placed[n] = true;
-                if e.text.is_empty() && e.range.start <= start && e.range.end >= end {
-                    deleted = true;
-                } else if e.range.end > end {
-                    return Err("an edit of a script line reaches past its item".into());
-                } else {
-                    local.push(Edit::replace(
-                        e.range.start - start..e.range.end - start,
-                        e.text.clone(),
-                    ));
-                }
-            }
-            if let Some((_, e)) = call.and_then(|owner| call_edits.get(owner)) {
-                if e.range.start < start || e.range.end > end {
-                    return Err("a call's rewrite reaches outside its script item".into());
-                }
-                local.push(Edit::replace(
-                    e.range.start - start..e.range.end - start,
-                    e.text.clone(),
-                ));
-            }
-            if deleted {
-                continue;
-            }
-            let piece = apply(whole_lines(f, &item.span), &local)
-                .map_err(|_| "two fixes edit one script line differently")?;
-            text.push_str(nl);
-            text.push_str(&piece);
-        }
-        text.push_str(nl);
-    }
-    if placed.contains(&false) {
-        return Err("a fix edits the script between its lines".into());
-    }
-    // Insert after the job's last line (and its line break).
-    let end = line_end(src, job.entry_span.end);
+/// Inserts `text` (new jobs, each opening with a line break) after the
+/// line that ends at `end` and its line break.
+fn insert_after(f: &SourceFile, end: usize, text: String) -> Edit {
+    let (src, nl) = (&f.text, f.line_ending.as_str());
+    let end = line_end(src, end);
     let (at, text) = if src[end..].starts_with(nl) || src[end..].starts_with('\n') {
         let brk = if src[end..].starts_with("\r\n") { 2 } else { 1 };
         (end + brk, text.trim_end_matches(nl).to_string() + nl)
     } else {
         (end, text.trim_end_matches(nl).to_string())
     };
-    out.push((file, Edit::insert(at, text)));
+    Edit::insert(at, text)
+}
 
-    // Keep the job graph valid: `needs:`/`dependencies:` naming the job.
+/// The script's items, copied into the new jobs with the edits in them.
+struct ScriptCopy<'a> {
+    f: &'a SourceFile,
+    items: &'a [Item],
+    /// Which item holds each call.
+    call_items: Vec<usize>,
+    /// The plan's edits inside the script, and whether each has a place
+    /// in a new job.
+    in_script: Vec<FileEdit>,
+    placed: Vec<bool>,
+    call_edits: &'a [FileEdit],
+    /// What deleting the script removes.
+    script_range: Span,
+}
+
+impl ScriptCopy<'_> {
+    /// The text of the new jobs (keys at `key_col`, their bodies at
+    /// `body_col`): each extends the template, and its script is `prefix`
+    /// then the script's items, of its own call only.
+    fn new_jobs(
+        &mut self,
+        names: &SplitNames,
+        prefix: &[String],
+        key_col: usize,
+        body_col: usize,
+    ) -> Result<String, String> {
+        let f = self.f;
+        let (src, nl) = (&f.text, f.line_ending.as_str());
+        let item_pad = " ".repeat(yaml_edit::column(src, self.items[0].span.start));
+        let (kpad, bpad) = (" ".repeat(key_col), " ".repeat(body_col));
+        let mut text = String::new();
+        for (ci, name) in names.jobs.iter().enumerate() {
+            text.push_str(&format!(
+                "{nl}{kpad}{}:{nl}{bpad}extends: {}{nl}{bpad}script:",
+                key_text(name),
+                scalar(&names.template, Quote::Plain, false)
+            ));
+            for line in prefix {
+                text.push_str(&format!(
+                    "{nl}{item_pad}- {}",
+                    scalar(line, Quote::Plain, false)
+                ));
+            }
+            for ii in 0..self.items.len() {
+                if let Some(piece) = self.item_in_job(ii, ci)? {
+                    text.push_str(nl);
+                    text.push_str(&piece);
+                }
+            }
+            text.push_str(nl);
+        }
+        if self.placed.contains(&false) {
+            return Err("a fix edits the script between its lines".into());
+        }
+        Ok(text)
+    }
+
+    /// Item `ii` as written in the new job of call `ci`, its edits applied
+    /// (`None`: another call's item, or one a fix deletes).
+    fn item_in_job(&mut self, ii: usize, ci: usize) -> Result<Option<String>, String> {
+        let (f, item) = (self.f, &self.items[ii]);
+        let (src, nl) = (&f.text, f.line_ending.as_str());
+        let call = self.call_items.iter().position(|x| *x == ii);
+        if call.is_some_and(|owner| owner != ci) {
+            return Ok(None);
+        }
+        let start = line_start(src, item.span.start);
+        let end = line_end(src, item.span.end);
+        // The item's lines with their line break: what deleting it takes.
+        let lines = start..self.script_range.end.min(end + nl.len());
+        let mut local = Vec::new();
+        let mut deleted = false;
+        for (n, (_, e)) in self.in_script.iter().enumerate() {
+            let at_item_start = e.range.start == start && e.range.is_empty();
+            if !(within(&e.range, &lines) || at_item_start) {
+                continue;
+            }
+            self.placed[n] = true;
+            if e.text.is_empty() && e.range.start <= start && e.range.end >= end {
+                deleted = true;
+            } else if e.range.end > end {
+                return Err("an edit of a script line reaches past its item".into());
+            } else {
+                local.push(Edit::replace(
+                    e.range.start - start..e.range.end - start,
+                    e.text.clone(),
+                ));
+            }
+        }
+        if let Some((_, e)) = call.and_then(|owner| self.call_edits.get(owner)) {
+            if e.range.start < start || e.range.end > end {
+                return Err("a call's rewrite reaches outside its script item".into());
+            }
+            local.push(Edit::replace(
+                e.range.start - start..e.range.end - start,
+                e.text.clone(),
+            ));
+        }
+        if deleted {
+            return Ok(None);
+        }
+        let piece = apply(whole_lines(f, &item.span), &local)
+            .map_err(|_| "two fixes edit one script line differently")?;
+        Ok(Some(piece))
+    }
+}
+
+/// Keeps the job graph valid: each `needs:`/`dependencies:` naming the
+/// split job names every new job instead.
+fn retarget_users(p: &Pipeline, k: &KanikoJob, jobs: &[String]) -> Result<Vec<FileEdit>, String> {
+    let job = k.job;
+    let mut out = Vec::new();
     for other in &p.jobs {
         for r in other.needs.iter().chain(&other.dependencies) {
             if r.value != job.name {
@@ -357,7 +437,7 @@ pub fn split_job(
             let rf = &p.files[r.origin.file];
             out.push((
                 r.origin.file,
-                retarget(rf, &r.origin.span, &names.jobs).ok_or_else(|| {
+                retarget(rf, &r.origin.span, jobs).ok_or_else(|| {
                     format!(
                         "job `{}` names it in a form kmigrate cannot update",
                         other.name
