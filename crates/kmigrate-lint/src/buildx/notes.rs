@@ -1,6 +1,7 @@
 //! The notes of a Kaniko conversion as findings, each pointing at the
-//! arguments it is about (shared by the platforms that read a call out of
-//! settings or fields: Drone / Woodpecker, Skaffold).
+//! arguments it is about: one conversion of notes to findings for every
+//! platform that reads a Kaniko call (GitHub Actions, Tekton, Kubernetes,
+//! Jenkins, Drone / Woodpecker, Skaffold).
 
 use std::ops::Range;
 

@@ -10,9 +10,10 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::container::findings::{ROOTLESS_SETUP, note_findings};
+use super::container::findings::ROOTLESS_SETUP;
 use super::container::{BUILDKIT_ROOTLESS, ScriptCall};
 use crate::buildx::from_kaniko::{self, ConvertOptions};
+use crate::buildx::notes::note_findings;
 use crate::kaniko::call::{self, Arg};
 use crate::kaniko::{ImageKind, match_image};
 use crate::options::Options;
@@ -256,7 +257,7 @@ pub fn findings(source: &SourceFile, opts: &Options) -> Vec<Finding> {
                     "not rewritten automatically (a Jenkinsfile is not rewritten): run the build in a container of image `{BUILDKIT_ROOTLESS}` (with {ROOTLESS_SETUP} in the pod template) as {translated}"
                 )),
         );
-        out.extend(note_findings(&c.call, &conversion, &c.span, None));
+        out.extend(note_findings(&c.call.args, &conversion, &c.span, None));
     }
     // `// kmigrate: ignore[KM001]`: YAML-comment ignores do not apply to
     // Groovy, so the platform honours its own (an ignored build takes its

@@ -10,7 +10,8 @@ use std::ops::Range;
 use super::rewrite::{self, DigestFile};
 use super::{BUILDKIT_ROOTLESS, Container, Run};
 use crate::buildx::equivalence::{self, Explained};
-use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
+use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, NoteKind};
+use crate::buildx::notes::note_findings;
 use crate::kaniko::call::Call;
 use crate::options::Options;
 use crate::platform::gitlab::target::buildctl_words;
@@ -51,52 +52,6 @@ fn convert_options<'a>(opts: &'a Options, c: &'a Container) -> ConvertOptions<'a
 /// The conversion of `call` in container `c`.
 pub fn convert(call: &Call, opts: &Options, c: &Container) -> Conversion {
     from_kaniko::convert(call, &convert_options(opts, c))
-}
-
-/// Where a note points: its args' spans, else `fallback`.
-fn note_span(call: &Call, note: &Note, fallback: &Range<usize>) -> Range<usize> {
-    let args = &call.args[note.args.start.min(call.args.len())..note.args.end.min(call.args.len())];
-    let spans: Vec<&Range<usize>> = args.iter().filter_map(|a| a.span.as_ref()).collect();
-    match (
-        spans.iter().map(|s| s.start).min(),
-        spans.iter().map(|s| s.end).max(),
-    ) {
-        (Some(a), Some(b)) => a..b,
-        _ => fallback.clone(),
-    }
-}
-
-/// The notes of a conversion as findings at their args, each with `fix`
-/// where applying the rewrite is what resolves it.
-pub fn note_findings(
-    call: &Call,
-    conversion: &Conversion,
-    fallback: &Range<usize>,
-    fix: Option<&Fix>,
-) -> Vec<Finding> {
-    conversion
-        .notes
-        .iter()
-        .map(|note| {
-            let mut f = Finding::new(
-                note.kind.rule(),
-                note_span(call, note, fallback),
-                note.message.clone(),
-            );
-            if let Some(h) = &note.help {
-                f = f.with_help(from_kaniko::with_placeholders(h));
-            }
-            if let Some(fix) = fix
-                && matches!(
-                    note.kind,
-                    NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
-                )
-            {
-                f = f.with_fix(fix.clone());
-            }
-            f
-        })
-        .collect()
 }
 
 /// The manual task for a call kmigrate does not rewrite: the container to
@@ -193,7 +148,7 @@ pub fn container_findings(
                         manual_task(&s.call, &conversion, ctx.opts, c)
                     )),
                 );
-                out.extend(note_findings(&s.call, &conversion, &s.span, None));
+                out.extend(note_findings(&s.call.args, &conversion, &s.span, None));
             }
         }
         Run::Args(call) => {
@@ -270,7 +225,7 @@ fn args_findings(
     } else {
         None
     };
-    let mut notes = note_findings(call, &conversion, &image_span, fix.as_ref());
+    let mut notes = note_findings(&call.args, &conversion, &image_span, fix.as_ref());
     // The rewritten Tekton step writes the digest file itself.
     if fix.is_some()
         && let Some(path) = &digest_path

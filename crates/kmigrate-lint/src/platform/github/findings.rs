@@ -5,14 +5,13 @@
 //! `docker/setup-buildx-action` + `docker/build-push-action` (and
 //! `docker/login-action` where the step held credentials).
 
-use std::ops::Range;
-
 use super::build_push::{self, BUILD_PUSH, LOGIN, SETUP_BUILDX};
 use super::detect::{self, KanikoStep, RunCall, Via};
 use super::translate::{self, Login, Translation, WORKSPACE};
 use super::workflow::{self, Job, Step};
 use crate::buildx::equivalence::{self, Explained};
-use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
+use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, NoteKind};
+use crate::buildx::notes::note_findings;
 use crate::kaniko::call;
 use crate::options::Options;
 use crate::readback::equivalence::{Mismatch, REPORT_HELP};
@@ -212,59 +211,6 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
         );
     }
     out
-}
-
-/// Where a note points: the spans of its args, else `fallback`.
-fn note_span(
-    call_args: &[crate::kaniko::Arg],
-    note: &Note,
-    fallback: &Range<usize>,
-) -> Range<usize> {
-    let spans: Vec<Range<usize>> = call_args
-        [note.args.start.min(call_args.len())..note.args.end.min(call_args.len())]
-        .iter()
-        .filter_map(|a| a.span.clone())
-        .collect();
-    match (
-        spans.iter().map(|s| s.start).min(),
-        spans.iter().map(|s| s.end).max(),
-    ) {
-        (Some(a), Some(b)) => a..b,
-        _ => fallback.clone(),
-    }
-}
-
-/// The notes of a conversion as findings, each with `fix` where applying
-/// the rewrite is what resolves it.
-fn note_findings(
-    args: &[crate::kaniko::Arg],
-    conversion: &Conversion,
-    fallback: &Range<usize>,
-    fix: Option<&Fix>,
-) -> Vec<Finding> {
-    conversion
-        .notes
-        .iter()
-        .map(|note| {
-            let mut f = Finding::new(
-                note.kind.rule(),
-                note_span(args, note, fallback),
-                note.message.clone(),
-            );
-            if let Some(h) = &note.help {
-                f = f.with_help(from_kaniko::with_placeholders(h));
-            }
-            if let Some(fix) = fix
-                && matches!(
-                    note.kind,
-                    NoteKind::Dropped | NoteKind::Changed | NoteKind::Malformed
-                )
-            {
-                f = f.with_fix(fix.clone());
-            }
-            f
-        })
-        .collect()
 }
 
 fn action_findings(
