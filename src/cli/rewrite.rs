@@ -65,6 +65,11 @@ pub struct RewriteArgs {
     /// kmigrate.toml, else buildx].
     #[arg(long, value_enum)]
     pub cloudbuild_target: Option<crate::options::CloudbuildTarget>,
+    /// GitHub Actions: where the rewritten build keeps its cache: registry (the Kaniko step's
+    /// cache repository, `mode=max`) or gha (GitHub's cache service) [default:
+    /// `rewrite.github_cache` in kmigrate.toml, else registry].
+    #[arg(long, value_enum)]
+    pub github_cache: Option<crate::options::GithubCache>,
     /// GitLab: do not split jobs that build several images (buildx/buildkit targets)
     /// [default: `rewrite.split` in kmigrate.toml, else split].
     #[arg(long)]
@@ -193,6 +198,7 @@ pub fn run(mut args: RewriteArgs) -> ExitStatus {
             .unwrap_or(defaults.docker_version.clone()),
         split: defaults.split && !args.no_split,
         cloudbuild_target: args.cloudbuild_target.unwrap_or(defaults.cloudbuild_target),
+        github_cache: args.github_cache.unwrap_or(defaults.github_cache),
         ..defaults
     };
     let settings = super::check::Settings {

@@ -271,3 +271,65 @@ fn gha_verify_builds_the_workflow_before_and_after_rewrite() {
 }
 
 const BUILD_PUSH: &str = "docker/build-push-action@v6";
+
+#[test]
+fn gha_github_cache_gha_moves_the_cache_to_the_cache_service_and_says_so() {
+    let path = root().join("actions/.github/workflows/aevea.yaml");
+    let original = fs::read_to_string(&path).unwrap();
+    let (tmp, out) = scratch(&original, "aevea.yaml");
+    let file = out.to_str().unwrap();
+    let (text, messages, code) = run_in(
+        tmp.path(),
+        &["rewrite", "--github-cache", "gha", "--stdout", file],
+    );
+    assert_eq!(code, 0, "{messages}");
+    assert!(text.contains("cache-from: type=gha\n"), "{text}");
+    assert!(text.contains("cache-to: type=gha,mode=max\n"), "{text}");
+    assert!(!text.contains("type=registry"), "{text}");
+    assert!(
+        messages.contains("registry.example.com/team/app-cache:buildcache")
+            && messages.contains("cache service"),
+        "{messages}"
+    );
+    // The same from kmigrate.toml; the default stays the registry.
+    fs::write(
+        tmp.path().join("kmigrate.toml"),
+        "[rewrite]\ngithub_cache = \"gha\"\n",
+    )
+    .unwrap();
+    let (from_config, _, _) = run_in(tmp.path(), &["rewrite", "--stdout", file]);
+    assert_eq!(from_config, text);
+    let (registry, _, _) = run_in(
+        tmp.path(),
+        &["rewrite", "--github-cache", "registry", "--stdout", file],
+    );
+    assert!(
+        registry.contains("type=registry,ref=registry.example.com/team/app-cache:buildcache"),
+        "{registry}"
+    );
+
+    // Idempotent, and the rewrite reads back as the original build once
+    // the note is taken into account (and not without it).
+    fs::write(&out, &text).unwrap();
+    let (again, _, _) = run_in(tmp.path(), &["rewrite", "--stdout", file]);
+    assert_eq!(again, text);
+    let moved = Explained::from_notes(
+        messages.lines().filter(|l| l.contains("cache service")),
+        "buildcache",
+    );
+    assert!(moved.cache_service, "{messages}");
+    let same = equivalence::texts(&path, Platform::GitHub, &original, &text, &moved).unwrap();
+    assert!(same.is_empty(), "{same:?}");
+    let plain = equivalence::texts(
+        &path,
+        Platform::GitHub,
+        &original,
+        &text,
+        &Explained::default(),
+    )
+    .unwrap();
+    assert!(
+        !plain.is_empty(),
+        "without the note the cache move is a difference"
+    );
+}

@@ -55,7 +55,8 @@ struct Tally {
 
 /// The rewrite settings the property holds under: the defaults, another
 /// cache tag, no split, GitLab's other targets (rootless BuildKit, Buildah,
-/// and `split`, which keeps Kaniko) and the fork targets of both platforms.
+/// and `split`, which keeps Kaniko), the fork targets of both platforms and
+/// GitHub Actions' cache service.
 fn settings() -> Vec<Options> {
     let d = Options::default;
     vec![
@@ -84,6 +85,11 @@ fn settings() -> Vec<Options> {
         Options {
             gitlab_target: kmigrate::platform::gitlab::target::Target::Fork,
             cloudbuild_target: kmigrate::options::CloudbuildTarget::Fork,
+            ..d()
+        },
+        // GitHub Actions' cache service instead of the registry cache.
+        Options {
+            github_cache: kmigrate::options::GithubCache::Gha,
             ..d()
         },
     ]

@@ -126,6 +126,10 @@ pub struct RewriteConfig {
     /// The fork release they pin (a tag such as `v1.28.3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork_version: Option<String>,
+    /// Where rewritten GitHub Actions steps keep the build cache
+    /// (`None`: the registry, as the Kaniko step did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_cache: Option<crate::options::GithubCache>,
 }
 
 fn default_builder() -> String {
@@ -149,6 +153,7 @@ impl Default for RewriteConfig {
             cloudbuild_target: None,
             fork_image: None,
             fork_version: None,
+            github_cache: None,
         }
     }
 }
@@ -323,6 +328,7 @@ impl Loaded {
             .get_or_insert(defaults.cloudbuild_target);
         c.rewrite.fork_image.get_or_insert(defaults.fork_image);
         c.rewrite.fork_version.get_or_insert(defaults.fork_version);
+        c.rewrite.github_cache.get_or_insert(defaults.github_cache);
         c
     }
 
@@ -338,6 +344,7 @@ impl Loaded {
             cloudbuild_target: r.cloudbuild_target.unwrap_or_default(),
             fork_image: r.fork_image.unwrap_or_default(),
             fork_version: r.fork_version.unwrap_or_default(),
+            github_cache: r.github_cache.unwrap_or_default(),
         }
     }
 

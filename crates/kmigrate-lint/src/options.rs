@@ -19,6 +19,8 @@ pub struct Options {
     pub fork_image: String,
     /// The fork's release they pin.
     pub fork_version: String,
+    /// Where rewritten GitHub Actions steps keep the build cache.
+    pub github_cache: GithubCache,
 }
 
 impl Default for Options {
@@ -32,8 +34,33 @@ impl Default for Options {
             cloudbuild_target: Default::default(),
             fork_image: crate::kaniko::fork_target().image.clone(),
             fork_version: crate::kaniko::fork_target().version.clone(),
+            github_cache: Default::default(),
         }
     }
+}
+
+/// Where the GitHub Actions rewrite keeps the build cache: one list for
+/// `--github-cache`, `rewrite.github_cache` and the engine.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GithubCache {
+    /// The registry cache the Kaniko step used
+    /// (`type=registry,ref=…,mode=max`).
+    #[default]
+    Registry,
+    /// GitHub Actions' own cache service (`type=gha`): nothing written to
+    /// the registry; GitHub scopes it per branch and evicts it.
+    Gha,
 }
 
 /// Where `kmigrate rewrite` takes a GitLab Kaniko job.

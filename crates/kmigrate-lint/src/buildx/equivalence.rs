@@ -70,6 +70,9 @@ pub struct Explained {
     /// (Buildah's `--cache-to`/`--cache-from`; a KM011 note says so): a
     /// ref stands for every original ref of that repository.
     pub cache_repository: bool,
+    /// A KM011 note says the registry cache moved to GitHub Actions' cache
+    /// service: a `type=gha` entry stands for a registry one.
+    pub cache_service: bool,
 }
 
 impl Explained {
@@ -84,6 +87,7 @@ impl Explained {
             out.cache_renames.extend(super::cache_refs::renamed(m));
             out.cache_repo_chosen |= m.contains(super::from_kaniko::CACHE_REPO_CHOSEN);
             out.cache_repository |= m.contains(super::from_kaniko::BUILDAH_CACHE_REPOSITORY);
+            out.cache_service |= m.contains(super::from_kaniko::GHA_CACHE_SERVICE);
         }
         out
     }
@@ -231,22 +235,32 @@ fn outputs(plan: &BuildPlan) -> Vec<Vec<(String, String)>> {
 fn same_caches(original: &[AttrList], rewritten: &[AttrList], explained: &Explained) -> bool {
     original.len() == rewritten.len()
         && original.iter().zip(rewritten).all(|(o, r)| {
-            let rest = |a: &AttrList| {
-                let mut v: Vec<(String, String)> = a
-                    .attrs
-                    .iter()
-                    .filter(|(k, _)| k != "ref")
-                    .cloned()
-                    .collect();
-                v.sort();
-                v
-            };
-            rest(o) == rest(r)
+            // A registry cache moved to GitHub's cache service (a note
+            // explains it) keeps everything but where it is stored.
+            if explained.cache_service
+                && o.get("type") == Some("registry")
+                && r.get("type") == Some("gha")
+            {
+                return attrs_except(o, &["ref", "type"]) == attrs_except(r, &["ref", "type"]);
+            }
+            attrs_except(o, &["ref"]) == attrs_except(r, &["ref"])
                 && match (o.get("ref"), r.get("ref")) {
                     (Some(a), Some(b)) => explained.same_cache_ref(a, b),
                     (a, b) => a == b,
                 }
         })
+}
+
+/// A cache entry's attributes but `keys`, sorted.
+fn attrs_except(a: &AttrList, keys: &[&str]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = a
+        .attrs
+        .iter()
+        .filter(|(k, _)| !keys.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    v.sort();
+    v
 }
 
 /// The fields, in words: `tags, context`.
@@ -361,6 +375,29 @@ mod tests {
             differences(&plan(), &r, &Explained::default()),
             [Field::Output]
         );
+    }
+
+    #[test]
+    fn a_cache_moved_to_github_s_service_is_the_same_only_when_a_note_says_so() {
+        let mut r = plan();
+        r.cache_from = vec![AttrList::parse("type=gha")];
+        r.cache_to = vec![AttrList::parse("type=gha,mode=max")];
+        assert_eq!(
+            differences(&plan(), &r, &Explained::default()),
+            [Field::CacheImports, Field::CacheExports]
+        );
+        let moved = Explained::from_notes(
+            [format!(
+                "the registry cache `r/app/cache:buildcache` {}",
+                super::super::from_kaniko::GHA_CACHE_SERVICE
+            )
+            .as_str()],
+            DEFAULT_CACHE_TAG,
+        );
+        assert!(differences(&plan(), &r, &moved).is_empty());
+        // Moved, but the mode lost: still a difference.
+        r.cache_to = vec![AttrList::parse("type=gha")];
+        assert_eq!(differences(&plan(), &r, &moved), [Field::CacheExports]);
     }
 
     #[test]

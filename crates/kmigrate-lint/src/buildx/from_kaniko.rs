@@ -88,6 +88,9 @@ pub const CACHE_REPO_CHOSEN: &str = "cannot be derived from a variable; kmigrate
 
 /// Starts the KM011 note of a cached call under GitLab's Buildah target:
 /// its cache ref lost its tag by design (read by `Explained::from_notes`).
+/// Words of the KM011 note that says the cache moved to GitHub Actions'
+/// cache service (read by [`super::equivalence::Explained`]).
+pub const GHA_CACHE_SERVICE: &str = "moves to GitHub Actions' cache service (`type=gha`)";
 pub const BUILDAH_CACHE_REPOSITORY: &str = "Buildah's registry cache takes a repository, not a tag";
 
 /// Converts a parsed call.

@@ -9,11 +9,12 @@ use super::build_push::{self, BUILD_PUSH, LOGIN, SETUP_BUILDX};
 use super::detect::{self, KanikoStep, RunCall, Via};
 use super::translate::{self, Login, Translation, WORKSPACE};
 use super::workflow::{self, Job, Step};
+use crate::buildx::AttrList;
 use crate::buildx::equivalence::{self, Explained};
-use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, NoteKind};
+use crate::buildx::from_kaniko::{self, Conversion, ConvertOptions, Note, NoteKind};
 use crate::buildx::notes::note_findings;
 use crate::kaniko::call;
-use crate::options::Options;
+use crate::options::{GithubCache, Options};
 use crate::readback::equivalence::{Mismatch, REPORT_HELP};
 use crate::rules::{Applicability, Edit, Finding, Fix, Rule};
 use crate::source::SourceFile;
@@ -27,6 +28,69 @@ pub fn convert_options(opts: &Options) -> ConvertOptions<'_> {
         default_context: WORKSPACE,
         local_workdir: None,
     }
+}
+
+/// KM001's help for a step `kmigrate rewrite` moves to build-push-action.
+fn rewrite_help(opts: &Options) -> &'static str {
+    match opts.github_cache {
+        GithubCache::Registry => {
+            "`kmigrate rewrite` turns it into docker/setup-buildx-action and docker/build-push-action with a registry cache"
+        }
+        GithubCache::Gha => {
+            "`kmigrate rewrite` turns it into docker/setup-buildx-action and docker/build-push-action with GitHub Actions' cache service (`--github-cache gha`)"
+        }
+    }
+}
+
+/// `--github-cache gha`: the build's registry cache moves to GitHub
+/// Actions' cache service, with a KM011 note that says what that changes.
+fn use_cache_service(conversion: &mut Conversion, opts: &Options) {
+    let plan = &mut conversion.plan;
+    let registry = |a: &AttrList| a.get("type") == Some("registry");
+    if opts.github_cache != GithubCache::Gha
+        || plan
+            .cache_from
+            .iter()
+            .chain(&plan.cache_to)
+            .all(|a| !registry(a))
+    {
+        return;
+    }
+    let mut refs: Vec<String> = Vec::new();
+    for a in plan.cache_from.iter().chain(&plan.cache_to) {
+        if let Some(r) = a.get("ref")
+            && !refs.iter().any(|x| x == r)
+        {
+            refs.push(r.to_string());
+        }
+    }
+    let to_service = |a: &AttrList| {
+        if !registry(a) {
+            return a.clone();
+        }
+        let mut out = AttrList::parse("type=gha");
+        out.attrs.extend(
+            a.attrs
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "type" | "ref"))
+                .cloned(),
+        );
+        out
+    };
+    plan.cache_from = plan.cache_from.iter().map(to_service).collect();
+    plan.cache_to = plan.cache_to.iter().map(to_service).collect();
+    conversion.notes.push(Note {
+        kind: NoteKind::Changed,
+        args: 0..0,
+        message: format!(
+            "the registry cache `{}` {}: nothing is written to the registry any more; GitHub keeps a repository's cache within its size limit, evicts entries left unused, and a branch reads only its own cache and its base branch's",
+            refs.join("`, `"),
+            from_kaniko::GHA_CACHE_SERVICE
+        ),
+        help: Some(
+            "keep the registry cache (`--github-cache registry`, the default) when builds outside GitHub Actions share it".into(),
+        ),
+    });
 }
 
 /// What to tell the user to do with a step kmigrate leaves alone.
@@ -122,7 +186,10 @@ fn job_findings(source: &SourceFile, job: &Job, opts: &Options) -> Vec<Finding> 
         };
         match kind {
             KanikoStep::Action(action) => {
-                let build = action_build(step, action, opts);
+                let mut build = action_build(step, action, opts);
+                if let Some(c) = build.conversion.as_mut() {
+                    use_cache_service(c, opts);
+                }
                 out.extend(action_findings(&site, action, &build, &mut setup));
             }
             KanikoStep::Image(m) => {
@@ -282,13 +349,14 @@ fn action_findings(
         fix.as_ref(),
     ));
     km001 = match fix {
-        Some(fix) => km001
-            .with_help("`kmigrate rewrite` turns it into docker/setup-buildx-action and docker/build-push-action with a registry cache")
-            .with_fix(fix),
-        None if !manual.is_empty() => {
-            km001.with_help(format!("not rewritten automatically: {}", manual.join("; ")))
-        }
-        None => km001.with_help("not rewritten automatically: a flag cannot be translated (see the KM012 finding)"),
+        Some(fix) => km001.with_help(rewrite_help(site.opts)).with_fix(fix),
+        None if !manual.is_empty() => km001.with_help(format!(
+            "not rewritten automatically: {}",
+            manual.join("; ")
+        )),
+        None => km001.with_help(
+            "not rewritten automatically: a flag cannot be translated (see the KM012 finding)",
+        ),
     };
     out.insert(0, km001);
     out
@@ -473,7 +541,10 @@ fn run_findings(site: &StepSite, c: &RunCall, setup: &mut Option<Edit>) -> Vec<F
         job, step, opts, ..
     } = *site;
     let label = step.label(job);
-    let conversion = run_conversion(c, opts);
+    let mut conversion = run_conversion(c, opts);
+    if c.via == Via::DockerRun {
+        use_cache_service(&mut conversion, opts);
+    }
     let rewrite = match c.via {
         Via::Container if job.container.is_some() => Err(format!(
             "the job runs in a Kaniko image (`container:`); move the build to a job on a runner with Docker and {BY_HAND}"
@@ -512,9 +583,7 @@ fn run_findings(site: &StepSite, c: &RunCall, setup: &mut Option<Edit>) -> Vec<F
             )
             .with_applicability(Applicability::changing_behaviour_if(changed));
             (
-                km001
-                    .with_help("`kmigrate rewrite` turns it into docker/setup-buildx-action and docker/build-push-action with a registry cache")
-                    .with_fix(fix.clone()),
+                km001.with_help(rewrite_help(opts)).with_fix(fix.clone()),
                 Some(fix),
             )
         }
