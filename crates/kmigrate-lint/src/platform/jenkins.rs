@@ -25,11 +25,7 @@ use crate::source::{Node, SourceError, SourceFile};
 
 /// Whether `path` is named like a Jenkins pipeline.
 pub fn is_jenkins_name(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let name = crate::platform::lowercase_file_name(path);
     let under_jenkins = path.ancestors().skip(1).any(|a| {
         a.file_name()
             .and_then(|n| n.to_str())

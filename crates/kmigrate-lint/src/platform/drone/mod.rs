@@ -200,11 +200,7 @@ impl crate::platform::PlatformSupport for Support {
 
     /// `.drone.yml`, `.woodpecker.yml` (or `.yaml`), `.woodpecker/NAME.yml`.
     fn matches_path(&self, path: &Path) -> bool {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let name = crate::platform::lowercase_file_name(path);
         let yaml = name.ends_with(".yml") || name.ends_with(".yaml");
         let in_woodpecker_dir = path
             .parent()

@@ -287,11 +287,7 @@ impl crate::platform::PlatformSupport for Support {
     /// `skaffold.yaml`, `skaffold.yml`, and `skaffold-NAME.yaml` /
     /// `skaffold.NAME.yaml` variants.
     fn matches_path(&self, path: &Path) -> bool {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let name = crate::platform::lowercase_file_name(path);
         let Some(stem) = name
             .strip_suffix(".yaml")
             .or_else(|| name.strip_suffix(".yml"))
