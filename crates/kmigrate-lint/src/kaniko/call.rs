@@ -28,6 +28,17 @@ impl Arg {
             dynamic: false,
         }
     }
+
+    /// A word of a shell script, found at `span` in the source file: its
+    /// literal value (else as written), dynamic when it is an unquoted
+    /// expansion that may stand for several flags.
+    pub fn from_word(w: &crate::shell::Word, span: Range<usize>) -> Self {
+        Arg {
+            text: w.literal().unwrap_or_else(|| w.dq.clone()),
+            span: Some(span),
+            dynamic: w.is_bare_expansion(),
+        }
+    }
 }
 
 /// A flag as used in the call.

@@ -124,11 +124,7 @@ pub fn calls(text: &str) -> Vec<ScriptCall> {
             let to_file = |r: &Range<usize>| lit.span.start + r.start..lit.span.start + r.end;
             let args = cmd.words[at + 1..]
                 .iter()
-                .map(|w| Arg {
-                    text: w.literal().unwrap_or_else(|| w.dq.clone()),
-                    span: Some(to_file(&w.span)),
-                    dynamic: w.is_bare_expansion(),
-                })
+                .map(|w| Arg::from_word(w, to_file(&w.span)))
                 .collect();
             out.push(ScriptCall {
                 call: call::parse(args),

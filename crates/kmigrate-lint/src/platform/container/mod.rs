@@ -169,11 +169,7 @@ pub fn script_calls(node: &Node, in_kaniko: bool) -> Vec<ScriptCall> {
         }
         let args = cmd.words[at + 1..]
             .iter()
-            .map(|w| Arg {
-                text: w.literal().unwrap_or_else(|| w.dq.clone()),
-                span: Some(to_file(w.span.clone())),
-                dynamic: w.is_bare_expansion(),
-            })
+            .map(|w| Arg::from_word(w, to_file(w.span.clone())))
             .collect();
         out.push(ScriptCall {
             call: call::parse(args),

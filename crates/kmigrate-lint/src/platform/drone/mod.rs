@@ -106,11 +106,7 @@ pub fn command_calls(step: &Step) -> Vec<CommandCall> {
             }
             let args = cmd.words[at + 1..]
                 .iter()
-                .map(|w| Arg {
-                    text: w.literal().unwrap_or_else(|| w.dq.clone()),
-                    span: Some(to_file(w.span.clone())),
-                    dynamic: w.is_bare_expansion(),
-                })
+                .map(|w| Arg::from_word(w, to_file(w.span.clone())))
                 .collect();
             out.push(CommandCall {
                 call: call::parse(args),

@@ -109,11 +109,7 @@ pub fn run_calls(job: &Job, step: &Step) -> Vec<RunCall> {
             };
         let args = cmd.words[first_arg..]
             .iter()
-            .map(|w| Arg {
-                text: w.literal().unwrap_or_else(|| w.dq.clone()),
-                span: Some(to_file(w.span.clone())),
-                dynamic: w.is_bare_expansion(),
-            })
+            .map(|w| Arg::from_word(w, to_file(w.span.clone())))
             .collect();
         out.push(RunCall {
             via,
@@ -202,11 +198,7 @@ pub fn image_call(step: &Step) -> Call {
         .commands
         .iter()
         .flat_map(|c| &c.words)
-        .map(|w| Arg {
-            text: w.literal().unwrap_or_else(|| w.dq.clone()),
-            span: Some(scalar.source_range(&node.span, w.span.clone())),
-            dynamic: w.is_bare_expansion(),
-        })
+        .map(|w| Arg::from_word(w, scalar.source_range(&node.span, w.span.clone())))
         .collect();
     call::parse(words)
 }

@@ -364,11 +364,7 @@ impl ActionCall<'_> {
                         continue;
                     }
                     for w in script.commands.iter().flat_map(|c| &c.words) {
-                        self.out.args.push(Arg {
-                            text: w.literal().unwrap_or_else(|| w.dq.clone()),
-                            span: Some(v.span.clone()),
-                            dynamic: w.is_bare_expansion(),
-                        });
+                        self.out.args.push(Arg::from_word(w, v.span.clone()));
                     }
                 }
                 _ => {}
