@@ -32,6 +32,16 @@ pub struct BuildCmd {
         value_name = "N"
     )]
     pub max_parallel_stages: Option<usize>,
+    /// Bound on the state directory: after a build, what earlier builds
+    /// left (layers, cache records, RUN cache mounts) is removed least
+    /// recently used first down to SIZE (e.g. 20g; 0: no bound); default 10g.
+    #[arg(
+        long = "state-max-size",
+        env = "KMIGRATE_STATE_MAX_SIZE",
+        value_name = "SIZE",
+        value_parser = builder::limits::parse_byte_size
+    )]
+    pub state_max_size: Option<u64>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -64,6 +74,9 @@ pub fn run(cmd: BuildCmd) -> ExitStatus {
     opts.run_pids_limit = (cmd.run_pids_limit > 0).then_some(cmd.run_pids_limit);
     if let Some(n) = cmd.max_parallel_stages {
         opts.max_parallel_stages = n.max(1);
+    }
+    if let Some(n) = cmd.state_max_size {
+        opts.state_max_size = (n > 0).then_some(n);
     }
     match builder::build(&plan, &opts) {
         Ok(report) => {

@@ -26,6 +26,7 @@ mod builder_e2e;
 mod builder_features;
 mod builder_rootless;
 mod builder_security;
+mod builder_state_gc;
 mod cache_refs;
 mod cache_refs_verify;
 mod cli_habits_cli;

@@ -69,6 +69,11 @@ pub struct BuildOptions {
     /// multi-stage build run in parallel, as with BuildKit); 1 builds them
     /// one after another. Default: the number of CPUs.
     pub max_parallel_stages: usize,
+    /// The bound on the state directory: after a successful build, what
+    /// earlier builds left is removed least recently used first down to
+    /// this many bytes (`None`: no bound). Default
+    /// [`gc::DEFAULT_STATE_MAX_SIZE`](crate::gc::DEFAULT_STATE_MAX_SIZE).
+    pub state_max_size: Option<u64>,
 }
 
 /// The default of [`BuildOptions::max_parallel_stages`]: the CPUs this
@@ -104,6 +109,7 @@ impl BuildOptions {
             run_pids_limit: Some(DEFAULT_RUN_PIDS_LIMIT),
             exclude_from_context: Vec::new(),
             max_parallel_stages: default_parallel_stages(),
+            state_max_size: Some(crate::gc::DEFAULT_STATE_MAX_SIZE),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! diffs into deterministic tars and extract layers safely ([`fsutil`]);
 //! [`cache`] holds the key scheme and cache records, `cache_io` moves them
 //! to and from registries and directories; [`image`] is the OCI data model,
-//! [`registry`] the distribution client, [`store`] the local content store,
+//! [`registry`] the distribution client, [`store`] the local content store ([`gc`] bounds it),
 //! `output` writes images out; [`api`] holds the public types; `validate`
 //! checks every instruction a build needs before any step runs.
 //!
@@ -27,6 +27,7 @@ pub mod digest;
 pub mod dockerfile;
 mod engine;
 pub mod fsutil;
+pub mod gc;
 pub mod glob;
 pub mod ignore;
 pub mod image;
@@ -65,7 +66,8 @@ pub use api::{BuildError, BuildOptions, BuildReport, LogSink, Progress, StepReco
 /// sandbox and their filesystem diff becomes a layer. Then the image config
 /// and manifest are assembled, `--cache-to` exports run, and the outputs
 /// (`--push`, `--output type=…`) are written. `--metadata-file` gets buildx's
-/// `containerimage.digest` and `image.name` keys.
+/// `containerimage.digest` and `image.name` keys. Last, a state directory
+/// over `opts.state_max_size` is collected ([`gc`]).
 ///
 /// ```no_run
 /// use kmigrate_builder::{build, BuildOptions};
@@ -94,10 +96,10 @@ pub fn build(
             )));
         }
     }
-    let store = store::Store::open(&opts.state_dir).map_err(engine::io_err(format!(
-        "state directory {}",
-        opts.state_dir.display()
-    )))?;
+    let started = std::time::SystemTime::now();
+    let state_err = || engine::io_err(format!("state directory {}", opts.state_dir.display()));
+    let store = store::Store::open(&opts.state_dir).map_err(state_err())?;
+    let state_lock = gc::StateLock::shared(&opts.state_dir).map_err(state_err())?;
     let secrets = secrets::Secrets::parse(&plan.secrets).map_err(BuildError::Usage)?;
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -154,6 +156,10 @@ pub fn build(
     })();
     eng.cleanup();
     res?;
+    drop(state_lock);
+    if let Some(max) = opts.state_max_size {
+        eng.collect_state(max, started);
+    }
     let r = &eng.report;
     eng.log(&format!(
         "kmigrate build: {} layer steps: {} executed, {} cached; image {}",

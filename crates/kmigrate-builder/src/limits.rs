@@ -45,6 +45,30 @@ pub fn show(n: u64) -> String {
     }
 }
 
+/// `512m`, `10GiB`, `4096`: bytes, with an optional k, m, g or t suffix
+/// (binary units, as Docker's `--keep-storage` reads them; `b`, `ib` and
+/// case are free).
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('t') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            format!("invalid size {s:?}: use bytes with an optional k, m, g or t suffix (e.g. 10g)")
+        })
+}
+
 /// Reads `r` to its end, refusing more than `limit` bytes. The error names
 /// `what` and the limit; reading stops one byte past the limit, so an
 /// endless stream costs at most `limit` bytes of memory.
@@ -129,6 +153,29 @@ pub fn read_regular_text(path: &Path, limit: u64, what: &str) -> io::Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_take_binary_suffixes() {
+        for (s, n) in [
+            ("4096", 4096),
+            ("0", 0),
+            ("512k", 512 << 10),
+            ("512KB", 512 << 10),
+            ("10g", 10 << 30),
+            ("10GiB", 10 << 30),
+            (" 2T ", 2 << 40),
+            ("1m", 1 << 20),
+        ] {
+            assert_eq!(parse_byte_size(s), Ok(n), "{s}");
+        }
+        for s in ["", "g", "-1", "1.5g", "10x", "99999999999999t"] {
+            let e = parse_byte_size(s).unwrap_err();
+            assert!(
+                e.contains("use bytes with an optional k, m, g or t suffix"),
+                "{s}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn endless_streams_stop_at_the_limit() {

@@ -363,6 +363,9 @@ impl Engine<'_> {
             .write(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(base.join(format!("{name}.lock")))?;
+        // The lock's time is when the cache was last used: the state
+        // directory's collection removes the least recently used first.
+        lock.set_modified(std::time::SystemTime::now())?;
         let dir = match sharing {
             Sharing::Shared => {
                 super::tmp_session::flock(&lock, nix::libc::LOCK_SH)?;

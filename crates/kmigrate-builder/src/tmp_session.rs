@@ -145,7 +145,7 @@ fn legacy_owner(name: &str) -> Option<String> {
 /// Removes a file or a whole tree, first making directories writable (an
 /// image may ship read-only directories, which a rootless build cannot
 /// empty otherwise).
-fn remove_tree(p: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(p: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::symlink_metadata(p)?;
     if !meta.is_dir() {
