@@ -348,3 +348,18 @@ pub fn builds(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    /// The pages that name the image the BuildKit targets write must name
+    /// the one pinned here.
+    #[test]
+    fn the_docs_name_the_pinned_buildkit_image() {
+        for page in ["README.md", "rules/targets/buildkit.md"] {
+            let path = format!("{}/../../{page}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(super::BUILDKIT_ROOTLESS), "{page}");
+            assert!(!text.contains("moby/buildkit:rootless"), "{page}");
+        }
+    }
+}

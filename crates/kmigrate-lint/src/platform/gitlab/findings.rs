@@ -1004,7 +1004,13 @@ mod tests {
             "{text}"
         );
         let text = run(src, Target::Buildkit).1.unwrap();
-        assert!(text.contains("name: moby/buildkit:rootless"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "name: {}",
+                crate::platform::container::BUILDKIT_ROOTLESS
+            )),
+            "{text}"
+        );
         assert!(
             text.contains("BUILDKITD_FLAGS: --oci-worker-no-process-sandbox"),
             "{text}"

@@ -41,7 +41,7 @@ impl Default for Options {
             target: Target::Buildx,
             split: true,
             docker_version: DEFAULT_DOCKER_VERSION.into(),
-            buildkit_image: "moby/buildkit:rootless".into(),
+            buildkit_image: crate::platform::container::BUILDKIT_ROOTLESS.into(),
             buildah_image: super::buildah::DEFAULT_IMAGE.into(),
             builder: "kmigrate".into(),
             cache_tag: "buildcache".into(),
