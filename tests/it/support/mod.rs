@@ -280,7 +280,6 @@ pub fn kmigrate_build(state: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Asserts success and returns combined output text.
 /// A registry with the busybox base image pushed to it, or `None` where
 /// the test must skip (see [`have`]).
 pub fn registry_with_busybox() -> Option<(Registry, String)> {
@@ -292,7 +291,6 @@ pub fn registry_with_busybox() -> Option<(Registry, String)> {
     Some((reg, base))
 }
 
-/// A process's stdout then stderr, as text.
 /// Runs the `kmigrate` binary in `cwd` without colour and with no stdin.
 pub fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kmigrate"))
@@ -306,6 +304,7 @@ pub fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
         .expect("kmigrate runs")
 }
 
+/// A process's stdout then stderr, as text.
 pub fn output_text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -314,12 +313,9 @@ pub fn output_text(out: &Output) -> String {
     )
 }
 
+/// Asserts success and returns stdout then stderr, as text.
 pub fn ok(out: &Output) -> String {
-    let s = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let s = output_text(out);
     assert!(out.status.success(), "kmigrate build failed:\n{s}");
     s
 }
