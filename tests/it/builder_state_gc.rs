@@ -26,18 +26,29 @@ fn cache_mounts(state: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Two contexts, A and B, whose builds each use a cache mount of their own.
+fn contexts(base: &str) -> (tempfile::TempDir, String, String) {
+    let d = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        write_files(
+            &d.path().join(name),
+            &[("Dockerfile", &dockerfile(base, name))],
+        );
+    }
+    let ctx = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let (a, b) = (ctx("a"), ctx("b"));
+    (d, a, b)
+}
+
 #[test]
 fn a_bounded_state_directory_drops_other_builds_and_keeps_this_ones() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;
     };
     let state = tempfile::tempdir().unwrap();
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    write_files(a.path(), &[("Dockerfile", &dockerfile(&base, "a"))]);
-    write_files(b.path(), &[("Dockerfile", &dockerfile(&base, "b"))]);
-    let ctx = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_string();
+    let (_dirs, a, b) = contexts(&base);
 
-    let first = ok(&kmigrate_build(state.path(), &[&ctx(&a)]));
+    let first = ok(&kmigrate_build(state.path(), &[&a]));
     assert_eq!(counts(&first).0, 1, "{first}");
     assert!(!first.contains("state directory over"), "{first}");
     assert_eq!(cache_mounts(state.path()), 1);
@@ -46,7 +57,7 @@ fn a_bounded_state_directory_drops_other_builds_and_keeps_this_ones() {
     // mount go; B's own (and the base it used) stay.
     let second = ok(&kmigrate_build(
         state.path(),
-        &["--state-max-size", "1k", &ctx(&b)],
+        &["--state-max-size", "1k", &b],
     ));
     assert!(
         second.contains("state directory over 1.0 kB: removed "),
@@ -58,9 +69,9 @@ fn a_bounded_state_directory_drops_other_builds_and_keeps_this_ones() {
         "only B's cache mount is left"
     );
 
-    let b_again = ok(&kmigrate_build(state.path(), &[&ctx(&b)]));
+    let b_again = ok(&kmigrate_build(state.path(), &[&b]));
     assert_eq!(counts(&b_again), (0, 1), "B is still cached:\n{b_again}");
-    let a_again = ok(&kmigrate_build(state.path(), &[&ctx(&a)]));
+    let a_again = ok(&kmigrate_build(state.path(), &[&a]));
     assert_eq!(counts(&a_again), (1, 0), "A was collected:\n{a_again}");
 }
 
@@ -70,19 +81,12 @@ fn no_bound_keeps_everything() {
         return;
     };
     let state = tempfile::tempdir().unwrap();
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    write_files(a.path(), &[("Dockerfile", &dockerfile(&base, "a"))]);
-    write_files(b.path(), &[("Dockerfile", &dockerfile(&base, "b"))]);
-    let ctx = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_string();
-    ok(&kmigrate_build(state.path(), &[&ctx(&a)]));
-    let out = kmigrate_build_env(
-        state.path(),
-        &[&ctx(&b)],
-        &[("KMIGRATE_STATE_MAX_SIZE", "0")],
-    );
+    let (_dirs, a, b) = contexts(&base);
+    ok(&kmigrate_build(state.path(), &[&a]));
+    let out = kmigrate_build_env(state.path(), &[&b], &[("KMIGRATE_STATE_MAX_SIZE", "0")]);
     assert!(!ok(&out).contains("state directory over"));
     assert_eq!(cache_mounts(state.path()), 2);
-    let a_again = ok(&kmigrate_build(state.path(), &[&ctx(&a)]));
+    let a_again = ok(&kmigrate_build(state.path(), &[&a]));
     assert_eq!(counts(&a_again), (0, 1), "{a_again}");
 }
 
