@@ -22,7 +22,9 @@ use super::run_mount::{self, MountError, RunMount};
 use super::validate::{self, Problem};
 use super::words;
 
-/// One instruction of a Dockerfile as the builder reads it.
+/// One instruction of a Dockerfile as the builder reads it. A flag the
+/// builder refuses (`RUN --network`, `COPY --parents`, ...) has no field:
+/// the conversion lists it as a problem instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     From(FromCmd),
@@ -41,7 +43,7 @@ pub(crate) enum Command {
     StopSignal(TextCmd),
     Cmd(Args),
     Entrypoint(Args),
-    /// The shell's command line (never empty).
+    /// The shell's command line (empty only when refused: not JSON).
     Shell(Vec<String>),
     /// The trigger instruction, kept as written for images built from this one.
     OnBuild(String),
