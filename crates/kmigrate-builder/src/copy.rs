@@ -6,14 +6,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
+use super::commands::{CopyCmd, ExpandedCopy};
 use super::context;
-use super::dockerfile::{Args, Keyword};
 use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
 use super::ignore::IgnoreRules;
 use super::remote;
-use super::words;
 
 /// Where sources come from.
 #[derive(Debug, Clone)]
@@ -55,36 +54,30 @@ pub struct UrlSource {
 }
 
 impl Engine<'_> {
+    /// Plans a COPY/ADD whose values `e` are expanded: where its sources
+    /// come from, its destination under the working directory, the
+    /// downloads, and the key extras that cover what it copies.
     pub(crate) fn plan_copy(
         &mut self,
         step: &Step,
+        cmd: &CopyCmd,
+        e: ExpandedCopy,
         st: &StageState,
         done: &mut [Option<StageState>],
-        from_flag: Option<&str>,
     ) -> R<CopyPlan> {
-        let (df, ins, vars) = (step.scope.df, step.ins, &step.vars);
         let (ctx, names, si) = (step.scope.ctx, step.scope.names, step.si);
         let err = |m: String| -> BuildError { step.err(m) };
-        let is_add = ins.keyword == Keyword::Add;
-        if let Some(p) = super::validate::problems(ins).first() {
-            return Err(p.at(df, ins));
-        }
-        let mut items: Vec<String> = match &ins.args {
-            Args::Json(v) => v
-                .iter()
-                .map(|w| words::expand(w, vars))
-                .collect::<Result<_, _>>()
-                .map_err(err)?,
-            Args::Shell(s) => words::split_words(&words::expand(s, vars).map_err(err)?),
-        };
-        if items.len() < 2 {
-            return Err(err(format!(
-                "{} requires at least two arguments: source(s) and destination",
-                ins.keyword
-            )));
-        }
-        let dest_raw = items.pop().unwrap_or_default();
-        let inline = heredoc_sources(step, &mut items)?;
+        let ExpandedCopy {
+            from: from_flag,
+            sources: items,
+            urls,
+            inline,
+            dest: dest_raw,
+            checksum,
+            chown,
+            chmod,
+            exclude,
+        } = e;
         let wd = st
             .config
             .config
@@ -101,35 +94,7 @@ impl Engine<'_> {
         {
             dest.push('/');
         }
-        // After expansion a variable may have made a source remote.
-        if let Some(p) = items
-            .iter()
-            .find_map(|s| super::validate::remote_problem(ins.keyword, s))
-        {
-            return Err(p.at(df, ins));
-        }
-        let checksum = match expanded_flag(step, "checksum")? {
-            Some(c) => Some(remote::parse_checksum(&c).map_err(err)?),
-            None => None,
-        };
-        let (urls, items): (Vec<String>, Vec<String>) = items
-            .into_iter()
-            .partition(|s| remote::classify(s) == Some(remote::Remote::Url));
-        if checksum.is_some() && (urls.len() != 1 || !items.is_empty() || !inline.is_empty()) {
-            return Err(err(
-                "ADD --checksum verifies one download: give exactly one http(s) URL source".into(),
-            ));
-        }
-        // `--chown=$APP_UID` and `--chmod=${MODE}` take the step's variables.
-        let chown = expanded_flag(step, "chown")?;
-        let chmod =
-            match expanded_flag(step, "chmod")? {
-                Some(m) => Some(u32::from_str_radix(&m, 8).map_err(|_| {
-                    err(format!("invalid --chmod {m:?}: use an octal mode like 755"))
-                })?),
-                None => None,
-            };
-        let from = match from_flag {
+        let from = match from_flag.as_deref() {
             None => From::Context,
             Some(f) => {
                 let lower = f.to_ascii_lowercase();
@@ -146,7 +111,7 @@ impl Engine<'_> {
                 }
             }
         };
-        let exclude = exclude_rules(step)?;
+        let exclude = (!exclude.is_empty()).then(|| IgnoreRules::parse(&exclude.join("\n")));
         let excluded = |rel: &str| exclude.as_ref().is_some_and(|r| r.excluded(rel));
         let mut extras = match &from {
             From::Context => {
@@ -212,11 +177,11 @@ impl Engine<'_> {
         // The values a variable gave the flags belong in the key; a flag
         // written without variables is in the step text already, so keys of
         // such steps stay as they were.
-        for (name, value) in [
-            ("chown", &chown),
-            ("chmod", &chmod.map(|m| format!("{m:o}"))),
+        for (name, value, written) in [
+            ("chown", &chown, &cmd.chown),
+            ("chmod", &chmod.map(|m| format!("{m:o}")), &cmd.chmod),
         ] {
-            if let (Some(v), Some(raw)) = (value, ins.flag(name))
+            if let (Some(v), Some(raw)) = (value, written)
                 && raw.contains('$')
             {
                 extras.push_str(&format!("|{name}={v}"));
@@ -229,7 +194,7 @@ impl Engine<'_> {
             dest,
             chown,
             chmod,
-            is_add,
+            is_add: cmd.add,
             inline,
             exclude,
             urls: url_sources,
@@ -598,52 +563,6 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
     Ok(())
 }
 
-/// Takes the here-document sources (`<<EOF`, in the order the heredocs
-/// were written) out of `items`: their names and contents, expanded unless
-/// the delimiter was quoted.
-fn heredoc_sources(step: &Step, items: &mut Vec<String>) -> R<Vec<(String, String)>> {
-    let mut docs = step.ins.heredocs.iter();
-    let mut inline = Vec::new();
-    let mut err = None;
-    items.retain(|item| {
-        let Some((name, _, _)) = super::dockerfile::heredoc_word(item) else {
-            return true;
-        };
-        let Some(h) = docs.next().filter(|h| h.name == name) else {
-            return true;
-        };
-        let content = if h.expand {
-            match words::expand_heredoc(&h.content(), &step.vars) {
-                Ok(c) => c,
-                Err(e) => {
-                    err.get_or_insert(e);
-                    String::new()
-                }
-            }
-        } else {
-            h.content()
-        };
-        inline.push((h.name.clone(), content));
-        false
-    });
-    match err {
-        Some(e) => Err(step.err(e)),
-        None => Ok(inline),
-    }
-}
-
-/// The `--exclude` patterns of the step (variables expanded), if any.
-fn exclude_rules(step: &Step) -> R<Option<IgnoreRules>> {
-    let patterns: Vec<String> = step
-        .ins
-        .flags
-        .iter()
-        .filter(|(n, _)| n == "exclude")
-        .map(|(_, v)| step.expand(v.as_deref().unwrap_or_default()))
-        .collect::<R<_>>()?;
-    Ok((!patterns.is_empty()).then(|| IgnoreRules::parse(&patterns.join("\n"))))
-}
-
 /// `--exclude`: drops the sources whose name matches, and the entries of a
 /// directory source that match relative to it (a matching directory takes
 /// what is below it along).
@@ -652,11 +571,6 @@ fn apply_exclude(rules: &IgnoreRules, sources: &mut Vec<CopySource>) {
     for (_, _, entries) in sources.iter_mut() {
         entries.retain(|(_, rel)| !rules.excluded(rel));
     }
-}
-
-/// The value of COPY/ADD flag `--name` with the step's variables expanded.
-fn expanded_flag(step: &Step, name: &str) -> R<Option<String>> {
-    step.ins.flag(name).map(|v| step.expand(v)).transpose()
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use super::api::{BuildError, BuildOptions, BuildReport, StepRecord};
 use super::cache::{self, CacheRecord, LayerRef};
+use super::commands::{self, Command, CopyCmd, FromCmd, RunCmd, Typed};
 use super::context::Context;
-use super::dockerfile::{self, Dockerfile, Instruction, Keyword};
+use super::dockerfile::{self, Dockerfile, Instruction};
 use super::image::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
-use super::instructions::{self, parse_arg, run_env};
+use super::instructions::{self, run_env};
 use super::layer::{self, TarOptions};
 use super::progress::human;
 use super::registry::Client;
@@ -103,8 +104,10 @@ pub(crate) struct Engine<'a> {
 pub(crate) struct Stage {
     name: Option<String>,
     index: usize,
-    from: Instruction,
-    body: Vec<Instruction>,
+    /// The stage's FROM, and its base as read from it.
+    from: Typed,
+    base: FromCmd,
+    body: Vec<Typed>,
 }
 
 impl<'a> Engine<'a> {
@@ -327,34 +330,28 @@ impl<'a> Engine<'a> {
     ) -> R<(Vec<Stage>, BTreeMap<String, String>)> {
         let mut stages: Vec<Stage> = Vec::new();
         for ins in &df.instructions {
-            if ins.keyword == Keyword::From {
-                let mut w = words::split_words(&ins.rest);
-                let name = if w.len() == 3 && w[1].eq_ignore_ascii_case("as") {
-                    Some(w.pop().unwrap_or_default().to_ascii_lowercase())
-                } else if w.len() == 1 {
-                    None
-                } else {
-                    return Err(Box::new(
-                        df.error_at(ins, "FROM takes an image and an optional `AS name`"),
-                    )
-                    .into());
-                };
-                if let Some(p) = ins.flag("platform") {
+            let typed = commands::convert(ins).map_err(|p| p.at(df, ins))?;
+            if let Command::From(base) = &typed.command {
+                if let Some(p) = &base.platform {
                     self.log(&format!(
                         "note: line {}: FROM --platform={p} ignored: the build runs for {}",
                         ins.line, self.platform
                     ));
                 }
                 stages.push(Stage {
-                    name,
+                    name: base.name.clone(),
                     index: stages.len(),
-                    from: ins.clone(),
+                    base: base.clone(),
+                    from: typed,
                     body: Vec::new(),
                 });
             } else if let Some(st) = stages.last_mut() {
-                st.body.push(ins.clone());
-            } else if ins.keyword == Keyword::Arg {
-                for (k, v) in parse_arg(df, ins, &globals)? {
+                st.body.push(typed);
+            } else if let Command::Arg(arg) = &typed.command {
+                let decls = arg
+                    .expand(&globals)
+                    .map_err(|e| Box::new(df.error_at(ins, e)))?;
+                for (k, v) in decls {
                     let val = build_args.get(&k).cloned().or(v).unwrap_or_default();
                     if build_args.contains_key(&k) {
                         self.consumed.push(k.clone());
@@ -394,9 +391,10 @@ impl<'a> Engine<'a> {
             .name
             .clone()
             .unwrap_or_else(|| format!("stage-{}", stage.index));
-        let from_raw = words::split_words(&stage.from.rest)[0].clone();
-        let from = words::expand(&from_raw, scope.globals)
-            .map_err(|e| Box::new(df.error_at(&stage.from, e)))?;
+        let from = stage
+            .base
+            .expand_image(scope.globals)
+            .map_err(|e| Box::new(df.error_at(&stage.from.node, e)))?;
         let parent = find_stage(scope.names, &from, si);
         let mut st = if from.eq_ignore_ascii_case("scratch") {
             self.scratch(&label)
@@ -415,7 +413,7 @@ impl<'a> Engine<'a> {
             // Where a base image cannot be had, point at its FROM line.
             let s = self.pull(&from).map_err(|e| match e {
                 BuildError::Dockerfile(_) | BuildError::Step(_) => e,
-                other => Box::new(df.error_at(&stage.from, other.to_string())).into(),
+                other => Box::new(df.error_at(&stage.from.node, other.to_string())).into(),
             })?;
             self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
             s
@@ -438,8 +436,8 @@ impl<'a> Engine<'a> {
             args: BTreeMap::new(),
             total: stage.body.len(),
         };
-        for (i, ins) in stage.body.iter().enumerate() {
-            self.step(scope, &mut run, done, ins, i + 1)?;
+        for (i, typed) in stage.body.iter().enumerate() {
+            self.step(scope, &mut run, done, typed, i + 1)?;
         }
         Ok(run.st)
     }
@@ -466,19 +464,28 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Runs instruction `ins`, the `pos`-th of its stage: metadata
+    /// Runs instruction `typed`, the `pos`-th of its stage: metadata
     /// instructions change the config, RUN/COPY/ADD make a layer.
     fn step(
         &mut self,
         scope: &Scope,
         run: &mut StageRun,
         done: &mut [Option<StageState>],
-        ins: &Instruction,
+        typed: &Typed,
         pos: usize,
     ) -> R<()> {
         let t0 = Instant::now();
+        let ins = &typed.node;
+        // The build checks every needed step first; this one never runs refused.
+        if let Some(p) = typed.problems.first() {
+            return Err(p.at(scope.df, ins));
+        }
         let step = Step::new(scope, run, ins);
-        let text = self.apply_metadata(&step, run)?;
+        let layer = LayerCmd::of(&typed.command);
+        let text = match layer {
+            Some(_) => ins.text(),
+            None => self.apply_metadata(&step, &typed.command, run)?,
+        };
         let n = self.next_step_no();
         let title = format!(
             "[{} {pos}/{}] {}",
@@ -486,85 +493,116 @@ impl<'a> Engine<'a> {
             run.total,
             one_line_title(&text)
         );
-        if !ins.keyword.makes_layer() {
-            self.line_step(n, &title);
-            let st = &mut run.st;
-            st.key = cache::next_key(&st.key, ins.keyword.as_str(), &text, "");
-            st.config.history.push(History {
-                created: Some(st.last_created.clone()),
-                created_by: Some(text.clone()),
-                comment: Some("kmigrate".into()),
-                empty_layer: true,
-            });
-            self.report.steps.push(StepRecord {
-                stage: st.name.clone(),
-                line: ins.line,
-                instruction: text,
-                cached: false,
-                executed: false,
-                duration: t0.elapsed(),
-                key: st.key.clone(),
-                layer: None,
-            });
-            return Ok(());
+        match layer {
+            Some(cmd) => {
+                self.begin(n, &title);
+                self.layer_step(&step, cmd, run, done, n, t0)
+            }
+            None => {
+                self.line_step(n, &title);
+                self.record_metadata_step(&mut run.st, ins, text, t0);
+                Ok(())
+            }
         }
-        self.begin(n, &title);
-        self.layer_step(&step, run, done, n, text, t0)
     }
 
-    /// Applies a metadata instruction to the stage's config (nothing for
-    /// RUN/COPY/ADD) and returns the step's canonical text: ARG, ENV,
-    /// WORKDIR and USER show their values after expansion.
-    fn apply_metadata(&mut self, step: &Step, run: &mut StageRun) -> R<String> {
-        let ins = step.ins;
+    /// Records a metadata step: its key, an empty-layer history entry and
+    /// its line in the report.
+    fn record_metadata_step(
+        &mut self,
+        st: &mut StageState,
+        ins: &Instruction,
+        text: String,
+        t0: Instant,
+    ) {
+        st.key = cache::next_key(&st.key, ins.keyword.as_str(), &text, "");
+        st.config.history.push(History {
+            created: Some(st.last_created.clone()),
+            created_by: Some(text.clone()),
+            comment: Some("kmigrate".into()),
+            empty_layer: true,
+        });
+        self.report.steps.push(StepRecord {
+            stage: st.name.clone(),
+            line: ins.line,
+            instruction: text,
+            cached: false,
+            executed: false,
+            duration: t0.elapsed(),
+            key: st.key.clone(),
+            layer: None,
+        });
+    }
+
+    /// Applies a metadata command to the stage's config (ARG: to the stage's
+    /// args) and returns the step's canonical text: ARG, ENV, WORKDIR and
+    /// USER show their values after expansion.
+    fn apply_metadata(&mut self, step: &Step, command: &Command, run: &mut StageRun) -> R<String> {
         let cfg: &mut RunConfig = &mut run.st.config.config;
-        let text = match ins.keyword {
-            Keyword::Arg => Some(self.arg_step(step, &mut run.args)?),
-            Keyword::Env => Some(instructions::env(step, cfg)?),
-            Keyword::Label => instructions::label(step, cfg)?,
-            Keyword::Maintainer => instructions::maintainer(step, cfg),
-            Keyword::Workdir => Some(instructions::workdir(step, cfg)?),
-            Keyword::User => Some(instructions::user(step, cfg)?),
-            Keyword::Expose => instructions::expose(step, cfg)?,
-            Keyword::Volume => instructions::volume(step, cfg)?,
-            Keyword::StopSignal => instructions::stop_signal(step, cfg)?,
-            Keyword::Cmd => instructions::cmd(step, cfg),
-            Keyword::Entrypoint => instructions::entrypoint(step, cfg),
-            Keyword::Shell => instructions::shell(step, cfg)?,
-            Keyword::OnBuild => instructions::on_build(step, cfg),
-            Keyword::Healthcheck => instructions::healthcheck_step(step, cfg)?,
-            Keyword::Run | Keyword::Copy | Keyword::Add => None,
-            // A FROM always starts a stage, so it is never a step.
-            Keyword::From => {
-                return Err(step.err(format!("unsupported instruction {}", ins.keyword)));
+        let text = match command {
+            Command::Arg(c) => Some(instructions::arg(
+                step,
+                c,
+                &mut run.args,
+                &mut self.consumed,
+            )?),
+            Command::Env(c) => Some(instructions::env(step, c, cfg)?),
+            Command::Label(c) => instructions::label(step, c, cfg)?,
+            Command::Maintainer(name) => instructions::maintainer(name, cfg),
+            Command::Workdir(c) => Some(instructions::workdir(step, c, cfg)?),
+            Command::User(c) => Some(instructions::user(step, c, cfg)?),
+            Command::Expose(c) => instructions::expose(step, c, cfg)?,
+            Command::Volume(args) => instructions::volume(step, args, cfg)?,
+            Command::StopSignal(c) => instructions::stop_signal(step, c, cfg)?,
+            Command::Cmd(args) => instructions::cmd(args, cfg),
+            Command::Entrypoint(args) => instructions::entrypoint(args, cfg),
+            Command::Shell(shell) => instructions::shell(shell, cfg),
+            Command::OnBuild(trigger) => instructions::on_build(trigger, cfg),
+            Command::Healthcheck(check) => instructions::healthcheck(check, cfg),
+            // A FROM always starts a stage, and layer steps are not metadata.
+            Command::From(_) | Command::Run(_) | Command::Copy(_) => {
+                return Err(step.err(format!("unsupported instruction {}", step.ins.keyword)));
             }
         };
-        Ok(text.unwrap_or_else(|| ins.text()))
+        Ok(text.unwrap_or_else(|| step.ins.text()))
     }
 
-    /// ARG: declares stage args from `--build-arg`, the default, or the
-    /// global of that name, in that order.
-    fn arg_step(&mut self, step: &Step, args: &mut BTreeMap<String, String>) -> R<String> {
-        let build_args = step.scope.build_args;
-        for (k, v) in parse_arg(step.scope.df, step.ins, &step.vars)? {
-            let val = build_args
-                .get(&k)
-                .cloned()
-                .or(v)
-                .or_else(|| step.scope.globals.get(&k).cloned())
-                .unwrap_or_default();
-            if build_args.contains_key(&k) {
-                self.consumed.push(k.clone());
-            }
-            args.insert(k, val);
+    /// RUN: its command line, its mounts, and what its key covers besides
+    /// its text (environment, user, working directory, shell, mounts).
+    fn run_action(
+        &mut self,
+        step: &Step,
+        cmd: &RunCmd,
+        env: &[(String, String)],
+        cfg: &RunConfig,
+        done: &[Option<StageState>],
+    ) -> R<(String, Action)> {
+        let argv = instructions::as_cmd(cfg, &cmd.cmd);
+        let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+        let mounts = cmd
+            .mounts(&step.vars_with_globals(), &wd)
+            .map_err(|p| p.at(step.scope.df, step.ins))?;
+        let mut extras = run_key_extras(env, cfg);
+        if !mounts.is_empty() {
+            extras.push_str("|mounts|");
+            extras.push_str(&self.mount_key_extras(step, &mounts, done)?);
         }
-        Ok(format!(
-            "ARG {}",
-            args.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ))
+        Ok((extras, Action::Run { argv, mounts }))
+    }
+
+    /// COPY or ADD: its plan, whose key extras cover the sources' content.
+    fn copy_action(
+        &mut self,
+        step: &Step,
+        cmd: &CopyCmd,
+        st: &StageState,
+        done: &mut [Option<StageState>],
+    ) -> R<(String, Action)> {
+        let expanded = cmd
+            .expand(&step.vars, &step.vars_with_globals())
+            .map_err(|p| p.at(step.scope.df, step.ins))?;
+        let plan = self.plan_copy(step, cmd, expanded, st, done)?;
+        Ok((plan.key_extras.clone(), Action::Copy(plan)))
     }
 
     /// RUN, COPY or ADD: computes the cache key, then takes the layer from
@@ -572,33 +610,18 @@ impl<'a> Engine<'a> {
     fn layer_step(
         &mut self,
         step: &Step,
+        cmd: LayerCmd,
         run: &mut StageRun,
         done: &mut [Option<StageState>],
         n: usize,
-        text: String,
         t0: Instant,
     ) -> R<()> {
         let ins = step.ins;
+        let text = ins.text();
         let env: Vec<(String, String)> = run_env(&run.st.config.config, &run.args);
-        let (extras, action) = if ins.keyword == Keyword::Run {
-            let argv = run_argv(step, &run.st.config.config)?;
-            let mounts = run_mounts(step, &run.st.config.config)?;
-            let mut extras = run_key_extras(&env, &run.st.config.config);
-            if !mounts.is_empty() {
-                extras.push_str("|mounts|");
-                extras.push_str(&self.mount_key_extras(step, &mounts, done)?);
-            }
-            (extras, Action::Run { argv, mounts })
-        } else {
-            // `--from` may name an image through an ARG, global ones included.
-            let mut from_vars = step.scope.globals.clone();
-            from_vars.extend(step.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let from = match ins.flag("from") {
-                Some(f) => Some(words::expand(f, &from_vars).map_err(|e| step.err(e))?),
-                None => None,
-            };
-            let plan = self.plan_copy(step, &run.st, done, from.as_deref())?;
-            (plan.key_extras.clone(), Action::Copy(plan))
+        let (extras, action) = match cmd {
+            LayerCmd::Run(c) => self.run_action(step, c, &env, &run.st.config.config, done)?,
+            LayerCmd::Copy(c) => self.copy_action(step, c, &run.st, done)?,
         };
         let st = &mut run.st;
         let stage_name = st.name.clone();
@@ -910,52 +933,41 @@ fn stage_deps(
         .enumerate()
         .map(|(i, stage)| {
             let mut deps = Vec::new();
-            let from = words::expand(&words::split_words(&stage.from.rest)[0], globals)
-                .unwrap_or_default();
+            let from = stage.base.expand_image(globals).unwrap_or_default();
             if let Some(j) = find_stage(&names, &from, i) {
                 deps.push(j);
             }
             // `--from` expands as the step will: globals, then the stage's
             // ARGs and ENVs so far.
             let mut vars = globals.clone();
-            for ins in &stage.body {
-                match ins.keyword {
-                    Keyword::Arg => {
-                        for w in words::split_words(&ins.rest) {
-                            let (k, default) = match w.split_once('=') {
-                                Some((k, v)) => {
-                                    (k, Some(words::expand(v, &vars).unwrap_or_default()))
-                                }
-                                None => (w.as_str(), None),
-                            };
+            for typed in &stage.body {
+                match &typed.command {
+                    Command::Arg(arg) => {
+                        for (k, default) in &arg.decls {
+                            let default = default
+                                .as_deref()
+                                .map(|v| words::expand(v, &vars).unwrap_or_default());
                             let v = build_args
                                 .get(k)
                                 .cloned()
                                 .or(default)
                                 .or_else(|| globals.get(k).cloned())
                                 .unwrap_or_default();
-                            vars.insert(k.to_string(), v);
+                            vars.insert(k.clone(), v);
                         }
                     }
-                    Keyword::Env => {
-                        let text = words::expand(&ins.rest, &vars).unwrap_or_default();
-                        vars.extend(words::parse_pairs(&text).unwrap_or_default());
-                    }
-                    Keyword::Copy | Keyword::Add => {
-                        if let Some(f) = ins.flag("from")
+                    Command::Env(env) => vars.extend(env.expand(&vars).unwrap_or_default()),
+                    Command::Copy(copy) => {
+                        if let Some(f) = &copy.from
                             && let Some(j) =
                                 find_stage(&names, &words::expand(f, &vars).unwrap_or_default(), i)
                         {
                             deps.push(j);
                         }
                     }
-                    Keyword::Run => {
-                        for (_, v) in ins.flags.iter().filter(|(f, _)| f == "mount") {
-                            let option = words::expand(v.as_deref().unwrap_or_default(), &vars)
-                                .unwrap_or_default();
-                            if let Some(f) = super::run_mount::from_field(&option)
-                                && let Some(j) = find_stage(&names, f, i)
-                            {
+                    Command::Run(run) => {
+                        for f in run.mount_sources(&vars) {
+                            if let Some(j) = find_stage(&names, &f, i) {
                                 deps.push(j);
                             }
                         }
@@ -1024,6 +1036,15 @@ impl<'s> Step<'s> {
     pub fn expand(&self, s: &str) -> R<String> {
         words::expand(s, &self.vars).map_err(|e| self.err(e))
     }
+
+    /// The step's variables over the global ARGs: what `COPY --from` and
+    /// `RUN --mount` expand with, as they may name an image through a
+    /// global ARG (`from=$BUILDER_IMAGE`).
+    pub fn vars_with_globals(&self) -> BTreeMap<String, String> {
+        let mut vars = self.scope.globals.clone();
+        vars.extend(self.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars
+    }
 }
 
 /// A layer step to execute: what to do, with which environment, and its
@@ -1053,63 +1074,6 @@ fn one_line_title(text: &str) -> String {
     }
 }
 
-/// RUN's command line; refuses the flags the embedded builder lacks.
-fn run_argv(step: &Step, cfg: &RunConfig) -> R<Vec<String>> {
-    let ins = step.ins;
-    if let Some(p) = super::validate::problems(ins).first() {
-        return Err(p.at(step.scope.df, ins));
-    }
-    Ok(instructions::as_cmd(cfg, &run_args(ins)))
-}
-
-/// RUN's `--mount`s, variables expanded; relative targets are under the
-/// working directory.
-fn run_mounts(step: &Step, cfg: &RunConfig) -> R<Vec<super::run_mount::RunMount>> {
-    let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-    // As for COPY --from, global ARGs count too (`from=$BUILDER_IMAGE`).
-    let mut vars = step.scope.globals.clone();
-    vars.extend(step.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut out = Vec::new();
-    for (name, value) in &step.ins.flags {
-        if name != "mount" {
-            continue;
-        }
-        let option =
-            words::expand(value.as_deref().unwrap_or_default(), &vars).map_err(|e| step.err(e))?;
-        let m = super::run_mount::parse(&option, &wd).map_err(|e| match e {
-            super::run_mount::MountError::Ssh => Box::new(step.scope.df.error_help(
-                step.ins,
-                super::run_mount::SSH_REFUSED,
-                super::run_mount::SSH_HELP,
-            ))
-            .into(),
-            e => step.err(format!("--mount={option}: {e}")),
-        })?;
-        out.push(m);
-    }
-    if out.len() > super::run_mount::MOUNTS_MAX {
-        return Err(step.err(format!(
-            "more than {} --mount flags on one RUN",
-            super::run_mount::MOUNTS_MAX
-        )));
-    }
-    Ok(out)
-}
-
-/// What RUN runs. With here-documents as BuildKit does it: a RUN that is
-/// only `<<EOF` runs the body as the shell's script; otherwise the shell gets
-/// the command line with the bodies and delimiters after it, and reads the
-/// heredocs itself (quoted delimiters then keep `$` literal, `<<-` strips tabs).
-fn run_args(ins: &Instruction) -> dockerfile::Args {
-    if ins.heredocs.is_empty() {
-        return ins.args.clone();
-    }
-    match ins.heredoc_script() {
-        Some(h) => dockerfile::Args::Shell(h.content()),
-        None => dockerfile::Args::Shell(ins.with_heredocs(ins.rest.clone())),
-    }
-}
-
 /// What a RUN's cache key covers besides its text: its environment, user,
 /// working directory and shell.
 fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
@@ -1123,6 +1087,23 @@ fn run_key_extras(env: &[(String, String)], cfg: &RunConfig) -> String {
         cfg.working_dir.clone().unwrap_or_default(),
         cfg.shell
     )
+}
+
+/// The commands that make a layer.
+#[derive(Clone, Copy)]
+enum LayerCmd<'c> {
+    Run(&'c RunCmd),
+    Copy(&'c CopyCmd),
+}
+
+impl<'c> LayerCmd<'c> {
+    fn of(command: &'c Command) -> Option<Self> {
+        match command {
+            Command::Run(c) => Some(LayerCmd::Run(c)),
+            Command::Copy(c) => Some(LayerCmd::Copy(c)),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) enum Action {

@@ -1,18 +1,51 @@
-//! One function per metadata instruction (ENV, LABEL, WORKDIR, ...), each
-//! applying its instruction to the stage's config and returning the step's
-//! text when it differs from the instruction as written; and helpers for
-//! RUN's environment and command line, ARG declarations, HEALTHCHECK.
+//! One function per metadata instruction (ARG, ENV, LABEL, WORKDIR, ...),
+//! each applying its typed command to the stage's config (ARG: to the
+//! stage's args) and returning the step's text when it differs from the
+//! instruction as written; and helpers for RUN's environment and command
+//! line and HEALTHCHECK's durations.
 
 use std::collections::BTreeMap;
 
-use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::commands::{ArgCmd, Healthcheck, PairsCmd, TextCmd};
+use super::dockerfile::Args;
 use super::engine::{R, Step};
 use super::image::RunConfig;
 use super::words;
 
+/// ARG: declares stage args from `--build-arg`, the default, or the global
+/// of that name, in that order; `consumed` gets the `--build-arg`s used.
+/// The text shows every stage arg with its value.
+pub(crate) fn arg(
+    step: &Step,
+    cmd: &ArgCmd,
+    args: &mut BTreeMap<String, String>,
+    consumed: &mut Vec<String>,
+) -> R<String> {
+    let build_args = step.scope.build_args;
+    for (k, v) in cmd.expand(&step.vars).map_err(|e| step.err(e))? {
+        let val = build_args
+            .get(&k)
+            .cloned()
+            .or(v)
+            .or_else(|| step.scope.globals.get(&k).cloned())
+            .unwrap_or_default();
+        if build_args.contains_key(&k) {
+            consumed.push(k.clone());
+        }
+        args.insert(k, val);
+    }
+    Ok(format!(
+        "ARG {}",
+        args.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+}
+
 /// ENV: sets the pairs; the text shows them expanded.
-pub(crate) fn env(step: &Step, cfg: &mut RunConfig) -> R<String> {
-    let pairs = words::parse_pairs(&step.expand(&step.ins.rest)?).map_err(|e| step.err(e))?;
+pub(crate) fn env(step: &Step, cmd: &PairsCmd, cfg: &mut RunConfig) -> R<String> {
+    let pairs = cmd.expand(&step.vars).map_err(|e| step.err(e))?;
     for (k, v) in &pairs {
         cfg.env_set(k, v);
     }
@@ -27,22 +60,21 @@ pub(crate) fn env(step: &Step, cfg: &mut RunConfig) -> R<String> {
 }
 
 /// LABEL: `k=v` pairs, or the legacy `LABEL key value` form.
-pub(crate) fn label(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    for (k, v) in words::parse_pairs(&step.expand(&step.ins.rest)?).map_err(|e| step.err(e))? {
+pub(crate) fn label(step: &Step, cmd: &PairsCmd, cfg: &mut RunConfig) -> R<Option<String>> {
+    for (k, v) in cmd.expand(&step.vars).map_err(|e| step.err(e))? {
         cfg.labels.insert(k, v);
     }
     Ok(None)
 }
 
-pub(crate) fn maintainer(step: &Step, cfg: &mut RunConfig) -> Option<String> {
-    cfg.labels
-        .insert("maintainer".into(), step.ins.rest.clone());
+pub(crate) fn maintainer(name: &str, cfg: &mut RunConfig) -> Option<String> {
+    cfg.labels.insert("maintainer".into(), name.to_string());
     None
 }
 
 /// WORKDIR: relative to the current one, cleaned; the text shows the result.
-pub(crate) fn workdir(step: &Step, cfg: &mut RunConfig) -> R<String> {
-    let w = step.expand(&step.ins.rest)?;
+pub(crate) fn workdir(step: &Step, cmd: &TextCmd, cfg: &mut RunConfig) -> R<String> {
+    let w = cmd.expand(&step.vars).map_err(|e| step.err(e))?;
     let cur = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
     let joined = if w.starts_with('/') {
         w
@@ -55,28 +87,22 @@ pub(crate) fn workdir(step: &Step, cfg: &mut RunConfig) -> R<String> {
     Ok(text)
 }
 
-pub(crate) fn user(step: &Step, cfg: &mut RunConfig) -> R<String> {
-    let u = step.expand(&step.ins.rest)?;
+pub(crate) fn user(step: &Step, cmd: &TextCmd, cfg: &mut RunConfig) -> R<String> {
+    let u = cmd.expand(&step.vars).map_err(|e| step.err(e))?;
     let text = format!("USER {u}");
     cfg.user = Some(u);
     Ok(text)
 }
 
-/// EXPOSE: a port without a protocol is TCP.
-pub(crate) fn expose(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    for p in words::split_words(&step.expand(&step.ins.rest)?) {
-        let p = if p.contains('/') {
-            p
-        } else {
-            format!("{p}/tcp")
-        };
+pub(crate) fn expose(step: &Step, cmd: &TextCmd, cfg: &mut RunConfig) -> R<Option<String>> {
+    for p in cmd.ports(&step.vars).map_err(|e| step.err(e))? {
         cfg.exposed_ports.insert(p, serde_json::json!({}));
     }
     Ok(None)
 }
 
-pub(crate) fn volume(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    let vols = match &step.ins.args {
+pub(crate) fn volume(step: &Step, args: &Args, cfg: &mut RunConfig) -> R<Option<String>> {
+    let vols = match args {
         Args::Json(v) => v.clone(),
         Args::Shell(s) => words::split_words(&step.expand(s)?),
     };
@@ -86,45 +112,37 @@ pub(crate) fn volume(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
     Ok(None)
 }
 
-pub(crate) fn stop_signal(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    cfg.stop_signal = Some(step.expand(&step.ins.rest)?);
+pub(crate) fn stop_signal(step: &Step, cmd: &TextCmd, cfg: &mut RunConfig) -> R<Option<String>> {
+    cfg.stop_signal = Some(cmd.expand(&step.vars).map_err(|e| step.err(e))?);
     Ok(None)
 }
 
-pub(crate) fn cmd(step: &Step, cfg: &mut RunConfig) -> Option<String> {
-    cfg.cmd = Some(as_cmd(cfg, &step.ins.args));
+pub(crate) fn cmd(args: &Args, cfg: &mut RunConfig) -> Option<String> {
+    cfg.cmd = Some(as_cmd(cfg, args));
     None
 }
 
 /// ENTRYPOINT: also clears an inherited CMD, as Docker does.
-pub(crate) fn entrypoint(step: &Step, cfg: &mut RunConfig) -> Option<String> {
-    cfg.entrypoint = Some(as_cmd(cfg, &step.ins.args));
+pub(crate) fn entrypoint(args: &Args, cfg: &mut RunConfig) -> Option<String> {
+    cfg.entrypoint = Some(as_cmd(cfg, args));
     cfg.cmd = None;
     None
 }
 
-pub(crate) fn shell(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    match &step.ins.args {
-        Args::Json(v) if !v.is_empty() => cfg.shell = Some(v.clone()),
-        _ => {
-            return Err(
-                step.err("SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]")
-            );
-        }
-    }
-    Ok(None)
-}
-
-/// ONBUILD: kept in the config for images built from this one.
-pub(crate) fn on_build(step: &Step, cfg: &mut RunConfig) -> Option<String> {
-    cfg.on_build.push(step.ins.rest.clone());
+pub(crate) fn shell(shell: &[String], cfg: &mut RunConfig) -> Option<String> {
+    cfg.shell = Some(shell.to_vec());
     None
 }
 
-pub(crate) fn healthcheck_step(step: &Step, cfg: &mut RunConfig) -> R<Option<String>> {
-    let shell = default_shell(cfg);
-    cfg.healthcheck = Some(healthcheck(step.ins, &shell).map_err(|e| step.err(e))?);
-    Ok(None)
+/// ONBUILD: kept in the config for images built from this one.
+pub(crate) fn on_build(trigger: &str, cfg: &mut RunConfig) -> Option<String> {
+    cfg.on_build.push(trigger.to_string());
+    None
+}
+
+pub(crate) fn healthcheck(check: &Healthcheck, cfg: &mut RunConfig) -> Option<String> {
+    cfg.healthcheck = Some(check.to_config());
+    None
 }
 
 /// The config's SHELL, else `/bin/sh -c`.
@@ -170,27 +188,6 @@ pub(crate) fn run_env(cfg: &RunConfig, args: &BTreeMap<String, String>) -> Vec<(
     out
 }
 
-pub(crate) fn parse_arg(
-    df: &Dockerfile,
-    ins: &Instruction,
-    vars: &BTreeMap<String, String>,
-) -> R<Vec<(String, Option<String>)>> {
-    let mut out = Vec::new();
-    for w in words::split_words(&ins.rest) {
-        match w.split_once('=') {
-            Some((k, v)) => {
-                let v = words::expand(v, vars).map_err(|e| Box::new(df.error_at(ins, e)))?;
-                out.push((k.to_string(), Some(v)));
-            }
-            None => out.push((w, None)),
-        }
-    }
-    if out.is_empty() {
-        return Err(Box::new(df.error_at(ins, "ARG requires a name")).into());
-    }
-    Ok(out)
-}
-
 pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1_000_000u64)
@@ -205,48 +202,6 @@ pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
     };
     let v: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     Ok((v * mult as f64) as u64)
-}
-
-pub(crate) fn healthcheck(
-    ins: &Instruction,
-    shell: &[String],
-) -> Result<serde_json::Value, String> {
-    let rest = ins.rest.trim();
-    if rest.eq_ignore_ascii_case("NONE") {
-        return Ok(serde_json::json!({"Test": ["NONE"]}));
-    }
-    let body = rest
-        .strip_prefix("CMD")
-        .or_else(|| rest.strip_prefix("cmd"))
-        .ok_or("HEALTHCHECK needs CMD or NONE")?
-        .trim();
-    let test: Vec<String> = match serde_json::from_str::<Vec<String>>(body) {
-        Ok(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
-        Err(_) => {
-            let _ = shell;
-            vec!["CMD-SHELL".into(), body.into()]
-        }
-    };
-    let mut hc = serde_json::json!({ "Test": test });
-    for (k, v) in &ins.flags {
-        let v = v.clone().unwrap_or_default();
-        let key = match k.as_str() {
-            "interval" => "Interval",
-            "timeout" => "Timeout",
-            "start-period" => "StartPeriod",
-            "start-interval" => "StartInterval",
-            "retries" => {
-                hc["Retries"] = serde_json::json!(
-                    v.parse::<u64>()
-                        .map_err(|_| format!("invalid --retries {v:?}"))?
-                );
-                continue;
-            }
-            o => return Err(format!("unknown HEALTHCHECK flag --{o}")),
-        };
-        hc[key] = serde_json::json!(parse_duration(&v)?);
-    }
-    Ok(hc)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The embedded, daemonless image builder behind `kmigrate build`.
 //!
-//! Module map: [`dockerfile`] and [`words`] parse; [`context`], [`ignore`]
-//! and [`glob`] resolve COPY sources; `engine` runs stages and steps
-//! (`instructions` for per-instruction helpers, [`copy`] for COPY/ADD,
+//! Module map: [`dockerfile`] and [`words`] parse; `commands` reads each
+//! parsed instruction into a typed command that expands itself; [`context`],
+//! [`ignore`] and [`glob`] resolve COPY sources; `engine` runs stages and
+//! steps, dispatching on the command (`instructions` has one function per
+//! metadata instruction and ARG, [`copy`] plans and runs COPY/ADD,
 //! `pull` for base images, `progress` for the step view, `parallel` for
 //! independent stages at once); [`run_mount`] parses `RUN --mount` and
 //! `mount_prep` readies its mounts, with the build's [`secrets`];
@@ -12,7 +14,8 @@
 //! to and from registries and directories; [`image`] is the OCI data model,
 //! [`registry`] the distribution client, [`store`] the local content store ([`gc`] bounds it),
 //! `output` writes images out; [`api`] holds the public types; `validate`
-//! checks every instruction a build needs before any step runs.
+//! words the refusals and lists those of every instruction a build needs
+//! before any step runs.
 //!
 //! Every `unsafe` block of the builder (`fork`, `pre_exec` and the syscalls
 //! nix has no wrapper for, in [`sandbox`] and `tmp_session`) says why it is
@@ -21,6 +24,7 @@
 pub mod api;
 pub mod cache;
 mod cache_io;
+mod commands;
 pub mod context;
 pub mod copy;
 pub mod digest;

@@ -2,14 +2,15 @@
 //! needs is checked before anything runs, so a refusal on line 40 comes
 //! before a RUN on line 2 spends minutes, and every refusal is listed at once.
 //!
-//! The engine keeps its own checks at each step (they also see values that
-//! only expansion gives); the messages are the same, from [`problems`].
+//! The problems are found where each node is read as its command
+//! ([`super::commands::convert`]); this module words the refusals and lists
+//! them. Values only expansion gives are checked when the step expands them,
+//! with the same words.
 
 use super::api::BuildError;
-use super::dockerfile::{Args, Dockerfile, DockerfileError, Instruction, Keyword};
-use super::instructions;
+use super::commands::Typed;
+use super::dockerfile::{Dockerfile, DockerfileError, Instruction, Keyword};
 use super::remote::{self, Remote};
-use super::run_mount;
 
 /// One thing the embedded builder cannot build, with what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +20,14 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    fn new(message: String) -> Self {
+    pub fn new(message: String) -> Self {
         Problem {
             message,
             help: None,
         }
     }
 
-    fn with_help(message: String, help: &str) -> Self {
+    pub fn with_help(message: String, help: &str) -> Self {
         Problem {
             message,
             help: Some(help.into()),
@@ -62,127 +63,62 @@ const COPY_REFUSED: [(&str, &str); 2] = [
 /// RUN flags BuildKit has that the embedded builder refuses.
 const RUN_REFUSED: [&str; 2] = ["network", "security"];
 
-/// What is wrong with `ins` as written, before any expansion.
-pub(crate) fn problems(ins: &Instruction) -> Vec<Problem> {
-    let mut out = Vec::new();
-    match ins.keyword {
-        Keyword::Run => {
-            if ins
-                .heredoc_script()
-                .is_some_and(|h| h.content().starts_with("#!"))
-            {
-                out.push(Problem::with_help(
-                    "RUN of a heredoc script with a #! line is not supported by the embedded builder".into(),
-                    "name the interpreter in the command: RUN python3 <<EOF",
-                ));
-            }
-            let mounts = ins.flags.iter().filter(|(f, _)| f == "mount").count();
-            if mounts > run_mount::MOUNTS_MAX {
-                out.push(Problem::new(format!(
-                    "more than {} --mount flags on one RUN",
-                    run_mount::MOUNTS_MAX
-                )));
-            }
-            for (f, v) in &ins.flags {
-                if f == "mount" {
-                    out.extend(mount_problem(v.as_deref().unwrap_or_default()));
-                    continue;
-                }
-                out.push(if RUN_REFUSED.contains(&f.as_str()) {
-                    Problem::with_help(
-                        format!("RUN --{f} is not supported by the embedded builder"),
-                        "remove the flag or build this Dockerfile with BuildKit",
-                    )
-                } else {
-                    Problem::new(format!("unknown flag for RUN: --{f}"))
-                });
-            }
-        }
-        Keyword::Copy | Keyword::Add => {
-            let is_add = ins.keyword == Keyword::Add;
-            for (f, _) in &ins.flags {
-                if COPY_FLAGS.contains(&f.as_str()) || (is_add && f == "checksum") {
-                    continue;
-                }
-                if f == "checksum" {
-                    out.push(Problem::with_help(
-                        "COPY --checksum: BuildKit takes --checksum on ADD of a URL only".into(),
-                        "use ADD --checksum=sha256:<digest> <URL> <dest>",
-                    ));
-                    continue;
-                }
-                out.push(match COPY_REFUSED.iter().find(|(n, _)| n == f) {
-                    Some((_, help)) => Problem::with_help(
-                        format!(
-                            "{} --{f} is not supported by the embedded builder",
-                            ins.keyword
-                        ),
-                        help,
-                    ),
-                    None => Problem::new(format!("unknown flag for {}: --{f}", ins.keyword)),
-                });
-            }
-            if let Some(m) = ins.flag("chmod").filter(|m| !m.contains('$'))
-                && u32::from_str_radix(m, 8).is_err()
-            {
-                out.push(Problem::new(format!(
-                    "invalid --chmod {m:?}: use an octal mode like 755"
-                )));
-            }
-            let sources: Vec<String> = match &ins.args {
-                Args::Json(v) => v.clone(),
-                Args::Shell(s) => super::words::split_words(s),
-            };
-            if let Some((_, srcs)) = sources.split_last() {
-                out.extend(srcs.iter().filter_map(|s| remote_problem(ins.keyword, s)));
-                if let Some(c) = ins.flag("checksum").filter(|c| is_add && !c.contains('$')) {
-                    if let Err(e) = remote::parse_checksum(c) {
-                        out.push(Problem::new(e));
-                    } else if srcs
-                        .iter()
-                        .any(|s| !s.contains('$') && remote::classify(s) != Some(Remote::Url))
-                    {
-                        out.push(Problem::new(
-                            "ADD --checksum verifies a download: every source must be an http(s) URL".into(),
-                        ));
-                    }
-                }
-            }
-        }
-        Keyword::From => {
-            for (f, _) in ins.flags.iter().filter(|(f, _)| f != "platform") {
-                out.push(Problem::new(format!("unknown flag for FROM: --{f}")));
-            }
-        }
-        Keyword::Shell if !matches!(&ins.args, Args::Json(v) if !v.is_empty()) => {
-            out.push(Problem::new(
-                "SHELL requires the JSON form: SHELL [\"executable\", \"parameters\"]".into(),
-            ));
-        }
-        Keyword::Healthcheck => {
-            if let Err(e) = instructions::healthcheck(ins, &[]) {
-                out.push(Problem::new(e));
-            }
-        }
-        _ => {}
-    }
-    out
+/// The refusal of a heredoc script that names its interpreter in `#!`.
+pub(crate) fn shebang_script() -> Problem {
+    Problem::with_help(
+        "RUN of a heredoc script with a #! line is not supported by the embedded builder".into(),
+        "name the interpreter in the command: RUN python3 <<EOF",
+    )
 }
 
-/// What is wrong with one `RUN --mount` value as written: all of it when it
-/// has no variable, else only a `type=ssh` (the rest waits for expansion).
-fn mount_problem(option: &str) -> Option<Problem> {
-    let refusal = |e: run_mount::MountError| match e {
-        run_mount::MountError::Ssh => {
-            Problem::with_help(run_mount::SSH_REFUSED.into(), run_mount::SSH_HELP)
-        }
-        e => Problem::new(format!("--mount={option}: {e}")),
-    };
-    if option.contains('$') {
-        return (run_mount::written_type(option) == Some("ssh"))
-            .then(|| refusal(run_mount::MountError::Ssh));
+/// The refusal of RUN flag `--flag` (every flag but `--mount`).
+pub(crate) fn run_flag(flag: &str) -> Problem {
+    if RUN_REFUSED.contains(&flag) {
+        Problem::with_help(
+            format!("RUN --{flag} is not supported by the embedded builder"),
+            "remove the flag or build this Dockerfile with BuildKit",
+        )
+    } else {
+        Problem::new(format!("unknown flag for RUN: --{flag}"))
     }
-    run_mount::parse(option, "/").err().map(refusal)
+}
+
+/// The refusal of COPY/ADD flag `--flag`, if it is refused.
+pub(crate) fn copy_flag(keyword: Keyword, flag: &str) -> Option<Problem> {
+    let is_add = keyword == Keyword::Add;
+    if COPY_FLAGS.contains(&flag) || (is_add && flag == "checksum") {
+        return None;
+    }
+    if flag == "checksum" {
+        return Some(Problem::with_help(
+            "COPY --checksum: BuildKit takes --checksum on ADD of a URL only".into(),
+            "use ADD --checksum=sha256:<digest> <URL> <dest>",
+        ));
+    }
+    Some(match COPY_REFUSED.iter().find(|(n, _)| *n == flag) {
+        Some((_, help)) => Problem::with_help(
+            format!("{keyword} --{flag} is not supported by the embedded builder"),
+            help,
+        ),
+        None => Problem::new(format!("unknown flag for {keyword}: --{flag}")),
+    })
+}
+
+/// What is wrong with `ADD --checksum=<checksum>` (no variable in it) of
+/// `sources` as written: a malformed digest, or a source that is no URL
+/// (one with a variable waits for expansion).
+pub(crate) fn checksum_problem(checksum: &str, sources: &[String]) -> Option<Problem> {
+    if let Err(e) = remote::parse_checksum(checksum) {
+        return Some(Problem::new(e));
+    }
+    sources
+        .iter()
+        .any(|s| !s.contains('$') && remote::classify(s) != Some(Remote::Url))
+        .then(|| {
+            Problem::new(
+                "ADD --checksum verifies a download: every source must be an http(s) URL".into(),
+            )
+        })
 }
 
 /// The refusal of a remote COPY/ADD source: COPY takes none, ADD fetches
@@ -207,16 +143,16 @@ pub(crate) fn remote_problem(keyword: Keyword, source: &str) -> Option<Problem> 
     }
 }
 
-/// Checks every instruction of `instructions` (the stages a build needs);
-/// one problem is returned as it is, several as one error listing each line
-/// in file order (see [`Dockerfile::error_list`]).
+/// Lists the problems of `instructions` (those of the stages a build
+/// needs); one problem is returned as it is, several as one error listing
+/// each line in file order (see [`Dockerfile::error_list`]).
 pub(crate) fn check<'a>(
     df: &Dockerfile,
-    instructions: impl IntoIterator<Item = &'a Instruction>,
+    instructions: impl IntoIterator<Item = &'a Typed>,
 ) -> Result<(), BuildError> {
     let errors: Vec<_> = instructions
         .into_iter()
-        .flat_map(|ins| problems(ins).into_iter().map(move |p| p.error(df, ins)))
+        .flat_map(|t| t.problems.iter().map(|p| p.error(df, &t.node)))
         .collect();
     match df.error_list(errors) {
         Some(e) => Err(Box::new(e).into()),
@@ -227,13 +163,22 @@ pub(crate) fn check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::convert;
     use crate::dockerfile::parse;
+
+    /// Every instruction of `df` read as its command.
+    fn typed(df: &Dockerfile) -> Vec<Typed> {
+        df.instructions
+            .iter()
+            .map(|i| convert(i).unwrap())
+            .collect()
+    }
 
     fn messages(src: &str) -> Vec<String> {
         let df = parse("Dockerfile", src).unwrap();
-        df.instructions
-            .iter()
-            .flat_map(problems)
+        typed(&df)
+            .into_iter()
+            .flat_map(|t| t.problems)
             .map(|p| p.message)
             .collect()
     }
@@ -277,10 +222,9 @@ mod tests {
             "FROM scratch\nRUN true\nSHELL sh\nCOPY --parents a /a\nHEALTHCHECK --bad=1 CMD x\n",
         )
         .unwrap();
-        assert!(check(&df, &df.instructions[..2]).is_ok());
-        let e = check(&df, df.instructions.iter().rev())
-            .unwrap_err()
-            .to_string();
+        let all = typed(&df);
+        assert!(check(&df, &all[..2]).is_ok());
+        let e = check(&df, all.iter().rev()).unwrap_err().to_string();
         assert!(e.starts_with("Dockerfile:3: 3 problems"), "{e}");
         let (three, four, five) = (
             e.find("Dockerfile:3: SHELL").unwrap(),
@@ -290,7 +234,7 @@ mod tests {
         );
         assert!(three < four && four < five, "{e}");
         let one = parse("Dockerfile", "FROM scratch\nRUN --mount=type=ssh true\n").unwrap();
-        let e = check(&one, &one.instructions).unwrap_err().to_string();
+        let e = check(&one, &typed(&one)).unwrap_err().to_string();
         assert_eq!(
             e,
             "Dockerfile:2: RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN"
