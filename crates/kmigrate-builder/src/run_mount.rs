@@ -351,19 +351,12 @@ fn is_env_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `512m`, `1g`, `4096`: bytes, with an optional k/m/g suffix (binary units).
+/// `512m`, `1g`, `4096`: a tmpfs size in bytes (see
+/// [`limits::parse_byte_size`](super::limits::parse_byte_size)), at most
+/// [`TMPFS_SIZE_MAX`].
 fn parse_size(s: &str) -> Result<u64, String> {
-    let lower = s.to_ascii_lowercase();
-    let t = lower.trim_end_matches('b');
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    num.parse::<u64>()
+    super::limits::parse_byte_size(s)
         .ok()
-        .and_then(|n| n.checked_mul(mult))
         .filter(|n| (1..=TMPFS_SIZE_MAX).contains(n))
         .ok_or_else(|| {
             format!(
