@@ -211,6 +211,8 @@ impl Engine<'_> {
     /// Makes `digest` present in `registry/repo`: nothing if it is there, a
     /// cross-repository mount when the blob is known in another repository
     /// of the same registry, else an upload (fetching it first if needed).
+    /// An uploaded blob is then known in `registry/repo`, so the next push
+    /// of it to that registry (the image after its `--cache-to`) mounts it.
     /// Returns the bytes uploaded.
     pub(crate) fn copy_blob_to(
         &mut self,
@@ -238,6 +240,20 @@ impl Engine<'_> {
         let p = self
             .ensure_blob(digest)
             .map_err(|e| TransferError::Local(Box::new(e)))?;
-        Ok(self.client.push_blob(registry, repo, digest, &p)?)
+        let sent = self.client.push_blob(registry, repo, digest, &p)?;
+        let known_here = matches!(
+            self.blob_sources.get(digest),
+            Some(KnownBlob { source: BlobSource::Registry { registry: r, .. }, .. }) if r == registry
+        );
+        if !known_here {
+            let source = BlobSource::Registry {
+                registry: registry.to_string(),
+                repo: repo.to_string(),
+            };
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(sent);
+            self.blob_sources
+                .insert(digest.to_string(), KnownBlob { source, size });
+        }
+        Ok(sent)
     }
 }
