@@ -47,6 +47,20 @@ impl Engine<'_> {
         Ok(path)
     }
 
+    /// Pulls `raw` and extracts its root filesystem for a stage that starts
+    /// later (see [`super::parallel::PreparedRoots`]). The root is one of
+    /// this engine's work directories, removed with the build's.
+    pub(crate) fn prepare_root(&mut self, raw: &str) -> R<PathBuf> {
+        let mut st = self.pull(raw)?;
+        self.ensure_rootfs_pub(&mut st)
+    }
+
+    /// A root of `raw` prepared for a stage and not taken yet, waiting for
+    /// one being prepared: the caller has it to itself.
+    pub(crate) fn take_prepared_root(&self, raw: &str) -> Option<PathBuf> {
+        self.prepared_roots.take(raw)
+    }
+
     /// Records where the blobs of `m` come from, with their declared sizes.
     fn know_blobs(&mut self, m: &Manifest, source: &BlobSource) {
         for d in m.layers.iter().chain([&m.config]) {
