@@ -118,3 +118,59 @@ fn a_failing_stage_stops_a_parallel_build() {
         "a stage after the failed one started:\n{text}"
     );
 }
+
+/// A stage waiting for the stages it copies from starts on a root
+/// extracted meanwhile, once a step has executed; a build served from the
+/// cache extracts nothing ahead.
+#[test]
+fn a_waiting_stage_gets_its_base_root_while_earlier_stages_run() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    const NOTE: &str = "(root extracted while earlier stages ran)";
+    let df = format!(
+        "FROM {base} AS a\nRUN sleep 1 && echo a > /a\n\
+         FROM {base} AS b\nRUN sleep 1 && echo b > /b\n\
+         FROM {base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN cat /a /b > /ab\n"
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(ctx.path(), &[("Dockerfile", &df)]);
+    let state = tempfile::tempdir().unwrap();
+    let text = ok(&build_jobs(state.path(), ctx.path(), "2", &[]));
+    assert_eq!(counts(&text), (5, 0), "{text}");
+    // Only the final stage waited; stages a and b started at once.
+    assert_eq!(text.matches(NOTE).count(), 1, "{text}");
+    let from_final = text
+        .lines()
+        .position(|l| l.contains("[stage-2] FROM"))
+        .expect("final FROM line");
+    let id = text
+        .lines()
+        .nth(from_final)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{id} DONE")) && l.ends_with(NOTE)),
+        "{text}"
+    );
+    // Again on the same store: every step cached, nothing executed, so
+    // nothing extracted ahead. The image shows the final stage's RUN ran
+    // on that root, with the base's `cat` and both copies.
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let text = ok(&build_jobs(
+        state.path(),
+        ctx.path(),
+        "2",
+        &["--output", &dest],
+    ));
+    assert_eq!(counts(&text), (0, 5), "{text}");
+    assert!(!text.contains(NOTE), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("ab")).unwrap(),
+        "a\nb\n"
+    );
+}

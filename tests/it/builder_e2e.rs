@@ -109,6 +109,49 @@ fn cold_then_warm_from_registry_cache_is_fully_cached_with_same_digest() {
     }
 }
 
+/// A layer the cache export uploaded is mounted, not uploaded again, when
+/// the image is pushed to another repository of the same registry.
+#[test]
+fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
+    if !(have("docker-registry") && have("busybox") && have("root")) {
+        return;
+    }
+    let reg = Registry::start();
+    let base = push_busybox(&reg);
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", &format!("FROM {base}\nCOPY blob /blob\n"))],
+    );
+    // Incompressible, so the layer is as large as the file.
+    let blob: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    std::fs::write(ctx.path().join("blob"), &blob).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = ok(&kmigrate_build(
+        state.path(),
+        &[
+            "-t",
+            &format!("{}/app/mount:1", reg.addr),
+            "--push",
+            "--cache-to",
+            &format!("type=registry,ref={}/app/mount-cache:c,mode=max", reg.addr),
+            ctx.path().to_str().unwrap(),
+        ],
+    ));
+    let bytes = |prefix: &str, unit: &str| -> u64 {
+        let line = out.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+        let before = line.split(unit).next().unwrap();
+        before.rsplit([' ', '(']).next().unwrap().parse().unwrap()
+    };
+    let exported = bytes("exported cache to", " bytes written");
+    let pushed = bytes("pushed ", " bytes uploaded");
+    assert!(exported > 1_500_000, "{out}");
+    // The config only: well under the layer's 1.6 MB.
+    assert!(pushed < 10_000, "{out}");
+}
+
 /// The library API `verify` uses: report fields, captured logs, and
 /// reproducible cold builds under `SOURCE_DATE_EPOCH` (as a build arg).
 #[test]

@@ -99,6 +99,12 @@ pub(crate) struct Engine<'a> {
     /// RUN output lines name their stage (`#7 [build] …`): set while
     /// stages run in parallel, when lines of several stages interleave.
     pub stage_prefix: bool,
+    /// Base roots extracted ahead of their stage while other stages ran
+    /// (see `parallel`), by image reference; each is taken by one stage.
+    pub prepared_roots: std::sync::Arc<super::parallel::PreparedRoots>,
+    /// Set once a step of the build executed (a cache miss); shared by the
+    /// engines of parallel stages.
+    pub executed_any: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub(crate) struct Stage {
@@ -108,6 +114,16 @@ pub(crate) struct Stage {
     from: Typed,
     base: FromCmd,
     body: Vec<Typed>,
+}
+
+impl Stage {
+    /// The image this stage starts from (its FROM expanded with the global
+    /// ARGs), or `None` for `scratch` and an earlier stage.
+    pub(crate) fn base_image(&self, scope: &Scope) -> Option<String> {
+        let from = self.base.expand_image(scope.globals).ok()?;
+        let is_stage = find_stage(scope.names, &from, self.index).is_some();
+        (!is_stage && !from.eq_ignore_ascii_case("scratch")).then_some(from)
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -411,11 +427,19 @@ impl<'a> Engine<'a> {
             let n = self.next_step_no();
             self.begin(n, &format!("[{label}] FROM {from}"));
             // Where a base image cannot be had, point at its FROM line.
-            let s = self.pull(&from).map_err(|e| match e {
+            let mut s = self.pull(&from).map_err(|e| match e {
                 BuildError::Dockerfile(_) | BuildError::Step(_) => e,
                 other => Box::new(df.error_at(&stage.from.node, other.to_string())).into(),
             })?;
-            self.end(n, &format!("DONE {:.1}s", t0.elapsed().as_secs_f64()));
+            s.rootfs = self.take_prepared_root(&from);
+            let prepared = match s.rootfs {
+                Some(_) => " (root extracted while earlier stages ran)",
+                None => "",
+            };
+            self.end(
+                n,
+                &format!("DONE {:.1}s{prepared}", t0.elapsed().as_secs_f64()),
+            );
             s
         };
         st.name = label;
@@ -641,6 +665,8 @@ impl<'a> Engine<'a> {
                 (rec, false)
             }
             None => {
+                self.executed_any
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let job = LayerJob {
                     action: &action,
                     stage: &stage_name,

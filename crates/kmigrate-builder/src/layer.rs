@@ -105,8 +105,14 @@ fn write_entries(
     for (rel, whiteout) in items {
         let mut h = tar::Header::new_gnu();
         if *whiteout {
+            // Mode 0, as Buildah and BuildKit (containerd's differ) write
+            // them: a marker is never a file anyone reads. Owner 0:0
+            // written out, not left as empty fields that strict readers
+            // refuse as "not a number".
             h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
+            h.set_mode(0);
+            h.set_uid(0);
+            h.set_gid(0);
             h.set_size(0);
             h.set_mtime(opts.epoch.unwrap_or(0));
             b.append_data(&mut h, rel, io::empty())?;
@@ -452,6 +458,41 @@ mod tests {
         assert!(!copy.path().join("d").exists());
         assert_eq!(fs::read_to_string(copy.path().join("new")).unwrap(), "n");
         assert!(l.size > 0);
+    }
+
+    #[test]
+    fn whiteout_markers_are_empty_root_owned_mode_0() {
+        let root = tempfile::tempdir().unwrap();
+        tree(root.path());
+        let before = snapshot::take(root.path()).unwrap();
+        fs::remove_file(root.path().join("z")).unwrap();
+        let df = snapshot::diff(&before, &snapshot::take(root.path()).unwrap());
+        let out = tempfile::tempdir().unwrap();
+        let opts = TarOptions {
+            epoch: Some(7),
+            map_to_root: None,
+        };
+        write_diff(root.path(), &df, &out.path().join("l"), opts).unwrap();
+        let gz = GzDecoder::new(File::open(out.path().join("l")).unwrap());
+        let mut ar = tar::Archive::new(gz);
+        let markers: Vec<(String, u32, u64, u64, u64, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.size().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .filter(|m| m.0.contains(".wh."))
+            .collect();
+        assert_eq!(markers, [(".wh.z".to_string(), 0, 0, 0, 0, 7)]);
     }
 
     fn crafted(entries: &[(&str, tar::EntryType, &str)]) -> tempfile::NamedTempFile {

@@ -127,6 +127,8 @@ pub fn build(
         secrets,
         multi: None,
         stage_prefix: false,
+        prepared_roots: Default::default(),
+        executed_any: Default::default(),
     };
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {

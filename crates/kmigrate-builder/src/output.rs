@@ -61,13 +61,15 @@ impl Engine<'_> {
                         ));
                     }
                     for name in names.clone() {
-                        self.push_image(&name, fin, cfg_bytes, man_bytes)?;
+                        let sent = self.push_image(&name, fin, cfg_bytes, man_bytes)?;
                         let r = Reference::parse(&name)
                             .map_err(|e| BuildError::Usage(e.to_string()))?;
                         self.report
                             .pushed
                             .push(format!("{}/{}@{man_digest}", r.registry, r.repository));
-                        self.log(&format!("pushed {name} ({man_digest})"));
+                        self.log(&format!(
+                            "pushed {name} ({man_digest}, {sent} bytes uploaded)"
+                        ));
                     }
                 }
                 "oci" | "docker" => {
@@ -111,21 +113,25 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Pushes the image as `name`; returns the blob bytes uploaded (layers
+    /// already there or mounted from another repository cost none).
     fn push_image(
         &mut self,
         name: &str,
         fin: &StageState,
         cfg_bytes: &[u8],
         man_bytes: &[u8],
-    ) -> R<()> {
+    ) -> R<u64> {
         let r = Reference::parse(name).map_err(|e| BuildError::Usage(e.to_string()))?;
         let e = |source: TransferError| BuildError::Push {
             name: name.to_string(),
             source,
         };
         let re = |source: RegistryError| e(source.into());
+        let mut sent = 0;
         for l in &fin.layers {
-            self.copy_blob_to(&r.registry, &r.repository, &l.digest)
+            sent += self
+                .copy_blob_to(&r.registry, &r.repository, &l.digest)
                 .map_err(e)?;
         }
         let cd = digest::sha256_digest(cfg_bytes);
@@ -137,12 +143,13 @@ impl Engine<'_> {
             self.client
                 .push_blob_bytes(&r.registry, &r.repository, &cd, cfg_bytes)
                 .map_err(re)?;
+            sent += cfg_bytes.len() as u64;
         }
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         self.client
             .put_manifest(&r, &tag, image::MANIFEST, man_bytes)
             .map_err(re)?;
-        Ok(())
+        Ok(sent)
     }
 
     fn write_archive(

@@ -9,8 +9,19 @@
 //! target's chain, so a parallel build gives the same image as a sequential
 //! one. Lines of several stages interleave whole: each goes through the
 //! log's lock, step lines carry `[stage n/total]` and RUN output `[stage]`.
+//!
+//! Once a step of the build has executed (so the build is not served
+//! from the cache alone), a stage that still waits for the stages it uses
+//! gets its base image pulled and extracted meanwhile, on a thread of its
+//! own (at most `max_parallel_stages` at once), as BuildKit prepares a
+//! stage's base while its inputs build: the final stage of a multi-stage
+//! build then starts on a ready root. A build that executes nothing
+//! extracts nothing.
 
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, mpsc};
+use std::time::Duration;
 
 use super::api::{BuildError, BuildReport};
 use super::engine::{Engine, R, Scope, Stage, StageState};
@@ -42,6 +53,64 @@ type Finished<'a> = (
     R<StageState>,
 );
 
+/// Base roots extracted ahead of the stages that start from them, by
+/// image reference. A stage takes one for itself, waiting for one being
+/// prepared rather than extracting the same image a second time.
+#[derive(Debug, Default)]
+pub(crate) struct PreparedRoots {
+    state: Mutex<Prepared>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Prepared {
+    ready: HashMap<String, Vec<PathBuf>>,
+    pending: HashMap<String, usize>,
+}
+
+impl PreparedRoots {
+    fn start(&self, image: &str) {
+        if let Ok(mut p) = self.state.lock() {
+            *p.pending.entry(image.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Ends one preparation of `image`, with its root or without (failed).
+    fn finish(&self, image: &str, root: Option<PathBuf>) {
+        if let Ok(mut p) = self.state.lock() {
+            if let Some(n) = p.pending.get_mut(image) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(root) = root {
+                p.ready.entry(image.to_string()).or_default().push(root);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// A prepared root of `image`, once none is pending; `None` when none
+    /// was prepared (or every one was taken).
+    pub(crate) fn take(&self, image: &str) -> Option<PathBuf> {
+        let mut p = self.state.lock().ok()?;
+        while p.pending.get(image).is_some_and(|n| *n > 0) {
+            p = self.changed.wait(p).ok()?;
+        }
+        p.ready.get_mut(image)?.pop()
+    }
+}
+
+/// What a thread of the parallel build hands back.
+enum Ended<'a> {
+    Stage(Box<Finished<'a>>),
+    /// A base root was prepared (or not: a stage that finds none extracts
+    /// its own and reports any error); its engine is merged back.
+    Prepared(Box<Engine<'a>>),
+}
+
+/// How often the scheduler looks whether a step executed, to start
+/// preparing the bases of waiting stages.
+const POLL: Duration = Duration::from_millis(20);
+
 impl<'a> Engine<'a> {
     /// Builds the `needed` stages, each once its `deps` are built, up to
     /// `jobs` at a time. On a failure no stage starts any more; the running
@@ -59,10 +128,12 @@ impl<'a> Engine<'a> {
             self.multi = Some(indicatif::MultiProgress::new());
         }
         let mut started = vec![false; stages.len()];
+        let mut preparing = vec![false; stages.len()];
         let mut failure: Option<BuildError> = None;
         std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel::<Finished<'a>>();
+            let (tx, rx) = mpsc::channel::<Ended<'a>>();
             let mut running = 0;
+            let mut prepares = 0;
             loop {
                 for (i, stage) in stages.iter().enumerate() {
                     let ready =
@@ -84,14 +155,46 @@ impl<'a> Engine<'a> {
                                 "building stage {i} panicked (a bug in kmigrate)"
                             )))
                         });
-                        let _ = tx.send((i, sub, seen, res));
+                        let _ = tx.send(Ended::Stage(Box::new((i, sub, seen, res))));
+                    });
+                }
+                let executed = self.executed_any.load(std::sync::atomic::Ordering::Relaxed);
+                for (i, stage) in stages.iter().enumerate() {
+                    if failure.is_some() || !executed || prepares >= jobs {
+                        break;
+                    }
+                    if !needed[i] || started[i] || preparing[i] {
+                        continue;
+                    }
+                    let Some(image) = stage.base_image(scope) else {
+                        continue;
+                    };
+                    preparing[i] = true;
+                    prepares += 1;
+                    self.prepared_roots.start(&image);
+                    let mut sub = Box::new(self.fork());
+                    let tx = tx.clone();
+                    s.spawn(move || {
+                        let root = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sub.prepare_root(&image)
+                        }));
+                        sub.prepared_roots
+                            .finish(&image, root.ok().and_then(Result::ok));
+                        let _ = tx.send(Ended::Prepared(sub));
                     });
                 }
                 if running == 0 {
                     break;
                 }
-                let Ok((i, sub, seen, res)) = rx.recv() else {
-                    break;
+                let (i, sub, seen, res) = match rx.recv_timeout(POLL) {
+                    Ok(Ended::Stage(f)) => *f,
+                    Ok(Ended::Prepared(sub)) => {
+                        prepares -= 1;
+                        self.absorb(*sub);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 };
                 running -= 1;
                 self.absorb(*sub);
@@ -109,6 +212,15 @@ impl<'a> Engine<'a> {
                         failure.get_or_insert(e);
                     }
                 }
+            }
+            // Roots prepared for stages that did not start (a failure) or
+            // did not need them: their work directories join the build's.
+            while prepares > 0 {
+                let Ok(Ended::Prepared(sub)) = rx.recv() else {
+                    break;
+                };
+                prepares -= 1;
+                self.absorb(*sub);
             }
         });
         self.multi = None;
@@ -142,6 +254,8 @@ impl<'a> Engine<'a> {
             secrets: self.secrets.clone(),
             multi: self.multi.clone(),
             stage_prefix: true,
+            prepared_roots: self.prepared_roots.clone(),
+            executed_any: self.executed_any.clone(),
         }
     }
 

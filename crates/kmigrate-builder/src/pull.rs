@@ -47,6 +47,20 @@ impl Engine<'_> {
         Ok(path)
     }
 
+    /// Pulls `raw` and extracts its root filesystem for a stage that starts
+    /// later (see [`super::parallel::PreparedRoots`]). The root is one of
+    /// this engine's work directories, removed with the build's.
+    pub(crate) fn prepare_root(&mut self, raw: &str) -> R<PathBuf> {
+        let mut st = self.pull(raw)?;
+        self.ensure_rootfs_pub(&mut st)
+    }
+
+    /// A root of `raw` prepared for a stage and not taken yet, waiting for
+    /// one being prepared: the caller has it to itself.
+    pub(crate) fn take_prepared_root(&self, raw: &str) -> Option<PathBuf> {
+        self.prepared_roots.take(raw)
+    }
+
     /// Records where the blobs of `m` come from, with their declared sizes.
     fn know_blobs(&mut self, m: &Manifest, source: &BlobSource) {
         for d in m.layers.iter().chain([&m.config]) {
@@ -211,6 +225,8 @@ impl Engine<'_> {
     /// Makes `digest` present in `registry/repo`: nothing if it is there, a
     /// cross-repository mount when the blob is known in another repository
     /// of the same registry, else an upload (fetching it first if needed).
+    /// An uploaded blob is then known in `registry/repo`, so the next push
+    /// of it to that registry (the image after its `--cache-to`) mounts it.
     /// Returns the bytes uploaded.
     pub(crate) fn copy_blob_to(
         &mut self,
@@ -238,6 +254,20 @@ impl Engine<'_> {
         let p = self
             .ensure_blob(digest)
             .map_err(|e| TransferError::Local(Box::new(e)))?;
-        Ok(self.client.push_blob(registry, repo, digest, &p)?)
+        let sent = self.client.push_blob(registry, repo, digest, &p)?;
+        let known_here = matches!(
+            self.blob_sources.get(digest),
+            Some(KnownBlob { source: BlobSource::Registry { registry: r, .. }, .. }) if r == registry
+        );
+        if !known_here {
+            let source = BlobSource::Registry {
+                registry: registry.to_string(),
+                repo: repo.to_string(),
+            };
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(sent);
+            self.blob_sources
+                .insert(digest.to_string(), KnownBlob { source, size });
+        }
+        Ok(sent)
     }
 }
