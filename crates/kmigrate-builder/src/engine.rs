@@ -431,7 +431,7 @@ impl<'a> Engine<'a> {
                 BuildError::Dockerfile(_) | BuildError::Step(_) => e,
                 other => Box::new(df.error_at(&stage.from.node, other.to_string())).into(),
             })?;
-            s.rootfs = self.take_prepared_root(&from);
+            s.rootfs = self.take_prepared_root(stage.index);
             let prepared = match s.rootfs {
                 Some(_) => " (root extracted while earlier stages ran)",
                 None => "",

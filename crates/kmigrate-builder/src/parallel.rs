@@ -18,7 +18,7 @@
 //! build then starts on a ready root. A build that executes nothing
 //! extracts nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
@@ -53,9 +53,10 @@ type Finished<'a> = (
     R<StageState>,
 );
 
-/// Base roots extracted ahead of the stages that start from them, by
-/// image reference. A stage takes one for itself, waiting for one being
-/// prepared rather than extracting the same image a second time.
+/// Base roots extracted ahead of the stages that start from them, by the
+/// index of the stage each is for: only that stage takes it (another stage
+/// of the same image that starts late must not take it and leave the
+/// waiting one to extract its own), waiting for it while it is prepared.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedRoots {
     state: Mutex<Prepared>,
@@ -64,38 +65,36 @@ pub(crate) struct PreparedRoots {
 
 #[derive(Debug, Default)]
 struct Prepared {
-    ready: HashMap<String, Vec<PathBuf>>,
-    pending: HashMap<String, usize>,
+    ready: HashMap<usize, PathBuf>,
+    pending: HashSet<usize>,
 }
 
 impl PreparedRoots {
-    fn start(&self, image: &str) {
+    fn start(&self, stage: usize) {
         if let Ok(mut p) = self.state.lock() {
-            *p.pending.entry(image.to_string()).or_default() += 1;
+            p.pending.insert(stage);
         }
     }
 
-    /// Ends one preparation of `image`, with its root or without (failed).
-    fn finish(&self, image: &str, root: Option<PathBuf>) {
+    /// Ends the preparation for `stage`, with its root or without (failed).
+    fn finish(&self, stage: usize, root: Option<PathBuf>) {
         if let Ok(mut p) = self.state.lock() {
-            if let Some(n) = p.pending.get_mut(image) {
-                *n = n.saturating_sub(1);
-            }
+            p.pending.remove(&stage);
             if let Some(root) = root {
-                p.ready.entry(image.to_string()).or_default().push(root);
+                p.ready.insert(stage, root);
             }
         }
         self.changed.notify_all();
     }
 
-    /// A prepared root of `image`, once none is pending; `None` when none
-    /// was prepared (or every one was taken).
-    pub(crate) fn take(&self, image: &str) -> Option<PathBuf> {
+    /// The root prepared for `stage`, once ready; `None` when none was
+    /// prepared for it (or its preparation failed).
+    pub(crate) fn take(&self, stage: usize) -> Option<PathBuf> {
         let mut p = self.state.lock().ok()?;
-        while p.pending.get(image).is_some_and(|n| *n > 0) {
+        while p.pending.contains(&stage) {
             p = self.changed.wait(p).ok()?;
         }
-        p.ready.get_mut(image)?.pop()
+        p.ready.remove(&stage)
     }
 }
 
@@ -171,15 +170,14 @@ impl<'a> Engine<'a> {
                     };
                     preparing[i] = true;
                     prepares += 1;
-                    self.prepared_roots.start(&image);
+                    self.prepared_roots.start(i);
                     let mut sub = Box::new(self.fork());
                     let tx = tx.clone();
                     s.spawn(move || {
                         let root = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             sub.prepare_root(&image)
                         }));
-                        sub.prepared_roots
-                            .finish(&image, root.ok().and_then(Result::ok));
+                        sub.prepared_roots.finish(i, root.ok().and_then(Result::ok));
                         let _ = tx.send(Ended::Prepared(sub));
                     });
                 }
@@ -276,7 +274,30 @@ impl<'a> Engine<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::can_overlap;
+    use super::{PreparedRoots, can_overlap};
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_prepared_root_goes_only_to_the_stage_it_was_prepared_for() {
+        // Stage 2 waits for stages 0 and 1, all three FROM the same image;
+        // its root is prepared while stage 1 has not reached its FROM yet.
+        let roots = PreparedRoots::default();
+        roots.start(2);
+        let taker = std::thread::scope(|s| {
+            let t = s.spawn(|| roots.take(2));
+            roots.finish(2, Some(PathBuf::from("/prepared")));
+            t.join().unwrap()
+        });
+        assert_eq!(taker, Some(PathBuf::from("/prepared")));
+        roots.start(2);
+        roots.finish(2, Some(PathBuf::from("/again")));
+        assert_eq!(roots.take(1), None, "stage 1 extracts its own");
+        assert_eq!(roots.take(2), Some(PathBuf::from("/again")));
+        assert_eq!(roots.take(2), None, "taken once");
+        roots.start(3);
+        roots.finish(3, None);
+        assert_eq!(roots.take(3), None, "a failed preparation leaves none");
+    }
 
     #[test]
     fn stages_overlap_only_when_neither_uses_the_other() {

@@ -55,10 +55,10 @@ impl Engine<'_> {
         self.ensure_rootfs_pub(&mut st)
     }
 
-    /// A root of `raw` prepared for a stage and not taken yet, waiting for
-    /// one being prepared: the caller has it to itself.
-    pub(crate) fn take_prepared_root(&self, raw: &str) -> Option<PathBuf> {
-        self.prepared_roots.take(raw)
+    /// The root prepared for stage `index` (waiting while it is prepared):
+    /// the caller has it to itself.
+    pub(crate) fn take_prepared_root(&self, index: usize) -> Option<PathBuf> {
+        self.prepared_roots.take(index)
     }
 
     /// Records where the blobs of `m` come from, with their declared sizes.
