@@ -72,7 +72,7 @@ pub struct BuildOptions {
     /// The bound on the state directory: after a successful build, what
     /// earlier builds left is removed least recently used first down to
     /// this many bytes (`None`: no bound). Default
-    /// [`gc::DEFAULT_STATE_MAX_SIZE`](crate::gc::DEFAULT_STATE_MAX_SIZE).
+    /// [`DEFAULT_STATE_MAX_SIZE`].
     pub state_max_size: Option<u64>,
 }
 
@@ -94,6 +94,11 @@ pub fn user_cache_dir() -> PathBuf {
     }
 }
 
+/// The default bound on the state directory (see [`crate::gc`]): room for
+/// a few toolchain images and their caches, well below what fills a CI
+/// runner's disk.
+pub const DEFAULT_STATE_MAX_SIZE: u64 = 10 << 30;
+
 /// The default bound on a RUN's processes: far above what builds use,
 /// far below what exhausts a host (Podman's default is 2048).
 pub const DEFAULT_RUN_PIDS_LIMIT: u32 = 4096;
@@ -109,7 +114,7 @@ impl BuildOptions {
             run_pids_limit: Some(DEFAULT_RUN_PIDS_LIMIT),
             exclude_from_context: Vec::new(),
             max_parallel_stages: default_parallel_stages(),
-            state_max_size: Some(crate::gc::DEFAULT_STATE_MAX_SIZE),
+            state_max_size: Some(DEFAULT_STATE_MAX_SIZE),
         }
     }
 }

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 
 use super::dockerfile::{Args, Heredoc, Instruction, Keyword, heredoc_word};
-use super::instructions::parse_duration;
 use super::remote::{self, Remote};
 use super::run_mount::{self, MountError, RunMount};
 use super::validate::{self, Problem};
@@ -593,6 +592,23 @@ fn invalid_chmod(mode: &str) -> Problem {
     ))
 }
 
+/// A HEALTHCHECK duration: `30s`, `1m`, `1.5h`, `500ms`, in nanoseconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000_000u64)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000_000_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000_000_000)
+    } else {
+        return Err(format!("invalid duration {s:?}"));
+    };
+    let v: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    Ok((v * mult as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +640,14 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn healthcheck_durations_take_units() {
+        assert_eq!(parse_duration("30s").unwrap(), 30_000_000_000);
+        assert_eq!(parse_duration("1m").unwrap(), 60_000_000_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
+        assert!(parse_duration("3").is_err());
     }
 
     #[test]

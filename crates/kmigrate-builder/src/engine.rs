@@ -195,7 +195,8 @@ impl<'a> Engine<'a> {
             stages
                 .iter()
                 .filter(|s| needed[s.index])
-                .flat_map(|s| std::iter::once(&s.from).chain(&s.body)),
+                .flat_map(|s| std::iter::once(&s.from).chain(&s.body))
+                .map(|t| (&t.node, t.problems.as_slice())),
         )?;
         let names = stages_names(&stages);
         let scope = Scope {

@@ -23,10 +23,6 @@ use super::engine::Engine;
 use super::progress::human;
 use super::tmp_session::{flock, remove_tree};
 
-/// The default bound: room for a few toolchain images and their caches,
-/// well below what fills a CI runner's disk.
-pub const DEFAULT_STATE_MAX_SIZE: u64 = 10 << 30;
-
 /// A build's hold on its state directory: a shared `flock` on `gc.lock`,
 /// released on drop.
 #[derive(Debug)]
@@ -307,7 +303,7 @@ mod tests {
     fn the_default_is_what_build_help_says() {
         assert_eq!(
             crate::limits::parse_byte_size("10g"),
-            Ok(DEFAULT_STATE_MAX_SIZE)
+            Ok(crate::api::DEFAULT_STATE_MAX_SIZE)
         );
     }
 

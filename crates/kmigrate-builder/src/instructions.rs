@@ -188,31 +188,12 @@ pub(crate) fn run_env(cfg: &RunConfig, args: &BTreeMap<String, String>) -> Vec<(
     out
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1_000_000u64)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1_000_000_000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000_000_000)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3_600_000_000_000)
-    } else {
-        return Err(format!("invalid duration {s:?}"));
-    };
-    let v: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    Ok((v * mult as f64) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_env() {
-        assert_eq!(parse_duration("30s").unwrap(), 30_000_000_000);
-        assert_eq!(parse_duration("1m").unwrap(), 60_000_000_000);
-        assert!(parse_duration("3").is_err());
+    fn run_env_has_config_env_over_args_and_a_path() {
         let mut cfg = RunConfig::default();
         cfg.env_set("A", "env");
         let args: BTreeMap<String, String> = [

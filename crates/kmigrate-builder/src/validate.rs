@@ -8,7 +8,6 @@
 //! with the same words.
 
 use super::api::BuildError;
-use super::commands::Typed;
 use super::dockerfile::{Dockerfile, DockerfileError, Instruction, Keyword};
 use super::remote::{self, Remote};
 
@@ -144,15 +143,16 @@ pub(crate) fn remote_problem(keyword: Keyword, source: &str) -> Option<Problem> 
 }
 
 /// Lists the problems of `instructions` (those of the stages a build
-/// needs); one problem is returned as it is, several as one error listing
-/// each line in file order (see [`Dockerfile::error_list`]).
+/// needs, each with the problems its conversion found); one problem is
+/// returned as it is, several as one error listing each line in file order
+/// (see [`Dockerfile::error_list`]).
 pub(crate) fn check<'a>(
     df: &Dockerfile,
-    instructions: impl IntoIterator<Item = &'a Typed>,
+    instructions: impl IntoIterator<Item = (&'a Instruction, &'a [Problem])>,
 ) -> Result<(), BuildError> {
     let errors: Vec<_> = instructions
         .into_iter()
-        .flat_map(|t| t.problems.iter().map(|p| p.error(df, &t.node)))
+        .flat_map(|(ins, problems)| problems.iter().map(|p| p.error(df, ins)))
         .collect();
     match df.error_list(errors) {
         Some(e) => Err(Box::new(e).into()),
@@ -163,7 +163,7 @@ pub(crate) fn check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::convert;
+    use crate::commands::{Typed, convert};
     use crate::dockerfile::parse;
 
     /// Every instruction of `df` read as its command.
@@ -172,6 +172,13 @@ mod tests {
             .iter()
             .map(|i| convert(i).unwrap())
             .collect()
+    }
+
+    /// What [`check`] takes: each node with its problems.
+    fn nodes<'a>(
+        typed: impl IntoIterator<Item = &'a Typed>,
+    ) -> impl Iterator<Item = (&'a Instruction, &'a [Problem])> {
+        typed.into_iter().map(|t| (&t.node, t.problems.as_slice()))
     }
 
     fn messages(src: &str) -> Vec<String> {
@@ -223,8 +230,8 @@ mod tests {
         )
         .unwrap();
         let all = typed(&df);
-        assert!(check(&df, &all[..2]).is_ok());
-        let e = check(&df, all.iter().rev()).unwrap_err().to_string();
+        assert!(check(&df, nodes(&all[..2])).is_ok());
+        let e = check(&df, nodes(all.iter().rev())).unwrap_err().to_string();
         assert!(e.starts_with("Dockerfile:3: 3 problems"), "{e}");
         let (three, four, five) = (
             e.find("Dockerfile:3: SHELL").unwrap(),
@@ -234,7 +241,7 @@ mod tests {
         );
         assert!(three < four && four < five, "{e}");
         let one = parse("Dockerfile", "FROM scratch\nRUN --mount=type=ssh true\n").unwrap();
-        let e = check(&one, &typed(&one)).unwrap_err().to_string();
+        let e = check(&one, nodes(&typed(&one))).unwrap_err().to_string();
         assert_eq!(
             e,
             "Dockerfile:2: RUN --mount=type=ssh is not supported by the embedded builder: no SSH agent is forwarded into a RUN"
