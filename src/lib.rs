@@ -8,6 +8,9 @@
 //! command line; it re-exports the others under the paths the tests, benches
 //! and fuzz targets use (`kmigrate::source`, `kmigrate::builder`, …).
 
+// Outside tests, failures are values (see the crates' lib.rs).
+#![deny(clippy::unwrap_used)]
+
 pub mod cli;
 
 pub use kmigrate_builder as builder;

@@ -21,6 +21,9 @@
 //! nix has no wrapper for, in [`sandbox`] and `tmp_session`) says why it is
 //! sound in a `// SAFETY:` comment; clippy refuses one that does not.
 #![deny(clippy::undocumented_unsafe_blocks)]
+// A panic on hostile input is a bug: outside tests, failures are values
+// (`expect` remains for invariants, with the reason it cannot fail).
+#![deny(clippy::unwrap_used)]
 pub mod api;
 pub mod cache;
 mod cache_io;

@@ -8,6 +8,9 @@
 //! fixes. `buildx` holds the shared `BuildPlan`.
 
 #![deny(unsafe_code)]
+// A panic on hostile input is a bug: outside tests, failures are values
+// (`expect` remains for invariants, with the reason it cannot fail).
+#![deny(clippy::unwrap_used)]
 
 pub mod batch;
 pub mod buildx;

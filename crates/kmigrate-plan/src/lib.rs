@@ -6,6 +6,9 @@
 //! depending on the linter.
 
 #![forbid(unsafe_code)]
+// A panic on hostile input is a bug: outside tests, failures are values
+// (`expect` remains for invariants, with the reason it cannot fail).
+#![deny(clippy::unwrap_used)]
 
 pub mod argv;
 pub mod buildah;

@@ -10,6 +10,9 @@
 //! renders the result.
 
 #![forbid(unsafe_code)]
+// A panic on hostile input is a bug: outside tests, failures are values
+// (`expect` remains for invariants, with the reason it cannot fail).
+#![deny(clippy::unwrap_used)]
 
 pub mod compare;
 pub mod confine;
