@@ -113,11 +113,9 @@ fn cold_then_warm_from_registry_cache_is_fully_cached_with_same_digest() {
 /// the image is pushed to another repository of the same registry.
 #[test]
 fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
+    let Some((reg, base)) = registry_with_busybox() else {
         return;
-    }
-    let reg = Registry::start();
-    let base = push_busybox(&reg);
+    };
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
