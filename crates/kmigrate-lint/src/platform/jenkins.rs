@@ -26,16 +26,31 @@ use crate::source::{Node, SourceError, SourceFile};
 /// Whether `path` is named like a Jenkins pipeline.
 pub fn is_jenkins_name(path: &Path) -> bool {
     let name = crate::platform::lowercase_file_name(path);
-    let under_jenkins = path.ancestors().skip(1).any(|a| {
-        a.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.to_ascii_lowercase().contains("jenkins"))
-    });
     let yaml = name.ends_with(".yml") || name.ends_with(".yaml");
     name == "jenkinsfile"
         || (name.starts_with("jenkinsfile.") && !yaml)
         || name.ends_with(".jenkinsfile")
-        || (name.ends_with(".groovy") && under_jenkins)
+        || (name.ends_with(".groovy") && {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            under_jenkins_dir(path, &cwd)
+        })
+}
+
+/// Whether a directory of `path` has `jenkins` in its name, counting only
+/// the directories below `cwd` when the path lies under it: a checkout in
+/// a Jenkins agent's workspace (`/var/lib/jenkins/workspace/app`) does not
+/// make every Groovy file of the project a pipeline.
+fn under_jenkins_dir(path: &Path, cwd: &Path) -> bool {
+    let path = if path.is_absolute() {
+        path.strip_prefix(cwd).unwrap_or(path)
+    } else {
+        path
+    };
+    path.ancestors().skip(1).any(|a| {
+        a.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.to_ascii_lowercase().contains("jenkins"))
+    })
 }
 
 /// A Groovy string literal: its content and where the content is.
@@ -357,6 +372,21 @@ mod tests {
             ("Jenkinsfile.yaml", false),
         ] {
             assert_eq!(is_jenkins_name(Path::new(p)), yes, "{p}");
+        }
+    }
+
+    #[test]
+    fn a_jenkins_directory_above_the_current_one_does_not_count() {
+        let cwd = Path::new("/var/lib/jenkins/workspace/app");
+        for (p, yes) in [
+            ("/var/lib/jenkins/workspace/app/src/main/Foo.groovy", false),
+            ("/var/lib/jenkins/workspace/app/jenkins/build.groovy", true),
+            ("src/main/Foo.groovy", false),
+            ("jenkins/build.groovy", true),
+            // Outside the current directory every name counts.
+            ("/srv/jenkins-lib/vars/build.groovy", true),
+        ] {
+            assert_eq!(under_jenkins_dir(Path::new(p), cwd), yes, "{p}");
         }
     }
 
