@@ -6,30 +6,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{kmigrate, output_text};
+use crate::support::{concise_lines, kmigrate, output_text, run_in};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drone")
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
-    let o = kmigrate(dir, args);
-    (
-        String::from_utf8(o.stdout.clone()).unwrap(),
-        String::from_utf8(o.stderr.clone()).unwrap(),
-        o.status.code().unwrap(),
-    )
-}
-
-/// `file:line` of every finding of `rule` in concise output.
-fn lines(out: &str, rule: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| l.contains(&format!(" {rule} ")))
-        .map(|l| {
-            let mut parts = l.split(':');
-            format!("{}:{}", parts.next().unwrap(), parts.next().unwrap())
-        })
-        .collect()
 }
 
 /// Plugin steps (any tag, every pipeline document) and executor calls count;
@@ -39,7 +19,7 @@ fn gha_drone_detection_by_path_with_precision() {
     let (out, err, code) = run_in(&root(), &["check", "--format", "concise", "."]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
-        lines(&out, "KM001"),
+        concise_lines(&out, "KM001"),
         [
             "drone/.drone.yml:14",
             "drone/.drone.yml:28",
@@ -50,7 +30,7 @@ fn gha_drone_detection_by_path_with_precision() {
         "{out}"
     );
     assert_eq!(
-        lines(&out, "KM011"),
+        concise_lines(&out, "KM011"),
         ["drone/.drone.yml:28", "woodpecker/.woodpecker.yml:9"],
         "{out}"
     );

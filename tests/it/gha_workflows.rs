@@ -13,7 +13,7 @@ use kmigrate::buildx::equivalence::Explained;
 use kmigrate::platform::Platform;
 use kmigrate::verify::equivalence;
 
-use crate::support::{kmigrate, output_text};
+use crate::support::{kmigrate, output_text, run_in};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github")
@@ -47,15 +47,6 @@ fn scratch(text: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
     let path = wf.join(name);
     fs::write(&path, text).unwrap();
     (dir, path)
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
-    let o = kmigrate(dir, args);
-    (
-        String::from_utf8(o.stdout.clone()).unwrap(),
-        String::from_utf8(o.stderr.clone()).unwrap(),
-        o.status.code().unwrap(),
-    )
 }
 
 #[test]

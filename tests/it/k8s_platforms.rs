@@ -13,30 +13,10 @@ use kmigrate::buildx::equivalence::Explained;
 use kmigrate::platform::Platform;
 use kmigrate::verify::equivalence;
 
-use crate::support::{kmigrate, output_text};
+use crate::support::{concise_lines, kmigrate, output_text, run_in};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
-    let o = kmigrate(dir, args);
-    (
-        String::from_utf8(o.stdout.clone()).unwrap(),
-        String::from_utf8(o.stderr.clone()).unwrap(),
-        o.status.code().unwrap(),
-    )
-}
-
-/// `file:line` of every finding of `rule` in concise output.
-fn lines(out: &str, rule: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| l.contains(&format!(" {rule} ")))
-        .map(|l| {
-            let mut parts = l.split(':');
-            format!("{}:{}", parts.next().unwrap(), parts.next().unwrap())
-        })
-        .collect()
 }
 
 /// Rewrites `rel` (under `tests/fixtures/<area>`), snapshots the result and
@@ -72,7 +52,7 @@ fn rewrite_keeps_the_guarantees(area: &str, rel: &str, platform: Platform) {
         .filter(|l| l.contains(" KM001 ") && !l.contains("runs the Kaniko executor"))
         .count();
     assert!(
-        lines(&after, "KM001").len() < lines(&before, "KM001").len() && fixable > 0,
+        concise_lines(&after, "KM001").len() < concise_lines(&before, "KM001").len() && fixable > 0,
         "{rel}: {after}"
     );
 
@@ -106,7 +86,7 @@ fn k8s_tekton_digest_result_is_written_after_the_build() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("task.yaml"), task).unwrap();
     let (out, _, _) = run_in(tmp.path(), &["check", "--format", "concise", "."]);
-    assert_eq!(lines(&out, "KM012"), ["task.yaml:11"], "{out}");
+    assert_eq!(concise_lines(&out, "KM012"), ["task.yaml:11"], "{out}");
     let (text, _, _) = run_in(tmp.path(), &["rewrite", "--stdout", "task.yaml"]);
     assert_eq!(text, task);
 }
@@ -121,7 +101,7 @@ fn k8s_detection_by_content_with_precision() {
     );
     assert_eq!(code, 1, "{err}");
     assert_eq!(
-        lines(&out, "KM001"),
+        concise_lines(&out, "KM001"),
         [
             "k8s/deploy/build-job.yaml:19",
             "k8s/deploy/build-job.yaml:56",
@@ -136,7 +116,7 @@ fn k8s_detection_by_content_with_precision() {
         "{out}"
     );
     assert!(!out.contains("not-tekton"), "{out}");
-    assert_eq!(lines(&out, "KM020"), Vec::<String>::new(), "{out}");
+    assert_eq!(concise_lines(&out, "KM020"), Vec::<String>::new(), "{out}");
 }
 
 #[test]
@@ -222,7 +202,7 @@ fn k8s_jenkins_detection_ignores_formats_and_report() {
     let (out, err, code) = run_in(&dir, &["check", "--format", "concise", "."]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
-        lines(&out, "KM001"),
+        concise_lines(&out, "KM001"),
         [
             "app/Jenkinsfile:9",
             "app/Jenkinsfile:18",

@@ -8,30 +8,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{kmigrate, output_text};
+use crate::support::{concise_lines, kmigrate, output_text, run_in};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/skaffold")
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
-    let o = kmigrate(dir, args);
-    (
-        String::from_utf8(o.stdout.clone()).unwrap(),
-        String::from_utf8(o.stderr.clone()).unwrap(),
-        o.status.code().unwrap(),
-    )
-}
-
-/// `file:line` of every finding of `rule` in concise output.
-fn lines(out: &str, rule: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| l.contains(&format!(" {rule} ")))
-        .map(|l| {
-            let mut parts = l.split(':');
-            format!("{}:{}", parts.next().unwrap(), parts.next().unwrap())
-        })
-        .collect()
 }
 
 /// Every `kaniko:` artifact (top level, profiles, later documents) counts,
@@ -42,7 +22,7 @@ fn skaffold_detection_by_path_with_precision() {
     let (out, err, code) = run_in(&root(), &["check", "--format", "concise", "."]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
-        lines(&out, "KM001"),
+        concise_lines(&out, "KM001"),
         [
             "app/skaffold.yaml:16",
             "app/skaffold.yaml:36",
@@ -50,9 +30,13 @@ fn skaffold_detection_by_path_with_precision() {
         ],
         "{out}"
     );
-    assert_eq!(lines(&out, "KM005"), ["app/skaffold.yaml:23"], "{out}");
     assert_eq!(
-        lines(&out, "KM011"),
+        concise_lines(&out, "KM005"),
+        ["app/skaffold.yaml:23"],
+        "{out}"
+    );
+    assert_eq!(
+        concise_lines(&out, "KM011"),
         ["app/skaffold.yaml:22", "app/skaffold.yaml:25"],
         "{out}"
     );

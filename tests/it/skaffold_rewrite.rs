@@ -12,19 +12,10 @@ use kmigrate::buildx::equivalence::Explained;
 use kmigrate::platform::Platform;
 use kmigrate::verify::equivalence;
 
-use crate::support::kmigrate;
+use crate::support::run_in;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/skaffold-rewrite/local")
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
-    let o = kmigrate(dir, args);
-    (
-        String::from_utf8(o.stdout.clone()).unwrap(),
-        String::from_utf8(o.stderr.clone()).unwrap(),
-        o.status.code().unwrap(),
-    )
 }
 
 #[test]

@@ -304,6 +304,27 @@ pub fn kmigrate(cwd: &Path, args: &[&str]) -> Output {
         .expect("kmigrate runs")
 }
 
+/// Runs `kmigrate args` in `dir`: stdout, stderr (UTF-8) and exit code.
+pub fn run_in(dir: &Path, args: &[&str]) -> (String, String, i32) {
+    let o = kmigrate(dir, args);
+    (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+        o.status.code().unwrap(),
+    )
+}
+
+/// `file:line` of every finding of `rule` in `--format concise` output.
+pub fn concise_lines(out: &str, rule: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains(&format!(" {rule} ")))
+        .map(|l| {
+            let mut parts = l.split(':');
+            format!("{}:{}", parts.next().unwrap(), parts.next().unwrap())
+        })
+        .collect()
+}
+
 /// A process's stdout then stderr, as text.
 pub fn output_text(out: &Output) -> String {
     format!(
