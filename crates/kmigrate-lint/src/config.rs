@@ -136,7 +136,7 @@ fn default_builder() -> String {
     "kmigrate".into()
 }
 fn default_cache_tag() -> String {
-    "buildcache".into()
+    crate::options::DEFAULT_CACHE_TAG.into()
 }
 fn default_split() -> bool {
     true

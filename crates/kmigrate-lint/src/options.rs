@@ -23,13 +23,21 @@ pub struct Options {
     pub github_cache: GithubCache,
 }
 
+/// The tag of the registry cache next to each image (`<repo>:buildcache`),
+/// as GitLab's and Docker's docs name it.
+pub const DEFAULT_CACHE_TAG: &str = "buildcache";
+
+/// Docker release the buildx targets pin by default (major.minor; GitLab's
+/// docs pin a version the same way).
+pub const DEFAULT_DOCKER_VERSION: &str = "28.5";
+
 impl Default for Options {
     fn default() -> Self {
         Options {
             builder: "kmigrate".into(),
-            cache_tag: "buildcache".into(),
+            cache_tag: DEFAULT_CACHE_TAG.into(),
             gitlab_target: Default::default(),
-            docker_version: "28.5".into(),
+            docker_version: DEFAULT_DOCKER_VERSION.into(),
             split: true,
             cloudbuild_target: Default::default(),
             fork_image: crate::kaniko::fork_target().image.clone(),

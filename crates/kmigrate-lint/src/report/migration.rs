@@ -228,8 +228,11 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
             // Counted per build, as the builds are: every job defined in
             // this file that runs, with the calls it runs (a template's
             // call once per job extending it).
-            let jobs =
-                gitlab::analyze::kaniko_jobs(p, gitlab::ImageMatcher::builtin(), "buildcache");
+            let jobs = gitlab::analyze::kaniko_jobs(
+                p,
+                gitlab::ImageMatcher::builtin(),
+                crate::options::DEFAULT_CACHE_TAG,
+            );
             for job in &jobs {
                 if job.job.file != 0 || !gitlab::findings::judged(job, &jobs) {
                     continue;
@@ -246,8 +249,11 @@ fn flag_uses(input: &Input<'_>, pipeline: Option<&gitlab::Pipeline>) -> Vec<&'st
 /// The target recommended for each job defined in this file that runs the
 /// archived image, in job order.
 fn target_rows(path: &str, input: &Input<'_>, pipeline: &gitlab::Pipeline) -> Vec<TargetRow> {
-    let jobs =
-        gitlab::analyze::kaniko_jobs(pipeline, gitlab::ImageMatcher::builtin(), "buildcache");
+    let jobs = gitlab::analyze::kaniko_jobs(
+        pipeline,
+        gitlab::ImageMatcher::builtin(),
+        crate::options::DEFAULT_CACHE_TAG,
+    );
     jobs.iter()
         .filter(|k| k.job.file == 0 && k.archived() && gitlab::findings::judged(k, &jobs))
         .map(|k| {

@@ -31,20 +31,16 @@ pub struct Options {
     pub fork_version: String,
 }
 
-/// Docker release the buildx target pins by default (major.minor; GitLab's
-/// docs pin a version the same way).
-pub const DEFAULT_DOCKER_VERSION: &str = "28.5";
-
 impl Default for Options {
     fn default() -> Self {
         Options {
             target: Target::Buildx,
             split: true,
-            docker_version: DEFAULT_DOCKER_VERSION.into(),
+            docker_version: crate::options::DEFAULT_DOCKER_VERSION.into(),
             buildkit_image: crate::platform::container::BUILDKIT_ROOTLESS.into(),
             buildah_image: super::buildah::DEFAULT_IMAGE.into(),
             builder: "kmigrate".into(),
-            cache_tag: "buildcache".into(),
+            cache_tag: crate::options::DEFAULT_CACHE_TAG.into(),
             fork_image: crate::kaniko::fork_target().image.clone(),
             fork_version: crate::kaniko::fork_target().version.clone(),
         }
