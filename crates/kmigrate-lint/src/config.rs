@@ -133,7 +133,7 @@ pub struct RewriteConfig {
 }
 
 fn default_builder() -> String {
-    "kmigrate".into()
+    crate::options::DEFAULT_BUILDER.into()
 }
 fn default_cache_tag() -> String {
     crate::options::DEFAULT_CACHE_TAG.into()

@@ -23,6 +23,9 @@ pub struct Options {
     pub github_cache: GithubCache,
 }
 
+/// The name of the docker-container builder the buildx targets create.
+pub const DEFAULT_BUILDER: &str = "kmigrate";
+
 /// The tag of the registry cache next to each image (`<repo>:buildcache`),
 /// as GitLab's and Docker's docs name it.
 pub const DEFAULT_CACHE_TAG: &str = "buildcache";
@@ -34,7 +37,7 @@ pub const DEFAULT_DOCKER_VERSION: &str = "28.5";
 impl Default for Options {
     fn default() -> Self {
         Options {
-            builder: "kmigrate".into(),
+            builder: DEFAULT_BUILDER.into(),
             cache_tag: DEFAULT_CACHE_TAG.into(),
             gitlab_target: Default::default(),
             docker_version: DEFAULT_DOCKER_VERSION.into(),

@@ -289,7 +289,8 @@ pub fn options_from(o: &crate::options::Options) -> target::Options {
         cache_tag: o.cache_tag.clone(),
         fork_image: o.fork_image.clone(),
         fork_version: o.fork_version.clone(),
-        ..target::Options::default()
+        buildkit_image: crate::platform::container::BUILDKIT_ROOTLESS.into(),
+        buildah_image: buildah::DEFAULT_IMAGE.into(),
     }
 }
 

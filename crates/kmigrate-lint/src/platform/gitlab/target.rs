@@ -33,17 +33,8 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            target: Target::Buildx,
-            split: true,
-            docker_version: crate::options::DEFAULT_DOCKER_VERSION.into(),
-            buildkit_image: crate::platform::container::BUILDKIT_ROOTLESS.into(),
-            buildah_image: super::buildah::DEFAULT_IMAGE.into(),
-            builder: "kmigrate".into(),
-            cache_tag: crate::options::DEFAULT_CACHE_TAG.into(),
-            fork_image: crate::kaniko::fork_target().image.clone(),
-            fork_version: crate::kaniko::fork_target().version.clone(),
-        }
+        // The engine's defaults are the one list of them.
+        super::options_from(&crate::options::Options::default())
     }
 }
 
