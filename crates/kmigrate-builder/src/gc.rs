@@ -75,8 +75,8 @@ pub struct Collected {
 struct Entry {
     /// The file or directory to remove.
     path: PathBuf,
-    /// A cache mount's lock file, removed after the directory.
-    lock: Option<PathBuf>,
+    /// A cache mount's lock and size files, removed after the directory.
+    beside: Vec<PathBuf>,
     size: u64,
     used: SystemTime,
 }
@@ -96,7 +96,7 @@ pub fn collect(
         return Ok(Collected::default());
     }
     let kept = touch_used(state_dir, used);
-    let mut entries = entries(state_dir)?;
+    let mut entries = entries(state_dir, since)?;
     let before: u64 = entries.iter().map(|e| e.size).sum();
     let mut out = Collected {
         ran: true,
@@ -116,8 +116,8 @@ pub fn collect(
             continue;
         }
         if remove_tree(&e.path).is_ok() {
-            if let Some(l) = &e.lock {
-                let _ = fs::remove_file(l);
+            for b in &e.beside {
+                let _ = fs::remove_file(b);
             }
             out.after -= e.size;
             out.removed += 1;
@@ -151,8 +151,11 @@ fn touch_used(state_dir: &Path, used: &Used) -> HashSet<PathBuf> {
 }
 
 /// Every collectable entry: blobs, cache records, and cache mounts (when
-/// last used: their lock's time, which each use sets).
-fn entries(state_dir: &Path) -> io::Result<Vec<Entry>> {
+/// last used: their lock's time, which each use sets). A cache mount's size
+/// only changes when a RUN uses it, so it is measured then (used since
+/// `since`, or never measured) and kept in `<id>.size`: a build does not
+/// walk every cache mount of the directory.
+fn entries(state_dir: &Path, since: SystemTime) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for dir in ["blobs/sha256", "cache"] {
         let Ok(rd) = fs::read_dir(state_dir.join(dir)) else {
@@ -163,7 +166,7 @@ fn entries(state_dir: &Path) -> io::Result<Vec<Entry>> {
             if m.is_file() {
                 out.push(Entry {
                     path: e.path(),
-                    lock: None,
+                    beside: Vec::new(),
                     size: m.len(),
                     used: m.modified()?,
                 });
@@ -178,14 +181,27 @@ fn entries(state_dir: &Path) -> io::Result<Vec<Entry>> {
                 continue;
             };
             let lock = run_cache.join(format!("{name}.lock"));
+            let size_file = run_cache.join(format!("{name}.size"));
             let Ok(m) = fs::symlink_metadata(&lock).or_else(|_| e.metadata()) else {
                 continue;
             };
+            let used = m.modified()?;
+            let recorded = fs::read_to_string(&size_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            let size = match recorded {
+                Some(n) if used < since => n,
+                _ => {
+                    let n = tree_size(&e.path());
+                    let _ = fs::write(&size_file, n.to_string());
+                    n
+                }
+            };
             out.push(Entry {
                 path: e.path(),
-                size: tree_size(&e.path()),
-                lock: Some(lock),
-                used: m.modified()?,
+                size,
+                beside: vec![lock, size_file],
+                used,
             });
         }
     }
@@ -374,6 +390,34 @@ mod tests {
                 .join("sub/f")
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_cache_mount_is_measured_when_used_and_its_size_kept_beside_it() {
+        let d = state();
+        let size_file = d
+            .path()
+            .join("run-cache")
+            .join(format!("{}.size", hex('c')));
+        let c = collect(d.path(), 100_000, &Used::default(), start()).unwrap();
+        assert_eq!(c.before, 5002);
+        assert_eq!(fs::read_to_string(&size_file).unwrap(), "2000");
+        // Not used since: the kept size counts, the tree is not walked.
+        fs::write(&size_file, "7000").unwrap();
+        let c = collect(d.path(), 100_000, &Used::default(), start()).unwrap();
+        assert_eq!(c.before, 10_002);
+        // Used by this build: measured again.
+        let lock = d
+            .path()
+            .join("run-cache")
+            .join(format!("{}.lock", hex('c')));
+        fs::File::open(&lock)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+        let c = collect(d.path(), 100_000, &Used::default(), start()).unwrap();
+        assert_eq!(c.before, 5002);
+        assert_eq!(fs::read_to_string(&size_file).unwrap(), "2000");
     }
 
     #[test]
