@@ -9,12 +9,11 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 
 use super::digest::HashingWriter;
 use super::fsutil;
+use super::layer_gzip::LayerGz;
 use super::snapshot::Diff;
 
 /// OCI media type of the layers kmigrate writes.
@@ -98,7 +97,7 @@ fn write_entries(
 ) -> io::Result<WrittenLayer> {
     let file = BufWriter::new(File::create(out)?);
     let compressed = HashingWriter::new(file);
-    let gz = GzEncoder::new(compressed, Compression::new(6));
+    let gz = LayerGz::new(compressed);
     let uncompressed = HashingWriter::new(gz);
     let mut b = tar::Builder::new(uncompressed);
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();

@@ -40,6 +40,7 @@ pub mod ignore;
 pub mod image;
 mod instructions;
 pub mod layer;
+mod layer_gzip;
 pub mod limits;
 mod mount_prep;
 mod output;
