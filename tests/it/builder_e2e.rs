@@ -150,6 +150,81 @@ fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
     assert!(pushed < 10_000, "{out}");
 }
 
+/// With a `mode=max` registry cache, a new layer goes to the cache's
+/// repository while the build's later steps run, not after the image is
+/// assembled: the COPY layer is in the registry's storage seconds before the
+/// export writes the cache's tag.
+#[test]
+fn a_max_cache_gets_each_new_layer_while_later_steps_run() {
+    let Some((reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nCOPY blob /blob\nRUN sleep 3\n"),
+        )],
+    );
+    let blob: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    std::fs::write(ctx.path().join("blob"), &blob).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = ok(&kmigrate_build(
+        state.path(),
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={}/app/early-cache:c,mode=max", reg.addr),
+            ctx.path().to_str().unwrap(),
+        ],
+    ));
+    let v2 = reg.storage().join("docker/registry/v2");
+    let blob_file = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        v2.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))
+    };
+    let written = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let tag = v2.join("repositories/app/early-cache/_manifests/tags/c/current/link");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_file(&std::fs::read_to_string(&tag).unwrap())).unwrap(),
+    )
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let copy_layer = layers
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap();
+    assert!(
+        copy_layer["size"].as_u64().unwrap() > 1_500_000,
+        "{manifest}"
+    );
+    let ahead = written(&tag)
+        .duration_since(written(&blob_file(copy_layer["digest"].as_str().unwrap())))
+        .unwrap();
+    assert!(
+        ahead >= std::time::Duration::from_secs(2),
+        "{ahead:?}\n{out}"
+    );
+    // The export still counts the layer among the bytes it wrote.
+    assert!(out.contains("exported cache to"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("exported cache to"))
+        .unwrap();
+    let n: u64 = line
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 1_500_000, "{line}");
+}
+
 /// The library API `verify` uses: report fields, captured logs, and
 /// reproducible cold builds under `SOURCE_DATE_EPOCH` (as a build arg).
 #[test]

@@ -1,12 +1,14 @@
 //! Cache import (`--cache-from`) and export (`--cache-to`) for the registry
 //! and local-directory backends.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
 use super::cache::{self, CacheConfig, CacheError, CacheRecord, Mode};
 use super::digest;
+use super::early_upload::EarlyUploads;
 use super::engine::{BlobSource, Engine, KnownBlob, R, StageState};
 use super::image::{self, Descriptor, Index, Manifest};
 use super::limits::{self, CACHE_CONFIG_MAX, MANIFEST_MAX};
@@ -14,7 +16,32 @@ use super::output::write_layout;
 use super::registry::Reference;
 use kmigrate_plan::AttrList;
 
+/// The backend of a `--cache-to`: its `type=`, or `registry` for a bare
+/// reference.
+fn export_kind(spec: &AttrList) -> &str {
+    spec.kind().unwrap_or(if spec.get("").is_some() {
+        "registry"
+    } else {
+        ""
+    })
+}
+
 impl Engine<'_> {
+    /// Starts sending new layers to the first `--cache-to` that is a
+    /// `mode=max` registry cache (see [`super::early_upload`]); `None` when
+    /// there is none, or its spec is wrong (the export reports that).
+    pub(crate) fn start_early_uploads(&self) -> Option<std::sync::Arc<EarlyUploads>> {
+        let spec = self.plan.cache_to.iter().find(|spec| {
+            export_kind(spec) == "registry"
+                && Mode::parse(spec.get("mode")).is_ok_and(|m| m == Mode::Max)
+        })?;
+        let target = Reference::parse(spec.get("ref").or(spec.get(""))?).ok()?;
+        Some(std::sync::Arc::new(EarlyUploads::start(
+            self.client.clone(),
+            &target,
+        )))
+    }
+
     /// Imports every `--cache-from`; a missing or foreign cache is a warning.
     pub(crate) fn import_caches(&mut self) -> R<()> {
         for spec in self.plan.cache_from.clone() {
@@ -172,11 +199,7 @@ impl Engine<'_> {
     }
 
     fn export_one(&mut self, spec: &AttrList, fin: &StageState) -> Result<u64, CacheError> {
-        let kind = spec.kind().unwrap_or(if spec.get("").is_some() {
-            "registry"
-        } else {
-            ""
-        });
+        let kind = export_kind(spec);
         let mode = Mode::parse(spec.get("mode")).map_err(CacheError::Spec)?;
         let records = cache::select(&self.records, &fin.chain, mode);
         let cfg = CacheConfig::new(mode.as_str(), records);
@@ -190,9 +213,21 @@ impl Engine<'_> {
                     .or(spec.get(""))
                     .ok_or_else(|| CacheError::Spec("type=registry needs ref=".into()))?;
                 let r = Reference::parse(raw)?;
+                let early = match &self.early_uploads {
+                    Some(up) if up.registry == r.registry && up.repository == r.repository => {
+                        up.finish()
+                    }
+                    _ => HashMap::new(),
+                };
                 let mut n = 0;
                 for l in &man.layers {
-                    n += self.copy_blob_to(&r.registry, &r.repository, &l.digest)?;
+                    n += match early.get(&l.digest) {
+                        Some(&sent) => {
+                            self.note_blob_in(&r.registry, &r.repository, &l.digest, l.size);
+                            sent
+                        }
+                        None => self.copy_blob_to(&r.registry, &r.repository, &l.digest)?,
+                    };
                 }
                 self.client.push_blob_bytes(
                     &r.registry,

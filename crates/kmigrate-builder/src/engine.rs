@@ -105,6 +105,9 @@ pub(crate) struct Engine<'a> {
     /// Set once a step of the build executed (a cache miss); shared by the
     /// engines of parallel stages.
     pub executed_any: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// New layers go to the `mode=max` registry cache as they are written
+    /// (see `early_upload`).
+    pub early_uploads: Option<std::sync::Arc<super::early_upload::EarlyUploads>>,
 }
 
 pub(crate) struct Stage {
@@ -764,6 +767,12 @@ impl<'a> Engine<'a> {
             self.store
                 .adopt(&tmp, &w.digest)
                 .map_err(io_err("storing layer"))?;
+            if let Some(up) = &self.early_uploads {
+                up.send(
+                    &w.digest,
+                    self.store.blob_path(&w.digest).map_err(io_err("blob"))?,
+                );
+            }
             Some(LayerRef {
                 digest: w.digest,
                 diff_id: w.diff_id,

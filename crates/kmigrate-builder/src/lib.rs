@@ -32,6 +32,7 @@ pub mod context;
 pub mod copy;
 pub mod digest;
 pub mod dockerfile;
+mod early_upload;
 mod engine;
 pub mod fsutil;
 pub mod gc;
@@ -133,7 +134,9 @@ pub fn build(
         stage_prefix: false,
         prepared_roots: Default::default(),
         executed_any: Default::default(),
+        early_uploads: None,
     };
+    eng.early_uploads = eng.start_early_uploads();
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
             eng.warn("--annotation is not supported by the embedded builder; ignored".into());

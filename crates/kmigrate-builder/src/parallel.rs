@@ -254,6 +254,7 @@ impl<'a> Engine<'a> {
             stage_prefix: true,
             prepared_roots: self.prepared_roots.clone(),
             executed_any: self.executed_any.clone(),
+            early_uploads: self.early_uploads.clone(),
         }
     }
 

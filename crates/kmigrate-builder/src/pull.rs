@@ -255,6 +255,15 @@ impl Engine<'_> {
             .ensure_blob(digest)
             .map_err(|e| TransferError::Local(Box::new(e)))?;
         let sent = self.client.push_blob(registry, repo, digest, &p)?;
+        let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(sent);
+        self.note_blob_in(registry, repo, digest, size);
+        Ok(sent)
+    }
+
+    /// Records that `repo` on `registry` has the blob (a later push there
+    /// mounts it from `repo`), unless one of that registry's repositories
+    /// is known to have it already.
+    pub(crate) fn note_blob_in(&mut self, registry: &str, repo: &str, digest: &str, size: u64) {
         let known_here = matches!(
             self.blob_sources.get(digest),
             Some(KnownBlob { source: BlobSource::Registry { registry: r, .. }, .. }) if r == registry
@@ -264,10 +273,8 @@ impl Engine<'_> {
                 registry: registry.to_string(),
                 repo: repo.to_string(),
             };
-            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(sent);
             self.blob_sources
                 .insert(digest.to_string(), KnownBlob { source, size });
         }
-        Ok(sent)
     }
 }

@@ -61,10 +61,15 @@ pub fn free_port() -> u16 {
 pub struct Registry {
     child: Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
+    /// The registry's storage (`docker/registry/v2/...` below it).
+    pub fn storage(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn start() -> Self {
         Self::start_with("")
     }
@@ -111,7 +116,7 @@ impl Registry {
             let mut reg = Registry {
                 child,
                 addr: format!("127.0.0.1:{port}"),
-                _dir: dir,
+                dir,
             };
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_secs(10) {
