@@ -49,6 +49,9 @@ fn default_state_dir() -> PathBuf {
 }
 
 pub fn run(cmd: BuildCmd) -> ExitStatus {
+    // Before any thread starts: stage roots become overlay mounts that no
+    // one else sees and that end with this process.
+    builder::overlay::isolate_mounts();
     let plan = match cmd.buildx.into_plan() {
         Ok(plan) => plan,
         Err(e) => {

@@ -86,6 +86,8 @@ fn pairs(flag: &str, raw: &[String], out: &mut BTreeMap<String, String>) -> Resu
 }
 
 pub fn run(args: VerifyArgs) -> ExitStatus {
+    // As for `kmigrate build`: before any thread starts.
+    crate::builder::overlay::isolate_mounts();
     let mut opts = VerifyOptions::new(&args.config);
     let setup = (|| -> Result<(), String> {
         for m in &args.registry_map {

@@ -37,7 +37,7 @@ fn layout_blobs(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
 }
 
 /// Every layer of the image at `dir`: entry names and uncompressed bytes.
-fn layers(dir: &Path) -> Vec<(Vec<String>, Vec<u8>)> {
+pub(crate) fn layers(dir: &Path) -> Vec<(Vec<String>, Vec<u8>)> {
     layout_blobs(dir)
         .0
         .iter()

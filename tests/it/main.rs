@@ -24,6 +24,7 @@ mod builder_cov_dockerfile;
 mod builder_docker;
 mod builder_e2e;
 mod builder_features;
+mod builder_overlay;
 mod builder_rootless;
 mod builder_security;
 mod builder_state_gc;

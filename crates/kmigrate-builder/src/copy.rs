@@ -6,12 +6,14 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
+use super::cache::LayerRef;
 use super::commands::{CopyCmd, ExpandedCopy};
 use super::context;
 use super::engine::{Engine, R, StageState, Step, io_err};
 use super::fsutil;
 use super::glob;
 use super::ignore::IgnoreRules;
+use super::overlay::{LowerError, Overlays};
 use super::remote;
 
 /// Where sources come from.
@@ -359,19 +361,73 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// The stage's root filesystem, made on first use: an overlay on the
+    /// build's one extraction of its layers, or an extraction of its own
+    /// (see [`super::overlay`]).
     pub(crate) fn ensure_rootfs_pub(&mut self, st: &mut StageState) -> R<PathBuf> {
         if let Some(r) = &st.rootfs {
             return Ok(r.clone());
         }
+        let overlays = self.overlays.clone().filter(|o| !o.refused());
+        let root = match overlays {
+            Some(o) if !st.layers.is_empty() => match self.overlay_root(&o, &st.layers)? {
+                Some(root) => root,
+                None => self.extracted_root(&st.layers)?,
+            },
+            _ => self.extracted_root(&st.layers)?,
+        };
+        st.rootfs = Some(root.clone());
+        Ok(root)
+    }
+
+    /// A work directory with `layers` extracted in it.
+    fn extracted_root(&mut self, layers: &[LayerRef]) -> R<PathBuf> {
         let dir = self.store.temp_dir("rootfs").map_err(io_err("work dir"))?;
         self.work_dirs.push(dir.clone());
-        for l in st.layers.clone() {
+        for l in layers {
             let p = self.ensure_blob(&l.digest)?;
             super::layer::extract(&p, &dir)
                 .map_err(io_err(format!("extracting layer {}", l.digest)))?;
         }
-        st.rootfs = Some(dir.clone());
         Ok(dir)
+    }
+
+    /// An overlay root on the shared extraction of `layers`; `None` when
+    /// the kernel refused the mount (the caller extracts instead).
+    fn overlay_root(&mut self, o: &Overlays, layers: &[LayerRef]) -> R<Option<PathBuf>> {
+        let mut blobs = Vec::new();
+        for l in layers {
+            blobs.push((l.digest.clone(), self.ensure_blob(&l.digest)?));
+        }
+        let key: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
+        let store = self.store.clone();
+        let lower = o.lower(
+            &key.join(","),
+            || store.temp_dir("lower"),
+            |dir| {
+                for (digest, p) in &blobs {
+                    super::layer::extract(p, dir)
+                        .map_err(|e| LowerError::new(format!("extracting layer {digest}"), &e))?;
+                }
+                Ok(())
+            },
+        );
+        let lower = lower.map_err(|e| BuildError::Io {
+            context: e.context,
+            source: std::io::Error::new(e.kind, e.message),
+        })?;
+        self.work_dirs.push(lower.clone());
+        let dir = self.store.temp_dir("rootfs").map_err(io_err("work dir"))?;
+        self.work_dirs.push(dir.clone());
+        match o.mount(&lower, &dir) {
+            Ok(root) => Ok(Some(root)),
+            Err(e) => {
+                self.log(&format!(
+                    "note: overlay roots are not available here ({e}); each stage's root is extracted"
+                ));
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -108,6 +108,9 @@ pub(crate) struct Engine<'a> {
     /// New layers go to the `mode=max` registry cache as they are written
     /// (see `early_upload`).
     pub early_uploads: Option<std::sync::Arc<super::early_upload::EarlyUploads>>,
+    /// Stage roots as overlays on one extraction per base, when kmigrate
+    /// has a mount namespace of its own (see `overlay`).
+    pub overlays: Option<std::sync::Arc<super::overlay::Overlays>>,
 }
 
 pub(crate) struct Stage {
@@ -917,6 +920,10 @@ impl<'a> Engine<'a> {
     }
 
     pub fn cleanup(&mut self) {
+        // Overlay roots leave before their directories are removed.
+        if let Some(o) = &self.overlays {
+            o.unmount_all();
+        }
         for d in self.work_dirs.drain(..) {
             let _ = fs::remove_dir_all(d);
         }

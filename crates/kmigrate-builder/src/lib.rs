@@ -45,6 +45,7 @@ mod layer_gzip;
 pub mod limits;
 mod mount_prep;
 mod output;
+pub mod overlay;
 mod parallel;
 mod progress;
 mod pull;
@@ -135,6 +136,7 @@ pub fn build(
         prepared_roots: Default::default(),
         executed_any: Default::default(),
         early_uploads: None,
+        overlays: overlay::Overlays::for_build(),
     };
     eng.early_uploads = eng.start_early_uploads();
     let res = (|| -> Result<(), BuildError> {

@@ -255,6 +255,7 @@ impl<'a> Engine<'a> {
             prepared_roots: self.prepared_roots.clone(),
             executed_any: self.executed_any.clone(),
             early_uploads: self.early_uploads.clone(),
+            overlays: self.overlays.clone(),
         }
     }
 
