@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -139,6 +140,11 @@ impl Overlays {
         for d in [&upper, &work, &merged] {
             std::fs::create_dir(d)?;
         }
+        // The merged root has the upper directory's mode and owner: those
+        // the base's layers gave its root.
+        let base = std::fs::metadata(lower)?;
+        std::fs::set_permissions(&upper, base.permissions())?;
+        std::os::unix::fs::chown(&upper, Some(base.uid()), Some(base.gid()))?;
         let res = (|| {
             // Absolute: a state directory given as a relative path would
             // otherwise show as one in the mount table.
