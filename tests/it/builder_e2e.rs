@@ -121,10 +121,7 @@ fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
         ctx.path(),
         &[("Dockerfile", &format!("FROM {base}\nCOPY blob /blob\n"))],
     );
-    // Incompressible, so the layer is as large as the file.
-    let blob: Vec<u8> = (0..400_000u32)
-        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
-        .collect();
+    let blob = incompressible_blob();
     std::fs::write(ctx.path().join("blob"), &blob).unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = ok(&kmigrate_build(
@@ -138,13 +135,8 @@ fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
             ctx.path().to_str().unwrap(),
         ],
     ));
-    let bytes = |prefix: &str, unit: &str| -> u64 {
-        let line = out.lines().find(|l| l.starts_with(prefix)).expect(prefix);
-        let before = line.split(unit).next().unwrap();
-        before.rsplit([' ', '(']).next().unwrap().parse().unwrap()
-    };
-    let exported = bytes("exported cache to", " bytes written");
-    let pushed = bytes("pushed ", " bytes uploaded");
+    let exported = reported_bytes(&out, "exported cache to", " bytes written");
+    let pushed = reported_bytes(&out, "pushed ", " bytes uploaded");
     assert!(exported > 1_500_000, "{out}");
     // The config only: well under the layer's 1.6 MB.
     assert!(pushed < 10_000, "{out}");
@@ -167,9 +159,7 @@ fn a_max_cache_gets_each_new_layer_while_later_steps_run() {
             &format!("FROM {base}\nCOPY blob /blob\nRUN sleep 3\n"),
         )],
     );
-    let blob: Vec<u8> = (0..400_000u32)
-        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
-        .collect();
+    let blob = incompressible_blob();
     std::fs::write(ctx.path().join("blob"), &blob).unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = ok(&kmigrate_build(
@@ -208,21 +198,23 @@ fn a_max_cache_gets_each_new_layer_while_later_steps_run() {
         "{ahead:?}\n{out}"
     );
     // The export still counts the layer among the bytes it wrote.
-    assert!(out.contains("exported cache to"), "{out}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("exported cache to"))
-        .unwrap();
-    let n: u64 = line
-        .rsplit('(')
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(n > 1_500_000, "{line}");
+    let exported = reported_bytes(&out, "exported cache to", " bytes written");
+    assert!(exported > 1_500_000, "{out}");
+}
+
+/// 1.6 MB that no compressor shrinks, so its layer is as large as the file.
+fn incompressible_blob() -> Vec<u8> {
+    (0..400_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect()
+}
+
+/// The byte count a build's line starting with `prefix` gives before `unit`
+/// (`exported cache to … (N bytes written)`, `pushed … (…, N bytes uploaded)`).
+fn reported_bytes(out: &str, prefix: &str, unit: &str) -> u64 {
+    let line = out.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+    let before = line.split(unit).next().unwrap();
+    before.rsplit([' ', '(']).next().unwrap().parse().unwrap()
 }
 
 /// The library API `verify` uses: report fields, captured logs, and
