@@ -394,7 +394,7 @@ impl Engine<'_> {
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(io::Error::other("the cache's path is not a directory")),
-            Err(_) => new_owned_dir(&dir, owner)?,
+            Err(_) => make_cache_dir(&self.store, &dir, owner)?,
         }
         Ok(dir)
     }
@@ -478,6 +478,38 @@ fn copy_entry(src: &Path, dest: &Path) -> io::Result<()> {
         std::os::unix::fs::lchown(dest, Some(m.uid()), Some(m.gid()))?;
     }
     Ok(())
+}
+
+/// Makes a cache mount's directory with its owner and mode, whole or not
+/// at all: made aside and renamed into place without replacing, so RUNs
+/// that share the cache and start together (parallel stages, or two
+/// builds) all find it complete, and the first one's stays.
+fn make_cache_dir(
+    store: &super::store::Store,
+    dir: &Path,
+    owner: (u32, u32, u32),
+) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let aside = store.temp_file_path("cache-new");
+    new_owned_dir(&aside, owner)?;
+    let placed = renameat2(
+        AT_FDCWD,
+        &aside,
+        AT_FDCWD,
+        dir,
+        RenameFlags::RENAME_NOREPLACE,
+    );
+    if placed.is_ok() {
+        return Ok(());
+    }
+    let _ = fs::remove_dir(&aside);
+    match placed {
+        Err(nix::errno::Errno::EEXIST) if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(()),
+    }
 }
 
 fn new_owned_dir(dir: &Path, owner: (u32, u32, u32)) -> io::Result<()> {
@@ -612,6 +644,37 @@ fn remove_stub(root: &Path, stub: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_cache_directory_made_by_several_runs_at_once_is_made_once() {
+        let d = tempfile::tempdir().unwrap();
+        let store = super::super::store::Store::open(d.path()).unwrap();
+        let dir = d.path().join("cache-dir");
+        let results: Vec<io::Result<()>> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| make_cache_dir(&store, &dir, (0, 0, 0o755))))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+        let m = fs::metadata(&dir).unwrap();
+        assert!(m.is_dir());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+        // What was made aside and not placed is gone.
+        let aside: Vec<_> = fs::read_dir(store.temp_dir("probe").unwrap().parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cache-new"))
+            .collect();
+        assert!(aside.is_empty(), "{aside:?}");
+        // A file in the cache's place is an error, not replaced.
+        let file = d.path().join("not-a-dir");
+        fs::write(&file, "x").unwrap();
+        assert!(make_cache_dir(&store, &file, (0, 0, 0o755)).is_err());
+        assert_eq!(fs::read_to_string(&file).unwrap(), "x");
+    }
 
     #[test]
     fn mount_points_stay_in_the_root_and_go_away_after() {
