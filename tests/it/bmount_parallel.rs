@@ -55,6 +55,47 @@ fn independent_stages_run_at_the_same_time() {
     assert!(text.contains("failed with exit code 1"), "{text}");
 }
 
+/// Stages that start together from one base fetch each of its blobs once:
+/// one stage downloads, the others wait for it and find the blob stored.
+#[test]
+fn stages_that_start_together_fetch_each_base_blob_once() {
+    let Some((reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base} AS a\nRUN echo a > /a\nFROM {base} AS b\nRUN echo b > /b\n\
+                 FROM {base} AS c\nRUN echo c > /c\nFROM {base}\nCOPY --from=a /a /a\n\
+                 COPY --from=b /b /b\nCOPY --from=c /c /c\n"
+            ),
+        )],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out = build_jobs(state.path(), ctx.path(), "3", &[]);
+    ok(&out);
+    let log = reg.access_log();
+    let mut gets: std::collections::BTreeMap<&str, usize> = Default::default();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("\"GET /v2/base/busybox/blobs/"))
+    {
+        let digest = line
+            .split("/blobs/")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        *gets.entry(digest).or_default() += 1;
+    }
+    assert!(!gets.is_empty(), "{log}");
+    assert!(gets.values().all(|&n| n == 1), "{gets:?}");
+}
+
 #[test]
 fn a_parallel_build_gives_the_same_image_as_a_sequential_one() {
     let Some((_reg, base)) = registry_with_busybox() else {

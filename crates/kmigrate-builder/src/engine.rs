@@ -111,6 +111,9 @@ pub(crate) struct Engine<'a> {
     /// Stage roots as overlays on one extraction per base, when kmigrate
     /// has a mount namespace of its own (see `overlay`).
     pub overlays: Option<std::sync::Arc<super::overlay::Overlays>>,
+    /// A blob is fetched by one stage at a time; the others then find it
+    /// in the store.
+    pub blob_fetches: std::sync::Arc<super::parallel::KeyedLocks>,
 }
 
 pub(crate) struct Stage {

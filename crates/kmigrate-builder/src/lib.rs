@@ -137,6 +137,7 @@ pub fn build(
         executed_any: Default::default(),
         early_uploads: None,
         overlays: overlay::Overlays::for_build(),
+        blob_fetches: Default::default(),
     };
     eng.early_uploads = eng.start_early_uploads();
     let res = (|| -> Result<(), BuildError> {

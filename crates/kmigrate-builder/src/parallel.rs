@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use super::api::{BuildError, BuildReport};
@@ -95,6 +95,19 @@ impl PreparedRoots {
             p = self.changed.wait(p).ok()?;
         }
         p.ready.remove(&stage)
+    }
+}
+
+/// One lock per key, for work that stages running at once must not do
+/// twice (fetching the same blob).
+#[derive(Debug, Default)]
+pub(crate) struct KeyedLocks(Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl KeyedLocks {
+    /// The lock of `key`, made on first use.
+    pub(crate) fn of(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(key.to_string()).or_default().clone()
     }
 }
 
@@ -256,6 +269,7 @@ impl<'a> Engine<'a> {
             executed_any: self.executed_any.clone(),
             early_uploads: self.early_uploads.clone(),
             overlays: self.overlays.clone(),
+            blob_fetches: self.blob_fetches.clone(),
         }
     }
 

@@ -21,6 +21,13 @@ impl Engine<'_> {
         if path.is_file() {
             return Ok(path);
         }
+        // Stages that start together need the same base layers: one
+        // fetches, the others wait and find the blob stored.
+        let fetch = self.blob_fetches.of(digest);
+        let _fetching = fetch.lock().unwrap_or_else(|e| e.into_inner());
+        if path.is_file() {
+            return Ok(path);
+        }
         let Some(KnownBlob { source, size }) = self.blob_sources.get(digest).cloned() else {
             return Err(BuildError::Image(format!(
                 "blob {digest} is neither in the local store nor in a known cache"

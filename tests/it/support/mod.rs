@@ -70,6 +70,11 @@ impl Registry {
         self.dir.path().join("data")
     }
 
+    /// The requests served so far, one line each (`"GET /v2/… HTTP/1.1" 200 …`).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
     pub fn start() -> Self {
         Self::start_with("")
     }
@@ -106,10 +111,12 @@ impl Registry {
                 ),
             )
             .unwrap();
+            // The access log (one line a request) goes to stdout.
+            let access_log = std::fs::File::create(dir.path().join("access.log")).unwrap();
             let child = Command::new("docker-registry")
                 .arg("serve")
                 .arg(&cfg)
-                .stdout(Stdio::null())
+                .stdout(access_log)
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start docker-registry");
