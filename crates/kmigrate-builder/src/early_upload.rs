@@ -2,7 +2,7 @@
 //!
 //! `--cache-to type=registry,mode=max` exports every layer the build makes.
 //! Each layer is uploaded to the cache's repository as soon as it is
-//! written, on a thread of its own, instead of one after the other once
+//! written, on threads of their own, instead of one after the other once
 //! the image is assembled: the export then finds its layers in place and
 //! writes the cache's config and manifest. The transfer overlaps the steps
 //! that follow (on the multi-stage reference, the 10 MB COPY layer goes up
@@ -22,43 +22,56 @@ use std::thread::JoinHandle;
 
 use super::registry::{Client, Reference};
 
-/// Where the layers go and the thread that sends them.
+/// Uploads at once at most: the last steps' small layers, queued just
+/// before the export, then go up together instead of one after another.
+const SENDERS: usize = 4;
+
+/// A layer to send: its digest and its file in the store.
+type Job = (String, PathBuf);
+
+/// Where the layers go and the threads that send them.
 pub(crate) struct EarlyUploads {
     pub registry: String,
     pub repository: String,
-    queue: Mutex<Option<mpsc::Sender<(String, PathBuf)>>>,
-    worker: Mutex<Option<JoinHandle<HashMap<String, u64>>>>,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    senders: Mutex<Vec<JoinHandle<HashMap<String, u64>>>>,
     cancel: Arc<AtomicBool>,
 }
 
 impl EarlyUploads {
-    /// Starts the sending thread for the cache at `target`.
+    /// Starts the sending threads for the cache at `target`.
     pub(crate) fn start(client: Client, target: &Reference) -> Self {
-        let (tx, rx) = mpsc::channel::<(String, PathBuf)>();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
         let cancel = Arc::new(AtomicBool::new(false));
         let (registry, repository) = (target.registry.clone(), target.repository.clone());
-        let worker = {
-            let (registry, repository, cancel) =
-                (registry.clone(), repository.clone(), cancel.clone());
-            let mut client = client;
-            std::thread::spawn(move || {
-                let mut sent = HashMap::new();
-                for (digest, path) in rx {
-                    if cancel.load(Ordering::Relaxed) {
-                        break;
+        let senders = (0..SENDERS)
+            .map(|_| {
+                let (registry, repository) = (registry.clone(), repository.clone());
+                let (rx, cancel, mut client) = (rx.clone(), cancel.clone(), client.clone());
+                std::thread::spawn(move || {
+                    let mut sent = HashMap::new();
+                    loop {
+                        // One sender waits on the queue at a time; the lock
+                        // is released before the upload.
+                        let job = rx.lock().map_err(drop).and_then(|q| q.recv().map_err(drop));
+                        let Ok((digest, path)) = job else { break };
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Ok(n) = client.push_blob(&registry, &repository, &digest, &path) {
+                            sent.insert(digest, n);
+                        }
                     }
-                    if let Ok(n) = client.push_blob(&registry, &repository, &digest, &path) {
-                        sent.insert(digest, n);
-                    }
-                }
-                sent
+                    sent
+                })
             })
-        };
+            .collect();
         Self {
             registry,
             repository,
             queue: Mutex::new(Some(tx)),
-            worker: Mutex::new(Some(worker)),
+            senders: Mutex::new(senders),
             cancel,
         }
     }
@@ -79,8 +92,16 @@ impl EarlyUploads {
         if let Ok(mut q) = self.queue.lock() {
             q.take();
         }
-        let worker = self.worker.lock().ok().and_then(|mut w| w.take());
-        worker.and_then(|w| w.join().ok()).unwrap_or_default()
+        let senders = self
+            .senders
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        senders
+            .into_iter()
+            .filter_map(|s| s.join().ok())
+            .flatten()
+            .collect()
     }
 }
 
@@ -96,54 +117,81 @@ impl Drop for EarlyUploads {
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     use super::*;
 
+    /// What the stand-in registry saw: request lines, and PUTs served at
+    /// once (now, most).
+    #[derive(Default)]
+    struct Seen {
+        lines: Vec<String>,
+        puts: (usize, usize),
+    }
+
     /// A registry stand-in that answers HEAD with 404, POST with an upload
-    /// location and PUT with 201, and records the request lines.
-    fn fake_registry() -> (String, Arc<Mutex<Vec<String>>>) {
+    /// location and PUT with 201 after 100 ms, one thread a connection.
+    fn fake_registry() -> (String, Arc<Mutex<Seen>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let log = seen.clone();
         std::thread::spawn(move || {
             for s in l.incoming() {
-                let mut s = s.unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let mut len = 0;
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        if h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    r.read_exact(&mut body).unwrap();
-                    log.lock()
-                        .unwrap()
-                        .push(format!("{} {}", line.trim(), body.len()));
-                    let resp = if line.starts_with("HEAD") {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-                    } else if line.starts_with("POST") {
-                        "HTTP/1.1 202 Accepted\r\nLocation: /v2/cache/blobs/uploads/u1\r\nContent-Length: 0\r\n\r\n".to_string()
-                    } else {
-                        "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n".to_string()
-                    };
-                    s.write_all(resp.as_bytes()).unwrap();
-                }
+                let log = log.clone();
+                std::thread::spawn(move || serve(s.unwrap(), &log));
             }
         });
         (addr, seen)
+    }
+
+    fn serve(mut s: TcpStream, seen: &Mutex<Seen>) {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            seen.lock()
+                .unwrap()
+                .lines
+                .push(format!("{} {}", line.trim(), body.len()));
+            let resp = if line.starts_with("HEAD") {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+            } else if line.starts_with("POST") {
+                "HTTP/1.1 202 Accepted\r\nLocation: /v2/cache/blobs/uploads/u1\r\nContent-Length: 0\r\n\r\n"
+            } else {
+                {
+                    let mut g = seen.lock().unwrap();
+                    g.puts.0 += 1;
+                    g.puts.1 = g.puts.1.max(g.puts.0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                seen.lock().unwrap().puts.0 -= 1;
+                "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+            };
+            s.write_all(resp.as_bytes()).unwrap();
+        }
+    }
+
+    fn uploads_to(addr: &str) -> EarlyUploads {
+        let target = Reference::parse(&format!("{addr}/cache:c")).unwrap();
+        let mut cfg = crate::registry::RegistryConfig::default();
+        cfg.insecure.push(addr.to_string());
+        EarlyUploads::start(Client::new(cfg), &target)
     }
 
     #[test]
@@ -153,21 +201,40 @@ mod tests {
         let layer = d.path().join("l");
         std::fs::write(&layer, b"layer bytes").unwrap();
         let digest = crate::digest::sha256_digest(b"layer bytes");
-        let target = Reference::parse(&format!("{addr}/cache:c")).unwrap();
-        let mut cfg = crate::registry::RegistryConfig::default();
-        cfg.insecure.push(addr.clone());
-        let up = EarlyUploads::start(Client::new(cfg), &target);
+        let up = uploads_to(&addr);
         up.send(&digest, layer);
         let sent = up.finish();
         assert_eq!(sent.get(&digest), Some(&11));
-        let seen = seen.lock().unwrap().join("\n");
+        let lines = seen.lock().unwrap().lines.join("\n");
         assert!(
-            seen.contains(&format!("HEAD /v2/cache/blobs/{digest}")),
-            "{seen}"
+            lines.contains(&format!("HEAD /v2/cache/blobs/{digest}")),
+            "{lines}"
         );
-        assert!(seen.contains("PUT /v2/cache/blobs/uploads/u1"), "{seen}");
-        assert!(seen.contains(" 11"), "the layer's bytes went: {seen}");
+        assert!(lines.contains("PUT /v2/cache/blobs/uploads/u1"), "{lines}");
+        assert!(lines.contains(" 11"), "the layer's bytes went: {lines}");
         assert!(up.finish().is_empty(), "a second finish has nothing");
+    }
+
+    #[test]
+    fn layers_queued_together_go_up_together() {
+        let (addr, seen) = fake_registry();
+        let d = tempfile::tempdir().unwrap();
+        let up = uploads_to(&addr);
+        let mut digests = Vec::new();
+        for i in 0..SENDERS {
+            let bytes = format!("layer {i}");
+            let layer = d.path().join(i.to_string());
+            std::fs::write(&layer, &bytes).unwrap();
+            let digest = crate::digest::sha256_digest(bytes.as_bytes());
+            up.send(&digest, layer);
+            digests.push(digest);
+        }
+        let sent = up.finish();
+        assert!(digests.iter().all(|d| sent.contains_key(d)), "{sent:?}");
+        assert!(
+            seen.lock().unwrap().puts.1 >= 2,
+            "uploads went one at a time"
+        );
     }
 
     #[test]
@@ -180,10 +247,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let layer = d.path().join("l");
         std::fs::write(&layer, b"x").unwrap();
-        let target = Reference::parse(&format!("{addr}/cache:c")).unwrap();
-        let mut cfg = crate::registry::RegistryConfig::default();
-        cfg.insecure.push(addr.clone());
-        let up = EarlyUploads::start(Client::new(cfg), &target);
+        let up = uploads_to(&addr);
         up.send("sha256:00", layer);
         assert!(up.finish().is_empty());
     }

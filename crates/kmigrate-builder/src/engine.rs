@@ -922,14 +922,31 @@ impl<'a> Engine<'a> {
         Ok((cfg_bytes, m_bytes))
     }
 
+    /// Removes the stage roots and other work directories on a thread of
+    /// its own: once every stage is built, the image, its export and its
+    /// outputs come from the store, so the removal can overlap them.
+    pub fn release_work_dirs(&mut self) -> std::thread::JoinHandle<()> {
+        let dirs = std::mem::take(&mut self.work_dirs);
+        let overlays = self.overlays.clone();
+        std::thread::spawn(move || remove_work_dirs(overlays.as_deref(), dirs))
+    }
+
     pub fn cleanup(&mut self) {
-        // Overlay roots leave before their directories are removed.
-        if let Some(o) = &self.overlays {
-            o.unmount_all();
-        }
-        for d in self.work_dirs.drain(..) {
-            let _ = fs::remove_dir_all(d);
-        }
+        remove_work_dirs(
+            self.overlays.as_deref(),
+            std::mem::take(&mut self.work_dirs),
+        );
+    }
+}
+
+/// Removes a build's work directories, its overlay roots unmounted first
+/// (a removal through a mounted root would delete inside it).
+fn remove_work_dirs(overlays: Option<&super::overlay::Overlays>, dirs: Vec<PathBuf>) {
+    if let Some(o) = overlays {
+        o.unmount_all();
+    }
+    for d in dirs {
+        let _ = fs::remove_dir_all(d);
     }
 }
 

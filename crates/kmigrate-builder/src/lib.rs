@@ -140,6 +140,7 @@ pub fn build(
         blob_fetches: Default::default(),
     };
     eng.early_uploads = eng.start_early_uploads();
+    let mut releasing = None;
     let res = (|| -> Result<(), BuildError> {
         if !plan.annotations.is_empty() {
             eng.warn("--annotation is not supported by the embedded builder; ignored".into());
@@ -152,6 +153,7 @@ pub fn build(
         }
         eng.import_caches()?;
         let fin = eng.run()?;
+        releasing = Some(eng.release_work_dirs());
         let (cfg, man) = eng.assemble(&fin)?;
         eng.export_caches(&fin)?;
         eng.outputs(&fin, &cfg, &man)?;
@@ -170,6 +172,9 @@ pub fn build(
         }
         Ok(())
     })();
+    if let Some(r) = releasing {
+        let _ = r.join();
+    }
     eng.cleanup();
     res?;
     drop(state_lock);
