@@ -140,6 +140,14 @@ fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
     assert!(exported > 1_500_000, "{out}");
     // The config only: well under the layer's 1.6 MB.
     assert!(pushed < 10_000, "{out}");
+    // Each layer (the base's and the new one) is mounted with one request,
+    // without asking first whether the image's repository has it: the only
+    // blob asked about there is the config.
+    let log = reg.access_log();
+    let mounts = log.matches("\"POST /v2/app/mount/blobs/uploads/?mount=").count();
+    let heads = log.matches("\"HEAD /v2/app/mount/blobs/").count();
+    assert!(mounts >= 2, "{log}");
+    assert_eq!(heads, 1, "{log}");
 }
 
 /// With a `mode=max` registry cache, a new layer goes to the cache's

@@ -241,9 +241,8 @@ impl Engine<'_> {
         repo: &str,
         digest: &str,
     ) -> Result<u64, TransferError> {
-        if self.client.has_blob(registry, repo, digest)? {
-            return Ok(0);
-        }
+        // A blob another repository of this registry has is mounted first:
+        // one request, which succeeds whether or not `repo` has it already.
         if let Some(KnownBlob {
             source:
                 BlobSource::Registry {
@@ -256,6 +255,9 @@ impl Engine<'_> {
             && from != repo
             && self.client.mount_blob(registry, repo, digest, &from)?
         {
+            return Ok(0);
+        }
+        if self.client.has_blob(registry, repo, digest)? {
             return Ok(0);
         }
         let p = self
