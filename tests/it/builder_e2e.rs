@@ -144,7 +144,9 @@ fn image_push_after_cache_export_mounts_the_layers_it_uploaded() {
     // without asking first whether the image's repository has it: the only
     // blob asked about there is the config.
     let log = reg.access_log();
-    let mounts = log.matches("\"POST /v2/app/mount/blobs/uploads/?mount=").count();
+    let mounts = log
+        .matches("\"POST /v2/app/mount/blobs/uploads/?mount=")
+        .count();
     let heads = log.matches("\"HEAD /v2/app/mount/blobs/").count();
     assert!(mounts >= 2, "{log}");
     assert_eq!(heads, 1, "{log}");
