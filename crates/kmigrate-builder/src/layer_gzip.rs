@@ -4,9 +4,9 @@
 //! Layers often carry data that is already compressed (archives, jars,
 //! images, fonts). Deflate at level 6 spends most of a layer's compression
 //! time searching such data for matches it does not find, and its output is
-//! a little larger than the input. Here each 64 KiB chunk with a byte entropy near 8 bits has its first
-//! 8 KiB tried at level 1; when that saves under 2%, the chunk goes out as
-//! stored deflate blocks. A chunk of repeated random data has a high byte
+//! a little larger than the input. Here each 64 KiB chunk with a byte
+//! entropy near 8 bits has its first 8 KiB tried at level 1; when that
+//! saves under 2%, the chunk goes out as stored deflate blocks. A chunk of repeated random data has a high byte
 //! entropy too, but level 1 finds its repeats, so it is compressed. (Only
 //! repeats more than 8 KiB apart go unseen by the trial: such a chunk is
 //! stored, which costs size, never content. Trying the whole chunk took
