@@ -382,40 +382,34 @@ impl Engine<'_> {
 
     /// A work directory with `layers` extracted in it.
     fn extracted_root(&mut self, layers: &[LayerRef]) -> R<PathBuf> {
+        let blobs = self.layer_blobs(layers)?;
         let dir = self.store.temp_dir("rootfs").map_err(io_err("work dir"))?;
         self.work_dirs.push(dir.clone());
-        for l in layers {
-            let p = self.ensure_blob(&l.digest)?;
-            super::layer::extract(&p, &dir)
-                .map_err(io_err(format!("extracting layer {}", l.digest)))?;
-        }
+        extract_layers(&blobs, &dir).map_err(LowerError::into_build_error)?;
         Ok(dir)
+    }
+
+    /// The stored blob of each of `layers`, fetched where missing.
+    fn layer_blobs(&mut self, layers: &[LayerRef]) -> R<Vec<(String, PathBuf)>> {
+        layers
+            .iter()
+            .map(|l| Ok((l.digest.clone(), self.ensure_blob(&l.digest)?)))
+            .collect()
     }
 
     /// An overlay root on the shared extraction of `layers`; `None` when
     /// the kernel refused the mount (the caller extracts instead).
     fn overlay_root(&mut self, o: &Overlays, layers: &[LayerRef]) -> R<Option<PathBuf>> {
-        let mut blobs = Vec::new();
-        for l in layers {
-            blobs.push((l.digest.clone(), self.ensure_blob(&l.digest)?));
-        }
+        let blobs = self.layer_blobs(layers)?;
         let key: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
         let store = self.store.clone();
-        let lower = o.lower(
-            &key.join(","),
-            || store.temp_dir("lower"),
-            |dir| {
-                for (digest, p) in &blobs {
-                    super::layer::extract(p, dir)
-                        .map_err(|e| LowerError::new(format!("extracting layer {digest}"), &e))?;
-                }
-                Ok(())
-            },
-        );
-        let lower = lower.map_err(|e| BuildError::Io {
-            context: e.context,
-            source: std::io::Error::new(e.kind, e.message),
-        })?;
+        let lower = o
+            .lower(
+                &key.join(","),
+                || store.temp_dir("lower"),
+                |dir| extract_layers(&blobs, dir),
+            )
+            .map_err(LowerError::into_build_error)?;
         self.work_dirs.push(lower.clone());
         let dir = self.store.temp_dir("rootfs").map_err(io_err("work dir"))?;
         self.work_dirs.push(dir.clone());
@@ -429,6 +423,15 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+/// Extracts layer blobs onto `dir` in order; an error names the layer.
+fn extract_layers(blobs: &[(String, PathBuf)], dir: &Path) -> Result<(), LowerError> {
+    for (digest, p) in blobs {
+        super::layer::extract(p, dir)
+            .map_err(|e| LowerError::new(format!("extracting layer {digest}"), &e))?;
+    }
+    Ok(())
 }
 
 /// Resolves a `COPY --from` source pattern inside a stage's (or image's)

@@ -83,6 +83,14 @@ impl LowerError {
             message: e.to_string(),
         }
     }
+
+    /// The build error it stands for (the same text as the I/O error's).
+    pub(crate) fn into_build_error(self) -> crate::api::BuildError {
+        crate::api::BuildError::Io {
+            context: self.context,
+            source: io::Error::new(self.kind, self.message),
+        }
+    }
 }
 
 /// A lower directory, once the first stage that needs it made it.
