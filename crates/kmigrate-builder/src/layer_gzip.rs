@@ -178,8 +178,11 @@ impl<W: Write> Write for LayerGz<W> {
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if self.pending.len() == CHUNK {
-                let full = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+                // The buffer goes back, emptied, for the next chunk.
+                let full = std::mem::take(&mut self.pending);
                 self.chunk(&full)?;
+                self.pending = full;
+                self.pending.clear();
             }
         }
         Ok(data.len())
