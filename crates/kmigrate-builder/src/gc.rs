@@ -278,6 +278,16 @@ mod tests {
 
     /// A state directory with three 1000-byte blobs of different ages, a
     /// record, and a 2000-byte cache mount.
+    /// Marks cache mount `c` used now, as a RUN using it does (its lock's
+    /// time).
+    fn use_cache_mount(state: &Path, c: char) {
+        let lock = state.join("run-cache").join(format!("{}.lock", hex(c)));
+        fs::File::open(lock)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+    }
+
     fn state() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         let s = d.path();
@@ -373,14 +383,7 @@ mod tests {
     #[test]
     fn a_cache_mount_used_by_the_build_is_kept() {
         let d = state();
-        let lock = d
-            .path()
-            .join("run-cache")
-            .join(format!("{}.lock", hex('c')));
-        fs::File::open(&lock)
-            .unwrap()
-            .set_modified(SystemTime::now())
-            .unwrap();
+        use_cache_mount(d.path(), 'c');
         let c = collect(d.path(), 0, &Used::default(), start()).unwrap();
         assert_eq!((c.removed, c.after), (4, 2000));
         assert!(
@@ -407,14 +410,7 @@ mod tests {
         let c = collect(d.path(), 100_000, &Used::default(), start()).unwrap();
         assert_eq!(c.before, 10_002);
         // Used by this build: measured again.
-        let lock = d
-            .path()
-            .join("run-cache")
-            .join(format!("{}.lock", hex('c')));
-        fs::File::open(&lock)
-            .unwrap()
-            .set_modified(SystemTime::now())
-            .unwrap();
+        use_cache_mount(d.path(), 'c');
         let c = collect(d.path(), 100_000, &Used::default(), start()).unwrap();
         assert_eq!(c.before, 5002);
         assert_eq!(fs::read_to_string(&size_file).unwrap(), "2000");
