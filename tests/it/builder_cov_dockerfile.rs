@@ -115,6 +115,35 @@ fn builder_cov_nested_default_in_arg_and_from() {
 }
 
 #[test]
+fn builder_cov_pattern_replacement_in_from_env_copy_and_label() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // `${A/p/r}` and `${A//p/r}` as BuildKit's default Dockerfile syntax
+    // has them since 1.7: in a global ARG used by FROM, in ENV, in a COPY
+    // destination and in a LABEL. The RUN fails the build unless the COPY
+    // went where the expansion says.
+    let cfg = build_config(
+        &format!(
+            "ARG IMAGE={base}-SUFFIX\nFROM ${{IMAGE/-SUFFIX/}}\n\
+             ARG NAME=my-app\nARG VERSION=1.22.3\nARG ARCH=arm64\n\
+             ENV SERVICE=${{NAME/-/_}} ABBR=${{VERSION//./}}\n\
+             COPY a /opt/${{NAME//-/}}/a\n\
+             LABEL url=\"https://x/foo-${{ARCH/arm64/aarch64}}.tar.gz\" \
+             last=\"${{VERSION/*./v}}\"\n\
+             RUN test -f /opt/myapp/a\n"
+        ),
+        &[("a", "a\n")],
+    );
+    let env = &cfg.config.env;
+    assert!(env.contains(&"SERVICE=my_app".to_string()), "{env:?}");
+    assert!(env.contains(&"ABBR=1223".to_string()), "{env:?}");
+    assert_eq!(cfg.config.labels["url"], "https://x/foo-aarch64.tar.gz");
+    // The longest match: `*.` takes `1.22.`.
+    assert_eq!(cfg.config.labels["last"], "v3");
+}
+
+#[test]
 fn builder_cov_copy_parents_is_refused_with_line() {
     let text = build_fails("FROM scratch\nCOPY --parents a /a\n");
     assert!(text.contains("Dockerfile:2"), "{text}");

@@ -1,5 +1,5 @@
 //! Dockerfile variable expansion (`$V`, `${V}`, `${V:-d}`, `${V:+a}`,
-//! `${V:?m}`, `${V#p}`, `${V%p}`, nested in defaults) and
+//! `${V:?m}`, `${V#p}`, `${V%p}`, `${V/p/r}`, nested in defaults) and
 //! quote-aware word splitting, as Docker applies them to FROM, COPY, ENV, ...
 
 use std::collections::BTreeMap;
@@ -160,12 +160,129 @@ fn expand_braced(inner: &str, vars: &BTreeMap<String, String>) -> Result<String,
                 v[..v.len() - cut.copied().unwrap_or(0)].iter().collect()
             }
         }
+        // `${A/p/r}`/`${A//p/r}`: the first/every longest match of the
+        // shell pattern `p` replaced by `r`. As in BuildKit (and unlike a
+        // shell), the second `/` is required: `${A/p/}` deletes.
+        _ if op.starts_with('/') => {
+            let all = op[1..].starts_with('/');
+            let rest: Vec<char> = op[if all { 2 } else { 1 }..].chars().collect();
+            let Some(slash) = pattern_end(&rest) else {
+                return Err(format!(
+                    "${{{inner}}}: missing the '/' before the replacement (write ${{{name}/pattern/}} to delete)"
+                ));
+            };
+            let pat = word(&rest[..slash].iter().collect::<String>())?;
+            let replacement = word(&rest[slash + 1..].iter().collect::<String>())?;
+            let v: Vec<char> = val.cloned().unwrap_or_default().chars().collect();
+            replace_matches(&v, &pattern_tokens(&pat), &replacement, all)
+                .ok_or_else(|| format!("${{{name}/…}}: value or pattern too long to match"))?
+        }
         _ => return Err(format!("unsupported substitution: ${{{inner}}}")),
     })
 }
 
-/// Most pattern × value steps one `${A#p}`/`${A%p}` may take.
+/// Most pattern × value steps one `${A#p}`/`${A%p}`/`${A/p/r}` may take.
 const PATTERN_WORK_MAX: usize = 1 << 24;
+
+/// Where the pattern of `${A/pattern/replacement}` ends in `s` (the text
+/// after `${A/`): the first `/` that is not escaped and not inside a nested
+/// `${…}`, so a `/` in a variable's default or value does not split it.
+fn pattern_end(s: &[char]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            '\\' => i += 1,
+            '$' if s.get(i + 1) == Some(&'{') => {
+                depth += 1;
+                i += 1;
+            }
+            '}' if depth > 0 => depth -= 1,
+            '/' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `v` with the first (or, `all`, every) leftmost-longest non-empty match of
+/// `pattern` replaced; `None` when matching would pass [`PATTERN_WORK_MAX`].
+/// Empty matches are not replaced, so a pattern of only `*` leaves an empty
+/// value empty.
+fn replace_matches(v: &[char], pattern: &[Token], replacement: &str, all: bool) -> Option<String> {
+    let mut out = String::new();
+    let mut from = 0;
+    let mut work = 0usize;
+    while from < v.len() {
+        let Some((start, end)) = leftmost_longest(pattern, v, from, &mut work)? else {
+            break;
+        };
+        out.extend(&v[from..start]);
+        out.push_str(replacement);
+        from = end;
+        if !all {
+            break;
+        }
+    }
+    out.extend(&v[from..]);
+    Some(out)
+}
+
+/// The leftmost non-empty match of `pattern` in `s[from..]`, and the longest
+/// at that start, as `(start, end)`. One pass over `s` that keeps, for each
+/// pattern position, the smallest start from which the tokens so far match
+/// up to here; it stops once no state can still give that start. `work`
+/// counts the steps; `None` when it passes [`PATTERN_WORK_MAX`].
+fn leftmost_longest(
+    pattern: &[Token],
+    s: &[char],
+    from: usize,
+    work: &mut usize,
+) -> Option<Option<(usize, usize)>> {
+    // col[t]: the smallest start with pattern[..t] matching s[start..j].
+    let mut col: Vec<Option<usize>> = vec![None; pattern.len() + 1];
+    let mut next = col.clone();
+    let mut best: Option<(usize, usize)> = None;
+    for j in from..=s.len() {
+        *work = work.saturating_add(pattern.len() + 1);
+        if *work > PATTERN_WORK_MAX {
+            return None;
+        }
+        // A match may start here unless a better start is already found.
+        next[0] = best.is_none().then_some(j);
+        for (t, token) in pattern.iter().enumerate() {
+            let stepped = match token {
+                Token::Star => next[t],
+                Token::Any => (j > from).then(|| col[t]).flatten(),
+                Token::Char(c) => (j > from && s[j - 1] == *c).then(|| col[t]).flatten(),
+            };
+            // A star also extends its own match by the character just read.
+            let extended = match token {
+                Token::Star if j > from => col[t + 1],
+                _ => None,
+            };
+            next[t + 1] = match (stepped, extended) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        std::mem::swap(&mut col, &mut next);
+        if let Some(start) = col[pattern.len()].filter(|&st| st < j) {
+            match best {
+                Some((b, _)) if b < start => {}
+                _ => best = Some((start, j)),
+            }
+        }
+        // Nothing alive can reach the best start again: it is final.
+        if let Some((b, _)) = best
+            && col.iter().all(|c| c.is_none_or(|st| st > b))
+        {
+            break;
+        }
+    }
+    Some(best)
+}
 
 /// One element of a shell pattern: `*`, `?` or a character (`\\x` is `x`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,7 +454,6 @@ mod tests {
             "a/b/c.tar.gz|a/b/c.tar.gz|a/b/c.tar.|"
         );
         assert_eq!(expand("${P%.t?r.gz}|${S#\\*}", &v).unwrap(), "a/b/c|x");
-        assert!(expand("${P/a/b}", &v).is_err());
         let big: BTreeMap<String, String> = [("B".to_string(), "x".repeat(1 << 20))].into();
         let pat = "*".repeat(64);
         assert!(
@@ -345,6 +461,72 @@ mod tests {
                 .unwrap_err()
                 .contains("too long")
         );
+    }
+
+    #[test]
+    fn pattern_replacement() {
+        let v: BTreeMap<String, String> = [
+            ("V", "1.22.3"),
+            ("P", "a/b/c.tar.gz"),
+            ("U", "https://x/foo-arm64.tar.gz"),
+            ("PAT", "*/"),
+            ("REPL", ".../"),
+            ("E", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // First match, every match, deletion with an empty replacement.
+        assert_eq!(
+            expand("${V/./_}|${V//./_}|${V//./}", &v).unwrap(),
+            "1_22.3|1_22_3|1223"
+        );
+        assert_eq!(
+            expand("${U//arm64/aarch64}", &v).unwrap(),
+            "https://x/foo-aarch64.tar.gz"
+        );
+        // Leftmost, then longest: `*` takes as much as it can.
+        assert_eq!(
+            expand("${P/*\\//x}|${P/b*/x}|${P/?/-}", &v).unwrap(),
+            "xc.tar.gz|a/x|-/b/c.tar.gz"
+        );
+        assert_eq!(
+            expand("${V//2?/x}|${V/2*2/x}|${V//*/x}", &v).unwrap(),
+            "1.x.3|1.x.3|x"
+        );
+        // A pattern or replacement from variables: their `/` do not split,
+        // their `*` is a wildcard.
+        assert_eq!(expand("${P/$PAT/$REPL}", &v).unwrap(), ".../c.tar.gz");
+        assert_eq!(expand("${P/${N:-a/b}/x}", &v).unwrap(), "x/c.tar.gz");
+        // No match, an unset or empty value, a pattern that matches only
+        // the empty string: unchanged.
+        assert_eq!(
+            expand("${V/9/x}|${N/a/b}|${E//*/x}", &v).unwrap(),
+            "1.22.3||"
+        );
+        // BuildKit requires the second `/`.
+        assert!(expand("${V/./}", &v).is_ok());
+        assert!(
+            expand("${V//}", &v)
+                .unwrap_err()
+                .contains("missing the '/'")
+        );
+        assert!(
+            expand("${V/.}", &v)
+                .unwrap_err()
+                .contains("missing the '/' before the replacement")
+        );
+        // Bounded work on a long value with many matches.
+        let big: BTreeMap<String, String> = [("B".to_string(), "x".repeat(1 << 20))].into();
+        assert_eq!(expand("${B//x*x?x/y}", &big).unwrap(), "y");
+        let pat = format!("{}z", "x".repeat(20));
+        assert!(
+            expand(&format!("${{B//{pat}/y}}"), &big)
+                .unwrap_err()
+                .contains("too long")
+        );
+        let dots: BTreeMap<String, String> = [("D".to_string(), ".a".repeat(5000))].into();
+        assert_eq!(expand("${D//./}", &dots).unwrap(), "a".repeat(5000));
     }
 
     #[test]
