@@ -15,6 +15,7 @@ mod harness;
 mod adversarial_table;
 mod bad_input;
 mod bmount_add_url;
+mod bmount_network;
 mod bmount_parallel;
 mod bmount_run;
 mod buildah_differential;

@@ -22,7 +22,7 @@ use super::validate::{self, Problem};
 use super::words;
 
 /// One instruction of a Dockerfile as the builder reads it. A flag the
-/// builder refuses (`RUN --network`, `COPY --parents`, ...) has no field:
+/// builder refuses (`RUN --security=insecure`, `COPY --parents`, ...) has no field:
 /// the conversion lists it as a problem instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
@@ -76,11 +76,13 @@ impl FromCmd {
     }
 }
 
-/// RUN: its mounts as written and what it runs.
+/// RUN: its mounts as written, its network and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RunCmd {
     /// The `--mount` values as written; they are parsed after expansion.
     pub mounts: Vec<String>,
+    /// `--network`, the last one written.
+    pub network: RunNetwork,
     /// What runs, as BuildKit reads here-documents: a RUN that is only
     /// `<<EOF` runs the body as the shell's script; otherwise the shell gets
     /// the command line with the bodies and delimiters after it, and reads
@@ -118,6 +120,30 @@ impl RunCmd {
                 run_mount::from_field(&option).map(str::to_string)
             })
             .collect()
+    }
+}
+
+/// `RUN --network=default|none|host`. The step's key has it as written, in
+/// the instruction's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunNetwork {
+    /// The builder's own: the embedded builder's RUN shares the host's.
+    Default,
+    /// A network namespace of the RUN's own, with only loopback.
+    None,
+    /// The host's network, which BuildKit gives only with the
+    /// `network.host` entitlement; here it is the default's.
+    Host,
+}
+
+impl RunNetwork {
+    fn parse(value: &str) -> Option<RunNetwork> {
+        match value {
+            "default" => Some(RunNetwork::Default),
+            "none" => Some(RunNetwork::None),
+            "host" => Some(RunNetwork::Host),
+            _ => None,
+        }
     }
 }
 
@@ -410,7 +436,7 @@ impl Healthcheck {
 /// all (a FROM without an image); refusals of what the builder lacks are
 /// the [`Typed::problems`].
 pub(crate) fn convert(ins: &Instruction) -> Result<Typed, Problem> {
-    let mut problems = Vec::new();
+    let mut problems = validate::duplicate_flags(ins);
     let text = || TextCmd {
         text: ins.rest.clone(),
     };
@@ -498,13 +524,20 @@ fn run(ins: &Instruction, problems: &mut Vec<Problem>) -> RunCmd {
         problems.push(too_many_mounts());
     }
     let mut mounts = Vec::new();
+    let mut network = RunNetwork::Default;
     for (f, v) in &ins.flags {
-        if f == "mount" {
-            let written = v.clone().unwrap_or_default();
-            problems.extend(mount_problem(&written));
-            mounts.push(written);
-        } else {
-            problems.push(validate::run_flag(f));
+        let value = v.as_deref().unwrap_or_default();
+        match f.as_str() {
+            "mount" => {
+                problems.extend(mount_problem(value));
+                mounts.push(value.to_string());
+            }
+            "network" => match RunNetwork::parse(value) {
+                Some(n) => network = n,
+                None => problems.push(validate::run_network(value)),
+            },
+            "security" => problems.extend(validate::run_security(value)),
+            _ => problems.push(validate::run_flag(f)),
         }
     }
     let cmd = match script {
@@ -512,7 +545,11 @@ fn run(ins: &Instruction, problems: &mut Vec<Problem>) -> RunCmd {
         Some(h) => Args::Shell(h.content()),
         None => Args::Shell(ins.with_heredocs(ins.rest.clone())),
     };
-    RunCmd { mounts, cmd }
+    RunCmd {
+        mounts,
+        network,
+        cmd,
+    }
 }
 
 fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
@@ -935,6 +972,81 @@ mod tests {
     }
 
     #[test]
+    fn run_network_and_security_modes() {
+        let df = parse(
+            "D",
+            "FROM scratch\nRUN true\nRUN --network=none true\nRUN --network=host true\n\
+             RUN --network=none --security=sandbox true\nRUN --network=bridge --network=$N true\n",
+        )
+        .unwrap();
+        let typed: Vec<Typed> = df
+            .instructions
+            .iter()
+            .map(|i| convert(i).unwrap())
+            .collect();
+        let network = |t: &Typed| match &t.command {
+            Command::Run(r) => r.network,
+            c => panic!("not a RUN: {c:?}"),
+        };
+        assert_eq!(
+            typed[1..].iter().map(network).collect::<Vec<_>>(),
+            [
+                RunNetwork::Default,
+                RunNetwork::None,
+                RunNetwork::Host,
+                RunNetwork::None,
+                RunNetwork::Default
+            ]
+        );
+        assert!(typed[1..5].iter().all(|t| t.problems.is_empty()));
+        assert_eq!(
+            typed[5]
+                .problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "duplicate flag for RUN: --network",
+                "RUN --network=bridge: expected default, none or host",
+                "RUN --network=$N: expected default, none or host"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flag_given_twice_is_refused_unless_it_is_a_list() {
+        let df = parse(
+            "D",
+            "FROM --platform=a --platform=b scratch\nCOPY --from=a --chown=1 --from=b --from=c x /\n\
+             COPY --exclude=a --exclude=b x /\nRUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b true\n\
+             HEALTHCHECK --retries=1 --retries=2 CMD true\n",
+        )
+        .unwrap();
+        let problems: Vec<Vec<String>> = df
+            .instructions
+            .iter()
+            .map(|i| {
+                convert(i)
+                    .unwrap()
+                    .problems
+                    .into_iter()
+                    .map(|p| p.message)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                vec!["duplicate flag for FROM: --platform".to_string()],
+                vec!["duplicate flag for COPY: --from".into()],
+                vec![],
+                vec![],
+                vec!["duplicate flag for HEALTHCHECK: --retries".into()],
+            ]
+        );
+    }
+
+    #[test]
     fn refusals_are_the_conversions_and_in_written_order() {
         let df = parse(
             "D",
@@ -964,8 +1076,7 @@ mod tests {
                 vec![
                     "RUN of a heredoc script with a #! line is not supported by the embedded builder".to_string(),
                     "more than 16 --mount flags on one RUN".into(),
-                    "RUN --network is not supported by the embedded builder".into(),
-                    "RUN --security is not supported by the embedded builder".into(),
+                    "RUN --security=insecure is not supported by the embedded builder: every RUN is sandboxed".into(),
                     run_mount::SSH_REFUSED.into(),
                 ],
                 vec!["invalid --retries \"x\"".into()],

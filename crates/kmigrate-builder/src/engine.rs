@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::api::{BuildError, BuildOptions, BuildReport, StepRecord};
 use super::cache::{self, CacheRecord, LayerRef};
-use super::commands::{self, Command, CopyCmd, FromCmd, RunCmd, Typed};
+use super::commands::{self, Command, CopyCmd, FromCmd, RunCmd, RunNetwork, Typed};
 use super::context::Context;
 use super::dockerfile::{self, Dockerfile, Instruction};
 use super::image::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
@@ -372,6 +372,15 @@ impl<'a> Engine<'a> {
                     body: Vec::new(),
                 });
             } else if let Some(st) = stages.last_mut() {
+                if let Command::Run(run) = &typed.command
+                    && run.network == RunNetwork::Host
+                {
+                    self.log(&format!(
+                        "note: line {}: RUN --network=host: the embedded builder's RUN shares the \
+                         host's network anyway; BuildKit needs --allow network.host for it",
+                        ins.line
+                    ));
+                }
                 st.body.push(typed);
             } else if let Command::Arg(arg) = &typed.command {
                 let decls = arg
@@ -621,7 +630,12 @@ impl<'a> Engine<'a> {
             extras.push_str("|mounts|");
             extras.push_str(&self.mount_key_extras(step, &mounts, done)?);
         }
-        Ok((extras, Action::Run { argv, mounts }))
+        let run = RunStep {
+            argv,
+            mounts,
+            network: cmd.network,
+        };
+        Ok((extras, Action::Run(run)))
     }
 
     /// COPY or ADD: its plan, whose key extras cover the sources' content.
@@ -661,7 +675,7 @@ impl<'a> Engine<'a> {
         let stage_name = st.name.clone();
         let key = cache::next_key(&st.key, ins.keyword.as_str(), &text, &extras);
         let created_by = match &action {
-            Action::Run { argv, .. } => format!("RUN {}", argv.join(" ")),
+            Action::Run(run) => format!("RUN {}", run.argv.join(" ")),
             Action::Copy(_) => text.clone(),
         };
         let (record, executed) = match self.lookup(&key) {
@@ -740,10 +754,10 @@ impl<'a> Engine<'a> {
         let root = self.ensure_rootfs_pub(st)?;
         let before = snapshot::take(&root).map_err(io_err("snapshot"))?;
         match job.action {
-            Action::Run { argv, mounts } => {
+            Action::Run(run) => {
                 let cfg = &st.config.config;
-                let mut prepared = self.prepare_mounts(step, done, &root, mounts)?;
-                let res = self.run_in_sandbox(step, cfg, &root, argv, job, &prepared);
+                let mut prepared = self.prepare_mounts(step, done, &root, &run.mounts)?;
+                let res = self.run_in_sandbox(step, cfg, &root, run, job, &prepared);
                 // Mount points leave the root before the diff is taken.
                 let cleaned = prepared
                     .cleanup()
@@ -803,7 +817,7 @@ impl<'a> Engine<'a> {
         step: &Step,
         cfg: &RunConfig,
         root: &std::path::Path,
-        argv: &[String],
+        run: &RunStep,
         job: &LayerJob,
         mounts: &super::mount_prep::Prepared,
     ) -> R<()> {
@@ -829,7 +843,7 @@ impl<'a> Engine<'a> {
             .map_err(io_err("preparing /etc files for RUN"))?;
         let spec = sandbox::RunSpec {
             rootfs: root.to_path_buf(),
-            argv: argv.to_vec(),
+            argv: run.argv.clone(),
             env,
             cwd: wd,
             uid,
@@ -838,6 +852,7 @@ impl<'a> Engine<'a> {
             binds: etc.binds.clone(),
             pids_limit: self.opts.run_pids_limit,
             mounts: mounts.mounts.clone(),
+            no_network: run.network == RunNetwork::None,
         };
         let sink = self.opts.log.clone();
         let bar = self.bar.as_ref().map(|(b, _)| b.clone());
@@ -1170,11 +1185,16 @@ impl<'c> LayerCmd<'c> {
 }
 
 pub(crate) enum Action {
-    Run {
-        argv: Vec<String>,
-        mounts: Vec<super::run_mount::RunMount>,
-    },
+    Run(RunStep),
     Copy(super::copy::CopyPlan),
+}
+
+/// A RUN as it executes: the command line, the mounts and the network,
+/// every variable expanded.
+pub(crate) struct RunStep {
+    argv: Vec<String>,
+    mounts: Vec<super::run_mount::RunMount>,
+    network: RunNetwork,
 }
 
 #[cfg(test)]

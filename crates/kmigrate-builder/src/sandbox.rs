@@ -80,6 +80,10 @@ pub struct RunSpec {
     pub pids_limit: Option<u32>,
     /// The RUN's `--mount`s, mounted in this order after `/dev`.
     pub mounts: Vec<Mount>,
+    /// `RUN --network=none`: a network namespace of the RUN's own, where
+    /// only loopback is (up, as Docker gives it). Otherwise the RUN shares
+    /// the host's network.
+    pub no_network: bool,
 }
 
 /// A `RUN --mount` as the sandbox mounts it. `target` is a host path inside
@@ -280,6 +284,8 @@ struct ChildSetup {
     nproc: Option<nix::libc::rlim_t>,
     /// Not root: a user namespace maps the caller to root.
     rootless: bool,
+    /// A network namespace of its own, loopback only.
+    no_network: bool,
     uid_map: String,
     gid_map: String,
     c_root: CString,
@@ -366,6 +372,7 @@ impl ChildSetup {
                 _ => None,
             },
             rootless: !Uid::effective().is_root(),
+            no_network: spec.no_network,
             uid_map: format!("0 {host_uid} 1\n"),
             gid_map: format!("0 {host_gid} 1\n"),
             c_root: cpath(root)?,
@@ -442,11 +449,19 @@ impl ChildSetup {
         if self.rootless {
             flags |= CloneFlags::CLONE_NEWUSER;
         }
+        if self.no_network {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
         unshare(flags)?;
         if self.rootless {
             write_file(c"/proc/self/setgroups", b"deny\n")?;
             write_file(c"/proc/self/uid_map", self.uid_map.as_bytes())?;
             write_file(c"/proc/self/gid_map", self.gid_map.as_bytes())?;
+        }
+        if self.no_network {
+            // After the id maps: in a user namespace, only its root may
+            // configure the network namespace it owns.
+            loopback_up()?;
         }
         Ok(())
     }
@@ -837,6 +852,36 @@ fn close_inherited_fds() {
 fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
     let fd = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
     nix::unistd::write(&fd, data)?;
+    Ok(())
+}
+
+/// Sets `lo` up in this process's (new) network namespace, which the
+/// kernel creates with it down. No allocation: it runs after the fork.
+fn loopback_up() -> io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: `ifreq` is plain old data, for which all zero bytes are valid.
+    let mut req: nix::libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as nix::libc::c_char;
+    }
+    // SAFETY: `sock` is an open socket, and SIOCGIFFLAGS reads the name and
+    // writes the flags of the valid `ifreq` the pointer is to.
+    if unsafe { nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the flags SIOCGIFFLAGS just wrote are the union's member.
+    unsafe { req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS only reads the `ifreq`.
+    if unsafe { nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 

@@ -59,8 +59,6 @@ const COPY_REFUSED: [(&str, &str); 2] = [
         "clone the repository into the build context and COPY it",
     ),
 ];
-/// RUN flags BuildKit has that the embedded builder refuses.
-const RUN_REFUSED: [&str; 2] = ["network", "security"];
 
 /// The refusal of a heredoc script that names its interpreter in `#!`.
 pub(crate) fn shebang_script() -> Problem {
@@ -70,15 +68,57 @@ pub(crate) fn shebang_script() -> Problem {
     )
 }
 
-/// The refusal of RUN flag `--flag` (every flag but `--mount`).
+/// Flags an instruction may repeat (BuildKit's list-valued ones).
+const REPEATABLE_FLAGS: [&str; 2] = ["mount", "exclude"];
+
+/// The refusal of each flag `ins` has more than once that only one may
+/// be given of, as BuildKit refuses them, rather than taking one silently.
+pub(crate) fn duplicate_flags(ins: &Instruction) -> Vec<Problem> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut problems = Vec::new();
+    for (f, _) in &ins.flags {
+        if REPEATABLE_FLAGS.contains(&f.as_str()) {
+            continue;
+        }
+        if seen.contains(&f.as_str()) {
+            let message = format!("duplicate flag for {}: --{f}", ins.keyword);
+            if !problems.iter().any(|p: &Problem| p.message == message) {
+                problems.push(Problem::with_help(message, "keep one of them"));
+            }
+        } else {
+            seen.push(f);
+        }
+    }
+    problems
+}
+
+/// The refusal of a RUN flag the Dockerfile frontend does not have.
 pub(crate) fn run_flag(flag: &str) -> Problem {
-    if RUN_REFUSED.contains(&flag) {
-        Problem::with_help(
-            format!("RUN --{flag} is not supported by the embedded builder"),
-            "remove the flag or build this Dockerfile with BuildKit",
-        )
-    } else {
-        Problem::new(format!("unknown flag for RUN: --{flag}"))
+    Problem::new(format!("unknown flag for RUN: --{flag}"))
+}
+
+/// The refusal of `RUN --network=<value>` other than the three modes
+/// (BuildKit does not expand variables in it either).
+pub(crate) fn run_network(value: &str) -> Problem {
+    Problem::new(format!(
+        "RUN --network={value}: expected default, none or host"
+    ))
+}
+
+/// What is wrong with `RUN --security=<value>`, if anything: `sandbox` is
+/// how every RUN runs; `insecure` (BuildKit's `security.insecure`
+/// entitlement: a privileged container) is refused.
+pub(crate) fn run_security(value: &str) -> Option<Problem> {
+    match value {
+        "sandbox" => None,
+        "insecure" => Some(Problem::with_help(
+            "RUN --security=insecure is not supported by the embedded builder: every RUN is sandboxed"
+                .into(),
+            "remove the flag, or build this Dockerfile with BuildKit and --allow security.insecure",
+        )),
+        _ => Some(Problem::new(format!(
+            "RUN --security={value}: expected sandbox or insecure"
+        ))),
     }
 }
 
