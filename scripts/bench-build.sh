@@ -18,10 +18,15 @@
 #   docker classic: the same Dockerfile without its --mount flag (the classic
 #                   builder has no RUN --mount), no images, no cache
 #   RUN bodies:     the two stages' RUN commands alone, run by busybox sh on
-#                   the host, one after the other and at the same time: what
-#                   stage parallelism can show at most on this machine, as
-#                   each body is a pipeline (two processes) that already
-#                   keeps both CPUs of a 2-CPU machine partly busy
+#                   the host, one after the other and at the same time: the
+#                   floor no builder can go under on this machine
+#
+# Each stage's RUN runs one process at a time (random bytes, then checksums;
+# gzip of the copied sources), so each wants one CPU and two stages at once
+# fit 2 CPUs: the parallel/sequential ratio then measures the builder's stage
+# parallelism, not the workload's own. (The first version of this reference
+# piped two or three processes per iteration; on 2 CPUs its bodies alone gave
+# 0.68-0.73 concurrent/sequential, above the 0.70 goal for any builder.)
 #
 # Goals are printed next to the ratios, not asserted.
 # Needs root, docker-registry, busybox-static and docker.io (see scripts/test.sh).
@@ -226,29 +231,32 @@ for i in $(seq 1 4); do head -c 2500000 /dev/urandom > "$MCTX/src/part$i.bin"; d
 cat > "$MCTX/Dockerfile" <<DF
 FROM $REG/bench/busybox:1 AS deps
 RUN --mount=type=cache,target=/var/cache/deps \\
-    for i in 1 2 3 4 5 6; do head -c 30000000 /dev/urandom | sha256sum >> /var/cache/deps/sums; done \\
-    && cp /var/cache/deps/sums /deps.sums
+    head -c 40000000 /dev/urandom > /var/cache/deps/pkg.bin \\
+    && for i in 1 2 3 4 5 6; do sha256sum /var/cache/deps/pkg.bin; done > /deps.sums
 FROM $REG/bench/busybox:1 AS assets
 COPY src/ /src/
-RUN for i in 1 2 3 4 5 6; do cat /src/*.bin | gzip -1 | sha256sum; done > /assets.sums
+RUN for i in 1 2 3 4 5; do gzip -1 -c /src/*.bin > /dev/null; done && sha256sum /src/*.bin > /assets.sums
 FROM $REG/bench/busybox:1
 COPY --from=deps /deps.sums /app/deps.sums
 COPY --from=assets /assets.sums /app/assets.sums
 CMD ["cat", "/app/deps.sums", "/app/assets.sums"]
 DF
-# The classic builder's version: the same steps, no --mount.
+# The classic builder's version: the same steps, no --mount. The cache
+# directory is removed at the end of its RUN, so that the 40 MB a cache mount
+# keeps out of kmigrate's layer stay out of Docker's too.
 mkdir -p "$W/mctx-docker"
 cp -r "$MCTX/src" "$W/mctx-docker/"
-sed 's/--mount=type=cache,target=\/var\/cache\/deps //; s|RUN \\|RUN mkdir -p /var/cache/deps \&\& \\|' \
+sed 's/--mount=type=cache,target=\/var\/cache\/deps //; s|RUN \\|RUN mkdir -p /var/cache/deps \&\& \\|
+     s|done > /deps.sums$|done > /deps.sums \&\& rm -rf /var/cache/deps|' \
   "$MCTX/Dockerfile" > "$W/mctx-docker/Dockerfile"
 
 # The same RUN bodies on the host (busybox applets first in PATH), with the
 # cache mount and the image root as directories of the work dir.
 mkdir -p "$W/bb" "$W/host-run"
-for a in head sha256sum cat gzip cp; do ln -sf /bin/busybox "$W/bb/$a"; done
+for a in head sha256sum gzip; do ln -sf /bin/busybox "$W/bb/$a"; done
 H=$W/host-run
-deps_body="mkdir -p $H/cache && for i in 1 2 3 4 5 6; do head -c 30000000 /dev/urandom | sha256sum >> $H/cache/sums; done && cp $H/cache/sums $H/deps.sums"
-assets_body="for i in 1 2 3 4 5 6; do cat $MCTX/src/*.bin | gzip -1 | sha256sum; done > $H/assets.sums"
+deps_body="mkdir -p $H/cache && head -c 40000000 /dev/urandom > $H/cache/pkg.bin && for i in 1 2 3 4 5 6; do sha256sum $H/cache/pkg.bin; done > $H/deps.sums"
+assets_body="for i in 1 2 3 4 5; do gzip -1 -c $MCTX/src/*.bin > /dev/null; done && sha256sum $MCTX/src/*.bin > $H/assets.sums"
 host_bodies() { # seq | par
   rm -rf "$H/cache"
   if [ "$1" = seq ]; then
