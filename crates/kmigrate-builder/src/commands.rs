@@ -158,6 +158,9 @@ pub(crate) struct CopyCmd {
     /// The mode as written: octal, or with a variable.
     pub chmod: Option<String>,
     pub exclude: Vec<String>,
+    /// `--parents`: each source keeps its path (from the context's or the
+    /// source's root, or from a `/./` in the pattern) under the destination.
+    pub parents: bool,
     /// ADD's `--checksum` as written.
     pub checksum: Option<String>,
     /// Sources and destination (the shell form splits after expansion).
@@ -566,6 +569,13 @@ fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
         problems.push(invalid_chmod(m));
     }
     let checksum = last_flag(ins, "checksum").filter(|_| add);
+    let parents = match ins.flag("parents") {
+        None => false,
+        Some(v) => validate::bool_flag(ins.keyword, "parents", v).unwrap_or_else(|p| {
+            problems.push(p);
+            false
+        }),
+    };
     let written: Vec<String> = match &ins.args {
         Args::Json(v) => v.clone(),
         Args::Shell(s) => words::split_words(s),
@@ -591,6 +601,7 @@ fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
             .filter(|(n, _)| n == "exclude")
             .map(|(_, v)| v.clone().unwrap_or_default())
             .collect(),
+        parents,
         checksum,
         args: ins.args.clone(),
         heredocs: ins.heredocs.clone(),
@@ -784,7 +795,7 @@ mod tests {
     fn copy_and_add_flags_are_typed() {
         let c = copy_of(
             "COPY --from=${STAGE} --chown=$UID:$GID --chmod=640 --link --exclude=*.md \
-             --exclude=tmp a b /dst/\n",
+             --exclude=tmp --parents a b /dst/\n",
         );
         assert_eq!(
             c,
@@ -794,6 +805,7 @@ mod tests {
                 chown: Some("$UID:$GID".into()),
                 chmod: Some("640".into()),
                 exclude: vec!["*.md".into(), "tmp".into()],
+                parents: true,
                 checksum: None,
                 args: Args::Shell("a b /dst/".into()),
                 heredocs: vec![],

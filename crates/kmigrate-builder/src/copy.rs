@@ -38,6 +38,8 @@ pub struct CopyPlan {
     pub inline: Vec<(String, String)>,
     /// `--exclude` patterns, as `.dockerignore` lines relative to each source.
     pub exclude: Option<IgnoreRules>,
+    /// `--parents`: sources keep their paths under the destination.
+    pub parents: bool,
     /// `ADD <URL>` sources.
     pub urls: Vec<UrlSource>,
 }
@@ -199,6 +201,7 @@ impl Engine<'_> {
             is_add: cmd.add,
             inline,
             exclude,
+            parents: cmd.parents,
             urls: url_sources,
         })
     }
@@ -229,9 +232,16 @@ impl Engine<'_> {
         let ctx = step.scope.ctx;
         let err = |m: String| -> BuildError { step.err(m) };
         // Sources: host path, the name a file keeps under a directory
-        // destination (the name as written, even when it is a symlink), and
-        // for a directory its walk entries.
+        // destination (the name as written, even when it is a symlink; with
+        // `--parents`, its path), and for a directory its walk entries.
         let mut sources: Vec<CopySource> = Vec::new();
+        let kept = |p: &str, rel: &str| -> String {
+            if plan.parents {
+                kept_path(p, rel)
+            } else {
+                rel.rsplit('/').next().unwrap_or_default().to_string()
+            }
+        };
         match &plan.from {
             From::Context => {
                 for p in &plan.patterns {
@@ -241,7 +251,7 @@ impl Engine<'_> {
                         } else {
                             vec![]
                         };
-                        let name = s.rel.rsplit('/').next().unwrap_or_default().to_string();
+                        let name = kept(p, &s.rel);
                         sources.push((s.path, name, entries));
                     }
                 }
@@ -265,14 +275,14 @@ impl Engine<'_> {
                     From::Context => unreachable!("handled above"),
                 };
                 for p in &plan.patterns {
-                    for (path, name) in stage_sources(&src_root, p).map_err(err)? {
+                    for (path, rel) in stage_sources(&src_root, p).map_err(err)? {
                         let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
                         let entries = if is_dir {
                             context::walk_tree(&path, |_| false).map_err(err)?
                         } else {
                             vec![]
                         };
-                        sources.push((path, name, entries));
+                        sources.push((path, kept(p, &rel), entries));
                     }
                 }
             }
@@ -311,7 +321,8 @@ impl Engine<'_> {
         let dest_existing_dir = fsutil::secure_join(root, &plan.dest, true)
             .map(|p| p.is_dir())
             .unwrap_or(false);
-        let dest_dir = plan.dest.ends_with('/') || dest_existing_dir;
+        // With `--parents` the destination is always a directory.
+        let dest_dir = plan.parents || plan.dest.ends_with('/') || dest_existing_dir;
         if sources.len() > 1 && !dest_dir {
             return Err(err(format!(
                 "when copying more than one source the destination must be a directory and end with a /: {}",
@@ -322,10 +333,18 @@ impl Engine<'_> {
             owner,
             chmod: plan.chmod,
         };
+        let dest = plan.dest.trim_end_matches('/');
         for (path, name, entries) in &sources {
             let meta = fs::metadata(path).map_err(io_err(path.display()))?;
+            if plan.parents {
+                kept_parents(root, dest, name, path, &opts)?;
+            }
             if meta.is_dir() {
-                let d = plan.dest.trim_end_matches('/').to_string();
+                let d = if plan.parents && !name.is_empty() {
+                    format!("{dest}/{name}")
+                } else {
+                    dest.to_string()
+                };
                 ensure_dir(root, &d, &opts, Some(&meta))?;
                 for (p, rel) in entries {
                     put(root, p, &format!("{d}/{rel}"), &opts)?;
@@ -338,14 +357,19 @@ impl Engine<'_> {
                     "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz"
                 )));
             } else if plan.is_add && !downloads.contains(path) && is_archive(path) {
-                let d = plan.dest.trim_end_matches('/');
+                // With `--parents`, into the directory the archive is in.
+                let d = match name.rsplit_once('/') {
+                    Some((dir, _)) if plan.parents => format!("{dest}/{dir}"),
+                    _ => dest.to_string(),
+                };
+                let d = d.as_str();
                 ensure_dir(root, d, &opts, None)?;
                 let target = fsutil::secure_join(root, d, true).map_err(io_err(d))?;
                 super::layer::extract(path, &target)
                     .map_err(|e| err(format!("extracting {}: {e}", path.display())))?;
             } else {
                 let target = if dest_dir {
-                    format!("{}/{name}", plan.dest.trim_end_matches('/'))
+                    format!("{dest}/{name}")
                 } else {
                     plan.dest.clone()
                 };
@@ -437,40 +461,33 @@ fn extract_layers(blobs: &[(String, PathBuf)], dir: &Path) -> Result<(), LowerEr
 /// Resolves a `COPY --from` source pattern inside a stage's (or image's)
 /// root, as if chrooted there: every symlink on the way, the matched entry
 /// itself included, is followed with the root as `/` (see
-/// [`fsutil::secure_join`]), so no source can name a host path. Returns the
-/// host paths with the names the pattern matched.
+/// [`fsutil::secure_join`]), so no source can name a host path. Any
+/// component may be a wildcard (`**`: any number of directories). Returns
+/// the host paths with the paths the pattern matched, relative to the root.
 fn stage_sources(src_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, String)>, String> {
     let comps = fsutil::clean_components(pattern);
-    let Some((last, parents)) = comps.split_last() else {
+    if comps.is_empty() {
         return Ok(vec![(src_root.to_path_buf(), String::new())]);
-    };
-    let is_glob = glob::has_meta(last);
-    let names: Vec<String> = if is_glob {
-        let parent = fsutil::secure_join(src_root, &parents.join("/"), true)
+    }
+    let is_glob = comps.iter().any(|c| glob::has_meta(c));
+    let rels = if is_glob {
+        let mut found = Vec::new();
+        let mut budget = STAGE_GLOB_ENTRIES_MAX;
+        glob_in_root(src_root, "", &comps, &mut found, &mut budget)
             .map_err(|e| format!("{pattern:?}: {e}"))?;
-        let mut names: Vec<String> = match fs::read_dir(&parent) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| glob::matches(last, n))
-                .collect(),
-            Err(_) => vec![],
-        };
-        names.sort();
-        names
+        found.sort();
+        found.dedup();
+        found
     } else {
-        vec![last.clone()]
+        vec![comps.join("/")]
     };
     let mut found = Vec::new();
-    for name in names {
-        let image_path = match parents {
-            [] => format!("/{name}"),
-            _ => format!("/{}/{name}", parents.join("/")),
-        };
+    for rel in rels {
+        let image_path = format!("/{rel}");
         let path = fsutil::secure_join(src_root, &image_path, true)
             .map_err(|e| format!("{pattern:?}: {e}"))?;
         match fs::symlink_metadata(&path) {
-            Ok(m) if !m.file_type().is_symlink() => found.push((path, name)),
+            Ok(m) if !m.file_type().is_symlink() => found.push((path, rel)),
             // A missing literal source is reported as not found below.
             _ if !is_glob => {}
             _ => {
@@ -484,6 +501,107 @@ fn stage_sources(src_root: &Path, pattern: &str) -> Result<Vec<(PathBuf, String)
         return Err(format!("{pattern:?} not found in the source stage/image"));
     }
     Ok(found)
+}
+
+/// Most directory entries one `COPY --from` wildcard may look at: an image
+/// can hold millions.
+const STAGE_GLOB_ENTRIES_MAX: usize = 1_000_000;
+/// How deep `**` descends (each level is a recursion).
+const STAGE_GLOB_DEPTH_MAX: usize = 256;
+
+/// Adds to `found` the paths under `dir` (relative to `root`, `""` for the
+/// root) that `comps` match, one component at a time. Directories are
+/// listed where they resolve inside the root; `**` descends into real
+/// directories only (never through a symlink, so no loop).
+fn glob_in_root(
+    root: &Path,
+    dir: &str,
+    comps: &[String],
+    found: &mut Vec<String>,
+    budget: &mut usize,
+) -> Result<(), String> {
+    let Some((first, rest)) = comps.split_first() else {
+        // Kept when the entry is there, a dangling link included (which the
+        // caller then names); a literal component after a wildcard may not be.
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let present = fsutil::secure_join(root, &format!("/{parent}"), true)
+            .is_ok_and(|p| fs::symlink_metadata(p.join(name)).is_ok());
+        if present {
+            found.push(dir.to_string());
+        }
+        return Ok(());
+    };
+    let join = |name: &str| match dir {
+        "" => name.to_string(),
+        d => format!("{d}/{name}"),
+    };
+    if !glob::has_meta(first) {
+        return glob_in_root(root, &join(first), rest, found, budget);
+    }
+    let host = fsutil::secure_join(root, &format!("/{dir}"), true).map_err(|e| e.to_string())?;
+    let Ok(entries) = fs::read_dir(&host) else {
+        return Ok(());
+    };
+    let mut names = Vec::new();
+    for e in entries.flatten() {
+        *budget = budget.checked_sub(1).ok_or_else(|| {
+            format!("more than {STAGE_GLOB_ENTRIES_MAX} entries to match; name the directory")
+        })?;
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        names.push((e.file_name().to_string_lossy().to_string(), is_dir));
+    }
+    names.sort();
+    if first == "**" {
+        if dir.split('/').count() > STAGE_GLOB_DEPTH_MAX {
+            return Err(format!(
+                "** reaches more than {STAGE_GLOB_DEPTH_MAX} directories deep"
+            ));
+        }
+        // Zero directories here, then one more for each real directory.
+        glob_in_root(root, dir, rest, found, budget)?;
+        for (name, is_dir) in &names {
+            if *is_dir {
+                glob_in_root(root, &join(name), comps, found, budget)?;
+            }
+        }
+        return Ok(());
+    }
+    for (name, _) in names.iter().filter(|(n, _)| glob::matches(first, n)) {
+        glob_in_root(root, &join(name), rest, found, budget)?;
+    }
+    Ok(())
+}
+
+/// The path a `--parents` source keeps under the destination: its path
+/// `rel` from the root (of the context, stage or image), less what comes
+/// before a `/./` in the pattern `p` that matched it.
+fn kept_path(p: &str, rel: &str) -> String {
+    let comps = fsutil::clean_components(rel);
+    let pivot = match p.split_once("/./") {
+        Some((before, _)) => fsutil::clean_components(before),
+        None => Vec::new(),
+    };
+    match comps.strip_prefix(pivot.as_slice()) {
+        Some(rest) => rest.join("/"),
+        None => comps.join("/"),
+    }
+}
+
+/// Creates the directories a `--parents` source's kept path `name` has
+/// under `dest`, each with the mode of the source's directory at the same
+/// depth (`path`'s ancestors), as BuildKit copies a source's parents.
+fn kept_parents(root: &Path, dest: &str, name: &str, path: &Path, o: &Put) -> R<()> {
+    let comps: Vec<&str> = name.split('/').filter(|c| !c.is_empty()).collect();
+    for depth in 1..comps.len() {
+        let d = format!("{dest}/{}", comps[..depth].join("/"));
+        let src = path
+            .ancestors()
+            .nth(comps.len() - depth)
+            .and_then(|a| fs::metadata(a).ok())
+            .filter(|m| m.is_dir());
+        ensure_dir(root, &d, o, src.as_ref())?;
+    }
+    Ok(())
 }
 
 /// A COPY source: host path, the name it keeps under a directory
@@ -672,6 +790,100 @@ mod tests {
             let e = stage_sources(root, pat).unwrap_err();
             assert!(e.contains("symbolic links"), "{pat}: {e}");
         }
+    }
+
+    #[test]
+    fn stage_wildcards_in_any_component_stay_inside_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        fs::create_dir_all(host.path().join("keys")).unwrap();
+        fs::write(host.path().join("keys/host"), "host").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for f in [
+            "usr/share/a/keys/k1",
+            "usr/lib/b/keys/k2",
+            "usr/keys/k0",
+            "opt/x/keys/k3",
+        ] {
+            fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            fs::write(root.join(f), f).unwrap();
+        }
+        // A link to a host directory resolves inside the root, where it is
+        // missing; `**` never descends through a link (no loop either).
+        symlink(host.path(), root.join("usr/hostlink")).unwrap();
+        symlink("/usr", root.join("usr/share/loop")).unwrap();
+        let rels = |pat: &str| -> Vec<String> {
+            stage_sources(root, pat)
+                .unwrap()
+                .into_iter()
+                .map(|(p, r)| {
+                    assert!(p.starts_with(root), "{pat}: {}", p.display());
+                    r
+                })
+                .collect()
+        };
+        // `*` matches a link to a directory by its name; it then resolves
+        // inside the root.
+        assert_eq!(
+            rels("/usr/*/*/keys"),
+            ["usr/lib/b/keys", "usr/share/a/keys", "usr/share/loop/keys"]
+        );
+        assert_eq!(
+            rels("/usr/**/keys"),
+            ["usr/keys", "usr/lib/b/keys", "usr/share/a/keys"]
+        );
+        assert_eq!(
+            rels("/**/k?"),
+            [
+                "opt/x/keys/k3",
+                "usr/keys/k0",
+                "usr/lib/b/keys/k2",
+                "usr/share/a/keys/k1"
+            ]
+        );
+        assert_eq!(rels("/usr/s*/a/keys/k1"), ["usr/share/a/keys/k1"]);
+        assert!(
+            stage_sources(root, "/usr/host*/keys")
+                .unwrap_err()
+                .contains("not found")
+        );
+        assert!(
+            stage_sources(root, "/nope/*")
+                .unwrap_err()
+                .contains("not found")
+        );
+        // The walk is bounded, in entries and in depth.
+        let deep = (0..300)
+            .map(|i| format!("d{i}"))
+            .collect::<Vec<_>>()
+            .join("/");
+        fs::create_dir_all(root.join("deep").join(&deep)).unwrap();
+        assert!(
+            stage_sources(root, "/deep/**/x")
+                .unwrap_err()
+                .contains("more than 256 directories deep")
+        );
+        let mut found = Vec::new();
+        let mut budget = 3;
+        let comps: Vec<String> = ["**", "k1"].iter().map(|s| s.to_string()).collect();
+        assert!(
+            glob_in_root(root, "", &comps, &mut found, &mut budget)
+                .unwrap_err()
+                .contains("entries to match")
+        );
+    }
+
+    #[test]
+    fn kept_paths_cut_at_a_dot_component() {
+        assert_eq!(kept_path("x/a.txt", "x/a.txt"), "x/a.txt");
+        assert_eq!(kept_path("./x/./y/*.txt", "x/y/b.txt"), "y/b.txt");
+        assert_eq!(
+            kept_path("/usr/share/./keys/a", "usr/share/keys/a"),
+            "keys/a"
+        );
+        assert_eq!(kept_path("x/./", "x"), "");
+        // A pivot the match does not start with keeps the whole path.
+        assert_eq!(kept_path("a/./b", "c/b"), "c/b");
     }
 
     #[test]

@@ -47,18 +47,24 @@ impl Problem {
 }
 
 /// The flags COPY and ADD accept.
-const COPY_FLAGS: [&str; 5] = ["from", "chown", "chmod", "link", "exclude"];
+const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "exclude", "parents"];
 /// COPY/ADD flags BuildKit has that the embedded builder refuses by name.
-const COPY_REFUSED: [(&str, &str); 2] = [
-    (
-        "parents",
-        "copy each directory to its full destination path explicitly",
-    ),
-    (
-        "keep-git-dir",
-        "clone the repository into the build context and COPY it",
-    ),
-];
+const COPY_REFUSED: [(&str, &str); 1] = [(
+    "keep-git-dir",
+    "clone the repository into the build context and COPY it",
+)];
+
+/// A boolean flag's value, as BuildKit reads it: bare (`--parents`) or
+/// `true` is true, `false` is false, in any case.
+pub(crate) fn bool_flag(keyword: Keyword, flag: &str, value: &str) -> Result<bool, Problem> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Problem::new(format!(
+            "{keyword} --{flag}={value}: expected true or false"
+        ))),
+    }
+}
 
 /// The refusal of a heredoc script that names its interpreter in `#!`.
 pub(crate) fn shebang_script() -> Problem {
@@ -235,7 +241,7 @@ mod tests {
         let h = "a".repeat(64);
         assert_eq!(
             messages(&format!(
-                "FROM --foo=x scratch\nCOPY --exclude=*.md --parents --bogus a /a\n\
+                "FROM --foo=x scratch\nCOPY --exclude=*.md --parents=maybe --bogus a /a\n\
                  RUN --mount=type=cache,target=/c --net=none true\nADD https://x/y /y\n\
                  COPY --chmod=9 a /a\nCOPY --chmod=$M --chown=$U --from=$S --link --exclude=x a /a\n\
                  ADD --checksum=sha256:0 --keep-git-dir a /a\n\
@@ -246,8 +252,8 @@ mod tests {
             )),
             [
                 "unknown flag for FROM: --foo",
-                "COPY --parents is not supported by the embedded builder",
                 "unknown flag for COPY: --bogus",
+                "COPY --parents=maybe: expected true or false",
                 "unknown flag for RUN: --net",
                 "invalid --chmod \"9\": use an octal mode like 755",
                 "ADD --keep-git-dir is not supported by the embedded builder",
@@ -266,7 +272,7 @@ mod tests {
     fn several_problems_are_listed_in_file_order() {
         let df = parse(
             "Dockerfile",
-            "FROM scratch\nRUN true\nSHELL sh\nCOPY --parents a /a\nHEALTHCHECK --bad=1 CMD x\n",
+            "FROM scratch\nRUN true\nSHELL sh\nCOPY --keep-git-dir a /a\nHEALTHCHECK --bad=1 CMD x\n",
         )
         .unwrap();
         let all = typed(&df);
@@ -275,7 +281,7 @@ mod tests {
         assert!(e.starts_with("Dockerfile:3: 3 problems"), "{e}");
         let (three, four, five) = (
             e.find("Dockerfile:3: SHELL").unwrap(),
-            e.find("Dockerfile:4: COPY --parents").unwrap(),
+            e.find("Dockerfile:4: COPY --keep-git-dir").unwrap(),
             e.find("Dockerfile:5: unknown HEALTHCHECK flag --bad")
                 .unwrap(),
         );
