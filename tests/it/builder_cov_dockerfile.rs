@@ -67,6 +67,51 @@ fn builder_cov_copy_flags_expand_variables() {
 }
 
 #[test]
+fn builder_cov_symbolic_chmod_applies_to_each_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    // `--chmod=u=rwX,go=rX` (BuildKit's stable syntax takes chmod(1)'s
+    // symbolic form): directories and executables get 755, other files
+    // 644; `+x` adds to the mode a file had. The RUN fails the build unless
+    // the modes are those.
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base}\nARG M=u=rwX,go=rX\n\
+                     COPY --chmod=$M tree /t/\nCOPY --chmod=+x tree/data /x\n\
+                     RUN test \"$(stat -c '%a %n' /t /t/sub /t/data /t/run /t/sub/f /x | tr '\\n' ' ')\" = \
+                     '755 /t 755 /t/sub 644 /t/data 755 /t/run 644 /t/sub/f 711 /x '\n"
+                ),
+            ),
+            ("tree/data", "d"),
+            ("tree/run", "r"),
+            ("tree/sub/f", "f"),
+        ],
+    );
+    for (p, mode) in [
+        ("tree", 0o700),
+        ("tree/sub", 0o700),
+        ("tree/data", 0o600),
+        ("tree/run", 0o700),
+        ("tree/sub/f", 0o600),
+    ] {
+        std::fs::set_permissions(ctx.path().join(p), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    ok(&kmigrate_build(
+        state.path(),
+        &[ctx.path().to_str().unwrap()],
+    ));
+}
+
+#[test]
 fn builder_cov_label_legacy_and_spaced_forms() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;

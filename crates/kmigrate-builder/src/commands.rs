@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use super::chmod::Chmod;
 use super::dockerfile::{Args, Heredoc, Instruction, Keyword, heredoc_word};
 use super::remote::{self, Remote};
 use super::run_mount::{self, MountError, RunMount};
@@ -184,7 +185,7 @@ pub(crate) struct ExpandedCopy {
     /// The hex sha256 `--checksum` asks for.
     pub checksum: Option<String>,
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub exclude: Vec<String>,
 }
 
@@ -243,10 +244,7 @@ impl CopyCmd {
         // `--chown=$APP_UID` and `--chmod=${MODE}` take the step's variables.
         let chown = self.chown.as_deref().map(expand).transpose()?;
         let chmod = match &self.chmod {
-            Some(m) => {
-                let m = expand(m)?;
-                Some(u32::from_str_radix(&m, 8).map_err(|_| invalid_chmod(&m))?)
-            }
+            Some(m) => Some(Chmod::parse(&expand(m)?).map_err(|e| Problem::new(e.to_string()))?),
             None => None,
         };
         let exclude = self
@@ -563,10 +561,12 @@ fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
         }
     }
     let chmod = last_flag(ins, "chmod");
-    if let Some(m) = chmod.as_deref().filter(|m| !m.contains('$'))
-        && u32::from_str_radix(m, 8).is_err()
+    if let Some(Err(e)) = chmod
+        .as_deref()
+        .filter(|m| !m.contains('$'))
+        .map(Chmod::parse)
     {
-        problems.push(invalid_chmod(m));
+        problems.push(Problem::new(e.to_string()));
     }
     let checksum = last_flag(ins, "checksum").filter(|_| add);
     let parents = match ins.flag("parents") {
@@ -631,12 +631,6 @@ fn too_many_mounts() -> Problem {
     Problem::new(format!(
         "more than {} --mount flags on one RUN",
         run_mount::MOUNTS_MAX
-    ))
-}
-
-fn invalid_chmod(mode: &str) -> Problem {
-    Problem::new(format!(
-        "invalid --chmod {mode:?}: use an octal mode like 755"
     ))
 }
 
@@ -853,7 +847,7 @@ mod tests {
                 dest: "/srv/".into(),
                 checksum: None,
                 chown: Some("1000".into()),
-                chmod: Some(0o750),
+                chmod: Some(Chmod::Octal(0o750)),
                 exclude: vec!["*.log".into()],
             }
         );
@@ -862,7 +856,12 @@ mod tests {
         let bad_mode = vars(&[("MODE", "rwx"), ("SRC", "a"), ("DEST", "/d")]);
         assert_eq!(
             c.expand(&bad_mode, &bad_mode).unwrap_err().message,
-            "invalid --chmod \"rwx\": use an octal mode like 755"
+            "invalid --chmod \"rwx\": use an octal mode like 755 or a symbolic one like u=rwX,go=rX"
+        );
+        let symbolic = vars(&[("MODE", "go=u"), ("SRC", "a"), ("DEST", "/d")]);
+        assert_eq!(
+            c.expand(&symbolic, &symbolic).unwrap().chmod,
+            Some(Chmod::parse("go=u").unwrap())
         );
         let remote = vars(&[("SRC", "https://x/y"), ("DEST", "/d")]);
         let p = c.expand(&remote, &remote).unwrap_err();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::api::BuildError;
 use super::cache::LayerRef;
+use super::chmod::Chmod;
 use super::commands::{CopyCmd, ExpandedCopy};
 use super::context;
 use super::engine::{Engine, R, StageState, Step, io_err};
@@ -32,7 +33,7 @@ pub struct CopyPlan {
     pub patterns: Vec<String>,
     pub dest: String,
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub is_add: bool,
     /// Here-document sources (`COPY <<EOF /dest`): file name and content.
     pub inline: Vec<(String, String)>,
@@ -183,7 +184,7 @@ impl Engine<'_> {
         // such steps stay as they were.
         for (name, value, written) in [
             ("chown", &chown, &cmd.chown),
-            ("chmod", &chmod.map(|m| format!("{m:o}")), &cmd.chmod),
+            ("chmod", &chmod.as_ref().map(Chmod::key_text), &cmd.chmod),
         ] {
             if let (Some(v), Some(raw)) = (value, written)
                 && raw.contains('$')
@@ -331,7 +332,7 @@ impl Engine<'_> {
         }
         let opts = Put {
             owner,
-            chmod: plan.chmod,
+            chmod: plan.chmod.clone(),
         };
         let dest = plan.dest.trim_end_matches('/');
         for (path, name, entries) in &sources {
@@ -611,7 +612,17 @@ type CopySource = (PathBuf, String, Vec<(PathBuf, String)>);
 struct Put {
     /// Host ids to give copied entries; `None` keeps the caller's own.
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
+}
+
+impl Put {
+    /// The mode an entry copied with mode `mode` gets.
+    fn mode(&self, mode: u32, is_dir: bool) -> u32 {
+        match &self.chmod {
+            Some(c) => c.apply(mode, is_dir),
+            None => mode & 0o7777,
+        }
+    }
 }
 
 fn is_archive(p: &Path) -> bool {
@@ -646,7 +657,7 @@ fn ensure_dir(root: &Path, d: &str, o: &Put, src: Option<&fs::Metadata>) -> R<()
             fs::remove_file(&hp).map_err(io_err(d))?;
         }
         fs::create_dir_all(&hp).map_err(io_err(d))?;
-        let mode = o.chmod.or(src.map(|m| m.mode() & 0o7777)).unwrap_or(0o755);
+        let mode = o.mode(src.map(|m| m.mode()).unwrap_or(0o755), true);
         fs::set_permissions(&hp, fs::Permissions::from_mode(mode)).map_err(io_err(d))?;
         set_owner(&hp, o).map_err(io_err(d))?;
     }
@@ -702,7 +713,7 @@ fn put(root: &Path, src: &Path, image_path: &str, o: &Put) -> R<()> {
         }
     }
     let ft = m.file_type();
-    let mode = o.chmod.unwrap_or(m.mode() & 0o7777);
+    let mode = o.mode(m.mode(), ft.is_dir());
     if ft.is_symlink() {
         let t = fs::read_link(src).map_err(io_err(src.display()))?;
         std::os::unix::fs::symlink(t, &target).map_err(io_err(image_path))?;

@@ -27,6 +27,7 @@
 pub mod api;
 pub mod cache;
 mod cache_io;
+pub mod chmod;
 mod commands;
 pub mod context;
 pub mod copy;

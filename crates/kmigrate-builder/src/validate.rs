@@ -255,7 +255,7 @@ mod tests {
                 "unknown flag for COPY: --bogus",
                 "COPY --parents=maybe: expected true or false",
                 "unknown flag for RUN: --net",
-                "invalid --chmod \"9\": use an octal mode like 755",
+                "invalid --chmod \"9\": use an octal mode like 755 or a symbolic one like u=rwX,go=rX",
                 "ADD --keep-git-dir is not supported by the embedded builder",
                 "invalid --checksum \"sha256:0\": use sha256:<64 hex digits>",
                 "ADD of the git repository \"https://github.com/o/r.git\" is not supported by the embedded builder",
