@@ -126,6 +126,64 @@ fn add_url_downloads_verifies_and_keeps_tarballs_whole() {
 }
 
 #[test]
+fn add_unpack_says_which_archives_are_unpacked() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let (web, _) = serve();
+    let state = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    // `--unpack=true` unpacks a download, `--unpack=false` keeps a local
+    // archive whole, even of a kind the builder cannot unpack.
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base}\n\
+                 ADD --unpack=true {web}/tool.tar.gz /down/\n\
+                 ADD --unpack=false local.tar.gz /kept/\n\
+                 ADD --unpack=false data.tar.xz /xz/\n\
+                 ADD local.tar.gz /default/\n"
+            ),
+        )],
+    );
+    std::fs::write(ctx.path().join("local.tar.gz"), tarball()).unwrap();
+    std::fs::write(ctx.path().join("data.tar.xz"), b"\xfd7zXZ\x00 not really").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build_oci(state.path(), ctx.path(), out.path(), &[]);
+    let root = unpack(out.path());
+    let r = root.path();
+    assert_eq!(std::fs::read(r.join("down/inside.txt")).unwrap(), b"abc");
+    assert!(!r.join("down/tool.tar.gz").exists());
+    assert_eq!(
+        std::fs::read(r.join("kept/local.tar.gz")).unwrap(),
+        tarball()
+    );
+    assert!(!r.join("kept/inside.txt").exists());
+    assert!(r.join("xz/data.tar.xz").is_file());
+    assert_eq!(std::fs::read(r.join("default/inside.txt")).unwrap(), b"abc");
+    // COPY has no --unpack, and the value is a boolean.
+    let ctx2 = tempfile::tempdir().unwrap();
+    write_files(
+        ctx2.path(),
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nCOPY --unpack a /a\nADD --unpack=maybe a /a\n"),
+        )],
+    );
+    let text = output_text(&kmigrate_build(
+        state.path(),
+        &[ctx2.path().to_str().unwrap()],
+    ));
+    assert!(text.contains("unknown flag for COPY: --unpack"), "{text}");
+    assert!(
+        text.contains("ADD --unpack=maybe: expected true or false"),
+        "{text}"
+    );
+}
+
+#[test]
 fn add_url_with_a_checksum_hits_the_cache_without_downloading() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;

@@ -164,6 +164,9 @@ pub(crate) struct CopyCmd {
     pub parents: bool,
     /// ADD's `--checksum` as written.
     pub checksum: Option<String>,
+    /// ADD's `--unpack`: whether archives are unpacked (by default local
+    /// ones are, downloads are not).
+    pub unpack: Option<bool>,
     /// Sources and destination (the shell form splits after expansion).
     pub args: Args,
     pub heredocs: Vec<Heredoc>,
@@ -569,13 +572,14 @@ fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
         problems.push(Problem::new(e.to_string()));
     }
     let checksum = last_flag(ins, "checksum").filter(|_| add);
-    let parents = match ins.flag("parents") {
-        None => false,
-        Some(v) => validate::bool_flag(ins.keyword, "parents", v).unwrap_or_else(|p| {
-            problems.push(p);
-            false
-        }),
+    let mut bool_flag = |name: &str| {
+        let value = ins.flag(name)?;
+        validate::bool_flag(ins.keyword, name, value)
+            .map_err(|p| problems.push(p))
+            .ok()
     };
+    let parents = bool_flag("parents").unwrap_or(false);
+    let unpack = bool_flag("unpack").filter(|_| add);
     let written: Vec<String> = match &ins.args {
         Args::Json(v) => v.clone(),
         Args::Shell(s) => words::split_words(s),
@@ -603,6 +607,7 @@ fn copy(ins: &Instruction, problems: &mut Vec<Problem>) -> CopyCmd {
             .collect(),
         parents,
         checksum,
+        unpack,
         args: ins.args.clone(),
         heredocs: ins.heredocs.clone(),
     }
@@ -801,6 +806,7 @@ mod tests {
                 exclude: vec!["*.md".into(), "tmp".into()],
                 parents: true,
                 checksum: None,
+                unpack: None,
                 args: Args::Shell("a b /dst/".into()),
                 heredocs: vec![],
             }

@@ -41,6 +41,8 @@ pub struct CopyPlan {
     pub exclude: Option<IgnoreRules>,
     /// `--parents`: sources keep their paths under the destination.
     pub parents: bool,
+    /// ADD `--unpack`, when given.
+    pub unpack: Option<bool>,
     /// `ADD <URL>` sources.
     pub urls: Vec<UrlSource>,
 }
@@ -203,6 +205,7 @@ impl Engine<'_> {
             inline,
             exclude,
             parents: cmd.parents,
+            unpack: cmd.unpack,
             urls: url_sources,
         })
     }
@@ -335,6 +338,8 @@ impl Engine<'_> {
             chmod: plan.chmod.clone(),
         };
         let dest = plan.dest.trim_end_matches('/');
+        // ADD unpacks local archives, and downloads only with `--unpack`.
+        let unpack = |p: &PathBuf| plan.is_add && plan.unpack.unwrap_or(!downloads.contains(p));
         for (path, name, entries) in &sources {
             let meta = fs::metadata(path).map_err(io_err(path.display()))?;
             if plan.parents {
@@ -350,14 +355,13 @@ impl Engine<'_> {
                 for (p, rel) in entries {
                     put(root, p, &format!("{d}/{rel}"), &opts)?;
                 }
-            } else if plan.is_add
-                && !downloads.contains(path)
+            } else if unpack(path)
                 && let Some(kind) = unsupported_archive(path)
             {
                 return Err(err(format!(
-                    "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz"
+                    "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz, or ADD --unpack=false to copy it whole"
                 )));
-            } else if plan.is_add && !downloads.contains(path) && is_archive(path) {
+            } else if unpack(path) && is_archive(path) {
                 // With `--parents`, into the directory the archive is in.
                 let d = match name.rsplit_once('/') {
                     Some((dir, _)) if plan.parents => format!("{dest}/{dir}"),

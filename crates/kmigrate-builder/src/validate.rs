@@ -48,6 +48,8 @@ impl Problem {
 
 /// The flags COPY and ADD accept.
 const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "exclude", "parents"];
+/// The flags ADD accepts besides COPY's.
+const ADD_FLAGS: [&str; 2] = ["checksum", "unpack"];
 /// COPY/ADD flags BuildKit has that the embedded builder refuses by name.
 const COPY_REFUSED: [(&str, &str); 1] = [(
     "keep-git-dir",
@@ -131,7 +133,7 @@ pub(crate) fn run_security(value: &str) -> Option<Problem> {
 /// The refusal of COPY/ADD flag `--flag`, if it is refused.
 pub(crate) fn copy_flag(keyword: Keyword, flag: &str) -> Option<Problem> {
     let is_add = keyword == Keyword::Add;
-    if COPY_FLAGS.contains(&flag) || (is_add && flag == "checksum") {
+    if COPY_FLAGS.contains(&flag) || (is_add && ADD_FLAGS.contains(&flag)) {
         return None;
     }
     if flag == "checksum" {
