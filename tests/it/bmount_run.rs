@@ -121,6 +121,63 @@ fn a_cache_mount_outlives_the_build_and_stays_out_of_every_layer() {
 }
 
 #[test]
+fn a_cache_seeded_from_a_stage_starts_with_its_files_and_is_a_cache_of_its_own() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let build = |seed: &str| {
+        let ctx = tempfile::tempdir().unwrap();
+        // The seeded cache starts with the stage's files and keeps what the
+        // RUN adds; the same id without a seed is another, empty, cache.
+        write_files(
+            ctx.path(),
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM {base} AS deps\nRUN mkdir -p /seed && echo {seed} > /seed/a\n\
+                     FROM {base}\n\
+                     RUN --mount=type=cache,id=c,target=/c,from=deps,source=/seed \
+                     cat /c/a > /got && cat /c/b >> /got 2>/dev/null; echo marker-7f3c > /c/b\n\
+                     RUN --mount=type=cache,id=c,target=/c test ! -e /c/a && test ! -e /c/b\n"
+                ),
+            )],
+        );
+        let out = tempfile::tempdir().unwrap();
+        let text = build_oci(state.path(), ctx.path(), out.path(), &[]);
+        for (names, raw) in layers(out.path()) {
+            assert!(!names.iter().any(|n| n.starts_with("c/")), "{names:?}");
+            assert!(!contains(&raw, "marker-7f3c"));
+        }
+        let got = std::fs::read_to_string(unpack(out.path()).path().join("got")).unwrap();
+        (got, counts(&text))
+    };
+    assert_eq!(build("one"), ("one\n".to_string(), (3, 0)));
+    // Another seed is another cache, and the seeded step (whose parent is
+    // the same base) is not taken from the cache: its key has the seed.
+    assert_eq!(build("two"), ("two\n".to_string(), (3, 0)));
+    // The first seed's cache kept what its RUN added.
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base} AS deps\nRUN mkdir -p /seed && echo one > /seed/a\n\
+                 FROM {base}\n\
+                 RUN --mount=type=cache,id=c,target=/c,from=deps,source=/seed cat /c/a /c/b > /again\n"
+            ),
+        )],
+    );
+    let out = tempfile::tempdir().unwrap();
+    build_oci(state.path(), ctx.path(), out.path(), &[]);
+    assert_eq!(
+        std::fs::read_to_string(unpack(out.path()).path().join("again")).unwrap(),
+        "one\nmarker-7f3c\n"
+    );
+}
+
+#[test]
 fn mount_specs_are_in_the_key_and_cache_contents_are_not() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;

@@ -99,29 +99,53 @@ impl Engine<'_> {
         let mut parts = Vec::new();
         for m in mounts {
             let mut part = m.key_text();
-            if let MountKind::Bind { from, source, .. } = &m.kind {
-                match self.bind_from(step, from.as_deref())? {
-                    BindFrom::Context => {
-                        let (_, entries) =
-                            context_source(step.scope.ctx, source).map_err(|e| step.err(e))?;
-                        part.push_str(&format!(
-                            "|{}",
-                            context::content_digest(&entries).map_err(|e| step.err(e))?
-                        ));
-                    }
-                    BindFrom::Stage(j) => {
-                        let k = done[j].as_ref().map(|s| s.key.clone()).unwrap_or_default();
-                        part.push_str(&format!("|stage:{k}"));
-                    }
-                    BindFrom::Image(r) => {
-                        let img = self.pull(&r).map_err(|e| step.err(e.to_string()))?;
-                        part.push_str(&format!("|image:{}", img.key));
-                    }
+            match &m.kind {
+                MountKind::Bind { from, source, .. } => {
+                    part.push('|');
+                    part.push_str(&self.source_identity(step, done, from.as_deref(), source)?);
                 }
+                MountKind::Cache {
+                    seed: Some(seed), ..
+                } => {
+                    part.push('|');
+                    part.push_str(&self.source_identity(
+                        step,
+                        done,
+                        Some(&seed.from),
+                        &seed.source,
+                    )?);
+                }
+                _ => {}
             }
             parts.push(part);
         }
         Ok(parts.join("\n"))
+    }
+
+    /// What a bind (or a cache's seed) shows, for keys: the content of a
+    /// context source, or the key of the stage or image it is from.
+    fn source_identity(
+        &mut self,
+        step: &Step,
+        done: &[Option<StageState>],
+        from: Option<&str>,
+        source: &str,
+    ) -> R<String> {
+        Ok(match self.bind_from(step, from)? {
+            BindFrom::Context => {
+                let (_, entries) =
+                    context_source(step.scope.ctx, source).map_err(|e| step.err(e))?;
+                context::content_digest(&entries).map_err(|e| step.err(e))?
+            }
+            BindFrom::Stage(j) => {
+                let k = done[j].as_ref().map(|s| s.key.clone()).unwrap_or_default();
+                format!("stage:{k}")
+            }
+            BindFrom::Image(r) => {
+                let img = self.pull(&r).map_err(|e| step.err(e.to_string()))?;
+                format!("image:{}", img.key)
+            }
+        })
     }
 
     /// Prepares `mounts` for a RUN on the stage root `root`.
@@ -176,14 +200,41 @@ impl Engine<'_> {
                 }
                 MountKind::Cache {
                     id,
+                    seed,
                     sharing,
                     readonly,
                     uid,
                     gid,
                     mode,
                 } => {
+                    // A seeded cache is another cache than the same id
+                    // without, or with another seed (as BuildKit keys it).
+                    let (name, seed_copy) = match seed {
+                        None => (id.clone(), None),
+                        Some(s) => {
+                            let identity =
+                                self.source_identity(step, done, Some(&s.from), &s.source)?;
+                            let name = format!("{id}\0{}\0{identity}", s.source);
+                            // The copy is made only for a cache not there yet.
+                            let copy = match self.cache_dir_exists(&name) {
+                                true => None,
+                                false => {
+                                    let c =
+                                        self.bind_copy(step, done, Some(&s.from), &s.source, p)?;
+                                    if !c.is_dir() {
+                                        return Err(step.err(format!(
+                                            "cache mount {id:?}: source={} in {} is not a directory",
+                                            s.source, s.from
+                                        )));
+                                    }
+                                    Some(c)
+                                }
+                            };
+                            (name, copy)
+                        }
+                    };
                     let dir = self
-                        .cache_mount_dir(id, *sharing, (*uid, *gid, *mode), p)
+                        .cache_mount_dir(&name, *sharing, (*uid, *gid, *mode), p, seed_copy)
                         .map_err(|e| step.err(format!("cache mount {id:?}: {e}")))?;
                     (
                         MountSource::Bind {
@@ -349,6 +400,7 @@ impl Engine<'_> {
         sharing: Sharing,
         owner: (u32, u32, u32),
         p: &mut Prepared,
+        seed: Option<PathBuf>,
     ) -> io::Result<PathBuf> {
         let base = self.store.root().join("run-cache");
         fs::DirBuilder::new()
@@ -380,12 +432,16 @@ impl Engine<'_> {
                 {
                     dir
                 } else {
-                    // In use: a fresh directory for this RUN alone.
+                    // In use: a fresh directory for this RUN alone (the
+                    // seed's copy, which is this RUN's own).
+                    p.locks.push(lock);
+                    if let Some(copy) = seed {
+                        return Ok(copy);
+                    }
                     let t = self.store.temp_dir("cache-private")?;
                     p.temps.push(t.clone());
                     let d = t.join("c");
                     new_owned_dir(&d, owner)?;
-                    p.locks.push(lock);
                     return Ok(d);
                 }
             }
@@ -394,9 +450,16 @@ impl Engine<'_> {
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(io::Error::other("the cache's path is not a directory")),
-            Err(_) => make_cache_dir(&self.store, &dir, owner)?,
+            Err(_) => make_cache_dir(&self.store, &dir, owner, seed)?,
         }
         Ok(dir)
+    }
+
+    /// Whether the cache named `id` (as [`Self::cache_mount_dir`] names it)
+    /// is in the state directory.
+    fn cache_dir_exists(&self, id: &str) -> bool {
+        let name = super::digest::sha256_hex(id.as_bytes());
+        self.store.root().join("run-cache").join(name).is_dir()
     }
 
     /// A file holding a secret's value, in a private work directory.
@@ -488,10 +551,18 @@ fn make_cache_dir(
     store: &super::store::Store,
     dir: &Path,
     owner: (u32, u32, u32),
+    seed: Option<PathBuf>,
 ) -> io::Result<()> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    let aside = store.temp_file_path("cache-new");
-    new_owned_dir(&aside, owner)?;
+    // A seed is a private copy already: it becomes the cache as it is.
+    let aside = match seed {
+        Some(copy) => copy,
+        None => {
+            let aside = store.temp_file_path("cache-new");
+            new_owned_dir(&aside, owner)?;
+            aside
+        }
+    };
     let placed = renameat2(
         AT_FDCWD,
         &aside,
@@ -652,7 +723,7 @@ mod tests {
         let dir = d.path().join("cache-dir");
         let results: Vec<io::Result<()>> = std::thread::scope(|s| {
             let runs: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| make_cache_dir(&store, &dir, (0, 0, 0o755))))
+                .map(|_| s.spawn(|| make_cache_dir(&store, &dir, (0, 0, 0o755), None)))
                 .collect();
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         });
@@ -672,8 +743,17 @@ mod tests {
         // A file in the cache's place is an error, not replaced.
         let file = d.path().join("not-a-dir");
         fs::write(&file, "x").unwrap();
-        assert!(make_cache_dir(&store, &file, (0, 0, 0o755)).is_err());
+        assert!(make_cache_dir(&store, &file, (0, 0, 0o755), None).is_err());
         assert_eq!(fs::read_to_string(&file).unwrap(), "x");
+        // A seed becomes the cache as it is; a second one finds it there.
+        let seeded = d.path().join("seeded");
+        for content in ["first", "second"] {
+            let seed = store.temp_dir("seed").unwrap().join("src");
+            fs::create_dir(&seed).unwrap();
+            fs::write(seed.join("f"), content).unwrap();
+            make_cache_dir(&store, &seeded, (0, 0, 0o755), Some(seed)).unwrap();
+        }
+        assert_eq!(fs::read_to_string(seeded.join("f")).unwrap(), "first");
     }
 
     #[test]

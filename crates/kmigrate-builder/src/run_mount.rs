@@ -35,9 +35,12 @@ pub enum MountKind {
         source: String,
         rw: bool,
     },
-    /// A directory kept in the builder's state across steps and builds.
+    /// A directory kept in the builder's state across steps and builds;
+    /// with `seed`, it starts as a copy of that stage's, image's or the
+    /// context's directory (and is another cache than the same id without).
     Cache {
         id: String,
+        seed: Option<CacheSeed>,
         sharing: Sharing,
         readonly: bool,
         uid: u32,
@@ -56,6 +59,14 @@ pub enum MountKind {
         gid: u32,
         mode: u32,
     },
+}
+
+/// Where a cache mount's first content comes from: `from=` (a stage or an
+/// image) and `source=` in it (its root by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSeed {
+    pub from: String,
+    pub source: String,
 }
 
 /// How concurrent steps share one cache mount.
@@ -175,15 +186,21 @@ pub fn parse(option: &str, workdir: &str) -> Result<RunMount, MountError> {
             }
         }
         "cache" => {
-            if f.take("from").is_some() || f.take_any(&["source", "src"]).is_some() {
-                return Err(
-                    "type=cache with from= or source= is not supported by the embedded builder: the cache starts empty"
+            let seed = match (f.take("from"), f.take_any(&["source", "src"])) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err("type=cache with source= needs from=<stage or image>"
                         .to_string()
-                        .into(),
-                );
-            }
+                        .into());
+                }
+                (Some(from), source) => Some(CacheSeed {
+                    from,
+                    source: source.unwrap_or_else(|| "/".into()),
+                }),
+            };
             let t = target.as_deref().unwrap_or_default();
             MountKind::Cache {
+                seed,
                 id: f.take("id").filter(|i| !i.is_empty()).unwrap_or_else(|| {
                     // BuildKit's default id is the target as written.
                     t.to_string()
@@ -378,15 +395,23 @@ impl RunMount {
             ),
             MountKind::Cache {
                 id,
+                seed,
                 sharing,
                 readonly,
                 uid,
                 gid,
                 mode,
-            } => format!(
-                "cache|target={target}|id={id}|sharing={}|ro={readonly}|uid={uid}|gid={gid}|mode={mode:o}",
-                sharing.as_str()
-            ),
+            } => {
+                let mut text = format!(
+                    "cache|target={target}|id={id}|sharing={}|ro={readonly}|uid={uid}|gid={gid}|mode={mode:o}",
+                    sharing.as_str()
+                );
+                // Only seeded caches say so: keys of the others stay as they were.
+                if let Some(s) = seed {
+                    text.push_str(&format!("|from={}|source={}", s.from, s.source));
+                }
+                text
+            }
             MountKind::Tmpfs { size } => {
                 format!("tmpfs|target={target}|size={}", size.unwrap_or(0))
             }
@@ -418,12 +443,45 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_seed_is_a_stage_or_image_and_a_path_in_it() {
+        let seeded = |s: &str| match ok(s).kind {
+            MountKind::Cache { seed, .. } => seed,
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(
+            seeded("type=cache,target=/c,from=deps,source=/root/.m2"),
+            Some(CacheSeed {
+                from: "deps".into(),
+                source: "/root/.m2".into()
+            })
+        );
+        assert_eq!(
+            seeded("type=cache,target=/c,from=deps").map(|s| s.source),
+            Some("/".into())
+        );
+        assert_eq!(seeded("type=cache,target=/c"), None);
+        // Seeded or not, with another seed: three keys.
+        let keys = [
+            "type=cache,target=/c",
+            "type=cache,target=/c,from=a",
+            "type=cache,target=/c,from=a,source=/x",
+        ]
+        .map(|s| ok(s).key_text());
+        assert!(keys[0] != keys[1] && keys[1] != keys[2], "{keys:?}");
+        assert_eq!(
+            keys[0],
+            "cache|target=/c|id=/c|sharing=shared|ro=false|uid=0|gid=0|mode=755"
+        );
+    }
+
+    #[test]
     fn cache_mounts_take_buildkit_defaults_and_options() {
         assert_eq!(
             ok("type=cache,target=/root/.cache"),
             RunMount {
                 kind: MountKind::Cache {
                     id: "/root/.cache".into(),
+                    seed: None,
                     sharing: Sharing::Shared,
                     readonly: false,
                     uid: 0,
@@ -438,6 +496,7 @@ mod tests {
             RunMount {
                 kind: MountKind::Cache {
                     id: "go".into(),
+                    seed: None,
                     sharing: Sharing::Locked,
                     readonly: true,
                     uid: 1000,
@@ -515,7 +574,7 @@ mod tests {
                 "type=cache,target=/x,bogus=1",
                 "unknown --mount option \"bogus\"",
             ),
-            ("type=cache,target=/x,from=a", "from= or source="),
+            ("type=cache,target=/x,source=/a", "source= needs from="),
             ("type=bind,target=/x,ro=maybe", "invalid ro=\"maybe\""),
             ("type=tmpfs,target=/x,size=1t", "invalid size=\"1t\""),
             ("type=tmpfs,target=/x,size=0", "invalid size=\"0\""),
