@@ -92,45 +92,18 @@ fn network_none_is_loopback_only_and_the_others_reach_the_host() {
 
 #[test]
 fn network_none_in_a_rootless_build() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::process::Command;
-    if !(have("docker-registry") && have("busybox") && have("root")) {
+    let Some(rl) = Rootless::new() else {
         return;
-    }
-    let userns = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "--user", "--map-root-user", "true"])
-        .output();
-    if !userns.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: setpriv or unprivileged user namespaces not available");
-        return;
-    }
+    };
     let reg = Registry::start();
     let base = push_busybox(&reg);
     let service = HostService::start();
-    let work = tempfile::tempdir().unwrap();
-    let bin = work.path().join("kmigrate");
-    std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
-    let ctx = work.path().join("ctx");
+    let ctx = rl.path("ctx");
     let df = format!("FROM {base}\n{}", network_checks(service.port));
     write_files(&ctx, &[("Dockerfile", &df)]);
-    for e in walkdir::WalkDir::new(work.path()) {
-        let p = e.unwrap().into_path();
-        let mode = if p.is_dir() { 0o777 } else { 0o755 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
     // Under a user namespace, the loopback of the RUN's network namespace
     // is set up by the namespace's root: a separate path from the root build.
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["build", "--progress=plain", "--state-dir"])
-        .arg(work.path().join("state"))
-        .arg(&ctx)
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
-    let text = ok(&out);
+    let text = ok(&rl.build(&[ctx.to_str().unwrap()]));
     assert_eq!(counts(&text), (5, 0), "{text}");
 }
 

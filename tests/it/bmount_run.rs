@@ -412,25 +412,12 @@ fn a_missing_required_secret_and_ssh_mounts_name_their_line() {
 
 #[test]
 fn mounts_work_in_a_rootless_build() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::process::Command;
-    if !(have("docker-registry") && have("busybox") && have("root")) {
+    let Some(rl) = Rootless::new() else {
         return;
-    }
-    let userns = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "--user", "--map-root-user", "true"])
-        .output();
-    if !userns.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: setpriv or unprivileged user namespaces not available");
-        return;
-    }
+    };
     let reg = Registry::start();
     let base = push_busybox(&reg);
-    let work = tempfile::tempdir().unwrap();
-    let bin = work.path().join("kmigrate");
-    std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
-    let ctx = work.path().join("ctx");
+    let ctx = rl.path("ctx");
     write_files(
         &ctx,
         &[
@@ -448,26 +435,16 @@ fn mounts_work_in_a_rootless_build() {
             ),
         ],
     );
-    for e in walkdir::WalkDir::new(work.path()) {
-        let p = e.unwrap().into_path();
-        let mode = if p.is_dir() { 0o777 } else { 0o755 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let oci = work.path().join("oci");
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["build", "--progress=plain", "--state-dir"])
-        .arg(work.path().join("state"))
-        .arg("--secret")
-        .arg(format!("id=s,src={}", ctx.join("secret.txt").display()))
-        .arg("--output")
-        .arg(format!("type=oci,dest={},tar=false", oci.display()))
-        .arg(&ctx)
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
-    ok(&out);
+    let oci = rl.path("oci");
+    let secret = format!("id=s,src={}", ctx.join("secret.txt").display());
+    let dest = format!("type=oci,dest={},tar=false", oci.display());
+    ok(&rl.build(&[
+        "--secret",
+        &secret,
+        "--output",
+        &dest,
+        ctx.to_str().unwrap(),
+    ]));
     assert_eq!(
         std::fs::read_to_string(unpack(&oci).path().join("got")).unwrap(),
         "ctx\nother\n"

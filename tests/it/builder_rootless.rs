@@ -4,45 +4,16 @@
 
 use crate::support;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
-
 use support::*;
 
 #[test]
 fn unprivileged_user_builds_with_a_user_namespace() {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
+    let Some(rl) = Rootless::new() else {
         return;
-    }
-    if !Path::new("/usr/bin/setpriv").exists() && !Path::new("/bin/setpriv").exists() {
-        eprintln!("SKIP: setpriv not available");
-        return;
-    }
-    // Unprivileged user namespaces are a kernel setting, not a package: skip with a reason.
-    let probe = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    if !probe.status.success() {
-        eprintln!("SKIP: unprivileged user namespaces are disabled on this kernel");
-        return;
-    }
+    };
     let reg = Registry::start();
     let base = push_busybox(&reg);
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bin = work.path().join("kmigrate");
-    std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
-    let ctx = work.path().join("ctx");
+    let ctx = rl.path("ctx");
     write_files(
         &ctx,
         &[(
@@ -50,23 +21,9 @@ fn unprivileged_user_builds_with_a_user_namespace() {
             &format!("FROM {base}\nRUN id -u > /uid && echo made > /made\n"),
         )],
     );
-    for e in walkdir::WalkDir::new(work.path()) {
-        let p = e.unwrap().into_path();
-        let mode = if p.is_dir() { 0o777 } else { 0o755 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let oci = work.path().join("oci");
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["build", "--progress=plain", "--state-dir"])
-        .arg(work.path().join("state"))
-        .arg("--output")
-        .arg(format!("type=oci,dest={},tar=false", oci.display()))
-        .arg(&ctx)
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
+    let oci = rl.path("oci");
+    let dest = format!("type=oci,dest={},tar=false", oci.display());
+    let out = rl.build(&["--output", &dest, ctx.to_str().unwrap()]);
     let text = ok(&out);
     assert_eq!(counts(&text), (1, 0));
     let idx: serde_json::Value =

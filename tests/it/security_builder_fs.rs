@@ -353,44 +353,17 @@ fn setuid_bits_are_kept_in_layers() {
     assert_eq!(mode("sgid"), 0o2755);
 }
 
-/// The setpriv-based unprivileged runner of `tests/builder_rootless.rs`:
-/// `None` (skip, with the reason printed) when the kernel has no
-/// unprivileged user namespaces.
-fn rootless_runner() -> Option<()> {
-    if !(have("docker-registry") && have("busybox") && have("root")) {
-        return None;
-    }
-    if !Path::new("/usr/bin/setpriv").exists() && !Path::new("/bin/setpriv").exists() {
-        eprintln!("SKIP: setpriv not available");
-        return None;
-    }
-    let probe = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["unshare", "--user", "--map-root-user", "true"])
-        .output()
-        .unwrap();
-    if !probe.status.success() {
-        eprintln!("SKIP: unprivileged user namespaces are disabled on this kernel");
-        return None;
-    }
-    Some(())
-}
-
 /// Item 10: rootless COPY works (files the caller creates are root in the
 /// image, owned 0:0 in the layer); `--chown` to another id is refused with
 /// the line and what to do.
 #[test]
 fn rootless_copy_maps_owners_to_root() {
-    if rootless_runner().is_none() {
+    let Some(rl) = Rootless::new() else {
         return;
-    }
+    };
     let reg = Registry::start();
     let base = push_busybox(&reg);
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bin = work.path().join("kmigrate");
-    std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
-    let ctx = work.path().join("ctx");
+    let ctx = rl.path("ctx");
     write_files(
         &ctx,
         &[
@@ -409,24 +382,8 @@ fn rootless_copy_maps_owners_to_root() {
             ),
         ],
     );
-    for e in walkdir::WalkDir::new(work.path()) {
-        let p = e.unwrap().into_path();
-        let mode = if p.is_dir() { 0o777 } else { 0o755 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let run = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(["build", "--progress=plain", "--state-dir"])
-            .arg(work.path().join("state"))
-            .args(args)
-            .env("HOME", work.path())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .unwrap()
-    };
-    let oci = work.path().join("oci");
+    let run = |args: &[&str]| rl.build(args);
+    let oci = rl.path("oci");
     let dest = format!("type=oci,dest={},tar=false", oci.display());
     let t = ok(&run(&["--output", &dest, ctx.to_str().unwrap()]));
     assert_eq!(counts(&t), (4, 0), "{t}");

@@ -659,7 +659,7 @@ fn parse_duration(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::parse;
+    use crate::dockerfile::{Dockerfile, parse};
     use crate::run_mount::MountKind;
 
     /// The commands of `src`, one per instruction.
@@ -1030,17 +1030,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_flag_given_twice_is_refused_unless_it_is_a_list() {
-        let df = parse(
-            "D",
-            "FROM --platform=a --platform=b scratch\nCOPY --from=a --chown=1 --from=b --from=c x /\n\
-             COPY --exclude=a --exclude=b x /\nRUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b true\n\
-             HEALTHCHECK --retries=1 --retries=2 CMD true\n",
-        )
-        .unwrap();
-        let problems: Vec<Vec<String>> = df
-            .instructions
+    /// Each instruction's problems, as their messages.
+    fn problems_per_instruction(df: &Dockerfile) -> Vec<Vec<String>> {
+        df.instructions
             .iter()
             .map(|i| {
                 convert(i)
@@ -1050,7 +1042,19 @@ mod tests {
                     .map(|p| p.message)
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_flag_given_twice_is_refused_unless_it_is_a_list() {
+        let df = parse(
+            "D",
+            "FROM --platform=a --platform=b scratch\nCOPY --from=a --chown=1 --from=b --from=c x /\n\
+             COPY --exclude=a --exclude=b x /\nRUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b true\n\
+             HEALTHCHECK --retries=1 --retries=2 CMD true\n",
+        )
+        .unwrap();
+        let problems = problems_per_instruction(&df);
         assert_eq!(
             problems,
             [
@@ -1074,18 +1078,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let problems: Vec<Vec<String>> = df
-            .instructions
-            .iter()
-            .map(|i| {
-                convert(i)
-                    .unwrap()
-                    .problems
-                    .into_iter()
-                    .map(|p| p.message)
-                    .collect()
-            })
-            .collect();
+        let problems = problems_per_instruction(&df);
         assert_eq!(
             problems,
             [

@@ -592,3 +592,67 @@ macro_rules! snapshot {
         })
     };
 }
+
+/// A build as an unprivileged user (uid 65534, through `setpriv`): a work
+/// directory everyone may use, holding a copy of the binary.
+pub struct Rootless {
+    pub work: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    opened: std::cell::Cell<bool>,
+}
+
+impl Rootless {
+    /// `None` where the test must skip (see [`have`]), or when the kernel
+    /// has no unprivileged user namespaces (a setting, not a package: the
+    /// reason is printed).
+    pub fn new() -> Option<Rootless> {
+        if !(have("docker-registry") && have("busybox") && have("root")) {
+            return None;
+        }
+        let probe = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["unshare", "--user", "--map-root-user", "true"])
+            .output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            eprintln!("SKIP: setpriv or unprivileged user namespaces not available");
+            return None;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let bin = work.path().join("kmigrate");
+        std::fs::copy(env!("CARGO_BIN_EXE_kmigrate"), &bin).unwrap();
+        Some(Rootless {
+            work,
+            bin,
+            opened: std::cell::Cell::new(false),
+        })
+    }
+
+    /// A path in the work directory.
+    pub fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.work.path().join(rel)
+    }
+
+    /// `kmigrate build --progress=plain --state-dir <work>/state ARGS` as the
+    /// unprivileged user; the first build opens what the test wrote in the
+    /// work directory up to that user.
+    pub fn build(&self, args: &[&str]) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        if !self.opened.replace(true) {
+            for e in walkdir::WalkDir::new(self.work.path()) {
+                let p = e.unwrap().into_path();
+                let mode = if p.is_dir() { 0o777 } else { 0o755 };
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&self.bin)
+            .args(["build", "--progress=plain", "--state-dir"])
+            .arg(self.path("state"))
+            .args(args)
+            .env("HOME", self.work.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap()
+    }
+}
