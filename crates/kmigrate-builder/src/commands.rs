@@ -23,7 +23,7 @@ use super::validate::{self, Problem};
 use super::words;
 
 /// One instruction of a Dockerfile as the builder reads it. A flag the
-/// builder refuses (`RUN --security=insecure`, `COPY --parents`, ...) has no field:
+/// builder refuses (`RUN --security=insecure`, `ADD --keep-git-dir`, ...) has no field:
 /// the conversion lists it as a problem instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
@@ -82,7 +82,7 @@ impl FromCmd {
 pub(crate) struct RunCmd {
     /// The `--mount` values as written; they are parsed after expansion.
     pub mounts: Vec<String>,
-    /// `--network`, the last one written.
+    /// `--network` (given once: a second one is refused).
     pub network: RunNetwork,
     /// What runs, as BuildKit reads here-documents: a RUN that is only
     /// `<<EOF` runs the body as the shell's script; otherwise the shell gets

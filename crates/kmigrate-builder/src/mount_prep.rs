@@ -216,21 +216,18 @@ impl Engine<'_> {
                                 self.source_identity(step, done, Some(&s.from), &s.source)?;
                             let name = format!("{id}\0{}\0{identity}", s.source);
                             // The copy is made only for a cache not there yet.
-                            let copy = match self.cache_dir_exists(&name) {
-                                true => None,
-                                false => {
-                                    let c =
-                                        self.bind_copy(step, done, Some(&s.from), &s.source, p)?;
-                                    if !c.is_dir() {
-                                        return Err(step.err(format!(
-                                            "cache mount {id:?}: source={} in {} is not a directory",
-                                            s.source, s.from
-                                        )));
-                                    }
-                                    Some(c)
+                            if self.cache_dir_exists(&name) {
+                                (name, None)
+                            } else {
+                                let c = self.bind_copy(step, done, Some(&s.from), &s.source, p)?;
+                                if !c.is_dir() {
+                                    return Err(step.err(format!(
+                                        "cache mount {id:?}: source={} in {} is not a directory",
+                                        s.source, s.from
+                                    )));
                                 }
-                            };
-                            (name, copy)
+                                (name, Some(c))
+                            }
                         }
                     };
                     let dir = self

@@ -105,8 +105,8 @@ pub(crate) fn run_flag(flag: &str) -> Problem {
     Problem::new(format!("unknown flag for RUN: --{flag}"))
 }
 
-/// The refusal of `RUN --network=<value>` other than the three modes
-/// (BuildKit does not expand variables in it either).
+/// The refusal of `RUN --network=<value>` other than the three modes (a
+/// variable in it is not expanded).
 pub(crate) fn run_network(value: &str) -> Problem {
     Problem::new(format!(
         "RUN --network={value}: expected default, none or host"
