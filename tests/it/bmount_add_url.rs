@@ -184,6 +184,79 @@ fn add_unpack_says_which_archives_are_unpacked() {
 }
 
 #[test]
+fn add_unpacks_tar_archives_in_every_compression_docker_reads() {
+    let Some((_reg, base)) = registry_with_busybox() else {
+        return;
+    };
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "inside.txt", &b"abc"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let xz = {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut tar.as_slice(), &mut out).unwrap();
+        out
+    };
+    let bz2 = {
+        let mut out = Vec::new();
+        bzip2::read::BzEncoder::new(tar.as_slice(), bzip2::Compression::fast())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let zst = ruzstd::encoding::compress_to_vec(
+        tar.as_slice(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    // Told by content, not name: `data.bin` is a zstd tarball. A gzipped
+    // text file is no archive and is copied as it is.
+    let gz_text = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"just text\n").unwrap();
+        e.finish().unwrap()
+    };
+    for (name, bytes) in [
+        ("a.tar.xz", &xz),
+        ("a.tar.bz2", &bz2),
+        ("data.bin", &zst),
+        ("notes.txt.gz", &gz_text),
+    ] {
+        std::fs::write(ctx.path().join(name), bytes).unwrap();
+    }
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {base}\nADD a.tar.xz /xz/\nADD a.tar.bz2 /bz2/\nADD data.bin /zst/\n\
+                 ADD notes.txt.gz /gz/\n"
+            ),
+        )],
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build_oci(state.path(), ctx.path(), out.path(), &[]);
+    let root = unpack(out.path());
+    for d in ["xz", "bz2", "zst"] {
+        assert_eq!(
+            std::fs::read(root.path().join(d).join("inside.txt")).unwrap(),
+            b"abc",
+            "{d}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(root.path().join("gz/notes.txt.gz")).unwrap(),
+        gz_text
+    );
+}
+
+#[test]
 fn add_url_with_a_checksum_hits_the_cache_without_downloading() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;

@@ -488,11 +488,11 @@ fn usage_errors_are_clear() {
         ctx.path(),
         &[("Dockerfile", &format!("FROM {base}\nADD a.tar.xz /x/\n"))],
     );
-    let t = text(kmigrate_build(state.path(), &[c]));
-    assert!(
-        t.contains("Dockerfile:2") && t.contains("xz archive"),
-        "{t}"
-    );
+    // Bytes that only start like xz are no archive: copied as they are,
+    // as Docker does (real xz, bzip2 and zstd archives are unpacked: see
+    // `bmount_add_url`).
+    let t = ok(&kmigrate_build(state.path(), &[c]));
+    assert!(t.contains("1 executed"), "{t}");
     // Accepted and ignored: --builder, --provenance=false; the host platform.
     write_files(
         ctx.path(),

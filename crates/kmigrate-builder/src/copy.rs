@@ -355,12 +355,6 @@ impl Engine<'_> {
                 for (p, rel) in entries {
                     put(root, p, &format!("{d}/{rel}"), &opts)?;
                 }
-            } else if unpack(path)
-                && let Some(kind) = unsupported_archive(path)
-            {
-                return Err(err(format!(
-                    "ADD of a {kind} archive is not supported by the embedded builder; use .tar or .tar.gz, or ADD --unpack=false to copy it whole"
-                )));
             } else if unpack(path) && is_archive(path) {
                 // With `--parents`, into the directory the archive is in.
                 let d = match name.rsplit_once('/') {
@@ -629,29 +623,18 @@ impl Put {
     }
 }
 
+/// Whether ADD unpacks `p`: a tar, plain or compressed as
+/// [`super::decompress`] reads, as Docker tells it (the first header
+/// reads); anything else, a gzipped text file included, is copied.
 fn is_archive(p: &Path) -> bool {
-    let mut head = [0u8; 512];
-    let Ok(mut f) = fs::File::open(p) else {
+    let Ok(reader) = super::decompress::open(p) else {
         return false;
     };
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    (n >= 2 && head[..2] == [0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
-}
-
-/// Archive formats Docker's ADD extracts but this builder does not.
-fn unsupported_archive(p: &Path) -> Option<&'static str> {
-    let mut head = [0u8; 6];
-    let mut f = fs::File::open(p).ok()?;
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    if n >= 6 && head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
-        Some("xz")
-    } else if n >= 3 && &head[..3] == b"BZh" {
-        Some("bzip2")
-    } else if n >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
-        Some("zstd")
-    } else {
-        None
-    }
+    tar::Archive::new(reader)
+        .entries()
+        .ok()
+        .and_then(|mut e| e.next())
+        .is_some_and(|first| first.is_ok())
 }
 
 fn ensure_dir(root: &Path, d: &str, o: &Put, src: Option<&fs::Metadata>) -> R<()> {

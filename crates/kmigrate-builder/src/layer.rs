@@ -5,11 +5,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-
-use flate2::read::GzDecoder;
 
 use super::digest::HashingWriter;
 use super::fsutil;
@@ -176,27 +174,13 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// Extracts a gzip (or plain) layer tar onto `root`, applying whiteouts.
+/// Extracts a layer tar (plain, or compressed as [`super::decompress`]
+/// reads) onto `root`, applying whiteouts.
 /// Entries are confined to `root`: `..` that would leave it is refused,
 /// absolute paths are taken relative to it, and symlinks met on the way
 /// (including ones the same layer created) resolve inside it.
 pub fn extract(layer: &Path, root: &Path) -> io::Result<()> {
-    let mut f = File::open(layer)?;
-    let mut magic = [0u8; 4];
-    let n = f.read(&mut magic)?;
-    drop(f);
-    if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        return Err(bad(
-            "zstd-compressed layers are not supported; use gzip layers".into(),
-        ));
-    }
-    let f = File::open(layer)?;
-    let reader: Box<dyn Read> = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        Box::new(GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
-    let mut ar = tar::Archive::new(reader);
+    let mut ar = tar::Archive::new(super::decompress::open(layer)?);
     let mut dir_times: Vec<(std::path::PathBuf, u64)> = Vec::new();
     for entry in ar.entries()? {
         let mut entry = entry?;
@@ -387,6 +371,7 @@ fn remove_any(p: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::snapshot;
+    use flate2::read::GzDecoder;
 
     fn tree(root: &Path) {
         fs::create_dir_all(root.join("d/e")).unwrap();
@@ -394,6 +379,65 @@ mod tests {
         fs::write(root.join("z"), "zz").unwrap();
         std::os::unix::fs::symlink("d/e/f", root.join("link")).unwrap();
         fs::hard_link(root.join("z"), root.join("hard")).unwrap();
+    }
+
+    #[test]
+    fn a_zstd_layer_extracts_as_its_gzip_twin_does() {
+        // Images pushed with `--compression=zstd` have such layers.
+        let src = tempfile::tempdir().unwrap();
+        tree(src.path());
+        let out = tempfile::tempdir().unwrap();
+        let opts = TarOptions {
+            epoch: Some(0),
+            map_to_root: None,
+        };
+        let gz = out.path().join("gz");
+        write_tree(src.path(), &gz, opts).unwrap();
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut GzDecoder::new(File::open(&gz).unwrap()), &mut tar)
+            .unwrap();
+        let zst = out.path().join("zst");
+        fs::write(
+            &zst,
+            ruzstd::encoding::compress_to_vec(
+                tar.as_slice(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ),
+        )
+        .unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        extract(&gz, a.path()).unwrap();
+        extract(&zst, b.path()).unwrap();
+        // The same entries, each with the same content or link target.
+        let listing = |root: &Path| -> Vec<(String, Vec<u8>)> {
+            walkdir::WalkDir::new(root)
+                .sort_by_file_name()
+                .into_iter()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                    let body = if e.path_is_symlink() {
+                        fs::read_link(e.path())
+                            .unwrap()
+                            .display()
+                            .to_string()
+                            .into_bytes()
+                    } else if e.file_type().is_file() {
+                        fs::read(e.path()).unwrap()
+                    } else {
+                        Vec::new()
+                    };
+                    (rel, body)
+                })
+                .collect()
+        };
+        assert_eq!(listing(a.path()), listing(b.path()));
+        assert_eq!(listing(b.path()).len(), 7);
+        assert_eq!(fs::read(b.path().join("d/e/f")).unwrap(), b"content");
+        assert_eq!(
+            fs::read_link(b.path().join("link")).unwrap(),
+            Path::new("d/e/f")
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod chmod;
 mod commands;
 pub mod context;
 pub mod copy;
+pub mod decompress;
 pub mod digest;
 pub mod dockerfile;
 mod early_upload;

@@ -4,7 +4,6 @@
 //! finding with its path (`config.Env[FOO]`, `layer 2: /app/bin`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -59,18 +58,16 @@ pub fn read_layout(dir: &Path) -> Result<Image, String> {
     .map_err(|e| format!("config {}: {e}", man.config.digest))?;
     let mut layers = Vec::new();
     for l in &man.layers {
-        layers.push(list_layer(&blob(dir, &l.digest)?, &l.media_type)?);
+        layers.push(list_layer(&blob(dir, &l.digest)?)?);
     }
     Ok(Image { config, layers })
 }
 
-fn list_layer(path: &Path, media_type: &str) -> Result<BTreeMap<String, Entry>, String> {
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let reader: Box<dyn Read> = if media_type.contains("gzip") {
-        Box::new(flate2::read::GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
+/// A layer's entries; its compression (gzip, zstd, ... or none) is told by
+/// its bytes, as the builder reads layers.
+fn list_layer(path: &Path) -> Result<BTreeMap<String, Entry>, String> {
+    let reader =
+        kmigrate_builder::decompress::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut ar = tar::Archive::new(reader);
     let mut out = BTreeMap::new();
     for e in ar.entries().map_err(|e| e.to_string())? {
