@@ -199,7 +199,9 @@ fn add_unpacks_tar_archives_in_every_compression_docker_reads() {
     };
     let xz = {
         let mut out = Vec::new();
-        lzma_rs::xz_compress(&mut tar.as_slice(), &mut out).unwrap();
+        liblzma::read::XzEncoder::new(tar.as_slice(), 1)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     };
     let bz2 = {

@@ -1,10 +1,14 @@
 //! A tar stream that may be compressed, told by its first bytes (never by
 //! its name): gzip, zstd, bzip2 or xz, the formats Docker's `ADD` unpacks
-//! and image layers come in. Every decoder is pure Rust.
+//! and image layers come in. Every decoder streams in bounded memory: zstd
+//! windows are capped by ruzstd (100 MiB), bzip2 blocks are at most 900 kB,
+//! and xz gets [`XZ_MEMORY_MAX`].
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
+
+use super::limits::XZ_MEMORY_MAX;
 
 /// How a stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +49,14 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(f)),
         Compression::Zstd => Box::new(ZstdFrames::new(f)?),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(f)),
-        Compression::Xz => Box::new(XzReader::spawn(f)?),
+        Compression::Xz => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_MAX,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(io::Error::other)?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(f, stream))
+        }
     })
 }
 
@@ -96,59 +107,6 @@ impl<R: BufRead> Read for ZstdFrames<R> {
     }
 }
 
-/// An xz stream decoded on a thread of its own into a pipe (lzma-rs
-/// decodes into a writer only). The thread's error is this reader's at the
-/// end of the stream; dropping the reader closes the pipe, which stops the
-/// thread, and waits for it.
-struct XzReader {
-    pipe: Option<io::PipeReader>,
-    worker: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-impl XzReader {
-    fn spawn<R: BufRead + Send + 'static>(mut source: R) -> io::Result<Self> {
-        let (pipe, mut sink) = io::pipe()?;
-        let worker = std::thread::Builder::new()
-            .name("xz".into())
-            .spawn(move || {
-                lzma_rs::xz_decompress(&mut source, &mut sink)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))
-            })?;
-        Ok(XzReader {
-            pipe: Some(pipe),
-            worker: Some(worker),
-        })
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        drop(self.pipe.take());
-        match self.worker.take().map(|w| w.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("xz: the decoding thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Read for XzReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(pipe) = self.pipe.as_mut() else {
-            return Ok(0);
-        };
-        match pipe.read(buf)? {
-            0 if !buf.is_empty() => self.finish().map(|()| 0),
-            n => Ok(n),
-        }
-    }
-}
-
-impl Drop for XzReader {
-    fn drop(&mut self) {
-        // A reader dropped early leaves the thread a closed pipe: it stops.
-        let _ = self.finish();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +142,9 @@ mod tests {
 
     fn xz(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        lzma_rs::xz_compress(&mut std::io::BufReader::new(data), &mut out).unwrap();
+        liblzma::read::XzEncoder::new(data, 1)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -205,7 +165,11 @@ mod tests {
 
     #[test]
     fn concatenated_streams_are_read_whole() {
-        // `cat a.zst b.zst` and pbzip2's output are several streams.
+        // `cat a.xz b.xz`, `cat a.zst b.zst` and pbzip2's output are several
+        // streams.
+        let mut two = xz(b"first\n");
+        two.extend(xz(b"second\n"));
+        assert_eq!(roundtrip(&two), b"first\nsecond\n");
         let mut two = zstd(b"first\n");
         two.extend(zstd(b"second\n"));
         assert_eq!(roundtrip(&two), b"first\nsecond\n");
@@ -215,7 +179,34 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_streams_are_errors_and_an_early_drop_stops_the_thread() {
+    fn an_xz_dictionary_past_the_memory_bound_is_refused() {
+        // The first block's LZMA2 dictionary set to 512 MiB (property 34),
+        // its header's CRC32 made right: the decoder refuses to allocate it.
+        let mut x = xz(DATA);
+        let header = 12;
+        let header_len = (usize::from(x[header]) + 1) * 4;
+        let props = (header..header + header_len - 5)
+            .find(|&i| x[i] == 0x21 && x[i + 1] == 0x01)
+            .expect("LZMA2 filter flags")
+            + 2;
+        x[props] = 34;
+        let crc_at = header + header_len - 4;
+        let mut crc = flate2::Crc::new();
+        crc.update(&x[header..crc_at]);
+        x[crc_at..crc_at + 4].copy_from_slice(&crc.sum().to_le_bytes());
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, &x).unwrap();
+        let e = open(&p)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.to_lowercase().contains("memory"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors() {
         let mut bad = xz(DATA);
         bad.truncate(bad.len() - 8);
         let d = tempfile::tempdir().unwrap();
@@ -223,14 +214,6 @@ mod tests {
         std::fs::write(&p, &bad).unwrap();
         let mut out = Vec::new();
         assert!(open(&p).unwrap().read_to_end(&mut out).is_err());
-        // A stream larger than the pipe read for one byte, then dropped:
-        // the thread stops instead of blocking.
-        let big = xz(&vec![7u8; 1 << 20]);
-        std::fs::write(&p, &big).unwrap();
-        let mut r = open(&p).unwrap();
-        let mut one = [0u8; 1];
-        r.read_exact(&mut one).unwrap();
-        drop(r);
         let mut zst = zstd(DATA);
         zst.truncate(zst.len() - 3);
         std::fs::write(&p, &zst).unwrap();

@@ -34,6 +34,9 @@ pub const ACCOUNTS_FILE_MAX: u64 = 4 * MIB;
 /// The Docker `config.json` with registry credentials.
 pub const DOCKER_CONFIG_MAX: u64 = 4 * MIB;
 
+/// Memory the xz decoder may use (its dictionary): `xz -9` needs 65 MiB.
+pub const XZ_MEMORY_MAX: u64 = 256 * MIB;
+
 /// `4 MiB`, `2 KiB`, `100 bytes`: a limit as messages show it.
 pub fn show(n: u64) -> String {
     if n >= MIB && n.is_multiple_of(MIB) {
