@@ -87,15 +87,18 @@ impl<R: BufRead> ZstdFrames<R> {
 impl<R: BufRead> Read for ZstdFrames<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let Some(frame) = self.frame.as_mut() else {
+            let Some(mut frame) = self.frame.take() else {
                 return Ok(0);
             };
-            let n = frame.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
+            match frame.read(buf) {
+                Ok(0) if !buf.is_empty() => {}
+                done => {
+                    self.frame = Some(frame);
+                    return done;
+                }
             }
             // The frame ended: another may follow.
-            let (mut source, decoder) = self.frame.take().expect("checked above").into_parts();
+            let (mut source, decoder) = frame.into_parts();
             if source.fill_buf()?.is_empty() {
                 return Ok(0);
             }
