@@ -41,6 +41,7 @@ use crate::support::{Registry, have, kmigrate_build, push_busybox_with_history};
 /// loopback base image), and one of this test's own for whiteouts, links
 /// and modes.
 const FIXTURES: &[&str] = &[
+    "builder_coverage/add-compressed.Dockerfile",
     "builder_coverage/args-and-env.Dockerfile",
     "builder_coverage/copy-chown-variable.Dockerfile",
     "builder_coverage/label-legacy.Dockerfile",
