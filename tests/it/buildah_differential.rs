@@ -27,8 +27,9 @@
 //!
 //! Everything else must be equal: config fields, and every other entry of
 //! every layer (type, mode, owner, size, content digest). Fixtures Buildah
-//! 1.28 cannot build (heredocs, `COPY --exclude`, `${VAR/pattern/repl}`,
-//! `RUN --mount`, `ADD <url>`) are left out: there is nothing to compare.
+//! 1.28 cannot build (heredocs, `COPY --exclude`/`--parents`, symbolic
+//! `--chmod`, `${VAR/pattern/repl}`, `RUN --mount`/`--network`, `ADD <url>`)
+//! are left out: there is nothing to compare.
 
 use std::path::Path;
 
