@@ -59,17 +59,22 @@ fn serve() -> (String, Arc<AtomicUsize>) {
     (base, hits)
 }
 
-fn tarball() -> Vec<u8> {
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
+/// A tar of one file, `inside.txt` holding `abc`.
+fn plain_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(3);
     h.set_mode(0o644);
     h.set_cksum();
     b.append_data(&mut h, "inside.txt", &b"abc"[..]).unwrap();
-    b.into_inner().unwrap().finish().unwrap()
+    b.into_inner().unwrap()
+}
+
+/// [`plain_tar`], gzipped.
+fn tarball() -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&plain_tar()).unwrap();
+    e.finish().unwrap()
 }
 
 fn sha256(s: &[u8]) -> String {
@@ -188,15 +193,7 @@ fn add_unpacks_tar_archives_in_every_compression_docker_reads() {
     let Some((_reg, base)) = registry_with_busybox() else {
         return;
     };
-    let tar = {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(3);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, "inside.txt", &b"abc"[..]).unwrap();
-        b.into_inner().unwrap()
-    };
+    let tar = plain_tar();
     let xz = {
         let mut out = Vec::new();
         liblzma::read::XzEncoder::new(tar.as_slice(), 1)
