@@ -216,7 +216,7 @@ impl Engine<'_> {
                                 self.source_identity(step, done, Some(&s.from), &s.source)?;
                             let name = format!("{id}\0{}\0{identity}", s.source);
                             // The copy is made only for a cache not there yet.
-                            if self.cache_dir_exists(&name) {
+                            if self.cache_dir_path(&name).is_dir() {
                                 (name, None)
                             } else {
                                 let c = self.bind_copy(step, done, Some(&s.from), &s.source, p)?;
@@ -399,19 +399,20 @@ impl Engine<'_> {
         p: &mut Prepared,
         seed: Option<PathBuf>,
     ) -> io::Result<PathBuf> {
-        let base = self.store.root().join("run-cache");
+        let dir = self.cache_dir_path(id);
+        let base = dir.parent().unwrap_or(&dir).to_path_buf();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&base)?;
-        let name = super::digest::sha256_hex(id.as_bytes());
-        let dir = base.join(&name);
+        let mut lock_path = dir.clone().into_os_string();
+        lock_path.push(".lock");
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(base.join(format!("{name}.lock")))?;
+            .open(lock_path)?;
         // The lock's time is when the cache was last used: the state
         // directory's collection removes the least recently used first.
         lock.set_modified(std::time::SystemTime::now())?;
@@ -452,11 +453,13 @@ impl Engine<'_> {
         Ok(dir)
     }
 
-    /// Whether the cache named `id` (as [`Self::cache_mount_dir`] names it)
-    /// is in the state directory.
-    fn cache_dir_exists(&self, id: &str) -> bool {
-        let name = super::digest::sha256_hex(id.as_bytes());
-        self.store.root().join("run-cache").join(name).is_dir()
+    /// Where the cache named `id` lives: `run-cache/<sha256 of id>`, with
+    /// its lock beside it (`<…>.lock`).
+    fn cache_dir_path(&self, id: &str) -> PathBuf {
+        self.store
+            .root()
+            .join("run-cache")
+            .join(super::digest::sha256_hex(id.as_bytes()))
     }
 
     /// A file holding a secret's value, in a private work directory.
